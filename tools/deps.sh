@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what larder's build and tests need, only where it is missing:
+# Debian packages through apt-get (sudo when not root) and npm packages into
+# node_modules/ (ignored by git). `--check` only reports, exit 1 if missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DEBS=(gcc clang make pkg-config libcmocka-dev libpcre2-dev libmicrohttpd-dev libcjson-dev
+      python3 python3-jinja2 libclang-rt-14-dev nodejs npm curl)
+missing=()
+for p in "${DEBS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+npm_ok=1
+[ -f node_modules/node-llama-cpp/package.json ] && [ -d node_modules/@node-llama-cpp/linux-x64 ] \
+  && [ -f node_modules/openai/package.json ] || npm_ok=0
+if [ "${1:-}" = "--check" ]; then
+  [ ${#missing[@]} -eq 0 ] && [ $npm_ok = 1 ] && exit 0
+  echo "deps: missing: ${missing[*]:-} $([ $npm_ok = 1 ] || echo npm-packages)"; exit 1
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  # nodejs/npm may come from elsewhere than Debian (the image's own node): keep it.
+  if command -v node >/dev/null && command -v npm >/dev/null; then
+    tmp=(); for p in "${missing[@]}"; do [ "$p" = nodejs ] || [ "$p" = npm ] || tmp+=("$p"); done
+    missing=("${tmp[@]}")
+  fi
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "deps: apt-get install ${missing[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
+  fi
+fi
+if [ $npm_ok = 0 ]; then
+  echo "deps: npm install (node-llama-cpp CPU binaries, openai)"
+  npm install --omit=optional --no-audit --no-fund --loglevel=error
+fi
