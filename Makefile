@@ -14,6 +14,7 @@
 # are compiled with that ISA enabled and are only called after a run-time CPU
 # feature check (src/backend/cpu/cpu_features.h).
 
+.DEFAULT_GOAL := all
 CC      ?= gcc
 BUILD   ?= build
 OPT     ?= -O2
@@ -26,16 +27,28 @@ LDLIBS  = $(PKG_LIBS) -lm -pthread $(EXTRA_LDFLAGS)
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 
+# MODULES="base gguf text" restricts the library and tests to those folders of
+# src/ and tests/ (for working on one module while others are mid-change).
+MODULES ?=
+ifeq ($(MODULES),)
 LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/backend/cuda/*' | sort)
-CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 TEST_SRC := $(shell find tests -name 'test_*.c' | sort)
+else
+LIB_SRC  := $(shell find $(addprefix src/,$(MODULES)) -name '*.c' ! -path 'src/backend/cuda/*' | sort)
+TEST_SRC := $(shell find $(addprefix tests/,$(MODULES)) -name 'test_*.c' 2>/dev/null | sort)
+endif
+CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 FUZZ_SRC := $(shell find tests -name 'fuzz_*.c' | sort)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all test asan deps fuzz bench run clean check-deps
+.PHONY: all test asan deps fuzz bench run clean deps-check tests-c
+
+# Build and run only the cmocka tests (with MODULES, only those modules').
+tests-c: $(TEST_BIN)
+	@BUILD=$(BUILD) ONLY_C=1 bash tests/run.sh
 all: $(BUILD)/larder
 
 $(BUILD)/obj/%_avx512.o: %_avx512.c

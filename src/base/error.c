@@ -26,7 +26,17 @@ int error_prefix(larder_error *err, const char *fmt, ...) {
     vsnprintf(prefix, sizeof prefix, fmt, ap);
     va_end(ap);
     memcpy(old, err->message, sizeof old);
-    snprintf(err->message, sizeof err->message, "%s: %s", prefix, old);
+    /* Truncation is intended: the message stays one bounded line. */
+    size_t n = strlen(prefix);
+    if (n > sizeof err->message - 3) n = sizeof err->message - 3;
+    memcpy(err->message, prefix, n);
+    err->message[n++] = ':';
+    err->message[n++] = ' ';
+    size_t rest = sizeof err->message - 1 - n;
+    size_t old_len = strnlen(old, sizeof old - 1);
+    if (old_len > rest) old_len = rest;
+    memcpy(err->message + n, old, old_len);
+    err->message[n + old_len] = '\0';
     return -1;
 }
 
