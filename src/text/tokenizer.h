@@ -31,7 +31,6 @@
 #include "base/error.h"
 
 typedef struct tokenizer tokenizer;
-struct gguf_file;
 
 /* A growable list of token ids (owned by the caller; free with token_list_free). */
 typedef struct token_list {
@@ -84,8 +83,9 @@ typedef struct tokenizer_source {
  * pre-tokenizer, ERR_FORMAT for inconsistent data, ERR_NOMEM. */
 tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err);
 
-/* Reads tokenizer.ggml.* (and general.name) from an open GGUF file. */
-tokenizer *tokenizer_load_gguf(const struct gguf_file *f, larder_error *err);
+/* Reads tokenizer.ggml.* (and general.name) from the metadata of the GGUF
+ * file at path (every length and count is checked against the file). */
+tokenizer *tokenizer_load_file(const char *path, larder_error *err);
 
 void tokenizer_free(tokenizer *t);
 
