@@ -1,0 +1,95 @@
+/*
+ * http_server.h — the HTTP layer: libmicrohttpd, one thread per connection.
+ *
+ * It owns what every route shares: reading the body up to a byte limit
+ * (413 past it), Bearer authentication (401; /health is open), CORS headers
+ * only when an origin is configured (and OPTIONS preflights), routing by
+ * method and path (404 for an unknown path, 405 for a known path with another
+ * method), and streaming responses (server-sent events) fed by a callback.
+ *
+ * Routes are handed in by the caller (src/server/routes.c), so this file
+ * knows nothing of OpenAI or of the engine. A handler runs on the
+ * connection's thread and may block; the response it describes is sent when
+ * it returns.
+ */
+#ifndef LARDER_SERVER_HTTP_SERVER_H
+#define LARDER_SERVER_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "base/strbuf.h"
+
+typedef struct http_server http_server;
+
+typedef struct http_request {
+    const char *method;      /* "GET", "POST", ... */
+    const char *path;        /* without the query string */
+    const char *body;        /* NUL-terminated copy of the body (may hold NULs) */
+    size_t body_bytes;
+} http_request;
+
+/*
+ * A streamed body: `next` appends the next piece to out and returns 1 while
+ * more follows, 0 at the end. It may block (waiting for tokens); when it has
+ * nothing for a while it should append an SSE comment (": keep-alive\n\n"),
+ * which also tells the server if the client went away. `done` is called
+ * exactly once when the response ends, with aborted = true when the client
+ * disconnected first.
+ */
+typedef struct http_stream {
+    int (*next)(void *ctx, strbuf *out);
+    void (*done)(void *ctx, bool aborted);
+    void *ctx;
+} http_stream;
+
+typedef struct http_reply {
+    int status;               /* HTTP status */
+    const char *content_type; /* static string; default application/json */
+    char *body;               /* malloc'd, freed by the server; or NULL */
+    size_t body_bytes;
+    int retry_after_s;        /* > 0: send Retry-After */
+    http_stream stream;       /* next != NULL: streamed text/event-stream body */
+} http_reply;
+
+typedef void (*http_handler)(void *app, const http_request *req, http_reply *reply);
+
+typedef struct http_route {
+    const char *method;
+    const char *path;
+    http_handler handler;
+    bool public_route;        /* no API key needed (e.g. /health) */
+} http_route;
+
+typedef struct http_server_config {
+    const char *host;          /* address to bind, e.g. "127.0.0.1" */
+    uint16_t port;             /* 0: any free port (see http_server_port) */
+    const char *api_key;       /* NULL: no authentication */
+    const char *cors_origin;   /* NULL: no CORS headers */
+    size_t max_body_bytes;     /* larger bodies get 413 */
+    unsigned max_connections;  /* concurrent connections accepted */
+    const http_route *routes;  /* n_routes entries, not copied: must outlive the server */
+    int n_routes;
+    void *app;                 /* passed to every handler */
+} http_server_config;
+
+/* Binds and starts serving (threads of its own). NULL with err set when the
+ * address cannot be bound. */
+http_server *http_server_start(const http_server_config *cfg, larder_error *err);
+
+/* The port actually bound. */
+uint16_t http_server_port(const http_server *s);
+
+/* Stops accepting, waits for connection threads, frees. */
+void http_server_stop(http_server *s);
+
+/* Fills reply with an OpenAI-shaped error object:
+ * {"error":{"message":...,"type":...,"param":null,"code":...}}. */
+void http_reply_error(http_reply *reply, int status, const char *message);
+
+/* Fills reply with status and a body taken from b (b is reset). */
+void http_reply_json(http_reply *reply, int status, strbuf *b);
+
+#endif
