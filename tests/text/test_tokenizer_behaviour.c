@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "text/detok.h"
 #include "text/tokenizer.h"
@@ -329,6 +330,46 @@ static void test_detok_byte_fallback_and_leading_space(void **st) {
     tokenizer_free(t);
 }
 
+static void test_truncated_or_foreign_file_is_clear_error(void **st) {
+    (void)st;
+    char path[1024];
+    vocab_path("gpt-2", path, sizeof path);
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *data = malloc((size_t)size);
+    assert_int_equal(fread(data, 1, (size_t)size, f), (size_t)size);
+    fclose(f);
+    char tmp[] = "/tmp/larder-tok-XXXXXX";
+    int fd = mkstemp(tmp);
+    assert_true(fd >= 0);
+    close(fd);
+    /* cut inside the header, the token list, the merges and near the end */
+    long cuts[] = {3, 20, 100, 1000, 50000, 400000, 900000, size - 1000};
+    for (size_t k = 0; k < sizeof cuts / sizeof cuts[0]; k++) {
+        f = fopen(tmp, "wb");
+        fwrite(data, 1, (size_t)cuts[k], f);
+        fclose(f);
+        larder_error err = {0};
+        tokenizer *t = tokenizer_load_file(tmp, &err);
+        if (t) { tokenizer_free(t); continue; } /* a cut inside tensor info may leave all metadata intact */
+        assert_true(err.code == ERR_FORMAT || err.code == ERR_UNSUPPORTED);
+        assert_non_null(strstr(err.message, tmp));
+    }
+    f = fopen(tmp, "wb");
+    fputs("this is not a gguf file at all, just text", f);
+    fclose(f);
+    larder_error err = {0};
+    assert_null(tokenizer_load_file(tmp, &err));
+    assert_non_null(strstr(err.message, "magic"));
+    assert_null(tokenizer_load_file("/nonexistent/x.gguf", &err));
+    assert_int_equal(err.code, ERR_IO);
+    remove(tmp);
+    free(data);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_control_tokens_only_with_parse_special),
@@ -342,6 +383,7 @@ int main(void) {
         cmocka_unit_test(test_long_input_is_fast),
         cmocka_unit_test(test_detok_streams_whole_characters),
         cmocka_unit_test(test_detok_byte_fallback_and_leading_space),
+        cmocka_unit_test(test_truncated_or_foreign_file_is_clear_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
