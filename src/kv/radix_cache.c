@@ -329,20 +329,22 @@ int64_t radix_cache_evict_pages(radix_cache *rc, int64_t pages_wanted) {
     return freed;
 }
 
-static int64_t count_leaves(const radix_cache *rc) {
+/* Leaves no running sequence pins: the cached conversations kept idle. */
+static int64_t count_idle_leaves(const radix_cache *rc) {
     int64_t leaves = 0;
-    for (int64_t i = 0; i < rc->n_all; i++) leaves += rc->all[i]->n_children == 0;
+    for (int64_t i = 0; i < rc->n_all; i++) leaves += rc->all[i]->n_children == 0 && rc->all[i]->pin_count == 0;
     return leaves;
 }
 
 int64_t radix_cache_trim_leaves(radix_cache *rc, int64_t max_leaves) {
     int64_t freed = 0;
     if (max_leaves < 0) max_leaves = 0;
-    while (count_leaves(rc) > max_leaves) {
+    while (count_idle_leaves(rc) > max_leaves) {
         radix_node *n = lru_unpinned_leaf(rc);
         if (!n) break;
         /* Evicting a leaf whose parent has no other child turns the parent into
-         * a leaf: the count stays; that is fine, the loop goes on. */
+         * a leaf: the count stays; the loop goes on (the conversation's whole
+         * private chain goes). */
         freed += leaf_evict(rc, n);
     }
     return freed;
@@ -378,6 +380,7 @@ radix_cache_stats radix_cache_get_stats(const radix_cache *rc) {
         int64_t pages = n->n_tokens / rc->page_tokens;
         s.nodes++;
         s.leaves += n->n_children == 0;
+        s.idle_leaves += n->n_children == 0 && n->pin_count == 0;
         s.pinned_nodes += n->pin_count > 0;
         s.pages += pages;
         if (!n->pin_count) s.idle_pages += pages;

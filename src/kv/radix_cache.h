@@ -46,6 +46,7 @@ typedef struct radix_cache_hooks {
 typedef struct radix_cache_stats {
     int64_t nodes;            /* nodes besides the root */
     int64_t leaves;           /* cached conversations: nodes without children */
+    int64_t idle_leaves;      /* leaves no running sequence pins */
     int64_t pinned_nodes;     /* nodes with a pin count > 0 */
     int64_t pages;            /* pages referenced by the tree */
     int64_t idle_pages;       /* pages of unpinned nodes (what eviction can drop) */
@@ -101,7 +102,8 @@ int64_t radix_cache_evict_one(radix_cache *rc);
 int64_t radix_cache_evict_pages(radix_cache *rc, int64_t pages_wanted);
 
 /* Evicts unpinned leaves, least recently used first, until at most max_leaves
- * leaves remain (pinned leaves count but are kept). Returns pages freed. */
+ * unpinned leaves remain (--prompt-cache-size: conversations kept idle;
+ * leaves pinned by running sequences are not counted). Returns pages freed. */
 int64_t radix_cache_trim_leaves(radix_cache *rc, int64_t max_leaves);
 
 /* Evicts unpinned leaves last used before the tick `older_than` (ticks come
