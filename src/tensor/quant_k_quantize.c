@@ -34,8 +34,13 @@ static void fit_q45_k(const float *x, int nmax, float rmin, int nstep,
         if (scales[j] > max_scale) max_scale = scales[j];
         if (mins[j] > max_min) max_min = mins[j];
     }
-    float inv_scale = max_scale > 0 ? 63.0f / max_scale : 0.0f;
-    float inv_min = max_min > 0 ? 63.0f / max_min : 0.0f;
+    /* super-block scales first, so the 6-bit ones are rounded against the f16
+     * values readers will use (matters when d is an f16 subnormal) */
+    *d_out = f32_to_fp16(max_scale / 63.0f);
+    *dmin_out = f32_to_fp16(max_min / 63.0f);
+    float d = fp16_to_f32(*d_out), dmin = fp16_to_f32(*dmin_out);
+    float inv_scale = d > 0 ? 1.0f / d : 0.0f;
+    float inv_min = dmin > 0 ? 1.0f / dmin : 0.0f;
     memset(scales_out, 0, 12);
     for (int j = 0; j < QK_K / 32; j++) {
         uint8_t ls = (uint8_t)quant_round_clamp(inv_scale * scales[j], 0, 63);
@@ -49,10 +54,6 @@ static void fit_q45_k(const float *x, int nmax, float rmin, int nstep,
             scales_out[j] |= (uint8_t)((lm >> 4) << 6);
         }
     }
-    *d_out = f32_to_fp16(max_scale / 63.0f);
-    *dmin_out = f32_to_fp16(max_min / 63.0f);
-
-    float d = fp16_to_f32(*d_out), dmin = fp16_to_f32(*dmin_out);
     for (int j = 0; j < QK_K / 32; j++) {
         uint8_t sc, m;
         q4k_scale_min(scales_out, j, &sc, &m);
@@ -97,15 +98,14 @@ void quant_q2_k(const float *x, block_q2_k *y, int64_t nb) {
             if (scales[s] > max_scale) max_scale = scales[s];
             if (mins[s] > max_min) max_min = mins[s];
         }
-        float inv_scale = max_scale > 0 ? 15.0f / max_scale : 0.0f;
-        float inv_min = max_min > 0 ? 15.0f / max_min : 0.0f;
+        y[b].d = f32_to_fp16(max_scale / 15.0f);
+        y[b].dmin = f32_to_fp16(max_min / 15.0f);
+        float d = fp16_to_f32(y[b].d), dmin = fp16_to_f32(y[b].dmin);
+        float inv_scale = d > 0 ? 1.0f / d : 0.0f;      /* against the stored f16 d */
+        float inv_min = dmin > 0 ? 1.0f / dmin : 0.0f;
         for (int s = 0; s < QK_K / 16; s++)
             y[b].scales[s] = (uint8_t)(quant_round_clamp(inv_scale * scales[s], 0, 15) |
                                        quant_round_clamp(inv_min * mins[s], 0, 15) << 4);
-        y[b].d = f32_to_fp16(max_scale / 15.0f);
-        y[b].dmin = f32_to_fp16(max_min / 15.0f);
-
-        float d = fp16_to_f32(y[b].d), dmin = fp16_to_f32(y[b].dmin);
         for (int s = 0; s < QK_K / 16; s++) {
             float ds = d * (float)(y[b].scales[s] & 0x0F), dm = dmin * (float)(y[b].scales[s] >> 4);
             for (int l = 0; l < 16; l++)
@@ -131,14 +131,15 @@ void quant_q3_k(const float *x, block_q3_k *y, int64_t nb) {
         memset(y[b].scales, 0, sizeof y[b].scales);
         if (amax >= QUANT_K_EPS) {
             /* the largest-magnitude scale maps to -32; the others in [-32, 31] */
-            float iscale = -32.0f / max_scale;
+            y[b].d = f32_to_fp16(max_scale / -32.0f);
+            float dd = fp16_to_f32(y[b].d);
+            float iscale = dd != 0.0f ? 1.0f / dd : 0.0f; /* against the stored f16 d */
             for (int s = 0; s < QK_K / 16; s++) {
                 int l = quant_round_clamp(iscale * scales[s], -32, 31) + 32; /* 6 bits */
                 if (s < 8) y[b].scales[s] |= (uint8_t)(l & 0x0F);
                 else y[b].scales[s - 8] |= (uint8_t)((l & 0x0F) << 4);
                 y[b].scales[8 + s % 4] |= (uint8_t)((l >> 4) << (2 * (s / 4)));
             }
-            y[b].d = f32_to_fp16(1.0f / iscale);
         } else {
             y[b].d = f32_to_fp16(0.0f);
         }
@@ -172,11 +173,11 @@ void quant_q6_k(const float *x, block_q6_k *y, int64_t nb) {
         }
         memset(&y[b], 0, sizeof y[b]);
         if (!(amax >= QUANT_K_EPS)) continue; /* all-zero block (d = +0) */
-        float iscale = -128.0f / max_scale;
-        y[b].d = f32_to_fp16(1.0f / iscale);
+        y[b].d = f32_to_fp16(max_scale / -128.0f);
+        float d = fp16_to_f32(y[b].d);
+        float iscale = d != 0.0f ? 1.0f / d : 0.0f; /* against the stored f16 d */
         for (int s = 0; s < QK_K / 16; s++)
             y[b].scales[s] = (int8_t)quant_round_clamp(iscale * scales[s], -128, 127);
-        float d = fp16_to_f32(y[b].d);
         for (int s = 0; s < QK_K / 16; s++) {
             float ds = d * (float)y[b].scales[s];
             for (int l = 0; l < 16; l++)
