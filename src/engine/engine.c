@@ -1,0 +1,804 @@
+/*
+ * engine.c — the engine thread (see engine.h for the step-by-step contract).
+ *
+ * Data: `job` is one submitted request (prompt, parameters, channel); `seq`
+ * is one choice of a job: its tokens (prompt, then generated), how many have
+ * K/V in its pages (n_computed), its page table and the cache node it pins.
+ * A seq always has at least one token to compute (n_computed < n_tokens):
+ * prefill is computing many, decode is computing the one just sampled; when
+ * the last token is computed its logits give the next one.
+ *
+ * Lists: waiting jobs (FIFO, bounded by --max-queue), parked sequences
+ * (preempted; they resume before new jobs), running sequences (--parallel
+ * slots).
+ *
+ * Memory: every K/V byte is a page of the pool. A page table holds one
+ * reference per page; the radix cache holds its own. A sequence writes only
+ * pages past its cached prefix, which are its own.
+ */
+#include "engine/engine.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/timing.h"
+#include "engine/engine_model.h"
+#include "kv/radix_cache.h"
+#include "text/tokenizer.h"
+
+typedef struct job {
+    int32_t *prompt;                /* (n_prompt) */
+    int32_t n_prompt;
+    engine_job params;              /* params.sampling.bias points at bias */
+    sample_bias *bias;              /* owned copy */
+    channel *ch;
+    int32_t choices_started;
+    int32_t choices_alive;          /* started and not finished */
+    bool prompt_ready;              /* choice 0 computed the whole prompt */
+    bool failed;                    /* an error was sent; start no more choices */
+    struct job *next;
+} job;
+
+typedef struct seq {
+    job *job;
+    int32_t choice;
+    int32_t *tokens;                /* (cap_tokens) prompt then generated */
+    int32_t n_tokens, cap_tokens;
+    int32_t n_computed;             /* tokens with K/V in the pages */
+    int32_t n_generated;
+    int32_t n_cached;               /* prompt tokens served by the cache at first start */
+    bool started_once;
+    engine_kv_seq kv;
+    radix_node *pinned;
+    sampler smp;
+    int64_t admitted_step;          /* the youngest is preempted first */
+    int32_t batch_first;            /* this step: first item index, count, logits row */
+    int32_t batch_count;
+    int32_t logits_row;
+    struct seq *next;               /* parked list link */
+} seq;
+
+struct engine {
+    engine_config cfg;
+    engine_model *em;
+    radix_cache *cache;
+    int32_t n_vocab;
+    pthread_t thread;
+    bool thread_started;
+    pthread_mutex_t lock;           /* inbox, stop, clear, published stats */
+    pthread_cond_t wake;
+    pthread_cond_t cleared;
+    job *inbox_head, *inbox_tail;
+    int32_t n_inbox;
+    bool stop;
+    int64_t clear_asked, clear_done;
+    engine_stats published;
+    atomic_int n_pending;           /* jobs submitted, not yet started or dropped */
+    atomic_int n_running_shared;    /* n_running, readable from HTTP threads */
+    /* engine-thread state */
+    job *wait_head, *wait_tail;
+    int32_t n_waiting;
+    seq *parked_head, *parked_tail;
+    seq **running;                  /* (cfg.parallel) */
+    int32_t n_running;
+    int64_t step;
+    int64_t preemptions;
+    double busy_s, cache_s;
+    engine_batch_item *items;       /* (batch_tokens + parallel) */
+    float *logits;                  /* (parallel, n_vocab) */
+};
+
+/* ---- helpers */
+
+static double now_s(void) { return (double)timing_now_us() / 1e6; }
+
+static void push_error(channel *ch, int status, const char *msg) {
+    channel_event ev = {.kind = CHANNEL_EVENT_ERROR, .http_status = status};
+    snprintf(ev.message, sizeof ev.message, "%s", msg);
+    channel_push(ch, &ev);
+}
+
+static void job_free(job *j) {
+    free(j->prompt);
+    free(j->bias);
+    channel_release(j->ch);
+    free(j);
+}
+
+/* A job is done when every choice has finished, or it failed and none runs. */
+static void job_maybe_free(job *j) {
+    bool all_started = j->choices_started == j->params.n_choices || j->failed;
+    if (all_started && j->choices_alive == 0) job_free(j);
+}
+
+static int seq_reserve_tokens(seq *s, int32_t need) {
+    if (need <= s->cap_tokens) return 0;
+    int32_t cap = s->cap_tokens ? s->cap_tokens : 64;
+    while (cap < need) cap *= 2;
+    int32_t *t = realloc(s->tokens, (size_t)cap * sizeof *t);
+    if (!t) return -1;
+    s->tokens = t;
+    s->cap_tokens = cap;
+    return 0;
+}
+
+/* ---- the cache references pool pages through these */
+
+static void hook_ref(void *ctx, uint32_t page) { engine_kv_page_ref(ctx, page); }
+static void hook_unref(void *ctx, uint32_t page) { engine_kv_page_unref(ctx, page); }
+static int hook_count(void *ctx, uint32_t page) { return engine_kv_page_refcount(ctx, page); }
+
+static void cache_clock(engine *e) { radix_cache_set_now(e->cache, (uint64_t)(timing_now_us() / 1000)); }
+
+/* --prompt-cache-size / -bytes / -ttl, applied to idle entries. */
+static void cache_enforce_limits(engine *e) {
+    double t0 = now_s();
+    cache_clock(e);
+    if (e->cfg.cache_ttl_s > 0) {
+        uint64_t now = radix_cache_now(e->cache), ttl_ms = (uint64_t)(e->cfg.cache_ttl_s * 1000);
+        if (now > ttl_ms) radix_cache_evict_older_than(e->cache, now - ttl_ms);
+    }
+    radix_cache_trim_leaves(e->cache, e->cfg.cache_max_entries);
+    if (e->cfg.cache_max_bytes > 0) {
+        size_t page_bytes = engine_kv_page_bytes(e->em);
+        while ((size_t)radix_cache_get_stats(e->cache).idle_pages * page_bytes > e->cfg.cache_max_bytes)
+            if (radix_cache_evict_one(e->cache) < 0) break;
+    }
+    e->cache_s += now_s() - t0;
+}
+
+/* A free page, evicting idle cache entries while the pool is full. */
+static int page_alloc(engine *e, uint32_t *page) {
+    for (;;) {
+        if (engine_kv_page_alloc(e->em, page) == 0) return 0;
+        if (radix_cache_evict_one(e->cache) < 0) return -1;
+    }
+}
+
+/* Gives s pages for its first n_tokens tokens; -1 if the pool cannot. */
+static int seq_grow_pages(engine *e, seq *s, int32_t n_tokens) {
+    int32_t P = e->cfg.page_tokens;
+    int32_t need = (n_tokens + P - 1) / P;
+    while (s->kv.n_pages < need) {
+        uint32_t page;
+        if (page_alloc(e, &page)) return -1;
+        if (engine_kv_seq_push_page(&s->kv, page)) {
+            engine_kv_page_unref(e->em, page);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Puts the computed whole pages of s into the cache and pins them (a prefill
+ * checkpoint, or the end of the sequence). */
+static void seq_checkpoint(engine *e, seq *s) {
+    double t0 = now_s();
+    int32_t P = e->cfg.page_tokens;
+    int32_t n = (s->n_computed / P) * P;
+    if (n > 0) {
+        radix_node *node = NULL;
+        cache_clock(e);
+        if (radix_cache_insert(e->cache, s->tokens, n, s->kv.pages, &node, NULL) >= 0) {
+            radix_cache_pin(e->cache, node);
+            if (s->pinned) radix_cache_unpin(e->cache, s->pinned);
+            s->pinned = node;
+        }
+    }
+    e->cache_s += now_s() - t0;
+}
+
+/* Drops every page reference and pin of s (after caching its work). */
+static void seq_release_pages(engine *e, seq *s, bool cache_it) {
+    if (cache_it) seq_checkpoint(e, s);
+    if (s->pinned) radix_cache_unpin(e->cache, s->pinned);
+    s->pinned = NULL;
+    for (int32_t i = 0; i < s->kv.n_pages; i++) engine_kv_page_unref(e->em, s->kv.pages[i]);
+    s->kv.n_pages = 0;
+    s->n_computed = 0;
+}
+
+static void seq_free(seq *s) {
+    engine_kv_seq_free(&s->kv);
+    sampler_free(&s->smp);
+    free(s->tokens);
+    free(s);
+}
+
+static void running_remove(engine *e, seq *s) {
+    for (int i = 0; i < e->cfg.parallel; i++)
+        if (e->running[i] == s) e->running[i] = NULL;
+    e->n_running--;
+    atomic_store(&e->n_running_shared, e->n_running);
+}
+
+static void seq_finish(engine *e, seq *s, channel_finish why) {
+    channel_event ev = {.kind = CHANNEL_EVENT_DONE, .choice = s->choice, .finish = why,
+                        .prompt_tokens = s->job->n_prompt, .cached_tokens = s->n_cached};
+    channel_push(s->job->ch, &ev);
+    running_remove(e, s);
+    seq_release_pages(e, s, true);
+    job *j = s->job;
+    j->choices_alive--;
+    seq_free(s);
+    job_maybe_free(j);
+    cache_enforce_limits(e);
+}
+
+/* ---- admission */
+
+/*
+ * Attaches pages to s for all its tokens: the longest cached prefix (shared,
+ * referenced) and fresh pages for the rest. The last token is always
+ * computed (its logits are needed). Returns 0, or -1 if the pool has no room
+ * (s then holds nothing).
+ */
+static int seq_attach(engine *e, seq *s) {
+    int32_t P = e->cfg.page_tokens;
+    int32_t max_pages = (s->n_tokens - 1) / P;
+    int32_t hit = 0;
+    if (max_pages > 0) {
+        uint32_t *pages = malloc((size_t)max_pages * sizeof *pages);
+        if (!pages) return -1;
+        double t0 = now_s();
+        cache_clock(e);
+        radix_node *node = NULL;
+        hit = radix_cache_match(e->cache, s->tokens, max_pages * P, pages, max_pages, &node);
+        for (int32_t i = 0; i < hit / P; i++) {
+            if (engine_kv_seq_push_page(&s->kv, pages[i])) {
+                hit = i * P;
+                break;
+            }
+            engine_kv_page_ref(e->em, pages[i]);
+        }
+        if (hit > 0) {
+            radix_cache_pin(e->cache, node);
+            s->pinned = node;
+        }
+        free(pages);
+        e->cache_s += now_s() - t0;
+    }
+    s->n_computed = hit;
+    if (seq_grow_pages(e, s, s->n_tokens)) {
+        seq_release_pages(e, s, false);
+        return -1;
+    }
+    if (!s->started_once) {
+        s->n_cached = hit;
+        s->started_once = true;
+    }
+    return 0;
+}
+
+static seq *seq_create(engine *e, job *j) {
+    seq *s = calloc(1, sizeof *s);
+    if (!s) return NULL;
+    s->job = j;
+    s->choice = j->choices_started;
+    if (seq_reserve_tokens(s, j->n_prompt + 16) ||
+        sampler_init(&s->smp, &j->params.sampling, j->params.seed + (uint64_t)s->choice, (size_t)e->n_vocab, NULL)) {
+        free(s->tokens);
+        free(s);
+        return NULL;
+    }
+    memcpy(s->tokens, j->prompt, (size_t)j->n_prompt * sizeof *s->tokens);
+    s->n_tokens = j->n_prompt;
+    return s;
+}
+
+static int free_slot(engine *e) {
+    for (int i = 0; i < e->cfg.parallel; i++)
+        if (!e->running[i]) return i;
+    return -1;
+}
+
+static void run_seq(engine *e, seq *s) {
+    s->admitted_step = e->step;
+    e->running[free_slot(e)] = s;
+    e->n_running++;
+    atomic_store(&e->n_running_shared, e->n_running);
+}
+
+static void wait_pop(engine *e) {
+    atomic_fetch_sub(&e->n_pending, 1);
+    job *j = e->wait_head;
+    e->wait_head = j->next;
+    if (!e->wait_head) e->wait_tail = NULL;
+    j->next = NULL;
+    e->n_waiting--;
+}
+
+static void job_fail(engine *e, job *j, int status, const char *msg) {
+    (void)e;
+    push_error(j->ch, status, msg);
+    j->failed = true;
+    job_maybe_free(j);
+}
+
+static void admit(engine *e) {
+    /* Preempted sequences first: they already hold a place in line. */
+    while (e->parked_head && e->n_running < e->cfg.parallel) {
+        seq *s = e->parked_head;
+        if (seq_attach(e, s)) {
+            if (e->n_running > 0) return; /* wait for pages */
+            /* Alone and still no room: it cannot continue at all. */
+            e->parked_head = s->next;
+            if (!e->parked_head) e->parked_tail = NULL;
+            s->next = NULL;
+            e->n_running++; /* seq_finish counts it out */
+            e->running[free_slot(e)] = s;
+            seq_finish(e, s, FINISH_LENGTH);
+            continue;
+        }
+        e->parked_head = s->next;
+        if (!e->parked_head) e->parked_tail = NULL;
+        s->next = NULL;
+        run_seq(e, s);
+    }
+    while (e->wait_head && e->n_running < e->cfg.parallel) {
+        job *j = e->wait_head;
+        if (j->choices_started == 0 && channel_cancelled(j->ch, 0) != FINISH_NONE) {
+            wait_pop(e);
+            j->failed = true;
+            for (int32_t c = 0; c < j->params.n_choices; c++) {
+                channel_event ev = {.kind = CHANNEL_EVENT_DONE, .choice = c, .finish = FINISH_CANCELLED,
+                                    .prompt_tokens = j->n_prompt};
+                channel_push(j->ch, &ev);
+            }
+            job_maybe_free(j);
+            continue;
+        }
+        if (j->choices_started > 0 && !j->prompt_ready) return; /* later choices share the prompt's pages */
+        seq *s = seq_create(e, j);
+        if (!s) {
+            wait_pop(e);
+            job_fail(e, j, 500, "out of memory starting a sequence");
+            continue;
+        }
+        if (seq_attach(e, s)) {
+            seq_free(s);
+            if (e->n_running > 0) return; /* pages come back when others finish */
+            wait_pop(e);
+            job_fail(e, j, 503, "the KV pool cannot hold this prompt (raise --kv-memory)");
+            continue;
+        }
+        j->choices_started++;
+        j->choices_alive++;
+        run_seq(e, s);
+        if (j->choices_started == j->params.n_choices) wait_pop(e);
+    }
+}
+
+/* Preempts the youngest running sequence other than `keep`; its computed
+ * tokens go to the cache, and it resumes from there later. 0 if one was. */
+static int preempt_one(engine *e, const seq *keep) {
+    seq *victim = NULL;
+    for (int i = 0; i < e->cfg.parallel; i++) {
+        seq *s = e->running[i];
+        if (s && s != keep && (!victim || s->admitted_step > victim->admitted_step)) victim = s;
+    }
+    if (!victim) return -1;
+    running_remove(e, victim);
+    seq_release_pages(e, victim, true);
+    victim->next = NULL;
+    if (e->parked_tail) e->parked_tail->next = victim;
+    else e->parked_head = victim;
+    e->parked_tail = victim;
+    e->preemptions++;
+    log_info("preempted a sequence of %d tokens for lack of KV pages", victim->n_tokens);
+    return 0;
+}
+
+/* ---- one step */
+
+/* Pages for s up to n_tokens, preempting younger sequences when needed. */
+static int seq_ensure_pages(engine *e, seq *s, int32_t n_tokens) {
+    while (seq_grow_pages(e, s, n_tokens)) {
+        if (preempt_one(e, s)) return -1;
+    }
+    return 0;
+}
+
+static void step_cancellations(engine *e) {
+    for (int i = 0; i < e->cfg.parallel; i++) {
+        seq *s = e->running[i];
+        if (!s) continue;
+        channel_finish why = channel_cancelled(s->job->ch, s->choice);
+        if (why != FINISH_NONE) seq_finish(e, s, why);
+    }
+    for (seq **pp = &e->parked_head; *pp;) {
+        seq *s = *pp;
+        channel_finish why = channel_cancelled(s->job->ch, s->choice);
+        if (why == FINISH_NONE) {
+            pp = &s->next;
+            continue;
+        }
+        *pp = s->next;
+        if (e->parked_tail == s) {
+            e->parked_tail = NULL;
+            for (seq *t = e->parked_head; t; t = t->next) e->parked_tail = t;
+        }
+        channel_event ev = {.kind = CHANNEL_EVENT_DONE, .choice = s->choice, .finish = why,
+                            .prompt_tokens = s->job->n_prompt, .cached_tokens = s->n_cached};
+        channel_push(s->job->ch, &ev);
+        job *j = s->job;
+        j->choices_alive--;
+        seq_free(s);
+        job_maybe_free(j);
+    }
+}
+
+/* Builds the batch: decode tokens first (latency), then prefill chunks. */
+static int32_t step_build_batch(engine *e, int32_t *n_logits) {
+    int32_t n = 0, budget = e->cfg.batch_tokens, rows = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < e->cfg.parallel; i++) {
+            seq *s = e->running[i];
+            if (!s) continue;
+            int32_t pending = s->n_tokens - s->n_computed;
+            bool decoding = pending == 1;
+            if ((pass == 0) != decoding) continue;
+            int32_t take = pending;
+            if (take > budget) take = budget;
+            if (pass == 0 && take == 0) take = 1; /* decode always gets its token */
+            s->batch_first = n;
+            s->batch_count = take;
+            s->logits_row = -1;
+            if (take == 0) continue;
+            for (int32_t k = 0; k < take; k++) {
+                int32_t pos = s->n_computed + k;
+                bool last = pos == s->n_tokens - 1;
+                e->items[n++] = (engine_batch_item){s->tokens[pos], pos, &s->kv, last};
+                if (last) s->logits_row = rows++;
+            }
+            budget -= take;
+            if (budget < 0) budget = 0;
+        }
+    }
+    *n_logits = rows;
+    return n;
+}
+
+static void emit_token(engine *e, seq *s, int32_t token, float logprob, const sample_logprob *top, size_t n_top) {
+    channel_event ev = {.kind = CHANNEL_EVENT_TOKEN, .choice = s->choice, .token = token, .logprob = logprob};
+    ev.n_top = (int32_t)n_top;
+    for (size_t i = 0; i < n_top && i < CHANNEL_MAX_TOP_LOGPROBS; i++) {
+        ev.top_tokens[i] = top[i].id;
+        ev.top_logprobs[i] = top[i].logprob;
+    }
+    if (channel_push(s->job->ch, &ev)) channel_cancel(s->job->ch, s->choice, FINISH_CANCELLED);
+    (void)e;
+}
+
+static void step_sample(engine *e, seq *s) {
+    job *j = s->job;
+    const float *logits = e->logits + (size_t)s->logits_row * (size_t)e->n_vocab;
+    sample_logprob top[CHANNEL_MAX_TOP_LOGPROBS];
+    size_t n_top = 0;
+    float lp = 0;
+    bool want_lp = j->params.top_logprobs >= 0;
+    int32_t tok = sampler_sample(&s->smp, logits, s->tokens, (size_t)s->n_tokens,
+                                 want_lp ? &lp : NULL, top, want_lp ? (size_t)j->params.top_logprobs : 0, &n_top);
+    if (s->choice == 0 && !j->prompt_ready) {
+        j->prompt_ready = true;
+        seq_checkpoint(e, s); /* later choices find the prompt here */
+    }
+    bool eog = !j->params.ignore_eos && e->cfg.tok && tokenizer_is_eog(e->cfg.tok, tok);
+    if (eog) {
+        seq_finish(e, s, FINISH_STOP);
+        return;
+    }
+    emit_token(e, s, tok, lp, top, n_top);
+    s->n_generated++;
+    if (s->n_generated >= j->params.max_tokens || s->n_tokens + 1 > e->cfg.ctx_tokens) {
+        seq_finish(e, s, FINISH_LENGTH);
+        return;
+    }
+    if (seq_reserve_tokens(s, s->n_tokens + 1)) {
+        push_error(j->ch, 500, "out of memory");
+        seq_finish(e, s, FINISH_CANCELLED);
+        return;
+    }
+    s->tokens[s->n_tokens++] = tok;
+}
+
+static void step(engine *e) {
+    step_cancellations(e);
+    admit(e);
+    if (e->n_running == 0) return;
+    double t0 = now_s();
+    e->step++;
+
+    /* Pages for what this step computes (the decode token may open a page). */
+    for (int i = 0; i < e->cfg.parallel; i++) {
+        seq *s = e->running[i];
+        if (s && seq_ensure_pages(e, s, s->n_tokens)) {
+            /* Even alone it cannot grow: the pool is too small for it. */
+            seq_finish(e, s, FINISH_LENGTH);
+        }
+    }
+    int32_t n_logits = 0;
+    int32_t n = step_build_batch(e, &n_logits);
+    if (n == 0) return;
+    larder_error err = {0};
+    if (engine_model_forward(e->em, e->items, n, e->logits, &err)) {
+        log_error("forward pass failed: %s", err.message);
+        for (int i = 0; i < e->cfg.parallel; i++) {
+            seq *s = e->running[i];
+            if (!s) continue;
+            push_error(s->job->ch, 500, err.message);
+            seq_finish(e, s, FINISH_CANCELLED);
+        }
+        return;
+    }
+    for (int i = 0; i < e->cfg.parallel; i++) {
+        seq *s = e->running[i];
+        if (!s || s->batch_count == 0) continue;
+        s->n_computed += s->batch_count;
+        if (s->logits_row >= 0) {
+            step_sample(e, s);
+        } else if (s->choice == 0 && !s->job->prompt_ready) {
+            seq_checkpoint(e, s); /* a long prompt is shared while it is computed */
+        }
+    }
+    e->busy_s += now_s() - t0;
+}
+
+/* ---- thread and public API */
+
+static void publish_stats(engine *e) {
+    radix_cache_stats cs = radix_cache_get_stats(e->cache);
+    engine_stats st = {0};
+    st.page_bytes = (int64_t)engine_kv_page_bytes(e->em);
+    st.pages_total = engine_kv_pages_total(e->em);
+    st.pages_free = engine_kv_pages_free(e->em);
+    st.kv_bytes_total = st.pages_total * st.page_bytes;
+    st.kv_bytes_free = st.pages_free * st.page_bytes;
+    st.kv_bytes_cached_idle = cs.idle_pages * st.page_bytes;
+    st.kv_bytes_running = st.kv_bytes_total - st.kv_bytes_free - st.kv_bytes_cached_idle;
+    if (st.kv_bytes_running < 0) st.kv_bytes_running = 0;
+    st.cache_entries = cs.idle_leaves;
+    st.cache_nodes = cs.nodes;
+    st.cache_pages = cs.pages;
+    st.cache_evictions = cs.evicted_leaves;
+    st.cache_evicted_pages = cs.evicted_pages;
+    st.cache_lookups = cs.lookups;
+    st.cache_hit_tokens = cs.hit_tokens;
+    st.cache_lookup_tokens = cs.lookup_tokens;
+    st.running = e->n_running;
+    st.preemptions = e->preemptions;
+    st.steps = e->step;
+    st.engine_busy_s = e->busy_s;
+    st.cache_bookkeeping_s = e->cache_s;
+    st.waiting = e->n_waiting;
+    pthread_mutex_lock(&e->lock);
+    e->published = st;
+    pthread_mutex_unlock(&e->lock);
+}
+
+static void *engine_main(void *arg) {
+    engine *e = arg;
+    for (;;) {
+        pthread_mutex_lock(&e->lock);
+        if (!e->stop && !e->inbox_head && e->n_running == 0 && !e->parked_head && !e->wait_head &&
+            e->clear_asked == e->clear_done) {
+            /* Idle: sleep until a submission, waking once a second for the cache TTL. */
+            struct timespec ts;
+            clock_gettime(CLOCK_MONOTONIC, &ts);
+            ts.tv_sec += 1;
+            pthread_cond_timedwait(&e->wake, &e->lock, &ts);
+        }
+        bool stop = e->stop;
+        job *in = e->inbox_head;
+        e->inbox_head = e->inbox_tail = NULL;
+        int32_t n_in = e->n_inbox;
+        e->n_inbox = 0;
+        int64_t clear_to = e->clear_asked;
+        pthread_mutex_unlock(&e->lock);
+        if (stop) break;
+        if (in) {
+            if (e->wait_tail) e->wait_tail->next = in;
+            else e->wait_head = in;
+            while (in->next) in = in->next;
+            e->wait_tail = in;
+            e->n_waiting += n_in;
+        }
+        if (clear_to != e->clear_done) {
+            radix_cache_clear_idle(e->cache);
+            pthread_mutex_lock(&e->lock);
+            e->clear_done = clear_to;
+            pthread_cond_broadcast(&e->cleared);
+            pthread_mutex_unlock(&e->lock);
+        }
+        step(e);
+        if (e->n_running == 0) cache_enforce_limits(e);
+        publish_stats(e);
+    }
+    return NULL;
+}
+
+engine *engine_start(const engine_config *cfg, larder_error *err) {
+    if (cfg->parallel < 1 || cfg->batch_tokens < 1 || cfg->page_tokens < 1 || cfg->ctx_tokens < 2 || cfg->max_queue < 0) {
+        error_set(err, ERR_INVALID, "engine: --parallel, --batch-tokens, --page-tokens must be >= 1 and --ctx-size >= 2");
+        return NULL;
+    }
+    engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        error_set(err, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    e->cfg = *cfg;
+    engine_model_config mc = {cfg->model, cfg->kv_memory_bytes, cfg->page_tokens, cfg->kv_type, cfg->n_threads,
+                              cfg->batch_tokens + cfg->parallel};
+    e->em = engine_model_create(&mc, err);
+    if (!e->em) {
+        free(e);
+        return NULL;
+    }
+    e->n_vocab = engine_model_n_vocab(e->em);
+    radix_cache_hooks hooks = {hook_ref, hook_unref, hook_count, e->em};
+    e->cache = radix_cache_create(cfg->page_tokens, hooks, err);
+    e->running = calloc((size_t)cfg->parallel, sizeof *e->running);
+    e->items = calloc((size_t)(cfg->batch_tokens + cfg->parallel), sizeof *e->items);
+    e->logits = malloc((size_t)cfg->parallel * (size_t)e->n_vocab * sizeof *e->logits);
+    if (!e->cache || !e->running || !e->items || !e->logits) {
+        if (e->cache || !err || !err->code) error_set(err, ERR_NOMEM, "out of memory creating the engine");
+        engine_stop(e);
+        return NULL;
+    }
+    pthread_mutex_init(&e->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&e->wake, &ca);
+    pthread_cond_init(&e->cleared, &ca);
+    pthread_condattr_destroy(&ca);
+    publish_stats(e);
+    if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+        error_set(err, ERR_NOMEM, "cannot start the engine thread");
+        engine_stop(e);
+        return NULL;
+    }
+    e->thread_started = true;
+    return e;
+}
+
+static void fail_all(engine *e, job *list) {
+    while (list) {
+        job *n = list->next;
+        push_error(list->ch, 503, "the server is shutting down");
+        job_free(list);
+        list = n;
+    }
+    (void)e;
+}
+
+void engine_stop(engine *e) {
+    if (!e) return;
+    if (e->thread_started) {
+        pthread_mutex_lock(&e->lock);
+        e->stop = true;
+        pthread_cond_signal(&e->wake);
+        pthread_mutex_unlock(&e->lock);
+        pthread_join(e->thread, NULL);
+        pthread_cond_destroy(&e->wake);
+        pthread_cond_destroy(&e->cleared);
+        pthread_mutex_destroy(&e->lock);
+    }
+    if (e->running) {
+        for (int i = 0; i < e->cfg.parallel; i++) {
+            seq *s = e->running[i];
+            if (!s) continue;
+            push_error(s->job->ch, 503, "the server is shutting down");
+            seq_finish(e, s, FINISH_CANCELLED);
+        }
+    }
+    while (e->parked_head) {
+        seq *s = e->parked_head;
+        e->parked_head = s->next;
+        push_error(s->job->ch, 503, "the server is shutting down");
+        job *j = s->job;
+        j->choices_alive--;
+        seq_free(s);
+        job_maybe_free(j);
+    }
+    /* Waiting jobs: ones with running choices were freed with their last seq. */
+    for (job *j = e->wait_head; j;) {
+        job *n = j->next;
+        j->next = NULL;
+        if (j->choices_alive == 0) {
+            push_error(j->ch, 503, "the server is shutting down");
+            job_free(j);
+        } else {
+            j->failed = true;
+        }
+        j = n;
+    }
+    fail_all(e, e->inbox_head);
+    radix_cache_destroy(e->cache);
+    engine_model_free(e->em);
+    free(e->running);
+    free(e->items);
+    free(e->logits);
+    free(e);
+}
+
+int engine_submit(engine *e, const engine_job *jb, channel *ch, larder_error *err) {
+    if (jb->n_prompt < 1) return error_set(err, ERR_INVALID, "the prompt is empty");
+    if (jb->n_prompt >= e->cfg.ctx_tokens)
+        return error_set(err, ERR_INVALID, "the prompt has %d tokens; the context holds %d (the prompt must leave room for at least one generated token)",
+                         jb->n_prompt, e->cfg.ctx_tokens);
+    int64_t pages_needed = (jb->n_prompt + e->cfg.page_tokens) / e->cfg.page_tokens;
+    if (pages_needed > engine_kv_pages_total(e->em))
+        return error_set(err, ERR_INVALID, "the prompt has %d tokens; the KV pool (--kv-memory) holds %lld",
+                         jb->n_prompt, (long long)(engine_kv_pages_total(e->em) * e->cfg.page_tokens));
+    if (jb->n_choices < 1 || jb->n_choices > CHANNEL_MAX_CHOICES)
+        return error_set(err, ERR_INVALID, "'n' must be between 1 and %d", CHANNEL_MAX_CHOICES);
+    for (int32_t i = 0; i < jb->n_prompt; i++)
+        if (jb->prompt[i] < 0 || jb->prompt[i] >= e->n_vocab)
+            return error_set(err, ERR_INVALID, "token id %d is out of range (vocabulary of %d)", jb->prompt[i], e->n_vocab);
+    job *j = calloc(1, sizeof *j);
+    if (!j) return error_set(err, ERR_NOMEM, "out of memory");
+    j->prompt = malloc((size_t)jb->n_prompt * sizeof *j->prompt);
+    if (jb->sampling.n_bias) j->bias = malloc(jb->sampling.n_bias * sizeof *j->bias);
+    if (!j->prompt || (jb->sampling.n_bias && !j->bias)) {
+        free(j->prompt);
+        free(j->bias);
+        free(j);
+        return error_set(err, ERR_NOMEM, "out of memory");
+    }
+    memcpy(j->prompt, jb->prompt, (size_t)jb->n_prompt * sizeof *j->prompt);
+    if (jb->sampling.n_bias) memcpy(j->bias, jb->sampling.bias, jb->sampling.n_bias * sizeof *j->bias);
+    j->n_prompt = jb->n_prompt;
+    j->params = *jb;
+    j->params.prompt = j->prompt;
+    j->params.sampling.bias = j->bias;
+    if (j->params.max_tokens < 0 || j->params.max_tokens > e->cfg.ctx_tokens - jb->n_prompt)
+        j->params.max_tokens = e->cfg.ctx_tokens - jb->n_prompt;
+    j->ch = ch;
+
+    pthread_mutex_lock(&e->lock);
+    /* Jobs not yet running beyond the free slots (which admit at once) wait;
+     * at most --max-queue of them. */
+    int free_slots = e->cfg.parallel - atomic_load(&e->n_running_shared);
+    if (atomic_load(&e->n_pending) >= e->cfg.max_queue + (free_slots > 0 ? free_slots : 0)) {
+        pthread_mutex_unlock(&e->lock);
+        j->ch = NULL;
+        free(j->prompt);
+        free(j->bias);
+        free(j);
+        return error_set(err, ERR_LIMIT, "the server is busy: %d requests are waiting (--max-queue)", e->cfg.max_queue);
+    }
+    if (e->inbox_tail) e->inbox_tail->next = j;
+    else e->inbox_head = j;
+    e->inbox_tail = j;
+    e->n_inbox++;
+    atomic_fetch_add(&e->n_pending, 1);
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->lock);
+    return 0;
+}
+
+engine_stats engine_get_stats(engine *e) {
+    pthread_mutex_lock(&e->lock);
+    engine_stats st = e->published;
+    st.waiting += e->n_inbox;
+    pthread_mutex_unlock(&e->lock);
+    return st;
+}
+
+void engine_clear_cache(engine *e) {
+    pthread_mutex_lock(&e->lock);
+    int64_t want = ++e->clear_asked;
+    pthread_cond_signal(&e->wake);
+    while (e->clear_done < want && !e->stop) pthread_cond_wait(&e->cleared, &e->lock);
+    pthread_mutex_unlock(&e->lock);
+}
+
+size_t engine_kv_bytes_per_token(const engine *e) {
+    return engine_kv_page_bytes(e->em) / (size_t)e->cfg.page_tokens;
+}

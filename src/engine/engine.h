@@ -1,0 +1,109 @@
+/*
+ * engine.h — the engine thread: admission, continuous batching, the prompt
+ * cache and memory budgets, in one place.
+ *
+ * One thread owns the model, the KV pool and the radix cache, so none of them
+ * needs a lock. HTTP threads submit jobs (token ids already rendered and
+ * tokenized) and read results from each job's channel (engine/channel.h).
+ *
+ * Every step the engine:
+ *   1. takes new jobs from the submission queue (bounded: past --max-queue
+ *      waiting jobs, engine_submit answers "busy" and the server sends 503);
+ *   2. ends sequences whose channel was cancelled (client gone, stop string);
+ *   3. admits waiting jobs while fewer than --parallel sequences run and the
+ *      pool has room: the radix cache gives the longest cached prefix, whose
+ *      pages the sequence references (never copies);
+ *   4. builds one batch: one decode token for every generating sequence, then
+ *      prefill chunks of the uncached prompt tails up to --batch-tokens;
+ *   5. runs the forward pass, samples, pushes tokens to channels;
+ *   6. finished sequences insert prompt + output into the cache (so the next
+ *      turn of the conversation hits) and drop their references; the cache
+ *      limits (--prompt-cache-size/-bytes/-ttl) are enforced right there.
+ * When the pool runs out of pages mid-step, idle cache pages are evicted
+ * first; if that is not enough the youngest running sequence is preempted:
+ * its computed tokens go into the cache, its pages are released, and it waits
+ * again at the head of the queue (resuming mostly from the cache).
+ *
+ * A choice of n > 1 runs as n sequences; choices after the first start when
+ * the first has computed the prompt, and find its pages in the cache.
+ */
+#ifndef LARDER_ENGINE_ENGINE_H
+#define LARDER_ENGINE_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+#include "engine/channel.h"
+#include "sample/sample.h"
+
+struct model;
+struct tokenizer;
+
+typedef struct engine engine;
+
+typedef struct engine_config {
+    struct model *model;            /* loaded model (not owned) */
+    const struct tokenizer *tok;    /* for end-of-generation ids (not owned) */
+    int n_threads;                  /* compute threads */
+    size_t kv_memory_bytes;         /* the whole KV pool: running + cached */
+    int32_t page_tokens;            /* tokens per KV page */
+    uint32_t kv_type;               /* TYPE_F16 (default) ... */
+    int32_t ctx_tokens;             /* most tokens of one sequence */
+    int32_t parallel;               /* most sequences computed together */
+    int32_t batch_tokens;           /* most tokens in one forward pass */
+    int32_t max_queue;              /* most jobs waiting for admission */
+    int64_t cache_max_entries;      /* idle cached conversations kept (0: none) */
+    size_t cache_max_bytes;         /* idle cached KV bytes kept (0: no limit) */
+    double cache_ttl_s;             /* idle entries older than this go (0: no limit) */
+} engine_config;
+
+/* What one request asks the engine to compute. */
+typedef struct engine_job {
+    const int32_t *prompt;          /* copied by engine_submit */
+    int32_t n_prompt;
+    int32_t n_choices;              /* 1..CHANNEL_MAX_CHOICES */
+    int32_t max_tokens;             /* per choice; capped at the context's end */
+    sampler_params sampling;        /* bias array copied by engine_submit */
+    uint64_t seed;                  /* choice i uses seed + i */
+    int32_t top_logprobs;           /* alternatives per token (0..20); -1: no logprobs */
+    bool ignore_eos;
+} engine_job;
+
+/* A snapshot for /metrics and /v1/cache (taken under a lock). */
+typedef struct engine_stats {
+    int64_t kv_bytes_total, kv_bytes_running, kv_bytes_cached_idle, kv_bytes_free;
+    int64_t page_bytes, pages_total, pages_free;
+    int64_t cache_entries, cache_nodes, cache_pages, cache_evictions, cache_evicted_pages;
+    int64_t cache_lookups, cache_hit_tokens, cache_lookup_tokens;
+    int64_t running, waiting, preemptions;
+    int64_t steps;
+    double engine_busy_s;           /* time spent in steps */
+    double cache_bookkeeping_s;     /* of which radix-cache work */
+} engine_stats;
+
+/* Creates the pool and the cache and starts the engine thread. */
+engine *engine_start(const engine_config *cfg, larder_error *err);
+
+/* Stops the thread (running jobs end with an error event) and frees. */
+void engine_stop(engine *e);
+
+/*
+ * Queues a job whose output goes to ch (the engine releases its channel
+ * reference when the job ends). Returns 0, or -1 with err:
+ *   ERR_LIMIT   the queue is full (HTTP 503, retry later)
+ *   ERR_INVALID the prompt does not fit the context or the pool (HTTP 400)
+ * On failure ch is untouched (the caller still owns both references).
+ */
+int engine_submit(engine *e, const engine_job *job, channel *ch, larder_error *err);
+
+engine_stats engine_get_stats(engine *e);
+
+/* Drops every idle cached entry (DELETE /v1/cache); returns after it is done. */
+void engine_clear_cache(engine *e);
+
+/* Bytes of KV per token of the pool (for the start-up memory plan). */
+size_t engine_kv_bytes_per_token(const engine *e);
+
+#endif

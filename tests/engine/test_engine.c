@@ -1,0 +1,345 @@
+/*
+ * test_engine.c — the engine thread over a fake model (fake_model.c) whose
+ * next token is a function of the tokens it reads back from the KV pages:
+ * outputs equal a direct computation whatever the cache, batching,
+ * preemption and concurrency did; follow-up turns hit the cache; 40
+ * conversations complete inside a pool far smaller than their total; a full
+ * queue refuses; cancellation ends a generation; n > 1 shares the prompt; the
+ * cache limits hold.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine/engine.h"
+#include "engine/fake_model.c"
+
+/* The greedy continuation the fake model must give for a prompt. */
+static void reference(const int32_t *prompt, int32_t n_prompt, int32_t n_gen, int32_t *out) {
+    int32_t *all = malloc((size_t)(n_prompt + n_gen) * sizeof *all);
+    memcpy(all, prompt, (size_t)n_prompt * sizeof *all);
+    int32_t n = n_prompt;
+    for (int32_t g = 0; g < n_gen; g++) {
+        uint64_t h = 0x12345;
+        for (int32_t p = 0; p < n; p++) h = fake_model_hash_step(h, all[p], p);
+        all[n] = fake_model_next_token(h, FAKE_MODEL_VOCAB);
+        out[g] = all[n++];
+    }
+    free(all);
+}
+
+static engine_config base_config(size_t kv_bytes) {
+    engine_config c = {0};
+    c.n_threads = 1;
+    c.kv_memory_bytes = kv_bytes;
+    c.page_tokens = 16;
+    c.ctx_tokens = 4096;
+    c.parallel = 4;
+    c.batch_tokens = 64;
+    c.max_queue = 64;
+    c.cache_max_entries = 10;
+    return c;
+}
+
+typedef struct result {
+    int32_t tokens[CHANNEL_MAX_CHOICES][512];
+    int32_t n[CHANNEL_MAX_CHOICES];
+    channel_finish finish[CHANNEL_MAX_CHOICES];
+    int32_t cached, prompt_tokens;
+    int errors;
+    char error[300];
+} result;
+
+/* Reads a job's channel to the end (all choices done or an error). */
+static void collect(channel *ch, int32_t n_choices, result *r) {
+    memset(r, 0, sizeof *r);
+    int32_t done = 0;
+    channel_event ev;
+    while (done < n_choices) {
+        if (!channel_pop(ch, &ev, 30000)) fail_msg("engine timed out");
+        if (ev.kind == CHANNEL_EVENT_TOKEN) {
+            assert_true(r->n[ev.choice] < 512);
+            r->tokens[ev.choice][r->n[ev.choice]++] = ev.token;
+        } else if (ev.kind == CHANNEL_EVENT_DONE) {
+            r->finish[ev.choice] = ev.finish;
+            r->cached = ev.cached_tokens;
+            r->prompt_tokens = ev.prompt_tokens;
+            done++;
+        } else {
+            r->errors++;
+            snprintf(r->error, sizeof r->error, "%d %s", ev.http_status, ev.message);
+            break;
+        }
+    }
+    channel_release(ch);
+}
+
+static void run_job(engine *e, const int32_t *prompt, int32_t n_prompt, int32_t max_tokens, int32_t n_choices, result *r) {
+    engine_job jb = {.prompt = prompt, .n_prompt = n_prompt, .n_choices = n_choices, .max_tokens = max_tokens,
+                     .top_logprobs = -1};
+    sampler_params_default(&jb.sampling);
+    jb.sampling.temperature = 0;
+    channel *ch = channel_create();
+    larder_error err = {0};
+    if (engine_submit(e, &jb, ch, &err)) fail_msg("submit: %s", err.message);
+    collect(ch, n_choices, r);
+}
+
+static void check_output(const int32_t *prompt, int32_t n_prompt, const result *r, int32_t choice) {
+    int32_t ref[512];
+    reference(prompt, n_prompt, r->n[choice], ref);
+    for (int32_t i = 0; i < r->n[choice]; i++)
+        if (ref[i] != r->tokens[choice][i]) fail_msg("choice %d token %d: %d != reference %d", choice, i, r->tokens[choice][i], ref[i]);
+}
+
+static void fill_prompt(int32_t *p, int32_t n, uint32_t seed) {
+    for (int32_t i = 0; i < n; i++) {
+        seed = seed * 1103515245u + 12345u;
+        p[i] = (int32_t)((seed >> 8) % FAKE_MODEL_VOCAB);
+    }
+}
+
+static void test_output_matches_reference_and_follow_up_hits_cache(void **state) {
+    (void)state;
+    engine_config c = base_config(4u << 20);
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    if (!e) fail_msg("%s", err.message);
+    int32_t prompt[400];
+    fill_prompt(prompt, 200, 1);
+    result r;
+    run_job(e, prompt, 200, 20, 1, &r);
+    assert_int_equal(r.errors, 0);
+    assert_int_equal(r.n[0], 20);
+    assert_int_equal(r.finish[0], FINISH_LENGTH);
+    assert_int_equal(r.cached, 0);
+    check_output(prompt, 200, &r, 0);
+    /* Next turn: prompt + the answer + a new user message. */
+    memcpy(prompt + 200, r.tokens[0], 20 * sizeof(int32_t));
+    fill_prompt(prompt + 220, 50, 2);
+    run_job(e, prompt, 270, 10, 1, &r);
+    check_output(prompt, 270, &r, 0);
+    /* Whole pages of the 219 computed tokens of turn one: 208. */
+    assert_int_equal(r.cached, 208);
+    engine_stats st = engine_get_stats(e);
+    for (int i = 0; i < 100 && st.cache_entries < 1; i++) { /* stats are published after the step */
+        usleep(10000);
+        st = engine_get_stats(e);
+    }
+    assert_true(st.cache_entries >= 1);
+    engine_stop(e);
+}
+
+typedef struct worker_arg {
+    engine *e;
+    int id;
+    int ok;
+} worker_arg;
+
+/* A two-turn conversation sharing a system prompt with every other worker. */
+static void *conversation(void *p) {
+    worker_arg *a = p;
+    int32_t prompt[600];
+    fill_prompt(prompt, 160, 99); /* shared system prompt */
+    fill_prompt(prompt + 160, 100 + a->id, 1000 + (uint32_t)a->id);
+    int32_t n = 260 + a->id;
+    result *r = malloc(sizeof *r);
+    engine_job jb = {.prompt = prompt, .n_prompt = n, .n_choices = 1, .max_tokens = 24, .top_logprobs = -1};
+    sampler_params_default(&jb.sampling);
+    jb.sampling.temperature = 0;
+    for (int turn = 0; turn < 2; turn++) {
+        channel *ch = channel_create();
+        larder_error err = {0};
+        int tries = 0;
+        while (engine_submit(a->e, &jb, ch, &err)) {
+            if (err.code != ERR_LIMIT || ++tries > 2000) {
+                a->ok = 0;
+                free(r);
+                return NULL;
+            }
+            usleep(5000);
+        }
+        collect(ch, 1, r);
+        if (r->errors || r->n[0] != 24) { a->ok = 0; free(r); return NULL; }
+        int32_t ref[24];
+        reference(prompt, n, 24, ref);
+        if (memcmp(ref, r->tokens[0], sizeof ref)) { a->ok = 0; free(r); return NULL; }
+        memcpy(prompt + n, r->tokens[0], sizeof ref);
+        n += 24;
+        fill_prompt(prompt + n, 40, 7u + (uint32_t)a->id);
+        n += 40;
+        jb.n_prompt = n;
+    }
+    free(r);
+    a->ok = 1;
+    return NULL;
+}
+
+static void test_budget_storm_all_complete(void **state) {
+    (void)state;
+    /* 40 conversations of ~330 tokens; the pool holds ~1000 tokens (64 pages). */
+    engine_config c = base_config((size_t)64 * 16 * FAKE_MODEL_BYTES_PER_TOKEN);
+    c.max_queue = 8;
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    if (!e) fail_msg("%s", err.message);
+    pthread_t t[40];
+    worker_arg a[40];
+    for (int i = 0; i < 40; i++) {
+        a[i] = (worker_arg){e, i, 0};
+        pthread_create(&t[i], NULL, conversation, &a[i]);
+    }
+    int ok = 0;
+    for (int i = 0; i < 40; i++) {
+        pthread_join(t[i], NULL);
+        ok += a[i].ok;
+    }
+    engine_stats st = engine_get_stats(e);
+    assert_int_equal(ok, 40);
+    assert_true(st.pages_total == 64);
+    assert_true(st.cache_hit_tokens > 0);
+    engine_stop(e);
+}
+
+static void test_queue_full_is_refused(void **state) {
+    (void)state;
+    engine_config c = base_config(4u << 20);
+    c.parallel = 1;
+    c.max_queue = 2;
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    int32_t prompt[64];
+    fill_prompt(prompt, 64, 5);
+    engine_job jb = {.prompt = prompt, .n_prompt = 64, .n_choices = 1, .max_tokens = 400, .top_logprobs = -1};
+    sampler_params_default(&jb.sampling);
+    channel *chs[8];
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < 8; i++) {
+        chs[i] = channel_create();
+        if (engine_submit(e, &jb, chs[i], &err) == 0) {
+            accepted++;
+        } else {
+            assert_int_equal(err.code, ERR_LIMIT);
+            refused++;
+            channel_release(chs[i]);
+            channel_release(chs[i]);
+            chs[i] = NULL;
+        }
+    }
+    assert_true(refused >= 4);
+    assert_true(accepted >= 2);
+    for (int i = 0; i < 8; i++) {
+        if (!chs[i]) continue;
+        channel_cancel(chs[i], -1, FINISH_CANCELLED);
+        result *r = malloc(sizeof *r);
+        collect(chs[i], 1, r);
+        /* A job admitted while earlier ones were collected may have run to its end. */
+        assert_true(r->finish[0] == FINISH_CANCELLED || r->finish[0] == FINISH_LENGTH);
+        assert_int_equal(r->errors, 0);
+        free(r);
+    }
+    engine_stop(e);
+}
+
+static void test_prompt_too_long_is_invalid(void **state) {
+    (void)state;
+    engine_config c = base_config(4u << 20);
+    c.ctx_tokens = 100;
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    int32_t prompt[100];
+    fill_prompt(prompt, 100, 3);
+    engine_job jb = {.prompt = prompt, .n_prompt = 100, .n_choices = 1, .max_tokens = 4, .top_logprobs = -1};
+    sampler_params_default(&jb.sampling);
+    channel *ch = channel_create();
+    assert_int_equal(engine_submit(e, &jb, ch, &err), -1);
+    assert_int_equal(err.code, ERR_INVALID);
+    assert_non_null(strstr(err.message, "100"));
+    /* max_tokens past the context's end is capped: finish_reason length. */
+    jb.n_prompt = 90;
+    jb.max_tokens = 1000;
+    assert_int_equal(engine_submit(e, &jb, ch, &err), 0);
+    result *r = malloc(sizeof *r);
+    collect(ch, 1, r);
+    assert_int_equal(r->n[0], 10);
+    assert_int_equal(r->finish[0], FINISH_LENGTH);
+    free(r);
+    engine_stop(e);
+}
+
+static void test_n_choices_share_prompt(void **state) {
+    (void)state;
+    engine_config c = base_config(4u << 20);
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    int32_t prompt[300];
+    fill_prompt(prompt, 300, 11);
+    result *r = malloc(sizeof *r);
+    run_job(e, prompt, 300, 12, 3, r);
+    for (int c2 = 0; c2 < 3; c2++) {
+        assert_int_equal(r->n[c2], 12);
+        check_output(prompt, 300, r, c2);
+    }
+    free(r);
+    engine_stop(e);
+}
+
+static void test_cache_size_zero_keeps_nothing_idle(void **state) {
+    (void)state;
+    engine_config c = base_config(4u << 20);
+    c.cache_max_entries = 0;
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    int32_t prompt[100];
+    fill_prompt(prompt, 100, 17);
+    result *r = malloc(sizeof *r);
+    run_job(e, prompt, 100, 5, 1, r);
+    run_job(e, prompt, 100, 5, 1, r);
+    assert_int_equal(r->cached, 0);
+    usleep(20000);
+    engine_stats st = engine_get_stats(e);
+    assert_int_equal(st.cache_entries, 0);
+    assert_int_equal(st.pages_free, st.pages_total);
+    free(r);
+    engine_stop(e);
+}
+
+static void test_clear_cache_frees_idle_pages(void **state) {
+    (void)state;
+    engine_config c = base_config(4u << 20);
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    int32_t prompt[100];
+    fill_prompt(prompt, 100, 23);
+    result *r = malloc(sizeof *r);
+    run_job(e, prompt, 100, 5, 1, r);
+    usleep(20000);
+    assert_true(engine_get_stats(e).pages_free < engine_get_stats(e).pages_total);
+    engine_clear_cache(e);
+    usleep(20000);
+    engine_stats st = engine_get_stats(e);
+    assert_int_equal(st.pages_free, st.pages_total);
+    assert_int_equal(st.cache_entries, 0);
+    free(r);
+    engine_stop(e);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_output_matches_reference_and_follow_up_hits_cache),
+        cmocka_unit_test(test_budget_storm_all_complete),
+        cmocka_unit_test(test_queue_full_is_refused),
+        cmocka_unit_test(test_prompt_too_long_is_invalid),
+        cmocka_unit_test(test_n_choices_share_prompt),
+        cmocka_unit_test(test_cache_size_zero_keeps_nothing_idle),
+        cmocka_unit_test(test_clear_cache_frees_idle_pages),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
