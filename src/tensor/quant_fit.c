@@ -79,13 +79,14 @@ float quant_fit_symmetric(int n, int nmax, const float *x, const float *w, int8_
 float quant_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8_t *L,
                           float *neg_min, float rmin, float rdelta, int nstep) {
     float min = x[0], max = x[0];
-    double sum_w = 0, sum_x = 0;
+    double sum_w = 0, sum_x = 0, sum_x2 = 0;
     for (int i = 0; i < n; i++) {
         if (x[i] < min) min = x[i];
         if (x[i] > max) max = x[i];
         double wi = weight_at(w, i);
         sum_w += wi;
         sum_x += wi * x[i];
+        sum_x2 += wi * x[i] * x[i];
     }
     if (min > 0) min = 0; /* the offset is never positive: x = s*L + m, m <= 0 */
     if (!(max - min >= QUANT_GROUP_EPS) || !isfinite(max - min)) {
@@ -123,11 +124,9 @@ float quant_fit_scale_min(int n, int nmax, const float *x, const float *w, uint8
         double s = (sum_w * sum_xl - sum_x * sum_l) / det;
         double m = (sum_l2 * sum_x - sum_l * sum_xl) / det;
         if (m > 0) { m = 0; s = sum_xl / sum_l2; } /* constrained: offset fixed at 0 */
-        double err = 0;
-        for (int i = 0; i < n; i++) {
-            double diff = s * trial[i] + m - x[i];
-            err += weight_at(w, i) * diff * diff;
-        }
+        /* sum w (s*l + m - x)^2 expanded, from the sums already taken */
+        double err = sum_x2 + s * s * sum_l2 + m * m * sum_w
+                   - 2 * s * sum_xl - 2 * m * sum_x + 2 * s * m * sum_l;
         if (err < best_err) {
             best_err = err;
             scale = (float)s;
