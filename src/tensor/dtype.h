@@ -21,8 +21,8 @@
  *   Q5_K  as Q4_K with a 5th bit from qh
  *   Q6_K  256 = 16 sub-blocks of 16 with int8 scales; x = d * scales[j] * (q - 32), q 6-bit (ql low 4, qh high 2)
  *   Q8_K  activation type for K-quant dot products: x = d * qs[i]; bsums[j] = sum of qs in group j of 16
- * The precise bit packing of the K types follows ggml (see src/tensor/quant.c for the
- * commented unpacking code, which is the reference every SIMD kernel is tested against).
+ * The precise bit packing follows ggml: src/tensor/quant_legacy.c and quant_k.c hold the
+ * commented unpacking code, the reference (quant.h) every SIMD kernel is tested against.
  */
 #ifndef LARDER_TENSOR_DTYPE_H
 #define LARDER_TENSOR_DTYPE_H
