@@ -16,6 +16,35 @@
 
 /* ---- Q4_K / Q5_K: 8 sub-blocks of 32, 6-bit scales and mins */
 
+/* Squared error of a 32-element sub-block read back as d*ls*q - dmin*lm with
+ * each q rounded to the nearest level in [0, nmax]. */
+static float sub_block_error(const float *x, int nmax, float ds, float dm) {
+    float err = 0;
+    for (int l = 0; l < 32; l++) {
+        int q = ds != 0.0f ? quant_round_clamp((x[l] + dm) / ds, 0, nmax) : 0;
+        float diff = ds * (float)q - dm - x[l];
+        err += diff * diff;
+    }
+    return err;
+}
+
+/* The 6-bit scale/min pair nearest the fitted values is not always the best
+ * pair once both are rounded: try the neighbours (+-1 each) and keep the pair
+ * with the least squared error. */
+static void refine_scale_min(const float *x, int nmax, float d, float dmin, int *ls, int *lm) {
+    int best_s = *ls, best_m = *lm;
+    float best = sub_block_error(x, nmax, d * (float)best_s, dmin * (float)best_m);
+    for (int s = *ls - 1; s <= *ls + 1; s++) {
+        for (int m = *lm - 1; m <= *lm + 1; m++) {
+            if (s < 0 || s > 63 || m < 0 || m > 63 || (s == *ls && m == *lm)) continue;
+            float err = sub_block_error(x, nmax, d * (float)s, dmin * (float)m);
+            if (err < best) { best = err; best_s = s; best_m = m; }
+        }
+    }
+    *ls = best_s;
+    *lm = best_m;
+}
+
 /* Fit the 8 sub-blocks of x (256 floats) with quants in [0, nmax], pack the
  * 6-bit scales/mins into scales[12], set d/dmin, and write the final quants
  * (re-rounded against the packed scales) to L. */
@@ -43,8 +72,9 @@ static void fit_q45_k(const float *x, int nmax, float rmin, int nstep,
     float inv_min = dmin > 0 ? 1.0f / dmin : 0.0f;
     memset(scales_out, 0, 12);
     for (int j = 0; j < QK_K / 32; j++) {
-        uint8_t ls = (uint8_t)quant_round_clamp(inv_scale * scales[j], 0, 63);
-        uint8_t lm = (uint8_t)quant_round_clamp(inv_min * mins[j], 0, 63);
+        int ls = quant_round_clamp(inv_scale * scales[j], 0, 63);
+        int lm = quant_round_clamp(inv_min * mins[j], 0, 63);
+        refine_scale_min(x + 32 * j, nmax, d, dmin, &ls, &lm);
         if (j < 4) {
             scales_out[j] |= ls;
             scales_out[j + 4] |= lm;

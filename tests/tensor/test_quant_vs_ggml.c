@@ -5,7 +5,7 @@
  *
  *   - dequantize_row is bit-identical to ggml's dequantize_row_* on random blocks
  *   - vec_dot_ref matches ggml's generic (scalar) vec_dot_*_q8_* within float rounding
- *   - our quantizers' error is no worse than ggml's reference quantizers' (+2%)
+ *   - our quantizers' error is no worse than ggml's reference quantizers'
  *   - fp16/bf16 conversions match ggml's on many values
  */
 #include <stdarg.h>
@@ -125,7 +125,7 @@ static void test_vec_dot_matches_ggml(void **state) {
 }
 
 /* Our quantizers are at least as accurate as ggml's reference ones on
- * gaussian data with outliers (2% slack for the different search). */
+ * gaussian data with outliers (0.2% slack: Q8_0 is the same algorithm). */
 static void test_quantizer_error_not_worse(void **state) {
     (void)state;
     test_rng r = { 0x5eed };
@@ -145,7 +145,7 @@ static void test_quantizer_error_not_worse(void **state) {
         dequantize_row(type, q, y, n);
         double theirs = rel_rmse(x, y, n);
         printf("%-5s rel rmse: larder %.5f ggml %.5f\n", tensor_type_get(type)->name, ours, theirs);
-        assert_true(ours <= theirs * 1.02);
+        assert_true(ours <= theirs * 1.002);
     }
     free(x); free(y); free(q);
 }
