@@ -1,0 +1,658 @@
+/*
+ * cmd_make_model.c — `larder make-model`: write a random-weight GGUF model of
+ * a supported architecture (llama, qwen2, qwen3) with llama.cpp's tensor names
+ * and metadata keys, the tokenizer copied from a vocabulary GGUF, in any
+ * supported weight type (or a llama.cpp-style K-quant mix).
+ *
+ * Key ideas:
+ *  - Peaked, not flat, next-token distributions: hidden states reach the
+ *    output projection RMS-normalised (rms 1), so output rows with std
+ *    LOGIT_STD / sqrt(dim) give logits of std LOGIT_STD (about 7): the top
+ *    token of a 32k-150k vocabulary then typically gets 0.2-0.9 probability.
+ *    Projections inside the blocks use std 1/sqrt(fan_in) so every sub-layer
+ *    adds an O(1) update; norm weights are 1 +- noise and biases are non-zero,
+ *    so a forward pass that forgets one of them disagrees with llama.cpp.
+ *  - Fast quantized files: quantizing a 1B-parameter model from floats costs
+ *    minutes with the reference quantizers, so for quantized types each
+ *    tensor is assembled from a pool of POOL_ELEMS random floats quantized
+ *    once per (type, std): every block of the tensor is a pool block chosen by
+ *    a seeded PRNG. The blocks are ordinary blocks of that type (llama.cpp
+ *    reads the file like any other), rows are all distinct, and writing is
+ *    bound by disk speed. F32/F16/BF16 weights are generated element by element.
+ *  - Deterministic: the same flags and --seed give byte-identical files
+ *    (each row has its own PRNG stream, so chunking and threads do not matter).
+ *  - Bounded memory: tensors are produced chunk by chunk at write time
+ *    (gguf_writer_add_tensor_fill), so a Llama-3-8B-shaped file needs only
+ *    the writer's chunk buffer.
+ *
+ * Type mixes (--type q4_k_m / q5_k_m), after llama.cpp's llama-quant.cpp:
+ * base type Q4_K (Q5_K); attn_v and ffn_down of the layers where
+ * use_more_bits(i, n) holds (the first and last eighth, and every third in
+ * between) get Q6_K; output (and token_embd when tied) get Q6_K. Pure types
+ * (--type q4_0, q4_k, ...) use that type for every 2-D weight. A weight whose
+ * first dimension is not a multiple of the type's block falls back as
+ * llama.cpp does: Q4_K->Q5_0, Q5_K->Q5_1, Q6_K->Q8_0, then F16.
+ * Norm weights, biases and rope_freqs stay F32.
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "base/hash.h"
+#include "base/timing.h"
+#include "cli/cli_args.h"
+#include "gguf/gguf.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
+
+/* Target standard deviation of the logits (see the file comment). */
+#define LOGIT_STD 7.0
+/* Scale of the blocks' output projections in tied models (see build_tensors). */
+#define TIED_RESIDUAL_GAIN 8.0
+/* Floats quantized into each block pool (per (type, std)); 4 Mi elements
+ * = 16384 Q4_K blocks, 131072 Q4_0 blocks: ~0.5 s per pool. */
+#define POOL_ELEMS ((int64_t)1 << 22)
+/* Limits on shape flags (sanity bounds; real models are far below). */
+#define MAKE_MAX_DIM 65536
+#define MAKE_MAX_LAYERS 1024
+#define MAKE_MAX_HEADS 1024
+#define MAKE_MAX_CTX (1 << 24)
+#define MAKE_MAX_THREADS 256
+
+/* ---- PRNG: splitmix64, one stream per (tensor, row) */
+
+static uint64_t splitmix64(uint64_t *s) {
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+/* Approximately normal(0, 1): sum of four 16-bit uniforms (Irwin-Hall),
+ * centred and scaled to unit variance (var of one U(0,1) is 1/12). */
+static float rand_normal(uint64_t *s) {
+    uint64_t r = splitmix64(s);
+    float sum = (float)(r & 0xffff) + (float)((r >> 16) & 0xffff) + (float)((r >> 32) & 0xffff) + (float)(r >> 48);
+    return (sum / 65536.0f - 2.0f) * 1.7320508f; /* sqrt(12/4) */
+}
+
+/* ---- what each tensor holds */
+
+typedef enum weight_kind {
+    KIND_MATRIX,     /* normal(0, std) */
+    KIND_NORM,       /* 1 + normal(0, 0.1) */
+    KIND_BIAS,       /* normal(0, std) */
+    KIND_ROPE_FREQS, /* llama-3 style frequency factors: 1 for the first half, rising to 8 */
+} weight_kind;
+
+typedef struct block_pool {
+    uint32_t type;
+    float std;
+    size_t block_bytes;
+    int64_t n_blocks;
+    uint8_t *blocks;   /* n_blocks * block_bytes: quantized normal(0, std) values */
+} block_pool;
+
+typedef struct tensor_gen {
+    char name[GGUF_TENSOR_NAME_MAX_BYTES];
+    uint32_t type;
+    uint32_t n_dims;
+    int64_t ne[2];
+    weight_kind kind;
+    float std;
+    uint64_t seed;
+    const block_pool *pool; /* quantized types */
+    int threads;
+} tensor_gen;
+
+typedef struct fill_job {
+    const tensor_gen *t;
+    int64_t row_begin, row_end; /* absolute rows this thread fills */
+    int64_t first_row;          /* absolute row stored at dst */
+    uint8_t *dst;
+    int rc;
+} fill_job;
+
+static void gen_row_floats(const tensor_gen *t, int64_t row, float *out) {
+    uint64_t s = hash_combine(t->seed, (uint64_t)row);
+    int64_t n = t->ne[0];
+    switch (t->kind) {
+    case KIND_MATRIX:
+    case KIND_BIAS:
+        for (int64_t i = 0; i < n; i++) out[i] = t->std * rand_normal(&s);
+        break;
+    case KIND_NORM:
+        for (int64_t i = 0; i < n; i++) out[i] = 1.0f + 0.1f * rand_normal(&s);
+        break;
+    case KIND_ROPE_FREQS:
+        for (int64_t i = 0; i < n; i++)
+            out[i] = i < n / 2 ? 1.0f : 1.0f + 7.0f * (float)(i - n / 2) / (float)(n - n / 2);
+        break;
+    }
+}
+
+static void *fill_thread(void *arg) {
+    fill_job *j = arg;
+    const tensor_gen *t = j->t;
+    size_t row_bytes = tensor_row_bytes(t->type, t->ne[0]);
+    float *tmp = NULL;
+    if (!t->pool && !(tmp = malloc((size_t)t->ne[0] * sizeof *tmp))) {
+        j->rc = -1;
+        return NULL;
+    }
+    for (int64_t r = j->row_begin; r < j->row_end; r++) {
+        uint8_t *dst = j->dst + (size_t)(r - j->first_row) * row_bytes;
+        if (t->pool) {
+            /* Each block of the row is a pool block picked by the row's PRNG. */
+            uint64_t s = hash_combine(t->seed, (uint64_t)r);
+            int64_t n_blocks = (int64_t)(row_bytes / t->pool->block_bytes);
+            for (int64_t b = 0; b < n_blocks; b++) {
+                uint64_t k = splitmix64(&s) % (uint64_t)t->pool->n_blocks;
+                memcpy(dst + (size_t)b * t->pool->block_bytes, t->pool->blocks + k * t->pool->block_bytes,
+                       t->pool->block_bytes);
+            }
+        } else {
+            /* F32 / F16 / BF16: floats, then stored in the tensor's type. */
+            gen_row_floats(t, r, tmp);
+            if (quantize_row(t->type, tmp, dst, t->ne[0]) != 0) { j->rc = -1; break; }
+        }
+    }
+    free(tmp);
+    return NULL;
+}
+
+/* gguf_fill_fn: rows [row_begin, +n_rows) split over t->threads threads. */
+static int fill_tensor(void *ctx, int64_t row_begin, int64_t n_rows, void *dst, larder_error *err) {
+    const tensor_gen *t = ctx;
+    int n_threads = t->threads;
+    if (n_threads > n_rows) n_threads = (int)n_rows;
+    if (n_threads < 1) n_threads = 1;
+    fill_job jobs[MAKE_MAX_THREADS];
+    pthread_t tids[MAKE_MAX_THREADS];
+    bool running[MAKE_MAX_THREADS];
+    for (int k = 0; k < n_threads; k++) {
+        jobs[k] = (fill_job){t, row_begin + n_rows * k / n_threads, row_begin + n_rows * (k + 1) / n_threads,
+                             row_begin, dst, 0};
+        /* The last slice runs on this thread, as does any slice whose thread fails to start. */
+        running[k] = k < n_threads - 1 && pthread_create(&tids[k], NULL, fill_thread, &jobs[k]) == 0;
+        if (!running[k]) fill_thread(&jobs[k]);
+    }
+    int rc = 0;
+    for (int k = 0; k < n_threads; k++) {
+        if (running[k]) pthread_join(tids[k], NULL);
+        if (jobs[k].rc != 0) rc = -1;
+    }
+    return rc ? error_set(err, ERR_NOMEM, "generating weights failed (out of memory?)") : 0;
+}
+
+/* ---- block pools */
+
+typedef struct pool_set {
+    block_pool pools[32];
+    int n;
+} pool_set;
+
+/* The pool for (type, std), built on first use: POOL_ELEMS normal(0, std)
+ * floats quantized with the reference quantizer. */
+static const block_pool *pool_get(pool_set *ps, uint32_t type, float std, uint64_t seed, larder_error *err) {
+    for (int i = 0; i < ps->n; i++)
+        if (ps->pools[i].type == type && ps->pools[i].std == std) return &ps->pools[i];
+    if (ps->n == (int)(sizeof ps->pools / sizeof ps->pools[0])) {
+        error_set(err, ERR_LIMIT, "too many distinct weight pools");
+        return NULL;
+    }
+    const tensor_type_traits *tt = tensor_type_get(type);
+    block_pool *p = &ps->pools[ps->n];
+    p->type = type;
+    p->std = std;
+    p->block_bytes = tt->block_bytes;
+    p->n_blocks = POOL_ELEMS / tt->block_elems;
+    p->blocks = malloc((size_t)p->n_blocks * p->block_bytes);
+    float *x = malloc((size_t)POOL_ELEMS * sizeof *x);
+    if (!p->blocks || !x) {
+        free(p->blocks);
+        free(x);
+        error_set(err, ERR_NOMEM, "out of memory for a weight pool");
+        return NULL;
+    }
+    uint64_t s = hash_combine(seed, hash_combine(type, (uint64_t)(std * 1e6f)));
+    for (int64_t i = 0; i < POOL_ELEMS; i++) x[i] = std * rand_normal(&s);
+    int rc = quantize_row(type, x, p->blocks, POOL_ELEMS);
+    free(x);
+    if (rc != 0) {
+        free(p->blocks);
+        error_set(err, ERR_UNSUPPORTED, "cannot quantize to %s", tt->name);
+        return NULL;
+    }
+    ps->n++;
+    return p;
+}
+
+static void pool_set_free(pool_set *ps) {
+    for (int i = 0; i < ps->n; i++) free(ps->pools[i].blocks);
+    ps->n = 0;
+}
+
+/* ---- weight types */
+
+typedef struct type_choice {
+    const char *name;    /* --type value */
+    uint32_t base;       /* type of most 2-D weights */
+    bool mix;            /* llama.cpp _M mix (Q6_K for output and some attn_v / ffn_down) */
+    uint32_t file_type;  /* general.file_type (llama_ftype) */
+} type_choice;
+
+static const type_choice TYPE_CHOICES[] = {
+    {"f32", TYPE_F32, false, 0},      {"f16", TYPE_F16, false, 1},     {"bf16", TYPE_BF16, false, 32},
+    {"q8_0", TYPE_Q8_0, false, 7},    {"q4_0", TYPE_Q4_0, false, 2},   {"q4_1", TYPE_Q4_1, false, 3},
+    {"q5_0", TYPE_Q5_0, false, 8},    {"q5_1", TYPE_Q5_1, false, 9},   {"q4_k", TYPE_Q4_K, false, 14},
+    {"q5_k", TYPE_Q5_K, false, 16},   {"q6_k", TYPE_Q6_K, false, 18},  {"q4_k_m", TYPE_Q4_K, true, 15},
+    {"q5_k_m", TYPE_Q5_K, true, 17},
+};
+
+/* llama.cpp's rule for which layers get more bits in the _M mixes. */
+static bool use_more_bits(int i_layer, int n_layers) {
+    return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 || (i_layer - n_layers / 8) % 3 == 2;
+}
+
+/* A type whose block fits ne0 (llama.cpp's fallback chain). */
+static uint32_t type_fit(uint32_t type, int64_t ne0) {
+    for (;;) {
+        const tensor_type_traits *tt = tensor_type_get(type);
+        if (ne0 % tt->block_elems == 0) return type;
+        switch (type) {
+        case TYPE_Q4_K: type = TYPE_Q5_0; break;
+        case TYPE_Q5_K: type = TYPE_Q5_1; break;
+        case TYPE_Q6_K: type = TYPE_Q8_0; break;
+        default: return TYPE_F16;
+        }
+    }
+}
+
+/* ---- the model description */
+
+typedef enum arch_id { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3 } arch_id;
+static const char *const ARCH_NAMES[] = {"llama", "qwen2", "qwen3"};
+
+typedef struct model_spec {
+    arch_id arch;
+    int64_t dim, ff, heads, kv_heads, head_dim, layers, ctx, n_vocab;
+    double rope_base, rms_eps;
+    bool tied, rope_freqs;
+    const type_choice *type;
+    uint64_t seed;
+    int threads;
+} model_spec;
+
+typedef struct tensor_list {
+    tensor_gen *items;
+    int n, cap;
+} tensor_list;
+
+static int tensor_add(tensor_list *tl, const model_spec *m, const char *name, int64_t ne0, int64_t ne1,
+                      weight_kind kind, float std, uint32_t type, larder_error *err) {
+    if (tl->n == tl->cap) {
+        int cap = tl->cap ? tl->cap * 2 : 64;
+        tensor_gen *items = realloc(tl->items, (size_t)cap * sizeof *items);
+        if (!items) return error_set(err, ERR_NOMEM, "out of memory");
+        tl->items = items;
+        tl->cap = cap;
+    }
+    tensor_gen *t = &tl->items[tl->n++];
+    memset(t, 0, sizeof *t);
+    snprintf(t->name, sizeof t->name, "%s", name);
+    t->n_dims = ne1 > 0 ? 2 : 1;
+    t->ne[0] = ne0;
+    t->ne[1] = ne1 > 0 ? ne1 : 1;
+    t->kind = kind;
+    t->std = std;
+    t->type = kind == KIND_MATRIX ? type_fit(type, ne0) : TYPE_F32;
+    t->seed = hash_combine(m->seed, hash_string(name));
+    t->threads = m->threads;
+    return 0;
+}
+
+/* All tensors of the model, in llama.cpp's order and names. */
+static int build_tensors(const model_spec *m, tensor_list *tl, larder_error *err) {
+    const uint32_t base = m->type->base;
+    const uint32_t q6 = m->type->mix ? TYPE_Q6_K : base;
+    const int64_t q_dim = m->heads * m->head_dim, kv_dim = m->kv_heads * m->head_dim;
+    const float out_std = (float)(LOGIT_STD / sqrt((double)m->dim));
+    /* Tied: the embedding is also the output projection, so it takes the output's scale and type. */
+    const float embd_std = m->tied ? out_std : 1.0f;
+    /* Tied: the final hidden state still holds the current token's embedding e,
+     * whose own logit is |e|^2 / rms(h) = LOGIT_STD^2 / rms(h); the blocks'
+     * output projections are scaled up so that rms(h) >> LOGIT_STD and the
+     * model does not just repeat its input token. */
+    const double gain = m->tied ? TIED_RESIDUAL_GAIN : 1.0;
+    char name[GGUF_TENSOR_NAME_MAX_BYTES];
+#define ADD(nm, ne0, ne1, kind, std, type) \
+    do { if (tensor_add(tl, m, (nm), (ne0), (ne1), (kind), (float)(std), (type), err) != 0) return -1; } while (0)
+#define LAYER(fmt) (snprintf(name, sizeof name, "blk.%d." fmt, (int)l), name)
+    ADD("token_embd.weight", m->dim, m->n_vocab, KIND_MATRIX, embd_std, m->tied ? q6 : base);
+    if (m->rope_freqs) ADD("rope_freqs.weight", m->head_dim / 2, 0, KIND_ROPE_FREQS, 0, TYPE_F32);
+    for (int64_t l = 0; l < m->layers; l++) {
+        bool more = m->type->mix && use_more_bits((int)l, (int)m->layers);
+        ADD(LAYER("attn_norm.weight"), m->dim, 0, KIND_NORM, 0, TYPE_F32);
+        ADD(LAYER("attn_q.weight"), m->dim, q_dim, KIND_MATRIX, 1.0 / sqrt((double)m->dim), base);
+        ADD(LAYER("attn_k.weight"), m->dim, kv_dim, KIND_MATRIX, 1.0 / sqrt((double)m->dim), base);
+        ADD(LAYER("attn_v.weight"), m->dim, kv_dim, KIND_MATRIX, 1.0 / sqrt((double)m->dim), more ? TYPE_Q6_K : base);
+        if (m->arch == ARCH_QWEN2) {
+            ADD(LAYER("attn_q.bias"), q_dim, 0, KIND_BIAS, 0.2, TYPE_F32);
+            ADD(LAYER("attn_k.bias"), kv_dim, 0, KIND_BIAS, 0.2, TYPE_F32);
+            ADD(LAYER("attn_v.bias"), kv_dim, 0, KIND_BIAS, 0.2, TYPE_F32);
+        }
+        if (m->arch == ARCH_QWEN3) {
+            ADD(LAYER("attn_q_norm.weight"), m->head_dim, 0, KIND_NORM, 0, TYPE_F32);
+            ADD(LAYER("attn_k_norm.weight"), m->head_dim, 0, KIND_NORM, 0, TYPE_F32);
+        }
+        ADD(LAYER("attn_output.weight"), q_dim, m->dim, KIND_MATRIX, gain / sqrt((double)q_dim), base);
+        ADD(LAYER("ffn_norm.weight"), m->dim, 0, KIND_NORM, 0, TYPE_F32);
+        ADD(LAYER("ffn_gate.weight"), m->dim, m->ff, KIND_MATRIX, 1.0 / sqrt((double)m->dim), base);
+        ADD(LAYER("ffn_up.weight"), m->dim, m->ff, KIND_MATRIX, 1.0 / sqrt((double)m->dim), base);
+        ADD(LAYER("ffn_down.weight"), m->ff, m->dim, KIND_MATRIX, gain / sqrt((double)m->ff), more ? TYPE_Q6_K : base);
+    }
+    ADD("output_norm.weight", m->dim, 0, KIND_NORM, 0, TYPE_F32);
+    if (!m->tied) ADD("output.weight", m->dim, m->n_vocab, KIND_MATRIX, out_std, q6);
+#undef ADD
+#undef LAYER
+    return 0;
+}
+
+/* ---- metadata */
+
+/* A ChatML template (the default): <|im_start|>role\ncontent<|im_end|>\n per
+ * message, then "<|im_start|>assistant\n" when a generation prompt is asked. */
+static const char CHATML_TEMPLATE[] =
+    "{%- for message in messages -%}\n"
+    "{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' -}}\n"
+    "{%- endfor -%}\n"
+    "{%- if add_generation_prompt -%}\n"
+    "{{- '<|im_start|>assistant\\n' -}}\n"
+    "{%- endif -%}\n";
+
+static int read_whole_file(const char *path, char **out, size_t *len, larder_error *err) {
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return error_set(err, ERR_IO, "%s: cannot open", path);
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    while (buf) {
+        if (n == cap) {
+            char *nb = cap > ((size_t)64 << 20) ? NULL : realloc(buf, cap * 2);
+            if (!nb) { free(buf); buf = NULL; break; }
+            buf = nb;
+            cap *= 2;
+        }
+        size_t r = fread(buf + n, 1, cap - n, fp);
+        n += r;
+        if (r == 0) break;
+    }
+    bool bad = ferror(fp);
+    fclose(fp);
+    if (!buf) return error_set(err, ERR_NOMEM, "%s: too large or out of memory", path);
+    if (bad) { free(buf); return error_set(err, ERR_IO, "%s: read error", path); }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+static int set_metadata(gguf_writer *w, const model_spec *m, const gguf_file *vocab, const char *template_text,
+                        size_t template_len, const char *name, larder_error *err) {
+    const char *arch = ARCH_NAMES[m->arch];
+    char key[GGUF_KEY_MAX_BYTES];
+#define K(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
+    if (gguf_writer_set_string(w, "general.architecture", arch, err) ||
+        gguf_writer_set_string(w, "general.name", name, err) ||
+        gguf_writer_set_u32(w, "general.file_type", m->type->file_type, err) ||
+        gguf_writer_set_u32(w, K("vocab_size"), (uint32_t)m->n_vocab, err) ||
+        gguf_writer_set_u32(w, K("context_length"), (uint32_t)m->ctx, err) ||
+        gguf_writer_set_u32(w, K("embedding_length"), (uint32_t)m->dim, err) ||
+        gguf_writer_set_u32(w, K("block_count"), (uint32_t)m->layers, err) ||
+        gguf_writer_set_u32(w, K("feed_forward_length"), (uint32_t)m->ff, err) ||
+        gguf_writer_set_u32(w, K("attention.head_count"), (uint32_t)m->heads, err) ||
+        gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)m->kv_heads, err) ||
+        gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)m->head_dim, err) ||
+        gguf_writer_set_f32(w, K("rope.freq_base"), (float)m->rope_base, err) ||
+        gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), (float)m->rms_eps, err))
+        return -1;
+    if (m->arch == ARCH_QWEN3 || m->head_dim * m->heads != m->dim) {
+        if (gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)m->head_dim, err) ||
+            gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)m->head_dim, err))
+            return -1;
+    }
+#undef K
+    /* The tokenizer: every tokenizer.* key of the vocabulary file, then our template. */
+    for (int64_t i = 0; i < gguf_kv_count(vocab); i++) {
+        const char *k = gguf_kv_key(vocab, i);
+        if (strncmp(k, "tokenizer.", 10) != 0 || strcmp(k, "tokenizer.chat_template") == 0) continue;
+        if (gguf_writer_copy_kv(w, vocab, k, err) != 0) return -1;
+    }
+    return gguf_writer_set_string_n(w, "tokenizer.chat_template", template_text, template_len, err);
+}
+
+/* ---- presets and flags */
+
+typedef struct preset {
+    const char *name;
+    arch_id arch;
+    int64_t dim, ff, heads, kv_heads, head_dim, layers, ctx;
+    double rope_base, rms_eps;
+    bool tied, rope_freqs;
+    const char *vocab; /* file name in the shared vocab folder */
+} preset;
+
+static const preset PRESETS[] = {
+    {"tinyllama-1.1b", ARCH_LLAMA, 2048, 5632, 32, 4, 64, 22, 2048, 10000.0, 1e-5, false, false, "ggml-vocab-llama-spm.gguf"},
+    {"llama3-8b", ARCH_LLAMA, 4096, 14336, 32, 8, 128, 32, 8192, 500000.0, 1e-5, false, true, "ggml-vocab-llama-bpe.gguf"},
+    {"qwen3-0.6b", ARCH_QWEN3, 1024, 3072, 16, 8, 128, 28, 40960, 1000000.0, 1e-6, true, false, "ggml-vocab-qwen2.gguf"},
+};
+
+/* Finds a preset's vocabulary: $SHARED/vocab, then ../shared/vocab. */
+static const char *find_vocab(const char *file, char *buf, size_t buf_size) {
+    const char *shared = getenv("SHARED");
+    if (shared && *shared) {
+        snprintf(buf, buf_size, "%s/vocab/%s", shared, file);
+        if (access(buf, R_OK) == 0) return buf;
+    }
+    snprintf(buf, buf_size, "../shared/vocab/%s", file);
+    if (access(buf, R_OK) == 0) return buf;
+    return NULL;
+}
+
+static const char USAGE[] =
+    "larder make-model --arch llama|qwen2|qwen3 --vocab FILE.gguf --dim N --ff N --heads N --layers N --out FILE\n"
+    "                         [--kv-heads N] [--head-dim N] [--ctx N] [--seed N] [--type T] [--tied] [--rope-freqs]\n"
+    "                         [--preset tinyllama-1.1b|llama3-8b|qwen3-0.6b] [--chat-template FILE]\n\n"
+    "Writes a random-weight GGUF model (llama.cpp tensor names and metadata) with the tokenizer of\n"
+    "the vocabulary file. Types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m.\n"
+    "A preset sets the real shapes (explicit flags override them) and finds its vocabulary in\n"
+    "$SHARED/vocab or ../shared/vocab unless --vocab is given";
+
+int cmd_make_model(int argc, char **argv) {
+    larder_error err = {0};
+    const char *arch_s = NULL, *vocab_path = NULL, *out = NULL, *type_s = "f32", *preset_s = NULL, *template_path = NULL;
+    int64_t dim = 0, ff = 0, heads = 0, kv_heads = 0, head_dim = 0, layers = 0, ctx = 0, seed = 1;
+    int64_t threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    double rope_base = 0, rms_eps = 0;
+    bool tied = false, rope_freqs = false, quiet = false;
+    if (threads > MAKE_MAX_THREADS) threads = MAKE_MAX_THREADS;
+    cli_option opts[] = {
+        CLI_STR("--arch", &arch_s, "ARCH", "llama, qwen2 or qwen3"),
+        CLI_STR("--vocab", &vocab_path, "FILE", "GGUF whose tokenizer.* keys are copied (n_vocab = its token count)"),
+        CLI_INT("--dim", &dim, 1, MAKE_MAX_DIM, "N", "embedding length"),
+        CLI_INT("--ff", &ff, 1, 8 * MAKE_MAX_DIM, "N", "feed-forward length"),
+        CLI_INT("--heads", &heads, 1, MAKE_MAX_HEADS, "N", "attention heads"),
+        CLI_INT("--kv-heads", &kv_heads, 1, MAKE_MAX_HEADS, "N", "key/value heads (default: --heads)"),
+        CLI_INT("--head-dim", &head_dim, 2, 1024, "N", "head size (default: dim / heads)"),
+        CLI_INT("--layers", &layers, 1, MAKE_MAX_LAYERS, "N", "transformer blocks"),
+        CLI_INT("--ctx", &ctx, 1, MAKE_MAX_CTX, "N", "context length (default 2048)"),
+        CLI_INT("--seed", &seed, 0, 9007199254740991.0, "N", "PRNG seed (default 1)"),
+        CLI_STR("--type", &type_s, "T", "weight type (default f32)"),
+        CLI_STR("--out", &out, "FILE", "output GGUF path"),
+        CLI_STR("--preset", &preset_s, "NAME", "tinyllama-1.1b, llama3-8b or qwen3-0.6b"),
+        CLI_STR("--chat-template", &template_path, "FILE", "Jinja chat template (default: ChatML)"),
+        CLI_FLAG("--tied", &tied, "no output.weight: output shares token_embd"),
+        CLI_FLAG("--rope-freqs", &rope_freqs, "add a llama-3 style rope_freqs tensor"),
+        CLI_FLOAT("--rope-base", &rope_base, 1, 1e12, "F", "rope.freq_base (default per arch)"),
+        CLI_FLOAT("--rms-eps", &rms_eps, 1e-12, 1, "F", "RMS norm epsilon (default per arch)"),
+        CLI_INT("--threads", &threads, 1, MAKE_MAX_THREADS, "N", "generation threads (default: cores)"),
+        CLI_FLAG("--quiet", &quiet, "print nothing on success"),
+    };
+    const size_t n_opts = CLI_COUNT(opts);
+    int rc = cli_parse(argc, argv, opts, n_opts, NULL, NULL, &err);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, USAGE, opts, n_opts);
+        return 0;
+    }
+    if (rc != 0) {
+        fprintf(stderr, "larder make-model: %s\n", err.message);
+        return 1;
+    }
+    model_spec m = {0};
+    char vocab_buf[4096];
+    const preset *p = NULL;
+    if (preset_s) {
+        for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
+            if (strcmp(PRESETS[i].name, preset_s) == 0) p = &PRESETS[i];
+        if (!p) {
+            fprintf(stderr, "larder make-model: unknown preset '%s' (tinyllama-1.1b, llama3-8b, qwen3-0.6b)\n", preset_s);
+            return 1;
+        }
+        m.arch = p->arch; m.dim = p->dim; m.ff = p->ff; m.heads = p->heads; m.kv_heads = p->kv_heads;
+        m.head_dim = p->head_dim; m.layers = p->layers; m.ctx = p->ctx; m.rope_base = p->rope_base;
+        m.rms_eps = p->rms_eps; m.tied = p->tied; m.rope_freqs = p->rope_freqs;
+        if (!vocab_path && !(vocab_path = find_vocab(p->vocab, vocab_buf, sizeof vocab_buf))) {
+            fprintf(stderr, "larder make-model: preset %s needs %s: not found in $SHARED/vocab or ../shared/vocab (pass --vocab)\n",
+                    p->name, p->vocab);
+            return 1;
+        }
+    }
+    if (arch_s) {
+        int a = -1;
+        for (int i = 0; i < 3; i++)
+            if (strcmp(arch_s, ARCH_NAMES[i]) == 0) a = i;
+        if (a < 0) {
+            fprintf(stderr, "larder make-model: unknown --arch '%s' (llama, qwen2, qwen3)\n", arch_s);
+            return 1;
+        }
+        m.arch = (arch_id)a;
+    }
+    const char *missing = !p && !arch_s ? "--arch" : !vocab_path ? "--vocab" : !out ? "--out"
+                        : !p && !dim ? "--dim" : !p && !ff ? "--ff" : !p && !heads ? "--heads"
+                        : !p && !layers ? "--layers" : NULL;
+    if (missing) {
+        fprintf(stderr, "larder make-model: %s is required (see --help)\n", missing);
+        return 1;
+    }
+    /* Explicit flags override the preset; head size and kv heads derived from
+     * dim/heads are recomputed when either of those was given. */
+    bool reshaped = dim || heads;
+    if (dim) m.dim = dim;
+    if (ff) m.ff = ff;
+    if (heads) m.heads = heads;
+    if (layers) m.layers = layers;
+    if (ctx) m.ctx = ctx;
+    if (!m.ctx) m.ctx = 2048;
+    m.kv_heads = kv_heads ? kv_heads : (p && !heads) ? m.kv_heads : m.heads;
+    m.head_dim = head_dim ? head_dim : (p && !reshaped) ? m.head_dim : m.dim / m.heads;
+    if (tied) m.tied = true;
+    if (rope_freqs) m.rope_freqs = true;
+    if (rope_base > 0) m.rope_base = rope_base;
+    else if (!p) m.rope_base = m.arch == ARCH_LLAMA ? 10000.0 : 1000000.0;
+    if (rms_eps > 0) m.rms_eps = rms_eps;
+    else if (!p) m.rms_eps = m.arch == ARCH_LLAMA ? 1e-5 : 1e-6;
+    m.seed = (uint64_t)seed;
+    m.threads = (int)threads;
+    for (size_t i = 0; i < sizeof TYPE_CHOICES / sizeof TYPE_CHOICES[0]; i++)
+        if (strcmp(TYPE_CHOICES[i].name, type_s) == 0) m.type = &TYPE_CHOICES[i];
+    if (!m.type) {
+        fprintf(stderr, "larder make-model: unknown --type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m)\n", type_s);
+        return 1;
+    }
+    /* Shape checks. */
+    const char *bad = m.head_dim < 2 || m.head_dim % 2 ? "the head size must be even and >= 2 (rope rotates pairs)"
+                    : m.heads % m.kv_heads ? "--heads must be a multiple of --kv-heads"
+                    : m.rope_freqs && m.arch != ARCH_LLAMA ? "--rope-freqs is only for --arch llama"
+                    : NULL;
+    if (bad) {
+        fprintf(stderr, "larder make-model: %s\n", bad);
+        return 1;
+    }
+
+    int status = 1;
+    gguf_file *vocab = NULL;
+    gguf_writer *w = NULL;
+    tensor_list tl = {0};
+    pool_set pools = {0};
+    char *template_text = NULL;
+    size_t template_len = 0;
+    double t0 = timing_now_ms();
+
+    vocab = gguf_open(vocab_path, &err);
+    if (!vocab) {
+        fprintf(stderr, "larder: %s: %s\n", vocab_path, err.message);
+        goto done;
+    }
+    uint32_t et;
+    uint64_t n_vocab = 0;
+    if (!gguf_get_array_info(vocab, "tokenizer.ggml.tokens", &et, &n_vocab) || et != GGUF_TYPE_STRING || n_vocab == 0 ||
+        n_vocab > INT32_MAX) {
+        fprintf(stderr, "larder: %s: no tokenizer.ggml.tokens string array (not a vocabulary file)\n", vocab_path);
+        goto done;
+    }
+    m.n_vocab = (int64_t)n_vocab;
+    if (template_path) {
+        if (read_whole_file(template_path, &template_text, &template_len, &err) != 0) {
+            fprintf(stderr, "larder make-model: %s\n", err.message);
+            goto done;
+        }
+    }
+    char name[128];
+    snprintf(name, sizeof name, "larder random %s (seed %llu)", p ? p->name : ARCH_NAMES[m.arch],
+             (unsigned long long)m.seed);
+    if (!(w = gguf_writer_create(&err)) ||
+        set_metadata(w, &m, vocab, template_text ? template_text : CHATML_TEMPLATE,
+                     template_text ? template_len : strlen(CHATML_TEMPLATE), name, &err) != 0 ||
+        build_tensors(&m, &tl, &err) != 0) {
+        fprintf(stderr, "larder make-model: %s\n", err.message);
+        goto done;
+    }
+    /* Pools for the quantized tensors, then register every tensor's fill. */
+    for (int i = 0; i < tl.n; i++) {
+        tensor_gen *t = &tl.items[i];
+        if (t->kind == KIND_MATRIX && t->type != TYPE_F32 && t->type != TYPE_F16 && t->type != TYPE_BF16) {
+            t->pool = pool_get(&pools, t->type, t->std, m.seed, &err);
+            if (!t->pool) {
+                fprintf(stderr, "larder make-model: %s\n", err.message);
+                goto done;
+            }
+        }
+    }
+    for (int i = 0; i < tl.n; i++) {
+        tensor_gen *t = &tl.items[i];
+        if (gguf_writer_add_tensor_fill(w, t->name, t->type, t->n_dims, t->ne, fill_tensor, t, &err) != 0) {
+            fprintf(stderr, "larder make-model: %s\n", err.message);
+            goto done;
+        }
+    }
+    if (gguf_writer_write(w, out, &err) != 0) {
+        fprintf(stderr, "larder: %s: %s\n", out, err.message);
+        goto done;
+    }
+    if (!quiet)
+        printf("wrote %s: %s %s, %lld layers, dim %lld, vocab %lld, %d tensors, %.1f s\n", out, ARCH_NAMES[m.arch],
+               m.type->name, (long long)m.layers, (long long)m.dim, (long long)m.n_vocab, tl.n,
+               (timing_now_ms() - t0) / 1000.0);
+    status = 0;
+done:
+    pool_set_free(&pools);
+    free(tl.items);
+    free(template_text);
+    gguf_writer_free(w);
+    gguf_close(vocab);
+    return status;
+}
