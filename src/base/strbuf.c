@@ -4,6 +4,8 @@
  */
 #include "base/strbuf.h"
 
+#include "base/utf8.h"
+
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,12 +62,28 @@ int strbuf_printf(strbuf *b, const char *fmt, ...) {
 int strbuf_json_string(strbuf *b, const char *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
     if (strbuf_append(b, "\"", 1)) return -1;
-    size_t start = 0;
-    for (size_t i = 0; i < n; i++) {
+    size_t i = 0, start = 0;
+    while (i < n) {
         unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\') continue;
+        if (c >= 0x80) {
+            /* A whole valid character passes; a byte that starts none becomes U+FFFD. */
+            size_t window = n - i < 4 ? n - i : 4;
+            size_t len = (size_t)utf8_sequence_bytes(c);
+            if (len && utf8_valid_prefix(s + i, window) >= len) {
+                i += len;
+                continue;
+            }
+            strbuf_append(b, s + start, i - start);
+            strbuf_append(b, "\\ufffd", 6);
+            start = ++i;
+            continue;
+        }
+        if (c >= 0x20 && c != '"' && c != '\\') {
+            i++;
+            continue;
+        }
         strbuf_append(b, s + start, i - start);
-        start = i + 1;
+        start = ++i;
         switch (c) {
         case '"': strbuf_append(b, "\\\"", 2); break;
         case '\\': strbuf_append(b, "\\\\", 2); break;

@@ -22,8 +22,9 @@ typedef struct strbuf {
 int strbuf_append(strbuf *b, const char *s, size_t n);
 int strbuf_puts(strbuf *b, const char *s);
 int strbuf_printf(strbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-/* Appends s[0, n) as a JSON string literal with quotes (UTF-8 kept as is,
- * control characters escaped). */
+/* Appends s[0, n) as a JSON string literal with quotes: valid UTF-8 kept as
+ * is, control characters escaped, bytes that are not valid UTF-8 replaced by
+ * U+FFFD (so the output is always valid JSON). */
 int strbuf_json_string(strbuf *b, const char *s, size_t n);
 /* Removes the first n bytes. */
 void strbuf_consume(strbuf *b, size_t n);

@@ -98,7 +98,9 @@ static double now_s(void) { return (double)timing_now_us() / 1e6; }
 
 static void push_error(channel *ch, int status, const char *msg) {
     channel_event ev = {.kind = CHANNEL_EVENT_ERROR, .http_status = status};
-    snprintf(ev.message, sizeof ev.message, "%s", msg);
+    size_t n = strlen(msg);
+    if (n >= sizeof ev.message) n = sizeof ev.message - 1; /* messages are one bounded line */
+    memcpy(ev.message, msg, n);
     channel_push(ch, &ev);
 }
 
