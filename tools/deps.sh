@@ -4,7 +4,7 @@
 # node_modules/ (ignored by git). `--check` only reports, exit 1 if missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEBS=(gcc clang make pkg-config libcmocka-dev libpcre2-dev libmicrohttpd-dev libcjson-dev
+DEBS=(gcc clang make pkg-config git libcmocka-dev libpcre2-dev libmicrohttpd-dev libcjson-dev
       python3 python3-jinja2 libclang-rt-14-dev nodejs npm curl)
 missing=()
 for p in "${DEBS[@]}"; do
@@ -13,6 +13,7 @@ done
 npm_ok=1
 [ -f node_modules/node-llama-cpp/package.json ] && [ -d node_modules/@node-llama-cpp/linux-x64 ] \
   && [ -f node_modules/openai/package.json ] || npm_ok=0
+[ -d node_modules/.llama-src/include ] || npm_ok=0
 if [ "${1:-}" = "--check" ]; then
   [ ${#missing[@]} -eq 0 ] && [ $npm_ok = 1 ] && exit 0
   echo "deps: missing: ${missing[*]:-} $([ $npm_ok = 1 ] || echo npm-packages)"; exit 1
@@ -33,4 +34,11 @@ fi
 if [ $npm_ok = 0 ]; then
   echo "deps: npm install (node-llama-cpp CPU binaries, openai)"
   npm install --omit=optional --no-audit --no-fund --loglevel=error
+fi
+# llama.cpp's source comes with the package as a git bundle: its headers build
+# tools/llama (the benchmark and quantizer that call libllama directly).
+if [ ! -d node_modules/.llama-src/include ]; then
+  echo "deps: llama.cpp headers from node-llama-cpp's source bundle"
+  rm -rf node_modules/.llama-src
+  git clone -q node_modules/node-llama-cpp/llama/gitRelease.bundle node_modules/.llama-src 2>/dev/null
 fi

@@ -1,0 +1,43 @@
+/*
+ * routes.h — the OpenAI-compatible API over the engine: what each route
+ * does with a request, and the state they share (server_app).
+ *
+ *   POST /v1/chat/completions   chat template → tokens → engine → text, tool calls
+ *   POST /v1/completions        prompt text or ids → engine → text
+ *   GET  /v1/models             the served model
+ *   GET  /health                200 once the model is loaded (no auth)
+ *   GET  /metrics               Prometheus text
+ *   GET  /v1/cache              prompt-cache statistics (JSON)
+ *   DELETE /v1/cache            drop every idle cached entry
+ *
+ * Each request's output is read from its engine channel on the connection's
+ * thread: detokenized, cut at stop strings, parsed for tool calls and
+ * reasoning (chat), and written as one JSON response or as SSE chunks.
+ */
+#ifndef LARDER_SERVER_ROUTES_H
+#define LARDER_SERVER_ROUTES_H
+
+#include <stdint.h>
+
+#include "engine/engine.h"
+#include "server/chat_prompt.h"
+#include "server/http_server.h"
+#include "server/metrics.h"
+
+struct tokenizer;
+
+typedef struct server_app {
+    engine *eng;
+    const struct tokenizer *tok;
+    const chat_prompt *chat;        /* the model's chat template (NULL: chat route answers 400) */
+    const char *model_name;         /* id in responses and /v1/models */
+    int32_t ctx_tokens;             /* per sequence */
+    int32_t n_vocab;
+    int64_t created_unix_s;         /* for /v1/models */
+    metrics metrics;
+} server_app;
+
+/* The route table (static storage). */
+const http_route *routes_table(int *n_routes);
+
+#endif
