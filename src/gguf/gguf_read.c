@@ -193,8 +193,9 @@ static int parse_kv_value(gguf_file *f, cursor *c, gguf_kv *kv) {
 
 static int parse_kvs(gguf_file *f, cursor *c, uint64_t n_kv) {
     if (n_kv > cursor_left(c) / GGUF_MIN_KV_BYTES)
-        return error_set(c->err, ERR_FORMAT, "metadata count %llu is more than the file can hold",
-                         (unsigned long long)n_kv);
+        return error_set(c->err, ERR_FORMAT,
+                         "metadata count %llu is more than the file can hold (%zu bytes left: truncated or corrupt file)",
+                         (unsigned long long)n_kv, cursor_left(c));
     f->kvs = calloc(n_kv ? (size_t)n_kv : 1, sizeof *f->kvs);
     f->kv_table = table_alloc((int64_t)n_kv, &f->kv_mask);
     if (!f->kvs || !f->kv_table) return error_set(c->err, ERR_NOMEM, "out of memory for %llu keys", (unsigned long long)n_kv);
@@ -357,7 +358,9 @@ static int parse_file(gguf_file *f, larder_error *err) {
     if (parse_kvs(f, &c, n_kv) != 0) return -1;
     if (parse_alignment(f, err) != 0) return -1;
     if (n_tensors > cursor_left(&c) / GGUF_MIN_TENSOR_INFO_BYTES)
-        return error_set(err, ERR_FORMAT, "tensor count %llu is more than the file can hold", (unsigned long long)n_tensors);
+        return error_set(err, ERR_FORMAT,
+                         "tensor count %llu is more than the file can hold (%zu bytes left: truncated or corrupt file)",
+                         (unsigned long long)n_tensors, cursor_left(&c));
     f->tensors = calloc(n_tensors ? (size_t)n_tensors : 1, sizeof *f->tensors);
     f->tensor_table = table_alloc((int64_t)n_tensors, &f->tensor_mask);
     if (!f->tensors || !f->tensor_table) return error_set(err, ERR_NOMEM, "out of memory for %llu tensors", (unsigned long long)n_tensors);
