@@ -67,6 +67,10 @@ w("long_name", one_tensor(tinfo("n" * 64, [4], 0, 0)))
 w("duplicate_tensor", pad(hdr(2, 0) + tinfo("t", [4], 0, 0) + tinfo("t", [4], 0, 32)) + b"\0" * 64)
 w("overlap", pad(hdr(2, 0) + tinfo("a", [16], 0, 0) + tinfo("b", [16], 0, 32)) + b"\0" * 128)
 w("no_data_section", hdr(1, 0) + tinfo("t", [4], 0, 0))
+w("key_too_long", hdr(0, 1) + kv_u32("k" * 1024, 1))            # GGUF_KEY_MAX_BYTES
+w("key_at_limit_ok", hdr(0, 1) + kv_u32("k" * 1023, 1))
+w("alignment_too_big", hdr(0, 1) + kv_u32("general.alignment", 1 << 21))  # GGUF_MAX_ALIGNMENT
+w("name_at_limit_ok", one_tensor(tinfo("n" * 63, [4], 0, 0)))
 PY
 
 # case name -> expected wording (a grep -E pattern on the message)
@@ -120,6 +124,11 @@ check long_name "too long"
 check duplicate_tensor "duplicate tensor name 't'"
 check overlap "overlap"
 check no_data_section "truncated|outside the file"
+check key_too_long "key of 1024 bytes is too long"
+check alignment_too_big "larger than the limit"
+for ok in key_at_limit_ok name_at_limit_ok; do
+  if "$LARDER" gguf-info "$D/$ok.gguf" >/dev/null 2>"$D/$ok.err"; then pass "$ok"; else fail "$ok" "$(cat "$D/$ok.err")"; fi
+done
 
 # A missing file and a folder.
 for c in /nonexistent/model.gguf "$D"; do
