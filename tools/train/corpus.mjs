@@ -7,6 +7,7 @@
 // (`node tools/train/corpus.mjs text test`) instead of being committed twice.
 //
 //   node tools/train/corpus.mjs text train|val|test   plain text to stdout
+//   node tools/train/corpus.mjs tokens val|test FILE  that text's tokens (uint16 LE, no BOS)
 //   node tools/train/corpus.mjs prepare OUTDIR        token files (uint16 LE):
 //       train.bin  [BOS] doc tokens ... for every train document, and
 //                  [BOS] chat-formatted example [EOS] for the chat examples,
@@ -167,10 +168,31 @@ export function chatText(user, assistant, system) {
   return `${sys}${CHAT_USER}${user}\n\n${CHAT_ASSISTANT}${assistant}`;
 }
 
-async function prepare(outDir) {
+async function loadVocab() {
   const { getLlama } = await import("node-llama-cpp");
   const llama = await getLlama({ gpu: false, build: "never", logLevel: "error" });
-  const model = await llama.loadModel({ modelPath: VOCAB_SPM, vocabOnly: true });
+  return llama.loadModel({ modelPath: VOCAB_SPM, vocabOnly: true });
+}
+
+function writeU16(file, arr) {
+  const u16 = new Uint16Array(arr.length);
+  for (let i = 0; i < arr.length; i++) {
+    if (!(arr[i] >= 0 && arr[i] < 65536)) throw new Error(`token id ${arr[i]} out of range`);
+    u16[i] = arr[i];
+  }
+  fs.writeFileSync(file, Buffer.from(u16.buffer));
+  return arr.length;
+}
+
+async function tokensOf(split, file) {
+  const model = await loadVocab();
+  const n = writeU16(file, Array.from(model.tokenize(splitText(split), false)));
+  console.log(JSON.stringify({ split, tokens: n, file }));
+  await model.dispose();
+}
+
+async function prepare(outDir) {
+  const model = await loadVocab();
   const bos = model.tokens.bos, eos = model.tokens.eos;
   const tok = (t) => Array.from(model.tokenize(t, false));
   fs.mkdirSync(outDir, { recursive: true });
@@ -194,15 +216,7 @@ async function prepare(outDir) {
     const j = Math.floor(rand() * (i + 1));
     [items[i], items[j]] = [items[j], items[i]];
   }
-  const write = (name, arr) => {
-    const u16 = new Uint16Array(arr.length);
-    for (let i = 0; i < arr.length; i++) {
-      if (!(arr[i] >= 0 && arr[i] < 65536)) throw new Error(`token id ${arr[i]} out of range`);
-      u16[i] = arr[i];
-    }
-    fs.writeFileSync(path.join(outDir, name), Buffer.from(u16.buffer));
-    return arr.length;
-  };
+  const write = (name, arr) => writeU16(path.join(outDir, name), arr);
   const train = write("train.bin", items.flat());
   const valText = splitText("val"), testText = splitText("test");
   fs.writeFileSync(path.join(outDir, "val.txt"), valText);
@@ -221,8 +235,10 @@ async function prepare(outDir) {
 
 const [cmd, arg] = process.argv.slice(2);
 if (cmd === "text" && ["train", "val", "test"].includes(arg)) process.stdout.write(splitText(arg));
+else if (cmd === "tokens" && ["val", "test"].includes(arg) && process.argv[4])
+  await tokensOf(arg, process.argv[4]);
 else if (cmd === "prepare" && arg) await prepare(arg);
 else if (cmd !== undefined || process.argv[1] === fileURLToPath(import.meta.url)) {
-  console.error("usage: corpus.mjs text train|val|test | prepare OUTDIR");
+  console.error("usage: corpus.mjs text train|val|test | tokens val|test FILE | prepare OUTDIR");
   process.exit(2);
 }
