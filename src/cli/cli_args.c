@@ -97,3 +97,22 @@ const cli_option *cli_find(const cli_option *opts, size_t n_opts, const char *na
         if (strcmp(opts[k].name, name) == 0) return &opts[k];
     return NULL;
 }
+
+int cli_parse_ids(const char *s, token_list *list, larder_error *err) {
+    const char *p = s;
+    while (*p == ' ') p++;
+    if (!*p) return 0;
+    for (;;) {
+        char *end;
+        errno = 0;
+        long v = strtol(p, &end, 10);
+        if (end == p || errno || v < INT32_MIN || v > INT32_MAX)
+            return error_set(err, ERR_INVALID, "bad token id at '%.20s'", p);
+        if (token_list_push(list, (int32_t)v, err)) return -1;
+        p = end;
+        while (*p == ' ') p++;
+        if (!*p) return 0;
+        if (*p != ',') return error_set(err, ERR_INVALID, "bad token id list at '%.20s'", p);
+        p++;
+    }
+}

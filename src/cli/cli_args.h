@@ -25,6 +25,7 @@
 #include <stdio.h>
 
 #include "base/error.h"
+#include "text/tokenizer.h"
 
 typedef enum cli_kind {
     CLI_KIND_STRING, /* const char ** */
@@ -65,5 +66,9 @@ void cli_print_help(FILE *out, const char *usage, const cli_option *opts, size_t
 
 /* The option named name in opts (for `.seen`), or NULL. */
 const cli_option *cli_find(const cli_option *opts, size_t n_opts, const char *name);
+
+/* Parses comma-separated token ids ("1,2,3") onto list; -1 with err on a
+ * malformed id. Range against a vocabulary is the caller's check. */
+int cli_parse_ids(const char *s, token_list *list, larder_error *err);
 
 #endif

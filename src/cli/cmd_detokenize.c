@@ -9,31 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cli/cli_args.h"
 #include "text/tokenizer.h"
 
 static void usage(FILE *o) {
     fprintf(o, "usage: larder detokenize --model FILE [--special] IDS   (IDS: comma-separated, e.g. 1,15043,3186)\n");
-}
-
-/* Parses "1,2,3" into list; -1 with a message on a malformed id. */
-int cli_parse_ids(const char *s, token_list *list, larder_error *err);
-int cli_parse_ids(const char *s, token_list *list, larder_error *err) {
-    const char *p = s;
-    while (*p == ' ') p++;
-    if (!*p) return 0;
-    for (;;) {
-        char *end;
-        errno = 0;
-        long v = strtol(p, &end, 10);
-        if (end == p || errno || v < INT32_MIN || v > INT32_MAX)
-            return error_set(err, ERR_INVALID, "bad token id at '%.20s'", p);
-        if (token_list_push(list, (int32_t)v, err)) return -1;
-        p = end;
-        while (*p == ' ') p++;
-        if (!*p) return 0;
-        if (*p != ',') return error_set(err, ERR_INVALID, "bad token id list at '%.20s'", p);
-        p++;
-    }
 }
 
 int cmd_detokenize(int argc, char **argv) {
