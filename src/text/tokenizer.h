@@ -87,6 +87,10 @@ tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err);
  * file at path (every length and count is checked against the file). */
 tokenizer *tokenizer_load_file(const char *path, larder_error *err);
 
+/* The same from an open GGUF file (the tokenizer copies what it keeps). */
+struct gguf_file;
+tokenizer *tokenizer_load_gguf(const struct gguf_file *f, larder_error *err);
+
 void tokenizer_free(tokenizer *t);
 
 /* Flags of tokenizer_encode. */
