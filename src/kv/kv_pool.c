@@ -1,0 +1,178 @@
+/*
+ * kv_pool.c — the page pool: reserved address space, refcounts, two free
+ * stacks (warm: still committed; cold: returned to the OS or never touched).
+ *
+ * alloc pops a warm page first (no page faults), then a cold one. free pushes
+ * the page on the warm stack unless that already holds low_water pages, in
+ * which case the page's memory goes back to the OS and it joins the cold
+ * stack. The sum of committed pages is therefore at most used + low_water.
+ */
+#include "kv/kv_pool.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "tensor/dtype.h"
+
+struct kv_pool {
+    kv_pool_config cfg;
+    size_t elem_bytes;        /* 2 (f16) or 4 (f32) */
+    size_t page_bytes;        /* data bytes per page */
+    size_t stride_bytes;      /* page_bytes rounded up to the OS page */
+    size_t head_bytes;        /* page_tokens * head_dim * elem_bytes: one K or V block */
+    uint8_t *base;            /* (pages_total, stride_bytes) reserved mapping */
+    uint32_t pages_total;
+    int32_t low_water;
+    uint32_t *refcount;       /* (pages_total) */
+    uint32_t *warm;           /* (pages_total) stack of committed free pages */
+    uint32_t n_warm;
+    uint32_t *cold;           /* (pages_total) stack of uncommitted free pages */
+    uint32_t n_cold;
+    int64_t pages_used;
+    int64_t pages_shared;
+};
+
+kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err) {
+    if (!cfg || cfg->n_layers < 1 || cfg->n_kv_heads < 1 || cfg->head_dim < 1 || cfg->page_tokens < 1 ||
+        cfg->page_tokens > KV_POOL_MAX_PAGE_TOKENS || cfg->n_layers > 100000 || cfg->n_kv_heads > 100000 ||
+        cfg->head_dim > 100000) {
+        error_set(err, ERR_INVALID, "kv pool: bad geometry");
+        return NULL;
+    }
+    size_t elem;
+    if (cfg->kv_type == TYPE_F16) elem = 2;
+    else if (cfg->kv_type == TYPE_F32) elem = 4;
+    else {
+        error_set(err, ERR_UNSUPPORTED, "kv pool: KV type %u is not supported (f16, f32)", cfg->kv_type);
+        return NULL;
+    }
+    /* All factors are bounded above, so the product fits in 64 bits. */
+    uint64_t head_bytes = (uint64_t)cfg->page_tokens * (uint64_t)cfg->head_dim * elem;
+    uint64_t page_bytes = 2u * (uint64_t)cfg->n_layers * (uint64_t)cfg->n_kv_heads * head_bytes;
+    long os_page = sysconf(_SC_PAGESIZE);
+    uint64_t osp = os_page > 0 ? (uint64_t)os_page : 4096u;
+    uint64_t stride = (page_bytes + osp - 1) / osp * osp;
+    uint64_t n = cfg->budget_bytes / stride;
+    if (n < 1) {
+        error_set(err, ERR_NOMEM, "kv pool: budget of %zu bytes is smaller than one page (%llu bytes)",
+                  cfg->budget_bytes, (unsigned long long)stride);
+        return NULL;
+    }
+    if (n > KV_POOL_MAX_PAGES) n = KV_POOL_MAX_PAGES;
+
+    kv_pool *p = calloc(1, sizeof *p);
+    if (!p) {
+        error_set(err, ERR_NOMEM, "kv pool: out of memory");
+        return NULL;
+    }
+    p->cfg = *cfg;
+    p->elem_bytes = elem;
+    p->page_bytes = (size_t)page_bytes;
+    p->stride_bytes = (size_t)stride;
+    p->head_bytes = (size_t)head_bytes;
+    p->pages_total = (uint32_t)n;
+    p->low_water = cfg->low_water_pages < 0 ? KV_POOL_DEFAULT_LOW_WATER_PAGES : cfg->low_water_pages;
+    p->refcount = calloc(n, sizeof *p->refcount);
+    p->warm = malloc(n * sizeof *p->warm);
+    p->cold = malloc(n * sizeof *p->cold);
+    void *m = mmap(NULL, (size_t)(n * stride), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                   -1, 0);
+    if (!p->refcount || !p->warm || !p->cold || m == MAP_FAILED) {
+        if (m != MAP_FAILED) munmap(m, (size_t)(n * stride));
+        free(p->refcount), free(p->warm), free(p->cold), free(p);
+        error_set(err, ERR_NOMEM, "kv pool: cannot reserve %llu bytes", (unsigned long long)(n * stride));
+        return NULL;
+    }
+    p->base = m;
+    /* Cold stack popped from the top: page 0 first. */
+    for (uint32_t i = 0; i < (uint32_t)n; i++) p->cold[i] = (uint32_t)n - 1 - i;
+    p->n_cold = (uint32_t)n;
+    return p;
+}
+
+void kv_pool_free(kv_pool *p) {
+    if (!p) return;
+    munmap(p->base, (size_t)p->pages_total * p->stride_bytes);
+    free(p->refcount);
+    free(p->warm);
+    free(p->cold);
+    free(p);
+}
+
+int kv_pool_alloc(kv_pool *p, uint32_t *page, larder_error *err) {
+    uint32_t id;
+    if (p->n_warm) id = p->warm[--p->n_warm];
+    else if (p->n_cold) id = p->cold[--p->n_cold];
+    else
+        return error_set(err, ERR_NOMEM, "kv pool full: all %u pages (%zu bytes each) in use", p->pages_total,
+                         p->stride_bytes);
+    p->refcount[id] = 1;
+    p->pages_used++;
+    *page = id;
+    return 0;
+}
+
+void kv_pool_ref(kv_pool *p, uint32_t page) {
+    if (page >= p->pages_total || p->refcount[page] == 0) return; /* caller bug: ignored */
+    if (++p->refcount[page] == 2) p->pages_shared++;
+}
+
+int kv_pool_unref(kv_pool *p, uint32_t page) {
+    if (page >= p->pages_total || p->refcount[page] == 0) return -1;
+    uint32_t left = --p->refcount[page];
+    if (left == 1) p->pages_shared--;
+    if (left > 0) return (int)(left > (uint32_t)INT32_MAX ? INT32_MAX : left);
+    p->pages_used--;
+    if ((int64_t)p->n_warm < p->low_water) {
+        p->warm[p->n_warm++] = page;
+    } else {
+        /* Beyond the low-water mark: hand the memory back to the OS. */
+        madvise(p->base + (size_t)page * p->stride_bytes, p->stride_bytes, MADV_DONTNEED);
+        p->cold[p->n_cold++] = page;
+    }
+    return 0;
+}
+
+int kv_pool_refcount(const kv_pool *p, uint32_t page) {
+    if (page >= p->pages_total) return 0;
+    return p->refcount[page] > (uint32_t)INT32_MAX ? INT32_MAX : (int)p->refcount[page];
+}
+
+void kv_pool_page_copy(kv_pool *p, uint32_t dst, uint32_t src) {
+    if (dst == src || dst >= p->pages_total || src >= p->pages_total) return;
+    memcpy(kv_pool_page_data(p, dst), kv_pool_page_data(p, src), p->page_bytes);
+}
+
+const kv_pool_config *kv_pool_get_config(const kv_pool *p) { return &p->cfg; }
+size_t kv_pool_page_bytes(const kv_pool *p) { return p->page_bytes; }
+size_t kv_pool_elem_bytes(const kv_pool *p) { return p->elem_bytes; }
+int64_t kv_pool_pages_total(const kv_pool *p) { return p->pages_total; }
+int64_t kv_pool_pages_free(const kv_pool *p) { return (int64_t)p->pages_total - p->pages_used; }
+size_t kv_pool_bytes_per_token(const kv_pool *p) { return p->page_bytes / (size_t)p->cfg.page_tokens; }
+
+void kv_pool_get_stats(const kv_pool *p, kv_pool_stats *out) {
+    out->pages_total = p->pages_total;
+    out->pages_used = p->pages_used;
+    out->pages_free = (int64_t)p->pages_total - p->pages_used;
+    out->pages_shared = p->pages_shared;
+    out->pages_committed = p->pages_used + p->n_warm;
+    out->page_bytes = p->page_bytes;
+    out->page_stride_bytes = p->stride_bytes;
+}
+
+void *kv_pool_page_data(const kv_pool *p, uint32_t page) { return p->base + (size_t)page * p->stride_bytes; }
+
+/* Offset of block (layer, K|V, kv_head) inside a page: [layer][K|V][kv_head]. */
+static inline size_t block_offset(const kv_pool *p, int32_t layer, int32_t kv, int32_t head) {
+    return (((size_t)layer * 2 + (size_t)kv) * (size_t)p->cfg.n_kv_heads + (size_t)head) * p->head_bytes;
+}
+
+void *kv_pool_k(const kv_pool *p, uint32_t page, int32_t layer, int32_t kv_head) {
+    return p->base + (size_t)page * p->stride_bytes + block_offset(p, layer, 0, kv_head);
+}
+
+void *kv_pool_v(const kv_pool *p, uint32_t page, int32_t layer, int32_t kv_head) {
+    return p->base + (size_t)page * p->stride_bytes + block_offset(p, layer, 1, kv_head);
+}

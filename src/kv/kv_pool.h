@@ -1,0 +1,111 @@
+/*
+ * kv_pool.h — every byte of KV memory: one pool of fixed-size, reference
+ * counted pages under one byte budget.
+ *
+ * Key idea (DESIGN.md, "The KV page pool"): a page holds K and V of
+ * `page_tokens` consecutive tokens of one sequence for EVERY layer, so a
+ * sequence (or a cached prefix) is just a list of page ids. Layout of one
+ * page, in the pool's element type (f16 default, or f32):
+ *
+ *     [layer][K|V][kv_head][token_in_page][head_dim]
+ *
+ * so K (or V) of one (layer, kv_head) over the page's tokens is one
+ * contiguous (page_tokens, head_dim) matrix — what attention reads.
+ *
+ *   page_bytes        = 2 · layers · kv_heads · head_dim · page_tokens · elem_bytes
+ *   page_stride_bytes = page_bytes rounded up to the OS page size (so a freed
+ *                       page can be handed back to the OS on its own)
+ *   pages_total       = budget_bytes / page_stride_bytes
+ *
+ * Memory: the pool reserves address space for pages_total pages once
+ * (MAP_NORESERVE, nothing committed); a page's memory is committed when it is
+ * first written. Freed pages stay committed ("warm") up to a low-water mark
+ * of LOW_WATER pages, so reuse is cheap; beyond it a freed page is returned
+ * to the OS (madvise MADV_DONTNEED), so the process's resident size tells the
+ * truth about what the pool holds. The pool never holds more than its budget:
+ * alloc fails (-1, ERR_NOMEM) when every page is in use.
+ *
+ * Reference counts: alloc returns a page with one reference; ref/unref add
+ * and drop one; the last unref frees it. A page with more than one reference
+ * is shared (by sequences and/or the prompt cache) and must not be written:
+ * copy it first (kv_pool_page_copy, used by kv_seq's copy-on-write).
+ *
+ * Not thread-safe: owned by the engine thread. The forward pass writes page
+ * memory from compute threads, but never allocates or frees.
+ */
+#ifndef LARDER_KV_KV_POOL_H
+#define LARDER_KV_KV_POOL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+/* Largest number of pages a pool has (page ids are uint32_t; this bound
+ * keeps the bookkeeping arrays small and their sizes far from overflow). */
+#define KV_POOL_MAX_PAGES (1u << 26)
+/* Freed pages kept committed for fast reuse before the next freed page is
+ * returned to the OS. */
+#define KV_POOL_DEFAULT_LOW_WATER_PAGES 8
+/* Largest page_tokens accepted. */
+#define KV_POOL_MAX_PAGE_TOKENS 4096
+
+typedef struct kv_pool_config {
+    int32_t n_layers;        /* >= 1 */
+    int32_t n_kv_heads;      /* >= 1 */
+    int32_t head_dim;        /* >= 1, elements per head of K and of V */
+    int32_t page_tokens;     /* >= 1, tokens per page */
+    uint32_t kv_type;        /* TYPE_F16 or TYPE_F32 (src/tensor/dtype.h) */
+    size_t budget_bytes;     /* the whole pool; pages_total = budget / stride */
+    int32_t low_water_pages; /* warm free pages kept; < 0: the default */
+} kv_pool_config;
+
+typedef struct kv_pool kv_pool;
+
+typedef struct kv_pool_stats {
+    int64_t pages_total;     /* capacity in pages */
+    int64_t pages_used;      /* pages with refcount >= 1 */
+    int64_t pages_free;      /* pages_total - pages_used */
+    int64_t pages_shared;    /* pages with refcount >= 2 */
+    int64_t pages_committed; /* pages whose memory may be resident (used + warm free) */
+    size_t page_bytes;       /* bytes of one page's data */
+    size_t page_stride_bytes;/* bytes reserved per page */
+} kv_pool_stats;
+
+/* Fails (NULL, err) for bad geometry, an unsupported type, a budget smaller
+ * than one page, or when the address space cannot be reserved. */
+kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err);
+void kv_pool_free(kv_pool *pool);
+
+/* A new page with refcount 1 in *page; 0, or -1 with ERR_NOMEM when full.
+ * Its contents are unspecified (callers write before they read). */
+int kv_pool_alloc(kv_pool *pool, uint32_t *page, larder_error *err);
+/* Adds a reference to a page in use. */
+void kv_pool_ref(kv_pool *pool, uint32_t page);
+/* Drops a reference; the last one frees the page. Returns the references
+ * left (0: freed), or -1 if the page was not in use (a caller bug; ignored). */
+int kv_pool_unref(kv_pool *pool, uint32_t page);
+/* References a page has now (0 if free or out of range). */
+int kv_pool_refcount(const kv_pool *pool, uint32_t page);
+/* Copies the whole page src into dst (both in use). */
+void kv_pool_page_copy(kv_pool *pool, uint32_t dst, uint32_t src);
+
+/* Geometry. */
+const kv_pool_config *kv_pool_get_config(const kv_pool *pool);
+size_t kv_pool_page_bytes(const kv_pool *pool);
+size_t kv_pool_elem_bytes(const kv_pool *pool);
+int64_t kv_pool_pages_total(const kv_pool *pool);
+int64_t kv_pool_pages_free(const kv_pool *pool);
+void kv_pool_get_stats(const kv_pool *pool, kv_pool_stats *out);
+/* KV bytes one token takes in every layer (page_bytes / page_tokens). */
+size_t kv_pool_bytes_per_token(const kv_pool *pool);
+
+/* Start of K (or V) of (layer, kv_head) in a page: a (page_tokens, head_dim)
+ * matrix of the pool's type, rows contiguous. No checks (hot path). */
+void *kv_pool_k(const kv_pool *pool, uint32_t page, int32_t layer, int32_t kv_head);
+void *kv_pool_v(const kv_pool *pool, uint32_t page, int32_t layer, int32_t kv_head);
+/* Start of a page's data. */
+void *kv_pool_page_data(const kv_pool *pool, uint32_t page);
+
+#endif
