@@ -12,7 +12,8 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$(pwd); BUILD=${BUILD:-build}
-export ROOT BUILD LARDER="$ROOT/$BUILD/larder" SHARED="${SHARED:-$(cd "$ROOT/../shared" 2>/dev/null && pwd)}"
+case $BUILD in /*) BUILD_ABS=$BUILD ;; *) BUILD_ABS=$ROOT/$BUILD ;; esac
+export ROOT BUILD LARDER="$BUILD_ABS/larder" SHARED="${SHARED:-$(cd "$ROOT/../shared" 2>/dev/null && pwd)}"
 export TEST_TMP=$(mktemp -d /tmp/larder-test.XXXXXX)
 trap 'rm -rf "$TEST_TMP"' EXIT
 passed=0; failed=0; failed_names=()

