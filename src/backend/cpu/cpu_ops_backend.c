@@ -1,0 +1,294 @@
+/*
+ * cpu_ops_backend.c — the CPU implementation of backend.h.
+ *
+ * Matmuls go to the quantized kernels (cpu_matmul.h) on the thread pool.
+ * Attention is split over (token, head) pairs, dealt round-robin to the
+ * threads so causal prefill (later tokens attend to more) stays balanced;
+ * each thread has its own score buffer, grown to the longest sequence seen.
+ * Norms, rope and elementwise ops are cheap next to the matmuls and run on
+ * the calling thread.
+ */
+#include "backend/backend.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_ops.h"
+#include "base/thread_pool.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
+
+#if __has_include("backend/cpu/cpu_matmul.h")
+#include "backend/cpu/cpu_matmul.h"
+#define HAVE_CPU_MATMUL 1
+#endif
+
+struct backend {
+    thread_pool *pool;
+    int n_threads;
+    const cpu_vec_kernels *vk;
+    float **scores;          /* (n_threads) each (scores_cap) */
+    int64_t scores_cap;
+#ifdef HAVE_CPU_MATMUL
+    cpu_matmul_ctx *mm;
+#else
+    void *act;               /* fallback matmul: quantized activations */
+    size_t act_bytes;
+#endif
+};
+
+backend *backend_cpu_create(int n_threads, larder_error *err) {
+    backend *b = calloc(1, sizeof *b);
+    if (!b) {
+        error_set(err, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    b->pool = thread_pool_create(n_threads, err);
+    b->scores = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *b->scores);
+    if (!b->pool || !b->scores) {
+        if (b->pool && !b->scores) error_set(err, ERR_NOMEM, "out of memory");
+        backend_free(b);
+        return NULL;
+    }
+    b->n_threads = n_threads;
+    b->vk = cpu_vec_best();
+#ifdef HAVE_CPU_MATMUL
+    b->mm = cpu_matmul_ctx_create(err);
+    if (!b->mm) {
+        backend_free(b);
+        return NULL;
+    }
+#endif
+    return b;
+}
+
+void backend_free(backend *b) {
+    if (!b) return;
+    thread_pool_destroy(b->pool);
+    if (b->scores)
+        for (int i = 0; i < b->n_threads; i++) free(b->scores[i]);
+    free(b->scores);
+#ifdef HAVE_CPU_MATMUL
+    cpu_matmul_ctx_free(b->mm);
+#else
+    free(b->act);
+#endif
+    free(b);
+}
+
+int backend_n_threads(const backend *b) { return b->n_threads; }
+
+/* ---- matmul */
+
+#ifdef HAVE_CPU_MATMUL
+int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const float *x,
+                   int64_t n_tokens, float *y, larder_error *err) {
+    return cpu_matmul(b->mm, b->pool, w, wtype, rows, cols, x, n_tokens, y, err);
+}
+#else
+/* Temporary reference path until cpu_matmul.h lands: quantize each
+ * activation row once, then y[t][r] = vec_dot_ref(W_r, x_t), rows split
+ * over threads. */
+typedef struct mm_task {
+    const uint8_t *w;
+    uint32_t wtype;
+    int64_t rows, cols, n_tokens;
+    size_t w_row_bytes, a_row_bytes;
+    const uint8_t *act;
+    float *y;
+} mm_task;
+
+static void mm_run(void *ctx, int ti, int nt) {
+    const mm_task *t = ctx;
+    int64_t r0, r1;
+    thread_pool_split(t->rows, ti, nt, &r0, &r1);
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t k = 0; k < t->n_tokens; k++)
+            t->y[k * t->rows + r] = vec_dot_ref(t->wtype, t->w + r * t->w_row_bytes, t->act + k * t->a_row_bytes, t->cols);
+}
+
+int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const float *x,
+                   int64_t n_tokens, float *y, larder_error *err) {
+    uint32_t at = quant_vec_dot_type(wtype);
+    if (at == QUANT_NO_TYPE) return error_set(err, ERR_UNSUPPORTED, "matmul: no kernel for type %u", wtype);
+    size_t arb = at == TYPE_F32 ? (size_t)cols * 4 : tensor_row_bytes(at, cols);
+    size_t need = arb * (size_t)n_tokens;
+    if (need > b->act_bytes) {
+        void *p = realloc(b->act, need);
+        if (!p) return error_set(err, ERR_NOMEM, "out of memory (matmul activations)");
+        b->act = p;
+        b->act_bytes = need;
+    }
+    for (int64_t k = 0; k < n_tokens; k++)
+        quantize_row_activation(at, x + k * cols, (uint8_t *)b->act + k * arb, cols);
+    mm_task t = {w, wtype, rows, cols, n_tokens, tensor_row_bytes(wtype, cols), arb, b->act, y};
+    thread_pool_run(b->pool, mm_run, &t);
+    return 0;
+}
+#endif
+
+/* ---- elementwise */
+
+void backend_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps) {
+    (void)b;
+    for (int64_t t = 0; t < n; t++) {
+        const float *xr = x + t * dim;
+        float *yr = y + t * dim;
+        double ss = 0; /* mean of squares in double, as ggml sums in ggml_float */
+        for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
+        float scale = (float)(1.0 / sqrt(ss / (double)dim + eps));
+        for (int64_t i = 0; i < dim; i++) yr[i] = xr[i] * scale * w[i];
+    }
+}
+
+void backend_add_bias(backend *b, float *x, const float *bias, int64_t n, int64_t width) {
+    (void)b;
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t i = 0; i < width; i++) x[t * width + i] += bias[i];
+}
+
+void backend_add(backend *b, float *x, const float *y, int64_t n) {
+    (void)b;
+    for (int64_t i = 0; i < n; i++) x[i] += y[i];
+}
+
+void backend_silu_mul(backend *b, float *g, const float *u, int64_t n) {
+    (void)b;
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void backend_rope(backend *b, float *x, const int32_t *positions, int64_t n_tokens, int32_t n_heads,
+                  int32_t head_dim, int32_t n_rot, const float *inv_freq, bool neox) {
+    (void)b;
+    int32_t half = n_rot / 2;
+    /* cos/sin of each pair's angle, computed once per token for all heads:
+     * small fixed stack arrays in chunks of 64 pairs. */
+    enum { CHUNK = 64 };
+    float c[CHUNK], s[CHUNK];
+    for (int64_t t = 0; t < n_tokens; t++) {
+        float pos = (float)positions[t];
+        for (int32_t i0 = 0; i0 < half; i0 += CHUNK) {
+            int32_t m = half - i0 < CHUNK ? half - i0 : CHUNK;
+            for (int32_t i = 0; i < m; i++) {
+                float theta = pos * inv_freq[i0 + i];
+                c[i] = cosf(theta);
+                s[i] = sinf(theta);
+            }
+            for (int32_t h = 0; h < n_heads; h++) {
+                float *v = x + (t * n_heads + h) * (int64_t)head_dim;
+                for (int32_t i = 0; i < m; i++) {
+                    int32_t ia = neox ? i0 + i : 2 * (i0 + i), ib = neox ? i0 + i + half : 2 * (i0 + i) + 1;
+                    float a = v[ia], bb = v[ib];
+                    v[ia] = a * c[i] - bb * s[i];
+                    v[ib] = a * s[i] + bb * c[i];
+                }
+            }
+        }
+    }
+}
+
+void backend_get_row(const void *w, uint32_t wtype, int64_t cols, int64_t row, float *dst) {
+    dequantize_row(wtype, (const uint8_t *)w + (size_t)row * tensor_row_bytes(wtype, cols), dst, cols);
+}
+
+/* ---- KV */
+
+void backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, const float *v,
+                      const backend_kv_ref *refs, int64_t n) {
+    const kv_pool_config *c = kv_pool_get_config(pool);
+    int32_t P = c->page_tokens, D = c->head_dim, H = c->n_kv_heads;
+    for (int64_t t = 0; t < n; t++) {
+        uint32_t page = refs[t].pages[refs[t].pos / P];
+        int32_t slot = refs[t].pos % P;
+        for (int32_t h = 0; h < H; h++) {
+            const float *ks = k + (t * H + h) * (int64_t)D, *vs = v + (t * H + h) * (int64_t)D;
+            if (c->kv_type == TYPE_F16) {
+                b->vk->f32_to_f16((uint16_t *)kv_pool_k(pool, page, layer, h) + (size_t)slot * D, ks, D);
+                b->vk->f32_to_f16((uint16_t *)kv_pool_v(pool, page, layer, h) + (size_t)slot * D, vs, D);
+            } else {
+                memcpy((float *)kv_pool_k(pool, page, layer, h) + (size_t)slot * D, ks, (size_t)D * 4);
+                memcpy((float *)kv_pool_v(pool, page, layer, h) + (size_t)slot * D, vs, (size_t)D * 4);
+            }
+        }
+    }
+}
+
+typedef struct attn_task {
+    backend *b;
+    const kv_pool *pool;
+    int32_t layer, n_heads;
+    float scale;
+    const float *q;
+    const backend_kv_ref *refs;
+    int64_t n;
+    float *out;
+} attn_task;
+
+static void attn_run(void *ctx, int ti, int nt) {
+    const attn_task *a = ctx;
+    const kv_pool_config *c = kv_pool_get_config(a->pool);
+    const cpu_vec_kernels *vk = a->b->vk;
+    int32_t P = c->page_tokens, D = c->head_dim, group = a->n_heads / c->n_kv_heads;
+    bool f16 = c->kv_type == TYPE_F16;
+    size_t esz = f16 ? 2 : 4;
+    float *s = a->b->scores[ti];
+    for (int64_t task = ti; task < a->n * a->n_heads; task += nt) {
+        int64_t t = task / a->n_heads;
+        int32_t h = (int32_t)(task % a->n_heads), kvh = h / group;
+        const float *q = a->q + (t * a->n_heads + h) * (int64_t)D;
+        float *o = a->out + (t * a->n_heads + h) * (int64_t)D;
+        int32_t len = a->refs[t].pos + 1;
+        const uint32_t *pages = a->refs[t].pages;
+        /* s_j = scale * q·K_j, page by page */
+        float mx = -INFINITY;
+        for (int32_t j0 = 0; j0 < len; j0 += P) {
+            const uint8_t *K = kv_pool_k(a->pool, pages[j0 / P], a->layer, kvh);
+            int32_t m = len - j0 < P ? len - j0 : P;
+            for (int32_t j = 0; j < m; j++) {
+                float d = f16 ? vk->dot_f32_f16(q, (const uint16_t *)(K + (size_t)j * D * esz), D)
+                              : vk->dot_f32_f32(q, (const float *)(K + (size_t)j * D * esz), D);
+                s[j0 + j] = d * a->scale;
+                if (s[j0 + j] > mx) mx = s[j0 + j];
+            }
+        }
+        /* softmax (f32) */
+        float sum = 0;
+        for (int32_t j = 0; j < len; j++) {
+            s[j] = expf(s[j] - mx);
+            sum += s[j];
+        }
+        float inv = 1.0f / sum;
+        /* out = Σ p_j V_j */
+        memset(o, 0, (size_t)D * sizeof *o);
+        for (int32_t j0 = 0; j0 < len; j0 += P) {
+            const uint8_t *V = kv_pool_v(a->pool, pages[j0 / P], a->layer, kvh);
+            int32_t m = len - j0 < P ? len - j0 : P;
+            for (int32_t j = 0; j < m; j++) {
+                float p = s[j0 + j] * inv;
+                if (f16) vk->axpy_f16(o, p, (const uint16_t *)(V + (size_t)j * D * esz), D);
+                else vk->axpy_f32(o, p, (const float *)(V + (size_t)j * D * esz), D);
+            }
+        }
+    }
+}
+
+int backend_attention(backend *b, const kv_pool *pool, int32_t layer, const float *q, const backend_kv_ref *refs,
+                      int64_t n, int32_t n_heads, float scale, float *out, larder_error *err) {
+    int64_t longest = 0;
+    for (int64_t t = 0; t < n; t++)
+        if (refs[t].pos + 1 > longest) longest = refs[t].pos + 1;
+    if (longest > b->scores_cap) {
+        int64_t cap = b->scores_cap ? b->scores_cap : 256;
+        while (cap < longest) cap *= 2;
+        for (int i = 0; i < b->n_threads; i++) {
+            float *p = realloc(b->scores[i], (size_t)cap * sizeof *p);
+            if (!p) return error_set(err, ERR_NOMEM, "out of memory (attention scores)");
+            b->scores[i] = p;
+        }
+        b->scores_cap = cap;
+    }
+    attn_task a = {b, pool, layer, n_heads, scale, q, refs, n, out};
+    thread_pool_run(b->pool, attn_run, &a);
+    return 0;
+}

@@ -1,0 +1,107 @@
+/*
+ * model.h — a loaded transformer: hyper-parameters read from GGUF metadata
+ * and weights bound to tensors of the (mmapped) file.
+ *
+ * Supported architectures (general.architecture):
+ *   llama  Llama 2 / 3.x (optional rope_freqs.weight frequency factors),
+ *          Mistral, TinyLlama; rope on adjacent pairs (2i, 2i+1)
+ *   qwen2  + Q/K/V biases; NEOX rope (pairs (i, i + n_rot/2))
+ *   qwen3  + per-head RMS norm of Q and K before rope; head size from
+ *          attention.key_length (may differ from dim / heads); NEOX rope
+ * The output projection is tied to token_embd.weight when output.weight is
+ * absent.
+ *
+ * Weight matrices are NEVER copied: `data` points into the GGUF mapping,
+ * which the model keeps open. Small 1-D tensors (norm weights, biases,
+ * rope factors) are converted once into owned f32 arrays. Every tensor's
+ * shape and type is checked against the hyper-parameters at load, with an
+ * error naming the tensor.
+ *
+ * GGUF shapes are ne[0] fastest: a matrix with ne = {cols, rows} is `rows`
+ * rows of `cols` elements; y = W·x maps cols inputs to rows outputs.
+ */
+#ifndef LARDER_MODEL_MODEL_H
+#define LARDER_MODEL_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/error.h"
+
+/* Bounds on hyper-parameters read from a file (sanity, and so products of
+ * them fit comfortably in 64 bits). */
+#define MODEL_MAX_LAYERS 1024
+#define MODEL_MAX_HEADS 1024
+#define MODEL_MAX_HEAD_DIM 1024
+#define MODEL_MAX_DIM 65536
+#define MODEL_MAX_FF (1 << 20)
+#define MODEL_MAX_VOCAB (1 << 22)
+
+typedef enum model_arch { MODEL_ARCH_LLAMA, MODEL_ARCH_QWEN2, MODEL_ARCH_QWEN3 } model_arch;
+
+typedef struct model_hparams {
+    model_arch arch;
+    const char *arch_name;  /* "llama", "qwen2", "qwen3" */
+    int32_t n_vocab;
+    int32_t n_ctx_train;    /* context_length (0 if absent) */
+    int32_t dim;            /* embedding_length */
+    int32_t n_layers;       /* block_count */
+    int32_t n_heads;        /* attention.head_count */
+    int32_t n_kv_heads;     /* attention.head_count_kv (default n_heads); divides n_heads */
+    int32_t head_dim;       /* attention.key_length (default dim / n_heads) */
+    int32_t n_ff;           /* feed_forward_length */
+    int32_t n_rot;          /* rope.dimension_count (default head_dim); even, <= head_dim */
+    float rope_theta;       /* rope.freq_base (default 10000) */
+    float rope_freq_scale;  /* 1 / rope.scaling.factor for linear scaling, else 1 */
+    float rms_eps;          /* attention.layer_norm_rms_epsilon */
+    bool rope_neox;         /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
+    bool has_qkv_bias;      /* qwen2 */
+    bool has_qk_norm;       /* qwen3 */
+} model_hparams;
+
+/* A weight matrix in the file: rows x cols elements of `type`. */
+typedef struct model_weight {
+    const void *data;       /* inside the mapping; rows * row_bytes bytes */
+    uint32_t type;          /* tensor_type */
+    int64_t rows, cols;     /* ne[1], ne[0] */
+    size_t row_bytes;
+} model_weight;
+
+typedef struct model_layer {
+    float *attn_norm;       /* (dim) */
+    model_weight wq;        /* (n_heads * head_dim, dim) */
+    model_weight wk;        /* (n_kv_heads * head_dim, dim) */
+    model_weight wv;        /* (n_kv_heads * head_dim, dim) */
+    model_weight wo;        /* (dim, n_heads * head_dim) */
+    float *bq, *bk, *bv;    /* qwen2: (n_heads*head_dim), (n_kv*head_dim), (n_kv*head_dim); else NULL */
+    float *q_norm, *k_norm; /* qwen3: (head_dim) each; else NULL */
+    float *ffn_norm;        /* (dim) */
+    model_weight w_gate;    /* (n_ff, dim) */
+    model_weight w_up;      /* (n_ff, dim) */
+    model_weight w_down;    /* (dim, n_ff) */
+} model_layer;
+
+typedef struct model {
+    model_hparams hp;
+    model_weight tok_embd;  /* (n_vocab, dim) */
+    model_weight output;    /* (n_vocab, dim); = tok_embd when tied */
+    bool output_tied;
+    float *output_norm;     /* (dim) */
+    float *rope_inv_freq;   /* (n_rot / 2): theta_i = pos * rope_inv_freq[i] (freq factors and scale folded in) */
+    model_layer *layers;    /* (n_layers) */
+    size_t weight_bytes;    /* bytes of all weight tensors in the file */
+    struct gguf_file *file; /* owned; the mapping the weights point into */
+} model;
+
+/* Opens, validates and binds a GGUF model. NULL with err set (naming the
+ * file) on any problem. */
+model *model_load(const char *path, larder_error *err);
+/* Binds a model to an already open file (takes ownership of f on success). */
+model *model_load_gguf(struct gguf_file *f, larder_error *err);
+void model_free(model *m);
+
+/* KV bytes one token of a sequence needs in every layer for an element size. */
+size_t model_kv_bytes_per_token(const model *m, size_t elem_bytes);
+
+#endif
