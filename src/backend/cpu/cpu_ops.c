@@ -4,6 +4,7 @@
  */
 #include "backend/cpu/cpu_ops.h"
 
+#include "backend/cpu/cpu_features.h"
 #include "tensor/dtype.h"
 
 static float dot_f32_f16(const float *a, const uint16_t *b, int64_t n) {
@@ -35,20 +36,15 @@ static const cpu_vec_kernels scalar_kernels = {dot_f32_f16, dot_f32_f32, axpy_f1
 const cpu_vec_kernels *cpu_vec_scalar(void) { return &scalar_kernels; }
 
 const cpu_vec_kernels *cpu_vec_avx2(void) {
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-        return &cpu_vec_avx2_kernels;
-#endif
-    return NULL;
+    return cpu_level_supported() >= CPU_LEVEL_AVX2 ? &cpu_vec_avx2_kernels : NULL;
 }
 
 const cpu_vec_kernels *cpu_vec_best(void) {
     /* Benign race: every thread computes the same pointer. */
     static const cpu_vec_kernels *best;
     if (!best) {
-        const cpu_vec_kernels *k = cpu_vec_avx2();
-        best = k ? k : &scalar_kernels;
+        /* LARDER_CPU may cap the level (cpu_features.h) */
+        best = cpu_level_active() >= CPU_LEVEL_AVX2 ? &cpu_vec_avx2_kernels : &scalar_kernels;
     }
     return best;
 }

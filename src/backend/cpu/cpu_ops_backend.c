@@ -1,7 +1,7 @@
 /*
  * cpu_ops_backend.c — the CPU implementation of backend.h.
  *
- * Matmuls go to the quantized kernels (cpu_matmul.h) on the thread pool.
+ * Matmuls go to the quantized dot kernels (cpu_kernels.h) on the thread pool.
  * Attention is split over (token, head) pairs, dealt round-robin to the
  * threads so causal prefill (later tokens attend to more) stays balanced;
  * each thread has its own score buffer, grown to the longest sequence seen.
@@ -14,15 +14,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
 #include "base/thread_pool.h"
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
 
-#if __has_include("backend/cpu/cpu_matmul.h")
-#include "backend/cpu/cpu_matmul.h"
-#define HAVE_CPU_MATMUL 1
-#endif
 
 struct backend {
     thread_pool *pool;
@@ -30,12 +27,8 @@ struct backend {
     const cpu_vec_kernels *vk;
     float **scores;          /* (n_threads) each (scores_cap) */
     int64_t scores_cap;
-#ifdef HAVE_CPU_MATMUL
-    cpu_matmul_ctx *mm;
-#else
-    void *act;               /* fallback matmul: quantized activations */
+    void *act;               /* matmul: quantized activation rows */
     size_t act_bytes;
-#endif
 };
 
 backend *backend_cpu_create(int n_threads, larder_error *err) {
@@ -53,13 +46,6 @@ backend *backend_cpu_create(int n_threads, larder_error *err) {
     }
     b->n_threads = n_threads;
     b->vk = cpu_vec_best();
-#ifdef HAVE_CPU_MATMUL
-    b->mm = cpu_matmul_ctx_create(err);
-    if (!b->mm) {
-        backend_free(b);
-        return NULL;
-    }
-#endif
     return b;
 }
 
@@ -69,11 +55,7 @@ void backend_free(backend *b) {
     if (b->scores)
         for (int i = 0; i < b->n_threads; i++) free(b->scores[i]);
     free(b->scores);
-#ifdef HAVE_CPU_MATMUL
-    cpu_matmul_ctx_free(b->mm);
-#else
     free(b->act);
-#endif
     free(b);
 }
 
@@ -81,18 +63,14 @@ int backend_n_threads(const backend *b) { return b->n_threads; }
 
 /* ---- matmul */
 
-#ifdef HAVE_CPU_MATMUL
-int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const float *x,
-                   int64_t n_tokens, float *y, larder_error *err) {
-    return cpu_matmul(b->mm, b->pool, w, wtype, rows, cols, x, n_tokens, y, err);
-}
-#else
-/* Temporary reference path until cpu_matmul.h lands: quantize each
- * activation row once, then y[t][r] = vec_dot_ref(W_r, x_t), rows split
- * over threads. */
+/* Until cpu_matmul.h (the simd engineer's tiled matmul) lands: quantize
+ * each activation row once with the active CPU level's quantizer, then per
+ * weight row call its dot kernel on tiles of up to CPU_DOT_MAX_TOKENS
+ * tokens (each weight block unpacked once per tile); rows split over the
+ * threads. y[t][r] = W_r · x_t. */
 typedef struct mm_task {
     const uint8_t *w;
-    uint32_t wtype;
+    cpu_dot_fn dot;
     int64_t rows, cols, n_tokens;
     size_t w_row_bytes, a_row_bytes;
     const uint8_t *act;
@@ -103,16 +81,23 @@ static void mm_run(void *ctx, int ti, int nt) {
     const mm_task *t = ctx;
     int64_t r0, r1;
     thread_pool_split(t->rows, ti, nt, &r0, &r1);
-    for (int64_t r = r0; r < r1; r++)
-        for (int64_t k = 0; k < t->n_tokens; k++)
-            t->y[k * t->rows + r] = vec_dot_ref(t->wtype, t->w + r * t->w_row_bytes, t->act + k * t->a_row_bytes, t->cols);
+    float out[CPU_DOT_MAX_TOKENS];
+    for (int64_t k0 = 0; k0 < t->n_tokens; k0 += CPU_DOT_MAX_TOKENS) {
+        int m = t->n_tokens - k0 < CPU_DOT_MAX_TOKENS ? (int)(t->n_tokens - k0) : CPU_DOT_MAX_TOKENS;
+        for (int64_t r = r0; r < r1; r++) {
+            t->dot(t->cols, t->w + r * t->w_row_bytes, t->act + k0 * t->a_row_bytes, t->a_row_bytes, m, out);
+            for (int j = 0; j < m; j++) t->y[(k0 + j) * t->rows + r] = out[j];
+        }
+    }
 }
 
 int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const float *x,
                    int64_t n_tokens, float *y, larder_error *err) {
+    const cpu_kernels *k = cpu_kernels_active();
     uint32_t at = quant_vec_dot_type(wtype);
-    if (at == QUANT_NO_TYPE) return error_set(err, ERR_UNSUPPORTED, "matmul: no kernel for type %u", wtype);
-    size_t arb = at == TYPE_F32 ? (size_t)cols * 4 : tensor_row_bytes(at, cols);
+    if (at == QUANT_NO_TYPE || wtype >= TYPE_COUNT_MAX || !k->dot[wtype] || !k->quantize[at])
+        return error_set(err, ERR_UNSUPPORTED, "matmul: no kernel for type %u", wtype);
+    size_t arb = tensor_row_bytes(at, cols);
     size_t need = arb * (size_t)n_tokens;
     if (need > b->act_bytes) {
         void *p = realloc(b->act, need);
@@ -120,13 +105,11 @@ int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int6
         b->act = p;
         b->act_bytes = need;
     }
-    for (int64_t k = 0; k < n_tokens; k++)
-        quantize_row_activation(at, x + k * cols, (uint8_t *)b->act + k * arb, cols);
-    mm_task t = {w, wtype, rows, cols, n_tokens, tensor_row_bytes(wtype, cols), arb, b->act, y};
+    for (int64_t t = 0; t < n_tokens; t++) k->quantize[at](x + t * cols, (uint8_t *)b->act + t * arb, cols);
+    mm_task t = {w, k->dot[wtype], rows, cols, n_tokens, tensor_row_bytes(wtype, cols), arb, b->act, y};
     thread_pool_run(b->pool, mm_run, &t);
     return 0;
 }
-#endif
 
 /* ---- elementwise */
 
