@@ -1,0 +1,13 @@
+/*
+ * cpu_dot_avx2.c — the AVX2 + FMA + F16C kernel table (compiled with those
+ * ISAs by the Makefile; called only when cpu_level_active() >= AVX2).
+ * The kernels themselves are in cpu_dot_x86.h, shared with the AVX-512 build.
+ */
+#define X86_VNNI 0
+#define X86_FILL cpu_kernels_fill_avx2
+#include "backend/cpu/cpu_dot_x86.h"
+
+void cpu_kernels_fill_avx2(cpu_kernels *k) {
+    k->level = CPU_LEVEL_AVX2;
+    fill_x86_common(k);
+}

@@ -1,0 +1,20 @@
+/*
+ * cpu_dot_avx512.c — the AVX-512 kernel table (compiled with AVX-512
+ * F/BW/VL/DQ + VNNI; called only when cpu_level_active() >= AVX512).
+ *
+ * Same kernels as the AVX2 build (cpu_dot_x86.h) with X86_VNNI = 1: every
+ * u8 x s8 block sum with a per-block float scale (Q8_0, Q4_0, Q5_0, Q4_1,
+ * Q5_1) is one vpdpbusd instead of vpmaddubsw + vpmaddwd. The K-quants keep
+ * vpmaddubsw + vpmaddwd, whose second step applies the sub-block scale for
+ * free. Vectors stay 256 bits wide: decode is bound by memory bandwidth, and
+ * on the machines measured (AMD Zen 4) 512-bit integer ops run as two
+ * 256-bit halves.
+ */
+#define X86_VNNI 1
+#define X86_FILL cpu_kernels_fill_avx512
+#include "backend/cpu/cpu_dot_x86.h"
+
+void cpu_kernels_fill_avx512(cpu_kernels *k) {
+    k->level = CPU_LEVEL_AVX512;
+    fill_x86_common(k);
+}

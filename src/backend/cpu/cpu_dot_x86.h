@@ -1,0 +1,519 @@
+/*
+ * cpu_dot_x86.h — the x86 dot-product and activation-quantization kernels,
+ * written once and compiled twice: by cpu_dot_avx2.c (AVX2+FMA+F16C) and by
+ * cpu_dot_avx512.c (adds AVX-512 VL + VNNI). Include ONLY from those files;
+ * everything here is static.
+ *
+ * The includer defines X86_VNNI (0 or 1) and X86_FILL (the table-filling
+ * function's name) before including this file.
+ *
+ * Key ideas
+ *  - Integer products. Weight quants and 8-bit activation quants are
+ *    multiplied as bytes: the u8 x s8 instructions (AVX2 vpmaddubsw + vpmaddwd,
+ *    or VNNI vpdpbusd) need the left operand unsigned, so
+ *      unsigned weights (Q4_1, Q5_1, Q4_K, Q5_K, Q6_K+32) go in directly, and
+ *      a signed x signed product uses |w| * (a with w's sign) (vpsignb),
+ *    which is exact because no operand is -128 (Q8_0 activations are in
+ *    [-127, 127]; Q6_K is made unsigned with q+32 and corrected through the
+ *    activation's bsums: sum sc*(q-32)*a = sum sc*q'*a - 32 sum sc*bsum).
+ *  - Tokens share the weight unpacking: each kernel handles NT activation
+ *    rows (1..CPU_DOT_MAX_TOKENS, a compile-time constant per instance), so a
+ *    weight block is loaded and unpacked once per NT tokens.
+ *  - Integer block sums are exact; only the float accumulation order differs
+ *    from the reference (tests/backend/ checks within tolerance).
+ */
+#ifndef X86_FILL
+#error "cpu_dot_x86.h is included only by cpu_dot_avx2.c / cpu_dot_avx512.c"
+#endif
+
+#include <immintrin.h>
+#include <math.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* ---- small helpers */
+
+ALWAYS_INLINE float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+ALWAYS_INLINE int32_t hsum_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
+ALWAYS_INLINE float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+/* 8 int32 lanes, each the sum of 4 adjacent products u[i]*s[i] (u unsigned,
+ * s signed bytes). Exact when the pairwise sums fit int16: |u| <= 127 here,
+ * or u <= 63 with any s (all callers). */
+ALWAYS_INLINE __m256i dot_u8s8(__m256i u, __m256i s) {
+#if X86_VNNI
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+/* As dot_u8s8 for two signed vectors (neither may contain -128). */
+ALWAYS_INLINE __m256i dot_s8s8(__m256i w, __m256i a) {
+    return dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+}
+
+/* 8 int32 lanes: pairs of u8*s8 products, pairs of those weighted by the
+ * int16 scales in `scale16` (lane-wise). */
+ALWAYS_INLINE __m256i dot_u8s8_scaled(__m256i u, __m256i s, __m256i scale16) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
+}
+
+/* 32 nibbles of a 16-byte qs: element i < 16 the low nibble of qs[i],
+ * i >= 16 the high nibble of qs[i-16] (the legacy block order). */
+ALWAYS_INLINE __m256i unpack_nibbles_32(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    __m256i v = _mm256_set_m128i(_mm_srli_epi16(q, 4), q);
+    return _mm256_and_si256(v, _mm256_set1_epi8(0x0F));
+}
+
+/* Byte i = 0x10 if bit i of the 32-bit little-endian qh is set, else 0. */
+ALWAYS_INLINE __m256i unpack_high_bits_32(const uint8_t *qh) {
+    uint32_t bits;
+    memcpy(&bits, qh, sizeof bits);
+    /* byte i <- byte i/8 of bits (each 128-bit lane holds all 4 bytes) */
+    const __m256i spread = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                             0x0101010101010101, 0x0000000000000000);
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), spread);
+    const __m256i which = _mm256_set1_epi64x((long long)0x8040201008040201ULL); /* 1 << (i%8) */
+    __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(v, which), which);
+    return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+#define ACT(T) ((const void *)((const char *)act + (size_t)(T) * stride))
+
+/* ---- legacy 32-element blocks x Q8_0 / Q8_1 */
+
+/* Q8_0 weights: sum_b dw*da * sum_i w_i a_i. */
+ALWAYS_INLINE void dot_q8_0_nt(int64_t nb, const block_q8_0 *x, const void *act, size_t stride,
+                               const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i w = _mm256_loadu_si256((const __m256i *)x[b].qs);
+        __m256i wabs = _mm256_sign_epi8(w, w);
+        float dw = h2f(x[b].d);
+        for (int t = 0; t < NT; t++) {
+            const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
+            __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
+            __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(av, w));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
+}
+
+/* Q4_0 / Q5_0 weights: w = q - bias (signed), the sign trick. */
+ALWAYS_INLINE void dot_q4_0_nt(int64_t nb, const block_q4_0 *x, const void *act, size_t stride,
+                               const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i w = _mm256_sub_epi8(unpack_nibbles_32(x[b].qs), _mm256_set1_epi8(8));
+        __m256i wabs = _mm256_sign_epi8(w, w);
+        float dw = h2f(x[b].d);
+        for (int t = 0; t < NT; t++) {
+            const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
+            __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
+            __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(av, w));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
+}
+
+ALWAYS_INLINE void dot_q5_0_nt(int64_t nb, const block_q5_0 *x, const void *act, size_t stride,
+                               const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i q = _mm256_or_si256(unpack_nibbles_32(x[b].qs), unpack_high_bits_32(x[b].qh));
+        __m256i w = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+        __m256i wabs = _mm256_sign_epi8(w, w);
+        float dw = h2f(x[b].d);
+        for (int t = 0; t < NT; t++) {
+            const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
+            __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
+            __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(av, w));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
+}
+
+/* Q4_1 / Q5_1: w = dw*q + m with unsigned q; sum = dw*da*sum(q*qa) + m*s
+ * where the Q8_1 activation carries s = da*sum(qa). */
+ALWAYS_INLINE void dot_q4_1_nt(int64_t nb, const block_q4_1 *x, const void *act, size_t stride,
+                               const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    float offs[CPU_DOT_MAX_TOKENS];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), offs[t] = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i q = unpack_nibbles_32(x[b].qs);
+        float dw = h2f(x[b].d), m = h2f(x[b].m);
+        for (int t = 0; t < NT; t++) {
+            const block_q8_1 *a = (const block_q8_1 *)ACT(t) + b;
+            __m256i p = dot_u8s8(q, _mm256_loadu_si256((const __m256i *)a->qs));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
+            offs[t] += m * h2f(a->s);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) + offs[t];
+}
+
+ALWAYS_INLINE void dot_q5_1_nt(int64_t nb, const block_q5_1 *x, const void *act, size_t stride,
+                               const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    float offs[CPU_DOT_MAX_TOKENS];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), offs[t] = 0;
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i q = _mm256_or_si256(unpack_nibbles_32(x[b].qs), unpack_high_bits_32(x[b].qh));
+        float dw = h2f(x[b].d), m = h2f(x[b].m);
+        for (int t = 0; t < NT; t++) {
+            const block_q8_1 *a = (const block_q8_1 *)ACT(t) + b;
+            __m256i p = dot_u8s8(q, _mm256_loadu_si256((const __m256i *)a->qs));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
+            offs[t] += m * h2f(a->s);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) + offs[t];
+}
+
+/* ---- K-quants x Q8_K */
+
+/* The 8 six-bit scales and 8 mins of a Q4_K/Q5_K scales[12], as bytes
+ * sc0..sc7, m0..m7 (the packing of src/tensor/quant_k.c q4k_scale_min, four
+ * at a time: bytes 0-3 hold sc0-3, 4-7 hold m0-3 (low 6 bits each); bytes
+ * 8-11 hold the low 4 bits of sc4-7 / m4-7 as nibbles, and their top 2 bits
+ * are the top bits of bytes 0-3 / 4-7). */
+ALWAYS_INLINE __m128i q4k_unpack_scales(const uint8_t scales[12]) {
+    uint32_t u[3];
+    memcpy(u, scales, sizeof u);
+    uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
+    uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
+    uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
+    return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
+}
+
+/* sum_j m_j * (bsums[2j] + bsums[2j+1]) for the 8 mins (int16 lanes of mins16). */
+ALWAYS_INLINE int32_t q8k_min_term(const block_q8_k *a, __m128i mins16) {
+    __m128i b0 = _mm_loadu_si128((const __m128i *)a->bsums);
+    __m128i b1 = _mm_loadu_si128((const __m128i *)(a->bsums + 8));
+    __m128i pairs = _mm_hadd_epi16(b0, b1); /* bsums[2j] + bsums[2j+1], |.| <= 4096 */
+    __m128i p = _mm_madd_epi16(pairs, mins16);
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
+    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(p);
+}
+
+/* Q4_K: x = d*sc_j*q - dmin*m_j per 32-element sub-block j. */
+ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act, size_t stride,
+                               const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    float mins[CPU_DOT_MAX_TOKENS];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mins[t] = 0;
+    const __m256i low4 = _mm256_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++) {
+        __m128i scm = q4k_unpack_scales(x[b].scales);
+        __m256i scm16 = _mm256_cvtepu8_epi16(scm);         /* sc0..7, m0..7 as int16 */
+        __m128i mins16 = _mm256_extracti128_si256(scm16, 1);
+        uint8_t sc[16];
+        _mm_storeu_si128((__m128i *)sc, scm);
+        float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
+        __m256i sumi[CPU_DOT_MAX_TOKENS];
+        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {          /* 64 elements: sub-blocks 2c (low), 2c+1 (high) */
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * c));
+            __m256i qlo = _mm256_and_si256(q, low4);
+            __m256i qhi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            __m256i s_lo = _mm256_set1_epi16(sc[2 * c]), s_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int t = 0; t < NT; t++) {
+                const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+                __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
+                __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(dot_u8s8_scaled(qlo, a0, s_lo),
+                                                                     dot_u8s8_scaled(qhi, a1, s_hi)));
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            mins[t] += dmin * a->d * (float)q8k_min_term(a, mins16);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) - mins[t];
+}
+
+/* Q5_K: as Q4_K with bit 4 of element e in bit e/32 of qh[e%32]. */
+ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act, size_t stride,
+                               const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    float mins[CPU_DOT_MAX_TOKENS];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mins[t] = 0;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    for (int64_t b = 0; b < nb; b++) {
+        __m128i scm = q4k_unpack_scales(x[b].scales);
+        __m128i mins16 = _mm256_extracti128_si256(_mm256_cvtepu8_epi16(scm), 1);
+        uint8_t sc[16];
+        _mm_storeu_si128((__m128i *)sc, scm);
+        float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
+        __m256i qh = _mm256_loadu_si256((const __m256i *)x[b].qh);
+        __m256i sumi[CPU_DOT_MAX_TOKENS];
+        for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * c));
+            /* bits 2c and 2c+1 of each qh byte (qh is shifted right by 2 per chunk) */
+            __m256i h_lo = _mm256_slli_epi16(_mm256_and_si256(qh, one), 4);
+            __m256i h_hi = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4);
+            qh = _mm256_srli_epi16(qh, 2);
+            __m256i qlo = _mm256_or_si256(_mm256_and_si256(q, low4), h_lo);
+            __m256i qhi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), h_hi);
+            __m256i s_lo = _mm256_set1_epi16(sc[2 * c]), s_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+            for (int t = 0; t < NT; t++) {
+                const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+                __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
+                __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32));
+                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(dot_u8s8_scaled(qlo, a0, s_lo),
+                                                                     dot_u8s8_scaled(qhi, a1, s_hi)));
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+            mins[t] += dmin * a->d * (float)q8k_min_term(a, mins16);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) - mins[t];
+}
+
+/* Q6_K: x = d*sc_s*(q-32), 16 sub-blocks of 16. With q' = q (unsigned 0..63):
+ * sum_s sc_s * sum (q-32)*qa = sum_s sc_s*sum q*qa - 32*sum_s sc_s*bsums_s. */
+ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act, size_t stride,
+                               const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
+        float d = h2f(x[b].d);
+        __m256i sumi[CPU_DOT_MAX_TOKENS];
+        for (int t = 0; t < NT; t++) {
+            /* the -32 correction: 32 * sum_s sc_s * bsums_s */
+            const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+            __m256i bs = _mm256_loadu_si256((const __m256i *)a->bsums);
+            sumi[t] = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5);
+            sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[t]);
+        }
+        for (int h = 0; h < 2; h++) {          /* halves of 128 elements */
+            __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h));
+            __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h + 32));
+            __m256i qh = _mm256_loadu_si256((const __m256i *)(x[b].qh + 32 * h));
+            __m256i q[4];                       /* groups g of 32: element 128h + 32g + l */
+            q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(qh, two), 4));
+            q[1] = _mm256_or_si256(_mm256_and_si256(ql1, low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4));
+            q[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4));
+            q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+                                   _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4));
+            for (int g = 0; g < 4; g++) {
+                int s = 8 * h + 2 * g; /* sub-blocks s (low 128-bit lane) and s+1 (high) */
+                __m256i scale = _mm256_set_m128i(_mm_set1_epi16(x[b].scales[s + 1]),
+                                                 _mm_set1_epi16(x[b].scales[s]));
+                for (int t = 0; t < NT; t++) {
+                    const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+                    __m256i av = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * h + 32 * g));
+                    sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q[g], av, scale));
+                }
+            }
+        }
+        for (int t = 0; t < NT; t++) {
+            const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
+}
+
+/* ---- float weights x f32 activations */
+
+/* Loads 8 weights of a float type as f32. */
+ALWAYS_INLINE __m256 load8_f32(const float *w) { return _mm256_loadu_ps(w); }
+ALWAYS_INLINE __m256 load8_f16(const uint16_t *w) {
+    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)w));
+}
+ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f32 */
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)w));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+#define FLOAT_DOT(NAME, WT, LOAD8, SCALAR)                                                    \
+    ALWAYS_INLINE void NAME(int64_t n, const WT *w, const void *act, size_t stride, const int NT, \
+                            float *out) {                                                     \
+        __m256 acc[CPU_DOT_MAX_TOKENS];                                                       \
+        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                             \
+        int64_t i = 0;                                                                        \
+        for (; i + 8 <= n; i += 8) {                                                          \
+            __m256 wv = LOAD8(w + i);                                                         \
+            for (int t = 0; t < NT; t++)                                                      \
+                acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)ACT(t) + i), acc[t]); \
+        }                                                                                     \
+        for (int t = 0; t < NT; t++) {                                                        \
+            float s = hsum_ps(acc[t]);                                                        \
+            for (int64_t k = i; k < n; k++) s += SCALAR(w[k]) * ((const float *)ACT(t))[k];  \
+            out[t] = s;                                                                       \
+        }                                                                                     \
+    }
+#define AS_F32(v) (v)
+FLOAT_DOT(dot_f32_nt, float, load8_f32, AS_F32)
+FLOAT_DOT(dot_f16_nt, uint16_t, load8_f16, h2f)
+FLOAT_DOT(dot_bf16_nt, uint16_t, load8_bf16, bf16_to_f32)
+
+/* ---- the table entries: n_tok -> a compile-time NT */
+
+#define DOT_ENTRY(NAME, IMPL, WT, BLOCK_ELEMS)                                                \
+    static void NAME(int64_t n, const void *w, const void *act, size_t stride, int n_tok,     \
+                     float *out) {                                                            \
+        int64_t nb = n / (BLOCK_ELEMS);                                                       \
+        switch (n_tok) {                                                                      \
+        case 1: IMPL(nb, (const WT *)w, act, stride, 1, out); break;                          \
+        case 2: IMPL(nb, (const WT *)w, act, stride, 2, out); break;                          \
+        case 3: IMPL(nb, (const WT *)w, act, stride, 3, out); break;                          \
+        default: IMPL(nb, (const WT *)w, act, stride, 4, out); break;                         \
+        }                                                                                     \
+    }
+DOT_ENTRY(dot_q8_0, dot_q8_0_nt, block_q8_0, QK32)
+DOT_ENTRY(dot_q4_0, dot_q4_0_nt, block_q4_0, QK32)
+DOT_ENTRY(dot_q5_0, dot_q5_0_nt, block_q5_0, QK32)
+DOT_ENTRY(dot_q4_1, dot_q4_1_nt, block_q4_1, QK32)
+DOT_ENTRY(dot_q5_1, dot_q5_1_nt, block_q5_1, QK32)
+DOT_ENTRY(dot_q4_k, dot_q4_k_nt, block_q4_k, QK_K)
+DOT_ENTRY(dot_q5_k, dot_q5_k_nt, block_q5_k, QK_K)
+DOT_ENTRY(dot_q6_k, dot_q6_k_nt, block_q6_k, QK_K)
+DOT_ENTRY(dot_f32, dot_f32_nt, float, 1)
+DOT_ENTRY(dot_f16, dot_f16_nt, uint16_t, 1)
+DOT_ENTRY(dot_bf16, dot_bf16_nt, uint16_t, 1)
+
+/* ---- activation quantization, bit-identical to quantize_row_activation */
+
+/* Largest |x| of 32 floats. */
+ALWAYS_INLINE float amax_32(const float *x) {
+    const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+    __m256 m = _mm256_and_ps(_mm256_loadu_ps(x), abs_mask);
+    for (int i = 8; i < 32; i += 8) m = _mm256_max_ps(m, _mm256_and_ps(_mm256_loadu_ps(x + i), abs_mask));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* q[i] = round_to_nearest_even(x[i] * scale) as int8 for 32 floats (the
+ * products are within [-128.5, 127.5], so the saturating packs never clip a
+ * value the reference would not clamp the same way); returns sum(q). */
+ALWAYS_INLINE int quantize_32(const float *x, float scale, int8_t *q) {
+    __m256 s = _mm256_set1_ps(scale);
+    __m256i v[4];
+    for (int k = 0; k < 4; k++) {
+        __m256 p = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), s),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v[k] = _mm256_cvtps_epi32(p);
+    }
+    /* packs work per 128-bit lane: the permute restores element order */
+    __m256i w01 = _mm256_packs_epi32(v[0], v[1]), w23 = _mm256_packs_epi32(v[2], v[3]);
+    __m256i b = _mm256_packs_epi16(w01, w23);
+    b = _mm256_permutevar8x32_epi32(b, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    _mm256_storeu_si256((__m256i *)q, b);
+    __m256i sum32 = _mm256_add_epi32(_mm256_add_epi32(v[0], v[1]), _mm256_add_epi32(v[2], v[3]));
+    return hsum_epi32(sum32);
+}
+
+static void quant_q8_0(const float *x, void *dst, int64_t n) {
+    block_q8_0 *y = dst;
+    for (int64_t b = 0; b < n / QK32; b++, x += QK32) {
+        float d = amax_32(x) / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        quantize_32(x, id, y[b].qs);
+        y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+    }
+}
+
+static void quant_q8_1(const float *x, void *dst, int64_t n) {
+    block_q8_1 *y = dst;
+    for (int64_t b = 0; b < n / QK32; b++, x += QK32) {
+        float d = amax_32(x) / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int sum = quantize_32(x, id, y[b].qs);
+        y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
+        y[b].s = _cvtss_sh(d * (float)sum, _MM_FROUND_TO_NEAREST_INT);
+    }
+}
+
+/* Q8_K: d = max / -127 where max is the FIRST element of largest magnitude
+ * (with its sign), q = round(x * -127/max). */
+static void quant_q8_k(const float *x, void *dst, int64_t n) {
+    block_q8_k *y = dst;
+    for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
+        float amax = 0;
+        for (int k = 0; k < QK_K; k += 32) amax = fmaxf(amax, amax_32(x + k));
+        if (amax == 0.0f || !isfinite(amax)) {
+            memset(&y[b], 0, sizeof y[b]);
+            continue;
+        }
+        const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+        float max = 0;
+        for (int k = 0; k < QK_K; k += 8) {
+            __m256 eq = _mm256_cmp_ps(_mm256_and_ps(_mm256_loadu_ps(x + k), abs_mask),
+                                      _mm256_set1_ps(amax), _CMP_EQ_OQ);
+            int mask = _mm256_movemask_ps(eq);
+            if (mask) {
+                max = x[k + __builtin_ctz((unsigned)mask)];
+                break;
+            }
+        }
+        float iscale = -127.0f / max;
+        for (int k = 0; k < QK_K; k += 32) quantize_32(x + k, iscale, y[b].qs + k);
+        for (int s = 0; s < QK_K / 16; s++) {
+            /* sum of 16 int8: widen to int16 and add pairwise */
+            __m256i w = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(y[b].qs + 16 * s)));
+            y[b].bsums[s] = (int16_t)hsum_epi32(_mm256_madd_epi16(w, _mm256_set1_epi16(1)));
+        }
+        y[b].d = 1.0f / iscale;
+    }
+}
+
+static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * sizeof(float)); }
+
+/* Replaces the entries this ISA speeds up (Q2_K and Q3_K stay scalar). */
+static void fill_x86_common(cpu_kernels *k) {
+    k->dot[TYPE_Q8_0] = dot_q8_0;
+    k->dot[TYPE_Q4_0] = dot_q4_0;
+    k->dot[TYPE_Q5_0] = dot_q5_0;
+    k->dot[TYPE_Q4_1] = dot_q4_1;
+    k->dot[TYPE_Q5_1] = dot_q5_1;
+    k->dot[TYPE_Q4_K] = dot_q4_k;
+    k->dot[TYPE_Q5_K] = dot_q5_k;
+    k->dot[TYPE_Q6_K] = dot_q6_k;
+    k->dot[TYPE_F32] = dot_f32;
+    k->dot[TYPE_F16] = dot_f16;
+    k->dot[TYPE_BF16] = dot_bf16;
+    k->quantize[TYPE_F32] = quant_f32;
+    k->quantize[TYPE_Q8_0] = quant_q8_0;
+    k->quantize[TYPE_Q8_1] = quant_q8_1;
+    k->quantize[TYPE_Q8_K] = quant_q8_k;
+}

@@ -1,0 +1,203 @@
+/*
+ * test_dot_kernels.c — every SIMD dot kernel and activation quantizer the CPU
+ * supports (AVX2, AVX-512) agrees with the scalar reference of
+ * src/tensor/quant.h: activation quantization bit for bit, dot products
+ * within float-reordering tolerance, for 1..4 tokens per call, on weights
+ * quantized from random floats AND on random block bytes (every bit pattern
+ * of quants and sub-block scales), at several row lengths.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/cpu_kernels.h"
+#include "tensor/quant.h"
+
+static uint64_t g_rng = 0x9e3779b97f4a7c15ULL;
+static uint32_t rnd_u32(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (uint32_t)(g_rng >> 16);
+}
+/* Uniform in [-1, 1). */
+static float rnd_f(void) { return (float)(rnd_u32() & 0xffffff) / 8388608.0f - 1.0f; }
+
+static const uint32_t g_wtypes[] = {TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0, TYPE_Q4_K,
+                                    TYPE_Q5_K, TYPE_Q6_K, TYPE_F16, TYPE_BF16, TYPE_F32,
+                                    TYPE_Q2_K, TYPE_Q3_K};
+#define N_WTYPES (sizeof g_wtypes / sizeof g_wtypes[0])
+
+/* Byte offsets of the f16 scale fields in one block of a type (-1 ends). */
+static const int *scale_offsets(uint32_t type) {
+    static const int d0[] = {0, -1}, d01[] = {0, 2, -1}, q6k[] = {208, -1}, q2k[] = {80, 82, -1},
+                     q3k[] = {108, -1}, none[] = {-1};
+    switch (type) {
+    case TYPE_Q4_0: case TYPE_Q5_0: case TYPE_Q8_0: return d0;
+    case TYPE_Q4_1: case TYPE_Q5_1: case TYPE_Q4_K: case TYPE_Q5_K: return d01;
+    case TYPE_Q6_K: return q6k;
+    case TYPE_Q2_K: return q2k;
+    case TYPE_Q3_K: return q3k;
+    default: return none;
+    }
+}
+
+/* A weight row of `type` with n elements: quantized from random floats, or
+ * (random_bytes) random bytes with every f16 scale set to a sane value. */
+static void make_weight_row(uint32_t type, int64_t n, bool random_bytes, void *row) {
+    const tensor_type_traits *tr = tensor_type_get(type);
+    size_t bytes = tensor_row_bytes(type, n);
+    float *f = malloc((size_t)n * sizeof *f);
+    assert_non_null(f);
+    for (int64_t i = 0; i < n; i++) f[i] = rnd_f() * (1.0f + (float)(i % 7));
+    if (!random_bytes || tr->block_elems == 1) {
+        assert_int_equal(quantize_row(type, f, row, n), 0);
+    } else {
+        uint8_t *p = row;
+        for (size_t i = 0; i < bytes; i++) p[i] = (uint8_t)rnd_u32();
+        for (int64_t b = 0; b < n / tr->block_elems; b++)
+            for (const int *o = scale_offsets(type); *o >= 0; o++) {
+                uint16_t h = f32_to_fp16(rnd_f() * 0.01f);
+                memcpy(p + (size_t)b * tr->block_bytes + (size_t)*o, &h, sizeof h);
+            }
+    }
+    free(f);
+}
+
+/* sum |w_i * a_i| over the dequantized rows: the scale of rounding errors. */
+static double abs_dot(uint32_t wtype, const void *w, uint32_t atype, const void *a, int64_t n) {
+    float *wf = malloc((size_t)n * sizeof *wf), *af = malloc((size_t)n * sizeof *af);
+    assert_non_null(wf);
+    assert_non_null(af);
+    dequantize_row(wtype, w, wf, n);
+    dequantize_row(atype, a, af, n);
+    double s = 0;
+    for (int64_t i = 0; i < n; i++) s += fabs((double)wf[i] * af[i]);
+    free(wf);
+    free(af);
+    return s;
+}
+
+static void check_type_level(const cpu_kernels *k, uint32_t wtype, int64_t n, bool random_bytes) {
+    uint32_t atype = quant_vec_dot_type(wtype);
+    size_t wbytes = tensor_row_bytes(wtype, n), abytes = tensor_row_bytes(atype, n);
+    void *w = malloc(wbytes);
+    char *act = malloc(abytes * CPU_DOT_MAX_TOKENS), *act_fast = malloc(abytes);
+    float *x = malloc((size_t)n * sizeof *x);
+    assert_non_null(w);
+    assert_non_null(act);
+    assert_non_null(act_fast);
+    assert_non_null(x);
+    make_weight_row(wtype, n, random_bytes, w);
+    for (int t = 0; t < CPU_DOT_MAX_TOKENS; t++) {
+        for (int64_t i = 0; i < n; i++) x[i] = rnd_f() * (t == 2 ? 1e-3f : 3.0f);
+        if (t == 3) x[n / 2] = -40.0f; /* a negative extreme: the Q8_K scale is negative-signed */
+        quantize_row_activation(atype, x, act + (size_t)t * abytes, n);
+        /* the fast quantizer: bit-identical */
+        memset(act_fast, 0x55, abytes);
+        k->quantize[atype](x, act_fast, n);
+        if (memcmp(act_fast, act + (size_t)t * abytes, abytes) != 0)
+            fail_msg("%s quantize %s n=%lld token %d differs from the reference",
+                     cpu_level_name(k->level), tensor_type_get(atype)->name, (long long)n, t);
+    }
+    double tol_rel = wtype == TYPE_F32 || wtype == TYPE_F16 || wtype == TYPE_BF16 ? 1e-5 : 1e-5;
+    for (int nt = 1; nt <= CPU_DOT_MAX_TOKENS; nt++) {
+        float out[CPU_DOT_MAX_TOKENS];
+        for (int t = 0; t < CPU_DOT_MAX_TOKENS; t++) out[t] = NAN;
+        k->dot[wtype](n, w, act, abytes, nt, out);
+        for (int t = 0; t < nt; t++) {
+            const void *a = act + (size_t)t * abytes;
+            float ref = vec_dot_ref(wtype, w, a, n);
+            double tol = tol_rel * abs_dot(wtype, w, atype, a, n) + 1e-30;
+            if (!(fabs((double)out[t] - ref) <= tol))
+                fail_msg("%s dot %s n=%lld %s n_tok=%d token %d: got %.9g, reference %.9g (tol %.3g)",
+                         cpu_level_name(k->level), tensor_type_get(wtype)->name, (long long)n,
+                         random_bytes ? "random-bytes" : "quantized", nt, t, out[t], ref, tol);
+        }
+        for (int t = nt; t < CPU_DOT_MAX_TOKENS; t++) assert_true(isnan(out[t])); /* untouched */
+    }
+    free(w);
+    free(act);
+    free(act_fast);
+    free(x);
+}
+
+static void check_level(cpu_level level) {
+    const cpu_kernels *k = cpu_kernels_for(level);
+    assert_int_equal(k->level, level);
+    for (size_t i = 0; i < N_WTYPES; i++) {
+        uint32_t wtype = g_wtypes[i];
+        int32_t be = tensor_type_get(wtype)->block_elems;
+        assert_non_null(k->dot[wtype]);
+        int64_t sizes_blocks[] = {1, 2, 3, 8, 11};
+        int64_t sizes_float[] = {1, 7, 8, 13, 64, 257, 1000};
+        if (be == 1) {
+            for (size_t s = 0; s < sizeof sizes_float / sizeof sizes_float[0]; s++)
+                check_type_level(k, wtype, sizes_float[s], false);
+        } else {
+            for (size_t s = 0; s < sizeof sizes_blocks / sizeof sizes_blocks[0]; s++) {
+                check_type_level(k, wtype, sizes_blocks[s] * be, false);
+                check_type_level(k, wtype, sizes_blocks[s] * be, true);
+            }
+        }
+    }
+}
+
+static void test_scalar_table_is_reference(void **state) {
+    (void)state;
+    check_level(CPU_LEVEL_SCALAR);
+}
+
+static void test_avx2_matches_reference(void **state) {
+    (void)state;
+    if (cpu_level_supported() < CPU_LEVEL_AVX2) {
+        printf("# CPU has no AVX2: the AVX2 table falls back to scalar, checked anyway\n");
+        assert_int_equal(cpu_kernels_for(CPU_LEVEL_AVX2)->level, CPU_LEVEL_SCALAR);
+        return;
+    }
+    check_level(CPU_LEVEL_AVX2);
+}
+
+static void test_avx512_matches_reference(void **state) {
+    (void)state;
+    if (cpu_level_supported() < CPU_LEVEL_AVX512) {
+        printf("# CPU has no AVX-512 VNNI: the AVX512 table falls back to the level below\n");
+        assert_true(cpu_kernels_for(CPU_LEVEL_AVX512)->level == cpu_level_supported());
+        return;
+    }
+    check_level(CPU_LEVEL_AVX512);
+}
+
+static void test_level_names_parse(void **state) {
+    (void)state;
+    cpu_level l;
+    for (int i = CPU_LEVEL_SCALAR; i <= CPU_LEVEL_AVX512; i++) {
+        assert_true(cpu_level_parse(cpu_level_name((cpu_level)i), &l));
+        assert_int_equal(l, i);
+    }
+    assert_false(cpu_level_parse("sse9", &l));
+    assert_false(cpu_level_parse("", &l));
+    assert_true(cpu_level_active() <= cpu_level_supported());
+    const cpu_features *f = cpu_features_get();
+    if (cpu_level_supported() >= CPU_LEVEL_AVX2) assert_true(f->avx2 && f->fma && f->f16c);
+    printf("# supported %s, active %s\n", cpu_level_name(cpu_level_supported()),
+           cpu_level_name(cpu_level_active()));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_level_names_parse),
+        cmocka_unit_test(test_scalar_table_is_reference),
+        cmocka_unit_test(test_avx2_matches_reference),
+        cmocka_unit_test(test_avx512_matches_reference),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
