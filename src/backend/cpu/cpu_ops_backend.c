@@ -77,16 +77,24 @@ typedef struct mm_task {
     float *y;
 } mm_task;
 
+/* Weight rows in blocks of MM_ROW_BLOCK (a few KiB: they stay in L1/L2
+ * while every token tile of the batch passes over them), so each weight
+ * byte is read from memory once per matmul, not once per tile. */
+#define MM_ROW_BLOCK 16
+
 static void mm_run(void *ctx, int ti, int nt) {
     const mm_task *t = ctx;
     int64_t r0, r1;
     thread_pool_split(t->rows, ti, nt, &r0, &r1);
     float out[CPU_DOT_MAX_TOKENS];
-    for (int64_t k0 = 0; k0 < t->n_tokens; k0 += CPU_DOT_MAX_TOKENS) {
-        int m = t->n_tokens - k0 < CPU_DOT_MAX_TOKENS ? (int)(t->n_tokens - k0) : CPU_DOT_MAX_TOKENS;
-        for (int64_t r = r0; r < r1; r++) {
-            t->dot(t->cols, t->w + r * t->w_row_bytes, t->act + k0 * t->a_row_bytes, t->a_row_bytes, m, out);
-            for (int j = 0; j < m; j++) t->y[(k0 + j) * t->rows + r] = out[j];
+    for (int64_t rb = r0; rb < r1; rb += MM_ROW_BLOCK) {
+        int64_t re = rb + MM_ROW_BLOCK < r1 ? rb + MM_ROW_BLOCK : r1;
+        for (int64_t k0 = 0; k0 < t->n_tokens; k0 += CPU_DOT_MAX_TOKENS) {
+            int m = t->n_tokens - k0 < CPU_DOT_MAX_TOKENS ? (int)(t->n_tokens - k0) : CPU_DOT_MAX_TOKENS;
+            for (int64_t r = rb; r < re; r++) {
+                t->dot(t->cols, t->w + r * t->w_row_bytes, t->act + k0 * t->a_row_bytes, t->a_row_bytes, m, out);
+                for (int j = 0; j < m; j++) t->y[(k0 + j) * t->rows + r] = out[j];
+            }
         }
     }
 }
