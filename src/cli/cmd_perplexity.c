@@ -1,0 +1,180 @@
+/*
+ * cmd_perplexity.c — `larder perplexity --model FILE (--file TEXT |
+ * --tokens-file IDS) [--ctx N] [--threads N] [--json]`.
+ *
+ * Definition (fixed, so numbers compare across runs): the token stream (the
+ * text tokenized with the model's tokenizer, BOS/EOS as its metadata says;
+ * or ids from --tokens-file, separated by commas or whitespace) is cut into
+ * non-overlapping windows of ctx tokens (a shorter last window is dropped
+ * unless it is the only one). Each window is evaluated from an empty
+ * sequence and scored on every token but its first:
+ *     ppl = exp( - mean over scored tokens of log p(token | window prefix) )
+ * log-probabilities from a softmax over the whole vocabulary, in double.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli_args.h"
+#include "model/model.h"
+#include "model/seq_runner.h"
+#include "tensor/dtype.h"
+#include "text/tokenizer.h"
+
+/* Largest input file read, in bytes. */
+#define PERPLEXITY_MAX_FILE_BYTES ((size_t)1 << 30)
+
+static char *read_file(const char *path, size_t *len, larder_error *err) {
+    FILE *f = fopen(path, "rb");
+    if (!f) {
+        error_set(err, ERR_IO, "%s: %s", path, strerror(errno));
+        return NULL;
+    }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    while (buf) {
+        size_t got = fread(buf + n, 1, cap - n, f);
+        n += got;
+        if (n < cap) break;
+        if (cap >= PERPLEXITY_MAX_FILE_BYTES) {
+            free(buf);
+            fclose(f);
+            error_set(err, ERR_LIMIT, "%s: larger than %zu bytes", path, PERPLEXITY_MAX_FILE_BYTES);
+            return NULL;
+        }
+        cap *= 2;
+        char *p = realloc(buf, cap + 1);
+        if (!p) free(buf);
+        buf = p;
+    }
+    fclose(f);
+    if (!buf) {
+        error_set(err, ERR_NOMEM, "out of memory reading %s", path);
+        return NULL;
+    }
+    buf[n] = 0;
+    *len = n;
+    return buf;
+}
+
+static int parse_ids(const char *s, token_list *out, larder_error *err) {
+    while (*s) {
+        while (*s && (isspace((unsigned char)*s) || *s == ',')) s++;
+        if (!*s) break;
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (end == s || errno || v < INT32_MIN || v > INT32_MAX || (*end && !isspace((unsigned char)*end) && *end != ','))
+            return error_set(err, ERR_FORMAT, "--tokens-file: not a token id near '%.20s'", s);
+        if (token_list_push(out, (int32_t)v, err)) return -1;
+        s = end;
+    }
+    return 0;
+}
+
+int cmd_perplexity(int argc, char **argv) {
+    const char *model_path = NULL, *text_path = NULL, *ids_path = NULL;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    int64_t ctx = 512, threads = ncpu > 0 ? ncpu : 1;
+    bool json = false;
+    cli_option opts[] = {
+        CLI_STR("--model", &model_path, "FILE", "the GGUF model"),
+        CLI_STR("--file", &text_path, "TEXT", "a text file, tokenized with the model's tokenizer"),
+        CLI_STR("--tokens-file", &ids_path, "IDS", "a file of token ids (commas or whitespace)"),
+        CLI_INT("--ctx", &ctx, 2, 1 << 20, "N", "window size in tokens (default 512)"),
+        CLI_INT("--threads", &threads, 1, 512, "N", "compute threads (default: number of cores)"),
+        CLI_FLAG("--json", &json, "print one JSON object"),
+    };
+    const char *usage = "larder perplexity --model FILE (--file TEXT | --tokens-file IDS) [--ctx N] [--threads N] [--json]";
+    larder_error err = {0};
+    int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, usage, opts, CLI_COUNT(opts));
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "larder perplexity: %s\n", err.message);
+        return 1;
+    }
+    if (!model_path || !!text_path == !!ids_path) {
+        fprintf(stderr, "larder perplexity: --model and one of --file / --tokens-file are required\n");
+        return 1;
+    }
+    model *m = model_load(model_path, &err);
+    if (!m) {
+        fprintf(stderr, "larder perplexity: %s\n", err.message);
+        return 1;
+    }
+    int status = 1;
+    token_list toks = {0};
+    seq_runner *r = NULL;
+    float *logits = NULL;
+    size_t len = 0;
+    char *data = read_file(text_path ? text_path : ids_path, &len, &err);
+    if (!data) goto fail;
+    if (ids_path) {
+        if (parse_ids(data, &toks, &err)) goto fail;
+    } else {
+        tokenizer *tk = tokenizer_load_gguf(m->file, &err);
+        if (!tk) goto fail;
+        rc = tokenizer_encode(tk, data, len, TOKENIZE_ADD_SPECIAL, &toks, &err);
+        tokenizer_free(tk);
+        if (rc) goto fail;
+    }
+    for (size_t i = 0; i < toks.n; i++)
+        if (toks.ids[i] < 0 || toks.ids[i] >= m->hp.n_vocab) {
+            error_set(&err, ERR_INVALID, "token id %d at index %zu is out of range [0, %d)", toks.ids[i], i,
+                      m->hp.n_vocab);
+            goto fail;
+        }
+    if (toks.n < 2) {
+        error_set(&err, ERR_INVALID, "need at least 2 tokens, got %zu", toks.n);
+        goto fail;
+    }
+    int32_t w = (int32_t)(toks.n < (size_t)ctx ? (int64_t)toks.n : ctx);
+    size_t n_windows = toks.n / (size_t)w;
+    r = seq_runner_create(m, w, (int)threads, TYPE_F16, &err);
+    logits = malloc((size_t)w * (size_t)m->hp.n_vocab * sizeof *logits);
+    if (!r || !logits) {
+        if (r) error_set(&err, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    double nll = 0;
+    size_t scored = 0;
+    int32_t V = m->hp.n_vocab;
+    for (size_t wi = 0; wi < n_windows; wi++) {
+        const int32_t *ids = toks.ids + wi * (size_t)w;
+        seq_runner_reset(r);
+        if (seq_runner_eval(r, ids, w, true, logits, &err)) goto fail;
+        for (int32_t i = 0; i + 1 < w; i++) { /* logits of position i predict token i+1 */
+            const float *row = logits + (size_t)i * V;
+            double mx = -INFINITY, sum = 0;
+            for (int32_t v = 0; v < V; v++)
+                if (row[v] > mx) mx = row[v];
+            for (int32_t v = 0; v < V; v++) sum += exp((double)row[v] - mx);
+            nll -= (double)row[ids[i + 1]] - mx - log(sum);
+            scored++;
+        }
+    }
+    double ppl = exp(nll / (double)scored);
+    if (json)
+        printf("{\"perplexity\":%.6f,\"scored_tokens\":%zu,\"windows\":%zu,\"ctx\":%d,\"tokens\":%zu}\n", ppl, scored,
+               n_windows, w, toks.n);
+    else
+        printf("perplexity %.4f over %zu tokens (%zu windows of %d)\n", ppl, scored, n_windows, w);
+    status = 0;
+    goto done;
+fail:
+    fprintf(stderr, "larder perplexity: %s\n", err.message);
+done:
+    free(data);
+    free(logits);
+    seq_runner_free(r);
+    token_list_free(&toks);
+    model_free(m);
+    return status;
+}
