@@ -1,0 +1,235 @@
+/*
+ * cpu_matmul.c — the matmul driver (see cpu_matmul.h): quantize x once,
+ * split the rows of every matrix over the threads, and call the dot
+ * kernels of cpu_kernels.h on (1 row x up to 4 tokens) tiles.
+ *
+ * Key ideas
+ *  - One combined row space: the rows of all matrices of a fused call are
+ *    numbered one after another and split evenly, so q/k/v (or gate/up) cost
+ *    one dispatch and every thread gets the same number of rows.
+ *  - Prefill order: for a block of rows that fits in L2 (MATMUL_L2_BLOCK_BYTES
+ *    of weights), loop over all token tiles, then over the rows of the block.
+ *    The weights come from memory once; the activation tile (4 quantized
+ *    rows, a few KiB) stays in L1 while it meets every row of the block.
+ *  - Activation quantization runs in the pool when the batch is large, on
+ *    the caller when it is a single row (a dispatch would cost more).
+ */
+#include "backend/cpu/cpu_matmul.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "tensor/quant.h"
+
+/* Weight bytes per row block in prefill: half of a 1 MiB L2, leaving room
+ * for the activation tiles and the output. */
+#define MATMUL_L2_BLOCK_BYTES (512 * 1024)
+
+/* Below this many activation elements, the caller quantizes x itself. */
+#define MATMUL_PARALLEL_QUANT_ELEMS 16384
+
+/* Activation types a call may need at once (F32 needs no buffer). */
+enum { ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_SLOTS };
+
+struct cpu_matmul_ctx {
+    void *scratch;          /* quantized x, one region per activation type in use */
+    size_t scratch_bytes;
+};
+
+cpu_matmul_ctx *cpu_matmul_ctx_create(larder_error *err) {
+    cpu_matmul_ctx *ctx = calloc(1, sizeof *ctx);
+    if (!ctx) error_set(err, ERR_NOMEM, "out of memory creating the matmul context");
+    return ctx;
+}
+
+void cpu_matmul_ctx_free(cpu_matmul_ctx *ctx) {
+    if (!ctx) return;
+    free(ctx->scratch);
+    free(ctx);
+}
+
+static int act_slot(uint32_t atype) {
+    switch (atype) {
+    case TYPE_Q8_0: return ACT_Q8_0;
+    case TYPE_Q8_1: return ACT_Q8_1;
+    case TYPE_Q8_K: return ACT_Q8_K;
+    default: return -1; /* F32: x itself */
+    }
+}
+
+/* One matrix as the workers see it. */
+typedef struct mm_mat {
+    const uint8_t *w;
+    int64_t rows;
+    size_t w_row_bytes;
+    cpu_dot_fn dot;
+    const uint8_t *act;     /* (n_tokens) activation rows of a_row_bytes */
+    size_t a_row_bytes;
+    float *y;               /* (n_tokens, rows) */
+} mm_mat;
+
+typedef struct mm_job {
+    mm_mat mats[CPU_MATMUL_MAX_MATS];
+    int n_mats;
+    int64_t total_rows;     /* sum of mats[i].rows */
+    int64_t cols, n_tokens;
+    const float *x;         /* (n_tokens, cols) */
+    /* quantization phase: each slot in use, its type and row bytes */
+    cpu_quantize_fn quant[ACT_SLOTS];
+    uint8_t *qdst[ACT_SLOTS];
+    size_t qrow_bytes[ACT_SLOTS];
+} mm_job;
+
+/* Rows [r0, r1) of one matrix for every token. */
+static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0, int64_t r1) {
+    float out[CPU_DOT_MAX_TOKENS];
+    if (n_tokens == 1) { /* decode: one pass over the rows (a GEMV) */
+        for (int64_t r = r0; r < r1; r++) {
+            m->dot(cols, m->w + (size_t)r * m->w_row_bytes, m->act, m->a_row_bytes, 1, out);
+            m->y[r] = out[0];
+        }
+        return;
+    }
+    int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (m->w_row_bytes ? m->w_row_bytes : 1));
+    if (block < 1) block = 1;
+    for (int64_t rb = r0; rb < r1; rb += block) {
+        int64_t re = rb + block < r1 ? rb + block : r1;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += CPU_DOT_MAX_TOKENS) {
+            int nt = n_tokens - t0 < CPU_DOT_MAX_TOKENS ? (int)(n_tokens - t0) : CPU_DOT_MAX_TOKENS;
+            const uint8_t *a = m->act + (size_t)t0 * m->a_row_bytes;
+            float *y = m->y + t0 * m->rows;
+            for (int64_t r = rb; r < re; r++) {
+                m->dot(cols, m->w + (size_t)r * m->w_row_bytes, a, m->a_row_bytes, nt, out);
+                for (int t = 0; t < nt; t++) y[t * m->rows + r] = out[t];
+            }
+        }
+    }
+}
+
+/* Thread i's share of the combined row space. */
+static void mm_compute_task(void *arg, int ti, int nt) {
+    const mm_job *job = arg;
+    int64_t b, e;
+    thread_pool_split(job->total_rows, ti, nt, &b, &e);
+    int64_t base = 0;
+    for (int i = 0; i < job->n_mats && base < e; i++) {
+        const mm_mat *m = &job->mats[i];
+        int64_t lo = b > base ? b - base : 0, hi = e - base < m->rows ? e - base : m->rows;
+        if (lo < hi) mm_rows(m, job->cols, job->n_tokens, lo, hi);
+        base += m->rows;
+    }
+}
+
+/* Quantizes tokens [t0, t1) of x into every slot in use. */
+static void mm_quantize_range(const mm_job *job, int64_t t0, int64_t t1) {
+    for (int s = 0; s < ACT_SLOTS; s++) {
+        if (!job->quant[s]) continue;
+        for (int64_t t = t0; t < t1; t++)
+            job->quant[s](job->x + t * job->cols, job->qdst[s] + (size_t)t * job->qrow_bytes[s],
+                          job->cols);
+    }
+}
+
+static void mm_quantize_task(void *arg, int ti, int nt) {
+    const mm_job *job = arg;
+    int64_t b, e;
+    thread_pool_split(job->n_tokens, ti, nt, &b, &e);
+    mm_quantize_range(job, b, e);
+}
+
+static void pool_run(thread_pool *pool, thread_pool_task fn, void *ctx) {
+    if (pool) thread_pool_run(pool, fn, ctx);
+    else fn(ctx, 0, 1);
+}
+
+/* Grows the scratch to `need` bytes (contents not kept). */
+static int scratch_reserve(cpu_matmul_ctx *ctx, size_t need, larder_error *err) {
+    if (need <= ctx->scratch_bytes) return 0;
+    if (need > CPU_MATMUL_MAX_SCRATCH_BYTES)
+        return error_set(err, ERR_LIMIT, "matmul: activation scratch of %zu bytes exceeds the limit of %zu",
+                         need, CPU_MATMUL_MAX_SCRATCH_BYTES);
+    void *p = malloc(need);
+    if (!p) return error_set(err, ERR_NOMEM, "matmul: out of memory for %zu bytes of activations", need);
+    free(ctx->scratch);
+    ctx->scratch = p;
+    ctx->scratch_bytes = need;
+    return 0;
+}
+
+/* Bytes a * b, or SIZE_MAX on overflow. */
+static size_t mul_sat(size_t a, size_t b) { return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
+
+int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_weight *mats,
+                     int n_mats, int64_t cols, const float *x, int64_t n_tokens, larder_error *err) {
+    if (n_mats < 1 || n_mats > CPU_MATMUL_MAX_MATS)
+        return error_set(err, ERR_INVALID, "matmul: %d matrices (1..%d allowed)", n_mats, CPU_MATMUL_MAX_MATS);
+    if (cols < 0 || n_tokens < 0)
+        return error_set(err, ERR_INVALID, "matmul: negative size (cols %lld, tokens %lld)",
+                         (long long)cols, (long long)n_tokens);
+    const cpu_kernels *k = cpu_kernels_active();
+    mm_job job;
+    memset(&job, 0, sizeof job);
+    job.n_mats = n_mats;
+    job.cols = cols;
+    job.n_tokens = n_tokens;
+    job.x = x;
+    size_t need = 0;
+    for (int i = 0; i < n_mats; i++) {
+        uint32_t wt = mats[i].wtype;
+        uint32_t at = quant_vec_dot_type(wt);
+        const tensor_type_traits *tr = tensor_type_get(wt);
+        if (at == QUANT_NO_TYPE || wt >= TYPE_COUNT_MAX || !k->dot[wt] || !tr)
+            return error_set(err, ERR_UNSUPPORTED, "matmul: no dot product for weight type %s",
+                             tr ? tr->name : "unknown");
+        if (mats[i].rows < 0)
+            return error_set(err, ERR_INVALID, "matmul: negative row count %lld", (long long)mats[i].rows);
+        if (cols % tr->block_elems != 0)
+            return error_set(err, ERR_INVALID, "matmul: %lld columns is not a multiple of %s's block of %d",
+                             (long long)cols, tr->name, tr->block_elems);
+        mm_mat *m = &job.mats[i];
+        m->w = mats[i].w;
+        m->rows = mats[i].rows;
+        m->w_row_bytes = tensor_row_bytes(wt, cols);
+        m->dot = k->dot[wt];
+        m->y = mats[i].y;
+        m->a_row_bytes = tensor_row_bytes(at, cols);
+        job.total_rows += m->rows;
+        int s = act_slot(at);
+        if (s >= 0 && !job.quant[s]) {
+            job.quant[s] = k->quantize[at];
+            job.qrow_bytes[s] = m->a_row_bytes;
+            size_t add = mul_sat(m->a_row_bytes, (size_t)n_tokens);
+            need = need > SIZE_MAX - add ? SIZE_MAX : need + add;
+        }
+    }
+    if (n_tokens == 0 || job.total_rows == 0 || cols == 0) {
+        for (int i = 0; i < n_mats && cols == 0; i++)
+            if (n_tokens > 0 && mats[i].rows > 0)
+                memset(mats[i].y, 0, (size_t)n_tokens * (size_t)mats[i].rows * sizeof(float));
+        return 0;
+    }
+    if (scratch_reserve(ctx, need, err) != 0) return -1;
+    size_t off = 0;
+    for (int s = 0; s < ACT_SLOTS; s++) {
+        if (!job.quant[s]) continue;
+        job.qdst[s] = (uint8_t *)ctx->scratch + off;
+        off += job.qrow_bytes[s] * (size_t)n_tokens;
+    }
+    for (int i = 0; i < n_mats; i++) {
+        int s = act_slot(quant_vec_dot_type(mats[i].wtype));
+        job.mats[i].act = s >= 0 ? job.qdst[s] : (const uint8_t *)x;
+    }
+    /* 1. quantize x (the kernels need every token's whole row) */
+    if (n_tokens == 1 || cols < MATMUL_PARALLEL_QUANT_ELEMS / n_tokens) mm_quantize_range(&job, 0, n_tokens);
+    else pool_run(pool, mm_quantize_task, &job);
+    /* 2. the dot products */
+    pool_run(pool, mm_compute_task, &job);
+    return 0;
+}
+
+int cpu_matmul(cpu_matmul_ctx *ctx, thread_pool *pool, const void *w, uint32_t wtype, int64_t rows,
+               int64_t cols, const float *x, int64_t n_tokens, float *y, larder_error *err) {
+    cpu_matmul_weight m = {w, wtype, rows, y};
+    return cpu_matmul_multi(ctx, pool, &m, 1, cols, x, n_tokens, err);
+}

@@ -1,0 +1,210 @@
+/*
+ * test_matmul.c — cpu_matmul and cpu_matmul_multi compute
+ * y[t][r] = vec_dot_ref(W_r, quantized x_t) for every token and row: decode
+ * (1 token) and prefill (token counts that are and are not multiples of the
+ * 4-token tile), row counts that do not divide by the thread count, row
+ * blocks larger than the L2 block, 1-3 threads and no pool; a fused call with
+ * mixed weight types equals separate calls; bad shapes and types fail with
+ * a message.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_matmul.h"
+#include "tensor/quant.h"
+
+static uint64_t g_rng = 0x2545f4914f6cdd1dULL;
+static float rnd_f(void) {
+    g_rng ^= g_rng << 13;
+    g_rng ^= g_rng >> 7;
+    g_rng ^= g_rng << 17;
+    return (float)((g_rng >> 20) & 0xffffff) / 8388608.0f - 1.0f;
+}
+
+/* A random (rows, cols) matrix of wtype. */
+static void *make_matrix(uint32_t wtype, int64_t rows, int64_t cols) {
+    size_t rb = tensor_row_bytes(wtype, cols);
+    uint8_t *w = malloc(rb * (size_t)rows);
+    float *f = malloc((size_t)cols * sizeof *f);
+    assert_non_null(w);
+    assert_non_null(f);
+    for (int64_t r = 0; r < rows; r++) {
+        for (int64_t k = 0; k < cols; k++) f[k] = rnd_f();
+        assert_int_equal(quantize_row(wtype, f, w + (size_t)r * rb, cols), 0);
+    }
+    free(f);
+    return w;
+}
+
+static float *make_x(int64_t n_tokens, int64_t cols) {
+    float *x = malloc((size_t)(n_tokens * cols) * sizeof *x);
+    assert_non_null(x);
+    for (int64_t i = 0; i < n_tokens * cols; i++) x[i] = rnd_f() * 2.0f;
+    return x;
+}
+
+/* Checks y against the reference, relative to the size of the terms. */
+static void check_against_reference(uint32_t wtype, const void *w, int64_t rows, int64_t cols,
+                                    const float *x, int64_t n_tokens, const float *y) {
+    uint32_t at = quant_vec_dot_type(wtype);
+    size_t arb = tensor_row_bytes(at, cols), wrb = tensor_row_bytes(wtype, cols);
+    void *a = malloc(arb);
+    assert_non_null(a);
+    for (int64_t t = 0; t < n_tokens; t++) {
+        quantize_row_activation(at, x + t * cols, a, cols);
+        for (int64_t r = 0; r < rows; r++) {
+            float ref = vec_dot_ref(wtype, (const uint8_t *)w + (size_t)r * wrb, a, cols);
+            float got = y[t * rows + r];
+            /* terms are O(1) each: a loose absolute scale from cols */
+            double tol = 1e-5 * (double)cols + 1e-6 * fabs(ref);
+            if (!(fabs((double)got - ref) <= tol))
+                fail_msg("%s rows=%lld cols=%lld tokens=%lld: y[%lld][%lld] = %.8g, reference %.8g",
+                         tensor_type_get(wtype)->name, (long long)rows, (long long)cols,
+                         (long long)n_tokens, (long long)t, (long long)r, got, ref);
+        }
+    }
+    free(a);
+}
+
+static void run_case(cpu_matmul_ctx *ctx, thread_pool *pool, uint32_t wtype, int64_t rows, int64_t cols,
+                     int64_t n_tokens) {
+    void *w = make_matrix(wtype, rows, cols);
+    float *x = make_x(n_tokens, cols);
+    float *y = malloc((size_t)(rows * n_tokens) * sizeof *y);
+    assert_non_null(y);
+    for (int64_t i = 0; i < rows * n_tokens; i++) y[i] = NAN;
+    larder_error err = {0};
+    if (cpu_matmul(ctx, pool, w, wtype, rows, cols, x, n_tokens, y, &err) != 0) fail_msg("%s", err.message);
+    check_against_reference(wtype, w, rows, cols, x, n_tokens, y);
+    free(w);
+    free(x);
+    free(y);
+}
+
+static void test_matmul_matches_reference(void **state) {
+    (void)state;
+    static const uint32_t types[] = {TYPE_Q4_K, TYPE_Q6_K, TYPE_Q5_K, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1,
+                                     TYPE_Q5_0, TYPE_Q5_1, TYPE_F16, TYPE_BF16, TYPE_F32};
+    static const int64_t tokens[] = {1, 2, 4, 7, 9};
+    larder_error err = {0};
+    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
+    assert_non_null(ctx);
+    for (int threads = 0; threads <= 3; threads++) { /* 0: no pool */
+        thread_pool *pool = threads ? thread_pool_create(threads, &err) : NULL;
+        if (threads) assert_non_null(pool);
+        for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+            int64_t cols = tensor_type_get(types[i])->block_elems == QK_K ? 512 : 96;
+            for (size_t j = 0; j < sizeof tokens / sizeof tokens[0]; j++)
+                run_case(ctx, pool, types[i], 37, cols, tokens[j]);
+        }
+        thread_pool_destroy(pool);
+    }
+    cpu_matmul_ctx_free(ctx);
+}
+
+static void test_prefill_row_blocks_beyond_l2(void **state) {
+    (void)state;
+    /* 2600 rows of 1024 f32 = 4 KiB each: 10 MiB, several row blocks per thread */
+    larder_error err = {0};
+    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
+    thread_pool *pool = thread_pool_create(2, &err);
+    assert_non_null(ctx);
+    assert_non_null(pool);
+    run_case(ctx, pool, TYPE_F32, 2600, 1024, 6);
+    run_case(ctx, pool, TYPE_Q8_0, 2600, 1024, 5);
+    thread_pool_destroy(pool);
+    cpu_matmul_ctx_free(ctx);
+}
+
+static void test_fused_equals_separate(void **state) {
+    (void)state;
+    larder_error err = {0};
+    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
+    thread_pool *pool = thread_pool_create(2, &err);
+    assert_non_null(ctx);
+    assert_non_null(pool);
+    const int64_t cols = 256, n_tokens = 6;
+    const uint32_t types[3] = {TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0}; /* Q8_K and Q8_0 activations */
+    const int64_t rows[3] = {33, 8, 21};
+    void *w[3];
+    float *y_fused[3], *y_sep[3];
+    cpu_matmul_weight mats[3];
+    float *x = make_x(n_tokens, cols);
+    for (int i = 0; i < 3; i++) {
+        w[i] = make_matrix(types[i], rows[i], cols);
+        y_fused[i] = malloc((size_t)(rows[i] * n_tokens) * sizeof(float));
+        y_sep[i] = malloc((size_t)(rows[i] * n_tokens) * sizeof(float));
+        assert_non_null(y_fused[i]);
+        assert_non_null(y_sep[i]);
+        mats[i] = (cpu_matmul_weight){w[i], types[i], rows[i], y_fused[i]};
+    }
+    for (int64_t nt = 1; nt <= n_tokens; nt += n_tokens - 1) {
+        assert_int_equal(cpu_matmul_multi(ctx, pool, mats, 3, cols, x, nt, &err), 0);
+        for (int i = 0; i < 3; i++) {
+            assert_int_equal(cpu_matmul(ctx, pool, w[i], types[i], rows[i], cols, x, nt, y_sep[i], &err), 0);
+            assert_memory_equal(y_fused[i], y_sep[i], (size_t)(rows[i] * nt) * sizeof(float));
+            check_against_reference(types[i], w[i], rows[i], cols, x, nt, y_fused[i]);
+        }
+    }
+    for (int i = 0; i < 3; i++) {
+        free(w[i]);
+        free(y_fused[i]);
+        free(y_sep[i]);
+    }
+    free(x);
+    thread_pool_destroy(pool);
+    cpu_matmul_ctx_free(ctx);
+}
+
+static void test_bad_inputs_rejected(void **state) {
+    (void)state;
+    larder_error err = {0};
+    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
+    assert_non_null(ctx);
+    float x[512] = {0}, y[64];
+    uint8_t w[4096] = {0};
+    assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q4_K, 1, 100, x, 1, y, &err), -1);
+    assert_int_equal(err.code, ERR_INVALID);
+    assert_non_null(strstr(err.message, "multiple"));
+    assert_int_equal(cpu_matmul(ctx, NULL, w, 999, 1, 256, x, 1, y, &err), -1);
+    assert_int_equal(err.code, ERR_UNSUPPORTED);
+    assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_K, 1, 256, x, 1, y, &err), -1);
+    assert_int_equal(err.code, ERR_UNSUPPORTED);
+    assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_0, -1, 32, x, 1, y, &err), -1);
+    assert_int_equal(err.code, ERR_INVALID);
+    assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_0, 1, 32, x, -2, y, &err), -1);
+    assert_int_equal(err.code, ERR_INVALID);
+    assert_int_equal(cpu_matmul_multi(ctx, NULL, NULL, 0, 32, x, 1, &err), -1);
+    cpu_matmul_weight many[CPU_MATMUL_MAX_MATS + 1];
+    assert_int_equal(cpu_matmul_multi(ctx, NULL, many, CPU_MATMUL_MAX_MATS + 1, 32, x, 1, &err), -1);
+    /* the scratch limit: a token count whose activations exceed it (never allocated) */
+    int64_t huge = (int64_t)(CPU_MATMUL_MAX_SCRATCH_BYTES / tensor_row_bytes(TYPE_Q8_0, 32)) + 1;
+    assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_0, 1, 32, x, huge, y, &err), -1);
+    assert_int_equal(err.code, ERR_LIMIT);
+    /* empty shapes are fine and write nothing / zeros */
+    assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_0, 0, 32, x, 3, y, &err), 0);
+    assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_0, 4, 32, x, 0, y, &err), 0);
+    y[0] = 5;
+    assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_0, 2, 0, x, 1, y, &err), 0);
+    assert_true(y[0] == 0.0f && y[1] == 0.0f);
+    cpu_matmul_ctx_free(ctx);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_matmul_matches_reference),
+        cmocka_unit_test(test_prefill_row_blocks_beyond_l2),
+        cmocka_unit_test(test_fused_equals_separate),
+        cmocka_unit_test(test_bad_inputs_rejected),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
