@@ -10,7 +10,7 @@ SRC=$PWD/node_modules/.llama-src
 mkdir -p build
 out=build/llama_min
 if [ ! -x $out ] || [ tools/llama/llama_min.c -nt $out ]; then
-  gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I"$SRC/include" -I"$SRC/ggml/include" tools/llama/llama_min.c \
+  gcc -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -I"$SRC/include" -I"$SRC/ggml/include" -DLLAMA_BINS_DIR="\"$BINS\"" tools/llama/llama_min.c \
     -L"$BINS" -l:libllama.v0.5.0.so -l:libggml.v0.5.0.so -l:libggml-base.so -Wl,-rpath,"$BINS" -o $out
 fi
 echo "$out"

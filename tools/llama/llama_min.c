@@ -143,9 +143,10 @@ static int cmd_bench(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     llama_log_set(quiet_log, NULL);
+    /* The CPU backends are separate libraries (one per ISA level) found in
+     * the package's bins folder; LLAMA_BINS overrides where that is. */
     const char *bins = getenv("LLAMA_BINS");
-    if (bins) ggml_backend_load_all_from_path(bins);
-    else ggml_backend_load_all();
+    ggml_backend_load_all_from_path(bins && *bins ? bins : LLAMA_BINS_DIR);
     llama_backend_init();
     int rc;
     if (argc >= 2 && !strcmp(argv[1], "bench")) rc = cmd_bench(argc, argv);
