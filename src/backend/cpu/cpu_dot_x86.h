@@ -33,6 +33,9 @@
 #include "backend/cpu/cpu_kernels.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
+/* Fully unrolls the short loops over tokens and chunks, so the per-token
+ * accumulators live in registers (at -O2 gcc would keep them on the stack). */
+#define UNROLL _Pragma("GCC unroll 8")
 
 /* ---- small helpers */
 
@@ -103,11 +106,13 @@ ALWAYS_INLINE __m256i unpack_high_bits_32(const uint8_t *qh) {
 ALWAYS_INLINE void dot_q8_0_nt(int64_t nb, const block_q8_0 *x, const void *act, size_t stride,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
+    UNROLL
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i w = _mm256_loadu_si256((const __m256i *)x[b].qs);
         __m256i wabs = _mm256_sign_epi8(w, w);
         float dw = h2f(x[b].d);
+        UNROLL
         for (int t = 0; t < NT; t++) {
             const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
             __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
@@ -115,6 +120,7 @@ ALWAYS_INLINE void dot_q8_0_nt(int64_t nb, const block_q8_0 *x, const void *act,
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
         }
     }
+    UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
 }
 
@@ -122,11 +128,13 @@ ALWAYS_INLINE void dot_q8_0_nt(int64_t nb, const block_q8_0 *x, const void *act,
 ALWAYS_INLINE void dot_q4_0_nt(int64_t nb, const block_q4_0 *x, const void *act, size_t stride,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
+    UNROLL
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i w = _mm256_sub_epi8(unpack_nibbles_32(x[b].qs), _mm256_set1_epi8(8));
         __m256i wabs = _mm256_sign_epi8(w, w);
         float dw = h2f(x[b].d);
+        UNROLL
         for (int t = 0; t < NT; t++) {
             const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
             __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
@@ -134,18 +142,21 @@ ALWAYS_INLINE void dot_q4_0_nt(int64_t nb, const block_q4_0 *x, const void *act,
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
         }
     }
+    UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
 }
 
 ALWAYS_INLINE void dot_q5_0_nt(int64_t nb, const block_q5_0 *x, const void *act, size_t stride,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
+    UNROLL
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m256i q = _mm256_or_si256(unpack_nibbles_32(x[b].qs), unpack_high_bits_32(x[b].qh));
         __m256i w = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
         __m256i wabs = _mm256_sign_epi8(w, w);
         float dw = h2f(x[b].d);
+        UNROLL
         for (int t = 0; t < NT; t++) {
             const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
             __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
@@ -153,6 +164,7 @@ ALWAYS_INLINE void dot_q5_0_nt(int64_t nb, const block_q5_0 *x, const void *act,
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
         }
     }
+    UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
 }
 
@@ -162,10 +174,12 @@ ALWAYS_INLINE void dot_q4_1_nt(int64_t nb, const block_q4_1 *x, const void *act,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
     float offs[CPU_DOT_MAX_TOKENS];
+    UNROLL
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), offs[t] = 0;
     for (int64_t b = 0; b < nb; b++) {
         __m256i q = unpack_nibbles_32(x[b].qs);
         float dw = h2f(x[b].d), m = h2f(x[b].m);
+        UNROLL
         for (int t = 0; t < NT; t++) {
             const block_q8_1 *a = (const block_q8_1 *)ACT(t) + b;
             __m256i p = dot_u8s8(q, _mm256_loadu_si256((const __m256i *)a->qs));
@@ -173,6 +187,7 @@ ALWAYS_INLINE void dot_q4_1_nt(int64_t nb, const block_q4_1 *x, const void *act,
             offs[t] += m * h2f(a->s);
         }
     }
+    UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) + offs[t];
 }
 
@@ -180,10 +195,12 @@ ALWAYS_INLINE void dot_q5_1_nt(int64_t nb, const block_q5_1 *x, const void *act,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
     float offs[CPU_DOT_MAX_TOKENS];
+    UNROLL
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), offs[t] = 0;
     for (int64_t b = 0; b < nb; b++) {
         __m256i q = _mm256_or_si256(unpack_nibbles_32(x[b].qs), unpack_high_bits_32(x[b].qh));
         float dw = h2f(x[b].d), m = h2f(x[b].m);
+        UNROLL
         for (int t = 0; t < NT; t++) {
             const block_q8_1 *a = (const block_q8_1 *)ACT(t) + b;
             __m256i p = dot_u8s8(q, _mm256_loadu_si256((const __m256i *)a->qs));
@@ -191,6 +208,7 @@ ALWAYS_INLINE void dot_q5_1_nt(int64_t nb, const block_q5_1 *x, const void *act,
             offs[t] += m * h2f(a->s);
         }
     }
+    UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) + offs[t];
 }
 
@@ -226,6 +244,7 @@ ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
     float mins[CPU_DOT_MAX_TOKENS];
+    UNROLL
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mins[t] = 0;
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
@@ -236,12 +255,15 @@ ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act,
         _mm_storeu_si128((__m128i *)sc, scm);
         float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
         __m256i sumi[CPU_DOT_MAX_TOKENS];
+        UNROLL
         for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
+        UNROLL
         for (int c = 0; c < 4; c++) {          /* 64 elements: sub-blocks 2c (low), 2c+1 (high) */
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * c));
             __m256i qlo = _mm256_and_si256(q, low4);
             __m256i qhi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
             __m256i s_lo = _mm256_set1_epi16(sc[2 * c]), s_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+            UNROLL
             for (int t = 0; t < NT; t++) {
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                 __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
@@ -250,12 +272,14 @@ ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act,
                                                                      dot_u8s8_scaled(qhi, a1, s_hi)));
             }
         }
+        UNROLL
         for (int t = 0; t < NT; t++) {
             const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
             mins[t] += dmin * a->d * (float)q8k_min_term(a, mins16);
         }
     }
+    UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) - mins[t];
 }
 
@@ -264,6 +288,7 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
     float mins[CPU_DOT_MAX_TOKENS];
+    UNROLL
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mins[t] = 0;
     const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < nb; b++) {
@@ -274,7 +299,9 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
         float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
         __m256i qh = _mm256_loadu_si256((const __m256i *)x[b].qh);
         __m256i sumi[CPU_DOT_MAX_TOKENS];
+        UNROLL
         for (int t = 0; t < NT; t++) sumi[t] = _mm256_setzero_si256();
+        UNROLL
         for (int c = 0; c < 4; c++) {
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * c));
             /* bits 2c and 2c+1 of each qh byte (qh is shifted right by 2 per chunk) */
@@ -284,6 +311,7 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
             __m256i qlo = _mm256_or_si256(_mm256_and_si256(q, low4), h_lo);
             __m256i qhi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), h_hi);
             __m256i s_lo = _mm256_set1_epi16(sc[2 * c]), s_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+            UNROLL
             for (int t = 0; t < NT; t++) {
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                 __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
@@ -292,12 +320,14 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
                                                                      dot_u8s8_scaled(qhi, a1, s_hi)));
             }
         }
+        UNROLL
         for (int t = 0; t < NT; t++) {
             const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
             mins[t] += dmin * a->d * (float)q8k_min_term(a, mins16);
         }
     }
+    UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) - mins[t];
 }
 
@@ -306,12 +336,14 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
 ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act, size_t stride,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
+    UNROLL
     for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3);
     for (int64_t b = 0; b < nb; b++) {
         __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
         float d = h2f(x[b].d);
         __m256i sumi[CPU_DOT_MAX_TOKENS];
+        UNROLL
         for (int t = 0; t < NT; t++) {
             /* the -32 correction: 32 * sum_s sc_s * bsums_s */
             const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
@@ -319,6 +351,7 @@ ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act,
             sumi[t] = _mm256_slli_epi32(_mm256_madd_epi16(bs, sc16), 5);
             sumi[t] = _mm256_sub_epi32(_mm256_setzero_si256(), sumi[t]);
         }
+        UNROLL
         for (int h = 0; h < 2; h++) {          /* halves of 128 elements */
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h + 32));
@@ -332,10 +365,12 @@ ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act,
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4));
             q[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4));
+            UNROLL
             for (int g = 0; g < 4; g++) {
                 int s = 8 * h + 2 * g; /* sub-blocks s (low 128-bit lane) and s+1 (high) */
                 __m256i scale = _mm256_set_m128i(_mm_set1_epi16(x[b].scales[s + 1]),
                                                  _mm_set1_epi16(x[b].scales[s]));
+                UNROLL
                 for (int t = 0; t < NT; t++) {
                     const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                     __m256i av = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * h + 32 * g));
@@ -343,11 +378,13 @@ ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act,
                 }
             }
         }
+        UNROLL
         for (int t = 0; t < NT; t++) {
             const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
         }
     }
+    UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
 }
 
@@ -363,19 +400,40 @@ ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f3
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
+/* CH independent accumulators per token hide the FMA latency: 4 for a
+ * single token (decode), 2 when 2-4 tokens already give parallel chains. */
 #define FLOAT_DOT(NAME, WT, LOAD8, SCALAR)                                                    \
     ALWAYS_INLINE void NAME(int64_t n, const WT *w, const void *act, size_t stride, const int NT, \
                             float *out) {                                                     \
-        __m256 acc[CPU_DOT_MAX_TOKENS];                                                       \
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                             \
+        const int CH = NT == 1 ? 4 : 2;                                                       \
+        __m256 acc[CPU_DOT_MAX_TOKENS][4];                                                    \
+        UNROLL                                                                                \
+        for (int t = 0; t < NT; t++)                                                          \
+            UNROLL                                                                            \
+            for (int c = 0; c < CH; c++) acc[t][c] = _mm256_setzero_ps();                     \
         int64_t i = 0;                                                                        \
+        for (; i + 8 * CH <= n; i += 8 * CH) {                                                \
+            UNROLL                                                                            \
+            for (int c = 0; c < CH; c++) {                                                    \
+                __m256 wv = LOAD8(w + i + 8 * c);                                             \
+                UNROLL                                                                        \
+                for (int t = 0; t < NT; t++)                                                  \
+                    acc[t][c] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)ACT(t) + i + 8 * c), \
+                                                acc[t][c]);                                   \
+            }                                                                                 \
+        }                                                                                     \
         for (; i + 8 <= n; i += 8) {                                                          \
             __m256 wv = LOAD8(w + i);                                                         \
+            UNROLL                                                                            \
             for (int t = 0; t < NT; t++)                                                      \
-                acc[t] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)ACT(t) + i), acc[t]); \
+                acc[t][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps((const float *)ACT(t) + i), acc[t][0]); \
         }                                                                                     \
+        UNROLL                                                                                \
         for (int t = 0; t < NT; t++) {                                                        \
-            float s = hsum_ps(acc[t]);                                                        \
+            __m256 a = acc[t][0];                                                             \
+            UNROLL                                                                            \
+            for (int c = 1; c < CH; c++) a = _mm256_add_ps(a, acc[t][c]);                     \
+            float s = hsum_ps(a);                                                             \
             for (int64_t k = i; k < n; k++) s += SCALAR(w[k]) * ((const float *)ACT(t))[k];  \
             out[t] = s;                                                                       \
         }                                                                                     \
@@ -429,6 +487,7 @@ ALWAYS_INLINE float amax_32(const float *x) {
 ALWAYS_INLINE int quantize_32(const float *x, float scale, int8_t *q) {
     __m256 s = _mm256_set1_ps(scale);
     __m256i v[4];
+    UNROLL
     for (int k = 0; k < 4; k++) {
         __m256 p = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * k), s),
                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -470,6 +529,7 @@ static void quant_q8_k(const float *x, void *dst, int64_t n) {
     block_q8_k *y = dst;
     for (int64_t b = 0; b < n / QK_K; b++, x += QK_K) {
         float amax = 0;
+        UNROLL
         for (int k = 0; k < QK_K; k += 32) amax = fmaxf(amax, amax_32(x + k));
         if (amax == 0.0f || !isfinite(amax)) {
             memset(&y[b], 0, sizeof y[b]);
@@ -487,6 +547,7 @@ static void quant_q8_k(const float *x, void *dst, int64_t n) {
             }
         }
         float iscale = -127.0f / max;
+        UNROLL
         for (int k = 0; k < QK_K; k += 32) quantize_32(x + k, iscale, y[b].qs + k);
         for (int s = 0; s < QK_K / 16; s++) {
             /* sum of 16 int8: widen to int16 and add pairwise */
