@@ -1,0 +1,70 @@
+#!/usr/bin/env python3
+"""render_ref.py — the reference renderer for larder's chat-template engine.
+
+Renders a chat template with Python's Jinja2 configured the way Hugging Face
+transformers configures its chat-template environment
+(transformers/utils/chat_template_utils.py, _compile_jinja_template):
+ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+extensions=[loopcontrols]), `tojson` replaced by json.dumps with
+ensure_ascii=False / indent / separators / sort_keys, and the globals
+raise_exception(message) and strftime_now(format) — here with a fixed clock.
+
+  render_ref.py TEMPLATE CONTEXT.json [--now 2025-03-07T10:30:00]
+prints the rendering with no added newline, or one error line on stderr and
+exit status 1. Imported, render(source, context, now) does the same.
+"""
+import json
+import sys
+from datetime import datetime
+
+import jinja2
+from jinja2.ext import loopcontrols
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+DEFAULT_NOW = "2025-03-07T10:30:00"
+
+
+def make_env(now):
+    def raise_exception(message):
+        raise jinja2.exceptions.TemplateError(message)
+
+    def tojson(x, ensure_ascii=False, indent=None, separators=None, sort_keys=False):
+        return json.dumps(x, ensure_ascii=ensure_ascii, indent=indent, separators=separators, sort_keys=sort_keys)
+
+    def strftime_now(format):
+        return now.strftime(format)
+
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env.filters["tojson"] = tojson
+    env.globals["raise_exception"] = raise_exception
+    env.globals["strftime_now"] = strftime_now
+    return env
+
+
+def render(source, context, now=DEFAULT_NOW):
+    env = make_env(datetime.fromisoformat(now))
+    return env.from_string(source).render(**context)
+
+
+def main(argv):
+    if len(argv) < 3:
+        print("usage: render_ref.py TEMPLATE CONTEXT.json [--now ISO-8601]", file=sys.stderr)
+        return 2
+    now = DEFAULT_NOW
+    if len(argv) >= 5 and argv[3] == "--now":
+        now = argv[4]
+    with open(argv[1], encoding="utf-8") as f:
+        source = f.read()
+    with open(argv[2], encoding="utf-8") as f:
+        context = json.load(f)
+    try:
+        out = render(source, context, now)
+    except Exception as e:  # noqa: BLE001 - any Jinja2 failure is a refusal
+        print(f"{type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    sys.stdout.write(out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))
