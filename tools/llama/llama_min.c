@@ -4,7 +4,7 @@
  * libraries that the npm package node-llama-cpp ships), without JavaScript
  * in the timed loop.
  *
- *   llama_min bench --model F [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--json]
+ *   llama_min bench --model F [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--reps 1] [--json]
  *       prompt processing: one batch of prompt-tokens tokens, as llama-bench's
  *       pp test; generation: gen-tokens steps of one token, as its tg test.
  *       Prints {"prefill_tok_s":..., "decode_tok_s":...} like `larder bench --json`.
@@ -61,22 +61,55 @@ static int cmd_quantize(int argc, char **argv) {
     return rc ? 1 : 0;
 }
 
+/* A whole-number flag value in [lo, hi]; -1 when it is not one. */
+static long parse_count(const char *flag, const char *s, long lo, long hi) {
+    char *end = NULL;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        fprintf(stderr, "llama_min bench: %s wants a whole number in [%ld, %ld], got %s\n", flag, lo, hi, s);
+        return -1;
+    }
+    return v;
+}
+
+/* Decodes tokens[0..n) as one batch; 0 on success. */
+static int decode_batch(struct llama_context *ctx, llama_token *tokens, int n) {
+    if (llama_decode(ctx, llama_batch_get_one(tokens, n))) return -1;
+    llama_synchronize(ctx);
+    return 0;
+}
+
+/* Measured as llama-bench measures pp and tg (tools/llama-bench in the same
+ * source release): the context holds prompt + gen tokens, flash attention
+ * and the KV type are libllama's defaults (auto, F16), one prompt batch
+ * (n_batch = n_ubatch = prompt-tokens), then generation from an empty
+ * sequence one token per llama_decode, each step synchronized. Warm-up: one
+ * full prompt run and one generation step; each timed run starts from an
+ * empty memory. The rate is the mean over --reps runs (llama-bench's avg_ts).
+ * The timed runs are the same as `larder bench`'s, so the two compare. */
 static int cmd_bench(int argc, char **argv) {
     const char *model_path = NULL;
-    int threads = 2, n_prompt = 512, n_gen = 128, json = 0;
+    long threads = 2, n_prompt = 512, n_gen = 128, reps = 1;
+    int json = 0;
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--model") && i + 1 < argc) model_path = argv[++i];
-        else if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--prompt-tokens") && i + 1 < argc) n_prompt = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--gen-tokens") && i + 1 < argc) n_gen = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
-            fprintf(stderr, "llama_min bench: unknown argument %s\n", argv[i]);
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        long *count = !strcmp(a, "--threads") ? &threads : !strcmp(a, "--prompt-tokens") ? &n_prompt
+                    : !strcmp(a, "--gen-tokens") ? &n_gen : !strcmp(a, "--reps") ? &reps : NULL;
+        if (count && v) {
+            if ((*count = parse_count(a, v, 1, 65536)) < 0) return 1;
+            i++;
+        } else if (!strcmp(a, "--model") && v) {
+            model_path = v;
+            i++;
+        } else if (!strcmp(a, "--json")) {
+            json = 1;
+        } else {
+            fprintf(stderr, "llama_min bench: unknown or incomplete argument %s\n", a);
             return 1;
         }
     }
-    if (!model_path || threads < 1 || n_prompt < 1 || n_gen < 1) {
-        fprintf(stderr, "usage: llama_min bench --model F [--threads N] [--prompt-tokens N] [--gen-tokens N] [--json]\n");
+    if (!model_path) {
+        fprintf(stderr, "usage: llama_min bench --model F [--threads N] [--prompt-tokens N] [--gen-tokens N] [--reps N] [--json]\n");
         return 1;
     }
     struct llama_model_params mp = llama_model_default_params();
@@ -87,58 +120,61 @@ static int cmd_bench(int argc, char **argv) {
         return 1;
     }
     struct llama_context_params cp = llama_context_default_params();
-    cp.n_ctx = (uint32_t)(n_prompt + n_gen + 16);
+    cp.n_ctx = (uint32_t)(n_prompt + n_gen);
     cp.n_batch = (uint32_t)n_prompt;
     cp.n_ubatch = (uint32_t)n_prompt;
-    cp.n_threads = threads;
-    cp.n_threads_batch = threads;
+    cp.n_threads = (int32_t)threads;
+    cp.n_threads_batch = (int32_t)threads;
     cp.no_perf = true;
     struct llama_context *ctx = llama_init_from_model(model, cp);
-    if (!ctx) {
-        fprintf(stderr, "llama_min: cannot create a context\n");
-        return 1;
+    llama_token *tokens = malloc((size_t)(n_prompt > n_gen ? n_prompt : n_gen) * sizeof *tokens);
+    int rc = 1;
+    if (!ctx || !tokens) {
+        fprintf(stderr, "llama_min: %s\n", ctx ? "out of memory" : "cannot create a context");
+        goto done;
     }
+    /* Pseudo-random token ids (a fixed LCG, as larder bench): the content
+     * does not change the work of a dense model. */
     int32_t n_vocab = llama_vocab_n_tokens(llama_model_get_vocab(model));
-    llama_token *tokens = malloc((size_t)n_prompt * sizeof *tokens);
     unsigned seed = 1234;
-    for (int i = 0; i < n_prompt; i++) {
+    for (long i = 0; i < (n_prompt > n_gen ? n_prompt : n_gen); i++) {
         seed = seed * 1103515245u + 12345u;
         tokens[i] = (llama_token)((seed >> 8) % (unsigned)n_vocab);
     }
-    /* Warm-up (as llama-bench): one small decode. */
-    llama_decode(ctx, llama_batch_get_one(tokens, 1));
-    llama_synchronize(ctx);
+    /* Warm-up: a full prompt run and one generation step. */
+    if (decode_batch(ctx, tokens, (int)n_prompt)) goto decode_failed;
     llama_memory_clear(llama_get_memory(ctx), true);
-
-    double t0 = now_s();
-    if (llama_decode(ctx, llama_batch_get_one(tokens, n_prompt))) {
-        fprintf(stderr, "llama_min: prompt decode failed\n");
-        return 1;
+    if (decode_batch(ctx, tokens, 1)) goto decode_failed;
+    double pp_rate_sum = 0, tg_rate_sum = 0;
+    for (long r = 0; r < reps; r++) {
+        llama_memory_clear(llama_get_memory(ctx), true);
+        double t0 = now_s();
+        if (decode_batch(ctx, tokens, (int)n_prompt)) goto decode_failed;
+        pp_rate_sum += (double)n_prompt / (now_s() - t0);
     }
-    llama_synchronize(ctx);
-    double pp_s = now_s() - t0;
-
-    llama_memory_clear(llama_get_memory(ctx), true);
-    llama_token t = tokens[0];
-    t0 = now_s();
-    for (int i = 0; i < n_gen; i++) {
-        if (llama_decode(ctx, llama_batch_get_one(&t, 1))) {
-            fprintf(stderr, "llama_min: decode failed\n");
-            return 1;
-        }
-        llama_synchronize(ctx);
-        t = tokens[(i + 1) % n_prompt];
+    for (long r = 0; r < reps; r++) {
+        llama_memory_clear(llama_get_memory(ctx), true);
+        double t0 = now_s();
+        for (long i = 0; i < n_gen; i++)
+            if (decode_batch(ctx, &tokens[i], 1)) goto decode_failed;
+        tg_rate_sum += (double)n_gen / (now_s() - t0);
     }
-    double tg_s = now_s() - t0;
+    double pp = pp_rate_sum / (double)reps, tg = tg_rate_sum / (double)reps;
     if (json)
-        printf("{\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"threads\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d}\n",
-               n_prompt / pp_s, n_gen / tg_s, threads, n_prompt, n_gen);
+        printf("{\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"threads\":%ld,\"prompt_tokens\":%ld,"
+               "\"gen_tokens\":%ld,\"reps\":%ld,\"engine\":\"llama.cpp\"}\n",
+               pp, tg, threads, n_prompt, n_gen, reps);
     else
-        printf("llama.cpp: prefill %.2f tok/s, decode %.2f tok/s (%d threads)\n", n_prompt / pp_s, n_gen / tg_s, threads);
+        printf("llama.cpp: prefill %.2f tok/s, decode %.2f tok/s (%ld threads)\n", pp, tg, threads);
+    rc = 0;
+    goto done;
+decode_failed:
+    fprintf(stderr, "llama_min: llama_decode failed\n");
+done:
     free(tokens);
-    llama_free(ctx);
+    if (ctx) llama_free(ctx);
     llama_model_free(model);
-    return 0;
+    return rc;
 }
 
 int main(int argc, char **argv) {
