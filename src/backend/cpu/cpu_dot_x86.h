@@ -102,115 +102,82 @@ ALWAYS_INLINE __m256i unpack_high_bits_32(const uint8_t *qh) {
 
 /* ---- legacy 32-element blocks x Q8_0 / Q8_1 */
 
-/* Q8_0 weights: sum_b dw*da * sum_i w_i a_i. */
-ALWAYS_INLINE void dot_q8_0_nt(int64_t nb, const block_q8_0 *x, const void *act, size_t stride,
-                               const int NT, float *out) {
-    __m256 acc[CPU_DOT_MAX_TOKENS];
-    UNROLL
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i w = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        __m256i wabs = _mm256_sign_epi8(w, w);
-        float dw = h2f(x[b].d);
-        UNROLL
-        for (int t = 0; t < NT; t++) {
-            const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
-            __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
-            __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(av, w));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
-        }
-    }
-    UNROLL
-    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
+/* Weights of one block as signed bytes (Q8_0, Q4_0 = q-8, Q5_0 = q-16) or
+ * unsigned bytes (Q4_1, Q5_1). */
+ALWAYS_INLINE __m256i weights_q8_0(const block_q8_0 *x) { return _mm256_loadu_si256((const __m256i *)x->qs); }
+ALWAYS_INLINE __m256i weights_q4_0(const block_q4_0 *x) {
+    return _mm256_sub_epi8(unpack_nibbles_32(x->qs), _mm256_set1_epi8(8));
+}
+ALWAYS_INLINE __m256i weights_q5_0(const block_q5_0 *x) {
+    __m256i q = _mm256_or_si256(unpack_nibbles_32(x->qs), unpack_high_bits_32(x->qh));
+    return _mm256_sub_epi8(q, _mm256_set1_epi8(16));
+}
+ALWAYS_INLINE __m256i weights_q4_1(const block_q4_1 *x) { return unpack_nibbles_32(x->qs); }
+ALWAYS_INLINE __m256i weights_q5_1(const block_q5_1 *x) {
+    return _mm256_or_si256(unpack_nibbles_32(x->qs), unpack_high_bits_32(x->qh));
 }
 
-/* Q4_0 / Q5_0 weights: w = q - bias (signed), the sign trick. */
-ALWAYS_INLINE void dot_q4_0_nt(int64_t nb, const block_q4_0 *x, const void *act, size_t stride,
-                               const int NT, float *out) {
-    __m256 acc[CPU_DOT_MAX_TOKENS];
-    UNROLL
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i w = _mm256_sub_epi8(unpack_nibbles_32(x[b].qs), _mm256_set1_epi8(8));
-        __m256i wabs = _mm256_sign_epi8(w, w);
-        float dw = h2f(x[b].d);
-        UNROLL
-        for (int t = 0; t < NT; t++) {
-            const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
-            __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
-            __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(av, w));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
-        }
+/* Signed weights x Q8_0: sum_b dw*da * sum_i w_i a_i. With one token, two
+ * accumulators (even / odd blocks) break the FMA latency chain. */
+#define LEGACY_SIGNED_DOT(NAME, WBLOCK, WEIGHTS)                                              \
+    ALWAYS_INLINE void NAME(int64_t nb, const WBLOCK *x, const void *act, size_t stride,      \
+                            const int NT, float *out) {                                       \
+        const int CH = NT == 1 ? 2 : 1;                                                       \
+        __m256 acc[2][CPU_DOT_MAX_TOKENS];                                                    \
+        UNROLL                                                                                \
+        for (int c = 0; c < 2; c++)                                                           \
+            UNROLL                                                                            \
+            for (int t = 0; t < NT; t++) acc[c][t] = _mm256_setzero_ps();                     \
+        int64_t b = 0;                                                                        \
+        for (; b < nb; b += CH) {                                                             \
+            UNROLL                                                                            \
+            for (int c = 0; c < CH; c++) {                                                    \
+                if (CH > 1 && b + c >= nb) break;                                             \
+                __m256i w = WEIGHTS(&x[b + c]);                                               \
+                __m256i wabs = _mm256_sign_epi8(w, w);                                        \
+                float dw = h2f(x[b + c].d);                                                   \
+                UNROLL                                                                        \
+                for (int t = 0; t < NT; t++) {                                                \
+                    const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b + c;                 \
+                    __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);                  \
+                    __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(av, w));                      \
+                    acc[c][t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), \
+                                                acc[c][t]);                                   \
+                }                                                                             \
+            }                                                                                 \
+        }                                                                                     \
+        UNROLL                                                                                \
+        for (int t = 0; t < NT; t++) out[t] = hsum_ps(_mm256_add_ps(acc[0][t], acc[1][t]));   \
     }
-    UNROLL
-    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
-}
+LEGACY_SIGNED_DOT(dot_q8_0_nt, block_q8_0, weights_q8_0)
+LEGACY_SIGNED_DOT(dot_q4_0_nt, block_q4_0, weights_q4_0)
+LEGACY_SIGNED_DOT(dot_q5_0_nt, block_q5_0, weights_q5_0)
 
-ALWAYS_INLINE void dot_q5_0_nt(int64_t nb, const block_q5_0 *x, const void *act, size_t stride,
-                               const int NT, float *out) {
-    __m256 acc[CPU_DOT_MAX_TOKENS];
-    UNROLL
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i q = _mm256_or_si256(unpack_nibbles_32(x[b].qs), unpack_high_bits_32(x[b].qh));
-        __m256i w = _mm256_sub_epi8(q, _mm256_set1_epi8(16));
-        __m256i wabs = _mm256_sign_epi8(w, w);
-        float dw = h2f(x[b].d);
-        UNROLL
-        for (int t = 0; t < NT; t++) {
-            const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;
-            __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);
-            __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(av, w));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
-        }
+/* Unsigned weights (w = dw*q + m) x Q8_1: sum = dw*da*sum(q*qa) + m*s, where
+ * the Q8_1 activation carries s = da*sum(qa). */
+#define LEGACY_UNSIGNED_DOT(NAME, WBLOCK, WEIGHTS)                                            \
+    ALWAYS_INLINE void NAME(int64_t nb, const WBLOCK *x, const void *act, size_t stride,      \
+                            const int NT, float *out) {                                       \
+        __m256 acc[CPU_DOT_MAX_TOKENS];                                                       \
+        float offs[CPU_DOT_MAX_TOKENS];                                                       \
+        UNROLL                                                                                \
+        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), offs[t] = 0;               \
+        for (int64_t b = 0; b < nb; b++) {                                                    \
+            __m256i q = WEIGHTS(&x[b]);                                                       \
+            float dw = h2f(x[b].d), m = h2f(x[b].m);                                          \
+            UNROLL                                                                            \
+            for (int t = 0; t < NT; t++) {                                                    \
+                const block_q8_1 *a = (const block_q8_1 *)ACT(t) + b;                         \
+                __m256i p = dot_u8s8(q, _mm256_loadu_si256((const __m256i *)a->qs));          \
+                acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]); \
+                offs[t] += m * h2f(a->s);                                                     \
+            }                                                                                 \
+        }                                                                                     \
+        UNROLL                                                                                \
+        for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) + offs[t];                      \
     }
-    UNROLL
-    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
-}
-
-/* Q4_1 / Q5_1: w = dw*q + m with unsigned q; sum = dw*da*sum(q*qa) + m*s
- * where the Q8_1 activation carries s = da*sum(qa). */
-ALWAYS_INLINE void dot_q4_1_nt(int64_t nb, const block_q4_1 *x, const void *act, size_t stride,
-                               const int NT, float *out) {
-    __m256 acc[CPU_DOT_MAX_TOKENS];
-    float offs[CPU_DOT_MAX_TOKENS];
-    UNROLL
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), offs[t] = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i q = unpack_nibbles_32(x[b].qs);
-        float dw = h2f(x[b].d), m = h2f(x[b].m);
-        UNROLL
-        for (int t = 0; t < NT; t++) {
-            const block_q8_1 *a = (const block_q8_1 *)ACT(t) + b;
-            __m256i p = dot_u8s8(q, _mm256_loadu_si256((const __m256i *)a->qs));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
-            offs[t] += m * h2f(a->s);
-        }
-    }
-    UNROLL
-    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) + offs[t];
-}
-
-ALWAYS_INLINE void dot_q5_1_nt(int64_t nb, const block_q5_1 *x, const void *act, size_t stride,
-                               const int NT, float *out) {
-    __m256 acc[CPU_DOT_MAX_TOKENS];
-    float offs[CPU_DOT_MAX_TOKENS];
-    UNROLL
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), offs[t] = 0;
-    for (int64_t b = 0; b < nb; b++) {
-        __m256i q = _mm256_or_si256(unpack_nibbles_32(x[b].qs), unpack_high_bits_32(x[b].qh));
-        float dw = h2f(x[b].d), m = h2f(x[b].m);
-        UNROLL
-        for (int t = 0; t < NT; t++) {
-            const block_q8_1 *a = (const block_q8_1 *)ACT(t) + b;
-            __m256i p = dot_u8s8(q, _mm256_loadu_si256((const __m256i *)a->qs));
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * h2f(a->d)), _mm256_cvtepi32_ps(p), acc[t]);
-            offs[t] += m * h2f(a->s);
-        }
-    }
-    UNROLL
-    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) + offs[t];
-}
+LEGACY_UNSIGNED_DOT(dot_q4_1_nt, block_q4_1, weights_q4_1)
+LEGACY_UNSIGNED_DOT(dot_q5_1_nt, block_q5_1, weights_q5_1)
 
 /* ---- K-quants x Q8_K */
 
@@ -228,31 +195,37 @@ ALWAYS_INLINE __m128i q4k_unpack_scales(const uint8_t scales[12]) {
     return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
 }
 
-/* sum_j m_j * (bsums[2j] + bsums[2j+1]) for the 8 mins (int16 lanes of mins16). */
-ALWAYS_INLINE int32_t q8k_min_term(const block_q8_k *a, __m128i mins16) {
-    __m128i b0 = _mm_loadu_si128((const __m128i *)a->bsums);
-    __m128i b1 = _mm_loadu_si128((const __m128i *)(a->bsums + 8));
-    __m128i pairs = _mm_hadd_epi16(b0, b1); /* bsums[2j] + bsums[2j+1], |.| <= 4096 */
-    __m128i p = _mm_madd_epi16(pairs, mins16);
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(1, 0, 3, 2)));
-    p = _mm_add_epi32(p, _mm_shuffle_epi32(p, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(p);
+/* From the bytes sc0..7, m0..7 of q4k_unpack_scales:
+ *   *scales16  int16 sc0..sc7 in both 128-bit lanes (for broadcasts by vpshufb)
+ *   *mins_pair int16 m0,m0,m1,m1,...,m7,m7: madd with the 16 bsums gives
+ *              m_j * (bsums[2j] + bsums[2j+1]) in int32 lane j. */
+ALWAYS_INLINE void q4k_scale_vectors(__m128i scm, __m256i *scales16, __m256i *mins_pair) {
+    __m128i sc8 = _mm_cvtepu8_epi16(scm);
+    *scales16 = _mm256_broadcastsi128_si256(sc8);
+    const __m128i dup = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    *mins_pair = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scm, dup));
+}
+
+/* int16 lane j of scales16 (both 128-bit lanes hold the same 8) broadcast to all 16 lanes. */
+#define BCAST16(V, J) _mm256_shuffle_epi8((V), _mm256_set1_epi16((short)((2 * (J) + 1) << 8 | 2 * (J))))
+
+/* The min part of a Q4_K/Q5_K block for one token, as 8 float lanes to be
+ * scaled by -dmin*da: m_j * (bsums[2j] + bsums[2j+1]). */
+ALWAYS_INLINE __m256 q8k_min_lanes(const block_q8_k *a, __m256i mins_pair) {
+    __m256i bs = _mm256_loadu_si256((const __m256i *)a->bsums);
+    return _mm256_cvtepi32_ps(_mm256_madd_epi16(bs, mins_pair));
 }
 
 /* Q4_K: x = d*sc_j*q - dmin*m_j per 32-element sub-block j. */
 ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act, size_t stride,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
-    float mins[CPU_DOT_MAX_TOKENS];
     UNROLL
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mins[t] = 0;
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0F);
     for (int64_t b = 0; b < nb; b++) {
-        __m128i scm = q4k_unpack_scales(x[b].scales);
-        __m256i scm16 = _mm256_cvtepu8_epi16(scm);         /* sc0..7, m0..7 as int16 */
-        __m128i mins16 = _mm256_extracti128_si256(scm16, 1);
-        uint8_t sc[16];
-        _mm_storeu_si128((__m128i *)sc, scm);
+        __m256i scales16, mins_pair;
+        q4k_scale_vectors(q4k_unpack_scales(x[b].scales), &scales16, &mins_pair);
         float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
         __m256i sumi[CPU_DOT_MAX_TOKENS];
         UNROLL
@@ -262,7 +235,7 @@ ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act,
             __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * c));
             __m256i qlo = _mm256_and_si256(q, low4);
             __m256i qhi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
-            __m256i s_lo = _mm256_set1_epi16(sc[2 * c]), s_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+            __m256i s_lo = BCAST16(scales16, 2 * c), s_hi = BCAST16(scales16, 2 * c + 1);
             UNROLL
             for (int t = 0; t < NT; t++) {
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
@@ -276,26 +249,75 @@ ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act,
         for (int t = 0; t < NT; t++) {
             const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            mins[t] += dmin * a->d * (float)q8k_min_term(a, mins16);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * a->d), q8k_min_lanes(a, mins_pair), acc[t]);
         }
     }
     UNROLL
-    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) - mins[t];
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
 }
+
+#if X86_VNNI
+/* Q4_K with 512-bit vectors (AVX-512 build): one zmm holds a whole 64-element
+ * chunk (low nibbles = sub-block 2c in the low half, high nibbles = 2c+1 in
+ * the high half), matching the 64 contiguous activation bytes, so each chunk
+ * costs one vpmaddubsw + one vpmaddwd per token instead of two of each. */
+ALWAYS_INLINE void dot_q4_k_512_nt(int64_t nb, const block_q4_k *x, const void *act, size_t stride,
+                                   const int NT, float *out) {
+    __m256 acc[CPU_DOT_MAX_TOKENS];
+    UNROLL
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
+    const __m512i low4 = _mm512_set1_epi8(0x0F);
+    for (int64_t b = 0; b < nb; b++) {
+        __m128i scm = q4k_unpack_scales(x[b].scales);
+        __m256i scales16, mins_pair;
+        q4k_scale_vectors(scm, &scales16, &mins_pair);
+        __m512i sc512 = _mm512_broadcast_i32x4(_mm_cvtepu8_epi16(scm)); /* sc0..7 in every 128-bit lane */
+        float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
+        __m512i sumi[CPU_DOT_MAX_TOKENS];
+        UNROLL
+        for (int t = 0; t < NT; t++) sumi[t] = _mm512_setzero_si512();
+        UNROLL
+        for (int c = 0; c < 4; c++) {
+            __m256i q = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * c));
+            __m512i qq = _mm512_inserti64x4(_mm512_castsi256_si512(q), _mm256_srli_epi16(q, 4), 1);
+            qq = _mm512_and_si512(qq, low4);
+            /* int16 sc[2c] in the low 256 bits, sc[2c+1] in the high 256 */
+            const __m512i pick = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_set1_epi16((short)((4 * c + 1) << 8 | 4 * c))),
+                _mm256_set1_epi16((short)((4 * c + 3) << 8 | (4 * c + 2))), 1);
+            __m512i scale = _mm512_shuffle_epi8(sc512, pick);
+            UNROLL
+            for (int t = 0; t < NT; t++) {
+                const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+                __m512i av = _mm512_loadu_si512((const void *)(a->qs + 64 * c));
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(qq, av), scale));
+            }
+        }
+        UNROLL
+        for (int t = 0; t < NT; t++) {
+            const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
+            __m256i s = _mm256_add_epi32(_mm512_castsi512_si256(sumi[t]), _mm512_extracti64x4_epi64(sumi[t], 1));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(s), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * a->d), q8k_min_lanes(a, mins_pair), acc[t]);
+        }
+    }
+    UNROLL
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
+}
+#undef dot_q4_k_nt
+#define dot_q4_k_nt dot_q4_k_512_nt
+#endif
 
 /* Q5_K: as Q4_K with bit 4 of element e in bit e/32 of qh[e%32]. */
 ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act, size_t stride,
                                const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
-    float mins[CPU_DOT_MAX_TOKENS];
     UNROLL
-    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps(), mins[t] = 0;
+    for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();
     const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
     for (int64_t b = 0; b < nb; b++) {
-        __m128i scm = q4k_unpack_scales(x[b].scales);
-        __m128i mins16 = _mm256_extracti128_si256(_mm256_cvtepu8_epi16(scm), 1);
-        uint8_t sc[16];
-        _mm_storeu_si128((__m128i *)sc, scm);
+        __m256i scales16, mins_pair;
+        q4k_scale_vectors(q4k_unpack_scales(x[b].scales), &scales16, &mins_pair);
         float d = h2f(x[b].d), dmin = h2f(x[b].dmin);
         __m256i qh = _mm256_loadu_si256((const __m256i *)x[b].qh);
         __m256i sumi[CPU_DOT_MAX_TOKENS];
@@ -310,7 +332,7 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
             qh = _mm256_srli_epi16(qh, 2);
             __m256i qlo = _mm256_or_si256(_mm256_and_si256(q, low4), h_lo);
             __m256i qhi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(q, 4), low4), h_hi);
-            __m256i s_lo = _mm256_set1_epi16(sc[2 * c]), s_hi = _mm256_set1_epi16(sc[2 * c + 1]);
+            __m256i s_lo = BCAST16(scales16, 2 * c), s_hi = BCAST16(scales16, 2 * c + 1);
             UNROLL
             for (int t = 0; t < NT; t++) {
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
@@ -324,11 +346,11 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
         for (int t = 0; t < NT; t++) {
             const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
             acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[t]), acc[t]);
-            mins[t] += dmin * a->d * (float)q8k_min_term(a, mins16);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(-dmin * a->d), q8k_min_lanes(a, mins_pair), acc[t]);
         }
     }
     UNROLL
-    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]) - mins[t];
+    for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
 }
 
 /* Q6_K: x = d*sc_s*(q-32), 16 sub-blocks of 16. With q' = q (unsigned 0..63):
