@@ -56,7 +56,10 @@ static int need_str(jr *r, jv v, const char *what, jv *out) {
 static int length_of(jr *r, jv v, int64_t *n) {
     switch (v.type) {
     case JV_STRING: *n = (int64_t)utf8_count(v.u.s->data, v.u.s->len); return 0;
-    case JV_LIST: *n = (int64_t)v.u.l->n; return 0;
+    case JV_LIST:
+        if (v.u.l->is_gen) return jr_fail(r, "object of type 'generator' has no len()");
+        *n = (int64_t)v.u.l->n;
+        return 0;
     case JV_DICT: case JV_NAMESPACE: *n = (int64_t)v.u.d->n; return 0;
     case JV_UNDEFINED: *n = 0; return 0;
     case JV_LOOP: *n = (int64_t)v.u.loop->length; return 0;
@@ -127,9 +130,10 @@ static jlist *copy_list(jr *r, const jlist *l) {
     return c;
 }
 
-static int html_escape(jr *r, jv v, jv *out) {
+int jr_html_escape(jr *r, jv v, jv *out) {
     jv s;
-    if (v.type == JV_UNDEFINED) { *out = S(r, ""); return out->u.s ? 0 : jr_oom(r); }
+    if (v.type == JV_STRING && v.aux == 1) { *out = v; return 0; }
+    if (v.type == JV_UNDEFINED) { *out = S(r, ""); out->aux = 1; return out->u.s ? 0 : jr_oom(r); }
     if (jr_to_string(r, v, &s)) return -1;
     strbuf b = STRBUF_INIT;
     for (size_t i = 0; i < s.u.s->len; i++) {
@@ -145,6 +149,7 @@ static int html_escape(jr *r, jv v, jv *out) {
     }
     if (b.failed) { strbuf_free(&b); return jr_oom(r); }
     *out = jv_str(&r->arena, b.data ? b.data : "", b.len);
+    out->aux = 1;
     strbuf_free(&b);
     return out->u.s ? 0 : jr_oom(r);
 }
@@ -232,8 +237,11 @@ static int filter_tojson(jr *r, jv v, const fargs *a, jv *out) {
 }
 
 /* select/reject/selectattr/rejectattr: mode bit 1 = reject, bit 2 = attr */
+static jv gen(jlist *l) { l->is_gen = true; return jv_list(l); }
+
 static int filter_select(jr *r, jv seq, const fargs *a, int mode, jv *out) {
     jlist *items;
+    if (!jv_truthy(seq)) seq = jv_undef(NULL); /* `if value: for item in value` */
     if (jr_iterate(r, seq, &items)) return -1;
     bool by_attr = mode & 2, reject = mode & 1;
     int p = 0;
@@ -259,12 +267,13 @@ static int filter_select(jr *r, jv seq, const fargs *a, int mode, jv *out) {
         else if (jinja_apply_test(r, test, x, a->args + p, a->nargs - p, &ok)) return -1;
         if (ok != reject && jlist_push(&r->arena, res, items->items[i])) return jr_oom(r);
     }
-    *out = jv_list(res);
+    *out = gen(res);
     return 0;
 }
 
 static int filter_map(jr *r, jv seq, const fargs *a, jv *out) {
     jlist *items;
+    if (!jv_truthy(seq)) seq = jv_undef(NULL); /* `if value: for item in value` */
     if (jr_iterate(r, seq, &items)) return -1;
     jlist *res = jlist_new(&r->arena, items->n);
     if (!res) return jr_oom(r);
@@ -289,7 +298,7 @@ static int filter_map(jr *r, jv seq, const fargs *a, jv *out) {
             res->items[res->n++] = x;
         }
     }
-    *out = jv_list(res);
+    *out = gen(res);
     return 0;
 }
 
@@ -431,7 +440,7 @@ int jinja_apply_filter(jr *r, int id, jv in, const jv *args, int nargs, const ch
         if (cur && has_fill && fill.type != JV_NONE)
             while (cur->n < (size_t)lc.u.i)
                 if (jlist_push(&r->arena, cur, fill)) return jr_oom(r);
-        *out = jv_list(res);
+        *out = gen(res);
         return 0;
     }
     case F_CAPITALIZE: if (str_of(r, in, &in)) return -1; return jr_str_case(r, in, 2, out);
@@ -494,9 +503,13 @@ int jinja_apply_filter(jr *r, int id, jv in, const jv *args, int nargs, const ch
         *out = jv_list(l);
         return 0;
     }
-    case F_E: case F_ESCAPE: case F_FORCEESCAPE: return html_escape(r, in, out);
+    case F_E: case F_ESCAPE: return jr_html_escape(r, in, out);
+    case F_FORCEESCAPE:
+        if (in.type == JV_STRING) in.aux = 0;
+        return jr_html_escape(r, in, out);
     case F_FIRST: case F_LAST: {
         jlist *items;
+        if (id == F_LAST && in.type == JV_LIST && in.u.l->is_gen) return jr_fail(r, "'generator' object is not reversible");
         if (jr_iterate(r, in, &items)) return -1;
         if (!items->n) { *out = jv_undef(id == F_FIRST ? "No first item, sequence was empty." : "No last item, sequence was empty."); out->aux = 1; return 0; }
         *out = items->items[id == F_FIRST ? 0 : items->n - 1];
@@ -552,7 +565,7 @@ int jinja_apply_filter(jr *r, int id, jv in, const jv *args, int nargs, const ch
             t->n = 2;
             l->items[l->n++] = jv_list(t);
         }
-        *out = jv_list(l);
+        *out = gen(l);
         return 0;
     }
     case F_JOIN: {
@@ -611,7 +624,7 @@ int jinja_apply_filter(jr *r, int id, jv in, const jv *args, int nargs, const ch
         if (!c) return jr_oom(r);
         for (size_t i = 0; i < items->n; i++) c->items[i] = items->items[items->n - 1 - i];
         c->n = items->n;
-        *out = jv_list(c);
+        *out = in.type == JV_LIST && !in.u.l->is_gen ? gen(c) : jv_list(c);
         return 0;
     }
     case F_ROUND: {
@@ -632,7 +645,10 @@ int jinja_apply_filter(jr *r, int id, jv in, const jv *args, int nargs, const ch
         }
         return 0;
     }
-    case F_SAFE: *out = in; return 0;
+    case F_SAFE:
+        if (str_of(r, in, out)) return -1;
+        out->aux = 1;
+        return 0;
     case F_SORT: {
         jv rev = arg(a, 0, "reverse", jv_bool(false)), cs = arg(a, 1, "case_sensitive", jv_bool(false)), attr = arg(a, 2, "attribute", jv_none());
         jlist *items;
@@ -718,7 +734,7 @@ int jinja_apply_filter(jr *r, int id, jv in, const jv *args, int nargs, const ch
             if (dup) continue;
             if (jlist_push(&r->arena, seen, k) || jlist_push(&r->arena, res, items->items[i])) return jr_oom(r);
         }
-        *out = jv_list(res);
+        *out = gen(res);
         return 0;
     }
     case F_WORDCOUNT: {

@@ -59,7 +59,8 @@ struct jloop;
 
 typedef struct jv {
     jv_type type;
-    int aux;          /* JV_UNDEFINED: 1 when undef_name is a whole message, not a name */
+    int aux;          /* JV_UNDEFINED: 1 when undef_name is a whole message, not a name;
+                         JV_STRING: 1 for Markup (from |safe, |escape): `+` escapes the other side */
     union {
         bool b;
         int64_t i;
@@ -77,6 +78,7 @@ typedef struct jlist {
     jv *items;
     size_t n, cap;
     bool is_tuple;
+    bool is_gen;    /* a lazy iterator in Jinja2 (map, select, reverse, ...): truthy, no len(), not JSON */
 } jlist;
 
 typedef struct jdict_entry {
@@ -163,7 +165,7 @@ typedef enum jnode_kind {
     JN_LIST, JN_TUPLE, JN_DICT, JN_KWARG,
     /* statements */
     JN_BODY, JN_TEXT, JN_EMIT, JN_IF, JN_FOR, JN_SET, JN_SETBLOCK, JN_MACRO, JN_CALLBLOCK,
-    JN_FILTERBLOCK, JN_BREAK, JN_CONTINUE,
+    JN_FILTERBLOCK, JN_BREAK, JN_CONTINUE, JN_SCOPE,
 } jnode_kind;
 
 /* JN_BINOP ops and JN_COMPARE ops */
@@ -199,6 +201,7 @@ typedef struct jnode {
  *  MACRO name, kids = params (NAME), kw = defaults (KWARG name = a), b = body
  *  CALLBLOCK a = the call, kids = caller params, kw = defaults, b = body
  *  FILTERBLOCK d = filter chain, b = body
+ *  SCOPE b = body run in a child frame ({% generation %})
  */
 
 typedef struct jinja_template_impl jinja_template_impl;
@@ -286,6 +289,10 @@ typedef struct jtojson_opts {
 int jinja_tojson(jr *r, jv v, const jtojson_opts *o, strbuf *b);
 /* "%s" % args (Python printf-style formatting). */
 int jr_percent_format(jr *r, jv fmt, jv args, jv *out);
+
+/* HTML-escapes s (& < > " ' as Jinja2/markupsafe do) into a Markup string;
+ * a Markup input is returned unchanged. */
+int jr_html_escape(jr *r, jv s, jv *out);
 
 /* Python str methods shared by filters and methods. */
 jv jr_str_strip(jr *r, jv s, const char *chars, size_t nchars, bool left, bool right);

@@ -145,6 +145,7 @@ static int dumps(jr *r, jv v, const jtojson_opts *o, strbuf *b, int level) {
         return 0;
     case JV_STRING: json_string(b, v.u.s->data, v.u.s->len, o->ensure_ascii); return 0;
     case JV_LIST: {
+        if (v.u.l->is_gen) return jr_fail(r, "Object of type generator is not JSON serializable");
         if (v.u.l->n == 0) { strbuf_puts(b, "[]"); return 0; }
         strbuf_puts(b, "[");
         for (size_t i = 0; i < v.u.l->n; i++) {

@@ -857,6 +857,17 @@ static jnode *parse_statement(parser *p) {
         if (!n->b) return NULL;
         return expect_end_tag(p, "endfilter") ? n : NULL;
     }
+    if (is_name(t, "generation")) {
+        /* transformers' AssistantTracker tag: the body, rendered as a call block (own scope) */
+        jnode *n = node(p, JN_SCOPE);
+        if (!n) return NULL;
+        advance(p);
+        if (!expect_block_end(p)) return NULL;
+        static const char *const ends[] = {"endgeneration"};
+        n->b = parse_body(p, ends, 1);
+        if (!n->b) return NULL;
+        return expect_end_tag(p, "endgeneration") ? n : NULL;
+    }
     if (is_name(t, "break") || is_name(t, "continue")) {
         jnode *n = node(p, is_name(t, "break") ? JN_BREAK : JN_CONTINUE);
         if (!n) return NULL;

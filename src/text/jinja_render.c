@@ -188,6 +188,10 @@ int jr_getitem(jr *r, jv obj, jv key, jv *out) {
     if (obj.type == JV_DICT || obj.type == JV_NAMESPACE) {
         jdict_entry *e = jdict_get(obj.u.d, key);
         if (e) { *out = e->value; return 0; }
+    } else if (obj.type == JV_LIST && obj.u.l->is_gen) {
+        *out = jv_undef("'generator' object is not subscriptable");
+        out->aux = 1;
+        return 0;
     } else if ((obj.type == JV_LIST || obj.type == JV_STRING) && (key.type == JV_INT || key.type == JV_BOOL)) {
         int64_t i = key.type == JV_BOOL ? key.u.b : key.u.i;
         if (obj.type == JV_LIST) {
@@ -395,7 +399,15 @@ static int binop(jr *r, int op, jv a, jv b, jv *out) {
         *out = jv_int(z);
         return 0;
     }
+    if (op == JOP_ADD && (a.type == JV_STRING || b.type == JV_STRING) && (a.aux == 1 || b.aux == 1) &&
+        (a.type == JV_STRING || b.type == JV_STRING)) {
+        /* Markup + str escapes the str; the result is Markup */
+        if (a.type != JV_STRING || b.type != JV_STRING)
+            return jr_fail(r, "unsupported operand type(s) for +: '%s' and '%s'", a.type == JV_STRING ? "Markup" : jv_type_name(a), b.type == JV_STRING ? "Markup" : jv_type_name(b));
+        if (jr_html_escape(r, a, &a) || jr_html_escape(r, b, &b)) return -1;
+    }
     if (op == JOP_ADD && a.type == JV_STRING && b.type == JV_STRING) {
+        bool markup = a.aux == 1 || b.aux == 1;
         size_t n = a.u.s->len + b.u.s->len;
         jstr *s = jarena_alloc(&r->arena, sizeof(jstr) + n + 1);
         if (!s) return jr_oom(r);
@@ -403,11 +415,11 @@ static int binop(jr *r, int op, jv a, jv b, jv *out) {
         memcpy(s->data + a.u.s->len, b.u.s->data, b.u.s->len);
         s->len = n;
         out->type = JV_STRING;
-        out->aux = 0;
+        out->aux = markup;
         out->u.s = s;
         return 0;
     }
-    if (op == JOP_ADD && a.type == JV_LIST && b.type == JV_LIST && a.u.l->is_tuple == b.u.l->is_tuple) {
+    if (op == JOP_ADD && a.type == JV_LIST && b.type == JV_LIST && a.u.l->is_tuple == b.u.l->is_tuple && !a.u.l->is_gen && !b.u.l->is_gen) {
         jlist *l = jlist_new(&r->arena, a.u.l->n + b.u.l->n);
         if (!l) return jr_oom(r);
         memcpy(l->items, a.u.l->items, a.u.l->n * sizeof(jv));
@@ -883,6 +895,11 @@ static int exec_node(jr *r, const jnode *n, jframe *f) {
         if (capture_body(r, n->b, f, &v) || apply_chain(r, n->d, v, &v)) return -1;
         if (jr_to_string(r, v, &v)) return -1;
         return out_append(r, v.u.s->data, v.u.s->len);
+    case JN_SCOPE: {
+        jframe *sf = frame_new(r, f);
+        if (!sf) return jr_oom(r);
+        return exec_body(r, n->b, sf);
+    }
     case JN_BREAK: r->loop_control = 1; return 0;
     case JN_CONTINUE: r->loop_control = 2; return 0;
     case JN_BODY: return exec_body(r, n, f);

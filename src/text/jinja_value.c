@@ -267,7 +267,7 @@ bool jv_truthy(jv v) {
     case JV_INT: return v.u.i != 0;
     case JV_FLOAT: return v.u.f != 0.0;
     case JV_STRING: return v.u.s->len != 0;
-    case JV_LIST: return v.u.l->n != 0;
+    case JV_LIST: return v.u.l->is_gen || v.u.l->n != 0;
     case JV_DICT: return v.u.d->n != 0;
     default: return true;
     }
@@ -344,7 +344,7 @@ const char *jv_type_name(jv v) {
     case JV_INT: return "int";
     case JV_FLOAT: return "float";
     case JV_STRING: return "str";
-    case JV_LIST: return v.u.l->is_tuple ? "tuple" : "list";
+    case JV_LIST: return v.u.l->is_gen ? "generator" : v.u.l->is_tuple ? "tuple" : "list";
     case JV_DICT: return "dict";
     case JV_NAMESPACE: return "Namespace";
     case JV_FUNC: return v.u.fn->macro ? "Macro" : "builtin_function_or_method";
@@ -466,6 +466,7 @@ static int append_value(strbuf *b, jv v, bool repr) {
     case JV_FLOAT: jv_format_float(v.u.f, num, sizeof num); return strbuf_puts(b, num);
     case JV_STRING: return repr ? append_str_repr(b, v.u.s) : strbuf_append(b, v.u.s->data, v.u.s->len);
     case JV_LIST:
+        if (v.u.l->is_gen) return strbuf_puts(b, "<generator object>");
         strbuf_puts(b, v.u.l->is_tuple ? "(" : "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) strbuf_puts(b, ", ");

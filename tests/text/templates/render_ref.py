@@ -5,7 +5,7 @@ Renders a chat template with Python's Jinja2 configured the way Hugging Face
 transformers configures its chat-template environment
 (transformers/utils/chat_template_utils.py, _compile_jinja_template):
 ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
-extensions=[loopcontrols]), `tojson` replaced by json.dumps with
+extensions=[AssistantTracker, loopcontrols]), `tojson` replaced by json.dumps with
 ensure_ascii=False / indent / separators / sort_keys, and the globals
 raise_exception(message) and strftime_now(format) — here with a fixed clock.
 
@@ -18,10 +18,27 @@ import sys
 from datetime import datetime
 
 import jinja2
-from jinja2.ext import loopcontrols
+from jinja2 import nodes
+from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 DEFAULT_NOW = "2025-03-07T10:30:00"
+
+
+class AssistantTracker(Extension):
+    """transformers' {% generation %}...{% endgeneration %} tag: renders its
+    body through a call block (HF also records the assistant-token span, which
+    does not change the text)."""
+
+    tags = {"generation"}
+
+    def parse(self, parser):
+        lineno = next(parser.stream).lineno
+        body = parser.parse_statements(["name:endgeneration"], drop_needle=True)
+        return nodes.CallBlock(self.call_method("_generation_support"), [], [], body).set_lineno(lineno)
+
+    def _generation_support(self, caller):
+        return caller()
 
 
 def make_env(now):
@@ -34,7 +51,7 @@ def make_env(now):
     def strftime_now(format):
         return now.strftime(format)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[loopcontrols])
+    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[AssistantTracker, loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
