@@ -61,23 +61,20 @@ int cmd_render_template(int argc, char **argv) {
     char *csrc = read_file(cpath, (size_t)1 << 30, &clen, &err);
     if (!csrc) { free(tsrc); fprintf(stderr, "larder render-template: %s\n", err.message); return 1; }
     int status = 1;
-    cJSON *ctx = cJSON_ParseWithLength(csrc, clen);
     jinja_template *t = NULL;
-    if (!ctx || !cJSON_IsObject(ctx)) {
-        fprintf(stderr, "larder render-template: %s is not a JSON object\n", cpath);
-        goto done;
-    }
     t = jinja_template_parse(tsrc, tlen, &err);
     if (!t) { fprintf(stderr, "larder render-template: %s: %s\n", tpath, err.message); goto done; }
     size_t n;
-    char *out = jinja_render_json(t, ctx, &ro, &n, &err);
-    if (!out) { fprintf(stderr, "larder render-template: %s: %s\n", tpath, err.message); goto done; }
+    char *out = jinja_render_json_text(t, csrc, clen, &ro, &n, &err);
+    if (!out) {
+        fprintf(stderr, "larder render-template: %s: %s\n", strncmp(err.message, "context JSON", 12) ? tpath : cpath, err.message);
+        goto done;
+    }
     if (fwrite(out, 1, n, stdout) != n || fflush(stdout)) fprintf(stderr, "larder render-template: write failed\n");
     else status = 0;
     free(out);
 done:
     jinja_template_free(t);
-    cJSON_Delete(ctx);
     free(csrc);
     free(tsrc);
     return status;

@@ -74,6 +74,12 @@ void jinja_template_free(jinja_template *t);
 char *jinja_render_json(const jinja_template *t, const cJSON *context, const jinja_render_options *opt,
                         size_t *len_bytes, larder_error *err);
 
+/* Same, with the context given as JSON text (an object). Unlike the cJSON
+ * path, numbers keep Python's int/float distinction (1.0 stays a float and
+ * prints "1.0"), as json.loads gives them to Hugging Face's renderer. */
+char *jinja_render_json_text(const jinja_template *t, const char *json, size_t json_len,
+                             const jinja_render_options *opt, size_t *len_bytes, larder_error *err);
+
 /* Parses "YYYY-MM-DD[THH:MM[:SS]]" into opt's clock fields (has_now = true).
  * -1 with err (ERR_INVALID) when malformed. */
 int jinja_options_set_now(jinja_render_options *opt, const char *iso8601, larder_error *err);

@@ -279,6 +279,8 @@ int jinja_globals_init(jr *r, jdict *g);
 
 /* JSON (jinja_json.c). */
 int jinja_from_json(jr *r, const cJSON *j, jv *out);
+/* JSON text to a value, ints and floats kept apart like json.loads. */
+int jinja_from_json_text(jr *r, const char *s, size_t n, jv *out);
 /* json.dumps(v, ensure_ascii=, indent=, separators=, sort_keys=) options */
 typedef struct jtojson_opts {
     int indent;              /* spaces per level; -1: None (one line) */

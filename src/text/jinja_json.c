@@ -10,6 +10,7 @@
  * surrogate pairs, floats as Python's repr, NaN/Infinity, "[]"/"{}" for
  * empty containers even when indenting, sort_keys over string keys.
  */
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -205,4 +206,201 @@ int jinja_tojson(jr *r, jv v, const jtojson_opts *o, strbuf *b) {
     if (dumps(r, v, o, b, 0)) return -1;
     if (b->len > r->max_output_bytes) return jr_fail_code(r, ERR_LIMIT, "tojson output longer than %zu bytes", r->max_output_bytes);
     return b->failed ? jr_oom(r) : 0;
+}
+
+/* ---- JSON text in (keeps 1.0 a float, like Python's json.loads) */
+
+typedef struct jparse {
+    jr *r;
+    const char *s;
+    size_t n, i;
+} jparse;
+
+static void skip_ws(jparse *p) {
+    while (p->i < p->n && (p->s[p->i] == ' ' || p->s[p->i] == '\t' || p->s[p->i] == '\n' || p->s[p->i] == '\r')) p->i++;
+}
+
+static int jp_fail(jparse *p, const char *what) {
+    return jr_fail(p->r, "context JSON: %s at byte %zu", what, p->i);
+}
+
+static int hex4(jparse *p, unsigned *out) {
+    if (p->i + 4 > p->n) return jp_fail(p, "truncated \\u escape");
+    unsigned v = 0;
+    for (int k = 0; k < 4; k++) {
+        char c = p->s[p->i++];
+        v <<= 4;
+        if (c >= '0' && c <= '9') v |= (unsigned)(c - '0');
+        else if (c >= 'a' && c <= 'f') v |= (unsigned)(c - 'a' + 10);
+        else if (c >= 'A' && c <= 'F') v |= (unsigned)(c - 'A' + 10);
+        else return jp_fail(p, "bad \\u escape");
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_string(jparse *p, jv *out) {
+    p->i++; /* opening quote */
+    strbuf b = STRBUF_INIT;
+    while (p->i < p->n && p->s[p->i] != '"') {
+        unsigned char c = (unsigned char)p->s[p->i];
+        if (c < 0x20) { strbuf_free(&b); return jp_fail(p, "control character in string"); }
+        if (c != '\\') {
+            size_t st = p->i;
+            while (p->i < p->n && p->s[p->i] != '"' && p->s[p->i] != '\\' && (unsigned char)p->s[p->i] >= 0x20) p->i++;
+            strbuf_append(&b, p->s + st, p->i - st);
+            continue;
+        }
+        if (++p->i >= p->n) break;
+        char e = p->s[p->i++];
+        char ch = 0;
+        switch (e) {
+        case '"': ch = '"'; break;
+        case '\\': ch = '\\'; break;
+        case '/': ch = '/'; break;
+        case 'b': ch = '\b'; break;
+        case 'f': ch = '\f'; break;
+        case 'n': ch = '\n'; break;
+        case 'r': ch = '\r'; break;
+        case 't': ch = '\t'; break;
+        case 'u': {
+            unsigned cp;
+            if (hex4(p, &cp)) { strbuf_free(&b); return -1; }
+            if (cp >= 0xD800 && cp < 0xDC00 && p->i + 6 <= p->n && p->s[p->i] == '\\' && p->s[p->i + 1] == 'u') {
+                size_t save = p->i;
+                unsigned lo;
+                p->i += 2;
+                if (hex4(p, &lo)) { strbuf_free(&b); return -1; }
+                if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
+                else p->i = save;
+            }
+            if (cp >= 0xD800 && cp < 0xE000) cp = 0xFFFD; /* lone surrogate: not representable in UTF-8 */
+            char u[4];
+            size_t k;
+            if (cp < 0x80) { u[0] = (char)cp; k = 1; }
+            else if (cp < 0x800) { u[0] = (char)(0xC0 | (cp >> 6)); u[1] = (char)(0x80 | (cp & 0x3F)); k = 2; }
+            else if (cp < 0x10000) { u[0] = (char)(0xE0 | (cp >> 12)); u[1] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[2] = (char)(0x80 | (cp & 0x3F)); k = 3; }
+            else { u[0] = (char)(0xF0 | (cp >> 18)); u[1] = (char)(0x80 | ((cp >> 12) & 0x3F)); u[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); u[3] = (char)(0x80 | (cp & 0x3F)); k = 4; }
+            strbuf_append(&b, u, k);
+            continue;
+        }
+        default: strbuf_free(&b); return jp_fail(p, "bad escape");
+        }
+        strbuf_append(&b, &ch, 1);
+    }
+    if (p->i >= p->n) { strbuf_free(&b); return jp_fail(p, "unterminated string"); }
+    p->i++;
+    if (b.failed) { strbuf_free(&b); return jr_oom(p->r); }
+    *out = jv_str(&p->r->arena, b.data ? b.data : "", b.len);
+    strbuf_free(&b);
+    return out->u.s ? 0 : jr_oom(p->r);
+}
+
+static int parse_value(jparse *p, jv *out, int depth) {
+    if (depth > JINJA_MAX_JSON_DEPTH) return jr_fail_code(p->r, ERR_LIMIT, "context JSON nested deeper than %d", JINJA_MAX_JSON_DEPTH);
+    skip_ws(p);
+    if (p->i >= p->n) return jp_fail(p, "unexpected end");
+    char c = p->s[p->i];
+    if (c == '"') return parse_string(p, out);
+    if (c == '{') {
+        jdict *d = jdict_new(&p->r->arena);
+        if (!d) return jr_oom(p->r);
+        p->i++;
+        skip_ws(p);
+        if (p->i < p->n && p->s[p->i] == '}') { p->i++; *out = jv_dict(d); return 0; }
+        for (;;) {
+            skip_ws(p);
+            if (p->i >= p->n || p->s[p->i] != '"') return jp_fail(p, "expected a key");
+            jv k, v;
+            if (parse_string(p, &k)) return -1;
+            skip_ws(p);
+            if (p->i >= p->n || p->s[p->i] != ':') return jp_fail(p, "expected ':'");
+            p->i++;
+            if (parse_value(p, &v, depth + 1)) return -1;
+            if (jdict_set(&p->r->arena, d, k, v)) return jr_oom(p->r);
+            skip_ws(p);
+            if (p->i < p->n && p->s[p->i] == ',') { p->i++; continue; }
+            if (p->i < p->n && p->s[p->i] == '}') { p->i++; break; }
+            return jp_fail(p, "expected ',' or '}'");
+        }
+        *out = jv_dict(d);
+        return 0;
+    }
+    if (c == '[') {
+        jlist *l = jlist_new(&p->r->arena, 0);
+        if (!l) return jr_oom(p->r);
+        p->i++;
+        skip_ws(p);
+        if (p->i < p->n && p->s[p->i] == ']') { p->i++; *out = jv_list(l); return 0; }
+        for (;;) {
+            jv v;
+            if (parse_value(p, &v, depth + 1)) return -1;
+            if (jlist_push(&p->r->arena, l, v)) return jr_oom(p->r);
+            skip_ws(p);
+            if (p->i < p->n && p->s[p->i] == ',') { p->i++; continue; }
+            if (p->i < p->n && p->s[p->i] == ']') { p->i++; break; }
+            return jp_fail(p, "expected ',' or ']'");
+        }
+        *out = jv_list(l);
+        return 0;
+    }
+    static const struct { const char *w; int t; } words[] = {{"true", 1}, {"false", 2}, {"null", 3}, {"NaN", 4}, {"Infinity", 5}, {"-Infinity", 6}};
+    for (size_t k = 0; k < sizeof words / sizeof words[0]; k++) {
+        size_t wn = strlen(words[k].w);
+        if (p->n - p->i >= wn && !memcmp(p->s + p->i, words[k].w, wn)) {
+            p->i += wn;
+            switch (words[k].t) {
+            case 1: *out = jv_bool(true); break;
+            case 2: *out = jv_bool(false); break;
+            case 3: *out = jv_none(); break;
+            case 4: *out = jv_float(NAN); break;
+            case 5: *out = jv_float(INFINITY); break;
+            default: *out = jv_float(-INFINITY); break;
+            }
+            return 0;
+        }
+    }
+    /* number: -?int(.frac)?([eE][+-]?digits)? */
+    size_t st = p->i;
+    bool is_float = false;
+    if (p->i < p->n && p->s[p->i] == '-') p->i++;
+    size_t ds = p->i;
+    while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+    if (p->i == ds) return jp_fail(p, "unexpected character");
+    if (p->i < p->n && p->s[p->i] == '.') {
+        is_float = true;
+        p->i++;
+        size_t fs = p->i;
+        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+        if (p->i == fs) return jp_fail(p, "bad number");
+    }
+    if (p->i < p->n && (p->s[p->i] == 'e' || p->s[p->i] == 'E')) {
+        is_float = true;
+        p->i++;
+        if (p->i < p->n && (p->s[p->i] == '+' || p->s[p->i] == '-')) p->i++;
+        size_t es = p->i;
+        while (p->i < p->n && p->s[p->i] >= '0' && p->s[p->i] <= '9') p->i++;
+        if (p->i == es) return jp_fail(p, "bad number");
+    }
+    char buf[400];
+    size_t len = p->i - st;
+    if (len >= sizeof buf) return jp_fail(p, "number too long");
+    memcpy(buf, p->s + st, len);
+    buf[len] = '\0';
+    if (!is_float) {
+        errno = 0;
+        long long v = strtoll(buf, NULL, 10);
+        if (errno == 0) { *out = jv_int(v); return 0; }
+        /* beyond int64: Python keeps a big int; larder keeps the nearest double */
+    }
+    *out = jv_float(strtod(buf, NULL));
+    return 0;
+}
+
+int jinja_from_json_text(jr *r, const char *s, size_t n, jv *out) {
+    jparse p = {r, s, n, 0};
+    if (parse_value(&p, out, 0)) return -1;
+    skip_ws(&p);
+    if (p.i != n) return jp_fail(&p, "trailing characters");
+    return 0;
 }

@@ -933,8 +933,9 @@ void jinja_template_free(jinja_template *t) {
     free(t);
 }
 
-char *jinja_render_json(const jinja_template *t, const cJSON *context, const jinja_render_options *opt,
-                        size_t *len_bytes, larder_error *err) {
+/* The render shared by both entry points: context from cJSON or JSON text. */
+static char *render_common(const jinja_template *t, const cJSON *context, const char *json_text, size_t json_len,
+                           const jinja_render_options *opt, size_t *len_bytes, larder_error *err) {
     static const jinja_render_options defaults = {0};
     jr r;
     memset(&r, 0, sizeof r);
@@ -962,7 +963,16 @@ char *jinja_render_json(const jinja_template *t, const cJSON *context, const jin
             if (jinja_from_json(&r, c, &v)) goto done;
             if (frame_set(&r, root, c->string, strlen(c->string), v)) goto done;
         }
+    } else if (json_text) {
+        jv ctx;
+        if (jinja_from_json_text(&r, json_text, json_len, &ctx)) goto done;
+        if (ctx.type != JV_DICT) { error_set(err, ERR_INVALID, "the template context must be a JSON object"); goto done; }
+        for (size_t i = 0; i < ctx.u.d->n; i++)
+            if (ctx.u.d->e[i].key.type == JV_STRING &&
+                frame_set(&r, root, ctx.u.d->e[i].key.u.s->data, ctx.u.d->e[i].key.u.s->len, ctx.u.d->e[i].value))
+                goto done;
     }
+    r.line = 0;
     if (exec_body(&r, t->root, root)) goto done;
     if (out.failed) { jr_oom(&r); goto done; }
     if (len_bytes) *len_bytes = out.len;
@@ -973,6 +983,16 @@ done:
     strbuf_free(&out);
     jarena_free_all(&r.arena);
     return result;
+}
+
+char *jinja_render_json(const jinja_template *t, const cJSON *context, const jinja_render_options *opt,
+                        size_t *len_bytes, larder_error *err) {
+    return render_common(t, context, NULL, 0, opt, len_bytes, err);
+}
+
+char *jinja_render_json_text(const jinja_template *t, const char *json, size_t json_len,
+                             const jinja_render_options *opt, size_t *len_bytes, larder_error *err) {
+    return render_common(t, NULL, json ? json : "{}", json ? json_len : 2, opt, len_bytes, err);
 }
 
 int jinja_options_set_now(jinja_render_options *opt, const char *s, larder_error *err) {
