@@ -187,12 +187,18 @@ LEGACY_UNSIGNED_DOT(dot_q5_1_nt, block_q5_1, weights_q5_1)
  * 8-11 hold the low 4 bits of sc4-7 / m4-7 as nibbles, and their top 2 bits
  * are the top bits of bytes 0-3 / 4-7). */
 ALWAYS_INLINE __m128i q4k_unpack_scales(const uint8_t scales[12]) {
-    uint32_t u[3];
-    memcpy(u, scales, sizeof u);
-    uint32_t sc_lo = u[0] & 0x3f3f3f3fu, m_lo = u[1] & 0x3f3f3f3fu;
-    uint32_t sc_hi = (u[2] & 0x0f0f0f0fu) | ((u[0] >> 6) & 0x03030303u) << 4;
-    uint32_t m_hi = ((u[2] >> 4) & 0x0f0f0f0fu) | ((u[1] >> 6) & 0x03030303u) << 4;
-    return _mm_set_epi32((int)m_hi, (int)m_lo, (int)sc_hi, (int)sc_lo);
+    /* Reads 16 bytes (the 12 of scales and 4 of the qs that follow in the
+     * block). Dwords u0, u1, u2 of scales; per byte:
+     *   sc0-3 = u0 & 63              m0-3 = u1 & 63
+     *   sc4-7 = (u2 & 15) | (u0 >> 6) << 4  = (u2 & 0x0f) | ((u0 >> 2) & 0x30)
+     *   m4-7  = (u2 >> 4) | (u1 >> 6) << 4  = ((u2 >> 4) & 0x0f) | ((u1 >> 2) & 0x30) */
+    __m128i v = _mm_loadu_si128((const __m128i *)scales);
+    __m128i low = _mm_shuffle_epi32(v, _MM_SHUFFLE(2, 1, 2, 0));  /* u0 u2 u1 u2 */
+    __m128i top = _mm_shuffle_epi32(v, _MM_SHUFFLE(1, 1, 0, 0));  /* u0 u0 u1 u1 */
+    low = _mm_srlv_epi32(low, _mm_setr_epi32(0, 0, 0, 4));
+    low = _mm_and_si128(low, _mm_setr_epi32(0x3f3f3f3f, 0x0f0f0f0f, 0x3f3f3f3f, 0x0f0f0f0f));
+    top = _mm_and_si128(_mm_srli_epi32(top, 2), _mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+    return _mm_or_si128(low, top);                                /* sc0-3 sc4-7 m0-3 m4-7 */
 }
 
 /* From the bytes sc0..7, m0..7 of q4k_unpack_scales:
@@ -378,6 +384,9 @@ ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act,
             __m256i ql0 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h));
             __m256i ql1 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h + 32));
             __m256i qh = _mm256_loadu_si256((const __m256i *)(x[b].qh + 32 * h));
+            /* int16 scales 8h..8h+7 in both 128-bit lanes */
+            __m256i half_scales = h == 0 ? _mm256_permute2x128_si256(sc16, sc16, 0x00)
+                                         : _mm256_permute2x128_si256(sc16, sc16, 0x11);
             __m256i q[4];                       /* groups g of 32: element 128h + 32g + l */
             q[0] = _mm256_or_si256(_mm256_and_si256(ql0, low4),
                                    _mm256_slli_epi16(_mm256_and_si256(qh, two), 4));
@@ -389,9 +398,11 @@ ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act,
                                    _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4));
             UNROLL
             for (int g = 0; g < 4; g++) {
-                int s = 8 * h + 2 * g; /* sub-blocks s (low 128-bit lane) and s+1 (high) */
-                __m256i scale = _mm256_set_m128i(_mm_set1_epi16(x[b].scales[s + 1]),
-                                                 _mm_set1_epi16(x[b].scales[s]));
+                /* sub-blocks s = 8h+2g (low 128-bit lane) and s+1 (high): int16
+                 * lanes 2g and 2g+1 of this half's scales, by one vpshufb */
+                const __m256i pick = _mm256_set_m128i(_mm_set1_epi16((short)((4 * g + 3) << 8 | (4 * g + 2))),
+                                                      _mm_set1_epi16((short)((4 * g + 1) << 8 | 4 * g)));
+                __m256i scale = _mm256_shuffle_epi8(half_scales, pick);
                 UNROLL
                 for (int t = 0; t < NT; t++) {
                     const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
