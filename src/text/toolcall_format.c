@@ -30,8 +30,11 @@ toolcall_format toolcall_format_from_template(const char *t) {
     } else if (has(t, "[TOOL_CALLS]")) {
         f.syntax = TOOLCALL_MISTRAL;
         f.call_open = "[TOOL_CALLS]";
-    } else if (has(t, "<tool_call>") && !has(t, "<arg_key>")) {
-        /* GLM-style <tool_call>NAME<arg_key>… is a different syntax: left out. */
+    } else if (has(t, "<tool_call>") && has(t, "<arg_key>")) {
+        f.syntax = TOOLCALL_GLM;
+        f.call_open = "<tool_call>";
+        f.call_close = "</tool_call>";
+    } else if (has(t, "<tool_call>")) {
         f.syntax = TOOLCALL_HERMES;
         f.call_open = "<tool_call>";
         f.call_close = "</tool_call>";
@@ -74,6 +77,7 @@ const char *toolcall_syntax_name(toolcall_syntax s) {
     case TOOLCALL_LLAMA3_JSON: return "llama3_json";
     case TOOLCALL_MISTRAL: return "mistral";
     case TOOLCALL_MINIMAX: return "minimax";
+    case TOOLCALL_GLM: return "glm";
     }
     return "unknown";
 }

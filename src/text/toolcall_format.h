@@ -13,11 +13,12 @@
  *                          <function= and <parameter=              Step-3.5, Seed-OSS
  *   TOOLCALL_MISTRAL       [TOOL_CALLS]                            Mistral Nemo (JSON array),
  *                                                                  Small 3.2, Devstral, Ministral ([ARGS])
+ *   TOOLCALL_GLM           <tool_call> with <arg_key>              GLM-4.6/4.7, Spark, Ling 3, Laguna
  *   TOOLCALL_HERMES        <tool_call> (JSON inside)               Qwen2.5, Qwen3, QwQ, Hermes 2/3,
  *                                                                  Granite 4, MiMo, Bielik, Reka
  *   TOOLCALL_LLAMA3_JSON   <|python_tag|>, or a Llama 3 header     Llama 3.1/3.2/3.3
  *                          with "parameters":
- *   TOOLCALL_NONE          anything else (GLM <arg_key>, Kimi, DeepSeek, gpt-oss channels,
+ *   TOOLCALL_NONE          anything else (Kimi, DeepSeek, gpt-oss channels,
  *                          functionary, Command-R, Gemma 4 ...): all output is content
  *
  * Reasoning markers: <think>…</think>, <seed:think>…</seed:think> (Seed-OSS),
@@ -40,6 +41,7 @@ typedef enum toolcall_syntax {
     TOOLCALL_LLAMA3_JSON,   /* [<|python_tag|>]{"name": N, "parameters": {..}} at the start of the answer */
     TOOLCALL_MISTRAL,       /* [TOOL_CALLS][{"name":..,"arguments":..}] or [TOOL_CALLS]N[ARGS]{..} */
     TOOLCALL_MINIMAX,       /* <minimax:tool_call><invoke name="N"><parameter name="P">V</parameter></invoke></minimax:tool_call> */
+    TOOLCALL_GLM,           /* <tool_call>N<arg_key>K</arg_key><arg_value>V</arg_value></tool_call> (newlines allowed) */
 } toolcall_syntax;
 
 typedef struct toolcall_format {
@@ -60,7 +62,7 @@ toolcall_format toolcall_format_from_template(const char *template_text);
 bool toolcall_prompt_opens_reasoning(const toolcall_format *fmt, const char *prompt, size_t len);
 
 /* A short stable name for logs and tests: "none", "hermes", "xml_function",
- * "llama3_json", "mistral", "minimax". */
+ * "llama3_json", "mistral", "minimax", "glm". */
 const char *toolcall_syntax_name(toolcall_syntax s);
 
 #endif

@@ -38,13 +38,14 @@
 enum state { ST_START, ST_REASONING, ST_ANSWER, ST_CONTENT, ST_BLOCK, ST_LLAMA_NEXT, ST_FINISHED };
 
 /* Sub-states of ST_BLOCK. H: Hermes, X: <function=…> XML, M: MiniMax,
- * T: Mistral [TOOL_CALLS], L: Llama 3 JSON. */
+ * T: Mistral [TOOL_CALLS], L: Llama 3 JSON, G: GLM <arg_key>. */
 enum sub {
     H_BEGIN, H_JSON, H_CLOSE,
     X_FUNC, X_NAME, X_PARAM_OR_END, X_PNAME, X_VALUE, X_AFTER_FUNC,
     M_INVOKE_OR_END, M_NAME, M_PARAM_OR_END, M_PNAME, M_VALUE,
     T_BEGIN, T_NAME, T_CALLID, T_ARGS_WS, T_JSON,
     L_JSON,
+    G_NAME, G_ARG_OR_END, G_KEY, G_VAL_OPEN, G_VALUE,
 };
 
 typedef struct span { size_t a, b; } span;          /* [a, b) in buf */
@@ -513,15 +514,74 @@ static bool step_block(toolcall_parser *p) {
         return true;
     }
     case X_VALUE:
-    case M_VALUE: {
+    case M_VALUE:
+    case G_VALUE: {
+        const char *close = p->sub == G_VALUE ? "</arg_value>" : "</parameter>";
         size_t hold = 0;
-        size_t pos = find_from(p, p->cur, "</parameter>", &hold);
+        size_t pos = find_from(p, p->cur, close, &hold);
         if (pos == NPOS) { p->cur = hold; return false; }
         if (!push_param(p, p->key, (span){p->val_a, pos})) return block_fail(p, pos);
-        p->cur = pos + strlen("</parameter>");
-        p->sub = p->sub == X_VALUE ? X_PARAM_OR_END : M_PARAM_OR_END;
+        p->cur = pos + strlen(close);
+        p->sub = p->sub == X_VALUE ? X_PARAM_OR_END : p->sub == M_VALUE ? M_PARAM_OR_END : G_ARG_OR_END;
         return true;
     }
+
+    /* -- GLM: <tool_call>N (<arg_key>K</arg_key> <arg_value>V</arg_value>)* </tool_call> */
+    case G_NAME:
+        if (p->cur == p->name_a) {                /* blanks before the name */
+            i = skip_ws(p, p->cur);
+            if (i == len) return false;
+            p->name_a = p->cur = i;
+        }
+        for (j = p->cur; j < len && s[j] != '<' && s[j] != '\n'; j++)
+            if (j - p->name_a >= TOOLCALL_MAX_NAME_BYTES) return block_fail(p, j);
+        p->cur = j;
+        if (j == len) return false;
+        i = j;                                    /* the name, without surrounding blanks */
+        while (p->name_a < i && is_ws(s[p->name_a])) p->name_a++;
+        while (i > p->name_a && is_ws(s[i - 1])) i--;
+        if (i == p->name_a || !push_xcall(p, (span){p->name_a, i})) return block_fail(p, j);
+        p->sub = G_ARG_OR_END;
+        return true;
+    case G_ARG_OR_END:
+        i = skip_ws(p, p->cur);
+        p->cur = i;
+        if (i == len) return false;
+        w = which_marker(p, i, "<arg_key>", p->fmt.call_close);
+        if (w == -1) return false;
+        if (w == 0) return block_fail(p, i);
+        if (w == 2) {
+            end = i + strlen(p->fmt.call_close);
+            if (xml_calls_build(p) != 0) return block_fail(p, end);
+            return block_done(p, end);
+        }
+        if (p->xcalls[p->n_xcalls - 1].n_params >= TOOLCALL_MAX_PARAMS) return block_fail(p, i);
+        p->key_a = p->cur = i + strlen("<arg_key>");
+        p->sub = G_KEY;
+        return true;
+    case G_KEY: {
+        size_t hold = 0;
+        size_t pos = find_from(p, p->cur, "</arg_key>", &hold);
+        if (pos == NPOS) {
+            p->cur = hold;
+            return hold - p->key_a > TOOLCALL_MAX_NAME_BYTES ? block_fail(p, hold) : false;
+        }
+        if (pos == p->key_a || pos - p->key_a > TOOLCALL_MAX_NAME_BYTES) return block_fail(p, pos);
+        p->key = (span){p->key_a, pos};
+        p->cur = pos + strlen("</arg_key>");
+        p->sub = G_VAL_OPEN;
+        return true;
+    }
+    case G_VAL_OPEN:
+        i = skip_ws(p, p->cur);
+        p->cur = i;
+        if (i == len) return false;
+        w = match_at(p, i, "<arg_value>");
+        if (w == -1) return false;
+        if (w == 0) return block_fail(p, i);
+        p->val_a = p->cur = i + strlen("<arg_value>");
+        p->sub = G_VALUE;
+        return true;
 
     /* -- MiniMax: <minimax:tool_call> (<invoke name="N"> (<parameter name="P">V</parameter>)* </invoke>)+ </minimax:tool_call> */
     case M_INVOKE_OR_END:
@@ -626,6 +686,7 @@ static void block_begin(toolcall_parser *p) {
     case TOOLCALL_XML_FUNCTION: p->sub = X_FUNC; break;
     case TOOLCALL_MINIMAX: p->sub = M_INVOKE_OR_END; break;
     case TOOLCALL_MISTRAL: p->sub = T_BEGIN; break;
+    case TOOLCALL_GLM: p->sub = G_NAME; p->name_a = p->cur; break;
     default: p->sub = L_JSON; break;
     }
 }

@@ -57,7 +57,11 @@ static const expect TABLE[] = {
     {"deepseek-ai-DeepSeek-R1-Distill-Qwen-32B", "none", "", "<think>"},
     {"deepseek-ai-DeepSeek-R1-Distill-Llama-8B", "none", "", "<think>"},
     /* formats left out: no calls parsed, but their reasoning markers are */
-    {"GLM-4.6", "none", "", "<think>"},
+    {"GLM-4.6", "glm", "<tool_call>", "<think>"},
+    {"GLM-4.7-Flash", "glm", "<tool_call>", "<think>"},
+    {"poolside-Laguna-XS-2.1", "glm", "<tool_call>", "<think>"},
+    {"inclusionai-ling-3.0-flash", "glm", "<tool_call>", "<think>"},
+    {"Spark2.5", "glm", "<tool_call>", "<think>"},
     {"moonshotai-Kimi-K2", "none", "", NULL},
     {"openai-gpt-oss-120b", "none", "", NULL},
     {"meetkai-functionary-medium-v3.1", "none", "", NULL},

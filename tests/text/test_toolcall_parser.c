@@ -9,7 +9,7 @@
 #include "text/toolcall_format.h"
 #include "text/toolcall_json.h"
 
-static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX;
+static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM;
 
 static int setup(void **state) {
     (void)state;
@@ -19,6 +19,7 @@ static int setup(void **state) {
     F_LLAMA = toolcall_format_from_template("<|start_header_id|> \"parameters\": <|python_tag|>");
     F_MISTRAL = toolcall_format_from_template("[TOOL_CALLS] [ARGS]");
     F_MINIMAX = toolcall_format_from_template("<minimax:tool_call><invoke name=<think></think>");
+    F_GLM = toolcall_format_from_template("<tool_call>{{ name }}<arg_key>");
     return 0;
 }
 
@@ -307,6 +308,40 @@ static void test_minimax_malformed_stays_content(void **state) {
     }
 }
 
+/* ---- GLM <arg_key> */
+
+static void test_glm_calls(void **state) {
+    (void)state;
+    toolcall_parser_options o = h_opts(&F_GLM, TOOLS_JSON, false);
+    /* GLM-4.6 writes newlines between the parts, GLM-4.7 none */
+    h_expect(&o,
+             "Checking.\n<tool_call>get_weather\n<arg_key>city</arg_key>\n<arg_value>Paris</arg_value>\n"
+             "<arg_key>days</arg_key>\n<arg_value>2</arg_value>\n</tool_call>"
+             "<tool_call>write_file<arg_key>path</arg_key><arg_value>a b.txt</arg_value><arg_key>opts</arg_key>"
+             "<arg_value>{\"mode\": \"w\"}</arg_value></tool_call><tool_call>list_files</tool_call>",
+             "Checking.", "", 3, "get_weather", "{\"city\": \"Paris\", \"days\": 2}", "write_file",
+             "{\"path\": \"a b.txt\", \"opts\": {\"mode\": \"w\"}}", "list_files", "{}");
+}
+
+static void test_glm_malformed_stays_content(void **state) {
+    (void)state;
+    toolcall_parser_options o = h_opts(&F_GLM, TOOLS_JSON, false);
+    const char *cases[] = {
+        "<tool_call>nope\n</tool_call>",
+        "<tool_call>get_weather\n<arg_key>city</arg_key>\nParis\n</tool_call>",
+        "<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>Paris</tool_call>",
+        "<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>Paris</arg_value>",
+        "<tool_call>{\"name\": \"get_weather\"}</tool_call>",
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        h_out r;
+        h_run_all(&o, cases[i], &r);
+        assert_string_equal(r.content, cases[i]);
+        assert_int_equal(r.n_calls, 0);
+        h_out_free(&r);
+    }
+}
+
 /* ---- limits and robustness */
 
 static void test_limit_block_bytes(void **state) {
@@ -391,10 +426,11 @@ static void test_random_fragments_never_lose_text(void **state) {
         "</parameter>", "</function>", "{\"name\": \"list_files\", \"arguments\": {}}", "{", "}", "\"", "[TOOL_CALLS]",
         "[ARGS]", "<minimax:tool_call>", "<invoke name=\"", "\">", "</invoke>", "</minimax:tool_call>", "<think>",
         "</think>", "hello", " ", "é", "<", "[", "<|python_tag|>", ";", "\\", "[CALL_ID]", "</seed:tool_call>",
+        "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>", "list_files",
     };
-    const toolcall_format *fmts[] = {&F_HERMES, &F_XML, &F_SEED, &F_LLAMA, &F_MISTRAL, &F_MINIMAX};
+    const toolcall_format *fmts[] = {&F_HERMES, &F_XML, &F_SEED, &F_LLAMA, &F_MISTRAL, &F_MINIMAX, &F_GLM};
     uint64_t s = 99;
-    for (int round = 0; round < 300; round++) {
+    for (int round = 0; round < 700; round++) {
         strbuf t = STRBUF_INIT;
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         int n = 1 + (int)((s >> 33) % 40);
@@ -402,7 +438,7 @@ static void test_random_fragments_never_lose_text(void **state) {
             s = s * 6364136223846793005ull + 1442695040888963407ull;
             strbuf_puts(&t, frags[(s >> 33) % (sizeof frags / sizeof *frags)]);
         }
-        const toolcall_format *f = fmts[round % 6];
+        const toolcall_format *f = fmts[round % 7];
         toolcall_parser_options o = h_opts(f, TOOLS_JSON, round % 5 == 0);
         h_out a;
         h_run_all(&o, t.data, &a);
@@ -440,6 +476,8 @@ int main(void) {
         cmocka_unit_test(test_mistral_malformed_stays_content),
         cmocka_unit_test(test_minimax_invokes),
         cmocka_unit_test(test_minimax_malformed_stays_content),
+        cmocka_unit_test(test_glm_calls),
+        cmocka_unit_test(test_glm_malformed_stays_content),
         cmocka_unit_test(test_limit_block_bytes),
         cmocka_unit_test(test_limit_calls_names_depth),
         cmocka_unit_test(test_bad_tools_json_is_an_error),
