@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "base/strbuf.h"
+#include "text/toolcall_json.h"
 #include "text/toolcall_parser.h"
 
 #define H_MAX_CALLS 200
@@ -121,6 +122,10 @@ static void h_run(const toolcall_parser_options *opt, const char *text, size_t n
         o->id[i] = strdup(r.calls[i].id);
         o->name[i] = strdup(r.calls[i].name);
         o->args[i] = strdup(r.calls[i].arguments);
+        /* arguments are always one JSON object */
+        const char *a = r.calls[i].arguments;
+        assert_true(tjson_is_value(a, strlen(a)));
+        assert_int_equal(a[tjson_skip_ws(a, strlen(a), 0)], '{');
     }
     toolcall_parser_free(p);
 
