@@ -19,7 +19,7 @@
 // As a command (same output shape as `larder logits`: one JSON line per
 // position with the top K [[id, probability], ...]):
 //   node tests/oracle/llama_probs.mjs --model F --tokens 1,2,3 [--top K]
-//        [--positions 0,4,9] [--threads N] [--greedy N]
+//        [--positions 0,4,9] [--threads N] [--greedy N] [--kv-type f16|f32]
 // With --greedy N it prints one JSON array: the N greedily generated ids.
 import {getLlama} from "node-llama-cpp";
 
@@ -33,12 +33,14 @@ export async function openLlama() {
 }
 
 // Loads the model and a single-sequence context; the caller disposes both.
-async function openContext(llama, modelPath, nTokens, threads) {
+async function openContext(llama, modelPath, nTokens, threads, kvType) {
   const model = await llama.loadModel({modelPath});
   const size = Math.max(CONTEXT_TOKENS_MIN, nTokens + 64);
-  // KV cache in llama.cpp's default type (F16), as larder's default pool type.
+  // KV cache in llama.cpp's default type (F16), as larder's default pool
+  // type, unless kvType ("F32") says otherwise.
+  const kv = kvType ? {experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType} : {};
   const context = await model.createContext({contextSize: size, batchSize: size, sequences: 1,
-    threads: threads ?? 2, flashAttention: false});
+    threads: threads ?? 2, flashAttention: false, ...kv});
   return {model, context, sequence: context.getSequence()};
 }
 
@@ -57,8 +59,8 @@ function checkTokens(tokens, nVocab) {
 
 // Top `top` next-token probabilities at each position in `positions` (default:
 // all). Throws when a distribution is not a full, normalised softmax.
-export async function llamaTopK(llama, modelPath, tokens, {top = 10, positions, threads} = {}) {
-  const {model, context, sequence} = await openContext(llama, modelPath, tokens.length, threads);
+export async function llamaTopK(llama, modelPath, tokens, {top = 10, positions, threads, kvType} = {}) {
+  const {model, context, sequence} = await openContext(llama, modelPath, tokens.length, threads, kvType);
   try {
     const nVocab = vocabSize(model);
     checkTokens(tokens, nVocab);
@@ -91,8 +93,8 @@ export async function llamaTopK(llama, modelPath, tokens, {top = 10, positions, 
 
 // llama.cpp's greedy continuation of `tokens`: `n` ids (fewer if it produced
 // an end-of-generation token, which is included, as larder includes it).
-export async function llamaGreedy(llama, modelPath, tokens, n, {threads} = {}) {
-  const {model, context, sequence} = await openContext(llama, modelPath, tokens.length + n, threads);
+export async function llamaGreedy(llama, modelPath, tokens, n, {threads, kvType} = {}) {
+  const {model, context, sequence} = await openContext(llama, modelPath, tokens.length + n, threads, kvType);
   try {
     checkTokens(tokens, vocabSize(model));
     const ids = [];
@@ -116,20 +118,21 @@ async function main(argv) {
   const opt = {};
   for (let i = 0; i < argv.length; i += 2) {
     const k = argv[i], v = argv[i + 1];
-    if (!["--model", "--tokens", "--top", "--positions", "--threads", "--greedy"].includes(k) || v === undefined)
-      throw new Error(`usage: llama_probs.mjs --model F --tokens IDS [--top K] [--positions P] [--threads N] [--greedy N] (bad ${k})`);
+    if (!["--model", "--tokens", "--top", "--positions", "--threads", "--greedy", "--kv-type"].includes(k) || v === undefined)
+      throw new Error(`usage: llama_probs.mjs --model F --tokens IDS [--top K] [--positions P] [--threads N] [--greedy N] [--kv-type f16|f32] (bad ${k})`);
     opt[k.slice(2)] = v;
   }
   if (!opt.model || !opt.tokens) throw new Error("--model and --tokens are required");
   const tokens = parseIds(opt.tokens, "--tokens");
   const llama = await openLlama();
   const threads = opt.threads ? Number(opt.threads) : undefined;
+  const kvType = opt["kv-type"] ? opt["kv-type"].toUpperCase() : undefined;
   if (opt.greedy) {
-    console.log(JSON.stringify(await llamaGreedy(llama, opt.model, tokens, Number(opt.greedy), {threads})));
+    console.log(JSON.stringify(await llamaGreedy(llama, opt.model, tokens, Number(opt.greedy), {threads, kvType})));
     return;
   }
   const rows = await llamaTopK(llama, opt.model, tokens, {top: opt.top ? Number(opt.top) : 10,
-    positions: opt.positions ? parseIds(opt.positions, "--positions") : undefined, threads});
+    positions: opt.positions ? parseIds(opt.positions, "--positions") : undefined, threads, kvType});
   for (const r of rows) console.log(JSON.stringify(r.top));
 }
 
