@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "text/jinja_internal.h"
 
 int jr_fail_code(jr *r, int code, const char *fmt, ...) {
@@ -912,6 +913,13 @@ static int exec_node(jr *r, const jnode *n, jframe *f) {
 jinja_template *jinja_template_parse(const char *src, size_t len, larder_error *err) {
     if (len > JINJA_MAX_TEMPLATE_BYTES) {
         error_set(err, ERR_LIMIT, "template is %zu bytes, more than the %u allowed", len, (unsigned)JINJA_MAX_TEMPLATE_BYTES);
+        return NULL;
+    }
+    size_t valid = utf8_valid_prefix(src, len);
+    if (valid != len) {
+        int line = 1;
+        for (size_t i = 0; i < valid; i++) line += src[i] == '\n';
+        error_set(err, ERR_FORMAT, "line %d: template is not valid UTF-8 (byte %zu)", line, valid);
         return NULL;
     }
     jinja_template *t = calloc(1, sizeof *t);

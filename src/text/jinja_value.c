@@ -103,12 +103,11 @@ size_t utf8_offset(const char *s, size_t n, size_t cp) {
 jlist *jlist_new(jarena *a, size_t cap) {
     jlist *l = jarena_alloc(a, sizeof(jlist));
     if (!l) return NULL;
-    if (cap) {
-        if (cap > SIZE_MAX / sizeof(jv)) return NULL;
-        l->items = jarena_alloc(a, cap * sizeof(jv));
-        if (!l->items) return NULL;
-        l->cap = cap;
-    }
+    if (cap == 0) cap = 1; /* items is never NULL (memcpy of zero items stays defined) */
+    if (cap > SIZE_MAX / sizeof(jv)) return NULL;
+    l->items = jarena_alloc(a, cap * sizeof(jv));
+    if (!l->items) return NULL;
+    l->cap = cap;
     return l;
 }
 
