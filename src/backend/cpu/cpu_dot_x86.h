@@ -71,10 +71,16 @@ ALWAYS_INLINE __m256i dot_s8s8(__m256i w, __m256i a) {
     return dot_u8s8(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
 }
 
-/* 8 int32 lanes: pairs of u8*s8 products, pairs of those weighted by the
- * int16 scales in `scale16` (lane-wise). */
-ALWAYS_INLINE __m256i dot_u8s8_scaled(__m256i u, __m256i s, __m256i scale16) {
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
+/* acc + 8 int32 lanes: pairs of u8*s8 products (vpmaddubsw), pairs of those
+ * weighted by the int16 scales in `scale16` (lane-wise). VNNI's vpdpwssd
+ * does the weighting and the accumulation in one instruction (exact: no
+ * saturation, and no sum here comes near 2^31). */
+ALWAYS_INLINE __m256i acc_u8s8_scaled(__m256i acc, __m256i u, __m256i s, __m256i scale16) {
+#if X86_VNNI
+    return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(u, s), scale16);
+#else
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16));
+#endif
 }
 
 /* 32 nibbles of a 16-byte qs: element i < 16 the low nibble of qs[i],
@@ -247,8 +253,7 @@ ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act,
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                 __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
                 __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32));
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(dot_u8s8_scaled(qlo, a0, s_lo),
-                                                                     dot_u8s8_scaled(qhi, a1, s_hi)));
+                sumi[t] = acc_u8s8_scaled(acc_u8s8_scaled(sumi[t], qlo, a0, s_lo), qhi, a1, s_hi);
             }
         }
         UNROLL
@@ -266,7 +271,8 @@ ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act,
 /* Q4_K with 512-bit vectors (AVX-512 build): one zmm holds a whole 64-element
  * chunk (low nibbles = sub-block 2c in the low half, high nibbles = 2c+1 in
  * the high half), matching the 64 contiguous activation bytes, so each chunk
- * costs one vpmaddubsw + one vpmaddwd per token instead of two of each. */
+ * costs one vpmaddubsw + one vpdpwssd per token instead of two of each
+ * plus the adds. */
 ALWAYS_INLINE void dot_q4_k_512_nt(int64_t nb, const block_q4_k *x, const void *act, size_t stride,
                                    const int NT, float *out) {
     __m256 acc[CPU_DOT_MAX_TOKENS];
@@ -296,7 +302,7 @@ ALWAYS_INLINE void dot_q4_k_512_nt(int64_t nb, const block_q4_k *x, const void *
             for (int t = 0; t < NT; t++) {
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                 __m512i av = _mm512_loadu_si512((const void *)(a->qs + 64 * c));
-                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(qq, av), scale));
+                sumi[t] = _mm512_dpwssd_epi32(sumi[t], _mm512_maddubs_epi16(qq, av), scale);
             }
         }
         UNROLL
@@ -344,8 +350,7 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                 __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
                 __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32));
-                sumi[t] = _mm256_add_epi32(sumi[t], _mm256_add_epi32(dot_u8s8_scaled(qlo, a0, s_lo),
-                                                                     dot_u8s8_scaled(qhi, a1, s_hi)));
+                sumi[t] = acc_u8s8_scaled(acc_u8s8_scaled(sumi[t], qlo, a0, s_lo), qhi, a1, s_hi);
             }
         }
         UNROLL
@@ -407,7 +412,7 @@ ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act,
                 for (int t = 0; t < NT; t++) {
                     const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                     __m256i av = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * h + 32 * g));
-                    sumi[t] = _mm256_add_epi32(sumi[t], dot_u8s8_scaled(q[g], av, scale));
+                    sumi[t] = acc_u8s8_scaled(sumi[t], q[g], av, scale);
                 }
             }
         }
