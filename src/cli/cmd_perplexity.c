@@ -2,14 +2,16 @@
  * cmd_perplexity.c — `larder perplexity --model FILE (--file TEXT |
  * --tokens-file IDS) [--ctx N] [--threads N] [--json]`.
  *
- * Definition (fixed, so numbers compare across runs): the token stream (the
- * text tokenized with the model's tokenizer, BOS/EOS as its metadata says;
+ * Definition (the training script's, models/MODEL_CARD.md): the token stream
+ * (the text tokenized once, without BOS and without special-token parsing;
  * or ids from --tokens-file, separated by commas or whitespace) is cut into
- * non-overlapping windows of ctx tokens (a shorter last window is dropped
- * unless it is the only one). Each window is evaluated from an empty
- * sequence and scored on every token but its first:
- *     ppl = exp( - mean over scored tokens of log p(token | window prefix) )
+ * consecutive windows of ctx - 1 tokens (the last may be shorter). Each
+ * window is evaluated alone from an empty sequence as [BOS] + window, and
+ * every window token is scored by the log-probability the model gave it from
+ * the positions before it (the first from BOS alone):
+ *     ppl = exp( - mean over scored tokens of log p(token | BOS, window prefix) )
  * log-probabilities from a softmax over the whole vocabulary, in double.
+ * --max-windows N scores only the first N windows.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -79,17 +81,18 @@ static int parse_ids(const char *s, token_list *out, larder_error *err) {
 int cmd_perplexity(int argc, char **argv) {
     const char *model_path = NULL, *text_path = NULL, *ids_path = NULL;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int64_t ctx = 512, threads = ncpu > 0 ? ncpu : 1;
+    int64_t ctx = 512, threads = ncpu > 0 ? ncpu : 1, max_windows = 0;
     bool json = false;
     cli_option opts[] = {
         CLI_STR("--model", &model_path, "FILE", "the GGUF model"),
         CLI_STR("--file", &text_path, "TEXT", "a text file, tokenized with the model's tokenizer"),
         CLI_STR("--tokens-file", &ids_path, "IDS", "a file of token ids (commas or whitespace)"),
-        CLI_INT("--ctx", &ctx, 2, 1 << 20, "N", "window size in tokens (default 512)"),
+        CLI_INT("--ctx", &ctx, 2, 1 << 20, "N", "window size in tokens, BOS included (default 512)"),
+        CLI_INT("--max-windows", &max_windows, 0, 1 << 30, "N", "score only the first N windows (default: all)"),
         CLI_INT("--threads", &threads, 1, 512, "N", "compute threads (default: number of cores)"),
         CLI_FLAG("--json", &json, "print one JSON object"),
     };
-    const char *usage = "larder perplexity --model FILE (--file TEXT | --tokens-file IDS) [--ctx N] [--threads N] [--json]";
+    const char *usage = "larder perplexity --model FILE (--file TEXT | --tokens-file IDS) [--ctx N] [--max-windows N] [--threads N] [--json]";
     larder_error err = {0};
     int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
     if (rc == CLI_HELP) {
@@ -113,6 +116,8 @@ int cmd_perplexity(int argc, char **argv) {
     token_list toks = {0};
     seq_runner *r = NULL;
     float *logits = NULL;
+    int32_t *window = NULL;
+    int32_t bos = TOKEN_NONE;
     size_t len = 0;
     char *data = read_file(text_path ? text_path : ids_path, &len, &err);
     if (!data) goto fail;
@@ -121,9 +126,19 @@ int cmd_perplexity(int argc, char **argv) {
     } else {
         tokenizer *tk = tokenizer_load_gguf(m->file, &err);
         if (!tk) goto fail;
-        rc = tokenizer_encode(tk, data, len, TOKENIZE_ADD_SPECIAL, &toks, &err);
+        rc = tokenizer_encode(tk, data, len, 0, &toks, &err);
+        bos = tokenizer_bos(tk);
         tokenizer_free(tk);
         if (rc) goto fail;
+    }
+    if (bos == TOKEN_NONE) {
+        tokenizer *tk = tokenizer_load_gguf(m->file, NULL);
+        if (tk) bos = tokenizer_bos(tk);
+        tokenizer_free(tk);
+    }
+    if (bos == TOKEN_NONE) {
+        error_set(&err, ERR_UNSUPPORTED, "the model has no BOS token to start windows with");
+        goto fail;
     }
     for (size_t i = 0; i < toks.n; i++)
         if (toks.ids[i] < 0 || toks.ids[i] >= m->hp.n_vocab) {
@@ -131,15 +146,17 @@ int cmd_perplexity(int argc, char **argv) {
                       m->hp.n_vocab);
             goto fail;
         }
-    if (toks.n < 2) {
-        error_set(&err, ERR_INVALID, "need at least 2 tokens, got %zu", toks.n);
+    if (toks.n < 1) {
+        error_set(&err, ERR_INVALID, "the input has no tokens");
         goto fail;
     }
-    int32_t w = (int32_t)(toks.n < (size_t)ctx ? (int64_t)toks.n : ctx);
-    size_t n_windows = toks.n / (size_t)w;
-    r = seq_runner_create(m, w, (int)threads, TYPE_F16, &err);
-    logits = malloc((size_t)w * (size_t)m->hp.n_vocab * sizeof *logits);
-    if (!r || !logits) {
+    int32_t w = (int32_t)ctx - 1; /* window tokens; BOS makes ctx */
+    size_t n_windows = (toks.n + (size_t)w - 1) / (size_t)w;
+    if (max_windows > 0 && n_windows > (size_t)max_windows) n_windows = (size_t)max_windows;
+    r = seq_runner_create(m, w + 1, (int)threads, TYPE_F16, &err);
+    logits = malloc((size_t)(w + 1) * (size_t)m->hp.n_vocab * sizeof *logits);
+    window = malloc((size_t)(w + 1) * sizeof *window);
+    if (!r || !logits || !window) {
         if (r) error_set(&err, ERR_NOMEM, "out of memory");
         goto fail;
     }
@@ -147,16 +164,19 @@ int cmd_perplexity(int argc, char **argv) {
     size_t scored = 0;
     int32_t V = m->hp.n_vocab;
     for (size_t wi = 0; wi < n_windows; wi++) {
-        const int32_t *ids = toks.ids + wi * (size_t)w;
+        size_t start = wi * (size_t)w;
+        int32_t n = (int32_t)(toks.n - start < (size_t)w ? toks.n - start : (size_t)w);
+        window[0] = bos;
+        memcpy(window + 1, toks.ids + start, (size_t)n * sizeof *window);
         seq_runner_reset(r);
-        if (seq_runner_eval(r, ids, w, true, logits, &err)) goto fail;
-        for (int32_t i = 0; i + 1 < w; i++) { /* logits of position i predict token i+1 */
+        if (seq_runner_eval(r, window, n + 1, true, logits, &err)) goto fail;
+        for (int32_t i = 0; i < n; i++) { /* logits of position i predict window token i+1 */
             const float *row = logits + (size_t)i * V;
             double mx = -INFINITY, sum = 0;
             for (int32_t v = 0; v < V; v++)
                 if (row[v] > mx) mx = row[v];
             for (int32_t v = 0; v < V; v++) sum += exp((double)row[v] - mx);
-            nll -= (double)row[ids[i + 1]] - mx - log(sum);
+            nll -= (double)row[window[i + 1]] - mx - log(sum);
             scored++;
         }
     }
@@ -172,6 +192,7 @@ fail:
     fprintf(stderr, "larder perplexity: %s\n", err.message);
 done:
     free(data);
+    free(window);
     free(logits);
     seq_runner_free(r);
     token_list_free(&toks);

@@ -11,7 +11,7 @@ text="$TEST_TMP/brown-test.txt"
 if ! node tools/train/corpus.mjs text test > "$text" 2>"$TEST_TMP/corpus.err"; then
   echo "FAIL perplexity_matches_training: cannot regenerate the test text: $(head -c 300 "$TEST_TMP/corpus.err")"; exit 1
 fi
-out=$("$LARDER" perplexity --model "$model" --file "$text" --max-windows 8 --threads 2 2>&1)
+out=$("$LARDER" perplexity --model "$model" --file "$text" --ctx 1024 --max-windows 8 --threads 2 --json 2>&1)
 ppl=$(printf '%s' "$out" | python3 -c 'import json,sys; print(json.load(sys.stdin)["perplexity"])' 2>/dev/null)
 if [ -n "$ppl" ] && python3 -c "import sys; p=float('$ppl'); sys.exit(0 if abs(p-162.70)/162.70 <= 0.01 else 1)"; then
   echo "PASS perplexity_matches_training ($ppl vs 162.70)"
