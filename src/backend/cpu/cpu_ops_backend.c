@@ -17,6 +17,7 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
 #include "base/thread_pool.h"
+#include "model/model.h"
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
 
@@ -228,6 +229,15 @@ static void attn_run(void *ctx, int ti, int nt) {
         int64_t t = task / a->n_heads;
         int32_t h = (int32_t)(task % a->n_heads), kvh = h / group;
         const float *q = a->q + (t * a->n_heads + h) * (int64_t)D;
+        /* With an f16 cache, q and the softmax weights are rounded to f16
+         * before their products with K and V, as llama.cpp's CPU attention
+         * does (its matmuls convert the f32 operand to the f16 one's type):
+         * the same numbers, not merely close ones. */
+        float q16[MODEL_MAX_HEAD_DIM];
+        if (f16) {
+            for (int32_t d = 0; d < D; d++) q16[d] = fp16_to_f32(f32_to_fp16(q[d]));
+            q = q16;
+        }
         float *o = a->out + (t * a->n_heads + h) * (int64_t)D;
         int32_t len = a->refs[t].pos + 1;
         const uint32_t *pages = a->refs[t].pages;
@@ -257,6 +267,7 @@ static void attn_run(void *ctx, int ti, int nt) {
             int32_t m = len - j0 < P ? len - j0 : P;
             for (int32_t j = 0; j < m; j++) {
                 float p = s[j0 + j] * inv;
+                if (f16) p = fp16_to_f32(f32_to_fp16(p));
                 if (f16) vk->axpy_f16(o, p, (const uint16_t *)(V + (size_t)j * D * esz), D);
                 else vk->axpy_f32(o, p, (const float *)(V + (size_t)j * D * esz), D);
             }
