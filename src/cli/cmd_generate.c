@@ -51,7 +51,7 @@ int cmd_generate(int argc, char **argv) {
         CLI_INT("--top-k", &top_k, 0, 1 << 30, "K", "keep the K best (default 40; 0: off)"),
         CLI_FLOAT("--top-p", &top_p, 0, 1, "P", "nucleus mass (default 0.95)"),
         CLI_FLOAT("--min-p", &min_p, 0, 1, "P", "drop tokens below P x the best (default 0.05)"),
-        CLI_INT("--seed", &seed, 0, INT64_MAX, "S", "sampling seed (default 0)"),
+        CLI_INT("--seed", &seed, 0, (double)(1LL << 53), "S", "sampling seed (default 0)"),
         CLI_INT("--threads", &threads, 0, 1024, "N", "compute threads (default: cores)"),
         CLI_INT("--batch-tokens", &batch, 1, 1 << 16, "N", "prompt tokens per forward pass (default 512)"),
         CLI_FLAG("--json", &json, "print one JSON object at the end instead of streaming"),

@@ -1,0 +1,252 @@
+/*
+ * cmd_serve.c — `larder serve`: load a model, print the memory plan, start
+ * the engine and the HTTP server, run until SIGINT/SIGTERM.
+ *
+ * With no --model it serves the bundled default model (models/, found next
+ * to the binary's repository or through LARDER_DEFAULT_MODEL).
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/size_parse.h"
+#include "base/timing.h"
+#include "cli/cli_args.h"
+#include "engine/engine.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
+#include "server/chat_prompt.h"
+#include "server/routes.h"
+#include "tensor/dtype.h"
+#include "text/tokenizer.h"
+
+/* The bundled model, relative to the repository root (make run). */
+#define DEFAULT_MODEL_PATH "models/larder-brown-35m-q8_0.gguf"
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+static const char *default_model_path(void) {
+    const char *env = getenv("LARDER_DEFAULT_MODEL");
+    if (env && *env) return env;
+    if (access(DEFAULT_MODEL_PATH, R_OK) == 0) return DEFAULT_MODEL_PATH;
+    /* build/larder run from elsewhere: look beside the binary's folder. */
+    static char path[4096];
+    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
+    if (n > 0) {
+        path[n] = 0;
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(path, '/');
+            if (slash) *slash = 0;
+        }
+        size_t len = strlen(path);
+        if (len + 1 + sizeof DEFAULT_MODEL_PATH < sizeof path) {
+            snprintf(path + len, sizeof path - len, "/%s", DEFAULT_MODEL_PATH);
+            if (access(path, R_OK) == 0) return path;
+        }
+    }
+    return DEFAULT_MODEL_PATH;
+}
+
+/* <arch>.context_length from the file's metadata (0 when absent). */
+static int64_t context_length(const gguf_file *f) {
+    size_t len;
+    const char *arch = gguf_get_string(f, "general.architecture", &len);
+    if (!arch) return 0;
+    char key[128];
+    snprintf(key, sizeof key, "%s.context_length", arch);
+    uint32_t v = 0;
+    return gguf_get_u32(f, key, &v) ? v : 0;
+}
+
+static const char *special_text(const tokenizer *tok, int32_t id) {
+    if (id == TOKEN_NONE) return "";
+    size_t len;
+    const char *t = tokenizer_piece(tok, id, true, &len);
+    return t ? t : "";
+}
+
+int cmd_serve(int argc, char **argv) {
+    const char *model_path = NULL, *host = "127.0.0.1", *api_key = NULL, *cors = NULL, *kv_type_name = "f16";
+    const char *model_name = NULL;
+    int64_t port = 8080, threads = 0, cache_entries = 10, page_tokens = 16, ctx = 0, parallel = 4, batch = 512;
+    int64_t max_queue = 64, max_kv_size = 0, keep = 0;
+    uint64_t kv_memory = 0, cache_bytes = 0, max_body = 16u << 20;
+    double cache_ttl = 0;
+    bool verbose = false;
+    cli_option opts[] = {
+        CLI_STR("--model", &model_path, "FILE", "GGUF model (default: the bundled model)"),
+        CLI_STR("--model-name", &model_name, "NAME", "model id in responses (default: the file name)"),
+        CLI_STR("--host", &host, "ADDR", "address to listen on (default 127.0.0.1)"),
+        CLI_INT("--port", &port, 0, 65535, "N", "port (default 8080; 0: any free port)"),
+        CLI_STR("--api-key", &api_key, "KEY", "require 'Authorization: Bearer KEY' (all routes but /health)"),
+        CLI_STR("--cors-origin", &cors, "ORIGIN", "send CORS headers for this origin"),
+        CLI_SIZE("--max-body", &max_body, "SIZE", "largest request body (default 16M; 413 past it)"),
+        CLI_INT("--threads", &threads, 0, 1024, "N", "compute threads (default: the number of cores)"),
+        CLI_SIZE("--kv-memory", &kv_memory, "SIZE", "the whole KV pool, running sequences and cache (default: ctx-size x parallel)"),
+        CLI_STR("--kv-type", &kv_type_name, "TYPE", "KV element type: f16 (default), f32"),
+        CLI_INT("--page-tokens", &page_tokens, 1, 4096, "N", "tokens per KV page (default 16)"),
+        CLI_INT("--ctx-size", &ctx, 0, 1 << 24, "N", "most tokens of one sequence (default: the model's)"),
+        CLI_INT("--parallel", &parallel, 1, 256, "N", "sequences computed together (default 4)"),
+        CLI_INT("--batch-tokens", &batch, 1, 1 << 16, "N", "most tokens per forward pass (default 512)"),
+        CLI_INT("--max-queue", &max_queue, 0, 1 << 20, "N", "requests waiting beyond --parallel before 503 (default 64)"),
+        CLI_INT("--prompt-cache-size", &cache_entries, 0, 1 << 30, "N", "idle cached conversations kept (default 10; 0: none)"),
+        CLI_SIZE("--prompt-cache-bytes", &cache_bytes, "SIZE", "most KV bytes held by idle cached entries (default: no limit)"),
+        CLI_FLOAT("--prompt-cache-ttl", &cache_ttl, 0, 1e9, "SECONDS", "idle cached entries older than this go (default: never)"),
+        CLI_INT("--max-kv-size", &max_kv_size, 0, 1 << 24, "N", "rotating window: most KV tokens of one sequence (not yet supported)"),
+        CLI_INT("--keep", &keep, 0, 1 << 24, "N", "with --max-kv-size: tokens kept at the start"),
+        CLI_FLAG("--verbose", &verbose, "debug logging"),
+    };
+    larder_error err = {0};
+    int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, "larder serve [options]", opts, CLI_COUNT(opts));
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "larder serve: %s\n", err.message);
+        return 1;
+    }
+    if (max_kv_size > 0) {
+        fprintf(stderr, "larder serve: --max-kv-size (rotating window) is not supported yet\n");
+        return 1;
+    }
+    if (verbose) log_set_level(LOG_DEBUG);
+    if (!model_path) model_path = default_model_path();
+    uint32_t kv_type;
+    if (!strcmp(kv_type_name, "f16")) kv_type = TYPE_F16;
+    else if (!strcmp(kv_type_name, "f32")) kv_type = TYPE_F32;
+    else {
+        fprintf(stderr, "larder serve: --kv-type %s is not supported (f16, f32)\n", kv_type_name);
+        return 1;
+    }
+    if (threads == 0) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+
+    /* One open of the file: tokenizer, template and weights come from it. */
+    gguf_file *meta = gguf_open(model_path, &err);
+    if (!meta) {
+        fprintf(stderr, "larder serve: %s: %s\n", model_path, err.message);
+        return 1;
+    }
+    int64_t ctx_train = context_length(meta);
+    tokenizer *tok = tokenizer_load_gguf(meta, &err);
+    if (!tok) {
+        fprintf(stderr, "larder serve: %s: %s\n", model_path, err.message);
+        gguf_close(meta);
+        return 1;
+    }
+    size_t tmpl_len = 0;
+    const char *tmpl = gguf_get_string(meta, "tokenizer.chat_template", &tmpl_len);
+    chat_prompt *chat = NULL;
+    if (tmpl) {
+        chat = chat_prompt_create(tmpl, special_text(tok, tokenizer_bos(tok)), special_text(tok, tokenizer_eos(tok)), &err);
+        if (!chat) log_warn("the model's chat template does not parse (%s); /v1/chat/completions is off", err.message);
+    } else {
+        log_warn("the model has no chat template; /v1/chat/completions is off");
+    }
+    model *m = model_load_gguf(meta, &err); /* takes the file */
+    if (!m) {
+        fprintf(stderr, "larder serve: %s: %s\n", model_path, err.message);
+        gguf_close(meta);
+        chat_prompt_free(chat);
+        tokenizer_free(tok);
+        return 1;
+    }
+    if (ctx == 0) ctx = ctx_train > 0 ? ctx_train : 4096;
+    if (kv_memory == 0) {
+        kv_memory = (uint64_t)ctx * (uint64_t)parallel * model_kv_bytes_per_token(m, kv_type == TYPE_F32 ? 4 : 2);
+    }
+    engine_config ec = {0};
+    ec.model = m;
+    ec.tok = tok;
+    ec.n_threads = (int)threads;
+    ec.kv_memory_bytes = (size_t)kv_memory;
+    ec.page_tokens = (int32_t)page_tokens;
+    ec.kv_type = kv_type;
+    ec.ctx_tokens = (int32_t)ctx;
+    ec.parallel = (int32_t)parallel;
+    ec.batch_tokens = (int32_t)batch;
+    ec.max_queue = (int32_t)max_queue;
+    ec.cache_max_entries = cache_entries;
+    ec.cache_max_bytes = (size_t)cache_bytes;
+    ec.cache_ttl_s = cache_ttl;
+    engine *eng = engine_start(&ec, &err);
+    if (!eng) {
+        fprintf(stderr, "larder serve: %s\n", err.message);
+        model_free(m);
+        chat_prompt_free(chat);
+        tokenizer_free(tok);
+        return 1;
+    }
+
+    /* The memory plan: what the budget buys. */
+    engine_stats st = engine_get_stats(eng);
+    char b1[32], b2[32], b3[32], b4[32];
+    size_t per_token = engine_kv_bytes_per_token(eng);
+    log_info("model %s: weights %s (mmapped), vocabulary %u, context %lld (trained %lld)", model_path,
+             size_format(m->weight_bytes, b1, sizeof b1), tokenizer_n_tokens(tok), (long long)ctx, (long long)ctx_train);
+    log_info("KV pool %s (--kv-memory): %s per token (%s), %lld pages of %lld tokens = %lld tokens",
+             size_format((uint64_t)st.kv_bytes_total, b2, sizeof b2), size_format(per_token, b3, sizeof b3), kv_type_name,
+             (long long)st.pages_total, (long long)page_tokens, (long long)(st.pages_total * page_tokens));
+    log_info("prompt cache: at most %lld idle conversations, %s idle bytes, ttl %s; %lld sequences in parallel, queue %lld",
+             (long long)cache_entries, cache_bytes ? size_format(cache_bytes, b4, sizeof b4) : "no limit on",
+             cache_ttl > 0 ? "set" : "none", (long long)parallel, (long long)max_queue);
+
+    server_app *app = calloc(1, sizeof *app);
+    if (!app) {
+        engine_stop(eng);
+        model_free(m);
+        return 1;
+    }
+    app->eng = eng;
+    app->tok = tok;
+    app->chat = chat;
+    const char *base = strrchr(model_path, '/');
+    app->model_name = model_name ? model_name : base ? base + 1 : model_path;
+    app->ctx_tokens = (int32_t)ctx;
+    app->n_vocab = (int32_t)tokenizer_n_tokens(tok);
+    app->created_unix_s = timing_unix_s();
+    metrics_init(&app->metrics);
+
+    int n_routes;
+    const http_route *routes = routes_table(&n_routes);
+    http_server_config hc = {host, (uint16_t)port, api_key, cors, (size_t)max_body, 256, routes, n_routes, app};
+    http_server *srv = http_server_start(&hc, &err);
+    if (!srv) {
+        fprintf(stderr, "larder serve: %s\n", err.message);
+        engine_stop(eng);
+        model_free(m);
+        chat_prompt_free(chat);
+        tokenizer_free(tok);
+        free(app);
+        return 1;
+    }
+    log_info("listening on http://%s:%u", host, http_server_port(srv));
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    while (!stop_requested) {
+        struct timespec nap = {0, 100 * 1000 * 1000}; /* polling avoids the check-then-pause race */
+        nanosleep(&nap, NULL);
+    }
+
+    log_info("shutting down");
+    http_server_stop(srv);
+    engine_stop(eng);
+    chat_prompt_free(chat);
+    model_free(m);
+    tokenizer_free(tok);
+    free(app);
+    return 0;
+}

@@ -1,0 +1,648 @@
+/*
+ * routes.c — the OpenAI API handlers (see routes.h).
+ *
+ * A generation request goes: parse (openai_request) → prompt tokens (chat
+ * template or completion prompt) → engine_submit → read the channel. The
+ * reading is the same for streamed and whole responses: `gen_state` keeps,
+ * per choice, a streaming detokenizer and a stop-string matcher, and turns
+ * each engine event into released text (plus logprobs). A whole response
+ * accumulates that text; a stream writes it as SSE chunks as it comes.
+ */
+#include "server/routes.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "base/log.h"
+#include "base/timing.h"
+#include "server/openai_request.h"
+#include "server/stop_matcher.h"
+#include "text/detok.h"
+#include "text/tokenizer.h"
+
+/* How long a stream waits for the next event before sending a keep-alive
+ * comment (also how soon a vanished client is noticed while nothing flows). */
+#define STREAM_KEEPALIVE_MS 1000
+/* How long a whole (non-streamed) response waits between events before it
+ * gives up on the engine: a bound against a wedged engine, not a timeout on
+ * long generations (each event resets it). */
+#define GENERATION_EVENT_TIMEOUT_MS 600000
+
+typedef struct choice_state {
+    detok dt;
+    stop_matcher sm;
+    strbuf text;              /* whole response: all released text */
+    strbuf fresh;             /* released since the last chunk */
+    strbuf logprobs;          /* JSON entries (comma-separated) not yet sent / all */
+    int32_t n_tokens;         /* generated tokens */
+    bool stopped;             /* a stop string matched */
+    bool done;
+    channel_finish finish;
+} choice_state;
+
+typedef struct gen_state {
+    server_app *app;
+    openai_request req;
+    channel *ch;
+    choice_state *choices;    /* (req.n) */
+    int32_t n_done;
+    int32_t prompt_tokens, cached_tokens;
+    char id[48];
+    int64_t created_s;
+    int64_t start_us, first_token_us, last_token_us;
+    bool role_sent;           /* chat stream: the first chunk carries the role */
+    bool finished;            /* stream: [DONE] written */
+    int error_status;
+    char error[256];
+} gen_state;
+
+static atomic_uint_least64_t request_counter;
+
+/* ---- small JSON helpers */
+
+static void json_str(strbuf *b, const char *s) { strbuf_json_string(b, s, strlen(s)); }
+
+static const char *finish_name(const choice_state *c) {
+    if (c->stopped) return "stop";
+    return c->finish == FINISH_LENGTH ? "length" : "stop";
+}
+
+static void write_usage(strbuf *b, const gen_state *g) {
+    int32_t completion = 0;
+    for (int32_t i = 0; i < g->req.n; i++) completion += g->choices[i].n_tokens;
+    strbuf_printf(b, "\"usage\":{\"prompt_tokens\":%d,\"completion_tokens\":%d,\"total_tokens\":%d,"
+                     "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
+                  g->prompt_tokens, completion, g->prompt_tokens + completion, g->cached_tokens);
+}
+
+/* One token's logprob entry (chat format: token, logprob, bytes, top_logprobs). */
+static void write_logprob_entry(strbuf *b, const server_app *app, const channel_event *ev, bool chat) {
+    size_t len;
+    const char *piece = tokenizer_piece(app->tok, ev->token, true, &len);
+    if (chat) {
+        strbuf_puts(b, "{\"token\":");
+        strbuf_json_string(b, piece, len);
+        strbuf_printf(b, ",\"logprob\":%.7g,\"bytes\":[", ev->logprob);
+        for (size_t k = 0; k < len; k++) strbuf_printf(b, "%s%u", k ? "," : "", (unsigned char)piece[k]);
+        strbuf_puts(b, "],\"top_logprobs\":[");
+        for (int32_t t = 0; t < ev->n_top; t++) {
+            size_t tl;
+            const char *tp = tokenizer_piece(app->tok, ev->top_tokens[t], true, &tl);
+            strbuf_puts(b, t ? ",{\"token\":" : "{\"token\":");
+            strbuf_json_string(b, tp, tl);
+            strbuf_printf(b, ",\"logprob\":%.7g,\"bytes\":[", ev->top_logprobs[t]);
+            for (size_t k = 0; k < tl; k++) strbuf_printf(b, "%s%u", k ? "," : "", (unsigned char)tp[k]);
+            strbuf_puts(b, "]}");
+        }
+        strbuf_puts(b, "]}");
+    } else {
+        /* completions: parallel arrays are assembled at the end; here one
+         * object per token {token, logprob, top:{tok:lp}} (joined later). */
+        strbuf_puts(b, "{\"token\":");
+        strbuf_json_string(b, piece, len);
+        strbuf_printf(b, ",\"logprob\":%.7g,\"top\":{", ev->logprob);
+        for (int32_t t = 0; t < ev->n_top; t++) {
+            size_t tl;
+            const char *tp = tokenizer_piece(app->tok, ev->top_tokens[t], true, &tl);
+            if (t) strbuf_puts(b, ",");
+            strbuf_json_string(b, tp, tl);
+            strbuf_printf(b, ":%.7g", ev->top_logprobs[t]);
+        }
+        strbuf_puts(b, "}}");
+    }
+}
+
+/* ---- reading the engine */
+
+static void gen_free(gen_state *g) {
+    if (!g) return;
+    if (g->choices) {
+        for (int32_t i = 0; i < g->req.n; i++) {
+            choice_state *c = &g->choices[i];
+            detok_free(&c->dt);
+            stop_matcher_free(&c->sm);
+            strbuf_free(&c->text);
+            strbuf_free(&c->fresh);
+            strbuf_free(&c->logprobs);
+        }
+        free(g->choices);
+    }
+    if (g->ch) {
+        channel_cancel(g->ch, -1, FINISH_CANCELLED);
+        channel_release(g->ch);
+    }
+    openai_request_free(&g->req);
+    free(g);
+}
+
+/* Applies one engine event to the choice states. Returns false on an error event. */
+static bool gen_apply(gen_state *g, const channel_event *ev) {
+    server_app *app = g->app;
+    if (ev->kind == CHANNEL_EVENT_ERROR) {
+        g->error_status = ev->http_status;
+        snprintf(g->error, sizeof g->error, "%s", ev->message);
+        return false;
+    }
+    if (ev->choice < 0 || ev->choice >= g->req.n) return true;
+    choice_state *c = &g->choices[ev->choice];
+    if (c->done) return true;
+    if (ev->kind == CHANNEL_EVENT_DONE) {
+        if (!c->stopped) {
+            const char *t;
+            size_t n;
+            if (detok_flush(&c->dt, &t, &n, NULL) == 0 && n) {
+                if (stop_matcher_feed(&c->sm, t, n, &c->fresh)) c->stopped = true;
+            }
+            if (!c->stopped) stop_matcher_flush(&c->sm, &c->fresh);
+        }
+        c->finish = ev->finish;
+        c->done = true;
+        g->n_done++;
+        g->prompt_tokens = ev->prompt_tokens;
+        if (ev->choice == 0 || ev->cached_tokens > g->cached_tokens) g->cached_tokens = ev->cached_tokens;
+        strbuf_append(&c->text, c->fresh.data ? c->fresh.data : "", c->fresh.len);
+        return true;
+    }
+    /* A token. */
+    int64_t now = timing_now_us();
+    if (!g->first_token_us) {
+        g->first_token_us = now;
+        metrics_observe_us(&app->metrics.ttft, now - g->start_us);
+    } else {
+        metrics_observe_us(&app->metrics.inter_token, now - g->last_token_us);
+    }
+    g->last_token_us = now;
+    if (c->stopped) return true;
+    c->n_tokens++;
+    atomic_fetch_add(&app->metrics.generated_tokens, 1);
+    if (g->req.logprobs) {
+        if (c->logprobs.len) strbuf_puts(&c->logprobs, ",");
+        write_logprob_entry(&c->logprobs, app, ev, g->req.kind == OPENAI_CHAT);
+    }
+    const char *t;
+    size_t n;
+    if (detok_push(&c->dt, ev->token, &t, &n, NULL) == 0 && n) {
+        if (stop_matcher_feed(&c->sm, t, n, &c->fresh)) {
+            c->stopped = true;
+            channel_cancel(g->ch, ev->choice, FINISH_STOP);
+        }
+    }
+    return true;
+}
+
+/* ---- building the prompt and the job */
+
+static int build_prompt(server_app *app, const openai_request *req, token_list *out, larder_error *err) {
+    if (req->kind == OPENAI_COMPLETION) {
+        if (req->prompt_ids) {
+            for (int32_t i = 0; i < req->n_prompt_ids; i++) {
+                if (tokenizer_check_id(app->tok, req->prompt_ids[i], err)) return -1;
+                if (token_list_push(out, req->prompt_ids[i], err)) return -1;
+            }
+            return 0;
+        }
+        return tokenizer_encode(app->tok, req->prompt, strlen(req->prompt), TOKENIZE_ADD_SPECIAL | TOKENIZE_PARSE_SPECIAL,
+                                out, err);
+    }
+    if (!app->chat) return error_set(err, ERR_INVALID, "this model has no chat template; use /v1/completions");
+    size_t len = 0;
+    char *text = chat_prompt_render(app->chat, req, &len, err);
+    if (!text) return -1;
+    /* The template writes BOS itself when the model wants it; add it only
+     * when the model adds BOS and the text does not start with it. */
+    int flags = TOKENIZE_PARSE_SPECIAL;
+    int32_t bos = tokenizer_bos(app->tok);
+    if (tokenizer_add_bos(app->tok) && bos != TOKEN_NONE) {
+        size_t bl;
+        const char *bt = tokenizer_piece(app->tok, bos, true, &bl);
+        if (!(bl && len >= bl && !memcmp(text, bt, bl))) flags |= TOKENIZE_ADD_SPECIAL;
+    }
+    int rc = tokenizer_encode(app->tok, text, len, flags, out, err);
+    free(text);
+    return rc;
+}
+
+static uint64_t fresh_seed(void) {
+    return (uint64_t)timing_now_us() * 0x9E3779B97F4A7C15ULL ^ atomic_fetch_add(&request_counter, 1);
+}
+
+/* Parses, tokenizes and submits. Returns the state, or NULL with the error
+ * already in reply. */
+static gen_state *gen_start(server_app *app, const http_request *hreq, openai_kind kind, http_reply *reply) {
+    gen_state *g = calloc(1, sizeof *g);
+    if (!g) {
+        http_reply_error(reply, 500, "out of memory");
+        return NULL;
+    }
+    g->app = app;
+    g->start_us = timing_now_us();
+    g->created_s = timing_unix_s();
+    snprintf(g->id, sizeof g->id, "%s-%llx%06llx", kind == OPENAI_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)g->created_s, (unsigned long long)(atomic_fetch_add(&request_counter, 1) & 0xffffff));
+    larder_error err = {0};
+    if (openai_request_parse(hreq->body, hreq->body_bytes, kind, &g->req, &err)) {
+        http_reply_error(reply, err.code == ERR_NOMEM ? 500 : 400, err.message);
+        free(g);
+        return NULL;
+    }
+    if (g->req.n > CHANNEL_MAX_CHOICES) {
+        http_reply_error(reply, 400, "'n' is too large");
+        gen_free(g);
+        return NULL;
+    }
+    token_list prompt = {0};
+    if (build_prompt(app, &g->req, &prompt, &err)) {
+        token_list_free(&prompt);
+        http_reply_error(reply, err.code == ERR_NOMEM ? 500 : 400, err.message);
+        gen_free(g);
+        return NULL;
+    }
+    if (prompt.n == 0) {
+        token_list_free(&prompt);
+        http_reply_error(reply, 400, "the prompt is empty");
+        gen_free(g);
+        return NULL;
+    }
+    if ((int64_t)prompt.n >= app->ctx_tokens) {
+        char msg[200];
+        snprintf(msg, sizeof msg, "the prompt has %zu tokens but the context holds %d tokens (--ctx-size); shorten the prompt",
+                 prompt.n, app->ctx_tokens);
+        token_list_free(&prompt);
+        http_reply_error(reply, 400, msg);
+        gen_free(g);
+        return NULL;
+    }
+    g->prompt_tokens = (int32_t)prompt.n;
+    g->choices = calloc((size_t)g->req.n, sizeof *g->choices);
+    if (!g->choices) {
+        token_list_free(&prompt);
+        http_reply_error(reply, 500, "out of memory");
+        gen_free(g);
+        return NULL;
+    }
+    for (int32_t i = 0; i < g->req.n; i++) {
+        detok_init(&g->choices[i].dt, app->tok, false, false);
+        stop_matcher_init(&g->choices[i].sm, g->req.stop, g->req.n_stop);
+    }
+    /* A bias array for the sampler (ids checked against the vocabulary). */
+    sample_bias *bias = NULL;
+    if (g->req.n_logit_bias) {
+        bias = calloc((size_t)g->req.n_logit_bias, sizeof *bias);
+        if (!bias) {
+            token_list_free(&prompt);
+            http_reply_error(reply, 500, "out of memory");
+            gen_free(g);
+            return NULL;
+        }
+        for (int32_t i = 0; i < g->req.n_logit_bias; i++) {
+            if (g->req.logit_bias[i].token >= app->n_vocab) {
+                char msg[128];
+                snprintf(msg, sizeof msg, "'logit_bias' token %d is out of range (vocabulary of %d)", g->req.logit_bias[i].token, app->n_vocab);
+                free(bias);
+                token_list_free(&prompt);
+                http_reply_error(reply, 400, msg);
+                gen_free(g);
+                return NULL;
+            }
+            bias[i].id = g->req.logit_bias[i].token;
+            bias[i].bias = g->req.logit_bias[i].bias;
+        }
+    }
+    engine_job jb = {0};
+    jb.prompt = prompt.ids;
+    jb.n_prompt = (int32_t)prompt.n;
+    jb.n_choices = g->req.n;
+    jb.max_tokens = g->req.max_tokens < 0 ? -1 : (int32_t)(g->req.max_tokens > INT32_MAX ? INT32_MAX : g->req.max_tokens);
+    sampler_params_default(&jb.sampling);
+    /* OpenAI's defaults, not llama.cpp's: temperature 1, no top-k / min-p unless asked. */
+    jb.sampling.temperature = (float)g->req.temperature;
+    jb.sampling.top_p = (float)g->req.top_p;
+    jb.sampling.top_k = g->req.top_k;
+    jb.sampling.min_p = (float)g->req.min_p;
+    jb.sampling.repeat_penalty = (float)g->req.repetition_penalty;
+    jb.sampling.presence_penalty = (float)g->req.presence_penalty;
+    jb.sampling.frequency_penalty = (float)g->req.frequency_penalty;
+    jb.sampling.penalty_last_n = g->req.repeat_last_n;
+    jb.sampling.bias = bias;
+    jb.sampling.n_bias = (size_t)g->req.n_logit_bias;
+    jb.seed = g->req.has_seed ? g->req.seed : fresh_seed();
+    jb.top_logprobs = g->req.logprobs ? g->req.top_logprobs : -1;
+    if (jb.max_tokens == 0) jb.max_tokens = 1; /* OpenAI rejects 0; llama servers generate at least one */
+
+    g->ch = channel_create();
+    if (!g->ch) {
+        free(bias);
+        token_list_free(&prompt);
+        http_reply_error(reply, 500, "out of memory");
+        gen_free(g);
+        return NULL;
+    }
+    int rc = engine_submit(app->eng, &jb, g->ch, &err);
+    free(bias);
+    token_list_free(&prompt);
+    if (rc) {
+        channel_release(g->ch); /* both references: the engine took none */
+        channel_release(g->ch);
+        g->ch = NULL;
+        http_reply_error(reply, err.code == ERR_LIMIT ? 503 : err.code == ERR_NOMEM ? 500 : 400, err.message);
+        if (err.code == ERR_LIMIT) reply->retry_after_s = 1;
+        gen_free(g);
+        return NULL;
+    }
+    return g;
+}
+
+static void gen_log(const gen_state *g) {
+    int32_t gen = 0;
+    for (int32_t i = 0; i < g->req.n; i++) gen += g->choices[i].n_tokens;
+    double ttft_ms = g->first_token_us ? (double)(g->first_token_us - g->start_us) / 1000 : 0;
+    double dec_s = g->first_token_us && g->last_token_us > g->first_token_us ? (double)(g->last_token_us - g->first_token_us) / 1e6 : 0;
+    log_info("%s prompt=%d cached=%d generated=%d ttft=%.1fms decode=%.1f tok/s", g->id, g->prompt_tokens,
+             g->cached_tokens, gen, ttft_ms, dec_s > 0 && gen > 1 ? (gen - 1) / dec_s : 0.0);
+    atomic_fetch_add(&g->app->metrics.prompt_tokens, (uint64_t)g->prompt_tokens);
+    atomic_fetch_add(&g->app->metrics.cached_prompt_tokens, (uint64_t)g->cached_tokens);
+}
+
+/* ---- whole responses */
+
+static void write_completion_logprobs(strbuf *b, const choice_state *c) {
+    /* From [{token,logprob,top}] entries to OpenAI's parallel arrays. */
+    strbuf tmp = STRBUF_INIT;
+    strbuf_puts(&tmp, "[");
+    strbuf_append(&tmp, c->logprobs.data ? c->logprobs.data : "", c->logprobs.len);
+    strbuf_puts(&tmp, "]");
+    cJSON *entries = cJSON_Parse(tmp.data);
+    strbuf_free(&tmp);
+    strbuf_puts(b, "{\"tokens\":[");
+    const cJSON *e;
+    int k = 0;
+    cJSON_ArrayForEach(e, entries) {
+        const cJSON *t = cJSON_GetObjectItem(e, "token");
+        strbuf_puts(b, k++ ? "," : "");
+        json_str(b, cJSON_IsString(t) ? t->valuestring : "");
+    }
+    strbuf_puts(b, "],\"token_logprobs\":[");
+    k = 0;
+    cJSON_ArrayForEach(e, entries) strbuf_printf(b, "%s%.7g", k++ ? "," : "", cJSON_GetObjectItem(e, "logprob")->valuedouble);
+    strbuf_puts(b, "],\"top_logprobs\":[");
+    k = 0;
+    cJSON_ArrayForEach(e, entries) {
+        char *s = cJSON_PrintUnformatted(cJSON_GetObjectItem(e, "top"));
+        strbuf_printf(b, "%s%s", k++ ? "," : "", s ? s : "{}");
+        cJSON_free(s);
+    }
+    strbuf_puts(b, "],\"text_offset\":[]}");
+    cJSON_Delete(entries);
+}
+
+static void respond_whole(gen_state *g, http_reply *reply) {
+    server_app *app = g->app;
+    channel_event ev;
+    while (g->n_done < g->req.n) {
+        if (!channel_pop(g->ch, &ev, GENERATION_EVENT_TIMEOUT_MS)) {
+            http_reply_error(reply, 500, "the engine stopped answering");
+            return;
+        }
+        if (!gen_apply(g, &ev)) {
+            http_reply_error(reply, g->error_status ? g->error_status : 500, g->error);
+            if (g->error_status == 503) reply->retry_after_s = 1;
+            return;
+        }
+    }
+    gen_log(g);
+    strbuf b = STRBUF_INIT;
+    bool chat = g->req.kind == OPENAI_CHAT;
+    strbuf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", g->id,
+                  chat ? "chat.completion" : "text_completion", (long long)g->created_s);
+    json_str(&b, app->model_name);
+    strbuf_puts(&b, ",\"choices\":[");
+    for (int32_t i = 0; i < g->req.n; i++) {
+        choice_state *c = &g->choices[i];
+        if (i) strbuf_puts(&b, ",");
+        strbuf_printf(&b, "{\"index\":%d,", i);
+        const char *text = c->text.data ? c->text.data : "";
+        if (chat) {
+            strbuf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":");
+            strbuf_json_string(&b, text, c->text.len);
+            strbuf_puts(&b, "},\"logprobs\":");
+            if (g->req.logprobs) {
+                strbuf_puts(&b, "{\"content\":[");
+                strbuf_append(&b, c->logprobs.data ? c->logprobs.data : "", c->logprobs.len);
+                strbuf_puts(&b, "]}");
+            } else {
+                strbuf_puts(&b, "null");
+            }
+        } else {
+            strbuf_puts(&b, "\"text\":");
+            strbuf_json_string(&b, text, c->text.len);
+            strbuf_puts(&b, ",\"logprobs\":");
+            if (g->req.logprobs) write_completion_logprobs(&b, c);
+            else strbuf_puts(&b, "null");
+        }
+        strbuf_printf(&b, ",\"finish_reason\":\"%s\"}", finish_name(c));
+    }
+    strbuf_puts(&b, "],");
+    write_usage(&b, g);
+    strbuf_puts(&b, "}");
+    http_reply_json(reply, 200, &b);
+}
+
+/* ---- streams */
+
+static void chunk_begin(strbuf *out, const gen_state *g) {
+    bool chat = g->req.kind == OPENAI_CHAT;
+    strbuf_printf(out, "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", g->id,
+                  chat ? "chat.completion.chunk" : "text_completion", (long long)g->created_s);
+    json_str(out, g->app->model_name);
+    strbuf_puts(out, ",\"choices\":[");
+}
+
+/* Writes one chunk for choice i with its fresh text, logprobs and finish. */
+static void write_choice_chunk(strbuf *out, gen_state *g, int32_t i, bool with_finish) {
+    choice_state *c = &g->choices[i];
+    bool chat = g->req.kind == OPENAI_CHAT;
+    chunk_begin(out, g);
+    strbuf_printf(out, "{\"index\":%d,", i);
+    if (chat) {
+        strbuf_puts(out, "\"delta\":{");
+        if (!g->role_sent) {
+            strbuf_puts(out, "\"role\":\"assistant\",");
+        }
+        strbuf_puts(out, "\"content\":");
+        strbuf_json_string(out, c->fresh.data ? c->fresh.data : "", c->fresh.len);
+        strbuf_puts(out, "},\"logprobs\":");
+        if (g->req.logprobs && c->logprobs.len) {
+            strbuf_puts(out, "{\"content\":[");
+            strbuf_append(out, c->logprobs.data, c->logprobs.len);
+            strbuf_puts(out, "]}");
+        } else {
+            strbuf_puts(out, "null");
+        }
+    } else {
+        strbuf_puts(out, "\"text\":");
+        strbuf_json_string(out, c->fresh.data ? c->fresh.data : "", c->fresh.len);
+        strbuf_puts(out, ",\"logprobs\":");
+        if (g->req.logprobs && c->logprobs.len) write_completion_logprobs(out, c);
+        else strbuf_puts(out, "null");
+    }
+    if (with_finish) strbuf_printf(out, ",\"finish_reason\":\"%s\"}]}\n\n", finish_name(c));
+    else strbuf_puts(out, ",\"finish_reason\":null}]}\n\n");
+    strbuf_reset(&c->fresh);
+    strbuf_reset(&c->logprobs);
+}
+
+static int stream_next(void *ctx, strbuf *out) {
+    gen_state *g = ctx;
+    if (g->finished) return 0;
+    channel_event ev;
+    if (!channel_pop(g->ch, &ev, STREAM_KEEPALIVE_MS)) {
+        strbuf_puts(out, ": keep-alive\n\n");
+        return 1;
+    }
+    if (!gen_apply(g, &ev)) {
+        strbuf_puts(out, "data: {\"error\":{\"message\":");
+        json_str(out, g->error);
+        strbuf_printf(out, ",\"type\":\"server_error\",\"code\":%d}}\n\ndata: [DONE]\n\n", g->error_status);
+        g->finished = true;
+        return 1;
+    }
+    if (ev.choice >= 0 && ev.choice < g->req.n) {
+        choice_state *c = &g->choices[ev.choice];
+        bool finishing = ev.kind == CHANNEL_EVENT_DONE;
+        if (finishing || c->fresh.len || c->logprobs.len || (!g->role_sent && g->req.kind == OPENAI_CHAT)) {
+            write_choice_chunk(out, g, ev.choice, finishing);
+            g->role_sent = true;
+        }
+    }
+    if (g->n_done == g->req.n) {
+        gen_log(g);
+        if (g->req.include_usage) {
+            chunk_begin(out, g);
+            strbuf_puts(out, "],");
+            write_usage(out, g);
+            strbuf_puts(out, "}\n\n");
+        }
+        strbuf_puts(out, "data: [DONE]\n\n");
+        g->finished = true;
+    }
+    return 1;
+}
+
+static void stream_done(void *ctx, bool aborted) {
+    gen_state *g = ctx;
+    if (aborted) log_info("%s client went away; generation cancelled", g->id);
+    gen_free(g); /* cancels the channel: the engine stops within one step */
+}
+
+static void handle_generation(server_app *app, const http_request *req, http_reply *reply, openai_kind kind) {
+    gen_state *g = gen_start(app, req, kind, reply);
+    if (g) {
+        if (g->req.stream) {
+            reply->status = 200;
+            reply->stream = (http_stream){stream_next, stream_done, g};
+            metrics_count_status(&app->metrics, 200);
+            return;
+        }
+        respond_whole(g, reply);
+        gen_free(g);
+    }
+    metrics_count_status(&app->metrics, reply->status);
+}
+
+static void h_chat(void *a, const http_request *req, http_reply *reply) { handle_generation(a, req, reply, OPENAI_CHAT); }
+static void h_completions(void *a, const http_request *req, http_reply *reply) { handle_generation(a, req, reply, OPENAI_COMPLETION); }
+
+/* ---- side routes */
+
+static void h_health(void *a, const http_request *req, http_reply *reply) {
+    (void)a;
+    (void)req;
+    strbuf b = STRBUF_INIT;
+    strbuf_puts(&b, "{\"status\":\"ok\"}");
+    http_reply_json(reply, 200, &b);
+}
+
+static void h_models(void *a, const http_request *req, http_reply *reply) {
+    server_app *app = a;
+    (void)req;
+    strbuf b = STRBUF_INIT;
+    strbuf_puts(&b, "{\"object\":\"list\",\"data\":[{\"id\":");
+    json_str(&b, app->model_name);
+    strbuf_printf(&b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"larder\",\"meta\":{\"n_ctx\":%d,\"n_vocab\":%d}}]}",
+                  (long long)app->created_unix_s, app->ctx_tokens, app->n_vocab);
+    http_reply_json(reply, 200, &b);
+    metrics_count_status(&app->metrics, 200);
+}
+
+static void h_metrics(void *a, const http_request *req, http_reply *reply) {
+    server_app *app = a;
+    (void)req;
+    engine_stats st = engine_get_stats(app->eng);
+    metrics_gauges gauges = {st.kv_bytes_total, st.kv_bytes_running, st.kv_bytes_cached_idle, st.kv_bytes_free,
+                             st.cache_entries, st.cache_evictions, st.running, st.waiting};
+    atomic_store(&app->metrics.preemptions, (uint64_t)st.preemptions);
+    strbuf b = STRBUF_INIT;
+    metrics_render(&app->metrics, &gauges, &b);
+    http_reply_json(reply, 200, &b);
+    reply->content_type = "text/plain; version=0.0.4";
+}
+
+static void write_cache_stats(strbuf *b, const engine_stats *st) {
+    strbuf_printf(b, "{\"entries\":%lld,\"nodes\":%lld,\"pages\":%lld,\"page_bytes\":%lld,"
+                     "\"kv_bytes_total\":%lld,\"kv_bytes_running\":%lld,\"kv_bytes_cached_idle\":%lld,\"kv_bytes_free\":%lld,"
+                     "\"evictions\":%lld,\"evicted_pages\":%lld,\"lookups\":%lld,\"hit_tokens\":%lld,\"lookup_tokens\":%lld,"
+                     "\"running\":%lld,\"waiting\":%lld,\"preemptions\":%lld,"
+                     "\"engine_busy_s\":%.3f,\"cache_bookkeeping_s\":%.4f}",
+                  (long long)st->cache_entries, (long long)st->cache_nodes, (long long)st->cache_pages,
+                  (long long)st->page_bytes, (long long)st->kv_bytes_total, (long long)st->kv_bytes_running,
+                  (long long)st->kv_bytes_cached_idle, (long long)st->kv_bytes_free, (long long)st->cache_evictions,
+                  (long long)st->cache_evicted_pages, (long long)st->cache_lookups, (long long)st->cache_hit_tokens,
+                  (long long)st->cache_lookup_tokens, (long long)st->running, (long long)st->waiting,
+                  (long long)st->preemptions, st->engine_busy_s, st->cache_bookkeeping_s);
+}
+
+static void h_cache_get(void *a, const http_request *req, http_reply *reply) {
+    server_app *app = a;
+    (void)req;
+    engine_stats st = engine_get_stats(app->eng);
+    strbuf b = STRBUF_INIT;
+    write_cache_stats(&b, &st);
+    http_reply_json(reply, 200, &b);
+}
+
+static void h_cache_delete(void *a, const http_request *req, http_reply *reply) {
+    server_app *app = a;
+    (void)req;
+    engine_clear_cache(app->eng);
+    /* Stats are published after the engine's next loop: wait for one. */
+    engine_stats st = engine_get_stats(app->eng);
+    for (int i = 0; i < 50 && st.cache_entries > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+        st = engine_get_stats(app->eng);
+    }
+    strbuf b = STRBUF_INIT;
+    write_cache_stats(&b, &st);
+    http_reply_json(reply, 200, &b);
+}
+
+static const http_route table[] = {
+    {"POST", "/v1/chat/completions", h_chat, false},
+    {"POST", "/v1/completions", h_completions, false},
+    {"POST", "/chat/completions", h_chat, false},
+    {"POST", "/completions", h_completions, false},
+    {"GET", "/v1/models", h_models, false},
+    {"GET", "/models", h_models, false},
+    {"GET", "/health", h_health, true},
+    {"GET", "/metrics", h_metrics, false},
+    {"GET", "/v1/cache", h_cache_get, false},
+    {"DELETE", "/v1/cache", h_cache_delete, false},
+};
+
+const http_route *routes_table(int *n_routes) {
+    *n_routes = (int)(sizeof table / sizeof table[0]);
+    return table;
+}
