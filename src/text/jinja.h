@@ -19,6 +19,19 @@
  *   jinja_template *t = jinja_template_parse(src, strlen(src), &err);
  *   char *out = jinja_render_json(t, context_object, NULL, &len, &err);
  *   ...; free(out); jinja_template_free(t);
+ *
+ * Also supported: transformers' {% generation %}...{% endgeneration %} tag
+ * (renders its body), Markup semantics of |safe (`safe + str` escapes the
+ * str), and Jinja2's lazy results (map/select/reject/... are truthy, have
+ * no length and are not JSON until |list), since real templates depend on
+ * them. Not supported: include/extends/import, recursive loops, lipsum.
+ *
+ * Files: jinja_lexer.c (tokens, whitespace control), jinja_parser.c (AST),
+ * jinja_value.c (values, arena, Python str/repr), jinja_json.c (JSON in,
+ * json.dumps out), jinja_render.c (statements, expressions, entry points),
+ * jinja_filters.c (filters, tests), jinja_methods.c (str/list/dict methods,
+ * globals); shared internals in jinja_internal.h. Byte equality with
+ * Jinja2: tests/text/test_jinja_reference.py and test_jinja_snippets.py.
  */
 #ifndef LARDER_TEXT_JINJA_H
 #define LARDER_TEXT_JINJA_H

@@ -77,7 +77,7 @@ static int get_path(jr *r, jv obj, jv attr, jv *out) {
     while (s <= e) {
         const char *dot = memchr(s, '.', (size_t)(e - s));
         size_t n = dot ? (size_t)(dot - s) : (size_t)(e - s);
-        bool digits = n > 0;
+        bool digits = n > 0 && n <= 18;
         for (size_t i = 0; i < n; i++) if (s[i] < '0' || s[i] > '9') digits = false;
         jv key;
         if (digits) key = jv_int(atoll(s));

@@ -307,7 +307,9 @@ static int str_format(ARGS) {
             if (auto_idx >= nargs) { strbuf_free(&b); return jr_fail(r, "Replacement index %d out of range for positional args tuple", auto_idx); }
             v = args[auto_idx++];
         } else if (field[0] >= '0' && field[0] <= '9') {
-            int idx = atoi(field);
+            int idx = 0;
+            for (size_t k = 0; k < name_len && field[k] >= '0' && field[k] <= '9'; k++)
+                idx = idx > 100000 ? 100001 : idx * 10 + (field[k] - '0');
             if (idx >= nargs) { strbuf_free(&b); return jr_fail(r, "Replacement index %d out of range for positional args tuple", idx); }
             v = args[idx];
         } else {

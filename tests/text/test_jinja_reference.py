@@ -35,15 +35,21 @@ def main():
         with open(tpath, encoding="utf-8") as f:
             source = f.read()
         tname = os.path.basename(tpath)[:-6]
+        try:
+            compiled, compile_err = render_ref.compile_template(source, NOW), None
+        except Exception as e:  # noqa: BLE001
+            compiled, compile_err = None, f"{type(e).__name__}: {e}"
         for cpath in contexts:
             cname = os.path.basename(cpath)[:-5]
             name = f"{tname}/{cname}"
             with open(cpath, encoding="utf-8") as f:
                 ctx = json.load(f)
-            try:
-                want, want_err = render_ref.render(source, ctx, NOW), None
-            except Exception as e:  # noqa: BLE001
-                want, want_err = None, f"{type(e).__name__}: {e}"
+            want, want_err = None, compile_err
+            if compiled is not None:
+                try:
+                    want = compiled.render(**ctx)
+                except Exception as e:  # noqa: BLE001
+                    want_err = f"{type(e).__name__}: {e}"
             p = subprocess.run([LARDER, "render-template", "--template", tpath, "--context", cpath, "--now", NOW],
                                capture_output=True, timeout=60)
             got = p.stdout.decode("utf-8", "replace")

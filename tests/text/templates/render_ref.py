@@ -58,9 +58,13 @@ def make_env(now):
     return env
 
 
+def compile_template(source, now=DEFAULT_NOW):
+    """The compiled template (raises TemplateSyntaxError like HF would)."""
+    return make_env(datetime.fromisoformat(now)).from_string(source)
+
+
 def render(source, context, now=DEFAULT_NOW):
-    env = make_env(datetime.fromisoformat(now))
-    return env.from_string(source).render(**context)
+    return compile_template(source, now).render(**context)
 
 
 def main(argv):
