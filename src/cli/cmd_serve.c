@@ -208,6 +208,9 @@ int cmd_serve(int argc, char **argv) {
     app->eng = eng;
     app->tok = tok;
     app->chat = chat;
+    app->tool_format = toolcall_format_from_template(chat ? chat_prompt_source(chat) : NULL);
+    log_info("chat: tool calls %s, reasoning markers %s", toolcall_syntax_name(app->tool_format.syntax),
+             app->tool_format.think_open ? app->tool_format.think_open : "none");
     const char *base = strrchr(model_path, '/');
     app->model_name = model_name ? model_name : base ? base + 1 : model_path;
     app->ctx_tokens = (int32_t)ctx;

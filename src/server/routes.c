@@ -21,6 +21,7 @@
 #include "server/openai_request.h"
 #include "server/stop_matcher.h"
 #include "text/detok.h"
+#include "text/toolcall_parser.h"
 #include "text/tokenizer.h"
 
 /* How long a stream waits for the next event before sending a keep-alive
@@ -35,7 +36,11 @@ typedef struct choice_state {
     detok dt;
     stop_matcher sm;
     strbuf text;              /* whole response: all released text */
-    strbuf fresh;             /* released since the last chunk */
+    strbuf fresh;             /* released since the last chunk (completions: text; chat: parser input) */
+    toolcall_parser *tp;      /* chat: model text -> content, reasoning, tool calls */
+    strbuf delta_content;     /* chat stream: parsed deltas not yet sent */
+    strbuf delta_reasoning;
+    strbuf delta_calls;       /* chat stream: comma-separated tool_calls delta objects */
     strbuf logprobs;          /* JSON entries (comma-separated) not yet sent / all */
     int32_t n_tokens;         /* generated tokens */
     bool stopped;             /* a stop string matched */
@@ -54,6 +59,7 @@ typedef struct gen_state {
     int64_t created_s;
     int64_t start_us, first_token_us, last_token_us;
     bool role_sent;           /* chat stream: the first chunk carries the role */
+    bool opens_reasoning;     /* chat: the rendered prompt opened the reasoning block */
     bool finished;            /* stream: [DONE] written */
     int error_status;
     char error[256];
@@ -66,6 +72,7 @@ static atomic_uint_least64_t request_counter;
 static void json_str(strbuf *b, const char *s) { strbuf_json_string(b, s, strlen(s)); }
 
 static const char *finish_name(const choice_state *c) {
+    if (c->tp && c->finish != FINISH_LENGTH && toolcall_parser_result(c->tp).n_calls) return "tool_calls";
     if (c->stopped) return "stop";
     return c->finish == FINISH_LENGTH ? "length" : "stop";
 }
@@ -126,6 +133,10 @@ static void gen_free(gen_state *g) {
             stop_matcher_free(&c->sm);
             strbuf_free(&c->text);
             strbuf_free(&c->fresh);
+            toolcall_parser_free(c->tp);
+            strbuf_free(&c->delta_content);
+            strbuf_free(&c->delta_reasoning);
+            strbuf_free(&c->delta_calls);
             strbuf_free(&c->logprobs);
         }
         free(g->choices);
@@ -136,6 +147,37 @@ static void gen_free(gen_state *g) {
     }
     openai_request_free(&g->req);
     free(g);
+}
+
+/* Chat: feeds the text released since the last call to the tool-call /
+ * reasoning parser and turns its events into stream deltas. */
+static void chat_parse(choice_state *c, bool finish) {
+    if (!c->tp) return;
+    if (c->fresh.len) toolcall_parser_feed(c->tp, c->fresh.data, c->fresh.len, NULL);
+    strbuf_reset(&c->fresh);
+    if (finish) toolcall_parser_finish(c->tp, NULL);
+    size_t n = toolcall_parser_event_count(c->tp);
+    for (size_t i = 0; i < n; i++) {
+        toolcall_event ev = toolcall_parser_event(c->tp, i);
+        switch (ev.kind) {
+        case TOOLCALL_EVENT_CONTENT: strbuf_append(&c->delta_content, ev.text, ev.len); break;
+        case TOOLCALL_EVENT_REASONING: strbuf_append(&c->delta_reasoning, ev.text, ev.len); break;
+        case TOOLCALL_EVENT_CALL_START:
+            if (c->delta_calls.len) strbuf_puts(&c->delta_calls, ",");
+            strbuf_printf(&c->delta_calls, "{\"index\":%zu,\"id\":", ev.index);
+            strbuf_json_string(&c->delta_calls, ev.id, strlen(ev.id));
+            strbuf_puts(&c->delta_calls, ",\"type\":\"function\",\"function\":{\"name\":");
+            strbuf_json_string(&c->delta_calls, ev.name, strlen(ev.name));
+            strbuf_puts(&c->delta_calls, ",\"arguments\":\"\"}}");
+            break;
+        case TOOLCALL_EVENT_CALL_ARGS:
+            if (c->delta_calls.len) strbuf_puts(&c->delta_calls, ",");
+            strbuf_printf(&c->delta_calls, "{\"index\":%zu,\"function\":{\"arguments\":", ev.index);
+            strbuf_json_string(&c->delta_calls, ev.text, ev.len);
+            strbuf_puts(&c->delta_calls, "}}");
+            break;
+        }
+    }
 }
 
 /* Applies one engine event to the choice states. Returns false on an error event. */
@@ -158,6 +200,7 @@ static bool gen_apply(gen_state *g, const channel_event *ev) {
             }
             if (!c->stopped) stop_matcher_flush(&c->sm, &c->fresh);
         }
+        chat_parse(c, true);
         c->finish = ev->finish;
         c->done = true;
         g->n_done++;
@@ -189,13 +232,15 @@ static bool gen_apply(gen_state *g, const channel_event *ev) {
             c->stopped = true;
             channel_cancel(g->ch, ev->choice, FINISH_STOP);
         }
+        chat_parse(c, false);
     }
     return true;
 }
 
 /* ---- building the prompt and the job */
 
-static int build_prompt(server_app *app, const openai_request *req, token_list *out, larder_error *err) {
+static int build_prompt(server_app *app, const openai_request *req, token_list *out, bool *opens_reasoning,
+                        larder_error *err) {
     if (req->kind == OPENAI_COMPLETION) {
         if (req->prompt_ids) {
             for (int32_t i = 0; i < req->n_prompt_ids; i++) {
@@ -211,6 +256,7 @@ static int build_prompt(server_app *app, const openai_request *req, token_list *
     size_t len = 0;
     char *text = chat_prompt_render(app->chat, req, &len, err);
     if (!text) return -1;
+    *opens_reasoning = toolcall_prompt_opens_reasoning(&app->tool_format, text, len);
     /* The template writes BOS itself when the model wants it; add it only
      * when the model adds BOS and the text does not start with it. */
     int flags = TOKENIZE_PARSE_SPECIAL;
@@ -254,7 +300,7 @@ static gen_state *gen_start(server_app *app, const http_request *hreq, openai_ki
         return NULL;
     }
     token_list prompt = {0};
-    if (build_prompt(app, &g->req, &prompt, &err)) {
+    if (build_prompt(app, &g->req, &prompt, &g->opens_reasoning, &err)) {
         token_list_free(&prompt);
         http_reply_error(reply, err.code == ERR_NOMEM ? 500 : 400, err.message);
         gen_free(g);
@@ -283,10 +329,28 @@ static gen_state *gen_start(server_app *app, const http_request *hreq, openai_ki
         gen_free(g);
         return NULL;
     }
+    /* Chat output goes through the tool-call / reasoning parser; tools are
+     * parsed only when the request offers them (and tool_choice is not "none"). */
+    char *tools_json = NULL;
+    bool tools_on = kind == OPENAI_CHAT && g->req.tools && cJSON_GetArraySize(g->req.tools) > 0 &&
+                    !(cJSON_IsString(g->req.tool_choice) && !strcmp(g->req.tool_choice->valuestring, "none"));
+    if (tools_on) tools_json = cJSON_PrintUnformatted(g->req.tools);
     for (int32_t i = 0; i < g->req.n; i++) {
-        detok_init(&g->choices[i].dt, app->tok, false, false);
+        /* Chat renders control tokens: tool-call and reasoning markers may be ones. */
+        detok_init(&g->choices[i].dt, app->tok, kind == OPENAI_CHAT, false);
         stop_matcher_init(&g->choices[i].sm, g->req.stop, g->req.n_stop);
+        if (kind != OPENAI_CHAT) continue;
+        toolcall_parser_options po = {&app->tool_format, tools_json, g->opens_reasoning, 0};
+        g->choices[i].tp = toolcall_parser_create(&po, &err);
+        if (!g->choices[i].tp) {
+            cJSON_free(tools_json);
+            token_list_free(&prompt);
+            http_reply_error(reply, err.code == ERR_NOMEM ? 500 : 400, err.message);
+            gen_free(g);
+            return NULL;
+        }
     }
+    cJSON_free(tools_json);
     /* A bias array for the sampler (ids checked against the vocabulary). */
     sample_bias *bias = NULL;
     if (g->req.n_logit_bias) {
@@ -423,10 +487,28 @@ static void respond_whole(gen_state *g, http_reply *reply) {
         choice_state *c = &g->choices[i];
         if (i) strbuf_puts(&b, ",");
         strbuf_printf(&b, "{\"index\":%d,", i);
-        const char *text = c->text.data ? c->text.data : "";
         if (chat) {
+            toolcall_result r = toolcall_parser_result(c->tp);
             strbuf_puts(&b, "\"message\":{\"role\":\"assistant\",\"content\":");
-            strbuf_json_string(&b, text, c->text.len);
+            if (r.n_calls && !r.content_len) strbuf_puts(&b, "null");
+            else strbuf_json_string(&b, r.content, r.content_len);
+            if (r.reasoning_len) {
+                strbuf_puts(&b, ",\"reasoning_content\":");
+                strbuf_json_string(&b, r.reasoning, r.reasoning_len);
+            }
+            if (r.n_calls) {
+                strbuf_puts(&b, ",\"tool_calls\":[");
+                for (size_t k = 0; k < r.n_calls; k++) {
+                    strbuf_puts(&b, k ? ",{\"id\":" : "{\"id\":");
+                    json_str(&b, r.calls[k].id);
+                    strbuf_puts(&b, ",\"type\":\"function\",\"function\":{\"name\":");
+                    json_str(&b, r.calls[k].name);
+                    strbuf_puts(&b, ",\"arguments\":");
+                    json_str(&b, r.calls[k].arguments);
+                    strbuf_puts(&b, "}}");
+                }
+                strbuf_puts(&b, "]");
+            }
             strbuf_puts(&b, "},\"logprobs\":");
             if (g->req.logprobs) {
                 strbuf_puts(&b, "{\"content\":[");
@@ -437,7 +519,7 @@ static void respond_whole(gen_state *g, http_reply *reply) {
             }
         } else {
             strbuf_puts(&b, "\"text\":");
-            strbuf_json_string(&b, text, c->text.len);
+            strbuf_json_string(&b, c->text.data ? c->text.data : "", c->text.len);
             strbuf_puts(&b, ",\"logprobs\":");
             if (g->req.logprobs) write_completion_logprobs(&b, c);
             else strbuf_puts(&b, "null");
@@ -472,7 +554,16 @@ static void write_choice_chunk(strbuf *out, gen_state *g, int32_t i, bool with_f
             strbuf_puts(out, "\"role\":\"assistant\",");
         }
         strbuf_puts(out, "\"content\":");
-        strbuf_json_string(out, c->fresh.data ? c->fresh.data : "", c->fresh.len);
+        strbuf_json_string(out, c->delta_content.data ? c->delta_content.data : "", c->delta_content.len);
+        if (c->delta_reasoning.len) {
+            strbuf_puts(out, ",\"reasoning_content\":");
+            strbuf_json_string(out, c->delta_reasoning.data, c->delta_reasoning.len);
+        }
+        if (c->delta_calls.len) {
+            strbuf_puts(out, ",\"tool_calls\":[");
+            strbuf_append(out, c->delta_calls.data, c->delta_calls.len);
+            strbuf_puts(out, "]");
+        }
         strbuf_puts(out, "},\"logprobs\":");
         if (g->req.logprobs && c->logprobs.len) {
             strbuf_puts(out, "{\"content\":[");
@@ -491,6 +582,9 @@ static void write_choice_chunk(strbuf *out, gen_state *g, int32_t i, bool with_f
     if (with_finish) strbuf_printf(out, ",\"finish_reason\":\"%s\"}]}\n\n", finish_name(c));
     else strbuf_puts(out, ",\"finish_reason\":null}]}\n\n");
     strbuf_reset(&c->fresh);
+    strbuf_reset(&c->delta_content);
+    strbuf_reset(&c->delta_reasoning);
+    strbuf_reset(&c->delta_calls);
     strbuf_reset(&c->logprobs);
 }
 
@@ -512,7 +606,8 @@ static int stream_next(void *ctx, strbuf *out) {
     if (ev.choice >= 0 && ev.choice < g->req.n) {
         choice_state *c = &g->choices[ev.choice];
         bool finishing = ev.kind == CHANNEL_EVENT_DONE;
-        if (finishing || c->fresh.len || c->logprobs.len || (!g->role_sent && g->req.kind == OPENAI_CHAT)) {
+        bool pending = c->fresh.len || c->delta_content.len || c->delta_reasoning.len || c->delta_calls.len || c->logprobs.len;
+        if (finishing || pending || (!g->role_sent && g->req.kind == OPENAI_CHAT)) {
             write_choice_chunk(out, g, ev.choice, finishing);
             g->role_sent = true;
         }

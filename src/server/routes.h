@@ -23,6 +23,7 @@
 #include "server/chat_prompt.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "text/toolcall_format.h"
 
 struct tokenizer;
 
@@ -30,6 +31,7 @@ typedef struct server_app {
     engine *eng;
     const struct tokenizer *tok;
     const chat_prompt *chat;        /* the model's chat template (NULL: chat route answers 400) */
+    toolcall_format tool_format;    /* tool-call and reasoning syntax read from that template */
     const char *model_name;         /* id in responses and /v1/models */
     int32_t ctx_tokens;             /* per sequence */
     int32_t n_vocab;

@@ -162,6 +162,27 @@ await check("side_routes", async () => {
 const code = await srv.stop();
 await check("clean_shutdown", async () => assert(code && (code.code === 0 || code.sig === "SIGTERM"), JSON.stringify(code)));
 
+// Reasoning: a template whose generation prompt opens <think> (DeepSeek-R1
+// distill, with enable_thinking) puts the output in reasoning_content.
+const r1 = makeModel("r1.gguf", ["--chat-template", process.env.SHARED + "/templates/deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja"]);
+const srv3 = await startServer(r1, []);
+await check("reasoning_content_when_the_prompt_opens_think", async () => {
+  const c3 = new OpenAI({ baseURL: srv3.url + "/v1", apiKey: "none", maxRetries: 0 });
+  const on = await c3.chat.completions.create({ model: "any", messages, max_tokens: 12, temperature: 0,
+    chat_template_kwargs: { enable_thinking: true } });
+  const m = on.choices[0].message;
+  assert(typeof m.reasoning_content === "string" && m.reasoning_content.length > 0, "no reasoning_content: " + JSON.stringify(m));
+  const off = await c3.chat.completions.create({ model: "any", messages, max_tokens: 12, temperature: 0 });
+  assert(!off.choices[0].message.reasoning_content, "reasoning without <think>: " + JSON.stringify(off.choices[0].message));
+  // Streamed, the same reasoning arrives as reasoning_content deltas.
+  const s = await c3.chat.completions.create({ model: "any", messages, max_tokens: 12, temperature: 0, stream: true,
+    chat_template_kwargs: { enable_thinking: true } });
+  let reasoning = "";
+  for await (const chunk of s) for (const c of chunk.choices) if (c.delta.reasoning_content) reasoning += c.delta.reasoning_content;
+  assertEq(reasoning, m.reasoning_content);
+});
+await srv3.stop();
+
 // API key and CORS.
 const srv2 = await startServer(model, ["--api-key", "k3y", "--cors-origin", "http://ui.local"]);
 await check("api_key_required_except_health", async () => {
