@@ -276,7 +276,14 @@ static bool is_number(jv v) { return v.type == JV_BOOL || v.type == JV_INT || v.
 static double num_f(jv v) { return v.type == JV_FLOAT ? v.u.f : v.type == JV_INT ? (double)v.u.i : (double)v.u.b; }
 static int64_t num_i(jv v) { return v.type == JV_INT ? v.u.i : (int64_t)v.u.b; }
 
-bool jv_equal(jv a, jv b) {
+static bool equal_depth(jv a, jv b, int depth);
+
+bool jv_equal(jv a, jv b) { return equal_depth(a, b, 0); }
+
+/* Values nest at most JINJA_MAX_VALUE_DEPTH deep here (a list that contains
+ * itself, possible with allow_mutation, compares unequal past that). */
+static bool equal_depth(jv a, jv b, int depth) {
+    if (depth > JINJA_MAX_VALUE_DEPTH) return false;
     if (is_number(a) && is_number(b)) {
         if (a.type == JV_FLOAT || b.type == JV_FLOAT) return num_f(a) == num_f(b);
         return num_i(a) == num_i(b);
@@ -288,7 +295,7 @@ bool jv_equal(jv a, jv b) {
     case JV_LIST:
         if (a.u.l->is_tuple != b.u.l->is_tuple || a.u.l->n != b.u.l->n) return false;
         for (size_t i = 0; i < a.u.l->n; i++)
-            if (!jv_equal(a.u.l->items[i], b.u.l->items[i])) return false;
+            if (!equal_depth(a.u.l->items[i], b.u.l->items[i], depth + 1)) return false;
         return true;
     case JV_DICT:
     case JV_NAMESPACE:
@@ -296,7 +303,7 @@ bool jv_equal(jv a, jv b) {
         if (a.u.d->n != b.u.d->n) return false;
         for (size_t i = 0; i < a.u.d->n; i++) {
             jdict_entry *e = jdict_get(b.u.d, a.u.d->e[i].key);
-            if (!e || !jv_equal(a.u.d->e[i].value, e->value)) return false;
+            if (!e || !equal_depth(a.u.d->e[i].value, e->value, depth + 1)) return false;
         }
         return true;
     case JV_FUNC: return a.u.fn == b.u.fn;
@@ -305,7 +312,12 @@ bool jv_equal(jv a, jv b) {
     }
 }
 
-int jv_compare(jv a, jv b, int *cmp) {
+static int compare_depth(jv a, jv b, int *cmp, int depth);
+
+int jv_compare(jv a, jv b, int *cmp) { return compare_depth(a, b, cmp, 0); }
+
+static int compare_depth(jv a, jv b, int *cmp, int depth) {
+    if (depth > JINJA_MAX_VALUE_DEPTH) return -1;
     if (is_number(a) && is_number(b)) {
         if (a.type == JV_FLOAT || b.type == JV_FLOAT) {
             double x = num_f(a), y = num_f(b);
@@ -327,7 +339,7 @@ int jv_compare(jv a, jv b, int *cmp) {
         size_t n = a.u.l->n < b.u.l->n ? a.u.l->n : b.u.l->n;
         for (size_t i = 0; i < n; i++) {
             if (jv_equal(a.u.l->items[i], b.u.l->items[i])) continue;
-            return jv_compare(a.u.l->items[i], b.u.l->items[i], cmp);
+            return compare_depth(a.u.l->items[i], b.u.l->items[i], cmp, depth + 1);
         }
         *cmp = a.u.l->n < b.u.l->n ? -1 : a.u.l->n > b.u.l->n ? 1 : 0;
         return 0;
@@ -442,21 +454,22 @@ static int append_str_repr(strbuf *b, const jstr *s) {
     return strbuf_append(b, &q, 1);
 }
 
-static int append_value(strbuf *b, jv v, bool repr);
+static int append_value(strbuf *b, jv v, bool repr, int depth);
 
-static int append_dict(strbuf *b, const jdict *d) {
+static int append_dict(strbuf *b, const jdict *d, int depth) {
     strbuf_puts(b, "{");
     for (size_t i = 0; i < d->n; i++) {
         if (i) strbuf_puts(b, ", ");
-        append_value(b, d->e[i].key, true);
+        append_value(b, d->e[i].key, true, depth + 1);
         strbuf_puts(b, ": ");
-        append_value(b, d->e[i].value, true);
+        append_value(b, d->e[i].value, true, depth + 1);
     }
     return strbuf_puts(b, "}");
 }
 
-static int append_value(strbuf *b, jv v, bool repr) {
+static int append_value(strbuf *b, jv v, bool repr, int depth) {
     char num[64];
+    if (depth > JINJA_MAX_VALUE_DEPTH) return strbuf_puts(b, "...");
     switch (v.type) {
     case JV_UNDEFINED: return repr ? strbuf_puts(b, "Undefined") : 0;
     case JV_NONE: return strbuf_puts(b, "None");
@@ -469,14 +482,14 @@ static int append_value(strbuf *b, jv v, bool repr) {
         strbuf_puts(b, v.u.l->is_tuple ? "(" : "[");
         for (size_t i = 0; i < v.u.l->n; i++) {
             if (i) strbuf_puts(b, ", ");
-            append_value(b, v.u.l->items[i], true);
+            append_value(b, v.u.l->items[i], true, depth + 1);
         }
         if (v.u.l->is_tuple && v.u.l->n == 1) strbuf_puts(b, ",");
         return strbuf_puts(b, v.u.l->is_tuple ? ")" : "]");
-    case JV_DICT: return append_dict(b, v.u.d);
+    case JV_DICT: return append_dict(b, v.u.d, depth);
     case JV_NAMESPACE:
         strbuf_puts(b, "<Namespace ");
-        append_dict(b, v.u.d);
+        append_dict(b, v.u.d, depth);
         return strbuf_puts(b, ">");
     case JV_FUNC:
         if (v.u.fn->macro) return strbuf_printf(b, "<Macro '%s'>", v.u.fn->name);
@@ -486,5 +499,5 @@ static int append_value(strbuf *b, jv v, bool repr) {
     return 0;
 }
 
-int jv_append_str(strbuf *b, jv v) { return append_value(b, v, false); }
-int jv_append_repr(strbuf *b, jv v) { return append_value(b, v, true); }
+int jv_append_str(strbuf *b, jv v) { return append_value(b, v, false, 0); }
+int jv_append_repr(strbuf *b, jv v) { return append_value(b, v, true, 0); }

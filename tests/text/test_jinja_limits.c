@@ -142,13 +142,37 @@ static void test_value_depth_limit(void **st) {
     free(ctx);
 }
 
+/* allow_mutation lets a list contain itself: printing and comparing stop at
+ * JINJA_MAX_VALUE_DEPTH, tojson refuses; nothing recurses without bound. */
+static void test_self_containing_list_is_bounded(void **st) {
+    (void)st;
+    const char *src = "{% set l = [1] %}{% set _ = l.append(l) %}{{ l | length }}|{{ (l | string)[:12] }}|{{ l == l }}";
+    larder_error err = {0};
+    jinja_template *t = jinja_template_parse(src, strlen(src), &err);
+    assert_non_null(t);
+    jinja_render_options opt = {0};
+    opt.allow_mutation = true;
+    char *out = jinja_render_json_text(t, "{}", 2, &opt, NULL, &err);
+    if (!out) fail_msg("%s", err.message);
+    assert_string_equal(out, "2|[1, [1, [1, |False");
+    free(out);
+    jinja_template_free(t);
+    src = "{% set l = [1] %}{% set _ = l.append(l) %}{{ l | tojson }}";
+    t = jinja_template_parse(src, strlen(src), &err);
+    assert_non_null(t);
+    out = jinja_render_json_text(t, "{}", 2, &opt, NULL, &err);
+    assert_null(out);
+    assert_int_equal(err.code, ERR_LIMIT);
+    jinja_template_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_template_size_limit), cmocka_unit_test(test_parse_depth_limit),
         cmocka_unit_test(test_loop_iteration_limit), cmocka_unit_test(test_macro_recursion_limit),
         cmocka_unit_test(test_eval_depth_limit), cmocka_unit_test(test_output_limit),
         cmocka_unit_test(test_memory_limit), cmocka_unit_test(test_range_limit),
-        cmocka_unit_test(test_value_depth_limit),
+        cmocka_unit_test(test_value_depth_limit), cmocka_unit_test(test_self_containing_list_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
