@@ -103,8 +103,10 @@ static void test_matmul_matches_reference(void **state) {
         if (threads) assert_non_null(pool);
         for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
             int64_t cols = tensor_type_get(types[i])->block_elems == QK_K ? 512 : 96;
-            for (size_t j = 0; j < sizeof tokens / sizeof tokens[0]; j++)
-                run_case(ctx, pool, types[i], 37, cols, tokens[j]);
+            for (size_t j = 0; j < sizeof tokens / sizeof tokens[0]; j++) {
+                run_case(ctx, pool, types[i], 37, cols, tokens[j]);  /* small: on the caller */
+                if (j % 2 == 0) run_case(ctx, pool, types[i], 301, cols, tokens[j]); /* split */
+            }
         }
         thread_pool_destroy(pool);
     }
@@ -132,9 +134,9 @@ static void test_fused_equals_separate(void **state) {
     thread_pool *pool = thread_pool_create(2, &err);
     assert_non_null(ctx);
     assert_non_null(pool);
-    const int64_t cols = 256, n_tokens = 6;
+    const int64_t cols = 1024, n_tokens = 6;
     const uint32_t types[3] = {TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0}; /* Q8_K and Q8_0 activations */
-    const int64_t rows[3] = {33, 8, 21};
+    const int64_t rows[3] = {133, 48, 121}; /* ~250 KiB in all: split over the threads */
     void *w[3];
     float *y_fused[3], *y_sep[3];
     cpu_matmul_weight mats[3];

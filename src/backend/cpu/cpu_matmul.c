@@ -26,6 +26,10 @@
  * for the activation tiles and the output. */
 #define MATMUL_L2_BLOCK_BYTES (512 * 1024)
 
+/* Below this much work (weight bytes x tokens) the caller computes alone:
+ * waking the other threads would cost more than it saves (~1-2 us). */
+#define MATMUL_MIN_PARALLEL_BYTES (64 * 1024)
+
 /* Below this many activation elements, the caller quantizes x itself. */
 #define MATMUL_PARALLEL_QUANT_ELEMS 16384
 
@@ -224,7 +228,11 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
     if (n_tokens == 1 || cols < MATMUL_PARALLEL_QUANT_ELEMS / n_tokens) mm_quantize_range(&job, 0, n_tokens);
     else pool_run(pool, mm_quantize_task, &job);
     /* 2. the dot products */
-    pool_run(pool, mm_compute_task, &job);
+    double work_bytes = 0;
+    for (int i = 0; i < n_mats; i++)
+        work_bytes += (double)job.mats[i].w_row_bytes * (double)job.mats[i].rows * (double)n_tokens;
+    if (work_bytes < MATMUL_MIN_PARALLEL_BYTES) mm_compute_task(&job, 0, 1);
+    else pool_run(pool, mm_compute_task, &job);
     return 0;
 }
 
