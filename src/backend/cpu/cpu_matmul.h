@@ -16,6 +16,8 @@
  * in the core's L2 cache across every tile of CPU_DOT_MAX_TOKENS tokens, and
  * each kernel call unpacks a weight block once for the whole tile, so the
  * weights are read from memory once per matmul and unpacked once per tile.
+ * A matmul with less than 64 KiB of weight work runs on the caller alone
+ * (waking the pool would cost more).
  *
  * Kernels: those of cpu_level_active() (LARDER_CPU caps them). A ctx is used
  * by one thread at a time (the engine thread); it may be shared by every
