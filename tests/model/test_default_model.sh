@@ -32,4 +32,24 @@ sys.exit(0 if ok else 1)
 else
   echo "FAIL greedy_generation_is_english: $(head -c 300 "$TEST_TMP/gen.txt") $gen"; fail=1
 fi
+# A chat request to `larder serve` (no --model: the default) answers in English.
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$LARDER" serve --port "$port" --threads 2 > "$TEST_TMP/serve.log" 2>&1 &
+pid=$!
+for i in $(seq 100); do curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break; sleep 0.1; done
+chat=$(curl -s "http://127.0.0.1:$port/v1/chat/completions" -H 'Content-Type: application/json' \
+  -d '{"messages":[{"role":"user","content":"Tell me about the weather in the city."}],"max_tokens":40,"temperature":0}')
+kill $pid; wait $pid 2>/dev/null
+if printf '%s' "$chat" | python3 -c '
+import json, re, sys
+text = json.load(sys.stdin)["choices"][0]["message"]["content"]
+words = re.findall(r"[A-Za-z]+", text)
+common = set("the of and to a in that is was he for it with as his on be at by i this had not are but from or have an they which one you were her all she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three done".split())
+print(text)
+sys.exit(0 if len(words) >= 5 and sum(w.lower() in common for w in words) / len(words) >= 0.5 else 1)
+' > "$TEST_TMP/chat.txt" 2>&1; then
+  echo "PASS default_model_chat_is_english ($(head -c 80 "$TEST_TMP/chat.txt"))"
+else
+  echo "FAIL default_model_chat_is_english: $chat $(tail -3 "$TEST_TMP/serve.log")"; fail=1
+fi
 exit $fail
