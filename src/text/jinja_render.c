@@ -265,6 +265,11 @@ static int slice_indices(jr *r, jv start, jv stop, jv step, size_t n, int64_t *s
 
 static int eval_slice(jr *r, const jnode *n, jv *out) {
     jv obj, a = jv_none(), b = jv_none(), c = jv_none();
+    if (!n->a) { /* a slice inside a tuple subscript (x[1:2, 3]): no Python object for it here */
+        *out = jv_undef("slice objects are not supported");
+        out->aux = 1;
+        return 0;
+    }
     if (jr_eval(r, n->a, &obj)) return -1;
     if ((n->b && jr_eval(r, n->b, &a)) || (n->c && jr_eval(r, n->c, &b)) || (n->d && jr_eval(r, n->d, &c))) return -1;
     if (a.type == JV_BOOL) a = jv_int(a.u.b);
