@@ -4,7 +4,8 @@
  * src/tensor/quant.h: activation quantization bit for bit, dot products
  * within float-reordering tolerance, for 1..4 tokens per call, on weights
  * quantized from random floats AND on random block bytes (every bit pattern
- * of quants and sub-block scales), at several row lengths.
+ * of quants and sub-block scales), at several row lengths; the two-row
+ * kernels (dot2) likewise.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -123,6 +124,27 @@ static void check_type_level(const cpu_kernels *k, uint32_t wtype, int64_t n, bo
                          random_bytes ? "random-bytes" : "quantized", nt, t, out[t], ref, tol);
         }
         for (int t = nt; t < CPU_DOT_MAX_TOKENS; t++) assert_true(isnan(out[t])); /* untouched */
+    }
+    if (k->dot2[wtype]) { /* the two-row kernel: row 0 as above, row 1 a different row */
+        uint8_t *w2 = malloc(2 * wbytes);
+        assert_non_null(w2);
+        memcpy(w2, w, wbytes);
+        make_weight_row(wtype, n, !random_bytes, w2 + wbytes);
+        for (int nt = 1; nt <= CPU_DOT_MAX_TOKENS; nt++) {
+            float out2[2 * CPU_DOT_MAX_TOKENS];
+            k->dot2[wtype](n, w2, wbytes, act, abytes, nt, out2);
+            for (int r = 0; r < 2; r++)
+                for (int t = 0; t < nt; t++) {
+                    const void *a = act + (size_t)t * abytes, *wr = w2 + (size_t)r * wbytes;
+                    float ref = vec_dot_ref(wtype, wr, a, n), got = out2[r * CPU_DOT_MAX_TOKENS + t];
+                    double tol = tol_rel * abs_dot(wtype, wr, atype, a, n) + 1e-30;
+                    if (!(fabs((double)got - ref) <= tol))
+                        fail_msg("%s dot2 %s n=%lld n_tok=%d row %d token %d: got %.9g, reference %.9g",
+                                 cpu_level_name(k->level), tensor_type_get(wtype)->name, (long long)n, nt,
+                                 r, t, got, ref);
+                }
+        }
+        free(w2);
     }
     free(w);
     free(act);

@@ -135,8 +135,8 @@ static void test_fused_equals_separate(void **state) {
     assert_non_null(ctx);
     assert_non_null(pool);
     const int64_t cols = 1024, n_tokens = 6;
-    const uint32_t types[3] = {TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0}; /* Q8_K and Q8_0 activations */
-    const int64_t rows[3] = {133, 48, 121}; /* ~250 KiB in all: split over the threads */
+    const uint32_t types[3] = {TYPE_Q4_K, TYPE_Q8_0, TYPE_Q6_K}; /* Q8_K and Q8_0 activations */
+    const int64_t rows[3] = {134, 48, 122}; /* ~250 KiB in all: split over the threads */
     void *w[3];
     float *y_fused[3], *y_sep[3];
     cpu_matmul_weight mats[3];
@@ -164,6 +164,35 @@ static void test_fused_equals_separate(void **state) {
     }
     free(x);
     thread_pool_destroy(pool);
+    cpu_matmul_ctx_free(ctx);
+}
+
+static void test_thread_count_does_not_change_results(void **state) {
+    (void)state;
+    larder_error err = {0};
+    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
+    assert_non_null(ctx);
+    const int64_t rows = 250, cols = 512, n_tokens = 7;
+    const uint32_t types[2] = {TYPE_Q8_0, TYPE_Q4_K};
+    float *x = make_x(n_tokens, cols);
+    for (int i = 0; i < 2; i++) {
+        void *w = make_matrix(types[i], rows, cols);
+        float *y1 = malloc((size_t)(rows * n_tokens) * sizeof(float)), *yn = malloc((size_t)(rows * n_tokens) * sizeof(float));
+        assert_non_null(y1);
+        assert_non_null(yn);
+        assert_int_equal(cpu_matmul(ctx, NULL, w, types[i], rows, cols, x, n_tokens, y1, &err), 0);
+        for (int threads = 2; threads <= 3; threads++) {
+            thread_pool *pool = thread_pool_create(threads, &err);
+            assert_non_null(pool);
+            assert_int_equal(cpu_matmul(ctx, pool, w, types[i], rows, cols, x, n_tokens, yn, &err), 0);
+            assert_memory_equal(y1, yn, (size_t)(rows * n_tokens) * sizeof(float));
+            thread_pool_destroy(pool);
+        }
+        free(w);
+        free(y1);
+        free(yn);
+    }
+    free(x);
     cpu_matmul_ctx_free(ctx);
 }
 
@@ -206,6 +235,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_matches_reference),
         cmocka_unit_test(test_prefill_row_blocks_beyond_l2),
         cmocka_unit_test(test_fused_equals_separate),
+        cmocka_unit_test(test_thread_count_does_not_change_results),
         cmocka_unit_test(test_bad_inputs_rejected),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -68,6 +68,7 @@ typedef struct mm_mat {
     int64_t rows;
     size_t w_row_bytes;
     cpu_dot_fn dot;
+    cpu_dot2_fn dot2;       /* two rows per call in prefill, or NULL */
     const uint8_t *act;     /* (n_tokens) activation rows of a_row_bytes */
     size_t a_row_bytes;
     float *y;               /* (n_tokens, rows) */
@@ -95,15 +96,32 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
         }
         return;
     }
-    int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (m->w_row_bytes ? m->w_row_bytes : 1));
-    if (block < 1) block = 1;
+    /* even, so row pairs (2k, 2k+1) never straddle two blocks */
+    int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (m->w_row_bytes ? m->w_row_bytes : 1)) & ~(int64_t)1;
+    if (block < 2) block = 2;
     for (int64_t rb = r0; rb < r1; rb += block) {
         int64_t re = rb + block < r1 ? rb + block : r1;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += CPU_DOT_MAX_TOKENS) {
             int nt = n_tokens - t0 < CPU_DOT_MAX_TOKENS ? (int)(n_tokens - t0) : CPU_DOT_MAX_TOKENS;
             const uint8_t *a = m->act + (size_t)t0 * m->a_row_bytes;
             float *y = m->y + t0 * m->rows;
-            for (int64_t r = rb; r < re; r++) {
+            int64_t r = rb;
+            if (m->dot2 && (r & 1) && r < re) { /* an odd first row: alone, so pairs start even */
+                m->dot(cols, m->w + (size_t)r * m->w_row_bytes, a, m->a_row_bytes, nt, out);
+                for (int t = 0; t < nt; t++) y[t * m->rows + r] = out[t];
+                r++;
+            }
+            if (m->dot2) { /* pairs (2k, 2k+1) share activation loads and scale work */
+                float out2[2 * CPU_DOT_MAX_TOKENS];
+                for (; r + 2 <= re; r += 2) {
+                    m->dot2(cols, m->w + (size_t)r * m->w_row_bytes, m->w_row_bytes, a, m->a_row_bytes, nt, out2);
+                    for (int t = 0; t < nt; t++) {
+                        y[t * m->rows + r] = out2[t];
+                        y[t * m->rows + r + 1] = out2[CPU_DOT_MAX_TOKENS + t];
+                    }
+                }
+            }
+            for (; r < re; r++) {
                 m->dot(cols, m->w + (size_t)r * m->w_row_bytes, a, m->a_row_bytes, nt, out);
                 for (int t = 0; t < nt; t++) y[t * m->rows + r] = out[t];
             }
@@ -114,8 +132,12 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
 /* Thread i's share of the combined row space. */
 static void mm_compute_task(void *arg, int ti, int nt) {
     const mm_job *job = arg;
+    /* split in units of 2 rows, so that (for matrices with even row counts)
+     * every row pair is computed the same way whatever the thread count */
     int64_t b, e;
-    thread_pool_split(job->total_rows, ti, nt, &b, &e);
+    thread_pool_split((job->total_rows + 1) / 2, ti, nt, &b, &e);
+    b *= 2;
+    e = 2 * e < job->total_rows ? 2 * e : job->total_rows;
     int64_t base = 0;
     for (int i = 0; i < job->n_mats && base < e; i++) {
         const mm_mat *m = &job->mats[i];
@@ -196,6 +218,7 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
         m->rows = mats[i].rows;
         m->w_row_bytes = tensor_row_bytes(wt, cols);
         m->dot = k->dot[wt];
+        m->dot2 = k->dot2[wt];
         m->y = mats[i].y;
         m->a_row_bytes = tensor_row_bytes(at, cols);
         job.total_rows += m->rows;

@@ -19,6 +19,8 @@
  * A matmul with less than 64 KiB of weight work runs on the caller alone
  * (waking the pool would cost more).
  *
+ * Results do not depend on the thread count when every matrix has an even
+ * number of rows (rows are split over threads in pairs).
  * Kernels: those of cpu_level_active() (LARDER_CPU caps them). A ctx is used
  * by one thread at a time (the engine thread); it may be shared by every
  * matmul of a model.
@@ -65,7 +67,10 @@ typedef struct cpu_matmul_weight {
 /* Several matrices sharing the same input x (q, k, v; gate, up): x is
  * quantized once per distinct activation type and all rows are computed in
  * one pass of the pool (one dispatch instead of n_mats). Same results as
- * n_mats cpu_matmul calls. 1 <= n_mats <= CPU_MATMUL_MAX_MATS. */
+ * n_mats cpu_matmul calls, bit for bit when every matrix has an even number
+ * of rows (prefill computes rows in pairs 2k, 2k+1 for some types; an odd
+ * count may pair rows differently, a difference of float summation order
+ * only). 1 <= n_mats <= CPU_MATMUL_MAX_MATS. */
 int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_weight *mats,
                      int n_mats, int64_t cols, const float *x, int64_t n_tokens, larder_error *err);
 
