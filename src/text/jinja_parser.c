@@ -513,6 +513,8 @@ static jnode *parse_postfix(parser *p, jnode *n) {
             advance(p);
             if (idx.n == 0) return unexpected(p);
             jnode *key = idx.v[0];
+            for (int k = 0; idx.n > 1 && k < idx.n; k++)
+                if (idx.v[k]->kind == JN_SLICE) return fail_at(p, "%s", "a slice inside a tuple subscript is not supported");
             if (idx.n > 1) {
                 key = node(p, JN_TUPLE);
                 if (!key) return NULL;

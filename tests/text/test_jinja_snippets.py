@@ -34,7 +34,8 @@ SNIPPETS = [
     "{{ n if t else 0 }}|{{ n if not t }}|{{ t and n }}|{{ nul or 'o' }}|{{ not n }}|{{ -n }}|{{ +f }}|{{ 'a' == 'a' }}|{{ 1 == 1.0 }}|{{ true == 1 }}",
     "{{ items[0] }}|{{ items[-1] }}|{{ items[1:] }}|{{ items[::-1] }}|{{ items[::2] }}|{{ uni[1:4] }}|{{ uni[::-1] }}|{{ s[2:7] }}|{{ d.c.x[1] }}|{{ d['c']['x'][0] }}|{{ items[10] }}",
     "{{ msgs[1].tool_calls[0].name }}|{{ msgs[0]['role'] }}|{{ d.items is defined }}|{{ d.get('a') }}|{{ d.get('zz', 5) }}|{{ d.zz }}|{{ d.keys() | list }}|{{ d.values() | list }}",
-    "{{ items[1:2, 0] }}|{{ items[0, 1] }}|{{ d[(1, 2)] }}",  # tuple subscripts (found by fuzzing)
+    "{{ items[0, 1] }}|{{ d[(1, 2)] }}",  # tuple subscripts
+    "{{ items[1:2, 0] }}",  # Jinja2 compiles this to invalid Python; larder refuses too (found by fuzzing)
     # statements
     "{% for m in msgs %}{{ loop.index }}/{{ loop.index0 }}/{{ loop.revindex }}/{{ loop.revindex0 }}/{{ loop.first }}/{{ loop.last }}/{{ loop.length }}:{{ m.role }};{% endfor %}",
     "{% for m in msgs %}{{ loop.previtem.role if loop.previtem is defined else '-' }}>{{ loop.nextitem.role if loop.nextitem else '-' }} {{ loop.cycle('odd', 'even') }}|{% endfor %}",
