@@ -133,14 +133,23 @@ static void test_paged_attention_equals_contiguous(void **state) {
                 double sc[LEN], mx = -1e30, sum = 0;
                 for (int j = 0; j <= t; j++) {
                     double d = 0;
-                    for (int i = 0; i < D; i++) d += (double)Q[(t * H + h) * D + i] * K[(j * HKV + kh) * D + i];
+                    for (int i = 0; i < D; i++) {
+                        /* With an f16 cache, q is rounded to f16 first (as llama.cpp does). */
+                        float q = Q[(t * H + h) * D + i];
+                        if (f16) q = fp16_to_f32(f32_to_fp16(q));
+                        d += (double)q * K[(j * HKV + kh) * D + i];
+                    }
                     sc[j] = 0.35 * d;
                     if (sc[j] > mx) mx = sc[j];
                 }
                 for (int j = 0; j <= t; j++) sum += sc[j] = exp(sc[j] - mx);
                 for (int i = 0; i < D; i++) {
                     double o = 0;
-                    for (int j = 0; j <= t; j++) o += sc[j] / sum * V[(j * HKV + kh) * D + i];
+                    for (int j = 0; j <= t; j++) {
+                        double w = sc[j] / sum; /* the softmax weight, rounded to f16 too with an f16 cache */
+                        if (f16) w = fp16_to_f32(f32_to_fp16((float)w));
+                        o += w * V[(j * HKV + kh) * D + i];
+                    }
                     assert_float_equal(out[(t * H + h) * D + i], o, 1e-5);
                 }
             }
