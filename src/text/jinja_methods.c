@@ -286,6 +286,7 @@ static int str_format(ARGS) {
     size_t n = self.u.s->len;
     strbuf b = STRBUF_INIT;
     int auto_idx = 0;
+    bool manual_used = false;
     for (size_t i = 0; i < n; i++) {
         char c = f[i];
         if (c == '}' ) {
@@ -303,6 +304,11 @@ static int str_format(ARGS) {
         size_t name_len = colon ? (size_t)(colon - field) : fl;
         if (bang && (!colon || bang < colon)) name_len = (size_t)(bang - field);
         jv v;
+        if (name_len == 0 ? manual_used : (field[0] >= '0' && field[0] <= '9' && auto_idx > 0)) {
+            strbuf_free(&b);
+            return jr_fail(r, "cannot switch between manual and automatic field numbering");
+        }
+        if (name_len > 0 && field[0] >= '0' && field[0] <= '9') manual_used = true;
         if (name_len == 0) {
             if (auto_idx >= nargs) { strbuf_free(&b); return jr_fail(r, "Replacement index %d out of range for positional args tuple", auto_idx); }
             v = args[auto_idx++];
@@ -390,6 +396,7 @@ static int need_str_arg(jr *r, jv v, const char *m) {
 }
 
 static int m_strip(ARGS, bool left, bool right) {
+    if (nargs + nkw > 1) return jr_fail(r, "strip expected at most 1 argument, got %d", nargs + nkw);
     jv c = ARG(0, "chars", jv_none());
     if (c.type == JV_STRING) *out = jr_str_strip(r, self, c.u.s->data, c.u.s->len, left, right);
     else if (c.type == JV_NONE) *out = jr_str_strip(r, self, NULL, 0, left, right);

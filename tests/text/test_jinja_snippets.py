@@ -93,6 +93,8 @@ SNIPPETS = [
     "{% for %}",
     "{{ 'abc' | tojson(indent=missing_kw) }}{{ missing() }}",
     "{{ range(1000000) | list | length }}",
+    "{{ '{0} {}'.format(1, 2) }}",
+    "{{ 'ab'.strip('a', 'b') }}",
 ]
 
 
