@@ -66,6 +66,35 @@ static int64_t context_length(const gguf_file *f) {
     return gguf_get_u32(f, key, &v) ? v : 0;
 }
 
+/* Reads one byte of every 4 KiB page of the weights so they are resident
+ * before the first request (instead of faulting in during it), drawing a
+ * progress bar when stderr is a terminal. */
+static void prefault_weights(const gguf_file *f) {
+    bool tty = isatty(STDERR_FILENO);
+    int64_t n = gguf_tensor_count(f);
+    size_t total = 0, done = 0;
+    for (int64_t i = 0; i < n; i++) total += gguf_tensor_at(f, i)->size_bytes;
+    volatile unsigned char sink = 0;
+    int last_pct = -1;
+    for (int64_t i = 0; i < n; i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        const unsigned char *p = t->data;
+        for (size_t off = 0; off < t->size_bytes; off += 4096) sink ^= p[off];
+        done += t->size_bytes;
+        int pct = total ? (int)(done * 100 / total) : 100;
+        if (tty && pct != last_pct) {
+            char bar[41];
+            int filled = pct * 40 / 100;
+            for (int k = 0; k < 40; k++) bar[k] = k < filled ? '#' : ' ';
+            bar[40] = 0;
+            fprintf(stderr, "\rloading weights [%s] %3d%%", bar, pct);
+            last_pct = pct;
+        }
+    }
+    if (tty) fputc('\n', stderr);
+    (void)sink;
+}
+
 static const char *special_text(const tokenizer *tok, int32_t id) {
     if (id == TOKEN_NONE) return "";
     size_t len;
@@ -151,6 +180,7 @@ int cmd_serve(int argc, char **argv) {
     } else {
         log_warn("the model has no chat template; /v1/chat/completions is off");
     }
+    prefault_weights(meta);
     model *m = model_load_gguf(meta, &err); /* takes the file */
     if (!m) {
         fprintf(stderr, "larder serve: %s: %s\n", model_path, err.message);
