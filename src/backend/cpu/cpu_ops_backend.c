@@ -17,7 +17,6 @@
 #include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
 #include "base/thread_pool.h"
-#include "model/model.h"
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
 
@@ -26,8 +25,11 @@ struct backend {
     thread_pool *pool;
     int n_threads;
     const cpu_vec_kernels *vk;
-    float **scores;          /* (n_threads) each (scores_cap) */
-    int64_t scores_cap;
+    float **scores;          /* (n_threads) each (scores_group, scores_cap) */
+    int64_t scores_cap;      /* positions per head */
+    int64_t scores_group;    /* query heads per KV head */
+    float **qbuf;            /* (n_threads) each (qbuf_elems): a group's rounded queries */
+    int64_t qbuf_elems;
     void *act;               /* matmul: quantized activation rows */
     size_t act_bytes;
 };
@@ -40,8 +42,9 @@ backend *backend_cpu_create(int n_threads, larder_error *err) {
     }
     b->pool = thread_pool_create(n_threads, err);
     b->scores = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *b->scores);
-    if (!b->pool || !b->scores) {
-        if (b->pool && !b->scores) error_set(err, ERR_NOMEM, "out of memory");
+    b->qbuf = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *b->qbuf);
+    if (!b->pool || !b->scores || !b->qbuf) {
+        if (b->pool && (!b->scores || !b->qbuf)) error_set(err, ERR_NOMEM, "out of memory");
         backend_free(b);
         return NULL;
     }
@@ -56,6 +59,9 @@ void backend_free(backend *b) {
     if (b->scores)
         for (int i = 0; i < b->n_threads; i++) free(b->scores[i]);
     free(b->scores);
+    if (b->qbuf)
+        for (int i = 0; i < b->n_threads; i++) free(b->qbuf[i]);
+    free(b->qbuf);
     free(b->act);
     free(b);
 }
@@ -217,59 +223,77 @@ typedef struct attn_task {
     float *out;
 } attn_task;
 
+/*
+ * One task = one token and one KV head: the `group` query heads that share
+ * that KV head are computed together, so each K and V row is read from the
+ * pool once per group (while it is in L1) instead of once per query head.
+ * For query head g of the group:
+ *   s_gj = scale * q_g·K_j (j <= pos);  p_g = softmax(s_g);  o_g = Σ_j p_gj V_j
+ * With an f16 cache, q and the softmax weights are rounded to f16 before
+ * their products with K and V, as llama.cpp's CPU attention does (its matmuls
+ * convert the f32 operand to the f16 one's type): the same numbers, not
+ * merely close ones. Scores of the group live in this thread's scratch:
+ * (group, scores_cap) floats.
+ */
 static void attn_run(void *ctx, int ti, int nt) {
     const attn_task *a = ctx;
     const kv_pool_config *c = kv_pool_get_config(a->pool);
     const cpu_vec_kernels *vk = a->b->vk;
-    int32_t P = c->page_tokens, D = c->head_dim, group = a->n_heads / c->n_kv_heads;
+    int32_t P = c->page_tokens, D = c->head_dim, n_kv = c->n_kv_heads, group = a->n_heads / n_kv;
     bool f16 = c->kv_type == TYPE_F16;
     size_t esz = f16 ? 2 : 4;
-    float *s = a->b->scores[ti];
-    for (int64_t task = ti; task < a->n * a->n_heads; task += nt) {
-        int64_t t = task / a->n_heads;
-        int32_t h = (int32_t)(task % a->n_heads), kvh = h / group;
-        const float *q = a->q + (t * a->n_heads + h) * (int64_t)D;
-        /* With an f16 cache, q and the softmax weights are rounded to f16
-         * before their products with K and V, as llama.cpp's CPU attention
-         * does (its matmuls convert the f32 operand to the f16 one's type):
-         * the same numbers, not merely close ones. */
-        float q16[MODEL_MAX_HEAD_DIM];
-        if (f16) {
-            for (int32_t d = 0; d < D; d++) q16[d] = fp16_to_f32(f32_to_fp16(q[d]));
-            q = q16;
-        }
-        float *o = a->out + (t * a->n_heads + h) * (int64_t)D;
+    int64_t cap = a->b->scores_cap;
+    float *scores = a->b->scores[ti];           /* (group, cap) */
+    float *qg = a->b->qbuf[ti];                 /* (group, D) rounded queries */
+    for (int64_t task = ti; task < a->n * n_kv; task += nt) {
+        int64_t t = task / n_kv;
+        int32_t kvh = (int32_t)(task % n_kv);
         int32_t len = a->refs[t].pos + 1;
         const uint32_t *pages = a->refs[t].pages;
-        /* s_j = scale * q·K_j, page by page */
-        float mx = -INFINITY;
+        for (int32_t g = 0; g < group; g++) {
+            const float *q = a->q + (t * a->n_heads + kvh * group + g) * (int64_t)D;
+            for (int32_t d = 0; d < D; d++) qg[g * D + d] = f16 ? fp16_to_f32(f32_to_fp16(q[d])) : q[d];
+        }
+        /* s_gj = scale * q_g·K_j, page by page */
         for (int32_t j0 = 0; j0 < len; j0 += P) {
             const uint8_t *K = kv_pool_k(a->pool, pages[j0 / P], a->layer, kvh);
             int32_t m = len - j0 < P ? len - j0 : P;
             for (int32_t j = 0; j < m; j++) {
-                float d = f16 ? vk->dot_f32_f16(q, (const uint16_t *)(K + (size_t)j * D * esz), D)
-                              : vk->dot_f32_f32(q, (const float *)(K + (size_t)j * D * esz), D);
-                s[j0 + j] = d * a->scale;
-                if (s[j0 + j] > mx) mx = s[j0 + j];
+                const void *krow = K + (size_t)j * D * esz;
+                for (int32_t g = 0; g < group; g++) {
+                    float d = f16 ? vk->dot_f32_f16(qg + g * D, krow, D) : vk->dot_f32_f32(qg + g * D, krow, D);
+                    scores[g * cap + j0 + j] = d * a->scale;
+                }
             }
         }
-        /* softmax (f32) */
-        float sum = 0;
-        for (int32_t j = 0; j < len; j++) {
-            s[j] = expf(s[j] - mx);
-            sum += s[j];
+        /* softmax per head (f32), weights normalised in place */
+        for (int32_t g = 0; g < group; g++) {
+            float *s = scores + g * cap, mx = -INFINITY, sum = 0;
+            for (int32_t j = 0; j < len; j++)
+                if (s[j] > mx) mx = s[j];
+            for (int32_t j = 0; j < len; j++) {
+                s[j] = expf(s[j] - mx);
+                sum += s[j];
+            }
+            float inv = 1.0f / sum;
+            for (int32_t j = 0; j < len; j++) {
+                float p = s[j] * inv;
+                s[j] = f16 ? fp16_to_f32(f32_to_fp16(p)) : p;
+            }
+            memset(a->out + (t * a->n_heads + kvh * group + g) * (int64_t)D, 0, (size_t)D * sizeof(float));
         }
-        float inv = 1.0f / sum;
-        /* out = Σ p_j V_j */
-        memset(o, 0, (size_t)D * sizeof *o);
+        /* o_g = Σ_j p_gj V_j */
         for (int32_t j0 = 0; j0 < len; j0 += P) {
             const uint8_t *V = kv_pool_v(a->pool, pages[j0 / P], a->layer, kvh);
             int32_t m = len - j0 < P ? len - j0 : P;
             for (int32_t j = 0; j < m; j++) {
-                float p = s[j0 + j] * inv;
-                if (f16) p = fp16_to_f32(f32_to_fp16(p));
-                if (f16) vk->axpy_f16(o, p, (const uint16_t *)(V + (size_t)j * D * esz), D);
-                else vk->axpy_f32(o, p, (const float *)(V + (size_t)j * D * esz), D);
+                const void *vrow = V + (size_t)j * D * esz;
+                for (int32_t g = 0; g < group; g++) {
+                    float *o = a->out + (t * a->n_heads + kvh * group + g) * (int64_t)D;
+                    float p = scores[g * cap + j0 + j];
+                    if (f16) vk->axpy_f16(o, p, vrow, D);
+                    else vk->axpy_f32(o, p, vrow, D);
+                }
             }
         }
     }
@@ -280,15 +304,26 @@ int backend_attention(backend *b, const kv_pool *pool, int32_t layer, const floa
     int64_t longest = 0;
     for (int64_t t = 0; t < n; t++)
         if (refs[t].pos + 1 > longest) longest = refs[t].pos + 1;
-    if (longest > b->scores_cap) {
+    const kv_pool_config *c = kv_pool_get_config(pool);
+    if (n_heads < c->n_kv_heads || n_heads % c->n_kv_heads)
+        return error_set(err, ERR_INVALID, "attention: %d query heads do not group over %d KV heads", n_heads, c->n_kv_heads);
+    int64_t group = n_heads / c->n_kv_heads;
+    if (longest > b->scores_cap || group > b->scores_group || (int64_t)c->head_dim * group > b->qbuf_elems) {
         int64_t cap = b->scores_cap ? b->scores_cap : 256;
         while (cap < longest) cap *= 2;
+        int64_t grp = group > b->scores_group ? group : b->scores_group;
+        int64_t qn = (int64_t)c->head_dim * grp > b->qbuf_elems ? (int64_t)c->head_dim * grp : b->qbuf_elems;
         for (int i = 0; i < b->n_threads; i++) {
-            float *p = realloc(b->scores[i], (size_t)cap * sizeof *p);
+            float *p = realloc(b->scores[i], (size_t)(cap * grp) * sizeof *p);
             if (!p) return error_set(err, ERR_NOMEM, "out of memory (attention scores)");
             b->scores[i] = p;
+            float *qb = realloc(b->qbuf[i], (size_t)qn * sizeof *qb);
+            if (!qb) return error_set(err, ERR_NOMEM, "out of memory (attention queries)");
+            b->qbuf[i] = qb;
         }
         b->scores_cap = cap;
+        b->scores_group = grp;
+        b->qbuf_elems = qn;
     }
     attn_task a = {b, pool, layer, n_heads, scale, q, refs, n, out};
     thread_pool_run(b->pool, attn_run, &a);
