@@ -290,7 +290,11 @@ ALWAYS_INLINE void dot_q4_k_nt(int64_t nb, const block_q4_k *x, const void *act,
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                 __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
                 __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32));
-                sumi[t] = acc_u8s8_scaled(acc_u8s8_scaled(sumi[t], qlo, a0, s_lo), qhi, a1, s_hi);
+                if (NT == 1) /* one token: keep the vpdpwssd chains short (latency, not throughput) */
+                    sumi[t] = _mm256_add_epi32(sumi[t], acc_u8s8_scaled(acc_u8s8_scaled(_mm256_setzero_si256(),
+                                                                        qlo, a0, s_lo), qhi, a1, s_hi));
+                else
+                    sumi[t] = acc_u8s8_scaled(acc_u8s8_scaled(sumi[t], qlo, a0, s_lo), qhi, a1, s_hi);
             }
         }
         UNROLL
@@ -353,8 +357,30 @@ ALWAYS_INLINE void dot_q4_k_512_nt(int64_t nb, const block_q4_k *x, const void *
     UNROLL
     for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);
 }
-#undef dot_q4_k_nt
-#define dot_q4_k_nt dot_q4_k_512_nt
+/* 512 bits for token tiles only; a single token uses the 256-bit kernel,
+ * whose vpdpwssd chains are short (one chain of 8 dependent vpdpwssd per
+ * block made decode 2x slower on Intel Sapphire Rapids; AMD Zen 4 did not
+ * mind). */
+/* The 512-bit tiles live in their own function: when it was inlined next to
+ * the 1-token path, the compiler hoisted zmm constants to the shared entry,
+ * and executing any 512-bit instruction slowed the 256-bit decode loop about
+ * 3x on Sapphire Rapids (AVX-512 frequency license / port 1 shut-down). */
+static __attribute__((noinline)) void dot_q4_k_512_tile(int64_t nb, const block_q4_k *x, const void *act,
+                                                        size_t stride, int n_tok, float *out) {
+    switch (n_tok) {
+    case 2: dot_q4_k_512_nt(nb, x, act, stride, 2, out); break;
+    case 3: dot_q4_k_512_nt(nb, x, act, stride, 3, out); break;
+    default: dot_q4_k_512_nt(nb, x, act, stride, 4, out); break;
+    }
+}
+ALWAYS_INLINE void dot_q4_k_best_nt(int64_t nb, const block_q4_k *x, const void *act, size_t stride,
+                                    const int NT, float *out) {
+    if (NT == 1) dot_q4_k_nt(nb, x, act, stride, NT, out);
+    else dot_q4_k_512_tile(nb, x, act, stride, NT, out);
+}
+#define DOT_Q4_K_IMPL dot_q4_k_best_nt
+#else
+#define DOT_Q4_K_IMPL dot_q4_k_nt
 #endif
 
 /* Q5_K: as Q4_K with bit 4 of element e in bit e/32 of qh[e%32]. */
@@ -387,7 +413,11 @@ ALWAYS_INLINE void dot_q5_k_nt(int64_t nb, const block_q5_k *x, const void *act,
                 const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                 __m256i a0 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c));
                 __m256i a1 = _mm256_loadu_si256((const __m256i *)(a->qs + 64 * c + 32));
-                sumi[t] = acc_u8s8_scaled(acc_u8s8_scaled(sumi[t], qlo, a0, s_lo), qhi, a1, s_hi);
+                if (NT == 1) /* one token: keep the vpdpwssd chains short (latency, not throughput) */
+                    sumi[t] = _mm256_add_epi32(sumi[t], acc_u8s8_scaled(acc_u8s8_scaled(_mm256_setzero_si256(),
+                                                                        qlo, a0, s_lo), qhi, a1, s_hi));
+                else
+                    sumi[t] = acc_u8s8_scaled(acc_u8s8_scaled(sumi[t], qlo, a0, s_lo), qhi, a1, s_hi);
             }
         }
         UNROLL
@@ -449,7 +479,10 @@ ALWAYS_INLINE void dot_q6_k_nt(int64_t nb, const block_q6_k *x, const void *act,
                 for (int t = 0; t < NT; t++) {
                     const block_q8_k *a = (const block_q8_k *)ACT(t) + b;
                     __m256i av = _mm256_loadu_si256((const __m256i *)(a->qs + 128 * h + 32 * g));
-                    sumi[t] = acc_u8s8_scaled(sumi[t], q[g], av, scale);
+                    if (NT == 1) /* short dependency chains, as in Q4_K */
+                        sumi[t] = _mm256_add_epi32(sumi[t], acc_u8s8_scaled(_mm256_setzero_si256(), q[g], av, scale));
+                    else
+                        sumi[t] = acc_u8s8_scaled(sumi[t], q[g], av, scale);
                 }
             }
         }
@@ -536,7 +569,7 @@ DOT_ENTRY(dot_q4_0, dot_q4_0_nt, block_q4_0, QK32)
 DOT_ENTRY(dot_q5_0, dot_q5_0_nt, block_q5_0, QK32)
 DOT_ENTRY(dot_q4_1, dot_q4_1_nt, block_q4_1, QK32)
 DOT_ENTRY(dot_q5_1, dot_q5_1_nt, block_q5_1, QK32)
-DOT_ENTRY(dot_q4_k, dot_q4_k_nt, block_q4_k, QK_K)
+DOT_ENTRY(dot_q4_k, DOT_Q4_K_IMPL, block_q4_k, QK_K)
 DOT_ENTRY(dot_q5_k, dot_q5_k_nt, block_q5_k, QK_K)
 DOT_ENTRY(dot_q6_k, dot_q6_k_nt, block_q6_k, QK_K)
 DOT_ENTRY(dot_f32, dot_f32_nt, float, 1)
