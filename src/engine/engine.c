@@ -305,13 +305,38 @@ static void run_seq(engine *e, seq *s) {
     atomic_store(&e->n_running_shared, e->n_running);
 }
 
-static void wait_pop(engine *e) {
+/* Takes j (whose predecessor in the wait list is prev, NULL at the head) out
+ * of the wait list. */
+static void wait_unlink(engine *e, job *prev, job *j) {
     atomic_fetch_sub(&e->n_pending, 1);
-    job *j = e->wait_head;
-    e->wait_head = j->next;
-    if (!e->wait_head) e->wait_tail = NULL;
+    if (prev) prev->next = j->next;
+    else e->wait_head = j->next;
+    if (e->wait_tail == j) e->wait_tail = prev;
     j->next = NULL;
     e->n_waiting--;
+}
+
+/* Least shared prefix, in tokens, worth waiting for (see below). */
+#define ENGINE_WAIT_FOR_PREFIX_PAGES 2
+
+/*
+ * True when a running sequence is still computing a prefix that j's prompt
+ * shares (by at least ENGINE_WAIT_FOR_PREFIX_PAGES pages beyond what it has
+ * computed): j then waits, and finds that prefix in the cache once the
+ * sequence's prefill checkpoints reach it, instead of computing it a second
+ * time in parallel (agents send several requests with one long system prompt
+ * at once). The running sequence advances every step, so the wait ends.
+ */
+static bool job_should_wait_for_prefix(const engine *e, const job *j) {
+    int32_t margin = ENGINE_WAIT_FOR_PREFIX_PAGES * e->cfg.page_tokens;
+    for (int i = 0; i < e->cfg.parallel; i++) {
+        const seq *s = e->running[i];
+        if (!s || s->n_tokens - s->n_computed <= 1) continue; /* decoding: its prefix is cached already */
+        int32_t n = s->n_tokens < j->n_prompt ? s->n_tokens : j->n_prompt, lcp = 0;
+        while (lcp < n && s->tokens[lcp] == j->prompt[lcp]) lcp++;
+        if (lcp - s->n_computed >= margin) return true;
+    }
+    return false;
 }
 
 static void job_fail(engine *e, job *j, int status, const char *msg) {
@@ -341,10 +366,11 @@ static void admit(engine *e) {
         s->next = NULL;
         run_seq(e, s);
     }
-    while (e->wait_head && e->n_running < e->cfg.parallel) {
-        job *j = e->wait_head;
+    job *prev = NULL, *next;
+    for (job *j = e->wait_head; j && e->n_running < e->cfg.parallel; j = next) {
+        next = j->next;
         if (j->choices_started == 0 && channel_cancelled(j->ch, 0) != FINISH_NONE) {
-            wait_pop(e);
+            wait_unlink(e, prev, j);
             j->failed = true;
             for (int32_t c = 0; c < j->params.n_choices; c++) {
                 channel_event ev = {.kind = CHANNEL_EVENT_DONE, .choice = c, .finish = FINISH_CANCELLED,
@@ -354,24 +380,31 @@ static void admit(engine *e) {
             job_maybe_free(j);
             continue;
         }
-        if (j->choices_started > 0 && !j->prompt_ready) return; /* later choices share the prompt's pages */
+        /* Later choices share the prompt's pages once it is computed; a job
+         * whose prefix another sequence is computing waits for it. Either way
+         * the jobs behind it may go first. */
+        if ((j->choices_started > 0 && !j->prompt_ready) || (j->choices_started == 0 && job_should_wait_for_prefix(e, j))) {
+            prev = j;
+            continue;
+        }
         seq *s = seq_create(e, j);
         if (!s) {
-            wait_pop(e);
+            wait_unlink(e, prev, j);
             job_fail(e, j, 500, "out of memory starting a sequence");
             continue;
         }
         if (seq_attach(e, s)) {
             seq_free(s);
             if (e->n_running > 0) return; /* pages come back when others finish */
-            wait_pop(e);
+            wait_unlink(e, prev, j);
             job_fail(e, j, 503, "the KV pool cannot hold this prompt (raise --kv-memory)");
             continue;
         }
         j->choices_started++;
         j->choices_alive++;
         run_seq(e, s);
-        if (j->choices_started == j->params.n_choices) wait_pop(e);
+        if (j->choices_started == j->params.n_choices) wait_unlink(e, prev, j);
+        else prev = j;
     }
 }
 

@@ -331,6 +331,37 @@ static void test_clear_cache_frees_idle_pages(void **state) {
     engine_stop(e);
 }
 
+/* Two jobs submitted together with a long shared prefix: the second waits for
+ * the first's prefill checkpoints instead of computing the prefix again. */
+static void test_concurrent_shared_prefix_is_computed_once(void **state) {
+    (void)state;
+    engine_config c = base_config(4u << 20);
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    int32_t a[320], b[320];
+    fill_prompt(a, 320, 31);
+    memcpy(b, a, 300 * sizeof(int32_t));
+    fill_prompt(b + 300, 20, 32);
+    engine_job ja = {.prompt = a, .n_prompt = 320, .n_choices = 1, .max_tokens = 4, .top_logprobs = -1};
+    engine_job jb = ja;
+    jb.prompt = b;
+    sampler_params_default(&ja.sampling);
+    ja.sampling.temperature = 0;
+    jb.sampling = ja.sampling;
+    channel *cha = channel_create(), *chb = channel_create();
+    assert_int_equal(engine_submit(e, &ja, cha, &err), 0);
+    assert_int_equal(engine_submit(e, &jb, chb, &err), 0);
+    result *ra = malloc(sizeof *ra), *rb = malloc(sizeof *rb);
+    collect(cha, 1, ra);
+    collect(chb, 1, rb);
+    check_output(a, 320, ra, 0);
+    check_output(b, 320, rb, 0);
+    assert_int_equal(ra->cached + rb->cached, 288); /* one of them reused 18 whole pages */
+    free(ra);
+    free(rb);
+    engine_stop(e);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_matches_reference_and_follow_up_hits_cache),
@@ -340,6 +371,7 @@ int main(void) {
         cmocka_unit_test(test_n_choices_share_prompt),
         cmocka_unit_test(test_cache_size_zero_keeps_nothing_idle),
         cmocka_unit_test(test_clear_cache_frees_idle_pages),
+        cmocka_unit_test(test_concurrent_shared_prefix_is_computed_once),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
