@@ -656,7 +656,16 @@ static void quant_q8_k(const float *x, void *dst, int64_t n) {
         UNROLL
         for (int k = 0; k < QK_K; k += 32) amax = fmaxf(amax, amax_32(x + k));
         if (amax == 0.0f || !isfinite(amax)) {
-            memset(&y[b], 0, sizeof y[b]);
+            /* zero block with 256-bit stores: a memset here compiles to zmm
+             * stores in the AVX-512 build, and any 512-bit instruction slows
+             * the decode kernels that follow on Intel (see dot_q4_k_512_tile) */
+            uint8_t *p = (uint8_t *)&y[b];
+            size_t k = 0;
+            for (; k + 32 <= sizeof y[b]; k += 32) {
+                _mm256_storeu_si256((__m256i *)(p + k), _mm256_setzero_si256());
+                __asm__ __volatile__("" ::: "memory"); /* keeps gcc from merging them into zmm stores */
+            }
+            for (; k < sizeof y[b]; k++) p[k] = 0;
             continue;
         }
         const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
