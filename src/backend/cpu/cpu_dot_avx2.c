@@ -7,6 +7,12 @@
 #define X86_FILL cpu_kernels_fill_avx2
 #include "backend/cpu/cpu_dot_x86.h"
 
+/* Used by the AVX-512 table for 1-token Q4_K (see cpu_dot_x86.h). */
+void cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *act, size_t stride, int n_tok, float *out);
+void cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *act, size_t stride, int n_tok, float *out) {
+    dot_q4_k(n, w, act, stride, n_tok, out);
+}
+
 void cpu_kernels_fill_avx2(cpu_kernels *k) {
     k->level = CPU_LEVEL_AVX2;
     fill_x86_common(k);
