@@ -25,7 +25,7 @@ PKG_LIBS   := $(shell pkg-config --libs libpcre2-8 libmicrohttpd libcjson 2>/dev
 CFLAGS  = $(CFLAGS_BASE) $(PKG_CFLAGS)
 LDLIBS  = $(PKG_LIBS) -lm -pthread $(EXTRA_LDFLAGS)
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
-AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=256
 
 # MODULES="base gguf text" restricts the library and tests to those folders of
 # src/ and tests/ (for working on one module while others are mid-change).
