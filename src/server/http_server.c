@@ -17,6 +17,9 @@
 #include <string.h>
 #include <sys/socket.h>
 
+/* Most bytes past --max-body read and dropped so that the 413 reaches the client. */
+#define HTTP_DRAIN_MAX_BYTES ((unsigned long long)64 << 20)
+
 struct http_server {
     struct MHD_Daemon *daemon;
     http_server_config cfg;
@@ -163,10 +166,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs = calloc(1, sizeof *rs);
         if (!rs) return MHD_NO;
         *con_cls = rs;
-        /* A declared length over the limit is refused before reading it. */
+        /* A declared length over the limit: up to HTTP_DRAIN_MAX_BYTES more
+         * is read and dropped so the client, still sending, gets to read the
+         * 413 (answering mid-upload makes most clients report a broken
+         * connection instead); beyond that the 413 goes at once and the
+         * connection closes. */
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
-        if (cl && strtoull(cl, NULL, 10) > s->cfg.max_body_bytes) {
+        unsigned long long declared = cl ? strtoull(cl, NULL, 10) : 0;
+        if (cl && declared > s->cfg.max_body_bytes) {
             rs->too_large = true;
+            if (declared - s->cfg.max_body_bytes <= HTTP_DRAIN_MAX_BYTES) {
+                rs->late_413 = true;
+                return MHD_YES;
+            }
             char msg[128];
             snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes (--max-body)", s->cfg.max_body_bytes);
             return reply_status(s, conn, 413, msg);
