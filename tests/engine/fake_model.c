@@ -98,24 +98,6 @@ void engine_kv_page_unref(engine_model *em, uint32_t page) {
 
 int engine_kv_page_refcount(engine_model *em, uint32_t page) { return em->refs[page]; }
 
-int engine_kv_seq_push_page(engine_kv_seq *s, uint32_t page) {
-    if (s->n_pages == s->cap_pages) {
-        int32_t cap = s->cap_pages ? s->cap_pages * 2 : 8;
-        uint32_t *p = realloc(s->pages, (size_t)cap * sizeof *p);
-        if (!p) return -1;
-        s->pages = p;
-        s->cap_pages = cap;
-    }
-    s->pages[s->n_pages++] = page;
-    return 0;
-}
-
-void engine_kv_seq_free(engine_kv_seq *s) {
-    free(s->pages);
-    s->pages = NULL;
-    s->n_pages = s->cap_pages = 0;
-}
-
 int engine_model_forward(engine_model *em, const engine_batch_item *items, int32_t n_items, float *logits,
                          larder_error *err) {
     int32_t P = em->page_tokens;
