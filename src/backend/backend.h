@@ -59,17 +59,25 @@ void backend_rope(backend *b, float *x, const int32_t *positions, int64_t n_toke
 typedef struct backend_kv_ref {
     int32_t pos;            /* the token's position; its K/V go to pages[pos / P] row pos % P */
     const uint32_t *pages;  /* its sequence's page table (covers pos) */
+    int32_t keep_tokens;    /* rotating window (both 0: none): the token attends */
+    int32_t window_tokens;  /* to j < keep_tokens and to pos-window_tokens < j <= pos */
 } backend_kv_ref;
 
 /* Stores K and V of n tokens, (n, n_kv_heads * head_dim) each, of `layer`
- * into their pages (converted to the pool's type). */
+ * into their pages (converted or quantized to the pool's type). */
 void backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, const float *v,
                       const backend_kv_ref *refs, int64_t n);
 
 /* Causal attention over pages. For token t and head h (kv head
  * h / (n_heads / n_kv_heads)):
  *     s_j = scale · q[t,h] · K_j   for j in [0, pos_t] of t's sequence
+ *                                  (within its window, if it has one)
  *     out[t,h] = Σ_j softmax(s)_j · V_j       (softmax in f32)
+ * q is first rounded to the precision K is stored in (f16, bf16, q8_0 for
+ * q8_0 and q4_0 K) and the softmax weights to V's (f16, bf16), as
+ * llama.cpp's CPU attention does, so results match it, not merely come
+ * close. Every K/V row a token attends to must have been stored. Pages wholly
+ * outside a token's window are never read (the caller may have freed them).
  * q, out: (n, n_heads * head_dim); head_dim from the pool. Returns -1 only
  * when scratch cannot be allocated. */
 int backend_attention(backend *b, const kv_pool *pool, int32_t layer, const float *q, const backend_kv_ref *refs,

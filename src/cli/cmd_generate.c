@@ -90,7 +90,7 @@ int cmd_generate(int argc, char **argv) {
         return 1;
     }
     int64_t n_total = (int64_t)toks.n + max_tokens;
-    engine_model_config mc = {m, (size_t)((n_total + 3 * GENERATE_PAGE_TOKENS) * (int64_t)model_kv_bytes_per_token(m, 2)),
+    engine_model_config mc = {m, (size_t)((n_total + 3 * GENERATE_PAGE_TOKENS) * (int64_t)model_kv_bytes_per_token(m, TYPE_F16)),
                               GENERATE_PAGE_TOKENS, TYPE_F16, (int)threads, (int32_t)batch};
     engine_model *em = engine_model_create(&mc, &err);
     int32_t n_vocab = em ? engine_model_n_vocab(em) : 0;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli_args.h"
+#include "kv/kv_pool.h"
 #include "model/model.h"
 #include "model/seq_runner.h"
 #include "tensor/dtype.h"
@@ -55,7 +56,7 @@ int cmd_logits(int argc, char **argv) {
         CLI_STR("--tokens", &tokens_s, "IDS", "comma-separated token ids, e.g. 1,2,3"),
         CLI_INT("--top", &top, 1, 1 << 22, "K", "tokens printed per position (default 10)"),
         CLI_INT("--threads", &threads, 1, 512, "N", "compute threads (default: number of cores)"),
-        CLI_STR("--kv-type", &kv_type_s, "T", "KV cache type: f16 (default) or f32"),
+        CLI_STR("--kv-type", &kv_type_s, "T", "KV cache type: f16 (default), bf16, f32, q8_0, q4_0"),
     };
     const char *usage = "larder logits --model FILE --tokens 1,2,3 [--top K] [--threads N] [--kv-type f16|f32]";
     larder_error err = {0};
@@ -72,13 +73,12 @@ int cmd_logits(int argc, char **argv) {
         fprintf(stderr, "larder logits: --model and --tokens are required\n");
         return 1;
     }
-    uint32_t kv_type;
-    if (!strcmp(kv_type_s, "f16")) kv_type = TYPE_F16;
-    else if (!strcmp(kv_type_s, "f32")) kv_type = TYPE_F32;
-    else {
-        fprintf(stderr, "larder logits: unknown --kv-type '%s' (f16, f32)\n", kv_type_s);
+    int kv_type_id = tensor_type_from_name(kv_type_s);
+    if (kv_type_id < 0 || !kv_pool_type_supported((uint32_t)kv_type_id)) {
+        fprintf(stderr, "larder logits: unknown --kv-type '%s' (f16, f32, bf16, q8_0, q4_0)\n", kv_type_s);
         return 1;
     }
+    uint32_t kv_type = (uint32_t)kv_type_id;
     token_list toks = {0};
     if (cli_parse_ids(tokens_s, &toks, &err)) {
         fprintf(stderr, "larder logits: --tokens: %s\n", err.message);

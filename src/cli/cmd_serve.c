@@ -18,6 +18,7 @@
 #include "cli/cli_args.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
+#include "kv/kv_pool.h"
 #include "model/model.h"
 #include "server/chat_prompt.h"
 #include "server/routes.h"
@@ -120,7 +121,7 @@ int cmd_serve(int argc, char **argv) {
         CLI_SIZE("--max-body", &max_body, "SIZE", "largest request body (default 16M; 413 past it)"),
         CLI_INT("--threads", &threads, 0, 1024, "N", "compute threads (default: the number of cores)"),
         CLI_SIZE("--kv-memory", &kv_memory, "SIZE", "the whole KV pool, running sequences and cache (default: ctx-size x parallel)"),
-        CLI_STR("--kv-type", &kv_type_name, "TYPE", "KV element type: f16 (default), f32"),
+        CLI_STR("--kv-type", &kv_type_name, "TYPE", "KV type: f16 (default), bf16, f32, q8_0, q4_0"),
         CLI_INT("--page-tokens", &page_tokens, 1, 4096, "N", "tokens per KV page (default 16)"),
         CLI_INT("--ctx-size", &ctx, 0, 1 << 24, "N", "most tokens of one sequence (default: the model's)"),
         CLI_INT("--parallel", &parallel, 1, 256, "N", "sequences computed together (default 4)"),
@@ -149,13 +150,12 @@ int cmd_serve(int argc, char **argv) {
     }
     if (verbose) log_set_level(LOG_DEBUG);
     if (!model_path) model_path = default_model_path();
-    uint32_t kv_type;
-    if (!strcmp(kv_type_name, "f16")) kv_type = TYPE_F16;
-    else if (!strcmp(kv_type_name, "f32")) kv_type = TYPE_F32;
-    else {
-        fprintf(stderr, "larder serve: --kv-type %s is not supported (f16, f32)\n", kv_type_name);
+    int kv_type_id = tensor_type_from_name(kv_type_name);
+    if (kv_type_id < 0 || !kv_pool_type_supported((uint32_t)kv_type_id)) {
+        fprintf(stderr, "larder serve: --kv-type %s is not supported (f16, f32, bf16, q8_0, q4_0)\n", kv_type_name);
         return 1;
     }
+    uint32_t kv_type = (uint32_t)kv_type_id;
     if (threads == 0) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
 
     /* One open of the file: tokenizer, template and weights come from it. */
@@ -191,7 +191,7 @@ int cmd_serve(int argc, char **argv) {
     }
     if (ctx == 0) ctx = ctx_train > 0 ? ctx_train : 4096;
     if (kv_memory == 0) {
-        kv_memory = (uint64_t)ctx * (uint64_t)parallel * model_kv_bytes_per_token(m, kv_type == TYPE_F32 ? 4 : 2);
+        kv_memory = (uint64_t)ctx * (uint64_t)parallel * model_kv_bytes_per_token(m, kv_type);
     }
     engine_config ec = {0};
     ec.model = m;

@@ -18,10 +18,10 @@
 
 struct kv_pool {
     kv_pool_config cfg;
-    size_t elem_bytes;        /* 2 (f16) or 4 (f32) */
+    size_t row_bytes;         /* one token's row of one head (kv_pool_row_bytes) */
     size_t page_bytes;        /* data bytes per page */
     size_t stride_bytes;      /* page_bytes rounded up to the OS page */
-    size_t head_bytes;        /* page_tokens * head_dim * elem_bytes: one K or V block */
+    size_t head_bytes;        /* page_tokens * row_bytes: one K or V block */
     uint8_t *base;            /* (pages_total, stride_bytes) reserved mapping */
     uint32_t pages_total;
     int32_t low_water;
@@ -41,15 +41,19 @@ kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err) {
         error_set(err, ERR_INVALID, "kv pool: bad geometry");
         return NULL;
     }
-    size_t elem;
-    if (cfg->kv_type == TYPE_F16) elem = 2;
-    else if (cfg->kv_type == TYPE_F32) elem = 4;
-    else {
-        error_set(err, ERR_UNSUPPORTED, "kv pool: KV type %u is not supported (f16, f32)", cfg->kv_type);
+    if (!kv_pool_type_supported(cfg->kv_type)) {
+        error_set(err, ERR_UNSUPPORTED, "kv pool: KV type %u is not supported (f16, f32, bf16, q8_0, q4_0)",
+                  cfg->kv_type);
+        return NULL;
+    }
+    size_t row = kv_pool_row_bytes(cfg->kv_type, cfg->head_dim);
+    if (row == 0) {
+        error_set(err, ERR_UNSUPPORTED, "kv pool: head size %d is not a multiple of the %s block (%d)",
+                  cfg->head_dim, tensor_type_get(cfg->kv_type)->name, tensor_type_get(cfg->kv_type)->block_elems);
         return NULL;
     }
     /* All factors are bounded above, so the product fits in 64 bits. */
-    uint64_t head_bytes = (uint64_t)cfg->page_tokens * (uint64_t)cfg->head_dim * elem;
+    uint64_t head_bytes = (uint64_t)cfg->page_tokens * (uint64_t)row;
     uint64_t page_bytes = 2u * (uint64_t)cfg->n_layers * (uint64_t)cfg->n_kv_heads * head_bytes;
     long os_page = sysconf(_SC_PAGESIZE);
     uint64_t osp = os_page > 0 ? (uint64_t)os_page : 4096u;
@@ -68,7 +72,7 @@ kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err) {
         return NULL;
     }
     p->cfg = *cfg;
-    p->elem_bytes = elem;
+    p->row_bytes = row;
     p->page_bytes = (size_t)page_bytes;
     p->stride_bytes = (size_t)stride;
     p->head_bytes = (size_t)head_bytes;
@@ -147,7 +151,15 @@ void kv_pool_page_copy(kv_pool *p, uint32_t dst, uint32_t src) {
 
 const kv_pool_config *kv_pool_get_config(const kv_pool *p) { return &p->cfg; }
 size_t kv_pool_page_bytes(const kv_pool *p) { return p->page_bytes; }
-size_t kv_pool_elem_bytes(const kv_pool *p) { return p->elem_bytes; }
+size_t kv_pool_get_row_bytes(const kv_pool *p) { return p->row_bytes; }
+
+bool kv_pool_type_supported(uint32_t t) {
+    return t == TYPE_F16 || t == TYPE_F32 || t == TYPE_BF16 || t == TYPE_Q8_0 || t == TYPE_Q4_0;
+}
+
+size_t kv_pool_row_bytes(uint32_t kv_type, int32_t head_dim) {
+    return kv_pool_type_supported(kv_type) && head_dim > 0 ? tensor_row_bytes(kv_type, head_dim) : 0;
+}
 int64_t kv_pool_pages_total(const kv_pool *p) { return p->pages_total; }
 int64_t kv_pool_pages_free(const kv_pool *p) { return (int64_t)p->pages_total - p->pages_used; }
 size_t kv_pool_bytes_per_token(const kv_pool *p) { return p->page_bytes / (size_t)p->cfg.page_tokens; }

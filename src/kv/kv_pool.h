@@ -5,14 +5,18 @@
  * Key idea (DESIGN.md, "The KV page pool"): a page holds K and V of
  * `page_tokens` consecutive tokens of one sequence for EVERY layer, so a
  * sequence (or a cached prefix) is just a list of page ids. Layout of one
- * page, in the pool's element type (f16 default, or f32):
+ * page, in the pool's KV type (f16 default; f32, bf16, q8_0, q4_0):
  *
- *     [layer][K|V][kv_head][token_in_page][head_dim]
+ *     [layer][K|V][kv_head][token_in_page][row of head_dim elements]
  *
  * so K (or V) of one (layer, kv_head) over the page's tokens is one
- * contiguous (page_tokens, head_dim) matrix — what attention reads.
+ * contiguous (page_tokens, row_bytes) matrix — what attention reads. A row
+ * is head_dim elements stored as that type stores them: 2 or 4 bytes each,
+ * or for q8_0/q4_0 head_dim/32 blocks (34 or 18 bytes: an f16 scale and 32
+ * quants; src/tensor/dtype.h), so head_dim must be a multiple of 32 there.
  *
- *   page_bytes        = 2 · layers · kv_heads · head_dim · page_tokens · elem_bytes
+ *   row_bytes         = tensor_row_bytes(kv_type, head_dim)
+ *   page_bytes        = 2 · layers · kv_heads · page_tokens · row_bytes
  *   page_stride_bytes = page_bytes rounded up to the OS page size (so a freed
  *                       page can be handed back to the OS on its own)
  *   pages_total       = budget_bytes / page_stride_bytes
@@ -56,7 +60,7 @@ typedef struct kv_pool_config {
     int32_t n_kv_heads;      /* >= 1 */
     int32_t head_dim;        /* >= 1, elements per head of K and of V */
     int32_t page_tokens;     /* >= 1, tokens per page */
-    uint32_t kv_type;        /* TYPE_F16 or TYPE_F32 (src/tensor/dtype.h) */
+    uint32_t kv_type;        /* one of kv_pool_type_supported (src/tensor/dtype.h ids) */
     size_t budget_bytes;     /* the whole pool; pages_total = budget / stride */
     int32_t low_water_pages; /* warm free pages kept; < 0: the default */
 } kv_pool_config;
@@ -73,7 +77,16 @@ typedef struct kv_pool_stats {
     size_t page_stride_bytes;/* bytes reserved per page */
 } kv_pool_stats;
 
-/* Fails (NULL, err) for bad geometry, an unsupported type, a budget smaller
+/* The KV types a pool stores: TYPE_F16, TYPE_F32, TYPE_BF16, TYPE_Q8_0,
+ * TYPE_Q4_0. */
+bool kv_pool_type_supported(uint32_t kv_type);
+/* Bytes of one token's K (or V) row of one head: tensor_row_bytes(kv_type,
+ * head_dim); 0 when the type is unsupported or head_dim is not a multiple
+ * of its block. */
+size_t kv_pool_row_bytes(uint32_t kv_type, int32_t head_dim);
+
+/* Fails (NULL, err) for bad geometry, an unsupported type or a head_dim
+ * that is not a multiple of the type's block, a budget smaller
  * than one page, or when the address space cannot be reserved. */
 kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err);
 void kv_pool_free(kv_pool *pool);
@@ -94,15 +107,15 @@ void kv_pool_page_copy(kv_pool *pool, uint32_t dst, uint32_t src);
 /* Geometry. */
 const kv_pool_config *kv_pool_get_config(const kv_pool *pool);
 size_t kv_pool_page_bytes(const kv_pool *pool);
-size_t kv_pool_elem_bytes(const kv_pool *pool);
+size_t kv_pool_get_row_bytes(const kv_pool *pool); /* kv_pool_row_bytes of its config */
 int64_t kv_pool_pages_total(const kv_pool *pool);
 int64_t kv_pool_pages_free(const kv_pool *pool);
 void kv_pool_get_stats(const kv_pool *pool, kv_pool_stats *out);
 /* KV bytes one token takes in every layer (page_bytes / page_tokens). */
 size_t kv_pool_bytes_per_token(const kv_pool *pool);
 
-/* Start of K (or V) of (layer, kv_head) in a page: a (page_tokens, head_dim)
- * matrix of the pool's type, rows contiguous. No checks (hot path). */
+/* Start of K (or V) of (layer, kv_head) in a page: page_tokens rows of
+ * row_bytes each, contiguous. No checks (hot path). */
 void *kv_pool_k(const kv_pool *pool, uint32_t page, int32_t layer, int32_t kv_head);
 void *kv_pool_v(const kv_pool *pool, uint32_t page, int32_t layer, int32_t kv_head);
 /* Start of a page's data. */

@@ -106,6 +106,8 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
             return error_set(err, ERR_INVALID, "token id %d out of range [0, %d)", tok[t].token, hp->n_vocab);
         if (tok[t].pos < 0 || !tok[t].pages)
             return error_set(err, ERR_INVALID, "token %d: bad position %d or no page table", t, tok[t].pos);
+        if (tok[t].keep_tokens < 0 || tok[t].window_tokens < 0)
+            return error_set(err, ERR_INVALID, "token %d: negative window", t);
     }
     if (grow(c, n, err)) return -1;
     const int64_t dim = hp->dim, H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim, ff = hp->n_ff;
@@ -114,6 +116,8 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
         c->positions[t] = tok[t].pos;
         c->refs[t].pos = tok[t].pos;
         c->refs[t].pages = tok[t].pages;
+        c->refs[t].keep_tokens = tok[t].keep_tokens;
+        c->refs[t].window_tokens = tok[t].window_tokens;
     }
 
     /* x = token embeddings */

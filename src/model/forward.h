@@ -31,6 +31,8 @@ typedef struct forward_token {
     int32_t pos;            /* position in its sequence, >= 0 */
     const uint32_t *pages;  /* its sequence's page table; covers [0, pos] */
     bool want_logits;       /* write a row of logits for this token */
+    int32_t keep_tokens;    /* rotating window (0, 0: none): attend to j < keep_tokens */
+    int32_t window_tokens;  /* and pos - window_tokens < j <= pos (backend_kv_ref) */
 } forward_token;
 
 typedef struct forward_ctx forward_ctx;

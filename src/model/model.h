@@ -101,7 +101,8 @@ model *model_load(const char *path, larder_error *err);
 model *model_load_gguf(struct gguf_file *f, larder_error *err);
 void model_free(model *m);
 
-/* KV bytes one token of a sequence needs in every layer for an element size. */
-size_t model_kv_bytes_per_token(const model *m, size_t elem_bytes);
+/* KV bytes one token of a sequence needs in every layer with a KV type
+ * (kv_pool_row_bytes; 0 for a type or head size the pool refuses). */
+size_t model_kv_bytes_per_token(const model *m, uint32_t kv_type);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "gguf/gguf.h"
+#include "kv/kv_pool.h"
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
 
@@ -284,6 +285,6 @@ void model_free(model *m) {
     free(m);
 }
 
-size_t model_kv_bytes_per_token(const model *m, size_t elem_bytes) {
-    return 2 * (size_t)m->hp.n_layers * (size_t)m->hp.n_kv_heads * (size_t)m->hp.head_dim * elem_bytes;
+size_t model_kv_bytes_per_token(const model *m, uint32_t kv_type) {
+    return 2 * (size_t)m->hp.n_layers * (size_t)m->hp.n_kv_heads * kv_pool_row_bytes(kv_type, m->hp.head_dim);
 }

@@ -22,8 +22,7 @@ seq_runner *seq_runner_create(const model *m, int32_t max_tokens, int n_threads,
     r->m = m;
     r->max_tokens = max_tokens;
     kv_seq_init(&r->seq);
-    size_t elem = kv_type == TYPE_F32 ? 4 : 2;
-    size_t page_bytes = model_kv_bytes_per_token(m, elem) * SEQ_RUNNER_PAGE_TOKENS;
+    size_t page_bytes = model_kv_bytes_per_token(m, kv_type) * SEQ_RUNNER_PAGE_TOKENS;
     size_t pages = (size_t)(max_tokens + SEQ_RUNNER_PAGE_TOKENS - 1) / SEQ_RUNNER_PAGE_TOKENS;
     kv_pool_config c = {.n_layers = m->hp.n_layers, .n_kv_heads = m->hp.n_kv_heads, .head_dim = m->hp.head_dim,
                         .page_tokens = SEQ_RUNNER_PAGE_TOKENS, .kv_type = kv_type,
@@ -61,12 +60,9 @@ int seq_runner_eval(seq_runner *r, const int32_t *tokens, int32_t n, bool all_lo
         r->tok_cap = n;
     }
     if (kv_seq_prepare(&r->seq, r->pool, n, err)) return -1;
-    for (int32_t i = 0; i < n; i++) {
-        r->toks[i].token = tokens[i];
-        r->toks[i].pos = r->seq.n_tokens + i;
-        r->toks[i].pages = r->seq.pages;
-        r->toks[i].want_logits = logits && (all_logits || i == n - 1);
-    }
+    for (int32_t i = 0; i < n; i++)
+        r->toks[i] = (forward_token){.token = tokens[i], .pos = r->seq.n_tokens + i, .pages = r->seq.pages,
+                                     .want_logits = logits && (all_logits || i == n - 1)};
     if (forward_batch(r->fw, r->toks, n, logits, err)) return -1;
     kv_seq_advance(&r->seq, n);
     return 0;

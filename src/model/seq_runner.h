@@ -28,7 +28,7 @@ typedef struct seq_runner {
     int32_t max_tokens;
 } seq_runner;
 
-/* kv_type: TYPE_F16 or TYPE_F32. */
+/* kv_type: any kv_pool_type_supported type. */
 seq_runner *seq_runner_create(const model *m, int32_t max_tokens, int n_threads, uint32_t kv_type,
                               larder_error *err);
 void seq_runner_free(seq_runner *r);

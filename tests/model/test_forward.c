@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,7 @@
 #include "model/model.h"
 #include "model/seq_runner.h"
 #include "tensor/dtype.h"
+#include "tensor/quant.h"
 #include "model/tiny_model.h"
 
 static float frand(unsigned *s) { return tiny_rand(s) * 2.0f; }
@@ -83,76 +85,145 @@ static void test_simd_kernels_match_scalar(void **state) {
     const cpu_vec_kernels *ref = cpu_vec_scalar(), *k = cpu_vec_avx2();
     if (!k) k = cpu_vec_best(); /* no AVX2: the best is scalar; still exercised */
     unsigned s = 3;
-    for (int n = 1; n < 80; n += 7) {
-        float a[80], bf[80], y1[80], y2[80];
-        uint16_t bh[80], h1[80], h2[80];
-        for (int i = 0; i < n; i++) {
-            a[i] = frand(&s), bf[i] = frand(&s), bh[i] = f32_to_fp16(frand(&s));
-            y1[i] = y2[i] = frand(&s);
-        }
-        assert_float_equal(k->dot_f32_f16(a, bh, n), ref->dot_f32_f16(a, bh, n), 1e-4);
-        assert_float_equal(k->dot_f32_f32(a, bf, n), ref->dot_f32_f32(a, bf, n), 1e-4);
-        k->axpy_f16(y1, 0.7f, bh, n), ref->axpy_f16(y2, 0.7f, bh, n);
-        for (int i = 0; i < n; i++) assert_float_equal(y1[i], y2[i], 1e-5);
-        k->axpy_f32(y1, -0.3f, bf, n), ref->axpy_f32(y2, -0.3f, bf, n);
-        for (int i = 0; i < n; i++) assert_float_equal(y1[i], y2[i], 1e-5);
+    enum { KB = CPU_ATTN_KEY_BLOCK, MAXD = 80, MAXQ = 7 };
+    for (int n = 1; n < MAXD; n += 7) {
+        float a[MAXD], f1[MAXD], f2[MAXD];
+        uint16_t bh[MAXD], h1[MAXD], h2[MAXD];
+        for (int i = 0; i < n; i++) a[i] = frand(&s), bh[i] = f32_to_fp16(frand(&s));
         k->f32_to_f16(h1, a, n), ref->f32_to_f16(h2, a, n);
         assert_memory_equal(h1, h2, (size_t)n * 2);
+        k->f16_to_f32(f1, bh, n), ref->f16_to_f32(f2, bh, n);
+        assert_memory_equal(f1, f2, (size_t)n * 4);
+        /* softmax pieces: scale and max exact; exp within 1e-6 relative
+         * (and exp(-inf) = 0, tiny arguments 0); rounding to half exact */
+        for (int i = 0; i < n; i++) f1[i] = f2[i] = a[i] * 9.0f;
+        assert_float_equal(k->scale_max(f1, n, 0.37f), ref->scale_max(f2, n, 0.37f), 0);
+        assert_memory_equal(f1, f2, (size_t)n * 4);
+        f1[0] = f2[0] = -INFINITY;
+        if (n > 2) f1[2] = f2[2] = -200.0f;
+        float m = 3.0f, e1 = k->exp_sum(f1, n, m), e2 = ref->exp_sum(f2, n, m);
+        assert_true(fabsf(e1 - e2) <= 1e-6f * e2);
+        for (int i = 0; i < n; i++) assert_true(fabsf(f1[i] - f2[i]) <= 1e-6f * f2[i]);
+        assert_true(f1[0] == 0.0f && (n <= 2 || f1[2] == 0.0f));
+        for (int i = 0; i < n; i++) f1[i] = f2[i] = a[i];
+        for (int rf = 0; rf < 2; rf++) {
+            k->scale_round(f1, n, 0.3f, rf), ref->scale_round(f2, n, 0.3f, rf);
+            assert_memory_equal(f1, f2, (size_t)n * 4);
+        }
+        /* scores and weighted sums: every row count (register blocks of 4
+         * and tails) and key count, head size n */
+        static float q[MAXQ * MAXD], kt[MAXD * KB], v[KB * MAXD], s1[MAXQ * 20], s2[MAXQ * 20], o1[MAXQ * MAXD],
+            o2[MAXQ * MAXD];
+        for (int i = 0; i < MAXQ * MAXD; i++) q[i] = frand(&s), o1[i] = o2[i] = frand(&s);
+        for (int i = 0; i < MAXD * KB; i++) kt[i] = frand(&s), v[i] = frand(&s);
+        for (int nq = 1; nq <= MAXQ; nq += 2)
+            for (int nk = 1; nk <= KB; nk += 5) {
+                k->attn_scores(s1, 20, q, n, nq, kt, nk, n), ref->attn_scores(s2, 20, q, n, nq, kt, nk, n);
+                for (int r = 0; r < nq; r++)
+                    for (int j = 0; j < nk; j++) assert_float_equal(s1[r * 20 + j], s2[r * 20 + j], 1e-4);
+                k->attn_pv(o1, n, s1, 20, nq, v, nk, n), ref->attn_pv(o2, n, s1, 20, nq, v, nk, n);
+                for (int i = 0; i < nq * n; i++) assert_float_equal(o1[i], o2[i], 1e-3);
+            }
+    }
+}
+
+/* Reference attention of one token over contiguous K/V in doubles, with the
+ * roundings backend.h promises for a KV type; window as in backend_kv_ref. */
+static void attention_reference(uint32_t type, const float *Q, const float *K, const float *V, int t, int H,
+                                int HKV, int D, float scale, int keep, int window, double *out) {
+    enum { MAXLEN = 64 };
+    for (int h = 0; h < H; h++) {
+        int kh = h / (H / HKV);
+        float q[64];
+        memcpy(q, Q + (t * H + h) * D, (size_t)D * sizeof(float));
+        if (type == TYPE_F16)
+            for (int i = 0; i < D; i++) q[i] = fp16_to_f32(f32_to_fp16(q[i]));
+        else if (type == TYPE_BF16)
+            for (int i = 0; i < D; i++) q[i] = bf16_to_f32(f32_to_bf16(q[i]));
+        else if (type == TYPE_Q8_0 || type == TYPE_Q4_0) {
+            uint8_t tmp[256];
+            quantize_row_activation(TYPE_Q8_0, q, tmp, D);
+            dequantize_row(TYPE_Q8_0, tmp, q, D);
+        }
+        double sc[MAXLEN], mx = -1e30, sum = 0;
+        bool sees[MAXLEN];
+        for (int j = 0; j <= t; j++) {
+            sees[j] = window == 0 || j < keep || j > t - window;
+            if (!sees[j]) continue;
+            double d = 0;
+            for (int i = 0; i < D; i++) d += (double)q[i] * K[(j * HKV + kh) * D + i];
+            sc[j] = scale * d;
+            if (sc[j] > mx) mx = sc[j];
+        }
+        for (int j = 0; j <= t; j++)
+            if (sees[j]) sum += sc[j] = exp(sc[j] - mx);
+        for (int i = 0; i < D; i++) {
+            double o = 0;
+            for (int j = 0; j <= t; j++) {
+                if (!sees[j]) continue;
+                float w = (float)(sc[j] / sum);
+                if (type == TYPE_F16) w = fp16_to_f32(f32_to_fp16(w));
+                else if (type == TYPE_BF16) w = bf16_to_f32(f32_to_bf16(w));
+                o += w * V[(j * HKV + kh) * D + i];
+            }
+            out[h * D + i] = o;
+        }
     }
 }
 
 /* Attention over pages scattered in the pool (page ids out of order, page
- * size 3) against a direct computation over contiguous f32 K/V. */
+ * size 3, so key blocks end at page edges) against a direct computation over
+ * contiguous K/V holding the values the pool's type stores, for every KV
+ * type; 40 tokens of one sequence make two tiles. Then a rotating window
+ * (keep 2, window 7): the last tokens, computed again after the pages wholly
+ * inside their gap are filled with NaN, equal the reference that skips the
+ * gap — so those pages are never read. */
 static void test_paged_attention_equals_contiguous(void **state) {
     (void)state;
-    enum { H = 4, HKV = 2, D = 8, LEN = 11, P = 3 };
-    for (int f16 = 0; f16 < 2; f16++) {
+    enum { H = 4, HKV = 2, D = 32, LEN = 40, P = 3, NP = (LEN + P - 1) / P };
+    const uint32_t types[] = {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0};
+    static float K[LEN * HKV * D], V[LEN * HKV * D], Q[LEN * H * D], out[LEN * H * D];
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+        uint32_t type = types[ti];
         kv_pool_config c = {.n_layers = 2, .n_kv_heads = HKV, .head_dim = D, .page_tokens = P,
-                            .kv_type = f16 ? TYPE_F16 : TYPE_F32, .budget_bytes = 1 << 20, .low_water_pages = -1};
+                            .kv_type = type, .budget_bytes = 1 << 20, .low_water_pages = -1};
         kv_pool *pool = kv_pool_create(&c, NULL);
         assert_non_null(pool);
         backend *b = backend_cpu_create(2, NULL);
         /* occupy a few pages first so the sequence's pages are not 0,1,2.. */
-        uint32_t junk[3], pages[4];
+        uint32_t junk[3], pages[NP];
         for (int i = 0; i < 3; i++) kv_pool_alloc(pool, &junk[i], NULL);
-        for (int i = 0; i < 4; i++) kv_pool_alloc(pool, &pages[3 - i], NULL);
-        float K[LEN * HKV * D], V[LEN * HKV * D], Q[LEN * H * D], out[LEN * H * D];
+        for (int i = 0; i < NP; i++) kv_pool_alloc(pool, &pages[NP - 1 - i], NULL);
         unsigned s = 11;
-        for (int i = 0; i < LEN * HKV * D; i++) {
-            K[i] = frand(&s), V[i] = frand(&s);
-            if (f16) K[i] = fp16_to_f32(f32_to_fp16(K[i])), V[i] = fp16_to_f32(f32_to_fp16(V[i]));
-        }
+        for (int i = 0; i < LEN * HKV * D; i++) K[i] = frand(&s), V[i] = frand(&s);
         for (int i = 0; i < LEN * H * D; i++) Q[i] = frand(&s);
+        /* K and V as the pool's type stores them */
+        for (int r = 0; r < LEN * HKV; r++) {
+            uint8_t tmp[256];
+            assert_int_equal(quantize_row(type, K + r * D, tmp, D), 0);
+            dequantize_row(type, tmp, K + r * D, D);
+            assert_int_equal(quantize_row(type, V + r * D, tmp, D), 0);
+            dequantize_row(type, tmp, V + r * D, D);
+        }
         backend_kv_ref refs[LEN];
-        for (int t = 0; t < LEN; t++) refs[t] = (backend_kv_ref){t, pages};
+        for (int t = 0; t < LEN; t++) refs[t] = (backend_kv_ref){.pos = t, .pages = pages};
         backend_kv_store(b, pool, 1, K, V, refs, LEN);
         assert_int_equal(backend_attention(b, pool, 1, Q, refs, LEN, H, 0.35f, out, NULL), 0);
-        for (int t = 0; t < LEN; t++)
-            for (int h = 0; h < H; h++) {
-                int kh = h / (H / HKV);
-                double sc[LEN], mx = -1e30, sum = 0;
-                for (int j = 0; j <= t; j++) {
-                    double d = 0;
-                    for (int i = 0; i < D; i++) {
-                        /* With an f16 cache, q is rounded to f16 first (as llama.cpp does). */
-                        float q = Q[(t * H + h) * D + i];
-                        if (f16) q = fp16_to_f32(f32_to_fp16(q));
-                        d += (double)q * K[(j * HKV + kh) * D + i];
-                    }
-                    sc[j] = 0.35 * d;
-                    if (sc[j] > mx) mx = sc[j];
-                }
-                for (int j = 0; j <= t; j++) sum += sc[j] = exp(sc[j] - mx);
-                for (int i = 0; i < D; i++) {
-                    double o = 0;
-                    for (int j = 0; j <= t; j++) {
-                        double w = sc[j] / sum; /* the softmax weight, rounded to f16 too with an f16 cache */
-                        if (f16) w = fp16_to_f32(f32_to_fp16((float)w));
-                        o += w * V[(j * HKV + kh) * D + i];
-                    }
-                    assert_float_equal(out[(t * H + h) * D + i], o, 1e-5);
-                }
-            }
+        double want[H * D];
+        for (int t = 0; t < LEN; t++) {
+            attention_reference(type, Q, K, V, t, H, HKV, D, 0.35f, 0, 0, want);
+            for (int i = 0; i < H * D; i++) assert_float_equal(out[t * H * D + i], want[i], 2e-4);
+        }
+        /* rotating window: tokens 35..39 see 0,1 and (t-7, t]; pages 1..8
+         * (positions 3..26) are in every one's gap */
+        enum { KEEP = 2, WIN = 7, T0 = 35 };
+        for (int pi = 1; pi <= 8; pi++) memset(kv_pool_page_data(pool, pages[pi]), 0xff, kv_pool_page_bytes(pool));
+        for (int t = T0; t < LEN; t++) refs[t].keep_tokens = KEEP, refs[t].window_tokens = WIN;
+        assert_int_equal(backend_attention(b, pool, 1, Q + T0 * H * D, refs + T0, LEN - T0, H, 0.35f, out, NULL), 0);
+        for (int t = T0; t < LEN; t++) {
+            attention_reference(type, Q, K, V, t, H, HKV, D, 0.35f, KEEP, WIN, want);
+            for (int i = 0; i < H * D; i++) assert_float_equal(out[(t - T0) * H * D + i], want[i], 2e-4);
+        }
         backend_free(b);
         kv_pool_free(pool);
     }
@@ -256,7 +327,7 @@ static void test_batch_of_two_sequences_equals_each_alone(void **state) {
         assert_int_equal(kv_seq_prepare(&sa, pool, 3, &err), 0);
         forward_token batch[NTOK * 2];
         float out[NTOK * 2 * TINY_VOCAB];
-        for (int t = 0; t < 3; t++) batch[t] = (forward_token){SEQ_A[t], t, sa.pages, true};
+        for (int t = 0; t < 3; t++) batch[t] = (forward_token){.token = SEQ_A[t], .pos = t, .pages = sa.pages, .want_logits = true};
         assert_int_equal(forward_batch(fw, batch, 3, out, &err), 0);
         kv_seq_advance(&sa, 3);
         assert_true(max_diff(out, ref_a, 3 * TINY_VOCAB) < 1e-4);
@@ -265,8 +336,8 @@ static void test_batch_of_two_sequences_equals_each_alone(void **state) {
         assert_int_equal(kv_seq_prepare(&sb, pool, NTOK, &err), 0);
         int n = 0;
         for (int t = 0; t < NTOK; t++) {
-            batch[n++] = (forward_token){SEQ_B[t], t, sb.pages, true};
-            if (t + 3 < NTOK) batch[n++] = (forward_token){SEQ_A[t + 3], t + 3, sa.pages, true};
+            batch[n++] = (forward_token){.token = SEQ_B[t], .pos = t, .pages = sb.pages, .want_logits = true};
+            if (t + 3 < NTOK) batch[n++] = (forward_token){.token = SEQ_A[t + 3], .pos = t + 3, .pages = sa.pages, .want_logits = true};
         }
         assert_int_equal(forward_batch(fw, batch, n, out, &err), 0);
         int k = 0;
@@ -284,7 +355,7 @@ static void test_batch_of_two_sequences_equals_each_alone(void **state) {
         kv_seq_init(&sc);
         assert_int_equal(kv_seq_attach(&sc, pool, sa.pages, 2, 8, &err), 0);
         assert_int_equal(kv_seq_prepare(&sc, pool, 1, &err), 0);
-        forward_token one = {SEQ_A[8], 8, sc.pages, true};
+        forward_token one = {.token = SEQ_A[8], .pos = 8, .pages = sc.pages, .want_logits = true};
         assert_int_equal(forward_batch(fw, &one, 1, out, &err), 0);
         assert_true(max_diff(out, ref_a + 8 * TINY_VOCAB, TINY_VOCAB) < 1e-4);
         kv_seq_release(&sc, pool);

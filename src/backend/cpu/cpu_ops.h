@@ -1,21 +1,39 @@
 /*
  * cpu_ops.h — the small vector kernels under the CPU backend's non-matmul
- * ops (attention over f16/f32 pages, half-precision row conversion), with a
- * scalar reference and AVX2 (+F16C, FMA) versions chosen once at run time.
+ * ops (the two products of attention, half-precision row conversion), with
+ * a scalar reference and AVX2 (+F16C, FMA) versions chosen once at run time.
  *
  * Every kernel has the same contract in each ISA; tests/model holds the SIMD
- * versions against the scalar ones. n is any length (tails handled).
+ * versions against the scalar ones. n, nq, nk and D are any length (tails
+ * handled).
  */
 #ifndef LARDER_BACKEND_CPU_CPU_OPS_H
 #define LARDER_BACKEND_CPU_CPU_OPS_H
 
 #include <stdint.h>
 
+/* Keys per block of the attention kernels: K of a block is handed over
+ * transposed, (D, CPU_ATTN_KEY_BLOCK) f32, so one query row's scores for
+ * the whole block are D broadcast multiply-adds into two 8-lane registers. */
+#define CPU_ATTN_KEY_BLOCK 16
+
 typedef struct cpu_vec_kernels {
-    float (*dot_f32_f16)(const float *a, const uint16_t *b, int64_t n);   /* Σ a_i·half(b_i) */
-    float (*dot_f32_f32)(const float *a, const float *b, int64_t n);      /* Σ a_i·b_i */
-    void (*axpy_f16)(float *y, float a, const uint16_t *x, int64_t n);    /* y_i += a·half(x_i) */
-    void (*axpy_f32)(float *y, float a, const float *x, int64_t n);       /* y_i += a·x_i */
+    /* Scores of nq query rows against nk <= CPU_ATTN_KEY_BLOCK keys:
+     *   s[r·s_stride + j] = Σ_d q[r·q_stride + d] · kt[d·CPU_ATTN_KEY_BLOCK + j]
+     * kt's columns nk..CPU_ATTN_KEY_BLOCK-1 must hold finite values. */
+    void (*attn_scores)(float *s, int64_t s_stride, const float *q, int64_t q_stride, int nq, const float *kt,
+                        int nk, int64_t D);
+    /* Weighted sum of nk value rows v (nk, D) into nq output rows:
+     *   o[r·o_stride + d] += Σ_j p[r·p_stride + j] · v[j·D + d] */
+    void (*attn_pv)(float *o, int64_t o_stride, const float *p, int64_t p_stride, int nq, const float *v, int nk,
+                    int64_t D);
+    /* Softmax pieces: x_i *= a, returns max_i x_i (-INFINITY for n = 0) */
+    float (*scale_max)(float *x, int64_t n, float a);
+    /* x_i = exp(x_i - m), returns Σ x_i (exp to ~2 ulp; exp(-inf) = 0) */
+    float (*exp_sum)(float *x, int64_t n, float m);
+    /* x_i = a·x_i, then rounded to the nearest half when round_f16 */
+    void (*scale_round)(float *x, int64_t n, float a, int round_f16);
+    void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);       /* exact */
     void (*f32_to_f16)(uint16_t *dst, const float *src, int64_t n);       /* round to nearest even */
     const char *name;                                                     /* "scalar", "avx2" */
 } cpu_vec_kernels;

@@ -1,65 +1,169 @@
 /*
  * cpu_ops_avx2.c — AVX2 + FMA + F16C versions of the cpu_ops.h kernels:
- * 8 lanes per step, f16 loaded with vcvtph2ps, two accumulators for dot
- * products to hide FMA latency. Only called after cpu_vec_avx2() checked
- * the CPU.
+ * 8 lanes per step, f16 converted with vcvtph2ps/vcvtps2ph. The attention
+ * kernels block by registers: scores take 4 query rows x 16 keys (8
+ * accumulators, each K value loaded once per 4 rows); the weighted V sum
+ * keeps 32 output columns of a row in 4 accumulators across the key block.
+ * Only called after cpu_vec_avx2() checked the CPU.
  */
 #include <immintrin.h>
+#include <math.h>
+#include <string.h>
 
 #include "backend/cpu/cpu_ops.h"
 #include "tensor/dtype.h"
 
-static inline float hsum256(__m256 v) {
+static void attn_scores(float *s, int64_t s_stride, const float *q, int64_t q_stride, int nq, const float *kt,
+                        int nk, int64_t D) {
+    enum { KB = CPU_ATTN_KEY_BLOCK };
+    float tmp[4][KB];
+    int r = 0;
+    for (; r + 4 <= nq; r += 4) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0, b0 = a0, b1 = a0, c0 = a0, c1 = a0, d0 = a0, d1 = a0;
+        const float *q0 = q + r * q_stride, *q1 = q0 + q_stride, *q2 = q1 + q_stride, *q3 = q2 + q_stride;
+        for (int64_t d = 0; d < D; d++) {
+            __m256 k0 = _mm256_loadu_ps(kt + d * KB), k1 = _mm256_loadu_ps(kt + d * KB + 8);
+            __m256 x = _mm256_broadcast_ss(q0 + d);
+            a0 = _mm256_fmadd_ps(x, k0, a0), a1 = _mm256_fmadd_ps(x, k1, a1);
+            x = _mm256_broadcast_ss(q1 + d);
+            b0 = _mm256_fmadd_ps(x, k0, b0), b1 = _mm256_fmadd_ps(x, k1, b1);
+            x = _mm256_broadcast_ss(q2 + d);
+            c0 = _mm256_fmadd_ps(x, k0, c0), c1 = _mm256_fmadd_ps(x, k1, c1);
+            x = _mm256_broadcast_ss(q3 + d);
+            d0 = _mm256_fmadd_ps(x, k0, d0), d1 = _mm256_fmadd_ps(x, k1, d1);
+        }
+        _mm256_storeu_ps(tmp[0], a0), _mm256_storeu_ps(tmp[0] + 8, a1);
+        _mm256_storeu_ps(tmp[1], b0), _mm256_storeu_ps(tmp[1] + 8, b1);
+        _mm256_storeu_ps(tmp[2], c0), _mm256_storeu_ps(tmp[2] + 8, c1);
+        _mm256_storeu_ps(tmp[3], d0), _mm256_storeu_ps(tmp[3] + 8, d1);
+        for (int i = 0; i < 4; i++) memcpy(s + (r + i) * s_stride, tmp[i], (size_t)nk * sizeof(float));
+    }
+    for (; r < nq; r++) {
+        __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+        const float *q0 = q + r * q_stride;
+        for (int64_t d = 0; d < D; d++) {
+            __m256 x = _mm256_broadcast_ss(q0 + d);
+            a0 = _mm256_fmadd_ps(x, _mm256_loadu_ps(kt + d * KB), a0);
+            a1 = _mm256_fmadd_ps(x, _mm256_loadu_ps(kt + d * KB + 8), a1);
+        }
+        _mm256_storeu_ps(tmp[0], a0), _mm256_storeu_ps(tmp[0] + 8, a1);
+        memcpy(s + r * s_stride, tmp[0], (size_t)nk * sizeof(float));
+    }
+}
+
+static void attn_pv(float *o, int64_t o_stride, const float *p, int64_t p_stride, int nq, const float *v, int nk,
+                    int64_t D) {
+    for (int r = 0; r < nq; r++) {
+        float *orow = o + r * o_stride;
+        const float *prow = p + r * p_stride;
+        int64_t d = 0;
+        for (; d + 32 <= D; d += 32) {
+            __m256 a0 = _mm256_loadu_ps(orow + d), a1 = _mm256_loadu_ps(orow + d + 8);
+            __m256 a2 = _mm256_loadu_ps(orow + d + 16), a3 = _mm256_loadu_ps(orow + d + 24);
+            for (int j = 0; j < nk; j++) {
+                __m256 w = _mm256_broadcast_ss(prow + j);
+                const float *vr = v + j * D + d;
+                a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr), a0);
+                a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8), a1);
+                a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 16), a2);
+                a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 24), a3);
+            }
+            _mm256_storeu_ps(orow + d, a0), _mm256_storeu_ps(orow + d + 8, a1);
+            _mm256_storeu_ps(orow + d + 16, a2), _mm256_storeu_ps(orow + d + 24, a3);
+        }
+        for (; d + 8 <= D; d += 8) {
+            __m256 a0 = _mm256_loadu_ps(orow + d);
+            for (int j = 0; j < nk; j++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(prow + j), _mm256_loadu_ps(v + j * D + d), a0);
+            _mm256_storeu_ps(orow + d, a0);
+        }
+        for (; d < D; d++)
+            for (int j = 0; j < nk; j++) orow[d] += prow[j] * v[j * D + d];
+    }
+}
+
+static float hmax256(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_movehdup_ps(m));
+    return _mm_cvtss_f32(m);
+}
+
+static float hsum256(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     s = _mm_add_ps(s, _mm_movehl_ps(s, s));
     s = _mm_add_ss(s, _mm_movehdup_ps(s));
     return _mm_cvtss_f32(s);
 }
 
-static float dot_f32_f16(const float *a, const uint16_t *b, int64_t n) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+static float scale_max(float *x, int64_t n, float a) {
+    __m256 va = _mm256_set1_ps(a), m = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 b0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i)));
-        __m256 b1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i + 8)));
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), b0, acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), b1, acc1);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_mul_ps(va, _mm256_loadu_ps(x + i));
+        _mm256_storeu_ps(x + i, v);
+        m = _mm256_max_ps(m, v);
     }
-    for (; i + 8 <= n; i += 8)
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(b + i))), acc0);
-    float s = hsum256(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) s += a[i] * fp16_to_f32(b[i]);
+    float mx = hmax256(m);
+    for (; i < n; i++) {
+        x[i] *= a;
+        if (x[i] > mx) mx = x[i];
+    }
+    return mx;
+}
+
+/* exp(x) for 8 lanes: x = k·ln2 + r with k = round(x·log2 e), |r| <= ln2/2
+ * (ln2 split in two parts so r is exact), exp(r) by its degree-6 Taylor
+ * polynomial (error < 2e-7 relative), times 2^k built in the exponent
+ * bits. Lanes below -87 (exp < 2^-126, and -inf) give 0. */
+static inline __m256 exp256(__m256 x) {
+    const __m256 lo = _mm256_set1_ps(-87.0f);
+    __m256 small = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+    x = _mm256_max_ps(x, lo);
+    x = _mm256_min_ps(x, _mm256_set1_ps(88.0f));
+    __m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                               _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+    r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+    __m256 p = _mm256_set1_ps(1.0f / 720);
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+    __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+    return _mm256_andnot_ps(small, y);
+}
+
+static float exp_sum(float *x, int64_t n, float m) {
+    __m256 vm = _mm256_set1_ps(m), acc = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vm));
+        _mm256_storeu_ps(x + i, e);
+        acc = _mm256_add_ps(acc, e);
+    }
+    float s = hsum256(acc);
+    for (; i < n; i++) s += x[i] = expf(x[i] - m);
     return s;
 }
 
-static float dot_f32_f32(const float *a, const float *b, int64_t n) {
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-    }
-    for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    float s = hsum256(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-static void axpy_f16(float *y, float a, const uint16_t *x, int64_t n) {
+static void scale_round(float *x, int64_t n, float a, int round_f16) {
     __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) {
-        __m256 vx = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, vx, _mm256_loadu_ps(y + i)));
+        __m256 v = _mm256_mul_ps(va, _mm256_loadu_ps(x + i));
+        if (round_f16) v = _mm256_cvtph_ps(_mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+        _mm256_storeu_ps(x + i, v);
     }
-    for (; i < n; i++) y[i] += a * fp16_to_f32(x[i]);
+    for (; i < n; i++) x[i] = round_f16 ? fp16_to_f32(f32_to_fp16(a * x[i])) : a * x[i];
 }
 
-static void axpy_f32(float *y, float a, const float *x, int64_t n) {
-    __m256 va = _mm256_set1_ps(a);
+static void f16_to_f32(float *dst, const uint16_t *src, int64_t n) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] += a * x[i];
+    for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
+    for (; i < n; i++) dst[i] = fp16_to_f32(src[i]);
 }
 
 static void f32_to_f16(uint16_t *dst, const float *src, int64_t n) {
@@ -69,4 +173,4 @@ static void f32_to_f16(uint16_t *dst, const float *src, int64_t n) {
     for (; i < n; i++) dst[i] = f32_to_fp16(src[i]);
 }
 
-const cpu_vec_kernels cpu_vec_avx2_kernels = {dot_f32_f16, dot_f32_f32, axpy_f16, axpy_f32, f32_to_f16, "avx2"};
+const cpu_vec_kernels cpu_vec_avx2_kernels = {attn_scores, attn_pv, scale_max, exp_sum, scale_round, f16_to_f32, f32_to_f16, "avx2"};

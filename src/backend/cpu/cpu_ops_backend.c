@@ -2,9 +2,10 @@
  * cpu_ops_backend.c — the CPU implementation of backend.h.
  *
  * Matmuls go to the quantized dot kernels (cpu_kernels.h) on the thread pool.
- * Attention is split over (token, head) pairs, dealt round-robin to the
- * threads so causal prefill (later tokens attend to more) stays balanced;
- * each thread has its own score buffer, grown to the longest sequence seen.
+ * Attention is split over (tile of a sequence's tokens, KV head) tasks,
+ * dealt round-robin to the threads so causal prefill (later tokens attend to
+ * more) stays balanced; each thread has its own scratch, grown to the
+ * widest tile seen (see the comment above attn_run).
  * Norms, rope and elementwise ops are cheap next to the matmuls and run on
  * the calling thread.
  */
@@ -21,15 +22,26 @@
 #include "tensor/quant.h"
 
 
+/* One compute thread's attention scratch (rows = a tile's query rows). */
+typedef struct attn_scratch {
+    float *scores;           /* (scores_rows, scores_cap) scores, then softmax weights */
+    float *q;                /* (scores_rows, D) the tile's rounded queries */
+    float *o;                /* (scores_rows, D) outputs being summed */
+    float *kt;               /* (D, CPU_ATTN_KEY_BLOCK) a key block, f32, transposed */
+    float *vf;               /* (CPU_ATTN_KEY_BLOCK, D) a value block, f32 */
+    float *row;              /* (D) one converted K row */
+    void *qtmp;              /* a query row as q8_0 (rounding for q8_0/q4_0 K) */
+} attn_scratch;
+
 struct backend {
     thread_pool *pool;
     int n_threads;
     const cpu_vec_kernels *vk;
-    float **scores;          /* (n_threads) each (scores_group, scores_cap) */
-    int64_t scores_cap;      /* positions per head */
-    int64_t scores_group;    /* query heads per KV head */
-    float **qbuf;            /* (n_threads) each (qbuf_elems): a group's rounded queries */
-    int64_t qbuf_elems;
+    attn_scratch *attn;      /* (n_threads) */
+    int64_t scores_rows, scores_cap;
+    int32_t scratch_dim;     /* head_dim the scratch was sized for */
+    struct attn_tile *tiles; /* (tiles_cap) a batch cut into tiles */
+    int64_t tiles_cap;
     void *act;               /* matmul: quantized activation rows */
     size_t act_bytes;
 };
@@ -41,10 +53,9 @@ backend *backend_cpu_create(int n_threads, larder_error *err) {
         return NULL;
     }
     b->pool = thread_pool_create(n_threads, err);
-    b->scores = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *b->scores);
-    b->qbuf = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *b->qbuf);
-    if (!b->pool || !b->scores || !b->qbuf) {
-        if (b->pool && (!b->scores || !b->qbuf)) error_set(err, ERR_NOMEM, "out of memory");
+    b->attn = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *b->attn);
+    if (!b->pool || !b->attn) {
+        if (b->pool) error_set(err, ERR_NOMEM, "out of memory");
         backend_free(b);
         return NULL;
     }
@@ -56,12 +67,13 @@ backend *backend_cpu_create(int n_threads, larder_error *err) {
 void backend_free(backend *b) {
     if (!b) return;
     thread_pool_destroy(b->pool);
-    if (b->scores)
-        for (int i = 0; i < b->n_threads; i++) free(b->scores[i]);
-    free(b->scores);
-    if (b->qbuf)
-        for (int i = 0; i < b->n_threads; i++) free(b->qbuf[i]);
-    free(b->qbuf);
+    if (b->attn)
+        for (int i = 0; i < b->n_threads; i++) {
+            attn_scratch *w = &b->attn[i];
+            free(w->scores), free(w->q), free(w->o), free(w->kt), free(w->vf), free(w->row), free(w->qtmp);
+        }
+    free(b->attn);
+    free(b->tiles);
     free(b->act);
     free(b);
 }
@@ -196,21 +208,54 @@ void backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, 
                       const backend_kv_ref *refs, int64_t n) {
     const kv_pool_config *c = kv_pool_get_config(pool);
     int32_t P = c->page_tokens, D = c->head_dim, H = c->n_kv_heads;
+    size_t row = kv_pool_get_row_bytes(pool);
     for (int64_t t = 0; t < n; t++) {
         uint32_t page = refs[t].pages[refs[t].pos / P];
-        int32_t slot = refs[t].pos % P;
+        size_t off = (size_t)(refs[t].pos % P) * row;
         for (int32_t h = 0; h < H; h++) {
             const float *ks = k + (t * H + h) * (int64_t)D, *vs = v + (t * H + h) * (int64_t)D;
+            uint8_t *kd = (uint8_t *)kv_pool_k(pool, page, layer, h) + off;
+            uint8_t *vd = (uint8_t *)kv_pool_v(pool, page, layer, h) + off;
             if (c->kv_type == TYPE_F16) {
-                b->vk->f32_to_f16((uint16_t *)kv_pool_k(pool, page, layer, h) + (size_t)slot * D, ks, D);
-                b->vk->f32_to_f16((uint16_t *)kv_pool_v(pool, page, layer, h) + (size_t)slot * D, vs, D);
-            } else {
-                memcpy((float *)kv_pool_k(pool, page, layer, h) + (size_t)slot * D, ks, (size_t)D * 4);
-                memcpy((float *)kv_pool_v(pool, page, layer, h) + (size_t)slot * D, vs, (size_t)D * 4);
+                b->vk->f32_to_f16((uint16_t *)kd, ks, D);
+                b->vk->f32_to_f16((uint16_t *)vd, vs, D);
+            } else if (c->kv_type == TYPE_F32) {
+                memcpy(kd, ks, (size_t)D * 4);
+                memcpy(vd, vs, (size_t)D * 4);
+            } else { /* bf16, q8_0, q4_0: the pool checked type and head size */
+                quantize_row(c->kv_type, ks, kd, D);
+                quantize_row(c->kv_type, vs, vd, D);
             }
         }
     }
 }
+
+/*
+ * Attention is computed per task = (tile, KV head). A tile is a run of up to
+ * tile_tokens consecutive tokens of one sequence (same page table,
+ * consecutive positions); its rows are (token i, query head g of the KV
+ * head's group), r = i·group + g, so every K and V row read from the pool
+ * serves all rows of the tile: prefill reads each page once per tile instead
+ * of once per token, and decode (one-token tiles) once per group.
+ *
+ * The keys a tile attends to are one or two ranges of positions (two when a
+ * rotating window has opened a gap after the kept prefix); score column c of
+ * a row maps to the keys of those ranges in order. Per task:
+ *   1. q rows rounded to K's precision -> qbuf (rows, D)
+ *   2. per key block (<= CPU_ATTN_KEY_BLOCK keys inside one page): K rows to
+ *      f32, transposed into kt (D, KB); S[r][c..] = q_r · K_j
+ *   3. per row: s = scale·S over its own keys (causal, window), softmax in
+ *      f32, weights rounded to V's precision; keys it may not see get 0
+ *   4. per key block: V rows to f32 -> vf (KB, D); O[r] += Σ_j S[r][j] V_j
+ *   5. O rows scattered to out
+ */
+#define ATTN_TILE_ROWS 64     /* target rows (tokens x group) of one tile */
+
+typedef struct attn_tile {
+    int64_t t0;               /* first token of the batch in the tile */
+    int32_t n_tokens;
+    int32_t r0_end, r1_start; /* key ranges [0, r0_end) and [r1_start, last pos] */
+} attn_tile;
 
 typedef struct attn_task {
     backend *b;
@@ -219,113 +264,183 @@ typedef struct attn_task {
     float scale;
     const float *q;
     const backend_kv_ref *refs;
-    int64_t n;
+    const attn_tile *tiles;
+    int64_t n_tiles;
     float *out;
 } attn_task;
 
-/*
- * One task = one token and one KV head: the `group` query heads that share
- * that KV head are computed together, so each K and V row is read from the
- * pool once per group (while it is in L1) instead of once per query head.
- * For query head g of the group:
- *   s_gj = scale * q_g·K_j (j <= pos);  p_g = softmax(s_g);  o_g = Σ_j p_gj V_j
- * With an f16 cache, q and the softmax weights are rounded to f16 before
- * their products with K and V, as llama.cpp's CPU attention does (its matmuls
- * convert the f32 operand to the f16 one's type): the same numbers, not
- * merely close ones. Scores of the group live in this thread's scratch:
- * (group, scores_cap) floats.
- */
+/* Row `src` of the pool's type (D elements) as f32 in dst. */
+static void kv_row_to_f32(const cpu_vec_kernels *vk, uint32_t type, const void *src, float *dst, int64_t D) {
+    if (type == TYPE_F16) vk->f16_to_f32(dst, src, D);
+    else if (type == TYPE_F32) memcpy(dst, src, (size_t)D * sizeof(float));
+    else dequantize_row(type, src, dst, D);
+}
+
+/* x rounded in place to what a dot product with K of this type sees. */
+static void round_query_for_k(const cpu_vec_kernels *vk, uint32_t k_type, float *x, int64_t D, void *tmp) {
+    if (k_type == TYPE_F16)
+        vk->scale_round(x, D, 1.0f, 1);
+    else if (k_type == TYPE_BF16)
+        for (int64_t d = 0; d < D; d++) x[d] = bf16_to_f32(f32_to_bf16(x[d]));
+    else if (k_type == TYPE_Q8_0 || k_type == TYPE_Q4_0) { /* both dot with q8_0 activations */
+        quantize_row_activation(TYPE_Q8_0, x, tmp, D);
+        dequantize_row(TYPE_Q8_0, tmp, x, D);
+    }
+}
+
 static void attn_run(void *ctx, int ti, int nt) {
+    enum { KB = CPU_ATTN_KEY_BLOCK };
     const attn_task *a = ctx;
     const kv_pool_config *c = kv_pool_get_config(a->pool);
     const cpu_vec_kernels *vk = a->b->vk;
-    int32_t P = c->page_tokens, D = c->head_dim, n_kv = c->n_kv_heads, group = a->n_heads / n_kv;
-    bool f16 = c->kv_type == TYPE_F16;
-    size_t esz = f16 ? 2 : 4;
-    int64_t cap = a->b->scores_cap;
-    float *scores = a->b->scores[ti];           /* (group, cap) */
-    float *qg = a->b->qbuf[ti];                 /* (group, D) rounded queries */
-    for (int64_t task = ti; task < a->n * n_kv; task += nt) {
-        int64_t t = task / n_kv;
-        int32_t kvh = (int32_t)(task % n_kv);
-        int32_t len = a->refs[t].pos + 1;
-        const uint32_t *pages = a->refs[t].pages;
-        for (int32_t g = 0; g < group; g++) {
-            const float *q = a->q + (t * a->n_heads + kvh * group + g) * (int64_t)D;
-            for (int32_t d = 0; d < D; d++) qg[g * D + d] = f16 ? fp16_to_f32(f32_to_fp16(q[d])) : q[d];
-        }
-        /* s_gj = scale * q_g·K_j, page by page */
-        for (int32_t j0 = 0; j0 < len; j0 += P) {
-            const uint8_t *K = kv_pool_k(a->pool, pages[j0 / P], a->layer, kvh);
-            int32_t m = len - j0 < P ? len - j0 : P;
-            for (int32_t j = 0; j < m; j++) {
-                const void *krow = K + (size_t)j * D * esz;
-                for (int32_t g = 0; g < group; g++) {
-                    float d = f16 ? vk->dot_f32_f16(qg + g * D, krow, D) : vk->dot_f32_f32(qg + g * D, krow, D);
-                    scores[g * cap + j0 + j] = d * a->scale;
+    const int32_t P = c->page_tokens, D = c->head_dim, n_kv = c->n_kv_heads, group = a->n_heads / n_kv;
+    const uint32_t type = c->kv_type;
+    const size_t row_bytes = kv_pool_get_row_bytes(a->pool);
+    const int64_t cap = a->b->scores_cap;
+    attn_scratch *w = &a->b->attn[ti];
+    for (int64_t task = ti; task < a->n_tiles * n_kv; task += nt) {
+        const attn_tile *tile = &a->tiles[task / n_kv];
+        const int32_t kvh = (int32_t)(task % n_kv);
+        const backend_kv_ref *ref = &a->refs[tile->t0];
+        const int32_t rows = tile->n_tokens * group, last = ref[tile->n_tokens - 1].pos;
+        const int32_t r_beg[2] = {0, tile->r1_start}, r_end[2] = {tile->r0_end, last + 1};
+        /* 1. queries */
+        for (int32_t i = 0; i < tile->n_tokens; i++)
+            for (int32_t g = 0; g < group; g++) {
+                float *qr = w->q + (int64_t)(i * group + g) * D;
+                memcpy(qr, a->q + ((tile->t0 + i) * a->n_heads + kvh * group + g) * (int64_t)D, (size_t)D * sizeof(float));
+                round_query_for_k(vk, type, qr, D, w->qtmp);
+            }
+        /* 2. S = Q·Kᵀ by key blocks */
+        int64_t col = 0;
+        for (int rg = 0; rg < 2; rg++)
+            for (int32_t j = r_beg[rg]; j < r_end[rg];) {
+                int32_t in_page = P - j % P, nk = r_end[rg] - j;
+                if (nk > KB) nk = KB;
+                if (nk > in_page) nk = in_page;
+                const uint8_t *K = (const uint8_t *)kv_pool_k(a->pool, ref->pages[j / P], a->layer, kvh) +
+                                   (size_t)(j % P) * row_bytes;
+                for (int32_t jj = 0; jj < KB; jj++) {
+                    if (jj < nk) kv_row_to_f32(vk, type, K + (size_t)jj * row_bytes, w->row, D);
+                    for (int32_t d = 0; d < D; d++) w->kt[d * KB + jj] = jj < nk ? w->row[d] : 0.0f;
                 }
+                vk->attn_scores(w->scores + col, cap, w->q, D, rows, w->kt, nk, D);
+                col += nk, j += nk;
             }
+        /* 3. softmax of each row over the keys it sees: one or two spans
+         * of columns, [0, keep) and [window start, pos] mapped to columns;
+         * the other columns get weight 0 */
+        for (int32_t r = 0; r < rows; r++) {
+            const backend_kv_ref *tr = &ref[r / group];
+            float *s = w->scores + (int64_t)r * cap;
+            int32_t lo = tr->window_tokens > 0 ? tr->pos - tr->window_tokens + 1 : 0;
+            int64_t span[2][2]; /* column [begin, end) */
+            int n_span;
+            if (lo <= tr->keep_tokens) { /* no gap for this token: keys [0, pos] */
+                span[0][0] = 0, span[0][1] = tr->pos + 1, n_span = 1;
+            } else {                     /* keys [0, keep) and [lo, pos] */
+                span[0][0] = 0, span[0][1] = tr->keep_tokens;
+                int64_t base = tile->r0_end > 0 ? tile->r0_end - tile->r1_start : 0; /* column of key j: j + base */
+                span[1][0] = lo + base, span[1][1] = tr->pos + 1 + base, n_span = 2;
+            }
+            float mx = -INFINITY, sum = 0;
+            for (int k = 0; k < n_span; k++) {
+                float m = vk->scale_max(s + span[k][0], span[k][1] - span[k][0], a->scale);
+                if (m > mx) mx = m;
+            }
+            for (int k = 0; k < n_span; k++) sum += vk->exp_sum(s + span[k][0], span[k][1] - span[k][0], mx);
+            int64_t prev = 0;
+            for (int k = 0; k < n_span; k++) {
+                memset(s + prev, 0, (size_t)(span[k][0] - prev) * sizeof(float));
+                vk->scale_round(s + span[k][0], span[k][1] - span[k][0], 1.0f / sum, type == TYPE_F16);
+                if (type == TYPE_BF16)
+                    for (int64_t c2 = span[k][0]; c2 < span[k][1]; c2++) s[c2] = bf16_to_f32(f32_to_bf16(s[c2]));
+                prev = span[k][1];
+            }
+            memset(s + prev, 0, (size_t)(col - prev) * sizeof(float));
         }
-        /* softmax per head (f32), weights normalised in place */
-        for (int32_t g = 0; g < group; g++) {
-            float *s = scores + g * cap, mx = -INFINITY, sum = 0;
-            for (int32_t j = 0; j < len; j++)
-                if (s[j] > mx) mx = s[j];
-            for (int32_t j = 0; j < len; j++) {
-                s[j] = expf(s[j] - mx);
-                sum += s[j];
+        /* 4. O = P·V by key blocks */
+        memset(w->o, 0, (size_t)rows * (size_t)D * sizeof(float));
+        col = 0;
+        for (int rg = 0; rg < 2; rg++)
+            for (int32_t j = r_beg[rg]; j < r_end[rg];) {
+                int32_t in_page = P - j % P, nk = r_end[rg] - j;
+                if (nk > KB) nk = KB;
+                if (nk > in_page) nk = in_page;
+                const uint8_t *V = (const uint8_t *)kv_pool_v(a->pool, ref->pages[j / P], a->layer, kvh) +
+                                   (size_t)(j % P) * row_bytes;
+                for (int32_t jj = 0; jj < nk; jj++) kv_row_to_f32(vk, type, V + (size_t)jj * row_bytes, w->vf + jj * D, D);
+                vk->attn_pv(w->o, D, w->scores + col, cap, rows, w->vf, nk, D);
+                col += nk, j += nk;
             }
-            float inv = 1.0f / sum;
-            for (int32_t j = 0; j < len; j++) {
-                float p = s[j] * inv;
-                s[j] = f16 ? fp16_to_f32(f32_to_fp16(p)) : p;
-            }
-            memset(a->out + (t * a->n_heads + kvh * group + g) * (int64_t)D, 0, (size_t)D * sizeof(float));
-        }
-        /* o_g = Σ_j p_gj V_j */
-        for (int32_t j0 = 0; j0 < len; j0 += P) {
-            const uint8_t *V = kv_pool_v(a->pool, pages[j0 / P], a->layer, kvh);
-            int32_t m = len - j0 < P ? len - j0 : P;
-            for (int32_t j = 0; j < m; j++) {
-                const void *vrow = V + (size_t)j * D * esz;
-                for (int32_t g = 0; g < group; g++) {
-                    float *o = a->out + (t * a->n_heads + kvh * group + g) * (int64_t)D;
-                    float p = scores[g * cap + j0 + j];
-                    if (f16) vk->axpy_f16(o, p, vrow, D);
-                    else vk->axpy_f32(o, p, vrow, D);
-                }
-            }
+        /* 5. scatter */
+        for (int32_t i = 0; i < tile->n_tokens; i++)
+            memcpy(a->out + ((tile->t0 + i) * a->n_heads + kvh * group) * (int64_t)D, w->o + (int64_t)i * group * D,
+                   (size_t)group * (size_t)D * sizeof(float));
+    }
+}
+
+/* Grows every thread's attention scratch to rows x cols scores and rows
+ * query/output rows of head_dim. */
+static int attn_scratch_reserve(backend *b, int64_t rows, int64_t cols, int32_t head_dim, larder_error *err) {
+    if (rows <= b->scores_rows && cols <= b->scores_cap && head_dim <= b->scratch_dim) return 0;
+    int64_t cap = b->scores_cap > 256 ? b->scores_cap : 256;
+    while (cap < cols) cap *= 2;
+    if (rows < b->scores_rows) rows = b->scores_rows;
+    if (head_dim < b->scratch_dim) head_dim = b->scratch_dim;
+    size_t D = (size_t)head_dim;
+    for (int i = 0; i < b->n_threads; i++) {
+        attn_scratch *w = &b->attn[i];
+        free(w->scores), free(w->q), free(w->o), free(w->kt), free(w->vf), free(w->row), free(w->qtmp);
+        w->scores = malloc((size_t)rows * (size_t)cap * sizeof(float));
+        w->q = malloc((size_t)rows * D * sizeof(float));
+        w->o = malloc((size_t)rows * D * sizeof(float));
+        w->kt = malloc(D * CPU_ATTN_KEY_BLOCK * sizeof(float));
+        w->vf = malloc(D * CPU_ATTN_KEY_BLOCK * sizeof(float));
+        w->row = malloc(D * sizeof(float));
+        w->qtmp = malloc(tensor_row_bytes(TYPE_Q8_0, (head_dim + 31) / 32 * 32));
+        if (!w->scores || !w->q || !w->o || !w->kt || !w->vf || !w->row || !w->qtmp) {
+            b->scores_rows = b->scores_cap = b->scratch_dim = 0; /* forces a full retry next time */
+            return error_set(err, ERR_NOMEM, "out of memory (attention scratch)");
         }
     }
+    b->scores_rows = rows, b->scores_cap = cap, b->scratch_dim = head_dim;
+    return 0;
 }
 
 int backend_attention(backend *b, const kv_pool *pool, int32_t layer, const float *q, const backend_kv_ref *refs,
                       int64_t n, int32_t n_heads, float scale, float *out, larder_error *err) {
-    int64_t longest = 0;
-    for (int64_t t = 0; t < n; t++)
-        if (refs[t].pos + 1 > longest) longest = refs[t].pos + 1;
     const kv_pool_config *c = kv_pool_get_config(pool);
     if (n_heads < c->n_kv_heads || n_heads % c->n_kv_heads)
         return error_set(err, ERR_INVALID, "attention: %d query heads do not group over %d KV heads", n_heads, c->n_kv_heads);
-    int64_t group = n_heads / c->n_kv_heads;
-    if (longest > b->scores_cap || group > b->scores_group || (int64_t)c->head_dim * group > b->qbuf_elems) {
-        int64_t cap = b->scores_cap ? b->scores_cap : 256;
-        while (cap < longest) cap *= 2;
-        int64_t grp = group > b->scores_group ? group : b->scores_group;
-        int64_t qn = (int64_t)c->head_dim * grp > b->qbuf_elems ? (int64_t)c->head_dim * grp : b->qbuf_elems;
-        for (int i = 0; i < b->n_threads; i++) {
-            float *p = realloc(b->scores[i], (size_t)(cap * grp) * sizeof *p);
-            if (!p) return error_set(err, ERR_NOMEM, "out of memory (attention scores)");
-            b->scores[i] = p;
-            float *qb = realloc(b->qbuf[i], (size_t)qn * sizeof *qb);
-            if (!qb) return error_set(err, ERR_NOMEM, "out of memory (attention queries)");
-            b->qbuf[i] = qb;
-        }
-        b->scores_cap = cap;
-        b->scores_group = grp;
-        b->qbuf_elems = qn;
+    if (n <= 0) return 0;
+    const int32_t group = n_heads / c->n_kv_heads;
+    const int32_t tile_tokens = group >= ATTN_TILE_ROWS ? 1 : ATTN_TILE_ROWS / group;
+    if (n > b->tiles_cap) {
+        attn_tile *t = realloc(b->tiles, (size_t)n * sizeof *t);
+        if (!t) return error_set(err, ERR_NOMEM, "out of memory (attention tiles)");
+        b->tiles = t, b->tiles_cap = n;
     }
-    attn_task a = {b, pool, layer, n_heads, scale, q, refs, n, out};
+    /* Cut the batch into tiles; the widest tile's key count sizes the scores. */
+    int64_t n_tiles = 0, cols = 0;
+    for (int64_t t = 0; t < n;) {
+        const backend_kv_ref *r = &refs[t];
+        int32_t k = 1;
+        while (t + k < n && k < tile_tokens && refs[t + k].pages == r->pages && refs[t + k].pos == r->pos + k &&
+               refs[t + k].keep_tokens == r->keep_tokens && refs[t + k].window_tokens == r->window_tokens)
+            k++;
+        attn_tile *tile = &b->tiles[n_tiles++];
+        int32_t last = refs[t + k - 1].pos;
+        int32_t lo = r->window_tokens > 0 ? r->pos - r->window_tokens + 1 : 0; /* first token's window start */
+        tile->t0 = t, tile->n_tokens = k;
+        if (lo > r->keep_tokens) tile->r0_end = r->keep_tokens, tile->r1_start = lo; /* a gap */
+        else tile->r0_end = 0, tile->r1_start = 0;
+        int64_t keys = (int64_t)tile->r0_end + (last + 1 - tile->r1_start);
+        if (keys > cols) cols = keys;
+        t += k;
+    }
+    if (attn_scratch_reserve(b, (int64_t)tile_tokens * group, cols, c->head_dim, err)) return -1;
+    attn_task a = {b, pool, layer, n_heads, scale, q, refs, b->tiles, n_tiles, out};
     thread_pool_run(b->pool, attn_run, &a);
     return 0;
 }
