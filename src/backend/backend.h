@@ -64,9 +64,11 @@ typedef struct backend_kv_ref {
 } backend_kv_ref;
 
 /* Stores K and V of n tokens, (n, n_kv_heads * head_dim) each, of `layer`
- * into their pages (converted or quantized to the pool's type). */
-void backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, const float *v,
-                      const backend_kv_ref *refs, int64_t n);
+ * into their pages (converted or quantized to the pool's type; quantized
+ * types rotated first, see cpu_ops_backend.c). Returns -1 only when scratch
+ * cannot be allocated. */
+int backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, const float *v,
+                     const backend_kv_ref *refs, int64_t n, larder_error *err);
 
 /* Causal attention over pages. For token t and head h (kv head
  * h / (n_heads / n_kv_heads)):

@@ -136,7 +136,7 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
         if (l->k_norm) backend_rmsnorm(be, c->k, l->k_norm, c->k, n * Hkv, D, hp->rms_eps);   /* RMS norm of q, k */
         backend_rope(be, c->q, c->positions, n, (int32_t)H, (int32_t)D, hp->n_rot, m->rope_inv_freq, hp->rope_neox);
         backend_rope(be, c->k, c->positions, n, (int32_t)Hkv, (int32_t)D, hp->n_rot, m->rope_inv_freq, hp->rope_neox);
-        backend_kv_store(be, c->pool, il, c->k, c->v, c->refs, n);              /* K, V -> pages */
+        if (backend_kv_store(be, c->pool, il, c->k, c->v, c->refs, n, err)) return -1; /* K, V -> pages */
         if (backend_attention(be, c->pool, il, c->q, c->refs, n, (int32_t)H, scale, c->att, err))
             return -1;                                                          /* att = softmax(q·Kᵀ/√D)·V */
         if (MATMUL(l->wo, c->att, n, c->xb)) return -1;                          /* xb = att · Woᵀ */

@@ -98,6 +98,18 @@ int quantize_row(uint32_t type, const float *src, void *dst, int64_t n) {
     return 0;
 }
 
+int quantize_row_fast(uint32_t type, const float *src, void *dst, int64_t n) {
+    if (type == TYPE_Q4_0) {
+        int64_t nb = row_blocks(type, n);
+        if (nb < 0) return -1;
+        quant_q4_0_fast(src, dst, nb);
+        return 0;
+    }
+    if (type == TYPE_Q8_0 || type == TYPE_F32 || type == TYPE_F16 || type == TYPE_BF16)
+        return quantize_row(type, src, dst, n);
+    return -1;
+}
+
 uint32_t quant_vec_dot_type(uint32_t wtype) {
     switch (wtype) {
     case TYPE_F32: case TYPE_F16: case TYPE_BF16: return TYPE_F32;

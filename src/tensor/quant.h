@@ -51,6 +51,13 @@ void dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
  * of the block size (dst untouched). */
 int quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
+/* Quantize n floats into a row of `type` without any scale search: the
+ * quantizers llama.cpp uses for rows written while running (its KV cache).
+ * Q4_0: per block, m = the element of largest magnitude (sign kept),
+ * d = m / -8, q = min(15, trunc(x/d + 8.5)); Q8_0, F32, F16, BF16: as
+ * quantize_row. Returns 0, or -1 for another type or a bad n. */
+int quantize_row_fast(uint32_t type, const float *src, void *dst, int64_t n);
+
 /* The activation type a weight type is dotted with (table above), or
  * QUANT_NO_TYPE if the weight type has no dot product. */
 uint32_t quant_vec_dot_type(uint32_t wtype);

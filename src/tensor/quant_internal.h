@@ -55,6 +55,7 @@ void dequant_q5_1(const block_q5_1 *x, float *y, int64_t nb);
 void dequant_q8_0(const block_q8_0 *x, float *y, int64_t nb);
 void dequant_q8_1(const block_q8_1 *x, float *y, int64_t nb);
 void quant_q4_0(const float *x, block_q4_0 *y, int64_t nb);
+void quant_q4_0_fast(const float *x, block_q4_0 *y, int64_t nb);
 void quant_q4_1(const float *x, block_q4_1 *y, int64_t nb);
 void quant_q5_0(const float *x, block_q5_0 *y, int64_t nb);
 void quant_q5_1(const float *x, block_q5_1 *y, int64_t nb);

@@ -110,6 +110,24 @@ void quant_q4_0(const float *x, block_q4_0 *y, int64_t nb) {
     }
 }
 
+/* No search: d from the block's largest-magnitude element m, so that m maps
+ * to q = 0 exactly (d = m / -8); the others round half up, clamped to 15. */
+void quant_q4_0_fast(const float *x, block_q4_0 *y, int64_t nb) {
+    for (int64_t b = 0; b < nb; b++, x += QK32) {
+        float amax = 0, m = 0;
+        for (int i = 0; i < QK32; i++)
+            if (fabsf(x[i]) > amax) amax = fabsf(x[i]), m = x[i];
+        float d = m / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+        y[b].d = f32_to_fp16(d);
+        uint8_t q[QK32];
+        for (int i = 0; i < QK32; i++) {
+            int v = (int)(x[i] * id + 8.5f);
+            q[i] = (uint8_t)(v > 15 ? 15 : v < 0 ? 0 : v);
+        }
+        pack_nibbles(q, y[b].qs);
+    }
+}
+
 void quant_q5_0(const float *x, block_q5_0 *y, int64_t nb) {
     for (int64_t b = 0; b < nb; b++, x += QK32) {
         uint8_t q[QK32];

@@ -127,6 +127,32 @@ static void test_simd_kernels_match_scalar(void **state) {
     }
 }
 
+/* x (64) = H x, H the orthonormal 64x64 Walsh-Hadamard matrix written out
+ * (Sylvester: H[i][j] = (-1)^popcount(i & j) / 8), not the fast transform. */
+static void hadamard64(float *x) {
+    float y[64];
+    for (int i = 0; i < 64; i++) {
+        double acc = 0;
+        for (int j = 0; j < 64; j++) acc += (__builtin_popcount((unsigned)(i & j)) & 1 ? -x[j] : x[j]) / 8.0;
+        y[i] = (float)acc;
+    }
+    memcpy(x, y, sizeof y);
+}
+
+/* x (n) as a KV pool of `type` gives it back: quantized types (head size 64
+ * here) are rotated, stored, read and rotated back; `act` rounds as a query
+ * (to q8_0 for q8_0/q4_0) instead of as a stored row. */
+static void kv_round_trip(uint32_t type, float *x, int n, bool act) {
+    uint8_t tmp[512];
+    bool rot = type == TYPE_Q8_0 || type == TYPE_Q4_0;
+    if (rot) hadamard64(x);
+    if (act && rot) quantize_row_activation(TYPE_Q8_0, x, tmp, n), dequantize_row(TYPE_Q8_0, tmp, x, n);
+    else if (act && type == TYPE_F16) for (int i = 0; i < n; i++) x[i] = fp16_to_f32(f32_to_fp16(x[i]));
+    else if (act && type == TYPE_BF16) for (int i = 0; i < n; i++) x[i] = bf16_to_f32(f32_to_bf16(x[i]));
+    else if (!act) assert_int_equal(quantize_row_fast(type, x, tmp, n), 0), dequantize_row(type, tmp, x, n);
+    if (rot) hadamard64(x);
+}
+
 /* Reference attention of one token over contiguous K/V in doubles, with the
  * roundings backend.h promises for a KV type; window as in backend_kv_ref. */
 static void attention_reference(uint32_t type, const float *Q, const float *K, const float *V, int t, int H,
@@ -136,15 +162,7 @@ static void attention_reference(uint32_t type, const float *Q, const float *K, c
         int kh = h / (H / HKV);
         float q[64];
         memcpy(q, Q + (t * H + h) * D, (size_t)D * sizeof(float));
-        if (type == TYPE_F16)
-            for (int i = 0; i < D; i++) q[i] = fp16_to_f32(f32_to_fp16(q[i]));
-        else if (type == TYPE_BF16)
-            for (int i = 0; i < D; i++) q[i] = bf16_to_f32(f32_to_bf16(q[i]));
-        else if (type == TYPE_Q8_0 || type == TYPE_Q4_0) {
-            uint8_t tmp[256];
-            quantize_row_activation(TYPE_Q8_0, q, tmp, D);
-            dequantize_row(TYPE_Q8_0, tmp, q, D);
-        }
+        kv_round_trip(type, q, D, true);
         double sc[MAXLEN], mx = -1e30, sum = 0;
         bool sees[MAXLEN];
         for (int j = 0; j <= t; j++) {
@@ -173,14 +191,14 @@ static void attention_reference(uint32_t type, const float *Q, const float *K, c
 
 /* Attention over pages scattered in the pool (page ids out of order, page
  * size 3, so key blocks end at page edges) against a direct computation over
- * contiguous K/V holding the values the pool's type stores, for every KV
- * type; 40 tokens of one sequence make two tiles. Then a rotating window
+ * contiguous K/V holding the values the pool's type stores (quantized types
+ * through the Walsh-Hadamard rotation), for every KV type; 40 tokens of one sequence make two tiles. Then a rotating window
  * (keep 2, window 7): the last tokens, computed again after the pages wholly
  * inside their gap are filled with NaN, equal the reference that skips the
  * gap — so those pages are never read. */
 static void test_paged_attention_equals_contiguous(void **state) {
     (void)state;
-    enum { H = 4, HKV = 2, D = 32, LEN = 40, P = 3, NP = (LEN + P - 1) / P };
+    enum { H = 4, HKV = 2, D = 64, LEN = 40, P = 3, NP = (LEN + P - 1) / P };
     const uint32_t types[] = {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0};
     static float K[LEN * HKV * D], V[LEN * HKV * D], Q[LEN * H * D], out[LEN * H * D];
     for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
@@ -198,16 +216,10 @@ static void test_paged_attention_equals_contiguous(void **state) {
         for (int i = 0; i < LEN * HKV * D; i++) K[i] = frand(&s), V[i] = frand(&s);
         for (int i = 0; i < LEN * H * D; i++) Q[i] = frand(&s);
         /* K and V as the pool's type stores them */
-        for (int r = 0; r < LEN * HKV; r++) {
-            uint8_t tmp[256];
-            assert_int_equal(quantize_row(type, K + r * D, tmp, D), 0);
-            dequantize_row(type, tmp, K + r * D, D);
-            assert_int_equal(quantize_row(type, V + r * D, tmp, D), 0);
-            dequantize_row(type, tmp, V + r * D, D);
-        }
+        for (int r = 0; r < LEN * HKV; r++) kv_round_trip(type, K + r * D, D, false), kv_round_trip(type, V + r * D, D, false);
         backend_kv_ref refs[LEN];
         for (int t = 0; t < LEN; t++) refs[t] = (backend_kv_ref){.pos = t, .pages = pages};
-        backend_kv_store(b, pool, 1, K, V, refs, LEN);
+        assert_int_equal(backend_kv_store(b, pool, 1, K, V, refs, LEN, NULL), 0);
         assert_int_equal(backend_attention(b, pool, 1, Q, refs, LEN, H, 0.35f, out, NULL), 0);
         double want[H * D];
         for (int t = 0; t < LEN; t++) {

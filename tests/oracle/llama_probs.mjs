@@ -37,10 +37,11 @@ async function openContext(llama, modelPath, nTokens, threads, kvType) {
   const model = await llama.loadModel({modelPath});
   const size = Math.max(CONTEXT_TOKENS_MIN, nTokens + 64);
   // KV cache in llama.cpp's default type (F16), as larder's default pool
-  // type, unless kvType ("F32") says otherwise.
+  // type, unless kvType ("F32", "BF16", "Q8_0", "Q4_0") says otherwise.
+  // llama.cpp stores a quantized V cache only with flash attention.
   const kv = kvType ? {experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType} : {};
   const context = await model.createContext({contextSize: size, batchSize: size, sequences: 1,
-    threads: threads ?? 2, flashAttention: false, ...kv});
+    threads: threads ?? 2, flashAttention: /^Q/.test(kvType ?? ""), ...kv});
   return {model, context, sequence: context.getSequence()};
 }
 

@@ -42,6 +42,8 @@ struct backend {
     int32_t scratch_dim;     /* head_dim the scratch was sized for */
     struct attn_tile *tiles; /* (tiles_cap) a batch cut into tiles */
     int64_t tiles_cap;
+    float *rot_row;          /* (rot_row_elems) kv_store: K and V rows being rotated */
+    size_t rot_row_elems;
     void *act;               /* matmul: quantized activation rows */
     size_t act_bytes;
 };
@@ -74,6 +76,7 @@ void backend_free(backend *b) {
         }
     free(b->attn);
     free(b->tiles);
+    free(b->rot_row);
     free(b->act);
     free(b);
 }
@@ -204,11 +207,55 @@ void backend_get_row(const void *w, uint32_t wtype, int64_t cols, int64_t row, f
 
 /* ---- KV */
 
-void backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, const float *v,
-                      const backend_kv_ref *refs, int64_t n) {
+/*
+ * Quantized KV (q8_0, q4_0) is stored rotated, as llama.cpp stores it: each
+ * chunk of n elements of a head (n a power of two >= 64) is multiplied by
+ * the orthonormal Walsh-Hadamard matrix H_n (Sylvester order, H_n = H_nᵀ =
+ * H_n⁻¹). The rotation spreads a vector's outliers over its chunk, so the
+ * 4- or 8-bit blocks lose less; it changes nothing else, because q is
+ * rotated with K's chunk size (Hq·Hk = q·k) and the attention output is
+ * rotated back with V's (Σ p_j H v_j = H Σ p_j v_j). K's chunk is the largest
+ * power of two >= 64 dividing head_dim, V's is 64; head sizes that are not a
+ * multiple of 64 are stored unrotated.
+ */
+static int32_t kv_rotation_k(uint32_t type, int32_t D) {
+    if ((type != TYPE_Q8_0 && type != TYPE_Q4_0) || D % 64) return 0;
+    int32_t n = 64;
+    while (D % (2 * n) == 0) n *= 2;
+    return n;
+}
+
+static int32_t kv_rotation_v(uint32_t type, int32_t D) {
+    return (type != TYPE_Q8_0 && type != TYPE_Q4_0) || D % 64 ? 0 : 64;
+}
+
+/* x (D) = H_n x chunk by chunk (n = 0: unchanged), by the fast transform:
+ * log2(n) butterfly passes (a, b) -> (a + b, a - b), then a 1/sqrt(n) scale. */
+static void hadamard_rotate(float *x, int32_t D, int32_t n) {
+    if (n == 0) return;
+    const float scale = 1.0f / sqrtf((float)n);
+    for (int32_t c0 = 0; c0 < D; c0 += n) {
+        float *v = x + c0;
+        for (int32_t h = 1; h < n; h *= 2)
+            for (int32_t i = 0; i < n; i += 2 * h)
+                for (int32_t j = i; j < i + h; j++) {
+                    float a = v[j], bb = v[j + h];
+                    v[j] = a + bb, v[j + h] = a - bb;
+                }
+        for (int32_t i = 0; i < n; i++) v[i] *= scale;
+    }
+}
+
+int backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, const float *v,
+                     const backend_kv_ref *refs, int64_t n, larder_error *err) {
     const kv_pool_config *c = kv_pool_get_config(pool);
     int32_t P = c->page_tokens, D = c->head_dim, H = c->n_kv_heads;
     size_t row = kv_pool_get_row_bytes(pool);
+    if ((size_t)2 * (size_t)D > b->rot_row_elems) {
+        float *r = realloc(b->rot_row, (size_t)2 * (size_t)D * sizeof *r);
+        if (!r) return error_set(err, ERR_NOMEM, "out of memory (KV rows)");
+        b->rot_row = r, b->rot_row_elems = (size_t)2 * (size_t)D;
+    }
     for (int64_t t = 0; t < n; t++) {
         uint32_t page = refs[t].pages[refs[t].pos / P];
         size_t off = (size_t)(refs[t].pos % P) * row;
@@ -222,12 +269,21 @@ void backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, 
             } else if (c->kv_type == TYPE_F32) {
                 memcpy(kd, ks, (size_t)D * 4);
                 memcpy(vd, vs, (size_t)D * 4);
-            } else { /* bf16, q8_0, q4_0: the pool checked type and head size */
-                quantize_row(c->kv_type, ks, kd, D);
-                quantize_row(c->kv_type, vs, vd, D);
+            } else if (c->kv_type == TYPE_BF16) {
+                quantize_row_fast(c->kv_type, ks, kd, D);
+                quantize_row_fast(c->kv_type, vs, vd, D);
+            } else { /* q8_0, q4_0 (the pool checked the head size): rotated first */
+                float *rk = b->rot_row, *rv = b->rot_row + D;
+                memcpy(rk, ks, (size_t)D * sizeof(float));
+                memcpy(rv, vs, (size_t)D * sizeof(float));
+                hadamard_rotate(rk, D, kv_rotation_k(c->kv_type, D));
+                hadamard_rotate(rv, D, kv_rotation_v(c->kv_type, D));
+                quantize_row_fast(c->kv_type, rk, kd, D);
+                quantize_row_fast(c->kv_type, rv, vd, D);
             }
         }
     }
+    return 0;
 }
 
 /*
@@ -309,6 +365,7 @@ static void attn_run(void *ctx, int ti, int nt) {
             for (int32_t g = 0; g < group; g++) {
                 float *qr = w->q + (int64_t)(i * group + g) * D;
                 memcpy(qr, a->q + ((tile->t0 + i) * a->n_heads + kvh * group + g) * (int64_t)D, (size_t)D * sizeof(float));
+                hadamard_rotate(qr, D, kv_rotation_k(type, D));
                 round_query_for_k(vk, type, qr, D, w->qtmp);
             }
         /* 2. S = Q·Kᵀ by key blocks */
@@ -373,7 +430,8 @@ static void attn_run(void *ctx, int ti, int nt) {
                 vk->attn_pv(w->o, D, w->scores + col, cap, rows, w->vf, nk, D);
                 col += nk, j += nk;
             }
-        /* 5. scatter */
+        /* 5. rotate back (quantized V) and scatter */
+        for (int32_t r = 0; r < rows; r++) hadamard_rotate(w->o + (int64_t)r * D, D, kv_rotation_v(type, D));
         for (int32_t i = 0; i < tile->n_tokens; i++)
             memcpy(a->out + ((tile->t0 + i) * a->n_heads + kvh * group) * (int64_t)D, w->o + (int64_t)i * group * D,
                    (size_t)group * (size_t)D * sizeof(float));
