@@ -132,7 +132,7 @@ int cmd_generate(int argc, char **argv) {
             int32_t take = n - computed < batch ? n - computed : (int32_t)batch;
             for (int32_t k = 0; k < take; k++) {
                 int32_t pos = computed + k;
-                items[k] = (engine_batch_item){all[pos], pos, &kv, pos == n - 1};
+                items[k] = (engine_batch_item){.token = all[pos], .pos = pos, .kv = &kv, .want_logits = pos == n - 1};
             }
             if (engine_model_forward(em, items, take, logits, &err)) {
                 fprintf(stderr, "larder generate: %s\n", err.message);

@@ -130,8 +130,8 @@ int cmd_serve(int argc, char **argv) {
         CLI_INT("--prompt-cache-size", &cache_entries, 0, 1 << 30, "N", "idle cached conversations kept (default 10; 0: none)"),
         CLI_SIZE("--prompt-cache-bytes", &cache_bytes, "SIZE", "most KV bytes held by idle cached entries (default: no limit)"),
         CLI_FLOAT("--prompt-cache-ttl", &cache_ttl, 0, 1e9, "SECONDS", "idle cached entries older than this go (default: never)"),
-        CLI_INT("--max-kv-size", &max_kv_size, 0, 1 << 24, "N", "rotating window: most KV tokens of one sequence (not yet supported)"),
-        CLI_INT("--keep", &keep, 0, 1 << 24, "N", "with --max-kv-size: tokens kept at the start"),
+        CLI_INT("--max-kv-size", &max_kv_size, 0, 1 << 24, "N", "rotating window: a sequence keeps K/V of its first --keep and last N - keep tokens"),
+        CLI_INT("--keep", &keep, 0, 1 << 24, "N", "with --max-kv-size: tokens kept at the start (default 0)"),
         CLI_FLAG("--verbose", &verbose, "debug logging"),
     };
     larder_error err = {0};
@@ -144,8 +144,9 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "larder serve: %s\n", err.message);
         return 1;
     }
-    if (max_kv_size > 0) {
-        fprintf(stderr, "larder serve: --max-kv-size (rotating window) is not supported yet\n");
+    if (max_kv_size > 0 && keep >= max_kv_size) {
+        fprintf(stderr, "larder serve: --keep (%lld) must be smaller than --max-kv-size (%lld)\n", (long long)keep,
+                (long long)max_kv_size);
         return 1;
     }
     if (verbose) log_set_level(LOG_DEBUG);
@@ -191,7 +192,11 @@ int cmd_serve(int argc, char **argv) {
     }
     if (ctx == 0) ctx = ctx_train > 0 ? ctx_train : 4096;
     if (kv_memory == 0) {
-        kv_memory = (uint64_t)ctx * (uint64_t)parallel * model_kv_bytes_per_token(m, kv_type);
+        /* a windowed sequence holds about N tokens (+ a batch and page edges) */
+        uint64_t per_seq = (uint64_t)ctx;
+        if (max_kv_size > 0 && (uint64_t)(max_kv_size + batch + 2 * page_tokens) < per_seq)
+            per_seq = (uint64_t)(max_kv_size + batch + 2 * page_tokens);
+        kv_memory = per_seq * (uint64_t)parallel * model_kv_bytes_per_token(m, kv_type);
     }
     engine_config ec = {0};
     ec.model = m;
@@ -201,6 +206,8 @@ int cmd_serve(int argc, char **argv) {
     ec.page_tokens = (int32_t)page_tokens;
     ec.kv_type = kv_type;
     ec.ctx_tokens = (int32_t)ctx;
+    ec.max_kv_tokens = (int32_t)max_kv_size;
+    ec.keep_tokens = (int32_t)keep;
     ec.parallel = (int32_t)parallel;
     ec.batch_tokens = (int32_t)batch;
     ec.max_queue = (int32_t)max_queue;
@@ -228,6 +235,9 @@ int cmd_serve(int argc, char **argv) {
     log_info("prompt cache: at most %lld idle conversations, %s idle bytes, ttl %s; %lld sequences in parallel, queue %lld",
              (long long)cache_entries, cache_bytes ? size_format(cache_bytes, b4, sizeof b4) : "no limit on",
              cache_ttl > 0 ? "set" : "none", (long long)parallel, (long long)max_queue);
+    if (max_kv_size > 0)
+        log_info("rotating window: a sequence keeps K/V of its first %lld and last %lld tokens (--max-kv-size %lld)",
+                 (long long)keep, (long long)(max_kv_size - keep), (long long)max_kv_size);
 
     server_app *app = calloc(1, sizeof *app);
     if (!app) {

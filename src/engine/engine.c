@@ -51,6 +51,8 @@ typedef struct seq {
     int32_t n_computed;             /* tokens with K/V in the pages */
     int32_t n_generated;
     int32_t n_cached;               /* prompt tokens served by the cache at first start */
+    int32_t dropped_end;            /* rotating window: pages [first droppable, dropped_end)
+                                     * are dropped (ENGINE_KV_NO_PAGE); 0: none */
     bool started_once;
     engine_kv_seq kv;
     radix_node *pinned;
@@ -176,12 +178,21 @@ static int seq_grow_pages(engine *e, seq *s, int32_t n_tokens) {
     return 0;
 }
 
+/* Rotating window: the first page that holds no kept token. */
+static int32_t window_first_droppable_page(const engine *e) {
+    return (e->cfg.keep_tokens + e->cfg.page_tokens - 1) / e->cfg.page_tokens;
+}
+
 /* Puts the computed whole pages of s into the cache and pins them (a prefill
  * checkpoint, or the end of the sequence). */
 static void seq_checkpoint(engine *e, seq *s) {
     double t0 = now_s();
     int32_t P = e->cfg.page_tokens;
     int32_t n = (s->n_computed / P) * P;
+    if (e->cfg.max_kv_tokens > 0) { /* windowed: at most N tokens, none past a dropped page */
+        int32_t cap = s->dropped_end > 0 ? window_first_droppable_page(e) * P : (e->cfg.max_kv_tokens / P) * P;
+        if (n > cap) n = cap;
+    }
     if (n > 0) {
         radix_node *node = NULL;
         cache_clock(e);
@@ -199,9 +210,43 @@ static void seq_release_pages(engine *e, seq *s, bool cache_it) {
     if (cache_it) seq_checkpoint(e, s);
     if (s->pinned) radix_cache_unpin(e->cache, s->pinned);
     s->pinned = NULL;
-    for (int32_t i = 0; i < s->kv.n_pages; i++) engine_kv_page_unref(e->em, s->kv.pages[i]);
+    for (int32_t i = 0; i < s->kv.n_pages; i++)
+        if (s->kv.pages[i] != ENGINE_KV_NO_PAGE) engine_kv_page_unref(e->em, s->kv.pages[i]);
     s->kv.n_pages = 0;
     s->n_computed = 0;
+    s->dropped_end = 0;
+}
+
+/*
+ * Rotating window. Token p sees j < K and j > p - W (W = N - K). Page i
+ * (tokens [iP, (i+1)P)) can go once it holds no kept token (iP >= K) and no
+ * token the next computed position, or any later one, still sees:
+ * (i+1)P <= n_computed - W + 1.
+ */
+static void seq_drop_window_pages(engine *e, seq *s) {
+    if (e->cfg.max_kv_tokens <= 0) return;
+    int32_t P = e->cfg.page_tokens, W = e->cfg.max_kv_tokens - e->cfg.keep_tokens;
+    int32_t first = window_first_droppable_page(e), from = s->dropped_end > first ? s->dropped_end : first;
+    int32_t end = (s->n_computed - W + 1) / P; /* pages [.., end) are wholly unseen */
+    if (end > s->kv.n_pages) end = s->kv.n_pages;
+    if (end <= from) return;
+    bool first_drop = s->dropped_end == 0;
+    for (int32_t i = from; i < end; i++) {
+        engine_kv_page_unref(e->em, s->kv.pages[i]);
+        s->kv.pages[i] = ENGINE_KV_NO_PAGE;
+    }
+    s->dropped_end = end;
+    /* The cache entry this sequence pins may cover the dropped pages: pin
+     * only what stays valid to share, so the rest can be evicted. */
+    if (first_drop && s->pinned) seq_checkpoint(e, s);
+}
+
+/* The tokens whose pages s needs now: all of them, or with a window only
+ * those the next step can compute (the pool holds about N per sequence). */
+static int32_t seq_pages_target(const engine *e, const seq *s) {
+    if (e->cfg.max_kv_tokens <= 0) return s->n_tokens;
+    int32_t t = s->n_computed + e->cfg.batch_tokens;
+    return t < s->n_tokens ? t : s->n_tokens;
 }
 
 static void seq_free(seq *s) {
@@ -265,7 +310,7 @@ static int seq_attach(engine *e, seq *s) {
         e->cache_s += now_s() - t0;
     }
     s->n_computed = hit;
-    if (seq_grow_pages(e, s, s->n_tokens)) {
+    if (seq_grow_pages(e, s, seq_pages_target(e, s))) {
         seq_release_pages(e, s, false);
         return -1;
     }
@@ -470,6 +515,8 @@ static void step_cancellations(engine *e) {
 /* Builds the batch: decode tokens first (latency), then prefill chunks. */
 static int32_t step_build_batch(engine *e, int32_t *n_logits) {
     int32_t n = 0, budget = e->cfg.batch_tokens, rows = 0;
+    int32_t keep = e->cfg.max_kv_tokens > 0 ? e->cfg.keep_tokens : 0;
+    int32_t window = e->cfg.max_kv_tokens > 0 ? e->cfg.max_kv_tokens - e->cfg.keep_tokens : 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < e->cfg.parallel; i++) {
             seq *s = e->running[i];
@@ -487,7 +534,8 @@ static int32_t step_build_batch(engine *e, int32_t *n_logits) {
             for (int32_t k = 0; k < take; k++) {
                 int32_t pos = s->n_computed + k;
                 bool last = pos == s->n_tokens - 1;
-                e->items[n++] = (engine_batch_item){s->tokens[pos], pos, &s->kv, last};
+                e->items[n++] = (engine_batch_item){.token = s->tokens[pos], .pos = pos, .kv = &s->kv,
+                                                    .want_logits = last, .keep_tokens = keep, .window_tokens = window};
                 if (last) s->logits_row = rows++;
             }
             budget -= take;
@@ -551,7 +599,7 @@ static void step(engine *e) {
     /* Pages for what this step computes (the decode token may open a page). */
     for (int i = 0; i < e->cfg.parallel; i++) {
         seq *s = e->running[i];
-        if (s && seq_ensure_pages(e, s, s->n_tokens)) {
+        if (s && seq_ensure_pages(e, s, seq_pages_target(e, s))) {
             /* Even alone it cannot grow: the pool is too small for it. */
             seq_finish(e, s, FINISH_LENGTH);
         }
@@ -574,6 +622,7 @@ static void step(engine *e) {
         seq *s = e->running[i];
         if (!s || s->batch_count == 0) continue;
         s->n_computed += s->batch_count;
+        seq_drop_window_pages(e, s);
         if (s->logits_row >= 0) {
             step_sample(e, s);
         } else if (s->choice == 0 && !s->job->prompt_ready) {
@@ -659,6 +708,11 @@ static void *engine_main(void *arg) {
 engine *engine_start(const engine_config *cfg, larder_error *err) {
     if (cfg->parallel < 1 || cfg->batch_tokens < 1 || cfg->page_tokens < 1 || cfg->ctx_tokens < 2 || cfg->max_queue < 0) {
         error_set(err, ERR_INVALID, "engine: --parallel, --batch-tokens, --page-tokens must be >= 1 and --ctx-size >= 2");
+        return NULL;
+    }
+    if (cfg->max_kv_tokens < 0 || cfg->keep_tokens < 0 || (cfg->max_kv_tokens > 0 && cfg->keep_tokens >= cfg->max_kv_tokens)) {
+        error_set(err, ERR_INVALID, "engine: --keep (%d) must be smaller than --max-kv-size (%d)", cfg->keep_tokens,
+                  cfg->max_kv_tokens);
         return NULL;
     }
     engine *e = calloc(1, sizeof *e);
@@ -767,7 +821,10 @@ int engine_submit(engine *e, const engine_job *jb, channel *ch, larder_error *er
     if (jb->n_prompt >= e->cfg.ctx_tokens)
         return error_set(err, ERR_INVALID, "the prompt has %d tokens; the context holds %d (the prompt must leave room for at least one generated token)",
                          jb->n_prompt, e->cfg.ctx_tokens);
-    int64_t pages_needed = (jb->n_prompt + e->cfg.page_tokens) / e->cfg.page_tokens;
+    int64_t held = jb->n_prompt; /* tokens of KV the prompt needs at once */
+    if (e->cfg.max_kv_tokens > 0 && held > (int64_t)e->cfg.max_kv_tokens + e->cfg.batch_tokens)
+        held = (int64_t)e->cfg.max_kv_tokens + e->cfg.batch_tokens + e->cfg.page_tokens;
+    int64_t pages_needed = (held + e->cfg.page_tokens) / e->cfg.page_tokens;
     if (pages_needed > engine_kv_pages_total(e->em))
         return error_set(err, ERR_INVALID, "the prompt has %d tokens; the KV pool (--kv-memory) holds %lld",
                          jb->n_prompt, (long long)(engine_kv_pages_total(e->em) * e->cfg.page_tokens));

@@ -24,6 +24,13 @@
  * its computed tokens go into the cache, its pages are released, and it waits
  * again at the head of the queue (resuming mostly from the cache).
  *
+ * With a rotating window (--max-kv-size N --keep K) a token attends to the
+ * first K tokens and the last N - K (itself included); pages wholly between
+ * the two are dropped as the sequence moves on, so one sequence holds about
+ * N tokens of KV however long it runs. A windowed sequence is cached up to
+ * its first dropped page, and at most N tokens of it (its K/V beyond N
+ * depend on the window, so they are only valid for the same --max-kv-size).
+ *
  * A choice of n > 1 runs as n sequences; choices after the first start when
  * the first has computed the prompt, and find its pages in the cache.
  */
@@ -51,6 +58,9 @@ typedef struct engine_config {
     int32_t page_tokens;            /* tokens per KV page */
     uint32_t kv_type;               /* TYPE_F16 (default) ... */
     int32_t ctx_tokens;             /* most tokens of one sequence */
+    int32_t max_kv_tokens;          /* rotating window (0: none): a sequence keeps K/V */
+    int32_t keep_tokens;            /* of its first keep_tokens and its last
+                                     * max_kv_tokens - keep_tokens tokens */
     int32_t parallel;               /* most sequences computed together */
     int32_t batch_tokens;           /* most tokens in one forward pass */
     int32_t max_queue;              /* most jobs waiting for admission */

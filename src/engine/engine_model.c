@@ -82,7 +82,9 @@ int engine_model_forward(engine_model *em, const engine_batch_item *items, int32
         int32_t wanted = 0;
         for (int32_t i = 0; i < n; i++) {
             const engine_batch_item *it = &items[done + i];
-            em->tokens[i] = (forward_token){.token = it->token, .pos = it->pos, .pages = it->kv->pages, .want_logits = it->want_logits};
+            em->tokens[i] = (forward_token){.token = it->token, .pos = it->pos, .pages = it->kv->pages,
+                                            .want_logits = it->want_logits, .keep_tokens = it->keep_tokens,
+                                            .window_tokens = it->window_tokens};
             wanted += it->want_logits;
         }
         if (forward_batch(em->fwd, em->tokens, n, out, err)) return -1;

@@ -58,13 +58,19 @@ void engine_kv_seq_free(engine_kv_seq *s);
 typedef struct engine_batch_item {
     int32_t token;
     int32_t pos;               /* position in its sequence; K/V go to page pos / P */
-    const engine_kv_seq *kv;   /* its sequence (pages cover pos already) */
+    const engine_kv_seq *kv;   /* its sequence (pages cover what it sees) */
     bool want_logits;
+    int32_t keep_tokens;       /* rotating window (both 0: none): the item */
+    int32_t window_tokens;     /* sees j < keep_tokens and pos-window_tokens < j <= pos */
 } engine_batch_item;
+
+/* A page table entry whose page was dropped (behind a rotating window). */
+#define ENGINE_KV_NO_PAGE UINT32_MAX
 
 /* Computes the batch; writes one row of n_vocab logits per item with
  * want_logits, in item order, to logits. Attention of item i sees positions
- * [0, pos_i] of its own sequence (earlier positions from the pages). */
+ * [0, pos_i] of its own sequence (earlier positions from the pages), or
+ * only those inside its window; pages wholly outside it are never read. */
 int engine_model_forward(engine_model *em, const engine_batch_item *items, int32_t n_items, float *logits,
                          larder_error *err);
 

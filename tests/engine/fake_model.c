@@ -8,7 +8,8 @@
  * shared, dropped or overwrote a page wrongly, the next token changes. It
  * also fails the forward pass when asked to write a page that someone else
  * references (copy-on-write violated) or a position its page table does not
- * cover.
+ * cover. With a rotating window, the hash covers only the positions the item
+ * sees, and reading a dropped page fails.
  */
 #include "engine/engine_model.h"
 
@@ -120,7 +121,9 @@ int engine_model_forward(engine_model *em, const engine_batch_item *items, int32
         if (!it->want_logits) continue;
         uint64_t h = 0x12345;
         for (int32_t p = 0; p <= it->pos; p++) {
+            if (it->window_tokens > 0 && p >= it->keep_tokens && p <= it->pos - it->window_tokens) continue;
             uint32_t page = it->kv->pages[p / P];
+            if (page == ENGINE_KV_NO_PAGE) return error_set(err, ERR_INVALID, "fake: position %d reads a dropped page", p);
             size_t slot = (size_t)page * P + p % P;
             if (em->slot_pos[slot] != p) return error_set(err, ERR_INVALID, "fake: position %d reads a stale slot", p);
             h = fake_model_hash_step(h, em->slot_token[slot], p);

@@ -137,6 +137,54 @@ static void test_output_matches_reference_and_follow_up_hits_cache(void **state)
     engine_stop(e);
 }
 
+/* Rotating window (--max-kv-size 40 --keep 6, pages of 4 tokens): a 150-token
+ * prompt plus 50 generated tokens in a pool of 24 pages (96 tokens). The
+ * output equals the fake model's answer over the positions each token sees
+ * (j < 6 or j > pos - 34), which the fake computes from the pages — so no
+ * seen page was dropped, and the pool could never have held the whole
+ * sequence. The second run of the same prompt is served from the cache up to
+ * at most N tokens, and gives the same answer. */
+static void window_reference(const int32_t *prompt, int32_t n_prompt, int32_t n_gen, int32_t keep, int32_t window,
+                             int32_t *out) {
+    int32_t all[512];
+    memcpy(all, prompt, (size_t)n_prompt * sizeof *all);
+    int32_t n = n_prompt;
+    for (int32_t g = 0; g < n_gen; g++) {
+        uint64_t h = 0x12345;
+        for (int32_t p = 0; p < n; p++)
+            if (p < keep || p > n - 1 - window) h = fake_model_hash_step(h, all[p], p);
+        all[n] = fake_model_next_token(h, FAKE_MODEL_VOCAB);
+        out[g] = all[n++];
+    }
+}
+
+static void test_rotating_window_bounds_a_sequence(void **state) {
+    (void)state;
+    enum { P = 4, N = 40, KEEP = 6, PROMPT = 150, GEN = 50 };
+    engine_config c = base_config((size_t)24 * P * FAKE_MODEL_BYTES_PER_TOKEN);
+    c.page_tokens = P, c.batch_tokens = 16, c.parallel = 1, c.max_kv_tokens = N, c.keep_tokens = KEEP;
+    larder_error err = {0};
+    engine *e = engine_start(&c, &err);
+    if (!e) fail_msg("%s", err.message);
+    int32_t prompt[PROMPT], want[GEN];
+    fill_prompt(prompt, PROMPT, 7);
+    window_reference(prompt, PROMPT, GEN, KEEP, N - KEEP, want);
+    for (int run = 0; run < 2; run++) {
+        result r;
+        run_job(e, prompt, PROMPT, GEN, 1, &r);
+        if (r.errors) fail_msg("run %d: %s", run, r.error);
+        assert_int_equal(r.n[0], GEN);
+        for (int32_t i = 0; i < GEN; i++)
+            if (r.tokens[0][i] != want[i]) fail_msg("run %d token %d: %d != %d", run, i, r.tokens[0][i], want[i]);
+        if (run == 0) assert_int_equal(r.cached, 0);
+        else assert_true(r.cached >= 8 && r.cached <= N);
+    }
+    engine_stop(e);
+    /* --keep must be below --max-kv-size */
+    c.keep_tokens = N;
+    assert_null(engine_start(&c, &err));
+}
+
 typedef struct worker_arg {
     engine *e;
     int id;
@@ -372,6 +420,7 @@ int main(void) {
         cmocka_unit_test(test_cache_size_zero_keeps_nothing_idle),
         cmocka_unit_test(test_clear_cache_frees_idle_pages),
         cmocka_unit_test(test_concurrent_shared_prefix_is_computed_once),
+        cmocka_unit_test(test_rotating_window_bounds_a_sequence),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
