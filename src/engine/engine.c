@@ -183,12 +183,12 @@ static int32_t window_first_droppable_page(const engine *e) {
     return (e->cfg.keep_tokens + e->cfg.page_tokens - 1) / e->cfg.page_tokens;
 }
 
-/* Puts the computed whole pages of s into the cache and pins them (a prefill
+/* Puts the computed pages of s into the cache and pins them (a prefill
  * checkpoint, or the end of the sequence). */
-static void seq_checkpoint(engine *e, seq *s) {
+static void seq_checkpoint(engine *e, seq *s, bool with_tail) {
     double t0 = now_s();
     int32_t P = e->cfg.page_tokens;
-    int32_t n = (s->n_computed / P) * P;
+    int32_t n = with_tail && e->cfg.max_kv_tokens <= 0 ? s->n_computed : (s->n_computed / P) * P;
     if (e->cfg.max_kv_tokens > 0) { /* windowed: at most N tokens, none past a dropped page */
         int32_t cap = s->dropped_end > 0 ? window_first_droppable_page(e) * P : (e->cfg.max_kv_tokens / P) * P;
         if (n > cap) n = cap;
@@ -196,7 +196,7 @@ static void seq_checkpoint(engine *e, seq *s) {
     if (n > 0) {
         radix_node *node = NULL;
         cache_clock(e);
-        if (radix_cache_insert(e->cache, s->tokens, n, s->kv.pages, &node, NULL) >= 0) {
+        if (radix_cache_insert(e->cache, s->tokens, n, s->kv.pages, with_tail, &node, NULL) >= 0) {
             radix_cache_pin(e->cache, node);
             if (s->pinned) radix_cache_unpin(e->cache, s->pinned);
             s->pinned = node;
@@ -207,7 +207,7 @@ static void seq_checkpoint(engine *e, seq *s) {
 
 /* Drops every page reference and pin of s (after caching its work). */
 static void seq_release_pages(engine *e, seq *s, bool cache_it) {
-    if (cache_it) seq_checkpoint(e, s);
+    if (cache_it) seq_checkpoint(e, s, true);
     if (s->pinned) radix_cache_unpin(e->cache, s->pinned);
     s->pinned = NULL;
     for (int32_t i = 0; i < s->kv.n_pages; i++)
@@ -238,7 +238,7 @@ static void seq_drop_window_pages(engine *e, seq *s) {
     s->dropped_end = end;
     /* The cache entry this sequence pins may cover the dropped pages: pin
      * only what stays valid to share, so the rest can be evicted. */
-    if (first_drop && s->pinned) seq_checkpoint(e, s);
+    if (first_drop && s->pinned) seq_checkpoint(e, s, false);
 }
 
 /* The tokens whose pages s needs now: all of them, or with a window only
@@ -286,7 +286,7 @@ static void seq_finish(engine *e, seq *s, channel_finish why) {
  */
 static int seq_attach(engine *e, seq *s) {
     int32_t P = e->cfg.page_tokens;
-    int32_t max_pages = (s->n_tokens - 1) / P;
+    int32_t max_pages = (s->n_tokens - 1 + P - 1) / P; /* the last token is computed */
     int32_t hit = 0;
     if (max_pages > 0) {
         uint32_t *pages = malloc((size_t)max_pages * sizeof *pages);
@@ -294,8 +294,8 @@ static int seq_attach(engine *e, seq *s) {
         double t0 = now_s();
         cache_clock(e);
         radix_node *node = NULL;
-        hit = radix_cache_match(e->cache, s->tokens, max_pages * P, pages, max_pages, &node);
-        for (int32_t i = 0; i < hit / P; i++) {
+        hit = radix_cache_match(e->cache, s->tokens, s->n_tokens - 1, pages, max_pages, &node);
+        for (int32_t i = 0; i < (hit + P - 1) / P; i++) {
             if (engine_kv_seq_push_page(&s->kv, pages[i])) {
                 hit = i * P;
                 break;
@@ -480,6 +480,19 @@ static int seq_ensure_pages(engine *e, seq *s, int32_t n_tokens) {
     while (seq_grow_pages(e, s, n_tokens)) {
         if (preempt_one(e, s)) return -1;
     }
+    /* Copy-on-write: the page the next token goes into may be shared (a
+     * cache tail this sequence started from, or its own last page it put in
+     * the cache as a tail). */
+    int32_t P = e->cfg.page_tokens, i = s->n_computed / P;
+    if (s->n_computed % P && s->n_computed < s->n_tokens && i < s->kv.n_pages &&
+        engine_kv_page_refcount(e->em, s->kv.pages[i]) > 1) {
+        uint32_t page;
+        while (page_alloc(e, &page))
+            if (preempt_one(e, s)) return -1;
+        engine_kv_page_copy(e->em, page, s->kv.pages[i]);
+        engine_kv_page_unref(e->em, s->kv.pages[i]);
+        s->kv.pages[i] = page;
+    }
     return 0;
 }
 
@@ -568,7 +581,7 @@ static void step_sample(engine *e, seq *s) {
                                  want_lp ? &lp : NULL, top, want_lp ? (size_t)j->params.top_logprobs : 0, &n_top);
     if (s->choice == 0 && !j->prompt_ready) {
         j->prompt_ready = true;
-        seq_checkpoint(e, s); /* later choices find the prompt here */
+        seq_checkpoint(e, s, true); /* later choices find the prompt here */
     }
     bool eog = !j->params.ignore_eos && e->cfg.tok && tokenizer_is_eog(e->cfg.tok, tok);
     if (eog) {
@@ -626,7 +639,7 @@ static void step(engine *e) {
         if (s->logits_row >= 0) {
             step_sample(e, s);
         } else if (s->choice == 0 && !s->job->prompt_ready) {
-            seq_checkpoint(e, s); /* a long prompt is shared while it is computed */
+            seq_checkpoint(e, s, false); /* a long prompt is shared while it is computed */
         }
     }
     e->busy_s += now_s() - t0;

@@ -71,6 +71,7 @@ int engine_kv_page_alloc(engine_model *em, uint32_t *page) { return kv_pool_allo
 void engine_kv_page_ref(engine_model *em, uint32_t page) { kv_pool_ref(em->pool, page); }
 void engine_kv_page_unref(engine_model *em, uint32_t page) { kv_pool_unref(em->pool, page); }
 int engine_kv_page_refcount(engine_model *em, uint32_t page) { return kv_pool_refcount(em->pool, page); }
+void engine_kv_page_copy(engine_model *em, uint32_t dst, uint32_t src) { kv_pool_page_copy(em->pool, dst, src); }
 
 int engine_model_forward(engine_model *em, const engine_batch_item *items, int32_t n_items, float *logits,
                          larder_error *err) {

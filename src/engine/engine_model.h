@@ -44,6 +44,7 @@ int engine_kv_page_alloc(engine_model *em, uint32_t *page);   /* -1: pool full *
 void engine_kv_page_ref(engine_model *em, uint32_t page);
 void engine_kv_page_unref(engine_model *em, uint32_t page);  /* last one frees */
 int engine_kv_page_refcount(engine_model *em, uint32_t page);
+void engine_kv_page_copy(engine_model *em, uint32_t dst, uint32_t src); /* whole page */
 
 /* A sequence's page table: page i holds tokens [i*P, (i+1)*P). */
 typedef struct engine_kv_seq {

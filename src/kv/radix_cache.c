@@ -26,6 +26,9 @@ struct radix_node {
     int32_t *tokens;         /* (n_tokens) the run this node covers */
     uint32_t *pages;         /* (n_tokens / page_tokens) page ids of the run */
     int32_t n_tokens;
+    int32_t n_tail;          /* 0, or 1..P-1 tokens of a partial page after the run: */
+    int32_t *tail_tokens;    /* (page_tokens) its tokens, valid [0, n_tail) */
+    uint32_t tail_page;      /* the page holding their K/V (more slots may be filled) */
     int32_t pin_count;       /* pins through this node (its own and its descendants') */
     uint64_t last_used;      /* rc->now when last matched or inserted */
     int64_t all_index;       /* position in rc->all; -1 for the root */
@@ -108,6 +111,7 @@ static int32_t pages_in_common(const radix_cache *rc, const radix_node *node, co
 }
 
 static void node_free(radix_node *n) {
+    free(n->tail_tokens);
     free(n->children);
     free(n->tokens);
     free(n->pages);
@@ -194,14 +198,31 @@ radix_cache *radix_cache_create(int32_t page_tokens, radix_cache_hooks hooks, la
     return rc;
 }
 
-static int64_t node_drop_pages(radix_cache *rc, radix_node *n) {
-    int64_t freed = 0;
-    int32_t n_pages = n->n_tokens / rc->page_tokens;
-    for (int32_t i = 0; i < n_pages; i++) {
-        if (!rc->hooks.page_refcount || rc->hooks.page_refcount(rc->hooks.ctx, n->pages[i]) == 1) freed++;
-        rc->hooks.page_unref(rc->hooks.ctx, n->pages[i]);
-    }
+/* Drops one tree reference on a page; 1 if that freed it. */
+static int64_t page_drop(radix_cache *rc, uint32_t page) {
+    int64_t freed = !rc->hooks.page_refcount || rc->hooks.page_refcount(rc->hooks.ctx, page) == 1;
+    rc->hooks.page_unref(rc->hooks.ctx, page);
     return freed;
+}
+
+static int64_t tail_drop(radix_cache *rc, radix_node *n) {
+    if (!n->n_tail) return 0;
+    n->n_tail = 0;
+    return page_drop(rc, n->tail_page);
+}
+
+static int64_t node_drop_pages(radix_cache *rc, radix_node *n) {
+    int64_t freed = tail_drop(rc, n);
+    int32_t n_pages = n->n_tokens / rc->page_tokens;
+    for (int32_t i = 0; i < n_pages; i++) freed += page_drop(rc, n->pages[i]);
+    return freed;
+}
+
+/* Tokens at the start of toks[0, n) that n's tail holds. */
+static int32_t tail_in_common(const radix_node *n, const int32_t *toks, int32_t n_toks) {
+    int32_t t = 0;
+    while (t < n->n_tail && t < n_toks && n->tail_tokens[t] == toks[t]) t++;
+    return t;
 }
 
 void radix_cache_destroy(radix_cache *rc) {
@@ -222,6 +243,7 @@ int32_t radix_cache_match(radix_cache *rc, const int32_t *tokens, int32_t n_toke
     if (total_pages > max_pages) total_pages = max_pages;
     radix_node *node = &rc->root, *deepest = &rc->root;
     int32_t matched = 0; /* pages */
+    bool at_node_end = true; /* the match ends exactly where `node`'s run does */
     rc->lookups++;
     rc->lookup_tokens += n_tokens > 0 ? n_tokens : 0;
     while (matched < total_pages) {
@@ -232,24 +254,36 @@ int32_t radix_cache_match(radix_cache *rc, const int32_t *tokens, int32_t n_toke
         matched += k;
         c->last_used = rc->now;
         deepest = c;
-        if (k < c->n_tokens / P) break;
+        if (k < c->n_tokens / P) {
+            at_node_end = false;
+            break;
+        }
         node = c;
+    }
+    /* Then the partial page after the node, for as many tokens as agree. */
+    int32_t tail = 0;
+    if (at_node_end && node->n_tail && matched < max_pages && n_tokens > matched * P) {
+        tail = tail_in_common(node, tokens + (size_t)matched * P, n_tokens - matched * P);
+        if (tail) pages_out[matched] = node->tail_page;
     }
     /* Ancestors of the deepest node were used too. */
     for (radix_node *a = deepest; a && a != &rc->root; a = a->parent) a->last_used = rc->now;
-    rc->hit_tokens += (int64_t)matched * P;
+    rc->hit_tokens += (int64_t)matched * P + tail;
     if (node_out) *node_out = deepest;
-    return matched * P;
+    return matched * P + tail;
 }
 
 int32_t radix_cache_insert(radix_cache *rc, const int32_t *tokens, int32_t n_tokens,
-                           const uint32_t *pages, radix_node **node_out, larder_error *err) {
+                           const uint32_t *pages, bool tail_want, radix_node **node_out, larder_error *err) {
     int32_t P = rc->page_tokens;
     int32_t total_pages = n_tokens > 0 ? n_tokens / P : 0;
     radix_node *node = &rc->root;
     int32_t done = 0; /* pages */
     while (done < total_pages) {
         const int32_t *rest = tokens + (size_t)done * P;
+        /* A whole page of this key follows node: a tail of node that it
+         * extends is superseded (its tokens are in that page now). */
+        if (node->n_tail && tail_in_common(node, rest, P) == node->n_tail) tail_drop(rc, node);
         radix_node *c = child_find(rc, node, rest);
         if (!c) {
             /* New leaf for the remaining pages; the tree references them. */
@@ -279,9 +313,26 @@ int32_t radix_cache_insert(radix_cache *rc, const int32_t *tokens, int32_t n_tok
         done += k;
         node = c;
     }
+    /* The partial last page, as node's tail (not the root's: a key shorter
+     * than a page is not worth a page), unless a longer or equal one that
+     * agrees is there; a disagreeing one is replaced (the newer is likelier
+     * to be asked for again). */
+    int32_t m = n_tokens - total_pages * P, tail = 0;
+    if (m > 0 && node != &rc->root && tail_want) {
+        const int32_t *rest = tokens + (size_t)total_pages * P;
+        if (node->n_tail >= m && tail_in_common(node, rest, m) == m) {
+            tail = m;
+        } else if (node->tail_tokens || (node->tail_tokens = malloc((size_t)P * sizeof *node->tail_tokens))) {
+            tail_drop(rc, node);
+            memcpy(node->tail_tokens, rest, (size_t)m * sizeof *rest);
+            node->tail_page = pages[total_pages];
+            node->n_tail = tail = m;
+            rc->hooks.page_ref(rc->hooks.ctx, node->tail_page);
+        }
+    }
     for (radix_node *a = node; a && a != &rc->root; a = a->parent) a->last_used = rc->now;
     if (node_out) *node_out = node;
-    return total_pages * P;
+    return total_pages * P + tail;
 }
 
 void radix_cache_pin(radix_cache *rc, radix_node *node) {
@@ -377,7 +428,7 @@ radix_cache_stats radix_cache_get_stats(const radix_cache *rc) {
     radix_cache_stats s = {0};
     for (int64_t i = 0; i < rc->n_all; i++) {
         const radix_node *n = rc->all[i];
-        int64_t pages = n->n_tokens / rc->page_tokens;
+        int64_t pages = n->n_tokens / rc->page_tokens + (n->n_tail > 0);
         s.nodes++;
         s.leaves += n->n_children == 0;
         s.idle_leaves += n->n_children == 0 && n->pin_count == 0;
@@ -405,6 +456,7 @@ static int check_node(const radix_cache *rc, const radix_node *n, int64_t *seen,
         for (int32_t j = i + 1; j < n->n_children; j++)
             if (!memcmp(c->tokens, n->children[j]->tokens, (size_t)P * sizeof(int32_t)))
                 return error_set(err, ERR_INVALID, "radix check: siblings share a first page");
+        if (c->n_tail < 0 || c->n_tail >= P) return error_set(err, ERR_INVALID, "radix check: tail of %d tokens", c->n_tail);
         pin_sum += c->pin_count;
         (*seen)++;
         if (check_node(rc, c, seen, err)) return -1;

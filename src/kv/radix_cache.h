@@ -8,8 +8,15 @@
  * root covers nothing. A request whose prompt starts with a cached prefix
  * gets that prefix's page ids and takes its own references on them; a request
  * that ends inserts its tokens and pages, and the tree takes references on the
- * pages it did not already have. Keys are page aligned: a partially filled
- * last page is never cached (at most page_tokens - 1 tokens are recomputed).
+ * pages it did not already have. Runs are page aligned; a key's partially
+ * filled last page hangs off the node its whole pages end at, as that node's
+ * "tail" (one per node: its tokens and the page). A later key that agrees
+ * with t tokens of a tail gets the tail's page too, with a match that ends t
+ * tokens into it: the caller shares the page and must copy it before writing
+ * its next token there (the page holds the tail owner's K/V after slot t). A
+ * key that goes on through a whole page drops the tail it extends (the new
+ * page holds those tokens). So a follow-up turn recomputes nothing it sent
+ * before, not even the last page's tokens.
  *
  * Pages are the KV pool's (src/kv/kv_pool.h); the tree only calls the
  * page_ref / page_unref hooks, so it knows nothing of their bytes.
@@ -25,6 +32,7 @@
 #ifndef LARDER_KV_RADIX_CACHE_H
 #define LARDER_KV_RADIX_CACHE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -64,8 +72,9 @@ void radix_cache_destroy(radix_cache *rc);
 
 /*
  * Longest cached prefix of tokens[0, n_tokens): returns its length in tokens
- * (a multiple of page_tokens) and writes its page ids to pages_out (room for
- * max_pages; the match stops there). The pages are borrowed: the caller takes
+ * (whole pages, plus the tokens of a tail that agree) and writes its page ids
+ * to pages_out (ceil(length / page_tokens) of them; room for max_pages; the
+ * match stops there). The pages are borrowed: the caller takes
  * its own references before the next call that can evict. *node_out (may be
  * NULL) receives the deepest node matched, for radix_cache_pin; the root when
  * nothing matched. Matched nodes count as used now (LRU).
@@ -74,16 +83,18 @@ int32_t radix_cache_match(radix_cache *rc, const int32_t *tokens, int32_t n_toke
                           uint32_t *pages_out, int32_t max_pages, radix_node **node_out);
 
 /*
- * Inserts tokens[0, n_tokens) whose KV lives in pages[0, n_tokens / page_tokens)
- * (only whole pages are used; a partial tail is ignored). Where the tree already
- * caches a prefix, its own pages are kept and the caller's duplicates ignored;
- * for pages newly stored the tree takes a reference. Returns the number of
- * tokens now cached for this key (page aligned) or -1 on allocation failure
- * (the tree is unchanged then). *node_out (may be NULL) receives the deepest
- * node of the key, for pinning.
+ * Inserts tokens[0, n_tokens) whose KV lives in pages[0, ceil(n_tokens /
+ * page_tokens)). The partial last page is stored as a tail only if tail_want
+ * (and the key is longer than one page); the caller must not write that page
+ * afterwards (it is shared). Where the tree already caches a prefix, its own
+ * pages are kept and the caller's duplicates ignored; for pages newly stored
+ * the tree takes a reference. Returns the number of tokens now cached for
+ * this key or -1 on allocation failure (the tree is unchanged then; a tail
+ * that cannot be stored is simply not stored). *node_out (may be NULL)
+ * receives the deepest node of the key, for pinning.
  */
 int32_t radix_cache_insert(radix_cache *rc, const int32_t *tokens, int32_t n_tokens,
-                           const uint32_t *pages, radix_node **node_out, larder_error *err);
+                           const uint32_t *pages, bool tail_want, radix_node **node_out, larder_error *err);
 
 /* Pins node and its ancestors (counted); unpin undoes one pin. The root is a
  * valid argument and is a no-op. */

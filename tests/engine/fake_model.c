@@ -98,6 +98,11 @@ void engine_kv_page_unref(engine_model *em, uint32_t page) {
 }
 
 int engine_kv_page_refcount(engine_model *em, uint32_t page) { return em->refs[page]; }
+void engine_kv_page_copy(engine_model *em, uint32_t dst, uint32_t src) {
+    size_t P = (size_t)em->page_tokens;
+    memcpy(em->slot_token + dst * P, em->slot_token + src * P, P * sizeof *em->slot_token);
+    memcpy(em->slot_pos + dst * P, em->slot_pos + src * P, P * sizeof *em->slot_pos);
+}
 
 int engine_model_forward(engine_model *em, const engine_batch_item *items, int32_t n_items, float *logits,
                          larder_error *err) {

@@ -1,6 +1,7 @@
 /*
  * test_radix_cache.c — the radix prompt cache against a fake page pool that
- * counts references: matches are longest page-aligned prefixes, pages are
+ * counts references: matches are longest page-aligned prefixes (plus the
+ * agreeing part of a partial-page tail), pages are
  * shared never copied, eviction is LRU over unpinned leaves and frees only
  * pages nobody else holds, and a randomized workload keeps every invariant.
  */
@@ -9,6 +10,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,7 +60,7 @@ static void test_match_returns_longest_page_aligned_prefix(void **state) {
     int32_t toks[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10};
     uint32_t pages[3];
     alloc_pages(fp, pages, 2);
-    assert_int_equal(radix_cache_insert(rc, toks, 10, pages, NULL, NULL), 8); /* partial tail ignored */
+    assert_int_equal(radix_cache_insert(rc, toks, 10, pages, false, NULL, NULL), 8); /* partial tail ignored */
     release_pages(fp, pages, 2);
     assert_int_equal(fp->refs[pages[0]], 1); /* the tree's reference */
 
@@ -88,7 +90,7 @@ static void test_shared_prefix_is_stored_once(void **state) {
     int32_t b[8] = {1, 2, 3, 4, 20, 21, 22, 23};
     uint32_t pa[4], pb[4];
     alloc_pages(fp, pa, 4);
-    assert_int_equal(radix_cache_insert(rc, a, 8, pa, NULL, NULL), 8);
+    assert_int_equal(radix_cache_insert(rc, a, 8, pa, false, NULL, NULL), 8);
     release_pages(fp, pa, 4);
 
     /* b reuses a's first two pages, as the engine would after a match. */
@@ -97,7 +99,7 @@ static void test_shared_prefix_is_stored_once(void **state) {
     pb[0] = got[0]; fp_ref(fp, pb[0]);
     pb[1] = got[1]; fp_ref(fp, pb[1]);
     alloc_pages(fp, pb + 2, 2);
-    assert_int_equal(radix_cache_insert(rc, b, 8, pb, NULL, NULL), 8);
+    assert_int_equal(radix_cache_insert(rc, b, 8, pb, false, NULL, NULL), 8);
     release_pages(fp, pb, 4);
 
     radix_cache_stats s = radix_cache_get_stats(rc);
@@ -117,7 +119,7 @@ static void test_eviction_keeps_shared_prefix(void **state) {
     int32_t sys[4] = {7, 7, 7, 7};
     uint32_t sp[2];
     alloc_pages(fp, sp, 2);
-    radix_cache_insert(rc, sys, 4, sp, NULL, NULL);
+    radix_cache_insert(rc, sys, 4, sp, false, NULL, NULL);
     release_pages(fp, sp, 2);
     /* Three conversations under the shared system prompt, used at t=1,2,3. */
     for (int c = 0; c < 3; c++) {
@@ -127,7 +129,7 @@ static void test_eviction_keeps_shared_prefix(void **state) {
         fp_ref(fp, sp[0]);
         fp_ref(fp, sp[1]);
         alloc_pages(fp, p + 2, 1);
-        assert_int_equal(radix_cache_insert(rc, t, 6, p, NULL, NULL), 6);
+        assert_int_equal(radix_cache_insert(rc, t, 6, p, false, NULL, NULL), 6);
         release_pages(fp, p, 3);
     }
     assert_int_equal(radix_cache_get_stats(rc).leaves, 3);
@@ -158,7 +160,7 @@ static void test_pinned_nodes_are_not_evicted(void **state) {
     uint32_t p[3];
     alloc_pages(fp, p, 3);
     radix_node *node;
-    radix_cache_insert(rc, t, 3, p, &node, NULL);
+    radix_cache_insert(rc, t, 3, p, false, &node, NULL);
     radix_cache_pin(rc, node);
     /* The sequence still holds its pages: eviction would free nothing anyway. */
     assert_int_equal(radix_cache_evict_one(rc), -1);
@@ -181,14 +183,14 @@ static void test_split_keeps_pins_and_pages(void **state) {
     uint32_t pa[4];
     alloc_pages(fp, pa, 4);
     radix_node *na;
-    radix_cache_insert(rc, a, 4, pa, &na, NULL);
+    radix_cache_insert(rc, a, 4, pa, false, &na, NULL);
     radix_cache_pin(rc, na);
     int32_t b[4] = {1, 2, 9, 9};
     uint32_t pb[4] = {pa[0], pa[1], 0, 0};
     fp_ref(fp, pa[0]);
     fp_ref(fp, pa[1]);
     alloc_pages(fp, pb + 2, 2);
-    radix_cache_insert(rc, b, 4, pb, NULL, NULL); /* splits a's node after 2 pages */
+    radix_cache_insert(rc, b, 4, pb, false, NULL, NULL); /* splits a's node after 2 pages */
     check(rc);
     /* b's leaf is unpinned and evictable; a's path is pinned. */
     release_pages(fp, pb, 4);
@@ -212,7 +214,7 @@ static void test_trim_leaves_and_ttl(void **state) {
         int32_t t[2] = {c, c};
         uint32_t p[2];
         alloc_pages(fp, p, 2);
-        radix_cache_insert(rc, t, 2, p, NULL, NULL);
+        radix_cache_insert(rc, t, 2, p, false, NULL, NULL);
         release_pages(fp, p, 2);
     }
     assert_int_equal(radix_cache_trim_leaves(rc, 3), 4);
@@ -225,8 +227,9 @@ static void test_trim_leaves_and_ttl(void **state) {
     free(fp);
 }
 
-/* Random inserts, matches, pins and evictions: invariants hold, the tree's
- * page count equals the references it holds, nothing leaks. */
+/* Random inserts (half with tails), matches, pins and evictions: invariants
+ * hold, the tree's page count equals the references it holds, nothing
+ * leaks. */
 static void test_random_workload_keeps_invariants(void **state) {
     (void)state;
     fake_pool *fp = calloc(1, sizeof *fp);
@@ -244,10 +247,14 @@ static void test_random_workload_keeps_invariants(void **state) {
             uint32_t pages[12], got[12];
             int32_t m = radix_cache_match(rc, toks, len, got, 12, NULL);
             for (int i = 0; i < m / 2; i++) { pages[i] = got[i]; fp_ref(fp, got[i]); }
-            alloc_pages(fp, pages + m / 2, len / 2 - m / 2);
+            /* own pages from there on (a matched tail page is copied before
+             * it is written, so it is never reused as is) */
+            alloc_pages(fp, pages + m / 2, (len + 1) / 2 - m / 2);
             radix_node *n;
-            assert_int_equal(radix_cache_insert(rc, toks, len, pages, &n, NULL), (len / 2) * 2);
-            release_pages(fp, pages, len / 2);
+            bool want_tail = (rng >> 50) & 1;
+            assert_int_equal(radix_cache_insert(rc, toks, len, pages, want_tail, &n, NULL),
+                             (len / 2) * 2 + (want_tail && len % 2 && len >= 3));
+            release_pages(fp, pages, (len + 1) / 2);
             int slot = (int)(rng >> 40) % 8;
             if (!pinned[slot]) { radix_cache_pin(rc, n); pinned[slot] = n; }
         } else if (op == 2) {
@@ -265,6 +272,55 @@ static void test_random_workload_keeps_invariants(void **state) {
     for (int i = 0; i < 8; i++) if (pinned[i]) radix_cache_unpin(rc, pinned[i]);
     radix_cache_clear_idle(rc);
     assert_int_equal(radix_cache_get_stats(rc).pages, 0);
+    radix_cache_destroy(rc);
+    free(fp);
+}
+
+/* A key's partial last page is kept as its node's tail: a later key gets the
+ * tail's page for the tokens that agree; a key going on through a whole page
+ * drops the tail it extends; a node can hold a tail and children. */
+static void test_partial_page_tail(void **state) {
+    (void)state;
+    fake_pool *fp = calloc(1, sizeof *fp);
+    radix_cache *rc = make_cache(fp, 4);
+    int32_t a[14] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14};
+    uint32_t pa[3], got[4];
+    alloc_pages(fp, pa, 3);
+    assert_int_equal(radix_cache_insert(rc, a, 10, pa, true, NULL, NULL), 10);
+    release_pages(fp, pa, 3);
+    assert_int_equal(radix_cache_get_stats(rc).pages, 3);
+    assert_int_equal(radix_cache_match(rc, a, 13, got, 4, NULL), 10);          /* whole tail */
+    assert_int_equal(got[2], pa[2]);
+    assert_int_equal(radix_cache_match(rc, a, 9, got, 4, NULL), 9);            /* part of it */
+    assert_int_equal(radix_cache_match(rc, a, 13, got, 2, NULL), 8);           /* no room for its page */
+    int32_t other[10] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 99};
+    assert_int_equal(radix_cache_match(rc, other, 10, got, 4, NULL), 9);       /* agrees on one token */
+    other[8] = 50;
+    assert_int_equal(radix_cache_match(rc, other, 10, got, 4, NULL), 8);
+    /* the same tokens but longer, with a whole page over the tail: tail dropped */
+    uint32_t pb[4] = {pa[0], pa[1], 0, 0};
+    fp_ref(fp, pa[0]), fp_ref(fp, pa[1]);
+    alloc_pages(fp, pb + 2, 2);
+    assert_int_equal(radix_cache_insert(rc, a, 14, pb, true, NULL, NULL), 14);
+    release_pages(fp, pb, 4);
+    assert_int_equal(fp->refs[pa[2]], 0);
+    assert_int_equal(radix_cache_get_stats(rc).pages, 4);
+    assert_int_equal(radix_cache_match(rc, a, 14, got, 4, NULL), 14);
+    assert_int_equal(got[3], pb[3]);
+    /* a branch ending mid-page after the first two pages: a tail beside a child */
+    int32_t c[11] = {1, 2, 3, 4, 5, 6, 7, 8, 77, 78, 79};
+    uint32_t pc[3] = {pa[0], pa[1], 0};
+    fp_ref(fp, pa[0]), fp_ref(fp, pa[1]);
+    alloc_pages(fp, pc + 2, 1);
+    assert_int_equal(radix_cache_insert(rc, c, 11, pc, true, NULL, NULL), 11);
+    release_pages(fp, pc, 3);
+    check(rc);
+    assert_int_equal(radix_cache_match(rc, c, 10, got, 4, NULL), 10);
+    assert_int_equal(got[2], pc[2]);
+    assert_int_equal(radix_cache_match(rc, a, 14, got, 4, NULL), 14);
+    assert_int_equal(radix_cache_get_stats(rc).pages, 5);
+    radix_cache_clear_idle(rc);
+    for (uint32_t i = 0; i < fp->next; i++) assert_int_equal(fp->refs[i], 0);
     radix_cache_destroy(rc);
     free(fp);
 }
@@ -288,6 +344,7 @@ int main(void) {
         cmocka_unit_test(test_split_keeps_pins_and_pages),
         cmocka_unit_test(test_trim_leaves_and_ttl),
         cmocka_unit_test(test_random_workload_keeps_invariants),
+        cmocka_unit_test(test_partial_page_tail),
         cmocka_unit_test(test_create_rejects_bad_arguments),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
