@@ -218,6 +218,13 @@ static int64_t node_drop_pages(radix_cache *rc, radix_node *n) {
     return freed;
 }
 
+/* Length of the common start of a[0, n) and b[0, n). */
+static int32_t prefix_in_common(const int32_t *a, const int32_t *b, int32_t n) {
+    int32_t t = 0;
+    while (t < n && a[t] == b[t]) t++;
+    return t;
+}
+
 /* Tokens at the start of toks[0, n) that n's tail holds. */
 static int32_t tail_in_common(const radix_node *n, const int32_t *toks, int32_t n_toks) {
     int32_t t = 0;
@@ -242,8 +249,8 @@ int32_t radix_cache_match(radix_cache *rc, const int32_t *tokens, int32_t n_toke
     int32_t total_pages = n_tokens > 0 ? n_tokens / P : 0;
     if (total_pages > max_pages) total_pages = max_pages;
     radix_node *node = &rc->root, *deepest = &rc->root;
-    int32_t matched = 0; /* pages */
-    bool at_node_end = true; /* the match ends exactly where `node`'s run does */
+    radix_node *inside = NULL; /* the node the match stopped inside of, at its page inside_k */
+    int32_t matched = 0, inside_k = 0; /* pages */
     rc->lookups++;
     rc->lookup_tokens += n_tokens > 0 ? n_tokens : 0;
     while (matched < total_pages) {
@@ -255,16 +262,32 @@ int32_t radix_cache_match(radix_cache *rc, const int32_t *tokens, int32_t n_toke
         c->last_used = rc->now;
         deepest = c;
         if (k < c->n_tokens / P) {
-            at_node_end = false;
+            inside = c, inside_k = k;
             break;
         }
         node = c;
     }
-    /* Then the partial page after the node, for as many tokens as agree. */
+    /* Then one more page whose first tokens agree with the key, if any: the
+     * page the match stopped inside of, or where it stopped at a node's end,
+     * a child's first page or the node's tail. The caller copies it before
+     * writing past those tokens. */
     int32_t tail = 0;
-    if (at_node_end && node->n_tail && matched < max_pages && n_tokens > matched * P) {
-        tail = tail_in_common(node, tokens + (size_t)matched * P, n_tokens - matched * P);
-        if (tail) pages_out[matched] = node->tail_page;
+    if (matched < max_pages && n_tokens > matched * P) {
+        const int32_t *rest = tokens + (size_t)matched * P;
+        int32_t n_rest = n_tokens - matched * P < P ? n_tokens - matched * P : P;
+        if (inside) {
+            tail = prefix_in_common(inside->tokens + (size_t)inside_k * P, rest, n_rest);
+            if (tail) pages_out[matched] = inside->pages[inside_k];
+        } else {
+            if (node->n_tail) {
+                tail = tail_in_common(node, rest, n_rest);
+                if (tail) pages_out[matched] = node->tail_page;
+            }
+            for (int32_t i = 0; i < node->n_children; i++) {
+                int32_t t = prefix_in_common(node->children[i]->tokens, rest, n_rest);
+                if (t > tail) tail = t, pages_out[matched] = node->children[i]->pages[0];
+            }
+        }
     }
     /* Ancestors of the deepest node were used too. */
     for (radix_node *a = deepest; a && a != &rc->root; a = a->parent) a->last_used = rc->now;

@@ -10,10 +10,12 @@
  * that ends inserts its tokens and pages, and the tree takes references on the
  * pages it did not already have. Runs are page aligned; a key's partially
  * filled last page hangs off the node its whole pages end at, as that node's
- * "tail" (one per node: its tokens and the page). A later key that agrees
- * with t tokens of a tail gets the tail's page too, with a match that ends t
- * tokens into it: the caller shares the page and must copy it before writing
- * its next token there (the page holds the tail owner's K/V after slot t). A
+ * "tail" (one per node: its tokens and the page). A match may end inside a
+ * page: a key that agrees with the first t tokens of the page after its
+ * whole-page match (in a run, a child's first page, or a tail) gets that page
+ * too, with a match t tokens into it; the caller shares the page and must
+ * copy it before writing its next token there (the page holds another
+ * key's K/V after slot t). A
  * key that goes on through a whole page drops the tail it extends (the new
  * page holds those tokens). So a follow-up turn recomputes nothing it sent
  * before, not even the last page's tokens.
@@ -72,7 +74,7 @@ void radix_cache_destroy(radix_cache *rc);
 
 /*
  * Longest cached prefix of tokens[0, n_tokens): returns its length in tokens
- * (whole pages, plus the tokens of a tail that agree) and writes its page ids
+ * (whole pages, plus the agreeing start of one more page) and writes its page ids
  * to pages_out (ceil(length / page_tokens) of them; room for max_pages; the
  * match stops there). The pages are borrowed: the caller takes
  * its own references before the next call that can evict. *node_out (may be
