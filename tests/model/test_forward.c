@@ -116,6 +116,16 @@ static void test_simd_kernels_match_scalar(void **state) {
             o2[MAXQ * MAXD];
         for (int i = 0; i < MAXQ * MAXD; i++) q[i] = frand(&s), o1[i] = o2[i] = frand(&s);
         for (int i = 0; i < MAXD * KB; i++) kt[i] = frand(&s), v[i] = frand(&s);
+        /* key blocks transposed: exact, every row count (zero columns after) */
+        static uint16_t rh[KB * MAXD];
+        static float rf[KB * MAXD], t1[MAXD * KB], t2[MAXD * KB];
+        for (int i = 0; i < KB * MAXD; i++) rf[i] = frand(&s), rh[i] = f32_to_fp16(frand(&s));
+        for (int nk = 1; nk <= KB; nk += 3) {
+            k->kt_from_f16(t1, rh, MAXD, nk, n), ref->kt_from_f16(t2, rh, MAXD, nk, n);
+            assert_memory_equal(t1, t2, (size_t)n * KB * 4);
+            k->kt_from_f32(t1, rf, MAXD, nk, n), ref->kt_from_f32(t2, rf, MAXD, nk, n);
+            assert_memory_equal(t1, t2, (size_t)n * KB * 4);
+        }
         for (int nq = 1; nq <= MAXQ; nq += 2)
             for (int nk = 1; nk <= KB; nk += 5) {
                 k->attn_scores(s1, 20, q, n, nq, kt, nk, n), ref->attn_scores(s2, 20, q, n, nq, kt, nk, n);

@@ -47,6 +47,18 @@ static void scale_round(float *x, int64_t n, float a, int round_f16) {
     for (int64_t i = 0; i < n; i++) x[i] = round_f16 ? fp16_to_f32(f32_to_fp16(a * x[i])) : a * x[i];
 }
 
+static void kt_from_f16(float *kt, const uint16_t *rows, int64_t row_stride, int nk, int64_t D) {
+    for (int64_t d = 0; d < D; d++)
+        for (int r = 0; r < CPU_ATTN_KEY_BLOCK; r++)
+            kt[d * CPU_ATTN_KEY_BLOCK + r] = r < nk ? fp16_to_f32(rows[r * row_stride + d]) : 0.0f;
+}
+
+static void kt_from_f32(float *kt, const float *rows, int64_t row_stride, int nk, int64_t D) {
+    for (int64_t d = 0; d < D; d++)
+        for (int r = 0; r < CPU_ATTN_KEY_BLOCK; r++)
+            kt[d * CPU_ATTN_KEY_BLOCK + r] = r < nk ? rows[r * row_stride + d] : 0.0f;
+}
+
 static void f16_to_f32(float *dst, const uint16_t *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = fp16_to_f32(src[i]);
 }
@@ -55,7 +67,7 @@ static void f32_to_f16(uint16_t *dst, const float *src, int64_t n) {
     for (int64_t i = 0; i < n; i++) dst[i] = f32_to_fp16(src[i]);
 }
 
-static const cpu_vec_kernels scalar_kernels = {attn_scores, attn_pv, scale_max, exp_sum, scale_round, f16_to_f32, f32_to_f16, "scalar"};
+static const cpu_vec_kernels scalar_kernels = {attn_scores, attn_pv, scale_max, exp_sum, scale_round, kt_from_f16, kt_from_f32, f16_to_f32, f32_to_f16, "scalar"};
 
 const cpu_vec_kernels *cpu_vec_scalar(void) { return &scalar_kernels; }
 

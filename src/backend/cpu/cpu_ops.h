@@ -33,6 +33,11 @@ typedef struct cpu_vec_kernels {
     float (*exp_sum)(float *x, int64_t n, float m);
     /* x_i = a·x_i, then rounded to the nearest half when round_f16 */
     void (*scale_round)(float *x, int64_t n, float a, int round_f16);
+    /* A key block into the transposed layout attn_scores reads: nk rows
+     * (row r at rows + r·row_stride elements, D each) become
+     *   kt[d·CPU_ATTN_KEY_BLOCK + r] (r < nk), columns nk.. set to 0. */
+    void (*kt_from_f16)(float *kt, const uint16_t *rows, int64_t row_stride, int nk, int64_t D);
+    void (*kt_from_f32)(float *kt, const float *rows, int64_t row_stride, int nk, int64_t D);
     void (*f16_to_f32)(float *dst, const uint16_t *src, int64_t n);       /* exact */
     void (*f32_to_f16)(uint16_t *dst, const float *src, int64_t n);       /* round to nearest even */
     const char *name;                                                     /* "scalar", "avx2" */

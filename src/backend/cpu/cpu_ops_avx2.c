@@ -160,6 +160,46 @@ static void scale_round(float *x, int64_t n, float a, int round_f16) {
     for (; i < n; i++) x[i] = round_f16 ? fp16_to_f32(f32_to_fp16(a * x[i])) : a * x[i];
 }
 
+/* r[0..8) (8 rows of 8) -> their transpose, in place: unpack pairs of rows,
+ * shuffle pairs of pairs, then swap 128-bit halves. */
+static inline void transpose8(__m256 r[8]) {
+    __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
+    __m256 t2 = _mm256_unpacklo_ps(r[2], r[3]), t3 = _mm256_unpackhi_ps(r[2], r[3]);
+    __m256 t4 = _mm256_unpacklo_ps(r[4], r[5]), t5 = _mm256_unpackhi_ps(r[4], r[5]);
+    __m256 t6 = _mm256_unpacklo_ps(r[6], r[7]), t7 = _mm256_unpackhi_ps(r[6], r[7]);
+    __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+    __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+    __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+    __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+    r[0] = _mm256_permute2f128_ps(u0, u4, 0x20), r[1] = _mm256_permute2f128_ps(u1, u5, 0x20);
+    r[2] = _mm256_permute2f128_ps(u2, u6, 0x20), r[3] = _mm256_permute2f128_ps(u3, u7, 0x20);
+    r[4] = _mm256_permute2f128_ps(u0, u4, 0x31), r[5] = _mm256_permute2f128_ps(u1, u5, 0x31);
+    r[6] = _mm256_permute2f128_ps(u2, u6, 0x31), r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
+}
+
+/* Both kt_from_*: 8x8 tiles (rows r0..r0+7, elements d0..d0+7) loaded as 8
+ * vectors (missing rows zero), transposed, stored as kt rows d0..d0+7; the
+ * D % 8 tail element by element. */
+#define KT_FROM(name, T, LOAD, SCALAR)                                                                    \
+    static void name(float *kt, const T *rows, int64_t row_stride, int nk, int64_t D) {                   \
+        enum { KB = CPU_ATTN_KEY_BLOCK };                                                                 \
+        int64_t d0 = 0;                                                                                   \
+        for (; d0 + 8 <= D; d0 += 8)                                                                      \
+            for (int r0 = 0; r0 < KB; r0 += 8) {                                                          \
+                __m256 v[8];                                                                              \
+                for (int i = 0; i < 8; i++)                                                               \
+                    v[i] = r0 + i < nk ? LOAD(rows + (r0 + i) * row_stride + d0) : _mm256_setzero_ps();  \
+                transpose8(v);                                                                            \
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(kt + (d0 + i) * KB + r0, v[i]);              \
+            }                                                                                             \
+        for (; d0 < D; d0++)                                                                              \
+            for (int r = 0; r < KB; r++) kt[d0 * KB + r] = r < nk ? SCALAR(rows[r * row_stride + d0]) : 0.0f; \
+    }
+#define LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
+#define SAME(x) (x)
+KT_FROM(kt_from_f16, uint16_t, LOAD_F16, fp16_to_f32)
+KT_FROM(kt_from_f32, float, _mm256_loadu_ps, SAME)
+
 static void f16_to_f32(float *dst, const uint16_t *src, int64_t n) {
     int64_t i = 0;
     for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(src + i))));
@@ -173,4 +213,4 @@ static void f32_to_f16(uint16_t *dst, const float *src, int64_t n) {
     for (; i < n; i++) dst[i] = f32_to_fp16(src[i]);
 }
 
-const cpu_vec_kernels cpu_vec_avx2_kernels = {attn_scores, attn_pv, scale_max, exp_sum, scale_round, f16_to_f32, f32_to_f16, "avx2"};
+const cpu_vec_kernels cpu_vec_avx2_kernels = {attn_scores, attn_pv, scale_max, exp_sum, scale_round, kt_from_f16, kt_from_f32, f16_to_f32, f32_to_f16, "avx2"};

@@ -29,7 +29,6 @@ typedef struct attn_scratch {
     float *o;                /* (scores_rows, D) outputs being summed */
     float *kt;               /* (D, CPU_ATTN_KEY_BLOCK) a key block, f32, transposed */
     float *vf;               /* (CPU_ATTN_KEY_BLOCK, D) a value block, f32 */
-    float *row;              /* (D) one converted K row */
     void *qtmp;              /* a query row as q8_0 (rounding for q8_0/q4_0 K) */
 } attn_scratch;
 
@@ -72,7 +71,7 @@ void backend_free(backend *b) {
     if (b->attn)
         for (int i = 0; i < b->n_threads; i++) {
             attn_scratch *w = &b->attn[i];
-            free(w->scores), free(w->q), free(w->o), free(w->kt), free(w->vf), free(w->row), free(w->qtmp);
+            free(w->scores), free(w->q), free(w->o), free(w->kt), free(w->vf), free(w->qtmp);
         }
     free(b->attn);
     free(b->tiles);
@@ -299,7 +298,7 @@ int backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, c
  * a row maps to the keys of those ranges in order. Per task:
  *   1. q rows rounded to K's precision -> qbuf (rows, D)
  *   2. per key block (<= CPU_ATTN_KEY_BLOCK keys inside one page): K rows to
- *      f32, transposed into kt (D, KB); S[r][c..] = q_r · K_j
+ *      f32, transposed into kt (D, KB) (8x8 register transposes); S[r][c..] = q_r · K_j
  *   3. per row: s = scale·S over its own keys (causal, window), softmax in
  *      f32, weights rounded to V's precision; keys it may not see get 0
  *   4. per key block: V rows to f32 -> vf (KB, D); O[r] += Σ_j S[r][j] V_j
@@ -377,9 +376,13 @@ static void attn_run(void *ctx, int ti, int nt) {
                 if (nk > in_page) nk = in_page;
                 const uint8_t *K = (const uint8_t *)kv_pool_k(a->pool, ref->pages[j / P], a->layer, kvh) +
                                    (size_t)(j % P) * row_bytes;
-                for (int32_t jj = 0; jj < KB; jj++) {
-                    if (jj < nk) kv_row_to_f32(vk, type, K + (size_t)jj * row_bytes, w->row, D);
-                    for (int32_t d = 0; d < D; d++) w->kt[d * KB + jj] = jj < nk ? w->row[d] : 0.0f;
+                if (type == TYPE_F16) {
+                    vk->kt_from_f16(w->kt, (const uint16_t *)K, D, nk, D);
+                } else if (type == TYPE_F32) {
+                    vk->kt_from_f32(w->kt, (const float *)K, D, nk, D);
+                } else { /* rows to f32 first */
+                    for (int32_t jj = 0; jj < nk; jj++) kv_row_to_f32(vk, type, K + (size_t)jj * row_bytes, w->vf + jj * D, D);
+                    vk->kt_from_f32(w->kt, w->vf, D, nk, D);
                 }
                 vk->attn_scores(w->scores + col, cap, w->q, D, rows, w->kt, nk, D);
                 col += nk, j += nk;
@@ -449,15 +452,14 @@ static int attn_scratch_reserve(backend *b, int64_t rows, int64_t cols, int32_t 
     size_t D = (size_t)head_dim;
     for (int i = 0; i < b->n_threads; i++) {
         attn_scratch *w = &b->attn[i];
-        free(w->scores), free(w->q), free(w->o), free(w->kt), free(w->vf), free(w->row), free(w->qtmp);
+        free(w->scores), free(w->q), free(w->o), free(w->kt), free(w->vf), free(w->qtmp);
         w->scores = malloc((size_t)rows * (size_t)cap * sizeof(float));
         w->q = malloc((size_t)rows * D * sizeof(float));
         w->o = malloc((size_t)rows * D * sizeof(float));
         w->kt = malloc(D * CPU_ATTN_KEY_BLOCK * sizeof(float));
         w->vf = malloc(D * CPU_ATTN_KEY_BLOCK * sizeof(float));
-        w->row = malloc(D * sizeof(float));
         w->qtmp = malloc(tensor_row_bytes(TYPE_Q8_0, (head_dim + 31) / 32 * 32));
-        if (!w->scores || !w->q || !w->o || !w->kt || !w->vf || !w->row || !w->qtmp) {
+        if (!w->scores || !w->q || !w->o || !w->kt || !w->vf || !w->qtmp) {
             b->scores_rows = b->scores_cap = b->scratch_dim = 0; /* forces a full retry next time */
             return error_set(err, ERR_NOMEM, "out of memory (attention scratch)");
         }
