@@ -98,6 +98,8 @@ async function runSession(s, results) {
 
 const t0 = performance.now();
 const results = [];
+const cacheStats = async () => (await fetch(url + "/v1/cache")).json();
+const stats0 = await cacheStats();
 for (let s = 0; s < sessions; s += concurrency) {
   const batch = [];
   for (let k = s; k < Math.min(sessions, s + concurrency); k++) batch.push(runSession(k, results));
@@ -106,6 +108,8 @@ for (let s = 0; s < sessions; s += concurrency) {
 const wall_s = (performance.now() - t0) / 1000;
 const metrics = await (await fetch(url + "/metrics")).text();
 const peak = +(metrics.match(/^larder_resident_memory_peak_bytes (\d+)/m) || [0, 0])[1];
+const stats1 = await cacheStats();
+const busy_s = stats1.engine_busy_s - stats0.engine_busy_s, book_s = stats1.cache_bookkeeping_s - stats0.cache_bookkeeping_s;
 const ok = results.filter((r) => r.status === 200);
 const cold = ok.filter((r) => r.turn === 0), warm = ok.filter((r) => r.turn > 0);
 const mean = (a) => a.length ? a.reduce((x, y) => x + y, 0) / a.length : NaN;
@@ -119,6 +123,8 @@ const summary = {
   prompt_tokens_total: ok.reduce((a, r) => a + r.prompt_tokens, 0),
   generated_tokens_total: ok.reduce((a, r) => a + r.completion_tokens, 0),
   peak_rss_mib: +(peak / 1048576).toFixed(1),
+  engine_busy_s: +busy_s.toFixed(3), cache_bookkeeping_s: +book_s.toFixed(4),
+  cache_bookkeeping_fraction: busy_s > 0 ? +(book_s / busy_s).toFixed(5) : null,
 };
 summary.prompt_tok_per_s = +(summary.prompt_tokens_total / wall_s).toFixed(1);
 if (args.json) console.log(JSON.stringify({ summary, turns: results }));
