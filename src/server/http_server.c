@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 /* Most bytes past --max-body read and dropped so that the 413 reaches the client. */
@@ -236,11 +237,23 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (!route->public_route && !authorized(s, conn))
         return reply_status(s, conn, 401, "missing or invalid API key (Authorization: Bearer ...)");
 
-    http_request req = {method, url, rs->body.data ? rs->body.data : "", rs->body.len};
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    http_request req = {method, url, rs->body.data ? rs->body.data : "", rs->body.len, ci ? ci->connect_fd : -1};
     http_reply reply = {0};
     reply.status = 200;
     route->handler(s->cfg.app, &req, &reply);
     return send_reply(s, conn, &reply);
+}
+
+bool http_client_gone(const http_request *req) {
+    if (req->client_fd < 0) return false;
+    struct pollfd p = {.fd = req->client_fd, .events = POLLIN | POLLRDHUP};
+    if (poll(&p, 1, 0) <= 0) return false;
+    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
+    /* readable: EOF (peeked, nothing consumed) means the client closed;
+     * bytes mean it sent more (a pipelined request), so it is still there */
+    char c;
+    return (p.revents & POLLIN) && recv(req->client_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {

@@ -29,7 +29,13 @@ typedef struct http_request {
     const char *path;        /* without the query string */
     const char *body;        /* NUL-terminated copy of the body (may hold NULs) */
     size_t body_bytes;
+    int client_fd;           /* the connection's socket (for http_client_gone); -1 if unknown */
 } http_request;
+
+/* True once the client has closed its end of the connection (or it broke),
+ * seen without reading anything: a handler that computes for a long time
+ * before answering polls this to stop early. Never blocks. */
+bool http_client_gone(const http_request *req);
 
 /*
  * A streamed body: `next` appends the next piece to out and returns 1 while

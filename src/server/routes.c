@@ -31,6 +31,8 @@
  * gives up on the engine: a bound against a wedged engine, not a timeout on
  * long generations (each event resets it). */
 #define GENERATION_EVENT_TIMEOUT_MS 600000
+/* How often a non-streamed request checks that its client is still there. */
+#define CLIENT_CHECK_MS 100
 
 typedef struct choice_state {
     detok dt;
@@ -462,18 +464,34 @@ static void write_completion_logprobs(strbuf *b, const choice_state *c) {
     cJSON_Delete(entries);
 }
 
-static void respond_whole(gen_state *g, http_reply *reply) {
+/* Collects every event, then writes the whole answer. While it waits, the
+ * client is checked every CLIENT_CHECK_MS: if it has gone, the generation is
+ * cancelled (the engine drops it within a step; its pages go to the cache)
+ * and false is returned. */
+static bool respond_whole(gen_state *g, const http_request *req, http_reply *reply) {
     server_app *app = g->app;
     channel_event ev;
+    int64_t waited_ms = 0, checked_us = timing_now_us();
     while (g->n_done < g->req.n) {
-        if (!channel_pop(g->ch, &ev, GENERATION_EVENT_TIMEOUT_MS)) {
-            http_reply_error(reply, 500, "the engine stopped answering");
-            return;
+        bool got = channel_pop(g->ch, &ev, CLIENT_CHECK_MS);
+        if (timing_now_us() - checked_us >= CLIENT_CHECK_MS * 1000) {
+            checked_us = timing_now_us();
+            if (http_client_gone(req)) {
+                gen_log(g);
+                log_info("%s client went away; generation cancelled", g->id);
+                return false;
+            }
         }
+        if (!got) {
+            if ((waited_ms += CLIENT_CHECK_MS) < GENERATION_EVENT_TIMEOUT_MS) continue;
+            http_reply_error(reply, 500, "the engine stopped answering");
+            return true;
+        }
+        waited_ms = 0;
         if (!gen_apply(g, &ev)) {
             http_reply_error(reply, g->error_status ? g->error_status : 500, g->error);
             if (g->error_status == 503) reply->retry_after_s = 1;
-            return;
+            return true;
         }
     }
     gen_log(g);
@@ -530,6 +548,7 @@ static void respond_whole(gen_state *g, http_reply *reply) {
     write_usage(&b, g);
     strbuf_puts(&b, "}");
     http_reply_json(reply, 200, &b);
+    return true;
 }
 
 /* ---- streams */
@@ -628,7 +647,10 @@ static int stream_next(void *ctx, strbuf *out) {
 
 static void stream_done(void *ctx, bool aborted) {
     gen_state *g = ctx;
-    if (aborted) log_info("%s client went away; generation cancelled", g->id);
+    if (aborted) {
+        gen_log(g); /* what it got to */
+        log_info("%s client went away; generation cancelled", g->id);
+    }
     gen_free(g); /* cancels the channel: the engine stops within one step */
 }
 
@@ -641,8 +663,8 @@ static void handle_generation(server_app *app, const http_request *req, http_rep
             metrics_count_status(&app->metrics, 200);
             return;
         }
-        respond_whole(g, reply);
-        gen_free(g);
+        if (!respond_whole(g, req, reply)) reply->status = 499; /* nobody reads it; logged as client closed */
+        gen_free(g); /* cancels the channel if the engine is still at it */
     }
     metrics_count_status(&app->metrics, reply->status);
 }

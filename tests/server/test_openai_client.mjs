@@ -140,6 +140,44 @@ await check("disconnect_mid_stream_cancels", async () => {
   assert(srv.alive(), "server alive");
 });
 
+// A client that goes away stops its generation: streamed (noticed at the
+// next write) and non-streamed (noticed by polling the socket while the
+// answer is computed). The request asks for every token the context allows
+// (~2000); the server's log line must show it stopped well short of that, with
+// the cancellation logged, and the pool must hold no running sequence after.
+for (const stream of [true, false]) {
+  await check(`disconnect_${stream ? "streamed" : "non_streamed"}_stops_generation`, async () => {
+    const before = srv.log().length;
+    const ac = new AbortController();
+    const p = fetch(srv.url + "/v1/completions", { method: "POST", signal: ac.signal,
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ prompt: `Tell a long story number ${stream}`, max_tokens: 100000, temperature: 1, seed: 3, stream }) });
+    if (stream) {
+      const resp = await p;
+      await resp.body.getReader().read();
+    } else {
+      p.catch(() => {});
+      await new Promise((r) => setTimeout(r, 30));
+    }
+    ac.abort();
+    let line = null;
+    for (let i = 0; i < 100 && !line; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      line = srv.log().slice(before).split("\n").find((l) => /generated=\d+/.test(l));
+    }
+    assert(line, `no request log line:\n${srv.log().slice(before)}`);
+    const generated = +/generated=(\d+)/.exec(line)[1];
+    assert(/client went away/.test(srv.log().slice(before)), "cancellation not logged");
+    assert(generated < 1500, `generated ${generated} tokens after the client left`);
+    let running = -1; // the engine drops the sequence at its next step
+    for (let i = 0; i < 40 && running !== 0; i++) {
+      if (i) await new Promise((r) => setTimeout(r, 50));
+      running = +/^larder_kv_pool_bytes_running (\S+)/m.exec((await raw(srv.url, "GET", "/metrics")).text)[1];
+    }
+    assertEq(running, 0, "running KV 2 s after the disconnect");
+  });
+}
+
 await check("side_routes", async () => {
   const models = await client.models.list();
   assert(models.data.length === 1 && models.data[0].object === "model", "models");
