@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_x86_reduce.h"
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* Fully unrolls the short loops over tokens and chunks, so the per-token
@@ -38,13 +39,6 @@
 #define UNROLL _Pragma("GCC unroll 8")
 
 /* ---- small helpers */
-
-ALWAYS_INLINE float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 ALWAYS_INLINE int32_t hsum_epi32(__m256i v) {
     __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_ops.h"
+#include "backend/cpu/cpu_x86_reduce.h"
 #include "tensor/dtype.h"
 
 static void attn_scores(float *s, int64_t s_stride, const float *q, int64_t q_stride, int nq, const float *kt,
@@ -81,20 +82,6 @@ static void attn_pv(float *o, int64_t o_stride, const float *p, int64_t p_stride
     }
 }
 
-static float hmax256(__m256 v) {
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static float hsum256(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
-
 static float scale_max(float *x, int64_t n, float a) {
     __m256 va = _mm256_set1_ps(a), m = _mm256_set1_ps(-INFINITY);
     int64_t i = 0;
@@ -103,7 +90,7 @@ static float scale_max(float *x, int64_t n, float a) {
         _mm256_storeu_ps(x + i, v);
         m = _mm256_max_ps(m, v);
     }
-    float mx = hmax256(m);
+    float mx = hmax_ps(m);
     for (; i < n; i++) {
         x[i] *= a;
         if (x[i] > mx) mx = x[i];
@@ -144,7 +131,7 @@ static float exp_sum(float *x, int64_t n, float m) {
         _mm256_storeu_ps(x + i, e);
         acc = _mm256_add_ps(acc, e);
     }
-    float s = hsum256(acc);
+    float s = hsum_ps(acc);
     for (; i < n; i++) s += x[i] = expf(x[i] - m);
     return s;
 }

@@ -343,6 +343,14 @@ static void round_query_for_k(const cpu_vec_kernels *vk, uint32_t k_type, float 
     }
 }
 
+/* Keys in the block starting at key j: up to CPU_ATTN_KEY_BLOCK, not past
+ * `end` nor past the end of j's page. */
+static inline int32_t key_block_len(int32_t j, int32_t end, int32_t P) {
+    int32_t nk = end - j, in_page = P - j % P;
+    if (nk > CPU_ATTN_KEY_BLOCK) nk = CPU_ATTN_KEY_BLOCK;
+    return nk < in_page ? nk : in_page;
+}
+
 static void attn_run(void *ctx, int ti, int nt) {
     enum { KB = CPU_ATTN_KEY_BLOCK };
     const attn_task *a = ctx;
@@ -371,9 +379,7 @@ static void attn_run(void *ctx, int ti, int nt) {
         int64_t col = 0;
         for (int rg = 0; rg < 2; rg++)
             for (int32_t j = r_beg[rg]; j < r_end[rg];) {
-                int32_t in_page = P - j % P, nk = r_end[rg] - j;
-                if (nk > KB) nk = KB;
-                if (nk > in_page) nk = in_page;
+                int32_t nk = key_block_len(j, r_end[rg], P);
                 const uint8_t *K = (const uint8_t *)kv_pool_k(a->pool, ref->pages[j / P], a->layer, kvh) +
                                    (size_t)(j % P) * row_bytes;
                 if (type == TYPE_F16) {
@@ -424,9 +430,7 @@ static void attn_run(void *ctx, int ti, int nt) {
         col = 0;
         for (int rg = 0; rg < 2; rg++)
             for (int32_t j = r_beg[rg]; j < r_end[rg];) {
-                int32_t in_page = P - j % P, nk = r_end[rg] - j;
-                if (nk > KB) nk = KB;
-                if (nk > in_page) nk = in_page;
+                int32_t nk = key_block_len(j, r_end[rg], P);
                 const uint8_t *V = (const uint8_t *)kv_pool_v(a->pool, ref->pages[j / P], a->layer, kvh) +
                                    (size_t)(j % P) * row_bytes;
                 for (int32_t jj = 0; jj < nk; jj++) kv_row_to_f32(vk, type, V + (size_t)jj * row_bytes, w->vf + jj * D, D);
