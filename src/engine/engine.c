@@ -14,7 +14,10 @@
  *
  * Memory: every K/V byte is a page of the pool. A page table holds one
  * reference per page; the radix cache holds its own. A sequence writes only
- * pages past its cached prefix, which are its own.
+ * pages of its own: a cached prefix may end inside a page (shared with the
+ * cache or another sequence), which is copied before the first write into it
+ * (seq_ensure_pages). With a rotating window, entries for dropped pages are
+ * ENGINE_KV_NO_PAGE.
  */
 #include "engine/engine.h"
 

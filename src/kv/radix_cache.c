@@ -5,6 +5,8 @@
  * Layout: every node but the root holds a run of n_tokens tokens (a multiple
  * of page_tokens, > 0) and one page id per page_tokens tokens of that run.
  * A child is found by its first page of tokens: siblings never share one.
+ * A node may also hold a tail: the tokens of one partially filled page after
+ * its run and that page's id (a conversation that ended mid-page).
  * All nodes also sit in one dense array (rc->all) so eviction can scan for the
  * least recently used unpinned leaf without walking the tree; a node knows its
  * index there, so removal is O(1) (swap with the last).
