@@ -116,3 +116,19 @@ int cli_parse_ids(const char *s, token_list *list, larder_error *err) {
         p++;
     }
 }
+
+int cli_parse_or_exit(const char *cmd, const char *usage, int argc, char **argv, cli_option *opts, size_t n_opts,
+                      bool *done) {
+    larder_error err = {0};
+    int rc = cli_parse(argc, argv, opts, n_opts, NULL, NULL, &err);
+    *done = rc != 0;
+    if (rc == CLI_HELP) {
+        cli_print_help(stdout, usage, opts, n_opts);
+        return 0;
+    }
+    if (rc) {
+        fprintf(stderr, "larder %s: %s\n", cmd, err.message);
+        return 1;
+    }
+    return 0;
+}

@@ -61,6 +61,14 @@ typedef struct cli_option {
 int cli_parse(int argc, char **argv, cli_option *opts, size_t n_opts, char **positional,
               int *n_positional, larder_error *err);
 
+/* cli_parse (no positional arguments) with the usual endings of a
+ * subcommand: --help prints usage and options to stdout, a parse error
+ * prints "larder <cmd>: <message>" to stderr. *done is true in both cases and
+ * the return value is the exit status (0 or 1); otherwise *done is false
+ * (the options are set) and it returns 0. */
+int cli_parse_or_exit(const char *cmd, const char *usage, int argc, char **argv, cli_option *opts, size_t n_opts,
+                      bool *done);
+
 /* Prints "usage: <usage>" and one line per option to out. */
 void cli_print_help(FILE *out, const char *usage, const cli_option *opts, size_t n_opts);
 

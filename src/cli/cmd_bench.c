@@ -33,15 +33,9 @@ int cmd_bench(int argc, char **argv) {
     };
     const char *usage = "larder bench --model FILE [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--json]";
     larder_error err = {0};
-    int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
-    if (rc == CLI_HELP) {
-        cli_print_help(stdout, usage, opts, CLI_COUNT(opts));
-        return 0;
-    }
-    if (rc) {
-        fprintf(stderr, "larder bench: %s\n", err.message);
-        return 1;
-    }
+    bool done;
+    int rc = cli_parse_or_exit("bench", usage, argc, argv, opts, CLI_COUNT(opts), &done);
+    if (done) return rc;
     if (!model_path) {
         fprintf(stderr, "larder bench: --model is required\n");
         return 1;

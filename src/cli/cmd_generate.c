@@ -57,12 +57,10 @@ int cmd_generate(int argc, char **argv) {
         CLI_FLAG("--json", &json, "print one JSON object at the end instead of streaming"),
     };
     larder_error err = {0};
-    int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
-    if (rc == CLI_HELP) {
-        cli_print_help(stdout, "larder generate --model FILE (--prompt TEXT | --tokens IDS) [options]", opts, CLI_COUNT(opts));
-        return 0;
-    }
-    if (rc) return fail(err.message);
+    bool done;
+    int rc = cli_parse_or_exit("generate", "larder generate --model FILE (--prompt TEXT | --tokens IDS) [options]", argc,
+                               argv, opts, CLI_COUNT(opts), &done);
+    if (done) return rc;
     if (!model_path) return fail("--model is required");
     if (!prompt == !ids) return fail("give exactly one of --prompt and --tokens");
     if (threads == 0) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;

@@ -60,15 +60,9 @@ int cmd_logits(int argc, char **argv) {
     };
     const char *usage = "larder logits --model FILE --tokens 1,2,3 [--top K] [--threads N] [--kv-type f16|f32]";
     larder_error err = {0};
-    int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
-    if (rc == CLI_HELP) {
-        cli_print_help(stdout, usage, opts, CLI_COUNT(opts));
-        return 0;
-    }
-    if (rc) {
-        fprintf(stderr, "larder logits: %s\n", err.message);
-        return 1;
-    }
+    bool done;
+    int rc = cli_parse_or_exit("logits", usage, argc, argv, opts, CLI_COUNT(opts), &done);
+    if (done) return rc;
     if (!model_path || !tokens_s) {
         fprintf(stderr, "larder logits: --model and --tokens are required\n");
         return 1;

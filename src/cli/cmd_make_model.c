@@ -503,15 +503,9 @@ int cmd_make_model(int argc, char **argv) {
         CLI_FLAG("--quiet", &quiet, "print nothing on success"),
     };
     const size_t n_opts = CLI_COUNT(opts);
-    int rc = cli_parse(argc, argv, opts, n_opts, NULL, NULL, &err);
-    if (rc == CLI_HELP) {
-        cli_print_help(stdout, USAGE, opts, n_opts);
-        return 0;
-    }
-    if (rc != 0) {
-        fprintf(stderr, "larder make-model: %s\n", err.message);
-        return 1;
-    }
+    bool done;
+    int rc = cli_parse_or_exit("make-model", USAGE, argc, argv, opts, n_opts, &done);
+    if (done) return rc;
     model_spec m = {0};
     char vocab_buf[4096];
     const preset *p = NULL;

@@ -94,15 +94,9 @@ int cmd_perplexity(int argc, char **argv) {
     };
     const char *usage = "larder perplexity --model FILE (--file TEXT | --tokens-file IDS) [--ctx N] [--max-windows N] [--threads N] [--json]";
     larder_error err = {0};
-    int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
-    if (rc == CLI_HELP) {
-        cli_print_help(stdout, usage, opts, CLI_COUNT(opts));
-        return 0;
-    }
-    if (rc) {
-        fprintf(stderr, "larder perplexity: %s\n", err.message);
-        return 1;
-    }
+    bool done;
+    int rc = cli_parse_or_exit("perplexity", usage, argc, argv, opts, CLI_COUNT(opts), &done);
+    if (done) return rc;
     if (!model_path || !!text_path == !!ids_path) {
         fprintf(stderr, "larder perplexity: --model and one of --file / --tokens-file are required\n");
         return 1;

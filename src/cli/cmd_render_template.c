@@ -47,9 +47,9 @@ int cmd_render_template(int argc, char **argv) {
     };
     static const char *usage = "larder render-template --template FILE --context FILE.json [--now ISO-8601]";
     larder_error err = {0};
-    int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
-    if (rc == CLI_HELP) { cli_print_help(stdout, usage, opts, CLI_COUNT(opts)); return 0; }
-    if (rc) { fprintf(stderr, "larder render-template: %s\n", err.message); return 1; }
+    bool done;
+    int rc = cli_parse_or_exit("render-template", usage, argc, argv, opts, CLI_COUNT(opts), &done);
+    if (done) return rc;
     if (!tpath || !cpath) { cli_print_help(stderr, usage, opts, CLI_COUNT(opts)); return 1; }
     jinja_render_options ro = {0};
     if (now) {

@@ -135,15 +135,9 @@ int cmd_serve(int argc, char **argv) {
         CLI_FLAG("--verbose", &verbose, "debug logging"),
     };
     larder_error err = {0};
-    int rc = cli_parse(argc, argv, opts, CLI_COUNT(opts), NULL, NULL, &err);
-    if (rc == CLI_HELP) {
-        cli_print_help(stdout, "larder serve [options]", opts, CLI_COUNT(opts));
-        return 0;
-    }
-    if (rc) {
-        fprintf(stderr, "larder serve: %s\n", err.message);
-        return 1;
-    }
+    bool done;
+    int rc = cli_parse_or_exit("serve", "larder serve [options]", argc, argv, opts, CLI_COUNT(opts), &done);
+    if (done) return rc;
     if (max_kv_size > 0 && keep >= max_kv_size) {
         fprintf(stderr, "larder serve: --keep (%lld) must be smaller than --max-kv-size (%lld)\n", (long long)keep,
                 (long long)max_kv_size);
