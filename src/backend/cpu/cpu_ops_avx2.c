@@ -52,34 +52,64 @@ static void attn_scores(float *s, int64_t s_stride, const float *q, int64_t q_st
     }
 }
 
+/* One output row, all of D: 32 columns in 4 accumulators, then 8, then 1. */
+static void attn_pv_row(float *orow, const float *prow, const float *v, int nk, int64_t D, int64_t d) {
+    for (; d + 32 <= D; d += 32) {
+        __m256 a0 = _mm256_loadu_ps(orow + d), a1 = _mm256_loadu_ps(orow + d + 8);
+        __m256 a2 = _mm256_loadu_ps(orow + d + 16), a3 = _mm256_loadu_ps(orow + d + 24);
+        for (int j = 0; j < nk; j++) {
+            __m256 w = _mm256_broadcast_ss(prow + j);
+            const float *vr = v + j * D + d;
+            a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr), a0);
+            a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8), a1);
+            a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 16), a2);
+            a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 24), a3);
+        }
+        _mm256_storeu_ps(orow + d, a0), _mm256_storeu_ps(orow + d + 8, a1);
+        _mm256_storeu_ps(orow + d + 16, a2), _mm256_storeu_ps(orow + d + 24, a3);
+    }
+    for (; d + 8 <= D; d += 8) {
+        __m256 a0 = _mm256_loadu_ps(orow + d);
+        for (int j = 0; j < nk; j++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(prow + j), _mm256_loadu_ps(v + j * D + d), a0);
+        _mm256_storeu_ps(orow + d, a0);
+    }
+    for (; d < D; d++)
+        for (int j = 0; j < nk; j++) orow[d] += prow[j] * v[j * D + d];
+}
+
+/* Rows in fours: per key, 16 columns of V (2 loads) serve 4 rows (8
+ * accumulators), as attn_scores shares K; the rest row by row. */
 static void attn_pv(float *o, int64_t o_stride, const float *p, int64_t p_stride, int nq, const float *v, int nk,
                     int64_t D) {
-    for (int r = 0; r < nq; r++) {
-        float *orow = o + r * o_stride;
-        const float *prow = p + r * p_stride;
+    int r = 0;
+    for (; r + 4 <= nq; r += 4) {
         int64_t d = 0;
-        for (; d + 32 <= D; d += 32) {
-            __m256 a0 = _mm256_loadu_ps(orow + d), a1 = _mm256_loadu_ps(orow + d + 8);
-            __m256 a2 = _mm256_loadu_ps(orow + d + 16), a3 = _mm256_loadu_ps(orow + d + 24);
+        float *o0 = o + r * o_stride, *o1 = o0 + o_stride, *o2 = o1 + o_stride, *o3 = o2 + o_stride;
+        const float *p0 = p + r * p_stride, *p1 = p0 + p_stride, *p2 = p1 + p_stride, *p3 = p2 + p_stride;
+        for (; d + 16 <= D; d += 16) {
+            __m256 a0 = _mm256_loadu_ps(o0 + d), a1 = _mm256_loadu_ps(o0 + d + 8);
+            __m256 b0 = _mm256_loadu_ps(o1 + d), b1 = _mm256_loadu_ps(o1 + d + 8);
+            __m256 c0 = _mm256_loadu_ps(o2 + d), c1 = _mm256_loadu_ps(o2 + d + 8);
+            __m256 e0 = _mm256_loadu_ps(o3 + d), e1 = _mm256_loadu_ps(o3 + d + 8);
             for (int j = 0; j < nk; j++) {
-                __m256 w = _mm256_broadcast_ss(prow + j);
-                const float *vr = v + j * D + d;
-                a0 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr), a0);
-                a1 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 8), a1);
-                a2 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 16), a2);
-                a3 = _mm256_fmadd_ps(w, _mm256_loadu_ps(vr + 24), a3);
+                __m256 v0 = _mm256_loadu_ps(v + j * D + d), v1 = _mm256_loadu_ps(v + j * D + d + 8);
+                __m256 w = _mm256_broadcast_ss(p0 + j);
+                a0 = _mm256_fmadd_ps(w, v0, a0), a1 = _mm256_fmadd_ps(w, v1, a1);
+                w = _mm256_broadcast_ss(p1 + j);
+                b0 = _mm256_fmadd_ps(w, v0, b0), b1 = _mm256_fmadd_ps(w, v1, b1);
+                w = _mm256_broadcast_ss(p2 + j);
+                c0 = _mm256_fmadd_ps(w, v0, c0), c1 = _mm256_fmadd_ps(w, v1, c1);
+                w = _mm256_broadcast_ss(p3 + j);
+                e0 = _mm256_fmadd_ps(w, v0, e0), e1 = _mm256_fmadd_ps(w, v1, e1);
             }
-            _mm256_storeu_ps(orow + d, a0), _mm256_storeu_ps(orow + d + 8, a1);
-            _mm256_storeu_ps(orow + d + 16, a2), _mm256_storeu_ps(orow + d + 24, a3);
+            _mm256_storeu_ps(o0 + d, a0), _mm256_storeu_ps(o0 + d + 8, a1);
+            _mm256_storeu_ps(o1 + d, b0), _mm256_storeu_ps(o1 + d + 8, b1);
+            _mm256_storeu_ps(o2 + d, c0), _mm256_storeu_ps(o2 + d + 8, c1);
+            _mm256_storeu_ps(o3 + d, e0), _mm256_storeu_ps(o3 + d + 8, e1);
         }
-        for (; d + 8 <= D; d += 8) {
-            __m256 a0 = _mm256_loadu_ps(orow + d);
-            for (int j = 0; j < nk; j++) a0 = _mm256_fmadd_ps(_mm256_broadcast_ss(prow + j), _mm256_loadu_ps(v + j * D + d), a0);
-            _mm256_storeu_ps(orow + d, a0);
-        }
-        for (; d < D; d++)
-            for (int j = 0; j < nk; j++) orow[d] += prow[j] * v[j * D + d];
+        for (int i = 0; i < 4 && d < D; i++) attn_pv_row(o + (r + i) * o_stride, p + (r + i) * p_stride, v, nk, D, d);
     }
+    for (; r < nq; r++) attn_pv_row(o + r * o_stride, p + r * p_stride, v, nk, D, 0);
 }
 
 static float scale_max(float *x, int64_t n, float a) {
