@@ -160,14 +160,13 @@ for (const stream of [true, false]) {
       await new Promise((r) => setTimeout(r, 30));
     }
     ac.abort();
-    let line = null;
-    for (let i = 0; i < 100 && !line; i++) {
+    // the request's log line, then the cancellation's (in that order)
+    for (let i = 0; i < 100 && !/client went away/.test(srv.log().slice(before)); i++)
       await new Promise((r) => setTimeout(r, 50));
-      line = srv.log().slice(before).split("\n").find((l) => /generated=\d+/.test(l));
-    }
+    assert(/client went away/.test(srv.log().slice(before)), `cancellation not logged:\n${srv.log().slice(before)}`);
+    const line = srv.log().slice(before).split("\n").find((l) => /generated=\d+/.test(l));
     assert(line, `no request log line:\n${srv.log().slice(before)}`);
     const generated = +/generated=(\d+)/.exec(line)[1];
-    assert(/client went away/.test(srv.log().slice(before)), "cancellation not logged");
     assert(generated < 1500, `generated ${generated} tokens after the client left`);
     let running = -1; // the engine drops the sequence at its next step
     for (let i = 0; i < 40 && running !== 0; i++) {
