@@ -67,8 +67,8 @@ int cmd_logits(int argc, char **argv) {
         fprintf(stderr, "larder logits: --model and --tokens are required\n");
         return 1;
     }
-    int kv_type_id = tensor_type_from_name(kv_type_s);
-    if (kv_type_id < 0 || !kv_pool_type_supported((uint32_t)kv_type_id)) {
+    int kv_type_id = kv_pool_type_from_name(kv_type_s);
+    if (kv_type_id < 0) {
         fprintf(stderr, "larder logits: unknown --kv-type '%s' (f16, f32, bf16, q8_0, q4_0)\n", kv_type_s);
         return 1;
     }

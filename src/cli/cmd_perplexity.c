@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "cli/cli_args.h"
+#include "kv/kv_pool.h"
 #include "model/model.h"
 #include "model/seq_runner.h"
 #include "tensor/dtype.h"
@@ -83,6 +84,7 @@ int cmd_perplexity(int argc, char **argv) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int64_t ctx = 512, threads = ncpu > 0 ? ncpu : 1, max_windows = 0;
     bool json = false;
+    const char *kv_type_s = "f16";
     cli_option opts[] = {
         CLI_STR("--model", &model_path, "FILE", "the GGUF model"),
         CLI_STR("--file", &text_path, "TEXT", "a text file, tokenized with the model's tokenizer"),
@@ -90,13 +92,19 @@ int cmd_perplexity(int argc, char **argv) {
         CLI_INT("--ctx", &ctx, 2, 1 << 20, "N", "window size in tokens, BOS included (default 512)"),
         CLI_INT("--max-windows", &max_windows, 0, 1 << 30, "N", "score only the first N windows (default: all)"),
         CLI_INT("--threads", &threads, 1, 512, "N", "compute threads (default: number of cores)"),
+        CLI_STR("--kv-type", &kv_type_s, "T", "KV cache type: f16 (default), bf16, f32, q8_0, q4_0"),
         CLI_FLAG("--json", &json, "print one JSON object"),
     };
-    const char *usage = "larder perplexity --model FILE (--file TEXT | --tokens-file IDS) [--ctx N] [--max-windows N] [--threads N] [--json]";
+    const char *usage = "larder perplexity --model FILE (--file TEXT | --tokens-file IDS) [--ctx N] [--max-windows N] [--threads N] [--kv-type T] [--json]";
     larder_error err = {0};
     bool done;
     int rc = cli_parse_or_exit("perplexity", usage, argc, argv, opts, CLI_COUNT(opts), &done);
     if (done) return rc;
+    int kv_type = kv_pool_type_from_name(kv_type_s);
+    if (kv_type < 0) {
+        fprintf(stderr, "larder perplexity: unknown --kv-type '%s' (f16, bf16, f32, q8_0, q4_0)\n", kv_type_s);
+        return 1;
+    }
     if (!model_path || !!text_path == !!ids_path) {
         fprintf(stderr, "larder perplexity: --model and one of --file / --tokens-file are required\n");
         return 1;
@@ -147,7 +155,7 @@ int cmd_perplexity(int argc, char **argv) {
     int32_t w = (int32_t)ctx - 1; /* window tokens; BOS makes ctx */
     size_t n_windows = (toks.n + (size_t)w - 1) / (size_t)w;
     if (max_windows > 0 && n_windows > (size_t)max_windows) n_windows = (size_t)max_windows;
-    r = seq_runner_create(m, w + 1, (int)threads, TYPE_F16, &err);
+    r = seq_runner_create(m, w + 1, (int)threads, (uint32_t)kv_type, &err);
     logits = malloc((size_t)(w + 1) * (size_t)m->hp.n_vocab * sizeof *logits);
     window = malloc((size_t)(w + 1) * sizeof *window);
     if (!r || !logits || !window) {
@@ -176,10 +184,10 @@ int cmd_perplexity(int argc, char **argv) {
     }
     double ppl = exp(nll / (double)scored);
     if (json)
-        printf("{\"perplexity\":%.6f,\"scored_tokens\":%zu,\"windows\":%zu,\"ctx\":%d,\"tokens\":%zu}\n", ppl, scored,
-               n_windows, w, toks.n);
+        printf("{\"perplexity\":%.6f,\"scored_tokens\":%zu,\"windows\":%zu,\"ctx\":%d,\"tokens\":%zu,\"kv_type\":\"%s\"}\n", ppl, scored,
+               n_windows, w, toks.n, kv_type_s);
     else
-        printf("perplexity %.4f over %zu tokens (%zu windows of %d)\n", ppl, scored, n_windows, w);
+        printf("perplexity %.4f over %zu tokens (%zu windows of %d, KV %s)\n", ppl, scored, n_windows, w, kv_type_s);
     status = 0;
     goto done;
 fail:

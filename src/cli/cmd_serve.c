@@ -145,8 +145,8 @@ int cmd_serve(int argc, char **argv) {
     }
     if (verbose) log_set_level(LOG_DEBUG);
     if (!model_path) model_path = default_model_path();
-    int kv_type_id = tensor_type_from_name(kv_type_name);
-    if (kv_type_id < 0 || !kv_pool_type_supported((uint32_t)kv_type_id)) {
+    int kv_type_id = kv_pool_type_from_name(kv_type_name);
+    if (kv_type_id < 0) {
         fprintf(stderr, "larder serve: --kv-type %s is not supported (f16, f32, bf16, q8_0, q4_0)\n", kv_type_name);
         return 1;
     }

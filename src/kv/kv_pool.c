@@ -157,6 +157,11 @@ bool kv_pool_type_supported(uint32_t t) {
     return t == TYPE_F16 || t == TYPE_F32 || t == TYPE_BF16 || t == TYPE_Q8_0 || t == TYPE_Q4_0;
 }
 
+int kv_pool_type_from_name(const char *name) {
+    int t = tensor_type_from_name(name);
+    return t >= 0 && kv_pool_type_supported((uint32_t)t) ? t : -1;
+}
+
 size_t kv_pool_row_bytes(uint32_t kv_type, int32_t head_dim) {
     return kv_pool_type_supported(kv_type) && head_dim > 0 ? tensor_row_bytes(kv_type, head_dim) : 0;
 }

@@ -80,6 +80,8 @@ typedef struct kv_pool_stats {
 /* The KV types a pool stores: TYPE_F16, TYPE_F32, TYPE_BF16, TYPE_Q8_0,
  * TYPE_Q4_0. */
 bool kv_pool_type_supported(uint32_t kv_type);
+/* The supported type named name ("f16", "q8_0", ...: --kv-type), or -1. */
+int kv_pool_type_from_name(const char *name);
 /* Bytes of one token's K (or V) row of one head: tensor_row_bytes(kv_type,
  * head_dim); 0 when the type is unsupported or head_dim is not a multiple
  * of its block. */
