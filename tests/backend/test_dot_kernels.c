@@ -110,7 +110,8 @@ static void check_type_level(const cpu_kernels *k, uint32_t wtype, int64_t n, bo
                      cpu_level_name(k->level), tensor_type_get(atype)->name, (long long)n, t);
     }
     double tol_rel = wtype == TYPE_F32 || wtype == TYPE_F16 || wtype == TYPE_BF16 ? 1e-5 : 1e-5;
-    for (int nt = 1; nt <= CPU_DOT_MAX_TOKENS; nt++) {
+    assert_true(k->tile_tokens[wtype] >= 1 && k->tile_tokens[wtype] <= CPU_DOT_MAX_TOKENS);
+    for (int nt = 1; nt <= k->tile_tokens[wtype]; nt++) { /* every tile width the kernel takes */
         float out[CPU_DOT_MAX_TOKENS];
         for (int t = 0; t < CPU_DOT_MAX_TOKENS; t++) out[t] = NAN;
         k->dot[wtype](n, w, act, abytes, nt, out);
@@ -130,7 +131,7 @@ static void check_type_level(const cpu_kernels *k, uint32_t wtype, int64_t n, bo
         assert_non_null(w2);
         memcpy(w2, w, wbytes);
         make_weight_row(wtype, n, !random_bytes, w2 + wbytes);
-        for (int nt = 1; nt <= CPU_DOT_MAX_TOKENS; nt++) {
+        for (int nt = 1; nt <= CPU_DOT_TILE_TOKENS; nt++) {
             float out2[2 * CPU_DOT_MAX_TOKENS];
             k->dot2[wtype](n, w2, wbytes, act, abytes, nt, out2);
             for (int r = 0; r < 2; r++)

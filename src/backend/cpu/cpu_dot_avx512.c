@@ -19,4 +19,5 @@
 void cpu_kernels_fill_avx512(cpu_kernels *k) {
     k->level = CPU_LEVEL_AVX512;
     fill_x86_common(k);
+    k->tile_tokens[TYPE_Q4_K] = CPU_DOT_MAX_TOKENS; /* dot_q4_k's 512-bit tiles */
 }

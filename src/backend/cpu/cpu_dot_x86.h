@@ -17,8 +17,9 @@
  *    [-127, 127]; Q6_K is made unsigned with q+32 and corrected through the
  *    activation's bsums: sum sc*(q-32)*a = sum sc*q'*a - 32 sum sc*bsum).
  *  - Tokens share the weight unpacking: each kernel handles NT activation
- *    rows (1..CPU_DOT_MAX_TOKENS, a compile-time constant per instance), so a
- *    weight block is loaded and unpacked once per NT tokens.
+ *    rows (1..CPU_DOT_TILE_TOKENS, or 1..CPU_DOT_MAX_TOKENS for the AVX-512
+ *    Q4_K tile; a compile-time constant per instance), so a weight block is
+ *    loaded and unpacked once per NT tokens.
  *  - Integer block sums are exact; only the float accumulation order differs
  *    from the reference (tests/backend/ checks within tolerance).
  */
@@ -364,7 +365,11 @@ static __attribute__((noinline)) void dot_q4_k_512_tile(int64_t nb, const block_
     switch (n_tok) {
     case 2: dot_q4_k_512_nt(nb, x, act, stride, 2, out); break;
     case 3: dot_q4_k_512_nt(nb, x, act, stride, 3, out); break;
-    default: dot_q4_k_512_nt(nb, x, act, stride, 4, out); break;
+    case 4: dot_q4_k_512_nt(nb, x, act, stride, 4, out); break;
+    case 5: dot_q4_k_512_nt(nb, x, act, stride, 5, out); break;
+    case 6: dot_q4_k_512_nt(nb, x, act, stride, 6, out); break;
+    case 7: dot_q4_k_512_nt(nb, x, act, stride, 7, out); break;
+    default: dot_q4_k_512_nt(nb, x, act, stride, 8, out); break;
     }
 }
 /* The 1-token Q4_K kernel of the AVX2 build (cpu_dot_avx2.c): compiled
@@ -568,7 +573,17 @@ DOT_ENTRY(dot_q4_0, dot_q4_0_nt, block_q4_0, QK32)
 DOT_ENTRY(dot_q5_0, dot_q5_0_nt, block_q5_0, QK32)
 DOT_ENTRY(dot_q4_1, dot_q4_1_nt, block_q4_1, QK32)
 DOT_ENTRY(dot_q5_1, dot_q5_1_nt, block_q5_1, QK32)
+#if X86_VNNI
+/* Q4_K on AVX-512 takes tiles of up to CPU_DOT_MAX_TOKENS (8) tokens: the
+ * weight unpacking of a 64-element chunk (5 instructions) then serves 8
+ * tokens' 2 instructions each instead of 4's. */
+static void dot_q4_k(int64_t n, const void *w, const void *act, size_t stride, int n_tok, float *out) {
+    if (n_tok == 1) cpu_dot_q4_k_avx2(n, w, act, stride, 1, out);
+    else dot_q4_k_512_tile(n / QK_K, (const block_q4_k *)w, act, stride, n_tok, out);
+}
+#else
 DOT_ENTRY(dot_q4_k, DOT_Q4_K_IMPL, block_q4_k, QK_K)
+#endif
 DOT_ENTRY(dot_q5_k, dot_q5_k_nt, block_q5_k, QK_K)
 DOT_ENTRY(dot_q6_k, dot_q6_k_nt, block_q6_k, QK_K)
 DOT_ENTRY(dot_f32, dot_f32_nt, float, 1)

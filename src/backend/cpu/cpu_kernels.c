@@ -42,6 +42,7 @@ SCALAR_QUANT(TYPE_Q8_K, quant_scalar_q8_k)
 
 void cpu_kernels_fill_scalar(cpu_kernels *k) {
     k->level = CPU_LEVEL_SCALAR;
+    for (int t = 0; t < TYPE_COUNT_MAX; t++) k->tile_tokens[t] = CPU_DOT_TILE_TOKENS;
     k->dot[TYPE_F32] = dot_scalar_f32;
     k->dot[TYPE_F16] = dot_scalar_f16;
     k->dot[TYPE_BF16] = dot_scalar_bf16;

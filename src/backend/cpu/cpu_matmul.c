@@ -74,6 +74,7 @@ typedef struct mm_mat {
     size_t w_row_bytes;
     cpu_dot_fn dot;
     cpu_dot2_fn dot2;       /* two rows per call in prefill, or NULL */
+    int tile;               /* tokens per call: the dot's tile_tokens (the dot2's when it has one) */
     const uint8_t *act;     /* (n_tokens) activation rows of a_row_bytes */
     size_t a_row_bytes;
     float *y;               /* (n_tokens, rows) */
@@ -118,8 +119,8 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
     if (block < 2) block = 2;
     for (int64_t rb = r0; rb < r1; rb += block) {
         int64_t re = rb + block < r1 ? rb + block : r1;
-        for (int64_t t0 = 0; t0 < n_tokens; t0 += CPU_DOT_MAX_TOKENS) {
-            int nt = n_tokens - t0 < CPU_DOT_MAX_TOKENS ? (int)(n_tokens - t0) : CPU_DOT_MAX_TOKENS;
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += m->tile) {
+            int nt = n_tokens - t0 < m->tile ? (int)(n_tokens - t0) : m->tile;
             const uint8_t *a = m->act + (size_t)t0 * m->a_row_bytes;
             float *y = m->y + t0 * m->rows;
             int64_t r = rb;
@@ -236,6 +237,7 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
         m->w_row_bytes = tensor_row_bytes(wt, cols);
         m->dot = k->dot[wt];
         m->dot2 = k->dot2[wt];
+        m->tile = m->dot2 ? CPU_DOT_TILE_TOKENS : k->tile_tokens[wt];
         m->y = mats[i].y;
         m->a_row_bytes = tensor_row_bytes(at, cols);
         job.total_rows += m->rows;

@@ -86,12 +86,13 @@ int backend_n_threads(const backend *b) { return b->n_threads; }
 
 /* Until cpu_matmul.h (the simd engineer's tiled matmul) lands: quantize
  * each activation row once with the active CPU level's quantizer, then per
- * weight row call its dot kernel on tiles of up to CPU_DOT_MAX_TOKENS
+ * weight row call its dot kernel on tiles of up to tile_tokens[wtype]
  * tokens (each weight block unpacked once per tile); rows split over the
  * threads. y[t][r] = W_r · x_t. */
 typedef struct mm_task {
     const uint8_t *w;
     cpu_dot_fn dot;
+    int tile;                /* tokens per dot call (the kernel's tile_tokens) */
     int64_t rows, cols, n_tokens;
     size_t w_row_bytes, a_row_bytes;
     const uint8_t *act;
@@ -108,10 +109,11 @@ static void mm_run(void *ctx, int ti, int nt) {
     int64_t r0, r1;
     thread_pool_split(t->rows, ti, nt, &r0, &r1);
     float out[CPU_DOT_MAX_TOKENS];
+    const int TT = t->tile;
     for (int64_t rb = r0; rb < r1; rb += MM_ROW_BLOCK) {
         int64_t re = rb + MM_ROW_BLOCK < r1 ? rb + MM_ROW_BLOCK : r1;
-        for (int64_t k0 = 0; k0 < t->n_tokens; k0 += CPU_DOT_MAX_TOKENS) {
-            int m = t->n_tokens - k0 < CPU_DOT_MAX_TOKENS ? (int)(t->n_tokens - k0) : CPU_DOT_MAX_TOKENS;
+        for (int64_t k0 = 0; k0 < t->n_tokens; k0 += TT) {
+            int m = t->n_tokens - k0 < TT ? (int)(t->n_tokens - k0) : TT;
             for (int64_t r = rb; r < re; r++) {
                 t->dot(t->cols, t->w + r * t->w_row_bytes, t->act + k0 * t->a_row_bytes, t->a_row_bytes, m, out);
                 for (int j = 0; j < m; j++) t->y[(k0 + j) * t->rows + r] = out[j];
@@ -135,7 +137,7 @@ int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int6
         b->act_bytes = need;
     }
     for (int64_t t = 0; t < n_tokens; t++) k->quantize[at](x + t * cols, (uint8_t *)b->act + t * arb, cols);
-    mm_task t = {w, k->dot[wtype], rows, cols, n_tokens, tensor_row_bytes(wtype, cols), arb, b->act, y};
+    mm_task t = {w, k->dot[wtype], k->tile_tokens[wtype], rows, cols, n_tokens, tensor_row_bytes(wtype, cols), arb, b->act, y};
     thread_pool_run(b->pool, mm_run, &t);
     return 0;
 }
