@@ -207,6 +207,9 @@ static void seq_checkpoint(engine *e, seq *s, bool with_tail) {
             if (s->pinned) radix_cache_unpin(e->cache, s->pinned);
             s->pinned = node;
         }
+    } else if (e->cfg.max_kv_tokens > 0 && s->pinned) { /* windowed, --keep 0: nothing of it stays shareable */
+        radix_cache_unpin(e->cache, s->pinned);
+        s->pinned = NULL;
     }
     e->cache_s += now_s() - t0;
 }
