@@ -84,17 +84,14 @@ int backend_n_threads(const backend *b) { return b->n_threads; }
 
 /* ---- matmul */
 
-/* The matmul (cpu_matmul.h has a second driver, tested and benchmarked
- * but slower for Q8_0 decode here, so this one runs the model): quantize
+/* Until cpu_matmul.h (the simd engineer's tiled matmul) lands: quantize
  * each activation row once with the active CPU level's quantizer, then per
  * weight row call its dot kernel on tiles of up to tile_tokens[wtype]
- * tokens (each weight block unpacked once per tile) — or, in prefill, for
- * types with a two-row kernel (Q8_0, Q4_0, Q5_0), rows in pairs that share
- * each activation load; rows split over the threads. y[t][r] = W_r · x_t. */
+ * tokens (each weight block unpacked once per tile); rows split over the
+ * threads. y[t][r] = W_r · x_t. */
 typedef struct mm_task {
     const uint8_t *w;
     cpu_dot_fn dot;
-    cpu_dot2_fn dot2;        /* two rows per call (prefill), or NULL */
     int tile;                /* tokens per dot call (the kernel's tile_tokens) */
     int64_t rows, cols, n_tokens;
     size_t w_row_bytes, a_row_bytes;
@@ -117,18 +114,7 @@ static void mm_run(void *ctx, int ti, int nt) {
         int64_t re = rb + MM_ROW_BLOCK < r1 ? rb + MM_ROW_BLOCK : r1;
         for (int64_t k0 = 0; k0 < t->n_tokens; k0 += TT) {
             int m = t->n_tokens - k0 < TT ? (int)(t->n_tokens - k0) : TT;
-            int64_t r = rb;
-            if (t->dot2) /* pairs of rows share each activation load and scale conversion */
-                for (; r + 2 <= re; r += 2) {
-                    float out2[2 * CPU_DOT_MAX_TOKENS];
-                    t->dot2(t->cols, t->w + r * t->w_row_bytes, t->w_row_bytes, t->act + k0 * t->a_row_bytes,
-                            t->a_row_bytes, m, out2);
-                    for (int j = 0; j < m; j++) {
-                        t->y[(k0 + j) * t->rows + r] = out2[j];
-                        t->y[(k0 + j) * t->rows + r + 1] = out2[CPU_DOT_MAX_TOKENS + j];
-                    }
-                }
-            for (; r < re; r++) {
+            for (int64_t r = rb; r < re; r++) {
                 t->dot(t->cols, t->w + r * t->w_row_bytes, t->act + k0 * t->a_row_bytes, t->a_row_bytes, m, out);
                 for (int j = 0; j < m; j++) t->y[(k0 + j) * t->rows + r] = out[j];
             }
@@ -151,10 +137,7 @@ int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int6
         b->act_bytes = need;
     }
     for (int64_t t = 0; t < n_tokens; t++) k->quantize[at](x + t * cols, (uint8_t *)b->act + t * arb, cols);
-    /* dot2 (two rows) takes tiles of CPU_DOT_TILE_TOKENS; prefill only */
-    cpu_dot2_fn dot2 = n_tokens > 1 ? k->dot2[wtype] : NULL;
-    mm_task t = {w, k->dot[wtype], dot2, dot2 ? CPU_DOT_TILE_TOKENS : k->tile_tokens[wtype], rows, cols, n_tokens,
-                 tensor_row_bytes(wtype, cols), arb, b->act, y};
+    mm_task t = {w, k->dot[wtype], k->tile_tokens[wtype], rows, cols, n_tokens, tensor_row_bytes(wtype, cols), arb, b->act, y};
     thread_pool_run(b->pool, mm_run, &t);
     return 0;
 }
