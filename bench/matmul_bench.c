@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/cpu/cpu_features.h"
 #include "backend/cpu/cpu_matmul.h"
@@ -205,7 +206,60 @@ static void bench_in_cache(cpu_matmul_ctx *ctx, uint32_t type, int64_t cols, int
     free(y);
 }
 
+/* Seconds of this thread's CPU time. */
+static double thread_cpu_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A/B of kernel variants on a busy machine: one thread, no pool, the
+ * prefill shapes with `tokens` tokens; each round runs variant A (env
+ * variable `var` unset) then B (set), best thread CPU time of all rounds
+ * each, so both meet the same load. MATMUL_BENCH_AB=VAR [tokens] [rounds]. */
+static void bench_ab(const char *var, int64_t tokens, int rounds) {
+    const struct { const char *name; int64_t rows, cols; } shapes[] = {
+        {"2048x2048", 2048, 2048}, {"5632x2048", 5632, 2048}, {"2048x5632", 2048, 5632}};
+    const uint32_t types[] = {TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q6_K};
+    larder_error err = {0};
+    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
+    printf("# A/B by %s: 1 thread, %lld tokens, best CPU time of %d alternating rounds\n", var,
+           (long long)tokens, rounds);
+    for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++)
+        for (size_t si = 0; si < sizeof shapes / sizeof shapes[0]; si++) {
+            uint32_t type = types[ti];
+            int64_t rows = shapes[si].rows, cols = shapes[si].cols;
+            size_t bytes = tensor_row_bytes(type, cols) * (size_t)rows;
+            uint8_t *w = random_weights(type, bytes);
+            float *x = xmalloc((size_t)(cols * tokens) * sizeof *x);
+            float *y = xmalloc((size_t)(rows * tokens) * sizeof *y);
+            for (int64_t i = 0; i < cols * tokens; i++) x[i] = (float)((int64_t)(rnd() % 2001) - 1000) / 1000.0f;
+            double best[2] = {1e30, 1e30};
+            for (int r = 0; r < rounds; r++)
+                for (int v = 0; v < 2; v++) {
+                    if (v) setenv(var, "1", 1);
+                    else unsetenv(var);
+                    double t0 = thread_cpu_s();
+                    cpu_matmul(ctx, NULL, w, type, rows, cols, x, tokens, y, &err);
+                    double dt = thread_cpu_s() - t0;
+                    if (dt < best[v]) best[v] = dt;
+                }
+            unsetenv(var);
+            double flop = 2.0 * (double)rows * (double)cols * (double)tokens;
+            printf("%-5s %-10s A %6.1f GFLOP/s  B (%s) %6.1f GFLOP/s  A/B %.2f\n", tensor_type_get(type)->name,
+                   shapes[si].name, flop / best[0] * 1e-9, var, flop / best[1] * 1e-9, best[1] / best[0]);
+            free(w);
+            free(x);
+            free(y);
+        }
+    cpu_matmul_ctx_free(ctx);
+}
+
 int main(int argc, char **argv) {
+    if (getenv("MATMUL_BENCH_AB")) {
+        bench_ab(getenv("MATMUL_BENCH_AB"), argc > 1 ? atoll(argv[1]) : 64, argc > 2 ? atoi(argv[2]) : 20);
+        return 0;
+    }
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     int64_t tokens = argc > 2 ? atoll(argv[2]) : 512;
     if (threads < 1 || tokens < 1) {

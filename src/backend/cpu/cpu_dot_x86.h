@@ -707,8 +707,109 @@ static void quant_q8_k(const float *x, void *dst, int64_t n) {
 
 static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * sizeof(float)); }
 
+/* ---- prefill GEMM on q8 tiles (layout: cpu_kernels.h) */
+
+/* Tokens per q8 tile: 8 accumulators per row (one per token) and the
+ * per-block weight work (load, unpack, scale conversion) is shared by 8. */
+#define GEMM_TILE_TOKENS 8
+
+/* One token into slot t of a q8 tile: the quants and f16-rounded scale of
+ * quant_q8_0, bit for bit, plus the block sums. */
+static void tile_pack_q8(const float *x, int64_t n, int tt, int t, void *tile) {
+    uint8_t *blk = tile;
+    const size_t bb = CPU_Q8_TILE_BLOCK_BYTES(tt);
+    for (int64_t b = 0; b < n / QK32; b++, x += QK32, blk += bb) {
+        float d = amax_32(x) / 127.0f;
+        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        int32_t corr = -128 * quantize_32(x, id, (int8_t *)(blk + 32 * t));
+        float dr = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+        memcpy(blk + 32 * (size_t)tt + 4 * (size_t)t, &corr, sizeof corr);
+        memcpy(blk + 36 * (size_t)tt + 4 * (size_t)t, &dr, sizeof dr);
+    }
+}
+
+/* One weight row x NT tokens of a tile of TT. Per block: the signed weights
+ * w, then per token the integer block sum s and acc += (s * da) * dw.
+ *  - VNNI: vpdpbusd wants u8 x s8, so it multiplies w + 128 (w xor 0x80) by
+ *    the activation; the extra 128 * sum(a) is removed by starting the sum
+ *    at the tile's corr (lane 0), so s is exact with one instruction.
+ *  - AVX2: |w| x (a with w's sign) by vpmaddubsw + vpmaddwd (the biased
+ *    form would overflow vpmaddubsw's int16 pair sums). */
+#define GEMM_SIGNED(NAME, WBLOCK, WEIGHTS)                                                    \
+    ALWAYS_INLINE void NAME(int64_t nb, const WBLOCK *x, const uint8_t *tile, const int TT,   \
+                            const int NT, float *out) {                                       \
+        __m256 acc[CPU_DOT_MAX_TOKENS];                                                       \
+        UNROLL                                                                                \
+        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                            \
+        const size_t bb = CPU_Q8_TILE_BLOCK_BYTES(TT);                                        \
+        for (int64_t b = 0; b < nb; b++) {                                                    \
+            const uint8_t *blk = tile + (size_t)b * bb;                                       \
+            __m256i w = WEIGHTS(&x[b]);                                                       \
+            __m256 dw = _mm256_set1_ps(h2f(x[b].d));                                          \
+            GEMM_WPREP(w)                                                                     \
+            UNROLL                                                                            \
+            for (int t = 0; t < NT; t++) {                                                    \
+                __m256i av = _mm256_loadu_si256((const __m256i *)(blk + 32 * t));             \
+                float da;                                                                     \
+                memcpy(&da, blk + 36 * TT + 4 * t, sizeof da);                                \
+                __m256i p = GEMM_BLOCK_SUM(w, av, blk + 32 * TT + 4 * t);                     \
+                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(da)), dw, acc[t]); \
+            }                                                                                 \
+        }                                                                                     \
+        UNROLL                                                                                \
+        for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);                                \
+    }
+#if X86_VNNI
+#define GEMM_WPREP(w) __m256i wu = _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
+ALWAYS_INLINE __m256i gemm_block_sum_vnni(__m256i wu, __m256i av, const uint8_t *corr) {
+    int32_t c;
+    memcpy(&c, corr, sizeof c);
+    return _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(c)), wu, av);
+}
+#define GEMM_BLOCK_SUM(w, av, corr) gemm_block_sum_vnni(wu, av, corr)
+#else
+#define GEMM_WPREP(w) __m256i wabs = _mm256_sign_epi8(w, w);
+#define GEMM_BLOCK_SUM(w, av, corr) \
+    _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(av, w)), _mm256_set1_epi16(1))
+#endif
+GEMM_SIGNED(gemm_q8_0_nt, block_q8_0, weights_q8_0)
+GEMM_SIGNED(gemm_q4_0_nt, block_q4_0, weights_q4_0)
+GEMM_SIGNED(gemm_q5_0_nt, block_q5_0, weights_q5_0)
+
+#define GEMM_ROWS_NT(IMPL, WT, NT)                                                            \
+    for (int64_t r = 0; r < n_rows; r++) {                                                    \
+        float out[CPU_DOT_MAX_TOKENS];                                                        \
+        IMPL(nb, (const WT *)((const char *)w + (size_t)r * w_row_bytes), tile, GEMM_TILE_TOKENS, NT, out); \
+        for (int t = 0; t < NT; t++) y[t * y_stride + r] = out[t];                            \
+    }                                                                                         \
+    break;
+#define GEMM_ENTRY(NAME, IMPL, WT)                                                            \
+    static void NAME(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *tile_v, \
+                     int n_tok, float *y, int64_t y_stride) {                                 \
+        const int64_t nb = n / QK32;                                                          \
+        const uint8_t *tile = tile_v;                                                         \
+        switch (n_tok) {                                                                      \
+        case 1: GEMM_ROWS_NT(IMPL, WT, 1)                                                     \
+        case 2: GEMM_ROWS_NT(IMPL, WT, 2)                                                     \
+        case 3: GEMM_ROWS_NT(IMPL, WT, 3)                                                     \
+        case 4: GEMM_ROWS_NT(IMPL, WT, 4)                                                     \
+        case 5: GEMM_ROWS_NT(IMPL, WT, 5)                                                     \
+        case 6: GEMM_ROWS_NT(IMPL, WT, 6)                                                     \
+        case 7: GEMM_ROWS_NT(IMPL, WT, 7)                                                     \
+        default: GEMM_ROWS_NT(IMPL, WT, 8)                                                    \
+        }                                                                                     \
+    }
+GEMM_ENTRY(gemm_q8_0, gemm_q8_0_nt, block_q8_0)
+GEMM_ENTRY(gemm_q4_0, gemm_q4_0_nt, block_q4_0)
+GEMM_ENTRY(gemm_q5_0, gemm_q5_0_nt, block_q5_0)
+
 /* Replaces the entries this ISA speeds up (Q2_K and Q3_K stay scalar). */
 static void fill_x86_common(cpu_kernels *k) {
+    k->gemm[TYPE_Q8_0] = gemm_q8_0;
+    k->gemm[TYPE_Q4_0] = gemm_q4_0;
+    k->gemm[TYPE_Q5_0] = gemm_q5_0;
+    k->gemm_pack = tile_pack_q8;
+    k->gemm_tile_tokens = GEMM_TILE_TOKENS;
     k->dot2[TYPE_Q8_0] = dot2_q8_0;
     k->dot2[TYPE_Q4_0] = dot2_q4_0;
     k->dot2[TYPE_Q5_0] = dot2_q5_0;

@@ -39,7 +39,7 @@
 #define MATMUL_PARALLEL_QUANT_ELEMS 16384
 
 /* Activation types a call may need at once (F32 needs no buffer). */
-enum { ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_SLOTS };
+enum { ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_Q8_TILE, ACT_SLOTS };
 
 struct cpu_matmul_ctx {
     void *scratch;          /* quantized x, one region per activation type in use */
@@ -74,6 +74,8 @@ typedef struct mm_mat {
     size_t w_row_bytes;
     cpu_dot_fn dot;
     cpu_dot2_fn dot2;       /* two rows per call in prefill, or NULL */
+    cpu_gemm_fn gemm;       /* prefill on q8 tiles, or NULL */
+    size_t tile_bytes;      /* bytes of one q8 tile (gemm) */
     int tile;               /* tokens per call: the dot's tile_tokens (the dot2's when it has one) */
     const uint8_t *act;     /* (n_tokens) activation rows of a_row_bytes */
     size_t a_row_bytes;
@@ -88,6 +90,9 @@ typedef struct mm_job {
     const float *x;         /* (n_tokens, cols) */
     /* quantization phase: each slot in use, its type and row bytes */
     cpu_quantize_fn quant[ACT_SLOTS];
+    cpu_tile_pack_fn pack;  /* the q8 tile slot's packer */
+    int tile_tokens;        /* and its tokens per tile */
+    size_t tile_bytes;
     uint8_t *qdst[ACT_SLOTS];
     size_t qrow_bytes[ACT_SLOTS];
 } mm_job;
@@ -111,6 +116,19 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
         for (int64_t r = r0 + S * q; r < r1; r++) { /* the len % S rows left */
             m->dot(cols, m->w + (size_t)r * m->w_row_bytes, m->act, m->a_row_bytes, 1, out);
             m->y[r] = out[0];
+        }
+        return;
+    }
+    if (m->gemm) { /* q8 tiles: the kernel loops over the rows of a block */
+        int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (m->w_row_bytes ? m->w_row_bytes : 1));
+        if (block < 1) block = 1;
+        for (int64_t rb = r0; rb < r1; rb += block) {
+            int64_t re = rb + block < r1 ? rb + block : r1;
+            for (int64_t t0 = 0, i = 0; t0 < n_tokens; t0 += m->tile, i++) {
+                int nt = n_tokens - t0 < m->tile ? (int)(n_tokens - t0) : m->tile;
+                m->gemm(cols, m->w + (size_t)rb * m->w_row_bytes, m->w_row_bytes, re - rb,
+                        m->act + (size_t)i * m->tile_bytes, nt, m->y + t0 * m->rows + rb, m->rows);
+            }
         }
         return;
     }
@@ -167,6 +185,10 @@ static void mm_compute_task(void *arg, int ti, int nt) {
 
 /* Quantizes tokens [t0, t1) of x into every slot in use. */
 static void mm_quantize_range(const mm_job *job, int64_t t0, int64_t t1) {
+    if (job->pack)
+        for (int64_t t = t0; t < t1; t++)
+            job->pack(job->x + t * job->cols, job->cols, job->tile_tokens, (int)(t % job->tile_tokens),
+                      job->qdst[ACT_Q8_TILE] + (size_t)(t / job->tile_tokens) * job->tile_bytes);
     for (int s = 0; s < ACT_SLOTS; s++) {
         if (!job->quant[s]) continue;
         for (int64_t t = t0; t < t1; t++)
@@ -193,7 +215,7 @@ static int scratch_reserve(cpu_matmul_ctx *ctx, size_t need, larder_error *err) 
     if (need > CPU_MATMUL_MAX_SCRATCH_BYTES)
         return error_set(err, ERR_LIMIT, "matmul: activation scratch of %zu bytes exceeds the limit of %zu",
                          need, CPU_MATMUL_MAX_SCRATCH_BYTES);
-    void *p = malloc(need);
+    void *p = aligned_alloc(64, (need + 63) / 64 * 64);
     if (!p) return error_set(err, ERR_NOMEM, "matmul: out of memory for %zu bytes of activations", need);
     free(ctx->scratch);
     ctx->scratch = p;
@@ -236,11 +258,25 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
         m->rows = mats[i].rows;
         m->w_row_bytes = tensor_row_bytes(wt, cols);
         m->dot = k->dot[wt];
-        m->dot2 = k->dot2[wt];
+        m->dot2 = getenv("LARDER_NO_DOT2") ? NULL : k->dot2[wt]; /* TEMP A/B switch */
         m->tile = m->dot2 ? CPU_DOT_TILE_TOKENS : k->tile_tokens[wt];
         m->y = mats[i].y;
         m->a_row_bytes = tensor_row_bytes(at, cols);
         job.total_rows += m->rows;
+        if (n_tokens > 1 && k->gemm[wt] && !getenv("LARDER_NO_GEMM")) { /* TEMP A/B switch */
+            m->gemm = k->gemm[wt];
+            m->tile = k->gemm_tile_tokens;
+            m->tile_bytes = (size_t)(cols / QK32) * CPU_Q8_TILE_BLOCK_BYTES(m->tile);
+            if (!job.pack) {
+                job.pack = k->gemm_pack;
+                job.tile_tokens = m->tile;
+                job.tile_bytes = m->tile_bytes;
+                int64_t tiles = (n_tokens + m->tile - 1) / m->tile;
+                size_t add = mul_sat(m->tile_bytes, (size_t)tiles);
+                need = need > SIZE_MAX - add ? SIZE_MAX : need + add;
+            }
+            continue;
+        }
         int s = act_slot(at);
         if (s >= 0 && !job.quant[s]) {
             job.quant[s] = k->quantize[at];
@@ -257,12 +293,20 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
     }
     if (scratch_reserve(ctx, need, err) != 0) return -1;
     size_t off = 0;
+    if (job.pack) { /* first, so the tiles start 64-byte aligned (tile blocks are 32-byte multiples) */
+        job.qdst[ACT_Q8_TILE] = ctx->scratch;
+        off = job.tile_bytes * (size_t)((n_tokens + job.tile_tokens - 1) / job.tile_tokens);
+    }
     for (int s = 0; s < ACT_SLOTS; s++) {
         if (!job.quant[s]) continue;
         job.qdst[s] = (uint8_t *)ctx->scratch + off;
         off += job.qrow_bytes[s] * (size_t)n_tokens;
     }
     for (int i = 0; i < n_mats; i++) {
+        if (job.mats[i].gemm) {
+            job.mats[i].act = job.qdst[ACT_Q8_TILE];
+            continue;
+        }
         int s = act_slot(quant_vec_dot_type(mats[i].wtype));
         job.mats[i].act = s >= 0 ? job.qdst[s] : (const uint8_t *)x;
     }
