@@ -728,58 +728,67 @@ static void tile_pack_q8(const float *x, int64_t n, int tt, int t, void *tile) {
     }
 }
 
-/* One weight row x NT tokens of a tile of TT. Per block: the signed weights
- * w, then per token the integer block sum s and acc += (s * da) * dw.
+/* One weight row x NT tokens of a tile of GEMM_TILE_TOKENS (8). Per block:
+ * the signed weights w, per token the 8 int32 lanes of its block sum, then
+ * one reduction tree (vphaddd) turns the 8 tokens' vectors into one vector
+ * of 8 block sums, so the float work (convert, scale, accumulate) is done
+ * once per block for all 8 tokens, in one accumulator whose lane t is
+ * token t's result.
  *  - VNNI: vpdpbusd wants u8 x s8, so it multiplies w + 128 (w xor 0x80) by
- *    the activation; the extra 128 * sum(a) is removed by starting the sum
- *    at the tile's corr (lane 0), so s is exact with one instruction.
+ *    the activation; the tile's corr (-128 * sum of the activation quants)
+ *    removes the extra term after the reduction, so sums stay exact.
  *  - AVX2: |w| x (a with w's sign) by vpmaddubsw + vpmaddwd (the biased
- *    form would overflow vpmaddubsw's int16 pair sums). */
+ *    form would overflow vpmaddubsw's int16 pair sums).
+ * Tokens t >= NT of a partial tile take no work; their lanes (zeroed tile
+ * slots) are not stored. */
+#if X86_VNNI
+#define GEMM_WPREP(w) __m256i wu = _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
+#define GEMM_BLOCK_SUM(w, av) _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, av)
+#define GEMM_CORR 1
+#else
+#define GEMM_WPREP(w) __m256i wabs = _mm256_sign_epi8(w, w);
+#define GEMM_BLOCK_SUM(w, av) \
+    _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(av, w)), _mm256_set1_epi16(1))
+#define GEMM_CORR 0
+#endif
+/* 8 vectors of 8 int32 -> lane t = sum of p[t]'s lanes. */
+ALWAYS_INLINE __m256i reduce8_epi32(const __m256i p[8]) {
+    __m256i h01 = _mm256_hadd_epi32(p[0], p[1]), h23 = _mm256_hadd_epi32(p[2], p[3]);
+    __m256i h45 = _mm256_hadd_epi32(p[4], p[5]), h67 = _mm256_hadd_epi32(p[6], p[7]);
+    __m256i lo = _mm256_hadd_epi32(h01, h23), hi = _mm256_hadd_epi32(h45, h67);
+    /* lo = [t0..t3 of lanes 0-3 | t0..t3 of lanes 4-7], hi likewise for t4..t7 */
+    return _mm256_add_epi32(_mm256_blend_epi32(lo, hi, 0xF0), _mm256_permute2x128_si256(lo, hi, 0x21));
+}
 #define GEMM_SIGNED(NAME, WBLOCK, WEIGHTS)                                                    \
-    ALWAYS_INLINE void NAME(int64_t nb, const WBLOCK *x, const uint8_t *tile, const int TT,   \
-                            const int NT, float *out) {                                       \
-        __m256 acc[CPU_DOT_MAX_TOKENS];                                                       \
-        UNROLL                                                                                \
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                            \
-        const size_t bb = CPU_Q8_TILE_BLOCK_BYTES(TT);                                        \
+    ALWAYS_INLINE __m256 NAME(int64_t nb, const WBLOCK *x, const uint8_t *tile, const int NT) { \
+        __m256 acc = _mm256_setzero_ps();                                                     \
+        const size_t bb = CPU_Q8_TILE_BLOCK_BYTES(GEMM_TILE_TOKENS);                          \
         for (int64_t b = 0; b < nb; b++) {                                                    \
             const uint8_t *blk = tile + (size_t)b * bb;                                       \
             __m256i w = WEIGHTS(&x[b]);                                                       \
-            __m256 dw = _mm256_set1_ps(h2f(x[b].d));                                          \
             GEMM_WPREP(w)                                                                     \
+            __m256i p[8];                                                                     \
             UNROLL                                                                            \
-            for (int t = 0; t < NT; t++) {                                                    \
-                __m256i av = _mm256_loadu_si256((const __m256i *)(blk + 32 * t));             \
-                float da;                                                                     \
-                memcpy(&da, blk + 36 * TT + 4 * t, sizeof da);                                \
-                __m256i p = GEMM_BLOCK_SUM(w, av, blk + 32 * TT + 4 * t);                     \
-                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(da)), dw, acc[t]); \
-            }                                                                                 \
+            for (int t = 0; t < 8; t++)                                                       \
+                p[t] = t < NT ? GEMM_BLOCK_SUM(w, _mm256_loadu_si256((const __m256i *)(blk + 32 * t))) \
+                              : _mm256_setzero_si256();                                       \
+            __m256i sum = reduce8_epi32(p);                                                   \
+            if (GEMM_CORR)                                                                    \
+                sum = _mm256_add_epi32(sum, _mm256_loadu_si256((const __m256i *)(blk + 32 * GEMM_TILE_TOKENS))); \
+            __m256 scale = _mm256_mul_ps(_mm256_set1_ps(h2f(x[b].d)),                         \
+                                         _mm256_loadu_ps((const float *)(blk + 36 * GEMM_TILE_TOKENS))); \
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc);                       \
         }                                                                                     \
-        UNROLL                                                                                \
-        for (int t = 0; t < NT; t++) out[t] = hsum_ps(acc[t]);                                \
+        return acc;                                                                           \
     }
-#if X86_VNNI
-#define GEMM_WPREP(w) __m256i wu = _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
-ALWAYS_INLINE __m256i gemm_block_sum_vnni(__m256i wu, __m256i av, const uint8_t *corr) {
-    int32_t c;
-    memcpy(&c, corr, sizeof c);
-    return _mm256_dpbusd_epi32(_mm256_zextsi128_si256(_mm_cvtsi32_si128(c)), wu, av);
-}
-#define GEMM_BLOCK_SUM(w, av, corr) gemm_block_sum_vnni(wu, av, corr)
-#else
-#define GEMM_WPREP(w) __m256i wabs = _mm256_sign_epi8(w, w);
-#define GEMM_BLOCK_SUM(w, av, corr) \
-    _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(av, w)), _mm256_set1_epi16(1))
-#endif
 GEMM_SIGNED(gemm_q8_0_nt, block_q8_0, weights_q8_0)
 GEMM_SIGNED(gemm_q4_0_nt, block_q4_0, weights_q4_0)
 GEMM_SIGNED(gemm_q5_0_nt, block_q5_0, weights_q5_0)
 
 #define GEMM_ROWS_NT(IMPL, WT, NT)                                                            \
     for (int64_t r = 0; r < n_rows; r++) {                                                    \
-        float out[CPU_DOT_MAX_TOKENS];                                                        \
-        IMPL(nb, (const WT *)((const char *)w + (size_t)r * w_row_bytes), tile, GEMM_TILE_TOKENS, NT, out); \
+        float out[8];                                                                         \
+        _mm256_storeu_ps(out, IMPL(nb, (const WT *)((const char *)w + (size_t)r * w_row_bytes), tile, NT)); \
         for (int t = 0; t < NT; t++) y[t * y_stride + r] = out[t];                            \
     }                                                                                         \
     break;

@@ -310,6 +310,8 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
         int s = act_slot(quant_vec_dot_type(mats[i].wtype));
         job.mats[i].act = s >= 0 ? job.qdst[s] : (const uint8_t *)x;
     }
+    if (job.pack && n_tokens % job.tile_tokens != 0) /* the unused slots of the last tile read as 0 */
+        memset(job.qdst[ACT_Q8_TILE] + (size_t)(n_tokens / job.tile_tokens) * job.tile_bytes, 0, job.tile_bytes);
     /* 1. quantize x (the kernels need every token's whole row) */
     if (n_tokens == 1 || cols < MATMUL_PARALLEL_QUANT_ELEMS / n_tokens) mm_quantize_range(&job, 0, n_tokens);
     else pool_run(pool, mm_quantize_task, &job);
