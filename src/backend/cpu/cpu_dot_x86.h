@@ -29,6 +29,7 @@
 
 #include <immintrin.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -707,40 +708,55 @@ static void quant_q8_k(const float *x, void *dst, int64_t n) {
 
 static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (size_t)n * sizeof(float)); }
 
-/* ---- prefill GEMM on q8 tiles (layout: cpu_kernels.h) */
-
-/* Tokens per q8 tile: 8 accumulators per row (one per token) and the
- * per-block weight work (load, unpack, scale conversion) is shared by 8. */
+/* ---- prefill GEMM on q8 tiles (cpu_kernels.h), 8 tokens per tile
+ *
+ * Two tile layouts, per 32-element block b (block bytes: GEMM_SIDED_BLOCK
+ * and GEMM_BCAST_BLOCK):
+ *  "sided" (all types on AVX2; Q4_0 and Q5_0 on AVX-512)
+ *      int8_t  qs[8][32]   token t's 32 quants
+ *      int32_t corr[8]     -128 * (sum of token t's quants)
+ *      float   d[8]        token t's scale (the Q8_0 f16, widened)
+ *  "broadcast" (Q8_0 on AVX-512 VNNI)
+ *      uint8_t q[8][8][4]  q[j][t][i] = token t's quant 4j+i, plus 128
+ *      float   d[8]
+ *    so that one vpdpbusd of group j with weight bytes 4j..4j+3 broadcast
+ *    to all lanes adds to lane t token t's products (see gemm_bcast_rows).
+ */
 #define GEMM_TILE_TOKENS 8
+#define GEMM_SIDED_BLOCK (GEMM_TILE_TOKENS * 40)
+#define GEMM_BCAST_BLOCK (GEMM_TILE_TOKENS * 36)
 
-/* One token into slot t of a q8 tile: the quants and f16-rounded scale of
- * quant_q8_0, bit for bit, plus the block sums. */
-static void tile_pack_q8(const float *x, int64_t n, int tt, int t, void *tile) {
+/* Quantizes 32 floats as quant_q8_0 does: quants to q, returns the f16
+ * scale widened to f32 and sets *sum to the sum of the quants. */
+ALWAYS_INLINE float quant_block_q8(const float *x, int8_t q[32], int *sum) {
+    float d = amax_32(x) / 127.0f;
+    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    *sum = quantize_32(x, id, q);
+    return _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
+}
+
+static void tile_pack_sided(const float *x, int64_t n, int t, void *tile) {
     uint8_t *blk = tile;
-    const size_t bb = CPU_Q8_TILE_BLOCK_BYTES(tt);
-    for (int64_t b = 0; b < n / QK32; b++, x += QK32, blk += bb) {
-        float d = amax_32(x) / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
-        int32_t corr = -128 * quantize_32(x, id, (int8_t *)(blk + 32 * t));
-        float dr = _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
-        memcpy(blk + 32 * (size_t)tt + 4 * (size_t)t, &corr, sizeof corr);
-        memcpy(blk + 36 * (size_t)tt + 4 * (size_t)t, &dr, sizeof dr);
+    for (int64_t b = 0; b < n / QK32; b++, x += QK32, blk += GEMM_SIDED_BLOCK) {
+        int sum;
+        float d = quant_block_q8(x, (int8_t *)(blk + 32 * t), &sum);
+        int32_t corr = -128 * sum;
+        memcpy(blk + 32 * GEMM_TILE_TOKENS + 4 * t, &corr, sizeof corr);
+        memcpy(blk + 36 * GEMM_TILE_TOKENS + 4 * t, &d, sizeof d);
     }
 }
 
-/* One weight row x NT tokens of a tile of GEMM_TILE_TOKENS (8). Per block:
- * the signed weights w, per token the 8 int32 lanes of its block sum, then
- * one reduction tree (vphaddd) turns the 8 tokens' vectors into one vector
- * of 8 block sums, so the float work (convert, scale, accumulate) is done
- * once per block for all 8 tokens, in one accumulator whose lane t is
- * token t's result.
+/* One weight row x the 8 tokens of a sided tile. Per block: the signed
+ * weights w, per token the 8 int32 lanes of its block sum, then one
+ * reduction tree (vphaddd) turns the 8 tokens' vectors into one vector of 8
+ * block sums, so the float work (convert, scale, accumulate) is done once per
+ * block for all 8 tokens, in one accumulator whose lane t is token t's.
  *  - VNNI: vpdpbusd wants u8 x s8, so it multiplies w + 128 (w xor 0x80) by
- *    the activation; the tile's corr (-128 * sum of the activation quants)
- *    removes the extra term after the reduction, so sums stay exact.
+ *    the activation; the tile's corr removes the extra 128 * sum(a) after the
+ *    reduction, so the sums stay exact.
  *  - AVX2: |w| x (a with w's sign) by vpmaddubsw + vpmaddwd (the biased
  *    form would overflow vpmaddubsw's int16 pair sums).
- * Tokens t >= NT of a partial tile take no work; their lanes (zeroed tile
- * slots) are not stored. */
+ * Unused slots of a partial tile are zero: their lanes come out 0. */
 #if X86_VNNI
 #define GEMM_WPREP(w) __m256i wu = _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
 #define GEMM_BLOCK_SUM(w, av) _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, av)
@@ -759,19 +775,17 @@ ALWAYS_INLINE __m256i reduce8_epi32(const __m256i p[8]) {
     /* lo = [t0..t3 of lanes 0-3 | t0..t3 of lanes 4-7], hi likewise for t4..t7 */
     return _mm256_add_epi32(_mm256_blend_epi32(lo, hi, 0xF0), _mm256_permute2x128_si256(lo, hi, 0x21));
 }
-#define GEMM_SIGNED(NAME, WBLOCK, WEIGHTS)                                                    \
-    ALWAYS_INLINE __m256 NAME(int64_t nb, const WBLOCK *x, const uint8_t *tile, const int NT) { \
+#define GEMM_SIDED(NAME, WBLOCK, WEIGHTS)                                                     \
+    ALWAYS_INLINE __m256 NAME(int64_t nb, const WBLOCK *x, const uint8_t *tile) {             \
         __m256 acc = _mm256_setzero_ps();                                                     \
-        const size_t bb = CPU_Q8_TILE_BLOCK_BYTES(GEMM_TILE_TOKENS);                          \
         for (int64_t b = 0; b < nb; b++) {                                                    \
-            const uint8_t *blk = tile + (size_t)b * bb;                                       \
+            const uint8_t *blk = tile + (size_t)b * GEMM_SIDED_BLOCK;                         \
             __m256i w = WEIGHTS(&x[b]);                                                       \
             GEMM_WPREP(w)                                                                     \
             __m256i p[8];                                                                     \
             UNROLL                                                                            \
             for (int t = 0; t < 8; t++)                                                       \
-                p[t] = t < NT ? GEMM_BLOCK_SUM(w, _mm256_loadu_si256((const __m256i *)(blk + 32 * t))) \
-                              : _mm256_setzero_si256();                                       \
+                p[t] = GEMM_BLOCK_SUM(w, _mm256_loadu_si256((const __m256i *)(blk + 32 * t))); \
             __m256i sum = reduce8_epi32(p);                                                   \
             if (GEMM_CORR)                                                                    \
                 sum = _mm256_add_epi32(sum, _mm256_loadu_si256((const __m256i *)(blk + 32 * GEMM_TILE_TOKENS))); \
@@ -781,44 +795,144 @@ ALWAYS_INLINE __m256i reduce8_epi32(const __m256i p[8]) {
         }                                                                                     \
         return acc;                                                                           \
     }
-GEMM_SIGNED(gemm_q8_0_nt, block_q8_0, weights_q8_0)
-GEMM_SIGNED(gemm_q4_0_nt, block_q4_0, weights_q4_0)
-GEMM_SIGNED(gemm_q5_0_nt, block_q5_0, weights_q5_0)
+GEMM_SIDED(gemm_sided_q8_0_row, block_q8_0, weights_q8_0)
+GEMM_SIDED(gemm_sided_q4_0_row, block_q4_0, weights_q4_0)
+GEMM_SIDED(gemm_sided_q5_0_row, block_q5_0, weights_q5_0)
 
-#define GEMM_ROWS_NT(IMPL, WT, NT)                                                            \
-    for (int64_t r = 0; r < n_rows; r++) {                                                    \
-        float out[8];                                                                         \
-        _mm256_storeu_ps(out, IMPL(nb, (const WT *)((const char *)w + (size_t)r * w_row_bytes), tile, NT)); \
-        for (int t = 0; t < NT; t++) y[t * y_stride + r] = out[t];                            \
-    }                                                                                         \
-    break;
-#define GEMM_ENTRY(NAME, IMPL, WT)                                                            \
-    static void NAME(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *tile_v, \
-                     int n_tok, float *y, int64_t y_stride) {                                 \
+/* Lanes t < n_tok of v to y[t * y_stride]. */
+ALWAYS_INLINE void store_tokens(__m256 v, int64_t n_tok, float *y, int64_t y_stride) {
+    float out[8];
+    _mm256_storeu_ps(out, v);
+    for (int t = 0; t < n_tok && t < 8; t++) y[t * y_stride] = out[t];
+}
+
+#define GEMM_SIDED_ENTRY(NAME, ROW, WT)                                                       \
+    static void NAME(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *tiles, \
+                     int64_t n_tokens, float *y, int64_t y_stride, void *work) {              \
+        (void)work;                                                                           \
         const int64_t nb = n / QK32;                                                          \
-        const uint8_t *tile = tile_v;                                                         \
-        switch (n_tok) {                                                                      \
-        case 1: GEMM_ROWS_NT(IMPL, WT, 1)                                                     \
-        case 2: GEMM_ROWS_NT(IMPL, WT, 2)                                                     \
-        case 3: GEMM_ROWS_NT(IMPL, WT, 3)                                                     \
-        case 4: GEMM_ROWS_NT(IMPL, WT, 4)                                                     \
-        case 5: GEMM_ROWS_NT(IMPL, WT, 5)                                                     \
-        case 6: GEMM_ROWS_NT(IMPL, WT, 6)                                                     \
-        case 7: GEMM_ROWS_NT(IMPL, WT, 7)                                                     \
-        default: GEMM_ROWS_NT(IMPL, WT, 8)                                                    \
+        for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TILE_TOKENS) {                         \
+            const uint8_t *tile = (const uint8_t *)tiles + (size_t)(t0 / GEMM_TILE_TOKENS) * (size_t)nb * GEMM_SIDED_BLOCK; \
+            for (int64_t r = 0; r < n_rows; r++)                                              \
+                store_tokens(ROW(nb, (const WT *)((const char *)w + (size_t)r * w_row_bytes), tile), \
+                             n_tokens - t0, y + t0 * y_stride + r, y_stride);                 \
         }                                                                                     \
     }
-GEMM_ENTRY(gemm_q8_0, gemm_q8_0_nt, block_q8_0)
-GEMM_ENTRY(gemm_q4_0, gemm_q4_0_nt, block_q4_0)
-GEMM_ENTRY(gemm_q5_0, gemm_q5_0_nt, block_q5_0)
+GEMM_SIDED_ENTRY(gemm_sided_q8_0, gemm_sided_q8_0_row, block_q8_0)
+GEMM_SIDED_ENTRY(gemm_sided_q4_0, gemm_sided_q4_0_row, block_q4_0)
+GEMM_SIDED_ENTRY(gemm_sided_q5_0, gemm_sided_q5_0_row, block_q5_0)
+
+#if X86_VNNI
+/* ---- Q8_0 on broadcast tiles (AVX-512 VNNI)
+ *
+ * Rows in groups of 4 share each block's 8 activation vectors: for row q,
+ * vpdpbusd(acc, a[j], w_q bytes 4j..4j+3 in every lane) adds token t's 4
+ * products of group j to lane t, so 8 instructions give the 8 tokens' block
+ * sums in one vector with no reduction. The activations are u8 (quant +
+ * 128): the extra 128 * sum(w) of the block is removed by starting the sum
+ * at corr = -128 * sum(w), which depends only on the weights and is computed
+ * once per matmul into `work` (gemm_row_info) with the widened scale. */
+typedef struct gemm_row_info {
+    float d;          /* the block's f16 scale, widened */
+    int32_t corr;     /* -128 * sum of its 32 quants */
+} gemm_row_info;
+
+static void tile_pack_bcast(const float *x, int64_t n, int t, void *tile) {
+    uint8_t *blk = tile;
+    for (int64_t b = 0; b < n / QK32; b++, x += QK32, blk += GEMM_BCAST_BLOCK) {
+        int8_t q[32];
+        int sum;
+        float d = quant_block_q8(x, q, &sum);
+        __m256i u = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)q), _mm256_set1_epi8((char)0x80));
+        uint8_t qu[32];
+        _mm256_storeu_si256((__m256i *)qu, u);
+        for (int j = 0; j < 8; j++) memcpy(blk + 32 * j + 4 * t, qu + 4 * j, 4);
+        memcpy(blk + 256 + 4 * t, &d, sizeof d);
+    }
+}
+
+ALWAYS_INLINE void gemm_row_info_fill(int64_t nb, const block_q8_0 *x, gemm_row_info *info) {
+    for (int64_t b = 0; b < nb; b++) {
+        __m256i w = _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)x[b].qs), _mm256_set1_epi8((char)0x80));
+        __m256i s = _mm256_sad_epu8(w, _mm256_setzero_si256()); /* 4 sums of 8 (w + 128) */
+        __m128i s2 = _mm_add_epi64(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+        int64_t sum = _mm_cvtsi128_si64(s2) + _mm_extract_epi64(s2, 1) - 32 * 128;
+        info[b].d = h2f(x[b].d);
+        info[b].corr = (int32_t)(-128 * sum);
+    }
+}
+
+/* R rows (1..4) x one broadcast tile: acc[q] lane t = row q . token t. */
+ALWAYS_INLINE void gemm_bcast_rows(int64_t nb, const uint8_t *w, size_t w_row_bytes, const gemm_row_info *info,
+                                   const uint8_t *tile, const int R, __m256 acc[4]) {
+    UNROLL
+    for (int q = 0; q < R; q++) acc[q] = _mm256_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *blk = tile + (size_t)b * GEMM_BCAST_BLOCK;
+        __m256i a[8];
+        UNROLL
+        for (int j = 0; j < 8; j++) a[j] = _mm256_loadu_si256((const __m256i *)(blk + 32 * j));
+        __m256 da = _mm256_loadu_ps((const float *)(blk + 256));
+        UNROLL
+        for (int q = 0; q < R; q++) {
+            const block_q8_0 *x = (const block_q8_0 *)(w + (size_t)q * w_row_bytes) + b;
+            const gemm_row_info *ri = &info[(size_t)q * (size_t)nb + (size_t)b];
+            int32_t g[8];
+            memcpy(g, x->qs, sizeof g);
+            /* two chains of 4 dependent vpdpbusd each: latency, not throughput */
+            __m256i s0 = _mm256_set1_epi32(ri->corr), s1 = _mm256_setzero_si256();
+            UNROLL
+            for (int j = 0; j < 8; j += 2) {
+                s0 = _mm256_dpbusd_epi32(s0, a[j], _mm256_set1_epi32(g[j]));
+                s1 = _mm256_dpbusd_epi32(s1, a[j + 1], _mm256_set1_epi32(g[j + 1]));
+            }
+            __m256 sc = _mm256_mul_ps(da, _mm256_set1_ps(ri->d));
+            acc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), sc, acc[q]);
+        }
+    }
+}
+
+#define GEMM_BCAST_GROUP(R)                                                                    \
+    {                                                                                          \
+        __m256 acc[4];                                                                         \
+        gemm_bcast_rows(nb, (const uint8_t *)w + (size_t)r * w_row_bytes, w_row_bytes,       \
+                        info + (size_t)r * (size_t)nb, tile, R, acc);                          \
+        for (int q = 0; q < R; q++) store_tokens(acc[q], n_tokens - t0, y + t0 * y_stride + r + q, y_stride); \
+    }
+
+static void gemm_bcast_q8_0(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *tiles,
+                            int64_t n_tokens, float *y, int64_t y_stride, void *work) {
+    const int64_t nb = n / QK32;
+    gemm_row_info *info = work;
+    for (int64_t r = 0; r < n_rows; r++)
+        gemm_row_info_fill(nb, (const block_q8_0 *)((const char *)w + (size_t)r * w_row_bytes),
+                           info + (size_t)r * (size_t)nb);
+    for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TILE_TOKENS) {
+        const uint8_t *tile = (const uint8_t *)tiles + (size_t)(t0 / GEMM_TILE_TOKENS) * (size_t)nb * GEMM_BCAST_BLOCK;
+        int64_t r = 0;
+        for (; r + 4 <= n_rows; r += 4) GEMM_BCAST_GROUP(4)
+        switch (n_rows - r) {
+        case 3: GEMM_BCAST_GROUP(3) break;
+        case 2: GEMM_BCAST_GROUP(2) break;
+        case 1: GEMM_BCAST_GROUP(1) break;
+        default: break;
+        }
+    }
+}
+#endif
 
 /* Replaces the entries this ISA speeds up (Q2_K and Q3_K stay scalar). */
 static void fill_x86_common(cpu_kernels *k) {
-    k->gemm[TYPE_Q8_0] = gemm_q8_0;
-    k->gemm[TYPE_Q4_0] = gemm_q4_0;
-    k->gemm[TYPE_Q5_0] = gemm_q5_0;
-    k->gemm_pack = tile_pack_q8;
-    k->gemm_tile_tokens = GEMM_TILE_TOKENS;
+    const cpu_gemm_kernel sided = {NULL, tile_pack_sided, GEMM_TILE_TOKENS, GEMM_SIDED_BLOCK, 0};
+    k->gemm[TYPE_Q8_0] = k->gemm[TYPE_Q4_0] = k->gemm[TYPE_Q5_0] = sided;
+    k->gemm[TYPE_Q8_0].gemm = gemm_sided_q8_0;
+    k->gemm[TYPE_Q4_0].gemm = gemm_sided_q4_0;
+    k->gemm[TYPE_Q5_0].gemm = gemm_sided_q5_0;
+#if X86_VNNI
+    if (!getenv("LARDER_NO_BCAST")) /* TEMP A/B switch */
+    k->gemm[TYPE_Q8_0] = (cpu_gemm_kernel){gemm_bcast_q8_0, tile_pack_bcast, GEMM_TILE_TOKENS, GEMM_BCAST_BLOCK,
+                                           sizeof(gemm_row_info)};
+#endif
     k->dot2[TYPE_Q8_0] = dot2_q8_0;
     k->dot2[TYPE_Q4_0] = dot2_q4_0;
     k->dot2[TYPE_Q5_0] = dot2_q5_0;

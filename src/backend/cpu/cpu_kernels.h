@@ -50,30 +50,32 @@ typedef void (*cpu_quantize_fn)(const float *x, void *dst, int64_t n);
  *
  * Prefill multiplies every weight row with many tokens, so the activations
  * are packed once per matmul into "q8 tiles" laid out for the kernel: the
- * tokens of a tile side by side per block, their f16 scales already widened
- * to f32, and the block sums the VNNI kernel needs precomputed. Per
- * (row, token, block) the kernel is then one integer dot instruction (VNNI)
- * and two float operations, with no per-token f16 conversion or sign fixing.
- *
- * A q8 tile holds TT = gemm_tile_tokens tokens of a row of n elements
- * (n a multiple of 32), block after block; block b starts at
- * b * CPU_Q8_TILE_BLOCK_BYTES(TT) and holds
- *   int8_t  qs[TT][32]   token t's quants: exactly those of
- *                        quantize_row_activation(TYPE_Q8_0, ...)
- *   int32_t corr[TT]     -128 * (sum of token t's 32 quants)
- *   float   d[TT]        token t's Q8_0 scale (the f16, widened to f32)
- * Slots of tokens t >= n_tok of a partial tile are never read. */
-#define CPU_Q8_TILE_BLOCK_BYTES(TT) ((size_t)(TT) * 40)
+ * Q8_0 quantization of tile_tokens tokens side by side per 32-element block,
+ * their f16 scales already widened to f32, plus whatever per-block sums the
+ * kernel needs. The layout belongs to the kernel (cpu_dot_x86.h describes
+ * each); callers only size it: a tile of a row of n elements (n a multiple
+ * of 32) is n / 32 * tile_block_bytes bytes, and the tiles of a batch follow
+ * one another. The quants are exactly those of quantize_row_activation
+ * (TYPE_Q8_0, ...); the unused slots of a partial last tile must be zero. */
 
-/* Quantizes one token (x, n floats) into slot t of a q8 tile of TT tokens. */
-typedef void (*cpu_tile_pack_fn)(const float *x, int64_t n, int tile_tokens, int t, void *tile);
+/* Quantizes one token (x, n floats) into slot t of a q8 tile. */
+typedef void (*cpu_tile_pack_fn)(const float *x, int64_t n, int t, void *tile);
 
 /* y[t * y_stride + r] = sum_i W_r[i] * a_t[i] for rows r < n_rows (row r at
- * w + r * w_row_bytes) and tokens t < n_tok (1 <= n_tok <= gemm_tile_tokens)
- * of one q8 tile; the same values as the dot kernel up to float summation
- * order. */
+ * w + r * w_row_bytes) and tokens t < n_tokens (n_tokens >= 1) held in
+ * consecutive q8 tiles; the same values as the dot kernel up to float
+ * summation order. work: work_bytes_per_row_block * n_rows * (n / 32) bytes
+ * of scratch, 64-byte aligned, for the kernel's use. */
 typedef void (*cpu_gemm_fn)(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows,
-                            const void *tile, int n_tok, float *y, int64_t y_stride);
+                            const void *tiles, int64_t n_tokens, float *y, int64_t y_stride, void *work);
+
+typedef struct cpu_gemm_kernel {
+    cpu_gemm_fn gemm;           /* NULL: this type has no GEMM (prefill uses dot tiles) */
+    cpu_tile_pack_fn pack;      /* its tiles' packer */
+    int tile_tokens;            /* tokens per tile */
+    size_t tile_block_bytes;    /* tile bytes per 32-element block */
+    size_t work_bytes_per_row_block;
+} cpu_gemm_kernel;
 
 typedef struct cpu_kernels {
     cpu_level level;                       /* the level these kernels need */
@@ -81,9 +83,7 @@ typedef struct cpu_kernels {
     cpu_dot2_fn dot2[TYPE_COUNT_MAX];      /* by weight type; NULL: use dot row by row */
     int tile_tokens[TYPE_COUNT_MAX];       /* most tokens dot[type] takes in one call */
     cpu_quantize_fn quantize[TYPE_COUNT_MAX]; /* by activation type (F32 Q8_0 Q8_1 Q8_K) */
-    cpu_gemm_fn gemm[TYPE_COUNT_MAX];      /* prefill on q8 tiles by weight type; NULL: dot tiles */
-    cpu_tile_pack_fn gemm_pack;            /* x -> q8 tile slot (set when any gemm is) */
-    int gemm_tile_tokens;                  /* TT of the q8 tiles gemm takes */
+    cpu_gemm_kernel gemm[TYPE_COUNT_MAX];  /* prefill on q8 tiles by weight type */
 } cpu_kernels;
 
 /* The kernels of a level (a level above cpu_level_supported() gives the

@@ -75,7 +75,6 @@ typedef struct mm_mat {
     cpu_dot_fn dot;
     cpu_dot2_fn dot2;       /* two rows per call in prefill, or NULL */
     cpu_gemm_fn gemm;       /* prefill on q8 tiles, or NULL */
-    size_t tile_bytes;      /* bytes of one q8 tile (gemm) */
     int tile;               /* tokens per call: the dot's tile_tokens (the dot2's when it has one) */
     const uint8_t *act;     /* (n_tokens) activation rows of a_row_bytes */
     size_t a_row_bytes;
@@ -90,15 +89,23 @@ typedef struct mm_job {
     const float *x;         /* (n_tokens, cols) */
     /* quantization phase: each slot in use, its type and row bytes */
     cpu_quantize_fn quant[ACT_SLOTS];
-    cpu_tile_pack_fn pack;  /* the q8 tile slot's packer */
+    cpu_tile_pack_fn pack;  /* the q8 tile slot's packer (all gemm matrices share it) */
     int tile_tokens;        /* and its tokens per tile */
-    size_t tile_bytes;
+    size_t tile_bytes;      /* bytes of one tile */
+    uint8_t *work;          /* the gemm kernels' scratch: work_bytes per thread */
+    size_t work_bytes;
     uint8_t *qdst[ACT_SLOTS];
     size_t qrow_bytes[ACT_SLOTS];
 } mm_job;
 
 /* Rows [r0, r1) of one matrix for every token. */
-static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0, int64_t r1) {
+/* Rows of weights per prefill row block (see MATMUL_L2_BLOCK_BYTES). */
+static int64_t mm_block_rows(size_t w_row_bytes) {
+    int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (w_row_bytes ? w_row_bytes : 1)) & ~(int64_t)1;
+    return block < 2 ? 2 : block;
+}
+
+static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0, int64_t r1, void *work) {
     float out[CPU_DOT_MAX_TOKENS];
     if (n_tokens == 1) { /* decode: one pass over the rows (a GEMV) */
         /* MATMUL_GEMV_STREAMS interleaved sequential streams: rows
@@ -119,22 +126,16 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
         }
         return;
     }
-    if (m->gemm) { /* q8 tiles: the kernel loops over the rows of a block */
-        int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (m->w_row_bytes ? m->w_row_bytes : 1));
-        if (block < 1) block = 1;
+    /* even, so row pairs (2k, 2k+1) never straddle two blocks */
+    int64_t block = mm_block_rows(m->w_row_bytes);
+    if (m->gemm) { /* q8 tiles: the kernel takes a row block and every token */
         for (int64_t rb = r0; rb < r1; rb += block) {
             int64_t re = rb + block < r1 ? rb + block : r1;
-            for (int64_t t0 = 0, i = 0; t0 < n_tokens; t0 += m->tile, i++) {
-                int nt = n_tokens - t0 < m->tile ? (int)(n_tokens - t0) : m->tile;
-                m->gemm(cols, m->w + (size_t)rb * m->w_row_bytes, m->w_row_bytes, re - rb,
-                        m->act + (size_t)i * m->tile_bytes, nt, m->y + t0 * m->rows + rb, m->rows);
-            }
+            m->gemm(cols, m->w + (size_t)rb * m->w_row_bytes, m->w_row_bytes, re - rb, m->act, n_tokens,
+                    m->y + rb, m->rows, work);
         }
         return;
     }
-    /* even, so row pairs (2k, 2k+1) never straddle two blocks */
-    int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (m->w_row_bytes ? m->w_row_bytes : 1)) & ~(int64_t)1;
-    if (block < 2) block = 2;
     for (int64_t rb = r0; rb < r1; rb += block) {
         int64_t re = rb + block < r1 ? rb + block : r1;
         for (int64_t t0 = 0; t0 < n_tokens; t0 += m->tile) {
@@ -178,7 +179,7 @@ static void mm_compute_task(void *arg, int ti, int nt) {
     for (int i = 0; i < job->n_mats && base < e; i++) {
         const mm_mat *m = &job->mats[i];
         int64_t lo = b > base ? b - base : 0, hi = e - base < m->rows ? e - base : m->rows;
-        if (lo < hi) mm_rows(m, job->cols, job->n_tokens, lo, hi);
+        if (lo < hi) mm_rows(m, job->cols, job->n_tokens, lo, hi, job->work ? job->work + (size_t)ti * job->work_bytes : NULL);
         base += m->rows;
     }
 }
@@ -187,7 +188,7 @@ static void mm_compute_task(void *arg, int ti, int nt) {
 static void mm_quantize_range(const mm_job *job, int64_t t0, int64_t t1) {
     if (job->pack)
         for (int64_t t = t0; t < t1; t++)
-            job->pack(job->x + t * job->cols, job->cols, job->tile_tokens, (int)(t % job->tile_tokens),
+            job->pack(job->x + t * job->cols, job->cols, (int)(t % job->tile_tokens),
                       job->qdst[ACT_Q8_TILE] + (size_t)(t / job->tile_tokens) * job->tile_bytes);
     for (int s = 0; s < ACT_SLOTS; s++) {
         if (!job->quant[s]) continue;
@@ -263,18 +264,21 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
         m->y = mats[i].y;
         m->a_row_bytes = tensor_row_bytes(at, cols);
         job.total_rows += m->rows;
-        if (n_tokens > 1 && k->gemm[wt] && !getenv("LARDER_NO_GEMM")) { /* TEMP A/B switch */
-            m->gemm = k->gemm[wt];
-            m->tile = k->gemm_tile_tokens;
-            m->tile_bytes = (size_t)(cols / QK32) * CPU_Q8_TILE_BLOCK_BYTES(m->tile);
+        const cpu_gemm_kernel *g = &k->gemm[wt];
+        if (n_tokens > 1 && g->gemm && (!job.pack || job.pack == g->pack) && !getenv("LARDER_NO_GEMM")) { /* TEMP A/B switch */
+            m->gemm = g->gemm;
+            size_t nb = (size_t)(cols / QK32);
             if (!job.pack) {
-                job.pack = k->gemm_pack;
-                job.tile_tokens = m->tile;
-                job.tile_bytes = m->tile_bytes;
-                int64_t tiles = (n_tokens + m->tile - 1) / m->tile;
-                size_t add = mul_sat(m->tile_bytes, (size_t)tiles);
+                job.pack = g->pack;
+                job.tile_tokens = g->tile_tokens;
+                job.tile_bytes = mul_sat(nb, g->tile_block_bytes);
+                int64_t tiles = (n_tokens + g->tile_tokens - 1) / g->tile_tokens;
+                size_t add = mul_sat(job.tile_bytes, (size_t)tiles);
                 need = need > SIZE_MAX - add ? SIZE_MAX : need + add;
             }
+            size_t wb = mul_sat(mul_sat(nb, g->work_bytes_per_row_block), (size_t)mm_block_rows(m->w_row_bytes));
+            wb = (wb + 63) / 64 * 64;
+            if (wb > job.work_bytes) job.work_bytes = wb;
             continue;
         }
         int s = act_slot(at);
@@ -291,6 +295,9 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
                 memset(mats[i].y, 0, (size_t)n_tokens * (size_t)mats[i].rows * sizeof(float));
         return 0;
     }
+    int n_threads = pool ? thread_pool_size(pool) : 1;
+    size_t work_all = mul_sat(job.work_bytes, (size_t)n_threads);
+    need = need > SIZE_MAX - work_all - 64 ? SIZE_MAX : (need + 63) / 64 * 64 + work_all;
     if (scratch_reserve(ctx, need, err) != 0) return -1;
     size_t off = 0;
     if (job.pack) { /* first, so the tiles start 64-byte aligned (tile blocks are 32-byte multiples) */
@@ -302,6 +309,7 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
         job.qdst[s] = (uint8_t *)ctx->scratch + off;
         off += job.qrow_bytes[s] * (size_t)n_tokens;
     }
+    if (job.work_bytes) job.work = (uint8_t *)ctx->scratch + (off + 63) / 64 * 64;
     for (int i = 0; i < n_mats; i++) {
         if (job.mats[i].gemm) {
             job.mats[i].act = job.qdst[ACT_Q8_TILE];
