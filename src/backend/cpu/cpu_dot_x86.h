@@ -862,11 +862,11 @@ ALWAYS_INLINE void gemm_row_info_fill(int64_t nb, const block_q8_0 *x, gemm_row_
     }
 }
 
-/* R rows (1..4) x one broadcast tile: acc[q] lane t = row q . token t. */
+/* R rows (1..4) x one broadcast tile of n_tok tokens: row q . token t to
+ * y[t * y_stride + q]. */
 ALWAYS_INLINE void gemm_bcast_rows(int64_t nb, const uint8_t *w, size_t w_row_bytes, const gemm_row_info *info,
-                                   const uint8_t *tile, const int R, __m256 acc[4]) {
-    UNROLL
-    for (int q = 0; q < R; q++) acc[q] = _mm256_setzero_ps();
+                                   const uint8_t *tile, const int R, int64_t n_tok, float *y, int64_t y_stride) {
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = acc0, acc2 = acc0, acc3 = acc0;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *blk = tile + (size_t)b * GEMM_BCAST_BLOCK;
         __m256i a[8];
@@ -877,28 +877,36 @@ ALWAYS_INLINE void gemm_bcast_rows(int64_t nb, const uint8_t *w, size_t w_row_by
         for (int q = 0; q < R; q++) {
             const block_q8_0 *x = (const block_q8_0 *)(w + (size_t)q * w_row_bytes) + b;
             const gemm_row_info *ri = &info[(size_t)q * (size_t)nb + (size_t)b];
-            int32_t g[8];
-            memcpy(g, x->qs, sizeof g);
-            /* two chains of 4 dependent vpdpbusd each: latency, not throughput */
-            __m256i s0 = _mm256_set1_epi32(ri->corr), s1 = _mm256_setzero_si256();
+            /* two chains of 4 dependent vpdpbusd each: latency, not throughput;
+             * the 4 weight bytes broadcast straight from memory (vbroadcastss
+             * is a pure load, or folds into vpdpbusd's {1to8} operand) */
+#define WGROUP(J) _mm256_castps_si256(_mm256_broadcast_ss((const float *)(const void *)(x->qs + 4 * (J))))
+            __m256i s0 = _mm256_castps_si256(_mm256_broadcast_ss((const float *)(const void *)&ri->corr));
+            __m256i s1 = _mm256_setzero_si256();
             UNROLL
             for (int j = 0; j < 8; j += 2) {
-                s0 = _mm256_dpbusd_epi32(s0, a[j], _mm256_set1_epi32(g[j]));
-                s1 = _mm256_dpbusd_epi32(s1, a[j + 1], _mm256_set1_epi32(g[j + 1]));
+                s0 = _mm256_dpbusd_epi32(s0, a[j], WGROUP(j));
+                s1 = _mm256_dpbusd_epi32(s1, a[j + 1], WGROUP(j + 1));
             }
+#undef WGROUP
             __m256 sc = _mm256_mul_ps(da, _mm256_set1_ps(ri->d));
-            acc[q] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), sc, acc[q]);
+            __m256 v = _mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1));
+            /* named accumulators: an array here was kept in memory */
+            if (q == 0) acc0 = _mm256_fmadd_ps(v, sc, acc0);
+            if (q == 1) acc1 = _mm256_fmadd_ps(v, sc, acc1);
+            if (q == 2) acc2 = _mm256_fmadd_ps(v, sc, acc2);
+            if (q == 3) acc3 = _mm256_fmadd_ps(v, sc, acc3);
         }
     }
+    store_tokens(acc0, n_tok, y, y_stride);
+    if (R > 1) store_tokens(acc1, n_tok, y + 1, y_stride);
+    if (R > 2) store_tokens(acc2, n_tok, y + 2, y_stride);
+    if (R > 3) store_tokens(acc3, n_tok, y + 3, y_stride);
 }
 
 #define GEMM_BCAST_GROUP(R)                                                                    \
-    {                                                                                          \
-        __m256 acc[4];                                                                         \
-        gemm_bcast_rows(nb, (const uint8_t *)w + (size_t)r * w_row_bytes, w_row_bytes,       \
-                        info + (size_t)r * (size_t)nb, tile, R, acc);                          \
-        for (int q = 0; q < R; q++) store_tokens(acc[q], n_tokens - t0, y + t0 * y_stride + r + q, y_stride); \
-    }
+    gemm_bcast_rows(nb, (const uint8_t *)w + (size_t)r * w_row_bytes, w_row_bytes, info + (size_t)r * (size_t)nb, \
+                    tile, R, n_tokens - t0, y + t0 * y_stride + r, y_stride);
 
 static void gemm_bcast_q8_0(int64_t n, const void *w, size_t w_row_bytes, int64_t n_rows, const void *tiles,
                             int64_t n_tokens, float *y, int64_t y_stride, void *work) {
@@ -910,11 +918,11 @@ static void gemm_bcast_q8_0(int64_t n, const void *w, size_t w_row_bytes, int64_
     for (int64_t t0 = 0; t0 < n_tokens; t0 += GEMM_TILE_TOKENS) {
         const uint8_t *tile = (const uint8_t *)tiles + (size_t)(t0 / GEMM_TILE_TOKENS) * (size_t)nb * GEMM_BCAST_BLOCK;
         int64_t r = 0;
-        for (; r + 4 <= n_rows; r += 4) GEMM_BCAST_GROUP(4)
+        for (; r + 4 <= n_rows; r += 4) GEMM_BCAST_GROUP(4);
         switch (n_rows - r) {
-        case 3: GEMM_BCAST_GROUP(3) break;
-        case 2: GEMM_BCAST_GROUP(2) break;
-        case 1: GEMM_BCAST_GROUP(1) break;
+        case 3: GEMM_BCAST_GROUP(3); break;
+        case 2: GEMM_BCAST_GROUP(2); break;
+        case 1: GEMM_BCAST_GROUP(1); break;
         default: break;
         }
     }
