@@ -4,8 +4,9 @@
  * src/tensor/quant.h: activation quantization bit for bit, dot products
  * within float-reordering tolerance, for 1..4 tokens per call, on weights
  * quantized from random floats AND on random block bytes (every bit pattern
- * of quants and sub-block scales), at several row lengths; the two-row
- * kernels (dot2) likewise.
+ * of quants and sub-block scales), at several row lengths; the prefill
+ * GEMM kernels (q8 tiles) likewise for 1-3 tiles of tokens (full and partial)
+ * and row counts that do and do not fill the kernels' row groups.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,31 +127,72 @@ static void check_type_level(const cpu_kernels *k, uint32_t wtype, int64_t n, bo
         }
         for (int t = nt; t < CPU_DOT_MAX_TOKENS; t++) assert_true(isnan(out[t])); /* untouched */
     }
-    if (k->dot2[wtype]) { /* the two-row kernel: row 0 as above, row 1 a different row */
-        uint8_t *w2 = malloc(2 * wbytes);
-        assert_non_null(w2);
-        memcpy(w2, w, wbytes);
-        make_weight_row(wtype, n, !random_bytes, w2 + wbytes);
-        for (int nt = 1; nt <= CPU_DOT_TILE_TOKENS; nt++) {
-            float out2[2 * CPU_DOT_MAX_TOKENS];
-            k->dot2[wtype](n, w2, wbytes, act, abytes, nt, out2);
-            for (int r = 0; r < 2; r++)
-                for (int t = 0; t < nt; t++) {
-                    const void *a = act + (size_t)t * abytes, *wr = w2 + (size_t)r * wbytes;
-                    float ref = vec_dot_ref(wtype, wr, a, n), got = out2[r * CPU_DOT_MAX_TOKENS + t];
-                    double tol = tol_rel * abs_dot(wtype, wr, atype, a, n) + 1e-30;
-                    if (!(fabs((double)got - ref) <= tol))
-                        fail_msg("%s dot2 %s n=%lld n_tok=%d row %d token %d: got %.9g, reference %.9g",
-                                 cpu_level_name(k->level), tensor_type_get(wtype)->name, (long long)n, nt,
-                                 r, t, got, ref);
-                }
-        }
-        free(w2);
-    }
     free(w);
     free(act);
     free(act_fast);
     free(x);
+}
+
+/* The GEMM of wtype (if the table has one): rows x tokens from packed q8
+ * tiles against vec_dot_ref on the reference Q8_0 quantization. */
+static void check_gemm(const cpu_kernels *k, uint32_t wtype, int64_t n, bool random_bytes) {
+    const cpu_gemm_kernel *g = &k->gemm[wtype];
+    if (!g->gemm) return;
+    assert_non_null(g->pack);
+    assert_true(g->tile_tokens >= 1 && g->tile_block_bytes % 32 == 0);
+    enum { MAX_ROWS = 7, MAX_TOKENS = 24 };
+    size_t wbytes = tensor_row_bytes(wtype, n), abytes = tensor_row_bytes(TYPE_Q8_0, n);
+    int64_t nb = n / 32;
+    uint8_t *w = malloc(wbytes * MAX_ROWS);
+    char *act = malloc(abytes * MAX_TOKENS);
+    float *x = malloc((size_t)n * MAX_TOKENS * sizeof *x);
+    float *y = malloc(sizeof(float) * MAX_ROWS * MAX_TOKENS);
+    size_t tile_bytes = (size_t)nb * g->tile_block_bytes;
+    size_t tiles_bytes = tile_bytes * (size_t)((MAX_TOKENS + g->tile_tokens - 1) / g->tile_tokens);
+    void *tiles = aligned_alloc(64, (tiles_bytes + 63) / 64 * 64);
+    size_t work_bytes = g->work_bytes_per_row_block * (size_t)nb * MAX_ROWS;
+    void *work = work_bytes ? aligned_alloc(64, (work_bytes + 63) / 64 * 64) : NULL;
+    assert_true(w && act && x && y && tiles && (work || !work_bytes));
+    for (int r = 0; r < MAX_ROWS; r++) make_weight_row(wtype, n, random_bytes != (r % 2 == 1), w + (size_t)r * wbytes);
+    for (int t = 0; t < MAX_TOKENS; t++) {
+        for (int64_t i = 0; i < n; i++) x[(size_t)t * n + i] = rnd_f() * (t % 3 == 2 ? 1e-3f : 3.0f);
+        if (t == 3) x[(size_t)t * n + n / 2] = -40.0f;
+        if (t == 4) memset(x + (size_t)t * n, 0, (size_t)n * sizeof *x); /* an all-zero token: d = 0 */
+        quantize_row_activation(TYPE_Q8_0, x + (size_t)t * n, act + (size_t)t * abytes, n);
+    }
+    const int64_t token_counts[] = {1, 5, g->tile_tokens, g->tile_tokens + 1, MAX_TOKENS - 1};
+    const int64_t row_counts[] = {1, 3, 4, MAX_ROWS};
+    for (size_t ti = 0; ti < sizeof token_counts / sizeof token_counts[0]; ti++) {
+        int64_t n_tok = token_counts[ti];
+        memset(tiles, 0, tiles_bytes); /* the unused slots of a partial tile are zero */
+        for (int64_t t = 0; t < n_tok; t++)
+            g->pack(x + (size_t)t * n, n, (int)(t % g->tile_tokens),
+                    (char *)tiles + (size_t)(t / g->tile_tokens) * tile_bytes);
+        for (size_t ri = 0; ri < sizeof row_counts / sizeof row_counts[0]; ri++) {
+            int64_t rows = row_counts[ri];
+            for (int i = 0; i < MAX_ROWS * MAX_TOKENS; i++) y[i] = NAN;
+            g->gemm(n, w, wbytes, rows, tiles, n_tok, y, rows, work);
+            for (int64_t t = 0; t < n_tok; t++)
+                for (int64_t r = 0; r < rows; r++) {
+                    const void *a = act + (size_t)t * abytes, *wr = w + (size_t)r * wbytes;
+                    float ref = vec_dot_ref(wtype, wr, a, n), got = y[t * rows + r];
+                    double tol = 1e-5 * abs_dot(wtype, wr, TYPE_Q8_0, a, n) + 1e-30;
+                    if (!(fabs((double)got - ref) <= tol))
+                        fail_msg("%s gemm %s n=%lld %s rows=%lld tokens=%lld: row %lld token %lld got %.9g, "
+                                 "reference %.9g (tol %.3g)",
+                                 cpu_level_name(k->level), tensor_type_get(wtype)->name, (long long)n,
+                                 random_bytes ? "random-bytes" : "quantized", (long long)rows, (long long)n_tok,
+                                 (long long)r, (long long)t, got, ref, tol);
+                }
+            for (int64_t i = rows * n_tok; i < MAX_ROWS * MAX_TOKENS; i++) assert_true(isnan(y[i])); /* untouched */
+        }
+    }
+    free(w);
+    free(act);
+    free(x);
+    free(y);
+    free(tiles);
+    free(work);
 }
 
 static void check_level(cpu_level level) {
@@ -169,9 +211,19 @@ static void check_level(cpu_level level) {
             for (size_t s = 0; s < sizeof sizes_blocks / sizeof sizes_blocks[0]; s++) {
                 check_type_level(k, wtype, sizes_blocks[s] * be, false);
                 check_type_level(k, wtype, sizes_blocks[s] * be, true);
+                check_gemm(k, wtype, sizes_blocks[s] * be, false);
+                check_gemm(k, wtype, sizes_blocks[s] * be, true);
             }
         }
     }
+}
+
+/* The x86 tables give the 32-element signed types their prefill GEMM. */
+static void check_gemm_present(cpu_level level) {
+    const cpu_kernels *k = cpu_kernels_for(level);
+    const uint32_t types[] = {TYPE_Q8_0, TYPE_Q4_0, TYPE_Q5_0};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+        assert_non_null(k->gemm[types[i]].gemm);
 }
 
 static void test_scalar_table_is_reference(void **state) {
@@ -187,6 +239,7 @@ static void test_avx2_matches_reference(void **state) {
         return;
     }
     check_level(CPU_LEVEL_AVX2);
+    check_gemm_present(CPU_LEVEL_AVX2);
 }
 
 static void test_avx512_matches_reference(void **state) {
@@ -197,6 +250,7 @@ static void test_avx512_matches_reference(void **state) {
         return;
     }
     check_level(CPU_LEVEL_AVX512);
+    check_gemm_present(CPU_LEVEL_AVX512);
 }
 
 static void test_level_names_parse(void **state) {

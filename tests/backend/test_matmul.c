@@ -2,10 +2,11 @@
  * test_matmul.c — cpu_matmul and cpu_matmul_multi compute
  * y[t][r] = vec_dot_ref(W_r, quantized x_t) for every token and row: decode
  * (1 token) and prefill (token counts that are and are not multiples of the
- * 4-token tile), row counts that do not divide by the thread count, row
- * blocks larger than the L2 block, 1-3 threads and no pool; a fused call with
- * mixed weight types equals separate calls; bad shapes and types fail with
- * a message.
+ * 4- and 8-token tiles), row counts that do not divide by the thread count or
+ * the GEMM kernels' 4-row groups, row blocks larger than the L2 block, 1-3
+ * threads and no pool, on the active kernel level (LARDER_CPU); a fused call
+ * with mixed weight types (and mixed q8 tile layouts) equals separate calls;
+ * bad shapes and types fail with a message.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -94,7 +95,7 @@ static void test_matmul_matches_reference(void **state) {
     (void)state;
     static const uint32_t types[] = {TYPE_Q4_K, TYPE_Q6_K, TYPE_Q5_K, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1,
                                      TYPE_Q5_0, TYPE_Q5_1, TYPE_F16, TYPE_BF16, TYPE_F32};
-    static const int64_t tokens[] = {1, 2, 4, 7, 9};
+    static const int64_t tokens[] = {1, 2, 4, 7, 9, 17};
     larder_error err = {0};
     cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
     assert_non_null(ctx);
@@ -127,16 +128,15 @@ static void test_prefill_row_blocks_beyond_l2(void **state) {
     cpu_matmul_ctx_free(ctx);
 }
 
-static void test_fused_equals_separate(void **state) {
-    (void)state;
+/* A fused call of the given types equals one call per matrix, bit for bit,
+ * and the reference. */
+static void check_fused_equals_separate(const uint32_t types[3], const int64_t rows[3]) {
     larder_error err = {0};
     cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
     thread_pool *pool = thread_pool_create(2, &err);
     assert_non_null(ctx);
     assert_non_null(pool);
-    const int64_t cols = 1024, n_tokens = 6;
-    const uint32_t types[3] = {TYPE_Q4_K, TYPE_Q8_0, TYPE_Q6_K}; /* Q8_K and Q8_0 activations */
-    const int64_t rows[3] = {134, 48, 122}; /* ~250 KiB in all: split over the threads */
+    const int64_t cols = 1024, n_tokens = 11;
     void *w[3];
     float *y_fused[3], *y_sep[3];
     cpu_matmul_weight mats[3];
@@ -167,15 +167,28 @@ static void test_fused_equals_separate(void **state) {
     cpu_matmul_ctx_free(ctx);
 }
 
+static void test_fused_equals_separate(void **state) {
+    (void)state;
+    /* Q8_K and Q8_0 activations; ~250 KiB in all: split over the threads */
+    const uint32_t kq[3] = {TYPE_Q4_K, TYPE_Q8_0, TYPE_Q6_K};
+    const int64_t kq_rows[3] = {134, 48, 122};
+    check_fused_equals_separate(kq, kq_rows);
+    /* three GEMM types whose q8 tiles differ (AVX-512: broadcast for Q8_0,
+     * sided for Q4_0 / Q5_0), odd row counts */
+    const uint32_t legacy[3] = {TYPE_Q4_0, TYPE_Q8_0, TYPE_Q5_0};
+    const int64_t legacy_rows[3] = {101, 66, 37};
+    check_fused_equals_separate(legacy, legacy_rows);
+}
+
 static void test_thread_count_does_not_change_results(void **state) {
     (void)state;
     larder_error err = {0};
     cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
     assert_non_null(ctx);
-    const int64_t rows = 250, cols = 512, n_tokens = 7;
-    const uint32_t types[2] = {TYPE_Q8_0, TYPE_Q4_K};
+    const int64_t rows = 250, cols = 512, n_tokens = 19;
+    const uint32_t types[3] = {TYPE_Q8_0, TYPE_Q4_K, TYPE_Q4_0};
     float *x = make_x(n_tokens, cols);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) {
         void *w = make_matrix(types[i], rows, cols);
         float *y1 = malloc((size_t)(rows * n_tokens) * sizeof(float)), *yn = malloc((size_t)(rows * n_tokens) * sizeof(float));
         assert_non_null(y1);

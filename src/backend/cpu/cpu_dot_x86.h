@@ -29,7 +29,6 @@
 
 #include <immintrin.h>
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
@@ -154,43 +153,6 @@ ALWAYS_INLINE __m256i weights_q5_1(const block_q5_1 *x) {
 LEGACY_SIGNED_DOT(dot_q8_0_nt, block_q8_0, weights_q8_0)
 LEGACY_SIGNED_DOT(dot_q4_0_nt, block_q4_0, weights_q4_0)
 LEGACY_SIGNED_DOT(dot_q5_0_nt, block_q5_0, weights_q5_0)
-
-/* Two rows x NT tokens of the signed types (prefill). Per token and block:
- * one activation load and one f16 scale conversion serve both rows, and
- * vphaddd packs the two rows' partial sums into one vector (lanes 0,1,4,5:
- * row 0; lanes 2,3,6,7: row 1), so the float scaling is done once. */
-#define LEGACY_SIGNED_DOT2(NAME, WBLOCK, WEIGHTS)                                             \
-    ALWAYS_INLINE void NAME(int64_t nb, const WBLOCK *x0, const WBLOCK *x1, const void *act,  \
-                            size_t stride, const int NT, float *out) {                        \
-        __m256 acc[CPU_DOT_MAX_TOKENS];                                                       \
-        UNROLL                                                                                \
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                             \
-        for (int64_t b = 0; b < nb; b++) {                                                    \
-            __m256i w0 = WEIGHTS(&x0[b]), w1 = WEIGHTS(&x1[b]);                               \
-            __m256i w0abs = _mm256_sign_epi8(w0, w0), w1abs = _mm256_sign_epi8(w1, w1);       \
-            __m128 dw4 = _mm_setr_ps(h2f(x0[b].d), h2f(x0[b].d), h2f(x1[b].d), h2f(x1[b].d)); \
-            __m256 dw = _mm256_set_m128(dw4, dw4);                                            \
-            UNROLL                                                                            \
-            for (int t = 0; t < NT; t++) {                                                    \
-                const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;                         \
-                __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);                      \
-                __m256i p0 = dot_u8s8(w0abs, _mm256_sign_epi8(av, w0));                       \
-                __m256i p1 = dot_u8s8(w1abs, _mm256_sign_epi8(av, w1));                       \
-                __m256 sums = _mm256_cvtepi32_ps(_mm256_hadd_epi32(p0, p1));                  \
-                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(a->d))), sums, acc[t]); \
-            }                                                                                 \
-        }                                                                                     \
-        UNROLL                                                                                \
-        for (int t = 0; t < NT; t++) {                                                        \
-            __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1)); \
-            out[t] = _mm_cvtss_f32(s) + _mm_cvtss_f32(_mm_movehdup_ps(s));                    \
-            __m128 hi = _mm_movehl_ps(s, s);                                                  \
-            out[CPU_DOT_MAX_TOKENS + t] = _mm_cvtss_f32(hi) + _mm_cvtss_f32(_mm_movehdup_ps(hi)); \
-        }                                                                                     \
-    }
-LEGACY_SIGNED_DOT2(dot2_q8_0_nt, block_q8_0, weights_q8_0)
-LEGACY_SIGNED_DOT2(dot2_q4_0_nt, block_q4_0, weights_q4_0)
-LEGACY_SIGNED_DOT2(dot2_q5_0_nt, block_q5_0, weights_q5_0)
 
 /* Unsigned weights (w = dw*q + m) x Q8_1: sum = dw*da*sum(q*qa) + m*s, where
  * the Q8_1 activation carries s = da*sum(qa). */
@@ -591,22 +553,6 @@ DOT_ENTRY(dot_f32, dot_f32_nt, float, 1)
 DOT_ENTRY(dot_f16, dot_f16_nt, uint16_t, 1)
 DOT_ENTRY(dot_bf16, dot_bf16_nt, uint16_t, 1)
 
-#define DOT2_ENTRY(NAME, IMPL, WT, BLOCK_ELEMS)                                               \
-    static void NAME(int64_t n, const void *w, size_t w_row_bytes, const void *act, size_t stride, \
-                     int n_tok, float *out) {                                                 \
-        int64_t nb = n / (BLOCK_ELEMS);                                                       \
-        const WT *x0 = w, *x1 = (const WT *)((const char *)w + w_row_bytes);                  \
-        switch (n_tok) {                                                                      \
-        case 1: IMPL(nb, x0, x1, act, stride, 1, out); break;                                 \
-        case 2: IMPL(nb, x0, x1, act, stride, 2, out); break;                                 \
-        case 3: IMPL(nb, x0, x1, act, stride, 3, out); break;                                 \
-        default: IMPL(nb, x0, x1, act, stride, 4, out); break;                                \
-        }                                                                                     \
-    }
-DOT2_ENTRY(dot2_q8_0, dot2_q8_0_nt, block_q8_0, QK32)
-DOT2_ENTRY(dot2_q4_0, dot2_q4_0_nt, block_q4_0, QK32)
-DOT2_ENTRY(dot2_q5_0, dot2_q5_0_nt, block_q5_0, QK32)
-
 /* ---- activation quantization, bit-identical to quantize_row_activation */
 
 /* Largest |x| of 32 floats. */
@@ -937,13 +883,9 @@ static void fill_x86_common(cpu_kernels *k) {
     k->gemm[TYPE_Q4_0].gemm = gemm_sided_q4_0;
     k->gemm[TYPE_Q5_0].gemm = gemm_sided_q5_0;
 #if X86_VNNI
-    if (!getenv("LARDER_NO_BCAST")) /* TEMP A/B switch */
     k->gemm[TYPE_Q8_0] = (cpu_gemm_kernel){gemm_bcast_q8_0, tile_pack_bcast, GEMM_TILE_TOKENS, GEMM_BCAST_BLOCK,
                                            sizeof(gemm_row_info)};
 #endif
-    k->dot2[TYPE_Q8_0] = dot2_q8_0;
-    k->dot2[TYPE_Q4_0] = dot2_q4_0;
-    k->dot2[TYPE_Q5_0] = dot2_q5_0;
     k->dot[TYPE_Q8_0] = dot_q8_0;
     k->dot[TYPE_Q4_0] = dot_q4_0;
     k->dot[TYPE_Q5_0] = dot_q5_0;

@@ -34,15 +34,6 @@
 typedef void (*cpu_dot_fn)(int64_t n, const void *w_row, const void *act,
                            size_t act_stride_bytes, int n_tok, float *out);
 
-/* Two weight rows at once (w_row0 and w_row0 + w_row_bytes) with up to
- * CPU_DOT_TILE_TOKENS activation rows: out[r * CPU_DOT_MAX_TOKENS + t] for
- * r in {0, 1}, t < n_tok; the same values as two cpu_dot_fn calls up to
- * float summation order. Optional (NULL where a type has none): prefill
- * uses it where both rows can share each activation load and the per-block
- * float scaling (Q8_0, Q4_0, Q5_0). */
-typedef void (*cpu_dot2_fn)(int64_t n, const void *w_row0, size_t w_row_bytes, const void *act,
-                            size_t act_stride_bytes, int n_tok, float *out);
-
 /* n floats x -> one activation row at dst (tensor_row_bytes(type, n) bytes). */
 typedef void (*cpu_quantize_fn)(const float *x, void *dst, int64_t n);
 
@@ -80,7 +71,6 @@ typedef struct cpu_gemm_kernel {
 typedef struct cpu_kernels {
     cpu_level level;                       /* the level these kernels need */
     cpu_dot_fn dot[TYPE_COUNT_MAX];        /* by weight type; NULL: no dot product */
-    cpu_dot2_fn dot2[TYPE_COUNT_MAX];      /* by weight type; NULL: use dot row by row */
     int tile_tokens[TYPE_COUNT_MAX];       /* most tokens dot[type] takes in one call */
     cpu_quantize_fn quantize[TYPE_COUNT_MAX]; /* by activation type (F32 Q8_0 Q8_1 Q8_K) */
     cpu_gemm_kernel gemm[TYPE_COUNT_MAX];  /* prefill on q8 tiles by weight type */

@@ -1,16 +1,21 @@
 /*
  * cpu_matmul.c — the matmul driver (see cpu_matmul.h): quantize x once,
- * split the rows of every matrix over the threads, and call the dot
- * kernels of cpu_kernels.h on (1 row x up to 4 tokens) tiles.
+ * split the rows of every matrix over the threads, and call the kernels of
+ * cpu_kernels.h: the dot kernels on (1 row x up to tile_tokens tokens)
+ * tiles, or, in prefill, a type's GEMM kernel on q8 tiles of 8 tokens.
  *
  * Key ideas
  *  - One combined row space: the rows of all matrices of a fused call are
- *    numbered one after another and split evenly, so q/k/v (or gate/up) cost
- *    one dispatch and every thread gets the same number of rows.
+ *    numbered one after another and split evenly (in groups of 4 rows), so
+ *    q/k/v (or gate/up) cost one dispatch and every thread gets the same
+ *    number of rows.
  *  - Prefill order: for a block of rows that fits in L2 (MATMUL_L2_BLOCK_BYTES
  *    of weights), loop over all token tiles, then over the rows of the block.
- *    The weights come from memory once; the activation tile (4 quantized
- *    rows, a few KiB) stays in L1 while it meets every row of the block.
+ *    The weights come from memory once; the activation tile (a few KiB to a
+ *    few tens of KiB) stays in L1/L2 while it meets every row of the block.
+ *  - Q8_0 / Q4_0 / Q5_0 prefill packs x into the GEMM kernel's q8 tiles
+ *    instead of Q8_0 rows (same quants, laid out for the kernel); the
+ *    kernel gets a per-thread scratch (`work`) for per-row precomputation.
  *  - Activation quantization runs in the pool when the batch is large, on
  *    the caller when it is a single row (a dispatch would cost more).
  */
@@ -39,7 +44,11 @@
 #define MATMUL_PARALLEL_QUANT_ELEMS 16384
 
 /* Activation types a call may need at once (F32 needs no buffer). */
-enum { ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_Q8_TILE, ACT_SLOTS };
+enum { ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_SLOTS };
+
+/* Distinct q8 tile layouts a call may need at once (x86: the AVX-512 table
+ * has two, broadcast for Q8_0 and sided for Q4_0/Q5_0). */
+#define MM_TILE_SLOTS 2
 
 struct cpu_matmul_ctx {
     void *scratch;          /* quantized x, one region per activation type in use */
@@ -73,9 +82,9 @@ typedef struct mm_mat {
     int64_t rows;
     size_t w_row_bytes;
     cpu_dot_fn dot;
-    cpu_dot2_fn dot2;       /* two rows per call in prefill, or NULL */
     cpu_gemm_fn gemm;       /* prefill on q8 tiles, or NULL */
-    int tile;               /* tokens per call: the dot's tile_tokens (the dot2's when it has one) */
+    int tile_slot;          /* gemm: its tiles in mm_job.tiles */
+    int tile;               /* tokens per dot call: the dot's tile_tokens */
     const uint8_t *act;     /* (n_tokens) activation rows of a_row_bytes */
     size_t a_row_bytes;
     float *y;               /* (n_tokens, rows) */
@@ -89,22 +98,27 @@ typedef struct mm_job {
     const float *x;         /* (n_tokens, cols) */
     /* quantization phase: each slot in use, its type and row bytes */
     cpu_quantize_fn quant[ACT_SLOTS];
-    cpu_tile_pack_fn pack;  /* the q8 tile slot's packer (all gemm matrices share it) */
-    int tile_tokens;        /* and its tokens per tile */
-    size_t tile_bytes;      /* bytes of one tile */
+    struct {                /* q8 tile slots in use (pack != NULL) */
+        cpu_tile_pack_fn pack;
+        int tokens;         /* per tile */
+        size_t bytes;       /* of one tile */
+        uint8_t *dst;       /* the batch's tiles */
+    } tiles[MM_TILE_SLOTS];
     uint8_t *work;          /* the gemm kernels' scratch: work_bytes per thread */
     size_t work_bytes;
     uint8_t *qdst[ACT_SLOTS];
     size_t qrow_bytes[ACT_SLOTS];
 } mm_job;
 
-/* Rows [r0, r1) of one matrix for every token. */
-/* Rows of weights per prefill row block (see MATMUL_L2_BLOCK_BYTES). */
+/* Rows of weights per prefill row block (see MATMUL_L2_BLOCK_BYTES), a
+ * multiple of 4 (the GEMM kernels' row groups). */
 static int64_t mm_block_rows(size_t w_row_bytes) {
-    int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (w_row_bytes ? w_row_bytes : 1)) & ~(int64_t)1;
-    return block < 2 ? 2 : block;
+    int64_t block = (int64_t)(MATMUL_L2_BLOCK_BYTES / (w_row_bytes ? w_row_bytes : 1)) & ~(int64_t)3;
+    return block < 4 ? 4 : block;
 }
 
+/* Rows [r0, r1) of one matrix for every token; work: this thread's part of
+ * the GEMM kernels' scratch. */
 static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0, int64_t r1, void *work) {
     float out[CPU_DOT_MAX_TOKENS];
     if (n_tokens == 1) { /* decode: one pass over the rows (a GEMV) */
@@ -126,7 +140,6 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
         }
         return;
     }
-    /* even, so row pairs (2k, 2k+1) never straddle two blocks */
     int64_t block = mm_block_rows(m->w_row_bytes);
     if (m->gemm) { /* q8 tiles: the kernel takes a row block and every token */
         for (int64_t rb = r0; rb < r1; rb += block) {
@@ -142,23 +155,7 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
             int nt = n_tokens - t0 < m->tile ? (int)(n_tokens - t0) : m->tile;
             const uint8_t *a = m->act + (size_t)t0 * m->a_row_bytes;
             float *y = m->y + t0 * m->rows;
-            int64_t r = rb;
-            if (m->dot2 && (r & 1) && r < re) { /* an odd first row: alone, so pairs start even */
-                m->dot(cols, m->w + (size_t)r * m->w_row_bytes, a, m->a_row_bytes, nt, out);
-                for (int t = 0; t < nt; t++) y[t * m->rows + r] = out[t];
-                r++;
-            }
-            if (m->dot2) { /* pairs (2k, 2k+1) share activation loads and scale work */
-                float out2[2 * CPU_DOT_MAX_TOKENS];
-                for (; r + 2 <= re; r += 2) {
-                    m->dot2(cols, m->w + (size_t)r * m->w_row_bytes, m->w_row_bytes, a, m->a_row_bytes, nt, out2);
-                    for (int t = 0; t < nt; t++) {
-                        y[t * m->rows + r] = out2[t];
-                        y[t * m->rows + r + 1] = out2[CPU_DOT_MAX_TOKENS + t];
-                    }
-                }
-            }
-            for (; r < re; r++) {
+            for (int64_t r = rb; r < re; r++) {
                 m->dot(cols, m->w + (size_t)r * m->w_row_bytes, a, m->a_row_bytes, nt, out);
                 for (int t = 0; t < nt; t++) y[t * m->rows + r] = out[t];
             }
@@ -169,27 +166,28 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
 /* Thread i's share of the combined row space. */
 static void mm_compute_task(void *arg, int ti, int nt) {
     const mm_job *job = arg;
-    /* split in units of 2 rows, so that (for matrices with even row counts)
-     * every row pair is computed the same way whatever the thread count */
+    /* in units of 4 rows, the GEMM kernels' row groups (each row's result
+     * does not depend on the split) */
     int64_t b, e;
-    thread_pool_split((job->total_rows + 1) / 2, ti, nt, &b, &e);
-    b *= 2;
-    e = 2 * e < job->total_rows ? 2 * e : job->total_rows;
+    thread_pool_split((job->total_rows + 3) / 4, ti, nt, &b, &e);
+    b *= 4;
+    e = 4 * e < job->total_rows ? 4 * e : job->total_rows;
     int64_t base = 0;
     for (int i = 0; i < job->n_mats && base < e; i++) {
         const mm_mat *m = &job->mats[i];
         int64_t lo = b > base ? b - base : 0, hi = e - base < m->rows ? e - base : m->rows;
-        if (lo < hi) mm_rows(m, job->cols, job->n_tokens, lo, hi, job->work ? job->work + (size_t)ti * job->work_bytes : NULL);
+        if (lo < hi)
+            mm_rows(m, job->cols, job->n_tokens, lo, hi, job->work ? job->work + (size_t)ti * job->work_bytes : NULL);
         base += m->rows;
     }
 }
 
 /* Quantizes tokens [t0, t1) of x into every slot in use. */
 static void mm_quantize_range(const mm_job *job, int64_t t0, int64_t t1) {
-    if (job->pack)
+    for (int s = 0; s < MM_TILE_SLOTS && job->tiles[s].pack; s++)
         for (int64_t t = t0; t < t1; t++)
-            job->pack(job->x + t * job->cols, job->cols, (int)(t % job->tile_tokens),
-                      job->qdst[ACT_Q8_TILE] + (size_t)(t / job->tile_tokens) * job->tile_bytes);
+            job->tiles[s].pack(job->x + t * job->cols, job->cols, (int)(t % job->tiles[s].tokens),
+                               job->tiles[s].dst + (size_t)(t / job->tiles[s].tokens) * job->tiles[s].bytes);
     for (int s = 0; s < ACT_SLOTS; s++) {
         if (!job->quant[s]) continue;
         for (int64_t t = t0; t < t1; t++)
@@ -259,21 +257,24 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
         m->rows = mats[i].rows;
         m->w_row_bytes = tensor_row_bytes(wt, cols);
         m->dot = k->dot[wt];
-        m->dot2 = getenv("LARDER_NO_DOT2") ? NULL : k->dot2[wt]; /* TEMP A/B switch */
-        m->tile = m->dot2 ? CPU_DOT_TILE_TOKENS : k->tile_tokens[wt];
+        m->tile = k->tile_tokens[wt];
         m->y = mats[i].y;
         m->a_row_bytes = tensor_row_bytes(at, cols);
         job.total_rows += m->rows;
         const cpu_gemm_kernel *g = &k->gemm[wt];
-        if (n_tokens > 1 && g->gemm && (!job.pack || job.pack == g->pack) && !getenv("LARDER_NO_GEMM")) { /* TEMP A/B switch */
+        int ts = 0; /* g's tile slot: the one with its packer, or the first free */
+        while (ts < MM_TILE_SLOTS && job.tiles[ts].pack && job.tiles[ts].pack != g->pack) ts++;
+        if (n_tokens > 1 && g->gemm && ts < MM_TILE_SLOTS) {
             m->gemm = g->gemm;
+            m->tile_slot = ts;
             size_t nb = (size_t)(cols / QK32);
-            if (!job.pack) {
-                job.pack = g->pack;
-                job.tile_tokens = g->tile_tokens;
-                job.tile_bytes = mul_sat(nb, g->tile_block_bytes);
-                int64_t tiles = (n_tokens + g->tile_tokens - 1) / g->tile_tokens;
-                size_t add = mul_sat(job.tile_bytes, (size_t)tiles);
+            if (!job.tiles[ts].pack) {
+                job.tiles[ts].pack = g->pack;
+                job.tiles[ts].tokens = g->tile_tokens;
+                job.tiles[ts].bytes = mul_sat(nb, g->tile_block_bytes);
+                int64_t n_tiles = (n_tokens + g->tile_tokens - 1) / g->tile_tokens;
+                size_t add = mul_sat(job.tiles[ts].bytes, (size_t)n_tiles);
+                add = add > SIZE_MAX - 63 ? SIZE_MAX : (add + 63) / 64 * 64;
                 need = need > SIZE_MAX - add ? SIZE_MAX : need + add;
             }
             size_t wb = mul_sat(mul_sat(nb, g->work_bytes_per_row_block), (size_t)mm_block_rows(m->w_row_bytes));
@@ -300,9 +301,12 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
     need = need > SIZE_MAX - work_all - 64 ? SIZE_MAX : (need + 63) / 64 * 64 + work_all;
     if (scratch_reserve(ctx, need, err) != 0) return -1;
     size_t off = 0;
-    if (job.pack) { /* first, so the tiles start 64-byte aligned (tile blocks are 32-byte multiples) */
-        job.qdst[ACT_Q8_TILE] = ctx->scratch;
-        off = job.tile_bytes * (size_t)((n_tokens + job.tile_tokens - 1) / job.tile_tokens);
+    for (int s = 0; s < MM_TILE_SLOTS && job.tiles[s].pack; s++) { /* first, each 64-byte aligned */
+        job.tiles[s].dst = (uint8_t *)ctx->scratch + off;
+        int64_t n_tiles = (n_tokens + job.tiles[s].tokens - 1) / job.tiles[s].tokens;
+        off += (job.tiles[s].bytes * (size_t)n_tiles + 63) / 64 * 64;
+        if (n_tokens % job.tiles[s].tokens != 0) /* the unused slots of the last tile read as 0 */
+            memset(job.tiles[s].dst + (size_t)(n_tiles - 1) * job.tiles[s].bytes, 0, job.tiles[s].bytes);
     }
     for (int s = 0; s < ACT_SLOTS; s++) {
         if (!job.quant[s]) continue;
@@ -312,14 +316,12 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
     if (job.work_bytes) job.work = (uint8_t *)ctx->scratch + (off + 63) / 64 * 64;
     for (int i = 0; i < n_mats; i++) {
         if (job.mats[i].gemm) {
-            job.mats[i].act = job.qdst[ACT_Q8_TILE];
+            job.mats[i].act = job.tiles[job.mats[i].tile_slot].dst;
             continue;
         }
         int s = act_slot(quant_vec_dot_type(mats[i].wtype));
         job.mats[i].act = s >= 0 ? job.qdst[s] : (const uint8_t *)x;
     }
-    if (job.pack && n_tokens % job.tile_tokens != 0) /* the unused slots of the last tile read as 0 */
-        memset(job.qdst[ACT_Q8_TILE] + (size_t)(n_tokens / job.tile_tokens) * job.tile_bytes, 0, job.tile_bytes);
     /* 1. quantize x (the kernels need every token's whole row) */
     if (n_tokens == 1 || cols < MATMUL_PARALLEL_QUANT_ELEMS / n_tokens) mm_quantize_range(&job, 0, n_tokens);
     else pool_run(pool, mm_quantize_task, &job);

@@ -13,14 +13,17 @@
  * scratch buffer owned by the ctx, then the rows are split evenly over the
  * threads. Decode (n_tokens == 1) streams each weight row once (a GEMV bound
  * by memory bandwidth). Prefill walks a block of rows small enough to stay
- * in the core's L2 cache across every tile of CPU_DOT_MAX_TOKENS tokens, and
- * each kernel call unpacks a weight block once for the whole tile, so the
- * weights are read from memory once per matmul and unpacked once per tile.
+ * in the core's L2 cache across every tile of tokens, and each kernel call
+ * unpacks a weight block once for the whole tile, so the weights are read
+ * from memory once per matmul and unpacked once per tile (for Q8_0, Q4_0 and
+ * Q5_0 on x86 the tile is a q8 tile of 8 tokens and the kernel a GEMM that
+ * takes the whole row block, see cpu_kernels.h).
  * A matmul with less than 64 KiB of weight work runs on the caller alone
  * (waking the pool would cost more).
  *
- * Results do not depend on the thread count when every matrix has an even
- * number of rows (rows are split over threads in pairs).
+ * Results do not depend on the thread count (each row is computed the same
+ * way whichever thread takes it); a token's results may differ in the last
+ * bits between a batch of 1 (decode kernel) and a larger batch.
  * Kernels: those of cpu_level_active() (LARDER_CPU caps them). A ctx is used
  * by one thread at a time (the engine thread); it may be shared by every
  * matmul of a model.
@@ -67,10 +70,7 @@ typedef struct cpu_matmul_weight {
 /* Several matrices sharing the same input x (q, k, v; gate, up): x is
  * quantized once per distinct activation type and all rows are computed in
  * one pass of the pool (one dispatch instead of n_mats). Same results as
- * n_mats cpu_matmul calls, bit for bit when every matrix has an even number
- * of rows (prefill computes rows in pairs 2k, 2k+1 for some types; an odd
- * count may pair rows differently, a difference of float summation order
- * only). 1 <= n_mats <= CPU_MATMUL_MAX_MATS. */
+ * n_mats cpu_matmul calls, bit for bit. 1 <= n_mats <= CPU_MATMUL_MAX_MATS. */
 int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_weight *mats,
                      int n_mats, int64_t cols, const float *x, int64_t n_tokens, larder_error *err);
 
