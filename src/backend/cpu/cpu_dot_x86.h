@@ -692,25 +692,28 @@ static void tile_pack_sided(const float *x, int64_t n, int t, void *tile) {
     }
 }
 
-/* One weight row x the 8 tokens of a sided tile. Per block: the signed
- * weights w, per token the 8 int32 lanes of its block sum, then one
- * reduction tree (vphaddd) turns the 8 tokens' vectors into one vector of 8
- * block sums, so the float work (convert, scale, accumulate) is done once per
- * block for all 8 tokens, in one accumulator whose lane t is token t's.
- *  - VNNI: vpdpbusd wants u8 x s8, so it multiplies w + 128 (w xor 0x80) by
- *    the activation; the tile's corr removes the extra 128 * sum(a) after the
- *    reduction, so the sums stay exact.
- *  - AVX2: |w| x (a with w's sign) by vpmaddubsw + vpmaddwd (the biased
- *    form would overflow vpmaddubsw's int16 pair sums).
+/* One weight row x the 8 tokens of a sided tile; returns lane t = token t.
+ * Two float summation orders, chosen per type (REDUCE):
+ *  - REDUCE (Q8_0 on AVX2: the order of the AVX-512 broadcast kernel, so both
+ *    ISAs give the same prefill results): per block, the 8 int32 lanes of
+ *    each token's block sum, then one reduction tree (vphaddd) turns the 8
+ *    tokens' vectors into one vector of 8 exact block sums, so the float
+ *    work (convert, scale, accumulate) is done once per block for all 8
+ *    tokens. With VNNI the sums use vpdpbusd on w + 128 (w xor 0x80) and the
+ *    tile's corr removes the extra 128 * sum(a) after the reduction.
+ *  - !REDUCE (Q4_0, Q5_0): the dot kernels' order, 8 float lanes per token
+ *    accumulated over the blocks and summed at the end. llama.cpp's CPU
+ *    backend uses this order for Q4_0 matrices it does not repack (e.g. a
+ *    tied output), the reduced one for those it repacks; the agreement test
+ *    (tests/model/test_agreement.mjs) was tuned with this one.
+ * Both use |w| x (a with w's sign) where not biased (vpmaddubsw + vpmaddwd
+ * on AVX2, whose int16 pair sums the biased form would overflow).
  * Unused slots of a partial tile are zero: their lanes come out 0. */
 #if X86_VNNI
-#define GEMM_WPREP(w) __m256i wu = _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));
-#define GEMM_BLOCK_SUM(w, av) _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, av)
+#define GEMM_BIASED_SUM(wu, av) _mm256_dpbusd_epi32(_mm256_setzero_si256(), wu, av)
 #define GEMM_CORR 1
 #else
-#define GEMM_WPREP(w) __m256i wabs = _mm256_sign_epi8(w, w);
-#define GEMM_BLOCK_SUM(w, av) \
-    _mm256_madd_epi16(_mm256_maddubs_epi16(wabs, _mm256_sign_epi8(av, w)), _mm256_set1_epi16(1))
+#define GEMM_BIASED_SUM(wu, av) _mm256_setzero_si256() /* unused */
 #define GEMM_CORR 0
 #endif
 /* 8 vectors of 8 int32 -> lane t = sum of p[t]'s lanes. */
@@ -721,29 +724,52 @@ ALWAYS_INLINE __m256i reduce8_epi32(const __m256i p[8]) {
     /* lo = [t0..t3 of lanes 0-3 | t0..t3 of lanes 4-7], hi likewise for t4..t7 */
     return _mm256_add_epi32(_mm256_blend_epi32(lo, hi, 0xF0), _mm256_permute2x128_si256(lo, hi, 0x21));
 }
-#define GEMM_SIDED(NAME, WBLOCK, WEIGHTS)                                                     \
+/* 8 vectors of 8 floats -> lane t = hsum_ps(v[t]). */
+ALWAYS_INLINE __m256 gather_hsums(const __m256 v[8]) {
+    float out[8];
+    UNROLL
+    for (int t = 0; t < 8; t++) out[t] = hsum_ps(v[t]);
+    return _mm256_loadu_ps(out);
+}
+#define GEMM_SIDED(NAME, WBLOCK, WEIGHTS, REDUCE)                                             \
     ALWAYS_INLINE __m256 NAME(int64_t nb, const WBLOCK *x, const uint8_t *tile) {             \
-        __m256 acc = _mm256_setzero_ps();                                                     \
+        __m256 acc = _mm256_setzero_ps(), lanes[8];                                           \
+        UNROLL                                                                                \
+        for (int t = 0; t < 8; t++) lanes[t] = _mm256_setzero_ps();                           \
         for (int64_t b = 0; b < nb; b++) {                                                    \
             const uint8_t *blk = tile + (size_t)b * GEMM_SIDED_BLOCK;                         \
+            const float *da = (const float *)(const void *)(blk + 36 * GEMM_TILE_TOKENS);     \
             __m256i w = WEIGHTS(&x[b]);                                                       \
-            GEMM_WPREP(w)                                                                     \
-            __m256i p[8];                                                                     \
-            UNROLL                                                                            \
-            for (int t = 0; t < 8; t++)                                                       \
-                p[t] = GEMM_BLOCK_SUM(w, _mm256_loadu_si256((const __m256i *)(blk + 32 * t))); \
-            __m256i sum = reduce8_epi32(p);                                                   \
-            if (GEMM_CORR)                                                                    \
-                sum = _mm256_add_epi32(sum, _mm256_loadu_si256((const __m256i *)(blk + 32 * GEMM_TILE_TOKENS))); \
-            __m256 scale = _mm256_mul_ps(_mm256_set1_ps(h2f(x[b].d)),                         \
-                                         _mm256_loadu_ps((const float *)(blk + 36 * GEMM_TILE_TOKENS))); \
-            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc);                       \
+            __m256i wabs = _mm256_sign_epi8(w, w);                                            \
+            float dw = h2f(x[b].d);                                                           \
+            if (REDUCE) {                                                                     \
+                __m256i wu = _mm256_xor_si256(w, _mm256_set1_epi8((char)0x80));               \
+                (void)wu;                                                                     \
+                __m256i p[8];                                                                 \
+                UNROLL                                                                        \
+                for (int t = 0; t < 8; t++) {                                                 \
+                    __m256i av = _mm256_loadu_si256((const __m256i *)(blk + 32 * t));         \
+                    p[t] = GEMM_CORR ? GEMM_BIASED_SUM(wu, av) : dot_s8s8(w, av);              \
+                }                                                                             \
+                __m256i sum = reduce8_epi32(p);                                               \
+                if (GEMM_CORR)                                                                \
+                    sum = _mm256_add_epi32(sum, _mm256_loadu_si256((const __m256i *)(blk + 32 * GEMM_TILE_TOKENS))); \
+                __m256 scale = _mm256_mul_ps(_mm256_set1_ps(dw), _mm256_loadu_ps(da));        \
+                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc);                   \
+            } else {                                                                          \
+                UNROLL                                                                        \
+                for (int t = 0; t < 8; t++) {                                                 \
+                    __m256i av = _mm256_loadu_si256((const __m256i *)(blk + 32 * t));         \
+                    __m256i p = dot_u8s8(wabs, _mm256_sign_epi8(av, w));                      \
+                    lanes[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw * da[t]), _mm256_cvtepi32_ps(p), lanes[t]); \
+                }                                                                             \
+            }                                                                                 \
         }                                                                                     \
-        return acc;                                                                           \
+        return REDUCE ? acc : gather_hsums(lanes);                                            \
     }
-GEMM_SIDED(gemm_sided_q8_0_row, block_q8_0, weights_q8_0)
-GEMM_SIDED(gemm_sided_q4_0_row, block_q4_0, weights_q4_0)
-GEMM_SIDED(gemm_sided_q5_0_row, block_q5_0, weights_q5_0)
+GEMM_SIDED(gemm_sided_q8_0_row, block_q8_0, weights_q8_0, 1)
+GEMM_SIDED(gemm_sided_q4_0_row, block_q4_0, weights_q4_0, 0)
+GEMM_SIDED(gemm_sided_q5_0_row, block_q5_0, weights_q5_0, 0)
 
 /* Lanes t < n_tok of v to y[t * y_stride]. */
 ALWAYS_INLINE void store_tokens(__m256 v, int64_t n_tok, float *y, int64_t y_stride) {
