@@ -15,6 +15,13 @@
  * or scalar caps the kernel level.
  *
  * usage: matmul_bench [threads] [prefill_tokens]
+ *
+ * A/B mode for kernel work on a busy machine: MATMUL_BENCH_AB=VAR
+ * matmul_bench [tokens] [rounds] times one thread's CPU time (not wall
+ * time) for a prefill of each shape, alternately with VAR unset and set, and
+ * keeps the best of each: add a temporary getenv(VAR) switch to the code
+ * under test (the two-row dot2 and the GEMM were compared that way, see
+ * bench/matmul_results.md).
  */
 #include <stdint.h>
 #include <stdio.h>

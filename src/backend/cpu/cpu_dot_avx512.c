@@ -7,7 +7,9 @@
  *    Q5_0, Q4_1, Q5_1) is one vpdpbusd instead of vpmaddubsw + vpmaddwd;
  *  - the K-quants weight each pair-sum by its sub-block scale and accumulate
  *    in one vpdpwssd (instead of vpmaddwd + vpaddd);
- *  - Q4_K uses 512-bit vectors (a whole 64-element chunk per register).
+ *  - Q4_K uses 512-bit vectors (a whole 64-element chunk per register);
+ *  - Q8_0 prefill uses the broadcast-tile GEMM (4 weight rows x 8 tokens per
+ *    step, weight bytes broadcast into vpdpbusd, 32 registers).
  * Other vectors stay 256 bits wide: decode is bound by memory bandwidth, and
  * on the machine measured (AMD Zen 4) 512-bit integer ops execute as two
  * 256-bit halves, so wider vectors only save instruction slots.

@@ -7,6 +7,8 @@
  * unpacking each weight block once and reusing it for every token; decode
  * calls it with n_tok = 1, prefill with tiles of tile_tokens[type] tokens
  * (4, or 8 for Q4_K with AVX-512, whose 32 registers hold 8 tokens' sums).
+ * Prefill of the 32-element signed types (Q8_0, Q4_0, Q5_0) goes instead
+ * through a GEMM kernel on activations packed for it (q8 tiles, below).
  *
  * Activation rows are in quant_vec_dot_type(wtype) (src/tensor/quant.h):
  * Q8_0 / Q8_1 / Q8_K blocks, or plain f32 for F32/F16/BF16 weights.
