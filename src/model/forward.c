@@ -1,7 +1,7 @@
 /*
  * forward.c — llama-family transformer over a batch of tokens, top to
- * bottom as in llama2.c, with architecture differences as flags checked at
- * their step (qwen2 biases, qwen3 Q/K norm, NEOX rope).
+ * bottom as in llama2.c, with architecture differences (model/arch.h) checked
+ * at their step (biases, Q/K norm per head or whole, NEOX rope).
  *
  * Shapes (n = tokens in the batch, H = heads, Hkv = kv heads, D = head size):
  *   x   (n, dim)       residual stream
@@ -112,6 +112,9 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
     if (grow(c, n, err)) return -1;
     const int64_t dim = hp->dim, H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim, ff = hp->n_ff;
     const float scale = 1.0f / sqrtf((float)D);
+    /* q/k RMS norm per head (qwen3) or over each token's whole q / k row (MiniMax-M2) */
+    const bool whole = hp->arch->qk_norm == ARCH_QK_NORM_WHOLE;
+    const bool neox = hp->arch->rope == ARCH_ROPE_NEOX; /* rope pairs (i, i + n_rot/2), not (2i, 2i+1) */
     for (int32_t t = 0; t < n; t++) {
         c->positions[t] = tok[t].pos;
         c->refs[t].pos = tok[t].pos;
@@ -132,10 +135,10 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
         if (l->bq) backend_add_bias(be, c->q, l->bq, n, H * D);                 /* qwen2: + biases */
         if (l->bk) backend_add_bias(be, c->k, l->bk, n, Hkv * D);
         if (l->bv) backend_add_bias(be, c->v, l->bv, n, Hkv * D);
-        if (l->q_norm) backend_rmsnorm(be, c->q, l->q_norm, c->q, n * H, D, hp->rms_eps);     /* qwen3: per-head */
-        if (l->k_norm) backend_rmsnorm(be, c->k, l->k_norm, c->k, n * Hkv, D, hp->rms_eps);   /* RMS norm of q, k */
-        backend_rope(be, c->q, c->positions, n, (int32_t)H, (int32_t)D, hp->n_rot, m->rope_inv_freq, hp->rope_neox);
-        backend_rope(be, c->k, c->positions, n, (int32_t)Hkv, (int32_t)D, hp->n_rot, m->rope_inv_freq, hp->rope_neox);
+        if (l->q_norm) backend_rmsnorm(be, c->q, l->q_norm, c->q, whole ? n : n * H, whole ? H * D : D, hp->rms_eps);
+        if (l->k_norm) backend_rmsnorm(be, c->k, l->k_norm, c->k, whole ? n : n * Hkv, whole ? Hkv * D : D, hp->rms_eps);
+        backend_rope(be, c->q, c->positions, n, (int32_t)H, (int32_t)D, hp->n_rot, m->rope_inv_freq, neox);
+        backend_rope(be, c->k, c->positions, n, (int32_t)Hkv, (int32_t)D, hp->n_rot, m->rope_inv_freq, neox);
         if (backend_kv_store(be, c->pool, il, c->k, c->v, c->refs, n, err)) return -1; /* K, V -> pages */
         if (backend_attention(be, c->pool, il, c->q, c->refs, n, (int32_t)H, scale, c->att, err))
             return -1;                                                          /* att = softmax(q·Kᵀ/√D)·V */
