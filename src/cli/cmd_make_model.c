@@ -322,16 +322,23 @@ typedef struct build_ctx {
     tensor_list *tl;
 } build_ctx;
 
+/* Which optional tensors of the list a file gets: output.weight unless
+ * --tied, rope_freqs.weight with --rope-freqs; never llama's optional biases. */
+static bool optional_wanted(const model_spec *m, arch_when when) {
+    switch (when) {
+    case ARCH_WHEN_UNTIED: return !m->tied;
+    case ARCH_WHEN_ROPE_FREQS: return m->rope_freqs;
+    default: return false;
+    }
+}
+
 /* arch_tensor_fn: one tensor of the list with its generator: kind and std
  * by what the tensor is, type by the --type mix. */
 static int build_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
     const build_ctx *b = ctx;
     const model_spec *m = b->m;
     const arch_tensor *t = u->spec;
-    /* Optional tensors: output.weight unless --tied, rope_freqs with --rope-freqs, no llama biases. */
-    if (u->need == ARCH_NEED_OPTIONAL &&
-        !(t->when == ARCH_WHEN_UNTIED ? !m->tied : t->when == ARCH_WHEN_ROPE_FREQS && m->rope_freqs))
-        return 0;
+    if (u->need == ARCH_NEED_OPTIONAL && !optional_wanted(m, t->when)) return 0;
     const uint32_t base = m->type->base;
     const uint32_t q6 = m->type->mix ? TYPE_Q6_K : base;
     switch (t->kind) {
@@ -586,6 +593,7 @@ int cmd_make_model(int argc, char **argv) {
     const char *bad = m.head_dim < 2 || m.head_dim % 2 ? "the head size must be even and >= 2 (rope rotates pairs)"
                     : m.heads % m.kv_heads ? "--heads must be a multiple of --kv-heads"
                     : m.rope_freqs && m.arch->rope_freqs == ARCH_NEED_ABSENT ? "--rope-freqs: this --arch has no rope_freqs tensor"
+                    : m.tied && !m.arch->output_tied_allowed ? "--tied: this --arch always has output.weight"
                     : NULL;
     if (bad) {
         fprintf(stderr, "larder make-model: %s\n", bad);
