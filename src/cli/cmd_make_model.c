@@ -105,7 +105,7 @@ typedef struct tensor_gen {
     char name[GGUF_TENSOR_NAME_MAX_BYTES];
     uint32_t type;
     uint32_t n_dims;
-    int64_t ne[2];
+    int64_t ne[ARCH_TENSOR_MAX_DIMS]; /* rows of ne[0] elements: ne[1] * ne[2] of them */
     weight_kind kind;
     float std;
     uint64_t seed;
@@ -294,8 +294,9 @@ typedef struct tensor_list {
     int n, cap;
 } tensor_list;
 
-static int tensor_add(tensor_list *tl, const model_spec *m, const char *name, int64_t ne0, int64_t ne1,
-                      weight_kind kind, float std, uint32_t type, larder_error *err) {
+/* Tensor u of the list, generated as kind with std, stored as type (matrices: fitted to ne[0]). */
+static int tensor_add(tensor_list *tl, const model_spec *m, const arch_tensor_use *u, weight_kind kind, float std,
+                      uint32_t type, larder_error *err) {
     if (tl->n == tl->cap) {
         int cap = tl->cap ? tl->cap * 2 : 64;
         tensor_gen *items = realloc(tl->items, (size_t)cap * sizeof *items);
@@ -305,14 +306,13 @@ static int tensor_add(tensor_list *tl, const model_spec *m, const char *name, in
     }
     tensor_gen *t = &tl->items[tl->n++];
     memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->n_dims = ne1 > 0 ? 2 : 1;
-    t->ne[0] = ne0;
-    t->ne[1] = ne1 > 0 ? ne1 : 1;
+    snprintf(t->name, sizeof t->name, "%s", u->name);
+    t->n_dims = u->n_dims;
+    memcpy(t->ne, u->ne, sizeof t->ne);
     t->kind = kind;
     t->std = std;
-    t->type = kind == KIND_MATRIX ? type_fit(type, ne0) : TYPE_F32;
-    t->seed = hash_combine(m->seed, hash_string(name));
+    t->type = kind == KIND_MATRIX ? type_fit(type, u->ne[0]) : TYPE_F32;
+    t->seed = hash_combine(m->seed, hash_string(u->name));
     t->threads = m->threads;
     return 0;
 }
@@ -342,9 +342,9 @@ static int build_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) 
     const uint32_t base = m->type->base;
     const uint32_t q6 = m->type->mix ? TYPE_Q6_K : base;
     switch (t->kind) {
-    case ARCH_TENSOR_NORM: return tensor_add(b->tl, m, u->name, u->ne[0], 0, KIND_NORM, 0, TYPE_F32, err);
-    case ARCH_TENSOR_BIAS: return tensor_add(b->tl, m, u->name, u->ne[0], 0, KIND_BIAS, 0.2f, TYPE_F32, err);
-    case ARCH_TENSOR_FREQS: return tensor_add(b->tl, m, u->name, u->ne[0], 0, KIND_ROPE_FREQS, 0, TYPE_F32, err);
+    case ARCH_TENSOR_NORM: return tensor_add(b->tl, m, u, KIND_NORM, 0, TYPE_F32, err);
+    case ARCH_TENSOR_BIAS: return tensor_add(b->tl, m, u, KIND_BIAS, 0.2f, TYPE_F32, err);
+    case ARCH_TENSOR_FREQS: return tensor_add(b->tl, m, u, KIND_ROPE_FREQS, 0, TYPE_F32, err);
     case ARCH_TENSOR_MATRIX: break;
     }
     const float out_std = (float)(LOGIT_STD / sqrt((double)m->dim));
@@ -371,7 +371,7 @@ static int build_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) 
     if (m->type->mix && u->layer >= 0 && use_more_bits(u->layer, (int)m->layers) &&
         (!strcmp(t->name, "attn_v.weight") || !strcmp(t->name, "ffn_down.weight")))
         type = TYPE_Q6_K;
-    return tensor_add(b->tl, m, u->name, u->ne[0], u->ne[1], KIND_MATRIX, (float)std, type, err);
+    return tensor_add(b->tl, m, u, KIND_MATRIX, (float)std, type, err);
 }
 
 /* All tensors of the model: model/arch.c's list for this shape, in its (llama.cpp's) order. */
