@@ -124,7 +124,8 @@ typedef struct arch_tensor {
     arch_dim ne[ARCH_TENSOR_MAX_DIMS]; /* ne[0] fastest: a matrix {cols, rows[, experts]} */
     arch_when when;
     size_t field;                /* offsetof the model_weight (MATRIX) or float * (vectors) it binds:
-                                    in model_layer when per_layer, else in model */
+                                    in model_layer when per_layer, else in model; entries sharing a
+                                    field (attn_q_norm per head / whole) are never present together */
 } arch_tensor;
 
 /* One tensor of one model: an entry resolved for a layer and a shape. */
