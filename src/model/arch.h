@@ -79,7 +79,7 @@ const char *arch_names(char *buf, size_t size);
 
 /* What a tensor holds. MATRIX binds a model_weight (any computable type,
  * kept in the file's mapping); the others are f32 vectors loaded into owned
- * float arrays and differ only in the values writers give them. */
+ * float arrays (model_vector) and differ only in the values writers give them. */
 typedef enum arch_tensor_kind {
     ARCH_TENSOR_MATRIX,
     ARCH_TENSOR_NORM,  /* RMS norm weights (around 1) */
@@ -123,7 +123,7 @@ typedef struct arch_tensor {
     uint32_t n_dims;             /* 1 for vectors, 2 or 3 for matrices */
     arch_dim ne[ARCH_TENSOR_MAX_DIMS]; /* ne[0] fastest: a matrix {cols, rows[, experts]} */
     arch_when when;
-    size_t field;                /* offsetof the model_weight (MATRIX) or float * (vectors) it binds:
+    size_t field;                /* offsetof the model_weight (MATRIX) or model_vector it binds:
                                     in model_layer when per_layer, else in model; entries sharing a
                                     field (attn_q_norm per head / whole) are never present together */
 } arch_tensor;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "gguf/gguf.h"
 #include "kv/kv_pool.h"
 #include "tensor/dtype.h"
@@ -145,7 +146,7 @@ static int bind_matrix(const gguf_tensor *t, const arch_tensor_use *u, model_wei
 }
 
 /* A 1-D tensor of ne[0] elements, converted to an owned f32 array. */
-static int load_vector(const gguf_tensor *t, const arch_tensor_use *u, float **out, larder_error *err) {
+static int load_vector(const gguf_tensor *t, const arch_tensor_use *u, model_vector *out, larder_error *err) {
     int64_t n = u->ne[0];
     if (t->n_elems != n || t->ne[0] != n)
         return error_set(err, ERR_FORMAT, "tensor %s has %lld elements, expected %lld", u->name,
@@ -155,8 +156,15 @@ static int load_vector(const gguf_tensor *t, const arch_tensor_use *u, float **o
     float *v = malloc((size_t)n * sizeof *v);
     if (!v) return error_set(err, ERR_NOMEM, "out of memory loading %s", u->name);
     dequantize_row(t->type, t->data, v, n);
-    *out = v;
+    out->data = v;
+    out->n = n;
     return 0;
+}
+
+/* Where tensor u binds: its field in the model or in its layer. */
+static void *field_of(model *m, const arch_tensor_use *u) {
+    char *owner = u->layer < 0 ? (char *)m : (char *)&m->layers[u->layer];
+    return owner + u->spec->field;
 }
 
 typedef struct bind_ctx {
@@ -169,9 +177,8 @@ static int bind_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
     bind_ctx *b = ctx;
     const gguf_tensor *t = gguf_find_tensor(b->f, u->name);
     if (!t) return u->need == ARCH_NEED_REQUIRED ? error_set(err, ERR_FORMAT, "tensor %s is missing", u->name) : 0;
-    char *owner = u->layer < 0 ? (char *)b->m : (char *)&b->m->layers[u->layer];
-    if (u->spec->kind != ARCH_TENSOR_MATRIX) return load_vector(t, u, (float **)(void *)(owner + u->spec->field), err);
-    model_weight *w = (model_weight *)(void *)(owner + u->spec->field);
+    if (u->spec->kind != ARCH_TENSOR_MATRIX) return load_vector(t, u, field_of(b->m, u), err);
+    model_weight *w = field_of(b->m, u);
     if (bind_matrix(t, u, w, err)) return -1;
     b->m->weight_bytes += (size_t)w->rows * w->row_bytes;
     return 0;
@@ -220,15 +227,16 @@ model *model_load_gguf(gguf_file *f, larder_error *err) {
 
     /* Rope: theta_i = pos * freq_scale * theta^(-2i/n_rot) / freq_factor_i. */
     int32_t half = hp->n_rot / 2;
-    m->rope_inv_freq = malloc((size_t)half * sizeof *m->rope_inv_freq);
-    if (!m->rope_inv_freq) {
+    m->rope_inv_freq.data = malloc((size_t)half * sizeof *m->rope_inv_freq.data);
+    m->rope_inv_freq.n = half;
+    if (!m->rope_inv_freq.data) {
         error_set(err, ERR_NOMEM, "out of memory");
         goto fail;
     }
     for (int32_t i = 0; i < half; i++) {
         double inv = pow((double)hp->rope_theta, -2.0 * i / hp->n_rot) * hp->rope_freq_scale;
-        if (m->rope_freqs) inv /= m->rope_freqs[i];
-        m->rope_inv_freq[i] = (float)inv;
+        if (m->rope_freqs.data) inv /= m->rope_freqs.data[i];
+        m->rope_inv_freq.data[i] = (float)inv;
     }
     m->file = f;
     return m;
@@ -253,21 +261,59 @@ model *model_load(const char *path, larder_error *err) {
     return m;
 }
 
+/* arch_tensor_fn: frees a vector of the list (matrices live in the mapping). */
+static int free_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
+    model *m = ctx;
+    if (u->spec->kind != ARCH_TENSOR_MATRIX && (u->layer < 0 || m->layers)) free(((model_vector *)field_of(m, u))->data);
+    return 0;
+}
+
 void model_free(model *m) {
     if (!m) return;
-    if (m->layers) {
-        for (int il = 0; il < m->hp.n_layers; il++) {
-            model_layer *l = &m->layers[il];
-            free(l->attn_norm), free(l->ffn_norm), free(l->bq), free(l->bk), free(l->bv);
-            free(l->q_norm), free(l->k_norm);
-        }
-        free(m->layers);
-    }
-    free(m->output_norm);
-    free(m->rope_freqs);
-    free(m->rope_inv_freq);
+    if (m->hp.arch) arch_tensors_each(&m->hp, free_tensor, m, NULL);
+    free(m->layers);
+    free(m->rope_inv_freq.data);
     if (m->file) gguf_close(m->file);
     free(m);
+}
+
+/* ---- upload */
+
+static int upload_weight(backend *be, model_weight *w, larder_error *err) {
+    return backend_upload_weight(be, w->data, (size_t)w->rows * w->row_bytes, &w->dev, err);
+}
+
+static int upload_vector(backend *be, model_vector *v, larder_error *err) {
+    if (!v->data) return 0; /* absent */
+    const void *dev;
+    if (backend_upload_weight(be, v->data, (size_t)v->n * sizeof(float), &dev, err)) return -1;
+    v->dev = dev;
+    return 0;
+}
+
+typedef struct upload_ctx {
+    model *m;
+    backend *be;
+} upload_ctx;
+
+/* arch_tensor_fn: one bound tensor of the list to the backend. The tied
+ * output shares the embedding's copy; rope_freqs is folded into
+ * rope_inv_freq at load, so it stays on the host. */
+static int upload_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
+    upload_ctx *c = ctx;
+    if (u->spec->kind == ARCH_TENSOR_FREQS) return 0;
+    if (u->spec->kind != ARCH_TENSOR_MATRIX) return upload_vector(c->be, field_of(c->m, u), err);
+    model_weight *w = field_of(c->m, u);
+    if (w == &c->m->output && c->m->output_tied) {
+        w->dev = c->m->tok_embd.dev; /* the list puts token_embd first */
+        return 0;
+    }
+    return w->data ? upload_weight(c->be, w, err) : 0;
+}
+
+int model_upload(model *m, backend *be, larder_error *err) {
+    upload_ctx c = {m, be};
+    return upload_vector(be, &m->rope_inv_freq, err) || arch_tensors_each(&m->hp, upload_tensor, &c, err) ? -1 : 0;
 }
 
 size_t model_kv_bytes_per_token(const model *m, uint32_t kv_type) {
