@@ -189,9 +189,9 @@ static int attention_block(forward_ctx *c, int32_t il, int32_t n, larder_error *
     if (backend_rmsnorm(be, c->x, l->attn_norm.dev, c->xb, n, dim, eps, err) ||     /* xb = rmsnorm(x) * w */
         backend_matmul_multi(be, qkv, 3, dim, c->xb, n, err))                      /* q,k,v = xb · W{q,k,v}ᵀ */
         return -1;
-    if (l->bq.dev && (backend_add_bias(be, c->q, l->bq.dev, n, H * D, err) ||      /* qwen2: + biases */
-                      backend_add_bias(be, c->k, l->bk.dev, n, Hkv * D, err) ||
-                      backend_add_bias(be, c->v, l->bv.dev, n, Hkv * D, err)))
+    if ((l->bq.dev && backend_add_bias(be, c->q, l->bq.dev, n, H * D, err)) ||    /* qwen2: + biases (each */
+        (l->bk.dev && backend_add_bias(be, c->k, l->bk.dev, n, Hkv * D, err)) ||  /* optional on its own in */
+        (l->bv.dev && backend_add_bias(be, c->v, l->bv.dev, n, Hkv * D, err)))    /* llama fine-tunes) */
         return -1;
     /* RMS norm of q, k: per head (qwen3) or over each token's whole q / k row (MiniMax-M2) */
     const bool whole = hp->arch->qk_norm == ARCH_QK_NORM_WHOLE;
@@ -224,12 +224,16 @@ static int ffn_dense(forward_ctx *c, const model_layer *l, int32_t n, larder_err
     return 0;
 }
 
-/* The feed-forward block of a layer: xb = rmsnorm(x) * w, then the layer's
- * FFN kind (dense today; mixture-of-experts dispatches here too). */
+/* The feed-forward block of a layer: xb = rmsnorm(x) * w, then the FFN of
+ * the architecture's kind. */
 static int ffn_block(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
     const model_layer *l = &c->m->layers[il];
     if (backend_rmsnorm(c->be, c->x, l->ffn_norm.dev, c->xb, n, c->m->hp.dim, c->m->hp.rms_eps, err)) return -1;
-    return ffn_dense(c, l, n, err);
+    switch (c->m->hp.arch->ffn) {
+    case ARCH_FFN_DENSE: return ffn_dense(c, l, n, err);
+    case ARCH_FFN_MOE: break; /* no architecture row has it yet: the loader refuses such files */
+    }
+    return error_set(err, ERR_UNSUPPORTED, "layer %d: feed-forward kind %d is not implemented", il, (int)c->m->hp.arch->ffn);
 }
 
 int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *logits, larder_error *err) {
