@@ -111,6 +111,7 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
     }
     if (grow(c, n, err)) return -1;
     const int64_t dim = hp->dim, H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim, ff = hp->n_ff;
+    const backend_rope_freqs rope = {m->rope_theta_scale, hp->rope_freq_scale, m->rope_factors};
     const float scale = 1.0f / sqrtf((float)D);
     for (int32_t t = 0; t < n; t++) {
         c->positions[t] = tok[t].pos;
@@ -136,8 +137,8 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
         if (l->bv) backend_add_bias(be, c->v, l->bv, n, Hkv * D);
         if (l->q_norm) backend_rmsnorm(be, c->q, l->q_norm, c->q, n * H, D, hp->rms_eps);     /* qwen3: per-head */
         if (l->k_norm) backend_rmsnorm(be, c->k, l->k_norm, c->k, n * Hkv, D, hp->rms_eps);   /* RMS norm of q, k */
-        backend_rope(be, c->q, c->positions, n, (int32_t)H, (int32_t)D, hp->n_rot, m->rope_inv_freq, hp->rope_neox);
-        backend_rope(be, c->k, c->positions, n, (int32_t)Hkv, (int32_t)D, hp->n_rot, m->rope_inv_freq, hp->rope_neox);
+        backend_rope(be, c->q, c->positions, n, (int32_t)H, (int32_t)D, hp->n_rot, &rope, hp->rope_neox);
+        backend_rope(be, c->k, c->positions, n, (int32_t)Hkv, (int32_t)D, hp->n_rot, &rope, hp->rope_neox);
         if (backend_kv_store(be, c->pool, il, c->k, c->v, c->refs, n, err)) return -1; /* K, V -> pages */
         if (backend_attention(be, c->pool, il, c->q, c->refs, n, (int32_t)H, scale, c->att, err))
             return -1;                                                          /* att = softmax(q·Kᵀ/√D)·V */

@@ -88,7 +88,8 @@ typedef struct model {
     model_weight output;    /* (n_vocab, dim); = tok_embd when tied */
     bool output_tied;
     float *output_norm;     /* (dim) */
-    float *rope_inv_freq;   /* (n_rot / 2): theta_i = pos * rope_inv_freq[i] (freq factors and scale folded in) */
+    float rope_theta_scale; /* powf(rope_theta, -2.0f / n_rot): the rope angle's step (backend_rope_freqs) */
+    float *rope_factors;    /* (n_rot / 2) angle divisors (rope_freqs.weight), or NULL */
     model_layer *layers;    /* (n_layers) */
     size_t weight_bytes;    /* bytes of all weight tensors in the file */
     struct gguf_file *file; /* owned; the mapping the weights point into */

@@ -216,22 +216,10 @@ model *model_load_gguf(gguf_file *f, larder_error *err) {
         m->output_tied = true;
     }
 
-    /* Rope: theta_i = pos * freq_scale * theta^(-2i/n_rot) / freq_factor_i. */
-    int32_t half = hp->n_rot / 2;
-    float *factors = NULL;
-    if (load_vector(f, "rope_freqs.weight", half, false, &factors, err)) goto fail;
-    m->rope_inv_freq = malloc((size_t)half * sizeof *m->rope_inv_freq);
-    if (!m->rope_inv_freq) {
-        free(factors);
-        error_set(err, ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (int32_t i = 0; i < half; i++) {
-        double inv = pow((double)hp->rope_theta, -2.0 * i / hp->n_rot) * hp->rope_freq_scale;
-        if (factors) inv /= factors[i];
-        m->rope_inv_freq[i] = (float)inv;
-    }
-    free(factors);
+    /* Rope: pair i turns by freq_scale * theta_i / factor_i, theta_i =
+     * pos * theta_scale^i stepped in f32 (backend_rope_freqs). */
+    m->rope_theta_scale = powf(hp->rope_theta, -2.0f / (float)hp->n_rot);
+    if (load_vector(f, "rope_freqs.weight", hp->n_rot / 2, false, &m->rope_factors, err)) goto fail;
 
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) {
@@ -280,7 +268,7 @@ void model_free(model *m) {
         free(m->layers);
     }
     free(m->output_norm);
-    free(m->rope_inv_freq);
+    free(m->rope_factors);
     if (m->file) gguf_close(m->file);
     free(m);
 }

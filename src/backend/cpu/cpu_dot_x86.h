@@ -513,11 +513,33 @@ ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f3
 }
 
 /* CH independent accumulators per token hide the FMA latency: 4 for a
- * single token (decode), 2 when 2-4 tokens already give parallel chains. */
-#define FLOAT_DOT(NAME, WT, LOAD8, SCALAR)                                                    \
+ * single token (decode), 2 when 2-4 tokens already give parallel chains.
+ *
+ * F32 weights take llama.cpp's summation order instead (CH = F32_DOT_CHAINS
+ * for any NT), so that an F32 model's q, k and v come out bit for bit as
+ * llama.cpp's: its F32 matmul (llamafile's tinyBLAS, ggml-cpu/llamafile/
+ * sgemm.cpp) keeps one vector accumulator per output, fed by fused
+ * multiply-adds in order along the row, and sums its lanes at the end
+ * (halves, then pairs: hsum_ps's order). The vector is 16 lanes in the
+ * AVX-512 builds (the zen4, skylakex, ... CPU variants) and 8 lanes in the
+ * AVX2 ones (haswell): CH = 2 here is that 16-lane order (the two 8-lane
+ * halves added first), CH = 1 the 8-lane one. The order matters beyond
+ * rounding noise for a quantized KV cache: a one-ulp change of q moved a
+ * q8_0 block scale across an f16 rounding boundary and |Δp| to 7e-4 (qwen3,
+ * tests/model/test_agreement.mjs, llama.cpp's haswell variant against the
+ * 16-lane order). Not matched: rows whose length is not a multiple of the
+ * lane count (llama.cpp then takes ggml_vec_dot_f32), and AVX-512 CPUs
+ * without VNNI (larder runs its AVX2 level there, llama.cpp a 16-lane
+ * variant). */
+#if X86_VNNI
+#define F32_DOT_CHAINS 2
+#else
+#define F32_DOT_CHAINS 1
+#endif
+#define FLOAT_DOT(NAME, WT, LOAD8, SCALAR, CHAINS)                                            \
     ALWAYS_INLINE void NAME(int64_t n, const WT *w, const void *act, size_t stride, const int NT, \
                             float *out) {                                                     \
-        const int CH = NT == 1 ? 4 : 2;                                                       \
+        const int CH = CHAINS;                                                                \
         __m256 acc[CPU_DOT_MAX_TOKENS][4];                                                    \
         UNROLL                                                                                \
         for (int t = 0; t < NT; t++)                                                          \
@@ -551,9 +573,9 @@ ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f3
         }                                                                                     \
     }
 #define AS_F32(v) (v)
-FLOAT_DOT(dot_f32_nt, float, load8_f32, AS_F32)
-FLOAT_DOT(dot_f16_nt, uint16_t, load8_f16, h2f)
-FLOAT_DOT(dot_bf16_nt, uint16_t, load8_bf16, bf16_to_f32)
+FLOAT_DOT(dot_f32_nt, float, load8_f32, AS_F32, F32_DOT_CHAINS)
+FLOAT_DOT(dot_f16_nt, uint16_t, load8_f16, h2f, NT == 1 ? 4 : 2)
+FLOAT_DOT(dot_bf16_nt, uint16_t, load8_bf16, bf16_to_f32, NT == 1 ? 4 : 2)
 
 /* ---- the table entries: n_tok -> a compile-time NT */
 

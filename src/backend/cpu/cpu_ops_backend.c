@@ -108,9 +108,13 @@ void backend_rmsnorm(backend *b, const float *x, const float *w, float *y, int64
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * dim;
         float *yr = y + t * dim;
-        double ss = 0; /* mean of squares in double, as ggml sums in ggml_float */
-        for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float scale = (float)(1.0 / sqrt(ss / (double)dim + eps));
+        /* ggml's rounding steps (ggml_compute_forward_rms_norm_f32), so the
+         * two engines agree to the bit: each square rounded to f32, summed
+         * in double, the mean rounded to f32, the scale computed in f32. */
+        double ss = 0;
+        for (int64_t i = 0; i < dim; i++) ss += (double)(xr[i] * xr[i]);
+        const float mean = (float)(ss / (double)dim);
+        const float scale = 1.0f / sqrtf(mean + eps);
         for (int64_t i = 0; i < dim; i++) yr[i] = xr[i] * scale * w[i];
     }
 }
@@ -132,29 +136,31 @@ void backend_silu_mul(backend *b, float *g, const float *u, int64_t n) {
 }
 
 void backend_rope(backend *b, float *x, const int32_t *positions, int64_t n_tokens, int32_t n_heads,
-                  int32_t head_dim, int32_t n_rot, const float *inv_freq, bool neox) {
+                  int32_t head_dim, int32_t n_rot, const backend_rope_freqs *freqs, bool neox) {
     (void)b;
     int32_t half = n_rot / 2;
     /* cos/sin of each pair's angle, computed once per token for all heads:
-     * small fixed stack arrays in chunks of 64 pairs. */
+     * small fixed stack arrays in chunks of 64 pairs; the running angle
+     * carries over from chunk to chunk. */
     enum { CHUNK = 64 };
     float c[CHUNK], s[CHUNK];
     for (int64_t t = 0; t < n_tokens; t++) {
-        float pos = (float)positions[t];
+        float theta = (float)positions[t];
         for (int32_t i0 = 0; i0 < half; i0 += CHUNK) {
             int32_t m = half - i0 < CHUNK ? half - i0 : CHUNK;
             for (int32_t i = 0; i < m; i++) {
-                float theta = pos * inv_freq[i0 + i];
-                c[i] = cosf(theta);
-                s[i] = sinf(theta);
+                float angle = freqs->freq_scale * (freqs->factors ? theta / freqs->factors[i0 + i] : theta);
+                c[i] = cosf(angle);
+                s[i] = sinf(angle);
+                theta *= freqs->theta_scale;
             }
             for (int32_t h = 0; h < n_heads; h++) {
                 float *v = x + (t * n_heads + h) * (int64_t)head_dim;
                 for (int32_t i = 0; i < m; i++) {
                     int32_t ia = neox ? i0 + i : 2 * (i0 + i), ib = neox ? i0 + i + half : 2 * (i0 + i) + 1;
                     float a = v[ia], bb = v[ib];
-                    v[ia] = a * c[i] - bb * s[i];
-                    v[ib] = a * s[i] + bb * c[i];
+                    v[ia] = fmaf(a, c[i], -(bb * s[i]));
+                    v[ib] = fmaf(a, s[i], bb * c[i]);
                 }
             }
         }
@@ -190,19 +196,22 @@ static int32_t kv_rotation_v(uint32_t type, int32_t D) {
 }
 
 /* x (D) = H_n x chunk by chunk (n = 0: unchanged), by the fast transform:
- * log2(n) butterfly passes (a, b) -> (a + b, a - b), then a 1/sqrt(n) scale. */
+ * a 1/sqrt(n) scale, then log2(n) butterfly passes (a, b) -> (a + b, a - b).
+ * The scale comes first, as in ggml_compute_forward_fwht: for n = 128 it is
+ * not a power of two, and scaling last rounds differently (one ulp here and
+ * there, enough to move a q8_0 block scale across an f16 rounding boundary). */
 static void hadamard_rotate(float *x, int32_t D, int32_t n) {
     if (n == 0) return;
     const float scale = 1.0f / sqrtf((float)n);
     for (int32_t c0 = 0; c0 < D; c0 += n) {
         float *v = x + c0;
+        for (int32_t i = 0; i < n; i++) v[i] *= scale;
         for (int32_t h = 1; h < n; h *= 2)
             for (int32_t i = 0; i < n; i += 2 * h)
                 for (int32_t j = i; j < i + h; j++) {
                     float a = v[j], bb = v[j + h];
                     v[j] = a + bb, v[j + h] = a - bb;
                 }
-        for (int32_t i = 0; i < n; i++) v[i] *= scale;
     }
 }
 
