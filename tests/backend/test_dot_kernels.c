@@ -5,7 +5,8 @@
  * within float-reordering tolerance, for 1..4 tokens per call, on weights
  * quantized from random floats AND on random block bytes (every bit pattern
  * of quants and sub-block scales), at several row lengths; the two-row
- * kernels (dot2) likewise. The F32 dot, in addition, sums bit for bit in
+ * kernels (dot2) likewise, and with 2+ tokens bit for bit as the one-row
+ * kernel (both sum in llama.cpp's prefill order). The F32 dot sums bit for bit in
  * the order of llama.cpp's F32 matmul of the same instruction set (tinyBLAS:
  * 8 lanes with AVX2, 16 with AVX-512), for 1..4 tokens.
  */
@@ -146,6 +147,17 @@ static void check_type_level(const cpu_kernels *k, uint32_t wtype, int64_t n, bo
                                  cpu_level_name(k->level), tensor_type_get(wtype)->name, (long long)n, nt,
                                  r, t, got, ref);
                 }
+            if (nt < 2) continue;
+            /* with 2+ tokens, bit for bit the one-row kernel (llama.cpp's prefill order) */
+            float one[CPU_DOT_MAX_TOKENS];
+            for (int r = 0; r < 2; r++) {
+                k->dot[wtype](n, w2 + (size_t)r * wbytes, act, abytes, nt, one);
+                for (int t = 0; t < nt; t++)
+                    if (memcmp(&one[t], &out2[r * CPU_DOT_MAX_TOKENS + t], sizeof one[t]) != 0)
+                        fail_msg("%s dot2 %s n=%lld n_tok=%d row %d token %d: %.9g, one-row dot %.9g",
+                                 cpu_level_name(k->level), tensor_type_get(wtype)->name, (long long)n, nt, r, t,
+                                 out2[r * CPU_DOT_MAX_TOKENS + t], one[t]);
+            }
         }
         free(w2);
     }
