@@ -25,9 +25,9 @@
 // capped by LARDER_CPU (scalar | avx2 | avx512). Forced: haswell, when larder
 // runs its AVX2 kernels on a CPU with avx512f. Otherwise ggml's own choice
 // already sums as larder does (an AVX-512 variant for larder's AVX-512 level,
-// haswell/alderlake for AVX2 without AVX-512). Not matched: larder's scalar
-// level, and larder's AVX2 level on AVX-512 CPUs lacking VNNI (ggml picks
-// skylakex there; set LARDER_CPU=avx2 and this forces haswell).
+// haswell/alderlake for AVX2 without AVX-512). An AVX-512 CPU without VNNI
+// (larder's AVX2 level, ggml would pick skylakex) gets haswell forced too.
+// Not matched: larder's scalar level.
 import {copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync} from "node:fs";
 import {register} from "node:module";
 import path from "node:path";

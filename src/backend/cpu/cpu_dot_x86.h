@@ -533,9 +533,10 @@ ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f3
  * q8_0 block scale across an f16 rounding boundary and |Δp| to 7e-4 (qwen3,
  * tests/model/test_agreement.mjs, llama.cpp's haswell variant against the
  * 16-lane order). Not matched: rows whose length is not a multiple of the
- * lane count (llama.cpp then takes ggml_vec_dot_f32), and AVX-512 CPUs
- * without VNNI (larder runs its AVX2 level there, llama.cpp a 16-lane
- * variant). */
+ * lane count, and one-token calls (decode), for which llama.cpp takes
+ * ggml_vec_dot_f32 (4 accumulators, another final reduction). On AVX-512
+ * CPUs without VNNI larder runs its AVX2 level, ggml a 16-lane variant (the
+ * tests force ggml's haswell there: tests/oracle/llama_cpu_variant.mjs). */
 #if X86_VNNI
 #define F32_DOT_CHAINS 2
 #else
