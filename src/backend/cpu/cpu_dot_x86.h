@@ -119,7 +119,13 @@ ALWAYS_INLINE __m256i weights_q5_1(const block_q5_1 *x) {
 }
 
 /* Signed weights x Q8_0: sum_b dw*da * sum_i w_i a_i. With one token, two
- * accumulators (even / odd blocks) break the FMA latency chain. */
+ * accumulators (even / odd blocks) break the FMA latency chain; with 2+
+ * tokens, one, which is llama.cpp's prefill order (tinyBLAS_Q0_AVX,
+ * ggml-cpu/llamafile/sgemm.cpp: per block, 8 lanes of 4-product integer
+ * sums, acc = fma(dw·da, sums, acc); hsum at the end; the Q4_0 / Q5_0 GEMM
+ * below keeps it, the Q8_0 one does not: see GEMM_SIDED).
+ * (Its decode, ggml_vec_dot_q8_0_q8_0, keeps one chain too: one-token calls
+ * are not matched, for speed.) */
 #define LEGACY_SIGNED_DOT(NAME, WBLOCK, WEIGHTS)                                              \
     ALWAYS_INLINE void NAME(int64_t nb, const WBLOCK *x, const void *act, size_t stride,      \
                             const int NT, float *out) {                                       \
@@ -476,11 +482,34 @@ ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f3
 }
 
 /* CH independent accumulators per token hide the FMA latency: 4 for a
- * single token (decode), 2 when 2-4 tokens already give parallel chains. */
-#define FLOAT_DOT(NAME, WT, LOAD8, SCALAR)                                                    \
+ * single token (decode), 2 when 2-4 tokens already give parallel chains.
+ *
+ * F32 weights take llama.cpp's summation order instead (CH = F32_DOT_CHAINS
+ * for any NT), so that an F32 model's q, k and v come out bit for bit as
+ * llama.cpp's: its F32 matmul (llamafile's tinyBLAS, ggml-cpu/llamafile/
+ * sgemm.cpp) keeps one vector accumulator per output, fed by fused
+ * multiply-adds in order along the row, and sums its lanes at the end
+ * (halves, then pairs: hsum_ps's order). The vector is 16 lanes in the
+ * AVX-512 builds (the zen4, skylakex, ... CPU variants) and 8 lanes in the
+ * AVX2 ones (haswell): CH = 2 here is that 16-lane order (the two 8-lane
+ * halves added first), CH = 1 the 8-lane one. The order matters beyond
+ * rounding noise for a quantized KV cache: a one-ulp change of q moved a
+ * q8_0 block scale across an f16 rounding boundary and |Δp| to 7e-4 (qwen3,
+ * tests/model/test_agreement.mjs, llama.cpp's haswell variant against the
+ * 16-lane order). Not matched: rows whose length is not a multiple of the
+ * lane count, and one-token calls (decode), for which llama.cpp takes
+ * ggml_vec_dot_f32 (4 accumulators, another final reduction). On AVX-512
+ * CPUs without VNNI larder runs its AVX2 level, ggml a 16-lane variant (the
+ * tests force ggml's haswell there: tests/oracle/llama_cpu_variant.mjs). */
+#if X86_VNNI
+#define F32_DOT_CHAINS 2
+#else
+#define F32_DOT_CHAINS 1
+#endif
+#define FLOAT_DOT(NAME, WT, LOAD8, SCALAR, CHAINS)                                            \
     ALWAYS_INLINE void NAME(int64_t n, const WT *w, const void *act, size_t stride, const int NT, \
                             float *out) {                                                     \
-        const int CH = NT == 1 ? 4 : 2;                                                       \
+        const int CH = CHAINS;                                                                \
         __m256 acc[CPU_DOT_MAX_TOKENS][4];                                                    \
         UNROLL                                                                                \
         for (int t = 0; t < NT; t++)                                                          \
@@ -514,9 +543,9 @@ ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f3
         }                                                                                     \
     }
 #define AS_F32(v) (v)
-FLOAT_DOT(dot_f32_nt, float, load8_f32, AS_F32)
-FLOAT_DOT(dot_f16_nt, uint16_t, load8_f16, h2f)
-FLOAT_DOT(dot_bf16_nt, uint16_t, load8_bf16, bf16_to_f32)
+FLOAT_DOT(dot_f32_nt, float, load8_f32, AS_F32, F32_DOT_CHAINS)
+FLOAT_DOT(dot_f16_nt, uint16_t, load8_f16, h2f, NT == 1 ? 4 : 2)
+FLOAT_DOT(dot_bf16_nt, uint16_t, load8_bf16, bf16_to_f32, NT == 1 ? 4 : 2)
 
 /* ---- the table entries: n_tok -> a compile-time NT */
 
@@ -587,11 +616,12 @@ ALWAYS_INLINE int quantize_32(const float *x, float scale, int8_t *q) {
     return hsum_epi32(sum32);
 }
 
+/* id = 127/amax, not 1/d: llama.cpp's x86 quantize_row_q8_0 / q8_1 */
 static void quant_q8_0(const float *x, void *dst, int64_t n) {
     block_q8_0 *y = dst;
     for (int64_t b = 0; b < n / QK32; b++, x += QK32) {
-        float d = amax_32(x) / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        float amax = amax_32(x), d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         quantize_32(x, id, y[b].qs);
         y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
     }
@@ -600,8 +630,8 @@ static void quant_q8_0(const float *x, void *dst, int64_t n) {
 static void quant_q8_1(const float *x, void *dst, int64_t n) {
     block_q8_1 *y = dst;
     for (int64_t b = 0; b < n / QK32; b++, x += QK32) {
-        float d = amax_32(x) / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        float amax = amax_32(x), d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = quantize_32(x, id, y[b].qs);
         y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
         y[b].s = _cvtss_sh(d * (float)sum, _MM_FROUND_TO_NEAREST_INT);
@@ -675,8 +705,8 @@ static void quant_f32(const float *x, void *dst, int64_t n) { memcpy(dst, x, (si
 /* Quantizes 32 floats as quant_q8_0 does: quants to q, returns the f16
  * scale widened to f32 and sets *sum to the sum of the quants. */
 ALWAYS_INLINE float quant_block_q8(const float *x, int8_t q[32], int *sum) {
-    float d = amax_32(x) / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float amax = amax_32(x), d = amax / 127.0f;
+    float id = amax != 0.0f ? 127.0f / amax : 0.0f;
     *sum = quantize_32(x, id, q);
     return _cvtsh_ss(_cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT));
 }
@@ -701,11 +731,16 @@ static void tile_pack_sided(const float *x, int64_t n, int t, void *tile) {
  *    work (convert, scale, accumulate) is done once per block for all 8
  *    tokens. With VNNI the sums use vpdpbusd on w + 128 (w xor 0x80) and the
  *    tile's corr removes the extra 128 * sum(a) after the reduction.
- *  - !REDUCE (Q4_0, Q5_0): the dot kernels' order, 8 float lanes per token
- *    accumulated over the blocks and summed at the end. llama.cpp's CPU
- *    backend uses this order for Q4_0 matrices it does not repack (e.g. a
- *    tied output), the reduced one for those it repacks; the agreement test
- *    (tests/model/test_agreement.mjs) was tuned with this one.
+ *  - !REDUCE (Q4_0, Q5_0): the dot kernels' order with 2+ tokens, bit for
+ *    bit (8 float lanes per token accumulated over the blocks, summed at the
+ *    end), which is llama.cpp's prefill order for these types (see
+ *    LEGACY_SIGNED_DOT). With the reduced order the qwen3-q4_0 agreement
+ *    (tests/model/test_agreement.mjs) went from 2.6e-2 to 5.5e-2, over its
+ *    5e-2 tolerance.
+ * Q8_0 gives up llama.cpp's order for speed (2.2x with the broadcast GEMM):
+ * its prefill results differ from llama.cpp's in the last bits of the
+ * float sums (agreement with an F32 KV cache: 1.3e-5 .. 1.8e-5 on the three
+ * test architectures).
  * Both use |w| x (a with w's sign) where not biased (vpmaddubsw + vpmaddwd
  * on AVX2, whose int16 pair sums the biased form would overflow).
  * Unused slots of a partial tile are zero: their lanes come out 0. */
