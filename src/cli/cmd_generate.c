@@ -25,8 +25,8 @@
 #include "model/model.h"
 #include "sample/sample.h"
 #include "tensor/dtype.h"
-#include "text/detok.h"
-#include "text/tokenizer.h"
+#include "tokenizer/detok.h"
+#include "tokenizer/tokenizer.h"
 
 
 /* Pages of 16 tokens: the same default as the server. */

@@ -17,7 +17,7 @@
 #include "model/model.h"
 #include "model/seq_runner.h"
 #include "tensor/dtype.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* Tokens evaluated per forward call (bounds the logits buffer). */
 #define LOGITS_CHUNK_TOKENS 256

@@ -26,7 +26,7 @@
 #include "model/model.h"
 #include "model/seq_runner.h"
 #include "tensor/dtype.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* Largest input file read, in bytes. */
 #define PERPLEXITY_MAX_FILE_BYTES ((size_t)1 << 30)

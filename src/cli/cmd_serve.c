@@ -20,10 +20,10 @@
 #include "gguf/gguf.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
-#include "server/chat_prompt.h"
+#include "chat/chat_prompt.h"
 #include "server/routes.h"
 #include "tensor/dtype.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* The bundled model, relative to the repository root (make run). */
 #define DEFAULT_MODEL_PATH "models/larder-brown-35m-q8_0.gguf"

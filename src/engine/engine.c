@@ -31,7 +31,7 @@
 #include "base/timing.h"
 #include "engine/engine_model.h"
 #include "kv/radix_cache.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef struct job {
     int32_t *prompt;                /* (n_prompt) */
