@@ -17,56 +17,11 @@
 #include "base/utf8.h"
 #include "jinja/jinja_internal.h"
 
-int jr_fail_code(jr *r, int code, const char *fmt, ...) {
-    if (r->err && r->err->code) return -1;
-    char msg[LARDER_ERROR_MESSAGE_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    if (r->line > 0) error_set(r->err, code, "line %d: %s", r->line, msg);
-    else error_set(r->err, code, "%s", msg);
-    if (r->err && !r->err->code) r->err->code = code;
-    return -1;
-}
-
-int jr_fail(jr *r, const char *fmt, ...) {
-    if (r->err && r->err->code) return -1;
-    char msg[LARDER_ERROR_MESSAGE_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    return jr_fail_code(r, ERR_INVALID, "%s", msg);
-}
-
-int jr_oom(jr *r) {
-    if (r->arena.limit_bytes && r->arena.used_bytes + (1u << 20) > r->arena.limit_bytes)
-        return jr_fail_code(r, ERR_LIMIT, "template used more than %zu bytes of memory", r->arena.limit_bytes);
-    return jr_fail_code(r, ERR_NOMEM, "out of memory rendering the template");
-}
-
-int jr_undefined_error(jr *r, jv u) {
-    if (u.aux && u.u.undef_name) return jr_fail(r, "%s", u.u.undef_name);
-    if (u.u.undef_name) return jr_fail(r, "'%s' is undefined", u.u.undef_name);
-    return jr_fail(r, "value is undefined");
-}
-
 static int out_append(jr *r, const char *s, size_t n) {
     if (r->out->len + n > r->max_output_bytes)
         return jr_fail_code(r, ERR_LIMIT, "template output longer than %zu bytes", r->max_output_bytes);
     if (strbuf_append(r->out, s, n)) return jr_oom(r);
     return 0;
-}
-
-int jr_to_string(jr *r, jv v, jv *out) {
-    if (v.type == JV_STRING) { *out = v; return 0; }
-    strbuf b = STRBUF_INIT;
-    jv_append_str(&b, v);
-    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-    *out = jv_str(&r->arena, b.data ? b.data : "", b.len);
-    strbuf_free(&b);
-    return out->u.s ? 0 : jr_oom(r);
 }
 
 /* ---- frames */
@@ -94,144 +49,7 @@ static int frame_set(jr *r, jframe *f, const char *name, size_t n, jv v) {
     return 0;
 }
 
-/* ---- iteration, attributes, items */
-
-int jr_iterate(jr *r, jv v, jlist **out) {
-    switch (v.type) {
-    case JV_LIST: *out = v.u.l; return 0;
-    case JV_UNDEFINED: *out = jlist_new(&r->arena, 0); return *out ? 0 : jr_oom(r);
-    case JV_DICT: case JV_NAMESPACE: {
-        jlist *l = jlist_new(&r->arena, v.u.d->n);
-        if (!l) return jr_oom(r);
-        for (size_t i = 0; i < v.u.d->n; i++) l->items[i] = v.u.d->e[i].key;
-        l->n = v.u.d->n;
-        *out = l;
-        return 0;
-    }
-    case JV_STRING: {
-        const jstr *s = v.u.s;
-        jlist *l = jlist_new(&r->arena, utf8_count(s->data, s->len));
-        if (!l) return jr_oom(r);
-        for (size_t i = 0; i < s->len;) {
-            size_t k = 1;
-            while (i + k < s->len && ((unsigned char)s->data[i + k] & 0xC0) == 0x80) k++;
-            jv c = jv_str(&r->arena, s->data + i, k);
-            if (!c.u.s) return jr_oom(r);
-            l->items[l->n++] = c;
-            i += k;
-        }
-        *out = l;
-        return 0;
-    }
-    default: return jr_fail(r, "'%s' object is not iterable", jv_type_name(v));
-    }
-}
-
-static int undef_attr(jr *r, jv obj, const char *name, size_t n, jv *out) {
-    strbuf b = STRBUF_INIT;
-    const char *tn = obj.type == JV_NONE ? "None" : jv_type_name(obj);
-    strbuf_printf(&b, "'%s%s' has no attribute '%.*s'", tn, obj.type == JV_NONE ? "" : " object", (int)n, name);
-    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-    jstr *m = jstr_new(&r->arena, b.data, b.len);
-    strbuf_free(&b);
-    if (!m) return jr_oom(r);
-    *out = jv_undef(m->data);
-    out->aux = 1;
-    return 0;
-}
-
-static int loop_attr(jr *r, jloop *L, const char *name, size_t n, jv *out, bool *found) {
-    *found = true;
-#define IS(s) (n == sizeof(s) - 1 && !memcmp(name, s, n))
-    if (IS("index")) *out = jv_int((int64_t)L->index0 + 1);
-    else if (IS("index0")) *out = jv_int((int64_t)L->index0);
-    else if (IS("revindex")) *out = jv_int((int64_t)(L->length - L->index0));
-    else if (IS("revindex0")) *out = jv_int((int64_t)(L->length - L->index0 - 1));
-    else if (IS("first")) *out = jv_bool(L->index0 == 0);
-    else if (IS("last")) *out = jv_bool(L->index0 + 1 == L->length);
-    else if (IS("length")) *out = jv_int((int64_t)L->length);
-    else if (IS("depth")) *out = jv_int(L->depth);
-    else if (IS("depth0")) *out = jv_int(L->depth - 1);
-    else if (IS("previtem")) *out = L->index0 > 0 ? L->items->items[L->index0 - 1] : jv_undef("previtem");
-    else if (IS("nextitem")) *out = L->index0 + 1 < L->length ? L->items->items[L->index0 + 1] : jv_undef("nextitem");
-    else *found = false;
-#undef IS
-    (void)r;
-    return 0;
-}
-
-int jr_getattr(jr *r, jv obj, const char *name, size_t n, jv *out) {
-    if (obj.type == JV_UNDEFINED) return jr_undefined_error(r, obj);
-    if (n && name[0] == '_') return undef_attr(r, obj, name, n, out); /* sandbox: private attributes */
-    bool found = false;
-    if (obj.type == JV_LOOP) {
-        loop_attr(r, obj.u.loop, name, n, out, &found);
-        if (found) return 0;
-    }
-    if (obj.type == JV_NAMESPACE) {
-        jdict_entry *e = jdict_get_str(obj.u.d, name, n);
-        if (e) { *out = e->value; return 0; }
-        return undef_attr(r, obj, name, n, out);
-    }
-    if (jinja_method_lookup(r, obj, name, n, out, &found)) return -1;
-    if (found) return 0;
-    if (obj.type == JV_DICT) {
-        jdict_entry *e = jdict_get_str(obj.u.d, name, n);
-        if (e) { *out = e->value; return 0; }
-    }
-    return undef_attr(r, obj, name, n, out);
-}
-
-static int64_t norm_index(int64_t i, size_t n) { return i < 0 ? i + (int64_t)n : i; }
-
-int jr_getitem(jr *r, jv obj, jv key, jv *out) {
-    if (obj.type == JV_UNDEFINED) return jr_undefined_error(r, obj);
-    if (obj.type == JV_DICT || obj.type == JV_NAMESPACE) {
-        jdict_entry *e = jdict_get(obj.u.d, key);
-        if (e) { *out = e->value; return 0; }
-    } else if (obj.type == JV_LIST && obj.u.l->is_gen) {
-        *out = jv_undef("'generator' object is not subscriptable");
-        out->aux = 1;
-        return 0;
-    } else if ((obj.type == JV_LIST || obj.type == JV_STRING) && (key.type == JV_INT || key.type == JV_BOOL)) {
-        int64_t i = key.type == JV_BOOL ? key.u.b : key.u.i;
-        if (obj.type == JV_LIST) {
-            i = norm_index(i, obj.u.l->n);
-            if (i >= 0 && (size_t)i < obj.u.l->n) { *out = obj.u.l->items[i]; return 0; }
-        } else {
-            const jstr *s = obj.u.s;
-            size_t cps = utf8_count(s->data, s->len);
-            i = norm_index(i, cps);
-            if (i >= 0 && (size_t)i < cps) {
-                size_t a = utf8_offset(s->data, s->len, (size_t)i), b = utf8_offset(s->data, s->len, (size_t)i + 1);
-                *out = jv_str(&r->arena, s->data + a, b - a);
-                return out->u.s ? 0 : jr_oom(r);
-            }
-        }
-    } else if (obj.type == JV_LOOP && key.type == JV_STRING) {
-        return jr_getattr(r, obj, key.u.s->data, key.u.s->len, out);
-    }
-    if (key.type == JV_STRING && obj.type != JV_DICT) return jr_getattr(r, obj, key.u.s->data, key.u.s->len, out);
-    if (key.type == JV_STRING) {
-        /* a dict without that key: a method of that name, else undefined */
-        bool found = false;
-        if (key.u.s->len && key.u.s->data[0] != '_' &&
-            jinja_method_lookup(r, obj, key.u.s->data, key.u.s->len, out, &found))
-            return -1;
-        if (found) return 0;
-    }
-    strbuf b = STRBUF_INIT;
-    strbuf_printf(&b, "'%s object' has no attribute '", jv_type_name(obj));
-    jv_append_str(&b, key);
-    strbuf_puts(&b, "'");
-    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-    jstr *m = jstr_new(&r->arena, b.data, b.len);
-    strbuf_free(&b);
-    if (!m) return jr_oom(r);
-    *out = jv_undef(m->data);
-    out->aux = 1;
-    return 0;
-}
+/* ---- slices */
 
 /* Python slice indices for length n with optional start/stop/step. */
 static int slice_indices(jr *r, jv start, jv stop, jv step, size_t n, int64_t *s0, int64_t *s1, int64_t *st) {
@@ -812,10 +630,6 @@ static int exec_for(jr *r, const jnode *n, jframe *f) {
     }
     if (count == 0 && n->c) return exec_body(r, n->c, f);
     return 0;
-}
-
-int jr_loop_limit(jr *r) {
-    return jr_fail_code(r, ERR_LIMIT, "template ran more than %llu loop iterations", (unsigned long long)r->max_loop_iterations);
 }
 
 static int capture_body(jr *r, const jnode *body, jframe *f, jv *out) {

@@ -1,8 +1,9 @@
 /*
- * tokenizer.c — the vocabulary (texts, scores, attributes, lookups), special
- * tokens (splitting them out of text, end-of-generation set), encode
- * dispatch and decoding. The merge algorithms live in tokenizer_spm.c and
- * tokenizer_bpe.c; the pre-tokenizer regexes in tokenizer_pre.c.
+ * tokenizer.c — the vocabulary (texts, scores, attributes), special tokens
+ * (splitting them out of text, end-of-generation set), encode dispatch and
+ * decoding. The hash indexes live in tokenizer_index.c, the merge algorithms
+ * in tokenizer_spm.c and tokenizer_bpe.c (over tokenizer_merge.c's heap), the
+ * pre-tokenizer regexes in tokenizer_pre.c.
  *
  * Everything the reference tokenizer decides at load time is decided here,
  * once: the family defaults and metadata overrides (BOS/EOS ids, add_bos,
@@ -27,112 +28,7 @@
 enum { GGUF_TOKTYPE_UNDEFINED = 0, GGUF_TOKTYPE_NORMAL, GGUF_TOKTYPE_UNKNOWN, GGUF_TOKTYPE_CONTROL,
        GGUF_TOKTYPE_USER_DEFINED, GGUF_TOKTYPE_UNUSED, GGUF_TOKTYPE_BYTE };
 
-/* ---- token lists */
-
-int token_list_push(token_list *list, int32_t id, larder_error *err) {
-    if (list->n == list->cap) {
-        size_t nc = list->cap ? list->cap * 2 : 64;
-        int32_t *ni = realloc(list->ids, nc * sizeof *ni);
-        if (!ni) return error_set(err, ERR_NOMEM, "out of memory (token list of %zu)", nc);
-        list->ids = ni;
-        list->cap = nc;
-    }
-    list->ids[list->n++] = id;
-    return 0;
-}
-
-void token_list_free(token_list *list) {
-    free(list->ids);
-    list->ids = NULL;
-    list->n = list->cap = 0;
-}
-
-/* ---- heap of candidate merges */
-
-static bool bigram_better(const tok_bigram *a, const tok_bigram *b) {
-    return a->key > b->key || (a->key == b->key && a->left < b->left);
-}
-
-int tok_heap_push(tok_heap *h, tok_bigram b) {
-    if (h->n == h->cap) {
-        size_t nc = h->cap ? h->cap * 2 : 64;
-        tok_bigram *nv = realloc(h->v, nc * sizeof *nv);
-        if (!nv) return -1;
-        h->v = nv;
-        h->cap = nc;
-    }
-    size_t i = h->n++;
-    while (i > 0) { /* sift up */
-        size_t parent = (i - 1) / 2;
-        if (!bigram_better(&b, &h->v[parent])) break;
-        h->v[i] = h->v[parent];
-        i = parent;
-    }
-    h->v[i] = b;
-    return 0;
-}
-
-tok_bigram tok_heap_pop(tok_heap *h) {
-    tok_bigram top = h->v[0];
-    tok_bigram last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) { /* sift down */
-        size_t c = 2 * i + 1;
-        if (c >= h->n) break;
-        if (c + 1 < h->n && bigram_better(&h->v[c + 1], &h->v[c])) c++;
-        if (!bigram_better(&h->v[c], &last)) break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
-
-/* ---- hashing */
-
-static uint64_t hash_bytes(const char *s, size_t n) {
-    uint64_t h = 1469598103934665603ull; /* FNV-1a 64 */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 1099511628211ull;
-    }
-    return h ^ (h >> 29);
-}
-
-static uint64_t hash_u64(uint64_t x) { /* splitmix64 finaliser */
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ull;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebull;
-    return x ^ (x >> 31);
-}
-
-static uint32_t table_size_for(uint32_t n) {
-    uint32_t size = 16;
-    while (size < n * 2u) size <<= 1;
-    return size;
-}
-
-int32_t tok_find(const tokenizer *t, const char *s, size_t n) {
-    uint32_t i = (uint32_t)hash_bytes(s, n) & t->text_mask;
-    for (;;) {
-        int32_t id = t->text_slots[i];
-        if (id < 0) return TOKEN_NONE;
-        if (t->text_len[id] == n && !memcmp(t->text_blob + t->text_off[id], s, n)) return id;
-        i = (i + 1) & t->text_mask;
-    }
-}
-
-int32_t tok_merge_rank(const tokenizer *t, int32_t left, int32_t right) {
-    if (!t->merge_keys || left < 0 || right < 0) return -1;
-    uint64_t key = (uint64_t)(uint32_t)left << 32 | (uint32_t)right;
-    uint32_t i = (uint32_t)hash_u64(key) & t->merge_mask;
-    for (;;) {
-        if (t->merge_keys[i] == UINT64_MAX) return -1;
-        if (t->merge_keys[i] == key) return t->merge_ranks[i];
-        i = (i + 1) & t->merge_mask;
-    }
-}
+/* ---- lookups */
 
 int32_t tokenizer_find(const tokenizer *t, const char *text, size_t len) { return tok_find(t, text, len); }
 
@@ -243,44 +139,18 @@ static void lower_ascii(char *s) {
     for (; *s; s++) *s = (char)tolower((unsigned char)*s);
 }
 
-tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err) {
-    if (src->model != TOKENIZER_MODEL_SPM && src->model != TOKENIZER_MODEL_BPE) {
-        error_set(err, ERR_UNSUPPORTED, "unsupported tokenizer model");
-        return NULL;
-    }
-    if (src->n_tokens == 0 || src->n_tokens > TOKENIZER_MAX_TOKENS) {
-        error_set(err, ERR_FORMAT, "tokenizer has %u tokens (1..%u allowed)", src->n_tokens,
-                  TOKENIZER_MAX_TOKENS);
-        return NULL;
-    }
-    tokenizer *t = calloc(1, sizeof *t);
-    if (!t) goto nomem;
-    t->model = src->model;
-    uint32_t n = t->n_tokens = src->n_tokens;
-    t->text_off = malloc(n * sizeof *t->text_off);
-    t->text_len = malloc(n * sizeof *t->text_len);
-    t->scores = calloc(n, sizeof *t->scores);
-    t->attr = malloc(n * sizeof *t->attr);
-    t->eog = calloc(n, 1);
-    t->piece_off = malloc(n * sizeof *t->piece_off);
-    t->piece_len = malloc(n * sizeof *t->piece_len);
-    if (!t->text_off || !t->text_len || !t->scores || !t->attr || !t->eog || !t->piece_off || !t->piece_len)
-        goto nomem;
-
-    /* texts (an empty one is named "[EMPTY_i]", as the reference does) */
+/* Token texts, scores and attributes (an empty text is named "[EMPTY_i]", as
+ * the reference does). */
+static int load_texts(tokenizer *t, const tokenizer_source *src, larder_error *err) {
+    uint32_t n = t->n_tokens;
     size_t blob_n = 0, blob_cap = 0;
     for (uint32_t i = 0; i < n; i++) {
         size_t len = 0;
         const char *s = src->token_text(src->ctx, i, &len);
         char empty[32];
-        if (!s) {
-            error_set(err, ERR_FORMAT, "token %u has no text", i);
-            goto fail;
-        }
-        if (len > TOKENIZER_MAX_TOKEN_BYTES) {
-            error_set(err, ERR_FORMAT, "token %u is %zu bytes long (limit %u)", i, len, TOKENIZER_MAX_TOKEN_BYTES);
-            goto fail;
-        }
+        if (!s) return error_set(err, ERR_FORMAT, "token %u has no text", i);
+        if (len > TOKENIZER_MAX_TOKEN_BYTES)
+            return error_set(err, ERR_FORMAT, "token %u is %zu bytes long (limit %u)", i, len, TOKENIZER_MAX_TOKEN_BYTES);
         if (len == 0) {
             len = (size_t)snprintf(empty, sizeof empty, "[EMPTY_%u]", i);
             s = empty;
@@ -289,7 +159,7 @@ tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err) {
             size_t nc = blob_cap ? blob_cap * 2 : 1 << 20;
             while (nc < blob_n + len + 1) nc *= 2;
             char *nb = realloc(t->text_blob, nc);
-            if (!nb) goto nomem;
+            if (!nb) return error_set(err, ERR_NOMEM, "out of memory loading the tokenizer");
             t->text_blob = nb;
             blob_cap = nc;
         }
@@ -298,10 +168,7 @@ tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err) {
         t->text_off[i] = (uint32_t)blob_n;
         t->text_len[i] = (uint32_t)len;
         blob_n += len + 1;
-        if (blob_n > UINT32_MAX / 2) {
-            error_set(err, ERR_LIMIT, "vocabulary texts too large");
-            goto fail;
-        }
+        if (blob_n > UINT32_MAX / 2) return error_set(err, ERR_LIMIT, "vocabulary texts too large");
         if (src->token_score) t->scores[i] = src->token_score(src->ctx, i);
         uint32_t a = TOKEN_ATTR_NORMAL;
         if (src->token_type) {
@@ -317,34 +184,19 @@ tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err) {
         }
         t->attr[i] = a;
     }
+    return 0;
+}
 
-    /* text -> id (a later duplicate text wins, as in the reference's map) */
-    uint32_t size = table_size_for(n);
-    t->text_mask = size - 1;
-    t->text_slots = malloc(size * sizeof *t->text_slots);
-    if (!t->text_slots) goto nomem;
-    memset(t->text_slots, 0xff, size * sizeof *t->text_slots);
-    for (uint32_t id = 0; id < n; id++) {
-        uint32_t i = (uint32_t)hash_bytes(tok_text(t, (int32_t)id), t->text_len[id]) & t->text_mask;
-        for (;;) {
-            int32_t other = t->text_slots[i];
-            if (other < 0) { t->text_slots[i] = (int32_t)id; break; }
-            if (t->text_len[other] == t->text_len[id] &&
-                !memcmp(tok_text(t, other), tok_text(t, (int32_t)id), t->text_len[id])) {
-                t->text_slots[i] = (int32_t)id;
-                break;
-            }
-            i = (i + 1) & t->text_mask;
-        }
-    }
-
-    /* family defaults */
+/* The family's defaults (BOS/EOS ids, add_bos, add_space_prefix, ...), then
+ * the metadata's overrides (out-of-range ids keep the default). */
+static int set_defaults_and_overrides(tokenizer *t, const tokenizer_source *src, larder_error *err) {
+    int32_t n = (int32_t)t->n_tokens;
     if (t->model == TOKENIZER_MODEL_SPM) {
         t->bos = 1; t->eos = 2; t->unk = 0;
         t->add_bos = true; t->add_eos = false; t->add_space_prefix = true; t->clean_spaces = false;
     } else {
         t->pre = pretok_create(src->pre, err);
-        if (!t->pre) goto fail;
+        if (!t->pre) return -1;
         t->bos = 11; t->eos = 11; t->unk = TOKEN_NONE;
         t->add_bos = pretok_add_bos_default(t->pre) == 1; t->add_eos = false;
         t->add_space_prefix = false;
@@ -352,56 +204,36 @@ tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err) {
         t->ignore_merges = pretok_ignore_merges(t->pre);
     }
     t->eot = t->eom = t->pad = TOKEN_NONE;
-    if (t->bos >= (int32_t)n) t->bos = TOKEN_NONE;
-    if (t->eos >= (int32_t)n) t->eos = TOKEN_NONE;
-    if (t->unk >= (int32_t)n) t->unk = TOKEN_NONE;
-    /* metadata overrides (out-of-range ids keep the default) */
+    if (t->bos >= n) t->bos = TOKEN_NONE;
+    if (t->eos >= n) t->eos = TOKEN_NONE;
+    if (t->unk >= n) t->unk = TOKEN_NONE;
     struct { int32_t v; int32_t *dst; } ids[] = {
         {src->bos_id, &t->bos}, {src->eos_id, &t->eos}, {src->eot_id, &t->eot},
         {src->eom_id, &t->eom}, {src->unk_id, &t->unk}, {src->pad_id, &t->pad},
     };
     for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++)
-        if (ids[i].v >= 0 && ids[i].v < (int32_t)n) *ids[i].dst = ids[i].v;
+        if (ids[i].v >= 0 && ids[i].v < n) *ids[i].dst = ids[i].v;
     if (src->add_space_prefix >= 0) t->add_space_prefix = src->add_space_prefix;
     if (src->add_bos >= 0) t->add_bos = src->add_bos;
     if (src->add_eos >= 0) t->add_eos = src->add_eos;
+    return 0;
+}
 
-    /* BPE merges: "left right" split at the first space after the first byte */
-    if (t->model == TOKENIZER_MODEL_BPE) {
-        if (src->n_merges == 0) {
-            error_set(err, ERR_FORMAT, "byte-level BPE tokenizer has no merges (tokenizer.ggml.merges)");
-            goto fail;
-        }
-        uint32_t msize = table_size_for(src->n_merges);
-        t->merge_mask = msize - 1;
-        t->merge_keys = malloc(msize * sizeof *t->merge_keys);
-        t->merge_ranks = malloc(msize * sizeof *t->merge_ranks);
-        if (!t->merge_keys || !t->merge_ranks) goto nomem;
-        memset(t->merge_keys, 0xff, msize * sizeof *t->merge_keys);
-        for (uint32_t r = 0; r < src->n_merges; r++) {
-            size_t len = 0;
-            const char *s = src->merge_text(src->ctx, r, &len);
-            if (!s || len < 2) continue;
-            const char *sp = memchr(s + 1, ' ', len - 1);
-            if (!sp) continue;
-            int32_t l = tok_find(t, s, (size_t)(sp - s));
-            int32_t rr = tok_find(t, sp + 1, len - (size_t)(sp - s) - 1);
-            if (l < 0 || rr < 0) continue; /* a merge of non-tokens can never apply */
-            uint64_t key = (uint64_t)(uint32_t)l << 32 | (uint32_t)rr;
-            uint32_t i = (uint32_t)hash_u64(key) & t->merge_mask;
-            while (t->merge_keys[i] != UINT64_MAX && t->merge_keys[i] != key) i = (i + 1) & t->merge_mask;
-            if (t->merge_keys[i] == UINT64_MAX) { /* the first rank of a pair wins */
-                t->merge_keys[i] = key;
-                t->merge_ranks[i] = (int32_t)r;
-            }
-        }
-        for (int b = 0; b < 256; b++) {
-            uint32_t cp = unicode_byte_to_cp((uint8_t)b);
-            t->byte_cp_len[b] = (uint8_t)unicode_encode_utf8(cp, t->byte_cp_utf8[b]);
-        }
+/* BPE: the merge index ("left right" split at the first space after the
+ * first byte) and the GPT-2 byte alphabet. */
+static int load_merges(tokenizer *t, const tokenizer_source *src, larder_error *err) {
+    if (src->n_merges == 0)
+        return error_set(err, ERR_FORMAT, "byte-level BPE tokenizer has no merges (tokenizer.ggml.merges)");
+    if (tok_index_merges(t, src)) return error_set(err, ERR_NOMEM, "out of memory loading the tokenizer");
+    for (int b = 0; b < 256; b++) {
+        uint32_t cp = unicode_byte_to_cp((uint8_t)b);
+        t->byte_cp_len[b] = (uint8_t)unicode_encode_utf8(cp, t->byte_cp_utf8[b]);
     }
+    return 0;
+}
 
-    /* byte fallback tokens */
+/* The token of each raw byte, for byte fallback. */
+static void find_byte_tokens(tokenizer *t) {
     for (int b = 0; b < 256; b++) {
         char buf[8];
         int32_t id = TOKEN_NONE;
@@ -417,8 +249,11 @@ tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err) {
         }
         t->byte_token[b] = id;
     }
+}
 
-    /* end of generation: metadata ids + well-known end-marker texts */
+/* End of generation: metadata ids + well-known end-marker texts. */
+static void mark_end_of_generation(tokenizer *t) {
+    uint32_t n = t->n_tokens;
     if (t->eot == TOKEN_NONE) {
         for (uint32_t id = 0; id < n && t->eot == TOKEN_NONE; id++)
             for (size_t k = 0; k < sizeof eot_texts / sizeof eot_texts[0]; k++)
@@ -447,55 +282,95 @@ tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err) {
     if (t->eos >= 0) t->eog[t->eos] = 1;
     if (t->eot >= 0) t->eog[t->eot] = 1;
     if (t->eom >= 0) t->eog[t->eom] = 1;
-    {   /* o200k_harmony / solar-open: "<|end|>" is not the end when return+call exist */
-        int32_t ret = find_cstr(t, "<|return|>"), call = find_cstr(t, "<|call|>");
-        int32_t calls = find_cstr(t, "<|calls|>"), flush = find_cstr(t, "<|flush|>"), end = find_cstr(t, "<|end|>");
-        if (end >= 0 && ((ret >= 0 && call >= 0) || (calls >= 0 && flush >= 0))) {
-            t->eog[end] = 0;
-            t->attr[end] = TOKEN_ATTR_USER_DEFINED;
-        }
-        int32_t toolr = find_cstr(t, "<|tool_response>"), s_end = find_cstr(t, "</s>");
-        if (toolr >= 0 && s_end >= 0 && t->eog[toolr]) {
-            t->eog[s_end] = 0;
-            t->attr[s_end] = TOKEN_ATTR_NORMAL;
-        }
+    /* o200k_harmony / solar-open: "<|end|>" is not the end when return+call exist */
+    int32_t ret = find_cstr(t, "<|return|>"), call = find_cstr(t, "<|call|>");
+    int32_t calls = find_cstr(t, "<|calls|>"), flush = find_cstr(t, "<|flush|>"), end = find_cstr(t, "<|end|>");
+    if (end >= 0 && ((ret >= 0 && call >= 0) || (calls >= 0 && flush >= 0))) {
+        t->eog[end] = 0;
+        t->attr[end] = TOKEN_ATTR_USER_DEFINED;
     }
+    int32_t toolr = find_cstr(t, "<|tool_response>"), s_end = find_cstr(t, "</s>");
+    if (toolr >= 0 && s_end >= 0 && t->eog[toolr]) {
+        t->eog[s_end] = 0;
+        t->attr[s_end] = TOKEN_ATTR_NORMAL;
+    }
+}
 
-    /* special tokens, longest text first */
+/* The special tokens (control, user-defined, unknown), longest text first. */
+static int collect_specials(tokenizer *t) {
+    uint32_t n = t->n_tokens;
+    const uint32_t special = TOKEN_ATTR_CONTROL | TOKEN_ATTR_USER_DEFINED | TOKEN_ATTR_UNKNOWN;
     for (uint32_t id = 0; id < n; id++)
-        if (t->attr[id] & (TOKEN_ATTR_CONTROL | TOKEN_ATTR_USER_DEFINED | TOKEN_ATTR_UNKNOWN)) t->n_special++;
+        if (t->attr[id] & special) t->n_special++;
     t->special_ids = malloc((t->n_special ? t->n_special : 1) * sizeof *t->special_ids);
-    if (!t->special_ids) goto nomem;
+    if (!t->special_ids) return -1;
     t->n_special = 0;
     for (uint32_t id = 0; id < n; id++)
-        if (t->attr[id] & (TOKEN_ATTR_CONTROL | TOKEN_ATTR_USER_DEFINED | TOKEN_ATTR_UNKNOWN))
-            t->special_ids[t->n_special++] = (int32_t)id;
+        if (t->attr[id] & special) t->special_ids[t->n_special++] = (int32_t)id;
     qsort_r(t->special_ids, t->n_special, sizeof *t->special_ids, cmp_special, t);
+    return 0;
+}
 
-    /* phi-3: whitespace after special tokens is eaten (reference quirk by model name) */
-    if (src->model_name) {
-        char name[256];
-        snprintf(name, sizeof name, "%s", src->model_name);
-        lower_ascii(name);
-        if (strstr(name, "phi-3") || strstr(name, "phi3")) {
-            for (uint32_t k = 0; k < t->n_special; k++) t->attr[t->special_ids[k]] |= TOKEN_ATTR_RSTRIP;
-            int32_t id = find_cstr(t, "</s>");
-            if (id >= 0) t->attr[id] |= TOKEN_ATTR_RSTRIP;
-            static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
-            for (size_t k = 0; k < 3; k++) {
-                id = find_cstr(t, keep[k]);
-                if (id >= 0) t->attr[id] &= ~(uint32_t)TOKEN_ATTR_RSTRIP;
-            }
-        }
+/* phi-3: whitespace after special tokens is eaten (reference quirk by model name). */
+static void apply_phi3_quirk(tokenizer *t, const char *model_name) {
+    if (!model_name) return;
+    char name[256];
+    snprintf(name, sizeof name, "%s", model_name);
+    lower_ascii(name);
+    if (!strstr(name, "phi-3") && !strstr(name, "phi3")) return;
+    for (uint32_t k = 0; k < t->n_special; k++) t->attr[t->special_ids[k]] |= TOKEN_ATTR_RSTRIP;
+    int32_t id = find_cstr(t, "</s>");
+    if (id >= 0) t->attr[id] |= TOKEN_ATTR_RSTRIP;
+    static const char *const keep[] = {"<unk>", "<s>", "<|endoftext|>"};
+    for (size_t k = 0; k < 3; k++) {
+        id = find_cstr(t, keep[k]);
+        if (id >= 0) t->attr[id] &= ~(uint32_t)TOKEN_ATTR_RSTRIP;
     }
+}
 
-    /* decoded pieces */
-    {
-        size_t pn = 0, pcap = 0;
-        for (uint32_t id = 0; id < n; id++)
-            if (build_piece(t, (int32_t)id, &t->piece_blob, &pn, &pcap)) goto nomem;
-        if (pn > UINT32_MAX) { error_set(err, ERR_LIMIT, "decoded vocabulary too large"); goto fail; }
+/* The decoded piece of every token, so decoding is a table lookup. */
+static int build_pieces(tokenizer *t, larder_error *err) {
+    size_t pn = 0, pcap = 0;
+    for (uint32_t id = 0; id < t->n_tokens; id++)
+        if (build_piece(t, (int32_t)id, &t->piece_blob, &pn, &pcap))
+            return error_set(err, ERR_NOMEM, "out of memory loading the tokenizer");
+    if (pn > UINT32_MAX) return error_set(err, ERR_LIMIT, "decoded vocabulary too large");
+    return 0;
+}
+
+tokenizer *tokenizer_create(const tokenizer_source *src, larder_error *err) {
+    if (src->model != TOKENIZER_MODEL_SPM && src->model != TOKENIZER_MODEL_BPE) {
+        error_set(err, ERR_UNSUPPORTED, "unsupported tokenizer model");
+        return NULL;
     }
+    if (src->n_tokens == 0 || src->n_tokens > TOKENIZER_MAX_TOKENS) {
+        error_set(err, ERR_FORMAT, "tokenizer has %u tokens (1..%u allowed)", src->n_tokens,
+                  TOKENIZER_MAX_TOKENS);
+        return NULL;
+    }
+    tokenizer *t = calloc(1, sizeof *t);
+    if (!t) goto nomem;
+    t->model = src->model;
+    uint32_t n = t->n_tokens = src->n_tokens;
+    t->text_off = malloc(n * sizeof *t->text_off);
+    t->text_len = malloc(n * sizeof *t->text_len);
+    t->scores = calloc(n, sizeof *t->scores);
+    t->attr = malloc(n * sizeof *t->attr);
+    t->eog = calloc(n, 1);
+    t->piece_off = malloc(n * sizeof *t->piece_off);
+    t->piece_len = malloc(n * sizeof *t->piece_len);
+    if (!t->text_off || !t->text_len || !t->scores || !t->attr || !t->eog || !t->piece_off || !t->piece_len)
+        goto nomem;
+
+    if (load_texts(t, src, err)) goto fail;
+    if (tok_index_texts(t)) goto nomem;
+    if (set_defaults_and_overrides(t, src, err)) goto fail;
+    if (t->model == TOKENIZER_MODEL_BPE && load_merges(t, src, err)) goto fail;
+    find_byte_tokens(t);
+    mark_end_of_generation(t);
+    if (collect_specials(t)) goto nomem;
+    apply_phi3_quirk(t, src->model_name);
+    if (build_pieces(t, err)) goto fail;
     return t;
 
 nomem:

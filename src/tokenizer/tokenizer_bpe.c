@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/tokenizer_merge.h"
 #include "tokenizer/unicode.h"
 
 typedef struct bpe_scratch {

@@ -1,7 +1,9 @@
 /*
  * tokenizer_impl.h — the tokenizer's internal layout, shared by tokenizer.c
- * (vocabulary, special tokens, decoding), tokenizer_spm.c and tokenizer_bpe.c
- * (the two merge algorithms). Not for use outside src/tokenizer/tokenizer*.c.
+ * (loading, special tokens, decoding), tokenizer_index.c (the text and merge
+ * hash indexes), tokenizer_spm.c and tokenizer_bpe.c (the two merge
+ * algorithms, over tokenizer_merge.h). Not for use outside
+ * src/tokenizer/tokenizer*.c.
  */
 #ifndef LARDER_TOKENIZER_IMPL_H
 #define LARDER_TOKENIZER_IMPL_H
@@ -44,6 +46,12 @@ struct tokenizer {
     uint8_t byte_cp_len[256];
 };
 
+/* The hash indexes (tokenizer_index.c). tok_index_texts builds text -> id
+ * from the texts; tok_index_merges builds (left, right) -> rank from
+ * src's "left right" merge lines (it needs the text index). Both: -1 when
+ * out of memory. */
+int tok_index_texts(tokenizer *t);
+int tok_index_merges(tokenizer *t, const tokenizer_source *src);
 /* text -> id, TOKEN_NONE if absent. */
 int32_t tok_find(const tokenizer *t, const char *s, size_t n);
 /* rank of merging (left, right), -1 if none. */
@@ -52,28 +60,5 @@ int32_t tok_merge_rank(const tokenizer *t, int32_t left, int32_t right);
 /* Encodes one piece of plain text (no special tokens in it). */
 int tok_spm_encode(const tokenizer *t, const char *text, size_t len, token_list *out, larder_error *err);
 int tok_bpe_encode(const tokenizer *t, const char *text, size_t len, token_list *out, larder_error *err);
-
-/* Merge bookkeeping shared by both algorithms: symbols in a doubly linked
- * list over the word's bytes, candidate merges in a binary heap (best first:
- * higher key, then smaller left index). */
-typedef struct tok_symbol {
-    int32_t prev, next; /* neighbours, -1 at the ends */
-    uint32_t off, n;    /* bytes [off, off + n) of the word; n == 0: merged away */
-    int32_t id;         /* token of those bytes, TOKEN_NONE if none */
-} tok_symbol;
-
-typedef struct tok_bigram {
-    double key;         /* SPM: score; BPE: -rank */
-    int32_t left, right;
-    uint32_t n_left, n_right; /* symbol sizes when queued (stale if changed) */
-} tok_bigram;
-
-typedef struct tok_heap {
-    tok_bigram *v;
-    size_t n, cap;
-} tok_heap;
-
-int tok_heap_push(tok_heap *h, tok_bigram b);
-tok_bigram tok_heap_pop(tok_heap *h);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "tokenizer/tokenizer_impl.h"
+#include "tokenizer/tokenizer_merge.h"
 #include "tokenizer/unicode.h"
 
 static int try_add(const tokenizer *t, const char *text, const tok_symbol *sym, int32_t l, int32_t r,
