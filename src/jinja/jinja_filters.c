@@ -2,7 +2,9 @@
  * jinja_filters.c — Jinja2's builtin filters and tests, with Jinja2 3.1's
  * argument names and defaults (positional or keyword), plus Hugging Face's
  * tojson (json.dumps with ensure_ascii, indent, separators, sort_keys).
- * Filter and test names resolve to indices at parse time.
+ * Filters are one function each in a {name, fn} table (FILTERS, as the
+ * method tables of jinja_methods.c); tests are a switch. Names resolve to
+ * table indices at parse time.
  */
 #include <math.h>
 #include <stdio.h>
@@ -236,10 +238,10 @@ static int filter_tojson(jr *r, jv v, const fargs *a, jv *out) {
     return out->u.s ? 0 : jr_oom(r);
 }
 
-/* select/reject/selectattr/rejectattr: mode bit 1 = reject, bit 2 = attr */
 static jv gen(jlist *l) { l->is_gen = true; return jv_list(l); }
 
-static int filter_select(jr *r, jv seq, const fargs *a, int mode, jv *out) {
+/* select/reject/selectattr/rejectattr: mode bit 1 = reject, bit 2 = attr */
+static int select_items(jr *r, jv seq, const fargs *a, int mode, jv *out) {
     jlist *items;
     if (!jv_truthy(seq)) seq = jv_undef(NULL); /* `if value: for item in value` */
     if (jr_iterate(r, seq, &items)) return -1;
@@ -383,393 +385,450 @@ static double py_round(double x, int64_t nd) {
     return nearbyint(x / p) * p;
 }
 
-enum {
-    F_ABS, F_ATTR, F_BATCH, F_CAPITALIZE, F_CENTER, F_COUNT, F_D, F_DEFAULT, F_DICTSORT, F_E, F_ESCAPE, F_FIRST,
-    F_FLOAT, F_FORCEESCAPE, F_FORMAT, F_INDENT, F_INT, F_ITEMS, F_JOIN, F_LAST, F_LENGTH, F_LIST, F_LOWER, F_MAP,
-    F_MAX, F_MIN, F_REJECT, F_REJECTATTR, F_REPLACE, F_REVERSE, F_ROUND, F_SAFE, F_SELECT, F_SELECTATTR, F_SORT,
-    F_STRING, F_SUM, F_TITLE, F_TOJSON, F_TRIM, F_TRUNCATE, F_UNIQUE, F_UPPER, F_WORDCOUNT, F_STRIPTAGS, F_COUNT_
+/* ---- the filters, one function each (Jinja2 3.1 argument names and defaults) */
+
+/* str(in) in case mode (jr_str_case's modes), undefined as "". */
+static int str_case(jr *r, jv in, int mode, jv *out) {
+    if (str_of(r, in, &in)) return -1;
+    return jr_str_case(r, in, mode, out);
+}
+
+static int filter_abs(jr *r, jv in, const fargs *a, jv *out) {
+    if (in.type == JV_INT) { if (in.u.i == INT64_MIN) return jr_fail(r, "integer overflow"); *out = jv_int(in.u.i < 0 ? -in.u.i : in.u.i); }
+    else if (in.type == JV_BOOL) *out = jv_int(in.u.b);
+    else if (in.type == JV_FLOAT) *out = jv_float(fabs(in.u.f));
+    else if (in.type == JV_UNDEFINED) return jr_undefined_error(r, in);
+    else return jr_fail(r, "bad operand type for abs(): '%s'", jv_type_name(in));
+    return 0;
+}
+
+static int filter_attr(jr *r, jv in, const fargs *a, jv *out) {
+    jv nm = arg(a, 0, "name", jv_none());
+    if (nm.type != JV_STRING) return jr_fail(r, "attr name must be a string");
+    if (in.type == JV_DICT) { *out = jv_undef(NULL); return 0; } /* getattr only, never items */
+    return jr_getattr(r, in, nm.u.s->data, nm.u.s->len, out);
+}
+
+static int filter_batch(jr *r, jv in, const fargs *a, jv *out) {
+    jv lc = arg(a, 0, "linecount", jv_none()), fill = arg(a, 1, "fill_with", jv_none());
+    if (lc.type != JV_INT || lc.u.i <= 0) return jr_fail(r, "batch linecount must be a positive int");
+    jlist *items;
+    if (jr_iterate(r, in, &items)) return -1;
+    jlist *res = jlist_new(&r->arena, 0), *cur = NULL;
+    if (!res) return jr_oom(r);
+    for (size_t i = 0; i < items->n; i++) {
+        if (!cur || cur->n == (size_t)lc.u.i) {
+            cur = jlist_new(&r->arena, 0);
+            if (!cur || jlist_push(&r->arena, res, jv_list(cur))) return jr_oom(r);
+        }
+        if (jlist_push(&r->arena, cur, items->items[i])) return jr_oom(r);
+    }
+    bool has_fill = a->nargs > 1 || a->nkw > 0;
+    if (cur && has_fill && fill.type != JV_NONE)
+        while (cur->n < (size_t)lc.u.i)
+            if (jlist_push(&r->arena, cur, fill)) return jr_oom(r);
+    *out = gen(res);
+    return 0;
+}
+
+static int filter_capitalize(jr *r, jv in, const fargs *a, jv *out) { return str_case(r, in, 2, out); }
+
+static int filter_lower(jr *r, jv in, const fargs *a, jv *out) { return str_case(r, in, 0, out); }
+
+static int filter_upper(jr *r, jv in, const fargs *a, jv *out) { return str_case(r, in, 1, out); }
+
+static int filter_title(jr *r, jv in, const fargs *a, jv *out) { return str_case(r, in, 4, out); }
+
+static int filter_center(jr *r, jv in, const fargs *a, jv *out) {
+    jv w = arg(a, 0, "width", jv_int(80));
+    if (str_of(r, in, &in)) return -1;
+    if (w.type != JV_INT) return jr_fail(r, "center width must be an int");
+    int64_t len = (int64_t)utf8_count(in.u.s->data, in.u.s->len);
+    if (w.u.i <= len) { *out = in; return 0; }
+    if (w.u.i > (1 << 20)) return jr_fail_code(r, ERR_LIMIT, "center width too large");
+    int64_t pad = w.u.i - len, left = pad / 2 + (pad & w.u.i & 1);
+    strbuf b = STRBUF_INIT;
+    for (int64_t i = 0; i < left; i++) strbuf_puts(&b, " ");
+    strbuf_append(&b, in.u.s->data, in.u.s->len);
+    for (int64_t i = 0; i < pad - left; i++) strbuf_puts(&b, " ");
+    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
+    *out = jv_str(&r->arena, b.data, b.len);
+    strbuf_free(&b);
+    return out->u.s ? 0 : jr_oom(r);
+}
+
+static int filter_length(jr *r, jv in, const fargs *a, jv *out) {
+    int64_t n = 0;
+    if (length_of(r, in, &n)) return -1;
+    *out = jv_int(n);
+    return 0;
+}
+
+static int filter_default(jr *r, jv in, const fargs *a, jv *out) {
+    jv dv = arg(a, 0, "default_value", S(r, "")), bo = arg(a, 1, "boolean", jv_bool(false));
+    if (in.type == JV_UNDEFINED || (jv_truthy(bo) && !jv_truthy(in))) *out = dv;
+    else *out = in;
+    return 0;
+}
+
+static int filter_dictsort(jr *r, jv in, const fargs *a, jv *out) {
+    if (in.type != JV_DICT) return jr_fail(r, "dictsort needs a dict, got '%s'", jv_type_name(in));
+    jv cs = arg(a, 0, "case_sensitive", jv_bool(false)), by = arg(a, 1, "by", S(r, "key")), rev = arg(a, 2, "reverse", jv_bool(false));
+    int pos = 0;
+    if (by.type == JV_STRING && !strcmp(by.u.s->data, "value")) pos = 1;
+    else if (!(by.type == JV_STRING && !strcmp(by.u.s->data, "key"))) return jr_fail(r, "You can only sort by either \"key\" or \"value\"");
+    size_t n = in.u.d->n;
+    jv *vals = jarena_alloc(&r->arena, (n + 1) * sizeof(jv)), *keys = jarena_alloc(&r->arena, (n + 1) * sizeof(jv));
+    if (!vals || !keys) return jr_oom(r);
+    for (size_t i = 0; i < n; i++) {
+        jlist *t = jlist_new(&r->arena, 2);
+        if (!t) return jr_oom(r);
+        t->is_tuple = true;
+        t->items[0] = in.u.d->e[i].key;
+        t->items[1] = in.u.d->e[i].value;
+        t->n = 2;
+        vals[i] = jv_list(t);
+        if (lower_key(r, t->items[pos], jv_truthy(cs), &keys[i])) return -1;
+    }
+    if (sort_values(r, vals, keys, n, jv_truthy(rev))) return -1;
+    jlist *l = jlist_new(&r->arena, n);
+    if (!l) return jr_oom(r);
+    memcpy(l->items, vals, n * sizeof(jv));
+    l->n = n;
+    *out = jv_list(l);
+    return 0;
+}
+
+static int filter_escape(jr *r, jv in, const fargs *a, jv *out) { return jr_html_escape(r, in, out); }
+
+static int filter_forceescape(jr *r, jv in, const fargs *a, jv *out) {
+    if (in.type == JV_STRING) in.aux = 0;
+    return jr_html_escape(r, in, out);
+}
+
+static int first_or_last(jr *r, jv in, bool last, jv *out) {
+    jlist *items;
+    if (last && in.type == JV_LIST && in.u.l->is_gen) return jr_fail(r, "'generator' object is not reversible");
+    if (jr_iterate(r, in, &items)) return -1;
+    if (!items->n) { *out = jv_undef(!last ? "No first item, sequence was empty." : "No last item, sequence was empty."); out->aux = 1; return 0; }
+    *out = items->items[!last ? 0 : items->n - 1];
+    return 0;
+}
+
+static int filter_first(jr *r, jv in, const fargs *a, jv *out) { return first_or_last(r, in, false, out); }
+
+static int filter_last(jr *r, jv in, const fargs *a, jv *out) { return first_or_last(r, in, true, out); }
+
+static int filter_float(jr *r, jv in, const fargs *a, jv *out) {
+    jv dflt = arg(a, 0, "default", jv_float(0.0));
+    if (in.type == JV_FLOAT) *out = in;
+    else if (in.type == JV_INT || in.type == JV_BOOL) *out = jv_float(in.type == JV_INT ? (double)in.u.i : in.u.b);
+    else if (in.type == JV_STRING) {
+        double d;
+        *out = parse_float(in.u.s->data, in.u.s->len, &d) ? jv_float(d) : dflt;
+    } else *out = dflt;
+    return 0;
+}
+
+static int filter_int(jr *r, jv in, const fargs *a, jv *out) {
+    jv dflt = arg(a, 0, "default", jv_int(0)), base = arg(a, 1, "base", jv_int(10));
+    if (in.type == JV_INT) *out = in;
+    else if (in.type == JV_BOOL) *out = jv_int(in.u.b);
+    else if (in.type == JV_FLOAT) {
+        if (!isfinite(in.u.f) || fabs(in.u.f) >= 9.2e18) *out = dflt;
+        else *out = jv_int((int64_t)in.u.f);
+    } else if (in.type == JV_STRING) {
+        int64_t v;
+        double d;
+        int b = base.type == JV_INT && base.u.i >= 2 && base.u.i <= 36 ? (int)base.u.i : 10;
+        if (parse_int(in.u.s->data, in.u.s->len, b, &v)) *out = jv_int(v);
+        else if (parse_float(in.u.s->data, in.u.s->len, &d) && isfinite(d) && fabs(d) < 9.2e18) *out = jv_int((int64_t)d);
+        else *out = dflt;
+    } else *out = dflt;
+    return 0;
+}
+
+static int filter_format(jr *r, jv in, const fargs *a, jv *out) {
+    if (str_of(r, in, &in)) return -1;
+    jlist *t = jlist_new(&r->arena, (size_t)a->nargs);
+    if (!t) return jr_oom(r);
+    t->is_tuple = true;
+    for (int i = 0; i < a->nargs; i++) t->items[t->n++] = a->args[i];
+    return jr_percent_format(r, in, jv_list(t), out);
+}
+
+static int filter_items(jr *r, jv in, const fargs *a, jv *out) {
+    if (in.type == JV_UNDEFINED) { *out = jv_list(jlist_new(&r->arena, 0)); return out->u.l ? 0 : jr_oom(r); }
+    if (in.type != JV_DICT) return jr_fail(r, "Can only get item pairs from a mapping.");
+    jlist *l = jlist_new(&r->arena, in.u.d->n);
+    if (!l) return jr_oom(r);
+    for (size_t i = 0; i < in.u.d->n; i++) {
+        jlist *t = jlist_new(&r->arena, 2);
+        if (!t) return jr_oom(r);
+        t->is_tuple = true;
+        t->items[0] = in.u.d->e[i].key;
+        t->items[1] = in.u.d->e[i].value;
+        t->n = 2;
+        l->items[l->n++] = jv_list(t);
+    }
+    *out = gen(l);
+    return 0;
+}
+
+static int filter_join(jr *r, jv in, const fargs *a, jv *out) {
+    jv d = arg(a, 0, "d", S(r, "")), attr = arg(a, 1, "attribute", jv_none());
+    jlist *items;
+    if (jr_iterate(r, in, &items)) return -1;
+    if (d.type != JV_STRING && jr_to_string(r, d, &d)) return -1;
+    strbuf b = STRBUF_INIT;
+    for (size_t i = 0; i < items->n; i++) {
+        jv x = items->items[i];
+        if (attr.type != JV_NONE && get_path(r, x, attr, &x)) { strbuf_free(&b); return -1; }
+        if (i) strbuf_append(&b, d.u.s->data, d.u.s->len);
+        jv_append_str(&b, x);
+    }
+    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
+    *out = jv_str(&r->arena, b.data ? b.data : "", b.len);
+    strbuf_free(&b);
+    return out->u.s ? 0 : jr_oom(r);
+}
+
+static int filter_list(jr *r, jv in, const fargs *a, jv *out) {
+    jlist *items;
+    if (jr_iterate(r, in, &items)) return -1;
+    jlist *c = copy_list(r, items);
+    if (!c) return jr_oom(r);
+    *out = jv_list(c);
+    return 0;
+}
+
+static int filter_max(jr *r, jv in, const fargs *a, jv *out) { return minmax(r, in, a, true, out); }
+
+static int filter_min(jr *r, jv in, const fargs *a, jv *out) { return minmax(r, in, a, false, out); }
+
+static int filter_select(jr *r, jv in, const fargs *a, jv *out) { return select_items(r, in, a, 0, out); }
+
+static int filter_reject(jr *r, jv in, const fargs *a, jv *out) { return select_items(r, in, a, 1, out); }
+
+static int filter_selectattr(jr *r, jv in, const fargs *a, jv *out) { return select_items(r, in, a, 2, out); }
+
+static int filter_rejectattr(jr *r, jv in, const fargs *a, jv *out) { return select_items(r, in, a, 3, out); }
+
+static int filter_replace(jr *r, jv in, const fargs *a, jv *out) {
+    jv old = arg(a, 0, "old", jv_undef(NULL)), nw = arg(a, 1, "new", jv_undef(NULL)), cnt = arg(a, 2, "count", jv_none());
+    if (str_of(r, in, &in)) return -1;
+    if (old.type == JV_UNDEFINED || nw.type == JV_UNDEFINED) return jr_fail(r, "replace() needs old and new");
+    if (jr_to_string(r, old, &old) || jr_to_string(r, nw, &nw)) return -1;
+    return jr_str_replace(r, in, old, nw, cnt.type == JV_INT ? cnt.u.i : -1, out);
+}
+
+static int filter_reverse(jr *r, jv in, const fargs *a, jv *out) {
+    if (in.type == JV_STRING) {
+        jlist *chars;
+        if (jr_iterate(r, in, &chars)) return -1;
+        strbuf b = STRBUF_INIT;
+        for (size_t i = chars->n; i-- > 0;) strbuf_append(&b, chars->items[i].u.s->data, chars->items[i].u.s->len);
+        if (b.failed) { strbuf_free(&b); return jr_oom(r); }
+        *out = jv_str(&r->arena, b.data ? b.data : "", b.len);
+        strbuf_free(&b);
+        return out->u.s ? 0 : jr_oom(r);
+    }
+    jlist *items;
+    if (jr_iterate(r, in, &items)) return -1;
+    jlist *c = jlist_new(&r->arena, items->n);
+    if (!c) return jr_oom(r);
+    for (size_t i = 0; i < items->n; i++) c->items[i] = items->items[items->n - 1 - i];
+    c->n = items->n;
+    *out = in.type == JV_LIST && !in.u.l->is_gen ? gen(c) : jv_list(c);
+    return 0;
+}
+
+static int filter_round(jr *r, jv in, const fargs *a, jv *out) {
+    jv prec = arg(a, 0, "precision", jv_int(0)), method = arg(a, 1, "method", S(r, "common"));
+    if (in.type == JV_UNDEFINED) return jr_undefined_error(r, in);
+    if (!(in.type == JV_INT || in.type == JV_FLOAT || in.type == JV_BOOL)) return jr_fail(r, "type %s doesn't define __round__ method", jv_type_name(in));
+    double x = in.type == JV_FLOAT ? in.u.f : in.type == JV_INT ? (double)in.u.i : in.u.b;
+    int64_t p = prec.type == JV_INT ? prec.u.i : 0;
+    const char *m = method.type == JV_STRING ? method.u.s->data : "common";
+    if (!strcmp(m, "common")) {
+        if (in.type != JV_FLOAT) { *out = in.type == JV_BOOL ? jv_int(in.u.b) : in; return 0; }
+        *out = jv_float(py_round(x, p));
+    } else if (!strcmp(m, "floor") || !strcmp(m, "ceil")) {
+        double s = pow(10.0, (double)p);
+        *out = jv_float((!strcmp(m, "floor") ? floor(x * s) : ceil(x * s)) / s);
+    } else {
+        return jr_fail(r, "method must be common, ceil or floor");
+    }
+    return 0;
+}
+
+static int filter_safe(jr *r, jv in, const fargs *a, jv *out) {
+    if (str_of(r, in, out)) return -1;
+    out->aux = 1;
+    return 0;
+}
+
+static int filter_sort(jr *r, jv in, const fargs *a, jv *out) {
+    jv rev = arg(a, 0, "reverse", jv_bool(false)), cs = arg(a, 1, "case_sensitive", jv_bool(false)), attr = arg(a, 2, "attribute", jv_none());
+    jlist *items;
+    if (jr_iterate(r, in, &items)) return -1;
+    jlist *c = copy_list(r, items);
+    jv *keys = c ? jarena_alloc(&r->arena, (c->n + 1) * sizeof(jv)) : NULL;
+    if (!keys) return jr_oom(r);
+    for (size_t i = 0; i < c->n; i++) {
+        jv k = c->items[i];
+        if (attr.type != JV_NONE && get_path(r, k, attr, &k)) return -1;
+        if (lower_key(r, k, jv_truthy(cs), &keys[i])) return -1;
+    }
+    if (sort_values(r, c->items, keys, c->n, jv_truthy(rev))) return -1;
+    *out = jv_list(c);
+    return 0;
+}
+
+static int filter_string(jr *r, jv in, const fargs *a, jv *out) { return str_of(r, in, out); }
+
+static int filter_sum(jr *r, jv in, const fargs *a, jv *out) {
+    jv attr = arg(a, 0, "attribute", jv_none()), acc = arg(a, 1, "start", jv_int(0));
+    jlist *items;
+    if (jr_iterate(r, in, &items)) return -1;
+    for (size_t i = 0; i < items->n; i++) {
+        jv x = items->items[i];
+        if (attr.type != JV_NONE && get_path(r, x, attr, &x)) return -1;
+        bool fl = acc.type == JV_FLOAT || x.type == JV_FLOAT;
+        if (!((x.type == JV_INT || x.type == JV_FLOAT || x.type == JV_BOOL) && (acc.type == JV_INT || acc.type == JV_FLOAT || acc.type == JV_BOOL)))
+            return jr_fail(r, "unsupported operand type(s) for +: '%s' and '%s'", jv_type_name(acc), jv_type_name(x));
+        if (fl) acc = jv_float((acc.type == JV_FLOAT ? acc.u.f : acc.type == JV_INT ? (double)acc.u.i : acc.u.b) +
+                               (x.type == JV_FLOAT ? x.u.f : x.type == JV_INT ? (double)x.u.i : x.u.b));
+        else {
+            int64_t s;
+            if (__builtin_add_overflow(acc.type == JV_INT ? acc.u.i : acc.u.b, x.type == JV_INT ? x.u.i : x.u.b, &s)) return jr_fail(r, "integer overflow");
+            acc = jv_int(s);
+        }
+    }
+    *out = acc;
+    return 0;
+}
+
+static int filter_trim(jr *r, jv in, const fargs *a, jv *out) {
+    jv chars = arg(a, 0, "chars", jv_none());
+    if (str_of(r, in, &in)) return -1;
+    if (chars.type == JV_STRING) *out = jr_str_strip(r, in, chars.u.s->data, chars.u.s->len, true, true);
+    else *out = jr_str_strip(r, in, NULL, 0, true, true);
+    return out->u.s ? 0 : jr_oom(r);
+}
+
+static int filter_truncate(jr *r, jv in, const fargs *a, jv *out) {
+    jv len = arg(a, 0, "length", jv_int(255)), kw = arg(a, 1, "killwords", jv_bool(false)), end = arg(a, 2, "end", S(r, "...")),
+       lee = arg(a, 3, "leeway", jv_int(5));
+    if (str_of(r, in, &in)) return -1;
+    if (len.type != JV_INT || lee.type != JV_INT || end.type != JV_STRING) return jr_fail(r, "bad truncate arguments");
+    size_t cps = utf8_count(in.u.s->data, in.u.s->len), endn = utf8_count(end.u.s->data, end.u.s->len);
+    if ((int64_t)cps <= len.u.i + lee.u.i) { *out = in; return 0; }
+    int64_t keep = len.u.i - (int64_t)endn;
+    if (keep < 0) keep = 0;
+    size_t cut = utf8_offset(in.u.s->data, in.u.s->len, (size_t)keep);
+    if (!jv_truthy(kw)) {
+        /* rsplit(" ", 1)[0] */
+        size_t k = cut;
+        while (k > 0 && in.u.s->data[k - 1] != ' ') k--;
+        if (k > 0) cut = k - 1;
+    }
+    strbuf b = STRBUF_INIT;
+    strbuf_append(&b, in.u.s->data, cut);
+    strbuf_append(&b, end.u.s->data, end.u.s->len);
+    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
+    *out = jv_str(&r->arena, b.data, b.len);
+    strbuf_free(&b);
+    return out->u.s ? 0 : jr_oom(r);
+}
+
+static int filter_unique(jr *r, jv in, const fargs *a, jv *out) {
+    jv cs = arg(a, 0, "case_sensitive", jv_bool(false)), attr = arg(a, 1, "attribute", jv_none());
+    jlist *items;
+    if (jr_iterate(r, in, &items)) return -1;
+    jlist *res = jlist_new(&r->arena, 0), *seen = jlist_new(&r->arena, 0);
+    if (!res || !seen) return jr_oom(r);
+    for (size_t i = 0; i < items->n; i++) {
+        jv k = items->items[i];
+        if (attr.type != JV_NONE && get_path(r, k, attr, &k)) return -1;
+        if (lower_key(r, k, jv_truthy(cs), &k)) return -1;
+        bool dup = false;
+        for (size_t j = 0; j < seen->n && !dup; j++) dup = jv_equal(seen->items[j], k);
+        if (dup) continue;
+        if (jlist_push(&r->arena, seen, k) || jlist_push(&r->arena, res, items->items[i])) return jr_oom(r);
+    }
+    *out = gen(res);
+    return 0;
+}
+
+static int filter_wordcount(jr *r, jv in, const fargs *a, jv *out) {
+    if (str_of(r, in, &in)) return -1;
+    int64_t words = 0;
+    bool inw = false;
+    for (size_t i = 0; i < in.u.s->len; i++) {
+        unsigned char c = (unsigned char)in.u.s->data[i];
+        bool w = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
+        if (w && !inw) words++;
+        inw = w;
+    }
+    *out = jv_int(words);
+    return 0;
+}
+
+static int filter_striptags(jr *r, jv in, const fargs *a, jv *out) {
+    if (str_of(r, in, &in)) return -1;
+    strbuf b = STRBUF_INIT;
+    bool tag = false, space = false;
+    for (size_t i = 0; i < in.u.s->len; i++) {
+        char c = in.u.s->data[i];
+        if (c == '<') { tag = true; continue; }
+        if (tag) { if (c == '>') tag = false; continue; }
+        if (c == ' ' || c == '\n' || c == '\t' || c == '\r') { space = b.len > 0; continue; }
+        if (space) strbuf_puts(&b, " ");
+        space = false;
+        strbuf_append(&b, &c, 1);
+    }
+    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
+    *out = jv_str(&r->arena, b.data ? b.data : "", b.len);
+    strbuf_free(&b);
+    return out->u.s ? 0 : jr_oom(r);
+}
+
+typedef int (*filter_fn)(jr *r, jv in, const fargs *a, jv *out);
+
+/* A filter's id is its row here (resolved by name at parse time). */
+static const struct {
+    const char *name;
+    filter_fn fn;
+} FILTERS[] = {
+    {"abs", filter_abs}, {"attr", filter_attr}, {"batch", filter_batch}, {"capitalize", filter_capitalize},
+    {"center", filter_center}, {"count", filter_length}, {"d", filter_default}, {"default", filter_default},
+    {"dictsort", filter_dictsort}, {"e", filter_escape}, {"escape", filter_escape}, {"first", filter_first},
+    {"float", filter_float}, {"forceescape", filter_forceescape}, {"format", filter_format},
+    {"indent", filter_indent}, {"int", filter_int}, {"items", filter_items}, {"join", filter_join},
+    {"last", filter_last}, {"length", filter_length}, {"list", filter_list}, {"lower", filter_lower},
+    {"map", filter_map}, {"max", filter_max}, {"min", filter_min}, {"reject", filter_reject},
+    {"rejectattr", filter_rejectattr}, {"replace", filter_replace}, {"reverse", filter_reverse},
+    {"round", filter_round}, {"safe", filter_safe}, {"select", filter_select}, {"selectattr", filter_selectattr},
+    {"sort", filter_sort}, {"string", filter_string}, {"sum", filter_sum}, {"title", filter_title},
+    {"tojson", filter_tojson}, {"trim", filter_trim}, {"truncate", filter_truncate}, {"unique", filter_unique},
+    {"upper", filter_upper}, {"wordcount", filter_wordcount}, {"striptags", filter_striptags},
 };
-static const char *const FILTER_NAMES[] = {
-    "abs", "attr", "batch", "capitalize", "center", "count", "d", "default", "dictsort", "e", "escape", "first",
-    "float", "forceescape", "format", "indent", "int", "items", "join", "last", "length", "list", "lower", "map",
-    "max", "min", "reject", "rejectattr", "replace", "reverse", "round", "safe", "select", "selectattr", "sort",
-    "string", "sum", "title", "tojson", "trim", "truncate", "unique", "upper", "wordcount", "striptags",
-};
+#define FILTER_COUNT ((int)(sizeof FILTERS / sizeof FILTERS[0]))
 
 int jinja_filter_lookup(const char *name, size_t n) {
-    for (int i = 0; i < F_COUNT_; i++)
-        if (strlen(FILTER_NAMES[i]) == n && !memcmp(FILTER_NAMES[i], name, n)) return i;
+    for (int i = 0; i < FILTER_COUNT; i++)
+        if (strlen(FILTERS[i].name) == n && !memcmp(FILTERS[i].name, name, n)) return i;
     return -1;
 }
 
-const char *jinja_filter_name(int id) { return id >= 0 && id < F_COUNT_ ? FILTER_NAMES[id] : "?"; }
+const char *jinja_filter_name(int id) { return id >= 0 && id < FILTER_COUNT ? FILTERS[id].name : "?"; }
 
 int jinja_apply_filter(jr *r, int id, jv in, const jv *args, int nargs, const char *const *kwnames, const jv *kwvals,
                        int nkw, jv *out) {
-    fargs A = {args, nargs, kwnames, kwvals, nkw};
-    const fargs *a = &A;
-    switch (id) {
-    case F_ABS:
-        if (in.type == JV_INT) { if (in.u.i == INT64_MIN) return jr_fail(r, "integer overflow"); *out = jv_int(in.u.i < 0 ? -in.u.i : in.u.i); }
-        else if (in.type == JV_BOOL) *out = jv_int(in.u.b);
-        else if (in.type == JV_FLOAT) *out = jv_float(fabs(in.u.f));
-        else if (in.type == JV_UNDEFINED) return jr_undefined_error(r, in);
-        else return jr_fail(r, "bad operand type for abs(): '%s'", jv_type_name(in));
-        return 0;
-    case F_ATTR: {
-        jv nm = arg(a, 0, "name", jv_none());
-        if (nm.type != JV_STRING) return jr_fail(r, "attr name must be a string");
-        if (in.type == JV_DICT) { *out = jv_undef(NULL); return 0; } /* getattr only, never items */
-        return jr_getattr(r, in, nm.u.s->data, nm.u.s->len, out);
-    }
-    case F_BATCH: {
-        jv lc = arg(a, 0, "linecount", jv_none()), fill = arg(a, 1, "fill_with", jv_none());
-        if (lc.type != JV_INT || lc.u.i <= 0) return jr_fail(r, "batch linecount must be a positive int");
-        jlist *items;
-        if (jr_iterate(r, in, &items)) return -1;
-        jlist *res = jlist_new(&r->arena, 0), *cur = NULL;
-        if (!res) return jr_oom(r);
-        for (size_t i = 0; i < items->n; i++) {
-            if (!cur || cur->n == (size_t)lc.u.i) {
-                cur = jlist_new(&r->arena, 0);
-                if (!cur || jlist_push(&r->arena, res, jv_list(cur))) return jr_oom(r);
-            }
-            if (jlist_push(&r->arena, cur, items->items[i])) return jr_oom(r);
-        }
-        bool has_fill = a->nargs > 1 || a->nkw > 0;
-        if (cur && has_fill && fill.type != JV_NONE)
-            while (cur->n < (size_t)lc.u.i)
-                if (jlist_push(&r->arena, cur, fill)) return jr_oom(r);
-        *out = gen(res);
-        return 0;
-    }
-    case F_CAPITALIZE: if (str_of(r, in, &in)) return -1; return jr_str_case(r, in, 2, out);
-    case F_LOWER: if (str_of(r, in, &in)) return -1; return jr_str_case(r, in, 0, out);
-    case F_UPPER: if (str_of(r, in, &in)) return -1; return jr_str_case(r, in, 1, out);
-    case F_TITLE: if (str_of(r, in, &in)) return -1; return jr_str_case(r, in, 4, out);
-    case F_CENTER: {
-        jv w = arg(a, 0, "width", jv_int(80));
-        if (str_of(r, in, &in)) return -1;
-        if (w.type != JV_INT) return jr_fail(r, "center width must be an int");
-        int64_t len = (int64_t)utf8_count(in.u.s->data, in.u.s->len);
-        if (w.u.i <= len) { *out = in; return 0; }
-        if (w.u.i > (1 << 20)) return jr_fail_code(r, ERR_LIMIT, "center width too large");
-        int64_t pad = w.u.i - len, left = pad / 2 + (pad & w.u.i & 1);
-        strbuf b = STRBUF_INIT;
-        for (int64_t i = 0; i < left; i++) strbuf_puts(&b, " ");
-        strbuf_append(&b, in.u.s->data, in.u.s->len);
-        for (int64_t i = 0; i < pad - left; i++) strbuf_puts(&b, " ");
-        if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-        *out = jv_str(&r->arena, b.data, b.len);
-        strbuf_free(&b);
-        return out->u.s ? 0 : jr_oom(r);
-    }
-    case F_COUNT: case F_LENGTH: {
-        int64_t n = 0;
-        if (length_of(r, in, &n)) return -1;
-        *out = jv_int(n);
-        return 0;
-    }
-    case F_D: case F_DEFAULT: {
-        jv dv = arg(a, 0, "default_value", S(r, "")), bo = arg(a, 1, "boolean", jv_bool(false));
-        if (in.type == JV_UNDEFINED || (jv_truthy(bo) && !jv_truthy(in))) *out = dv;
-        else *out = in;
-        return 0;
-    }
-    case F_DICTSORT: {
-        if (in.type != JV_DICT) return jr_fail(r, "dictsort needs a dict, got '%s'", jv_type_name(in));
-        jv cs = arg(a, 0, "case_sensitive", jv_bool(false)), by = arg(a, 1, "by", S(r, "key")), rev = arg(a, 2, "reverse", jv_bool(false));
-        int pos = 0;
-        if (by.type == JV_STRING && !strcmp(by.u.s->data, "value")) pos = 1;
-        else if (!(by.type == JV_STRING && !strcmp(by.u.s->data, "key"))) return jr_fail(r, "You can only sort by either \"key\" or \"value\"");
-        size_t n = in.u.d->n;
-        jv *vals = jarena_alloc(&r->arena, (n + 1) * sizeof(jv)), *keys = jarena_alloc(&r->arena, (n + 1) * sizeof(jv));
-        if (!vals || !keys) return jr_oom(r);
-        for (size_t i = 0; i < n; i++) {
-            jlist *t = jlist_new(&r->arena, 2);
-            if (!t) return jr_oom(r);
-            t->is_tuple = true;
-            t->items[0] = in.u.d->e[i].key;
-            t->items[1] = in.u.d->e[i].value;
-            t->n = 2;
-            vals[i] = jv_list(t);
-            if (lower_key(r, t->items[pos], jv_truthy(cs), &keys[i])) return -1;
-        }
-        if (sort_values(r, vals, keys, n, jv_truthy(rev))) return -1;
-        jlist *l = jlist_new(&r->arena, n);
-        if (!l) return jr_oom(r);
-        memcpy(l->items, vals, n * sizeof(jv));
-        l->n = n;
-        *out = jv_list(l);
-        return 0;
-    }
-    case F_E: case F_ESCAPE: return jr_html_escape(r, in, out);
-    case F_FORCEESCAPE:
-        if (in.type == JV_STRING) in.aux = 0;
-        return jr_html_escape(r, in, out);
-    case F_FIRST: case F_LAST: {
-        jlist *items;
-        if (id == F_LAST && in.type == JV_LIST && in.u.l->is_gen) return jr_fail(r, "'generator' object is not reversible");
-        if (jr_iterate(r, in, &items)) return -1;
-        if (!items->n) { *out = jv_undef(id == F_FIRST ? "No first item, sequence was empty." : "No last item, sequence was empty."); out->aux = 1; return 0; }
-        *out = items->items[id == F_FIRST ? 0 : items->n - 1];
-        return 0;
-    }
-    case F_FLOAT: {
-        jv dflt = arg(a, 0, "default", jv_float(0.0));
-        if (in.type == JV_FLOAT) *out = in;
-        else if (in.type == JV_INT || in.type == JV_BOOL) *out = jv_float(in.type == JV_INT ? (double)in.u.i : in.u.b);
-        else if (in.type == JV_STRING) {
-            double d;
-            *out = parse_float(in.u.s->data, in.u.s->len, &d) ? jv_float(d) : dflt;
-        } else *out = dflt;
-        return 0;
-    }
-    case F_INT: {
-        jv dflt = arg(a, 0, "default", jv_int(0)), base = arg(a, 1, "base", jv_int(10));
-        if (in.type == JV_INT) *out = in;
-        else if (in.type == JV_BOOL) *out = jv_int(in.u.b);
-        else if (in.type == JV_FLOAT) {
-            if (!isfinite(in.u.f) || fabs(in.u.f) >= 9.2e18) *out = dflt;
-            else *out = jv_int((int64_t)in.u.f);
-        } else if (in.type == JV_STRING) {
-            int64_t v;
-            double d;
-            int b = base.type == JV_INT && base.u.i >= 2 && base.u.i <= 36 ? (int)base.u.i : 10;
-            if (parse_int(in.u.s->data, in.u.s->len, b, &v)) *out = jv_int(v);
-            else if (parse_float(in.u.s->data, in.u.s->len, &d) && isfinite(d) && fabs(d) < 9.2e18) *out = jv_int((int64_t)d);
-            else *out = dflt;
-        } else *out = dflt;
-        return 0;
-    }
-    case F_FORMAT: {
-        if (str_of(r, in, &in)) return -1;
-        jlist *t = jlist_new(&r->arena, (size_t)a->nargs);
-        if (!t) return jr_oom(r);
-        t->is_tuple = true;
-        for (int i = 0; i < a->nargs; i++) t->items[t->n++] = a->args[i];
-        return jr_percent_format(r, in, jv_list(t), out);
-    }
-    case F_INDENT: return filter_indent(r, in, a, out);
-    case F_ITEMS: {
-        if (in.type == JV_UNDEFINED) { *out = jv_list(jlist_new(&r->arena, 0)); return out->u.l ? 0 : jr_oom(r); }
-        if (in.type != JV_DICT) return jr_fail(r, "Can only get item pairs from a mapping.");
-        jlist *l = jlist_new(&r->arena, in.u.d->n);
-        if (!l) return jr_oom(r);
-        for (size_t i = 0; i < in.u.d->n; i++) {
-            jlist *t = jlist_new(&r->arena, 2);
-            if (!t) return jr_oom(r);
-            t->is_tuple = true;
-            t->items[0] = in.u.d->e[i].key;
-            t->items[1] = in.u.d->e[i].value;
-            t->n = 2;
-            l->items[l->n++] = jv_list(t);
-        }
-        *out = gen(l);
-        return 0;
-    }
-    case F_JOIN: {
-        jv d = arg(a, 0, "d", S(r, "")), attr = arg(a, 1, "attribute", jv_none());
-        jlist *items;
-        if (jr_iterate(r, in, &items)) return -1;
-        if (d.type != JV_STRING && jr_to_string(r, d, &d)) return -1;
-        strbuf b = STRBUF_INIT;
-        for (size_t i = 0; i < items->n; i++) {
-            jv x = items->items[i];
-            if (attr.type != JV_NONE && get_path(r, x, attr, &x)) { strbuf_free(&b); return -1; }
-            if (i) strbuf_append(&b, d.u.s->data, d.u.s->len);
-            jv_append_str(&b, x);
-        }
-        if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-        *out = jv_str(&r->arena, b.data ? b.data : "", b.len);
-        strbuf_free(&b);
-        return out->u.s ? 0 : jr_oom(r);
-    }
-    case F_LIST: {
-        jlist *items;
-        if (jr_iterate(r, in, &items)) return -1;
-        jlist *c = copy_list(r, items);
-        if (!c) return jr_oom(r);
-        *out = jv_list(c);
-        return 0;
-    }
-    case F_MAP: return filter_map(r, in, a, out);
-    case F_MAX: return minmax(r, in, a, true, out);
-    case F_MIN: return minmax(r, in, a, false, out);
-    case F_SELECT: return filter_select(r, in, a, 0, out);
-    case F_REJECT: return filter_select(r, in, a, 1, out);
-    case F_SELECTATTR: return filter_select(r, in, a, 2, out);
-    case F_REJECTATTR: return filter_select(r, in, a, 3, out);
-    case F_REPLACE: {
-        jv old = arg(a, 0, "old", jv_undef(NULL)), nw = arg(a, 1, "new", jv_undef(NULL)), cnt = arg(a, 2, "count", jv_none());
-        if (str_of(r, in, &in)) return -1;
-        if (old.type == JV_UNDEFINED || nw.type == JV_UNDEFINED) return jr_fail(r, "replace() needs old and new");
-        if (jr_to_string(r, old, &old) || jr_to_string(r, nw, &nw)) return -1;
-        return jr_str_replace(r, in, old, nw, cnt.type == JV_INT ? cnt.u.i : -1, out);
-    }
-    case F_REVERSE: {
-        if (in.type == JV_STRING) {
-            jlist *chars;
-            if (jr_iterate(r, in, &chars)) return -1;
-            strbuf b = STRBUF_INIT;
-            for (size_t i = chars->n; i-- > 0;) strbuf_append(&b, chars->items[i].u.s->data, chars->items[i].u.s->len);
-            if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-            *out = jv_str(&r->arena, b.data ? b.data : "", b.len);
-            strbuf_free(&b);
-            return out->u.s ? 0 : jr_oom(r);
-        }
-        jlist *items;
-        if (jr_iterate(r, in, &items)) return -1;
-        jlist *c = jlist_new(&r->arena, items->n);
-        if (!c) return jr_oom(r);
-        for (size_t i = 0; i < items->n; i++) c->items[i] = items->items[items->n - 1 - i];
-        c->n = items->n;
-        *out = in.type == JV_LIST && !in.u.l->is_gen ? gen(c) : jv_list(c);
-        return 0;
-    }
-    case F_ROUND: {
-        jv prec = arg(a, 0, "precision", jv_int(0)), method = arg(a, 1, "method", S(r, "common"));
-        if (in.type == JV_UNDEFINED) return jr_undefined_error(r, in);
-        if (!(in.type == JV_INT || in.type == JV_FLOAT || in.type == JV_BOOL)) return jr_fail(r, "type %s doesn't define __round__ method", jv_type_name(in));
-        double x = in.type == JV_FLOAT ? in.u.f : in.type == JV_INT ? (double)in.u.i : in.u.b;
-        int64_t p = prec.type == JV_INT ? prec.u.i : 0;
-        const char *m = method.type == JV_STRING ? method.u.s->data : "common";
-        if (!strcmp(m, "common")) {
-            if (in.type != JV_FLOAT) { *out = in.type == JV_BOOL ? jv_int(in.u.b) : in; return 0; }
-            *out = jv_float(py_round(x, p));
-        } else if (!strcmp(m, "floor") || !strcmp(m, "ceil")) {
-            double s = pow(10.0, (double)p);
-            *out = jv_float((!strcmp(m, "floor") ? floor(x * s) : ceil(x * s)) / s);
-        } else {
-            return jr_fail(r, "method must be common, ceil or floor");
-        }
-        return 0;
-    }
-    case F_SAFE:
-        if (str_of(r, in, out)) return -1;
-        out->aux = 1;
-        return 0;
-    case F_SORT: {
-        jv rev = arg(a, 0, "reverse", jv_bool(false)), cs = arg(a, 1, "case_sensitive", jv_bool(false)), attr = arg(a, 2, "attribute", jv_none());
-        jlist *items;
-        if (jr_iterate(r, in, &items)) return -1;
-        jlist *c = copy_list(r, items);
-        jv *keys = c ? jarena_alloc(&r->arena, (c->n + 1) * sizeof(jv)) : NULL;
-        if (!keys) return jr_oom(r);
-        for (size_t i = 0; i < c->n; i++) {
-            jv k = c->items[i];
-            if (attr.type != JV_NONE && get_path(r, k, attr, &k)) return -1;
-            if (lower_key(r, k, jv_truthy(cs), &keys[i])) return -1;
-        }
-        if (sort_values(r, c->items, keys, c->n, jv_truthy(rev))) return -1;
-        *out = jv_list(c);
-        return 0;
-    }
-    case F_STRING: return str_of(r, in, out);
-    case F_SUM: {
-        jv attr = arg(a, 0, "attribute", jv_none()), acc = arg(a, 1, "start", jv_int(0));
-        jlist *items;
-        if (jr_iterate(r, in, &items)) return -1;
-        for (size_t i = 0; i < items->n; i++) {
-            jv x = items->items[i];
-            if (attr.type != JV_NONE && get_path(r, x, attr, &x)) return -1;
-            bool fl = acc.type == JV_FLOAT || x.type == JV_FLOAT;
-            if (!((x.type == JV_INT || x.type == JV_FLOAT || x.type == JV_BOOL) && (acc.type == JV_INT || acc.type == JV_FLOAT || acc.type == JV_BOOL)))
-                return jr_fail(r, "unsupported operand type(s) for +: '%s' and '%s'", jv_type_name(acc), jv_type_name(x));
-            if (fl) acc = jv_float((acc.type == JV_FLOAT ? acc.u.f : acc.type == JV_INT ? (double)acc.u.i : acc.u.b) +
-                                   (x.type == JV_FLOAT ? x.u.f : x.type == JV_INT ? (double)x.u.i : x.u.b));
-            else {
-                int64_t s;
-                if (__builtin_add_overflow(acc.type == JV_INT ? acc.u.i : acc.u.b, x.type == JV_INT ? x.u.i : x.u.b, &s)) return jr_fail(r, "integer overflow");
-                acc = jv_int(s);
-            }
-        }
-        *out = acc;
-        return 0;
-    }
-    case F_TOJSON: return filter_tojson(r, in, a, out);
-    case F_TRIM: {
-        jv chars = arg(a, 0, "chars", jv_none());
-        if (str_of(r, in, &in)) return -1;
-        if (chars.type == JV_STRING) *out = jr_str_strip(r, in, chars.u.s->data, chars.u.s->len, true, true);
-        else *out = jr_str_strip(r, in, NULL, 0, true, true);
-        return out->u.s ? 0 : jr_oom(r);
-    }
-    case F_TRUNCATE: {
-        jv len = arg(a, 0, "length", jv_int(255)), kw = arg(a, 1, "killwords", jv_bool(false)), end = arg(a, 2, "end", S(r, "...")),
-           lee = arg(a, 3, "leeway", jv_int(5));
-        if (str_of(r, in, &in)) return -1;
-        if (len.type != JV_INT || lee.type != JV_INT || end.type != JV_STRING) return jr_fail(r, "bad truncate arguments");
-        size_t cps = utf8_count(in.u.s->data, in.u.s->len), endn = utf8_count(end.u.s->data, end.u.s->len);
-        if ((int64_t)cps <= len.u.i + lee.u.i) { *out = in; return 0; }
-        int64_t keep = len.u.i - (int64_t)endn;
-        if (keep < 0) keep = 0;
-        size_t cut = utf8_offset(in.u.s->data, in.u.s->len, (size_t)keep);
-        if (!jv_truthy(kw)) {
-            /* rsplit(" ", 1)[0] */
-            size_t k = cut;
-            while (k > 0 && in.u.s->data[k - 1] != ' ') k--;
-            if (k > 0) cut = k - 1;
-        }
-        strbuf b = STRBUF_INIT;
-        strbuf_append(&b, in.u.s->data, cut);
-        strbuf_append(&b, end.u.s->data, end.u.s->len);
-        if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-        *out = jv_str(&r->arena, b.data, b.len);
-        strbuf_free(&b);
-        return out->u.s ? 0 : jr_oom(r);
-    }
-    case F_UNIQUE: {
-        jv cs = arg(a, 0, "case_sensitive", jv_bool(false)), attr = arg(a, 1, "attribute", jv_none());
-        jlist *items;
-        if (jr_iterate(r, in, &items)) return -1;
-        jlist *res = jlist_new(&r->arena, 0), *seen = jlist_new(&r->arena, 0);
-        if (!res || !seen) return jr_oom(r);
-        for (size_t i = 0; i < items->n; i++) {
-            jv k = items->items[i];
-            if (attr.type != JV_NONE && get_path(r, k, attr, &k)) return -1;
-            if (lower_key(r, k, jv_truthy(cs), &k)) return -1;
-            bool dup = false;
-            for (size_t j = 0; j < seen->n && !dup; j++) dup = jv_equal(seen->items[j], k);
-            if (dup) continue;
-            if (jlist_push(&r->arena, seen, k) || jlist_push(&r->arena, res, items->items[i])) return jr_oom(r);
-        }
-        *out = gen(res);
-        return 0;
-    }
-    case F_WORDCOUNT: {
-        if (str_of(r, in, &in)) return -1;
-        int64_t words = 0;
-        bool inw = false;
-        for (size_t i = 0; i < in.u.s->len; i++) {
-            unsigned char c = (unsigned char)in.u.s->data[i];
-            bool w = (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c >= 0x80;
-            if (w && !inw) words++;
-            inw = w;
-        }
-        *out = jv_int(words);
-        return 0;
-    }
-    case F_STRIPTAGS: {
-        if (str_of(r, in, &in)) return -1;
-        strbuf b = STRBUF_INIT;
-        bool tag = false, space = false;
-        for (size_t i = 0; i < in.u.s->len; i++) {
-            char c = in.u.s->data[i];
-            if (c == '<') { tag = true; continue; }
-            if (tag) { if (c == '>') tag = false; continue; }
-            if (c == ' ' || c == '\n' || c == '\t' || c == '\r') { space = b.len > 0; continue; }
-            if (space) strbuf_puts(&b, " ");
-            space = false;
-            strbuf_append(&b, &c, 1);
-        }
-        if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-        *out = jv_str(&r->arena, b.data ? b.data : "", b.len);
-        strbuf_free(&b);
-        return out->u.s ? 0 : jr_oom(r);
-    }
-    default: return jr_fail(r, "No filter with id %d", id);
-    }
+    if (id < 0 || id >= FILTER_COUNT) return jr_fail(r, "No filter with id %d", id);
+    fargs a = {args, nargs, kwnames, kwvals, nkw};
+    return FILTERS[id].fn(r, in, &a, out);
 }
 
 /* ---- tests */
