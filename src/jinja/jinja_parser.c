@@ -735,6 +735,26 @@ static bool parse_params(parser *p, jnode *n) {
     return true;
 }
 
+/* The body of a block into n->b, up to and including {% end_tag %}. Returns
+ * n, or NULL on error. */
+static jnode *parse_block_body(parser *p, jnode *n, const char *end_tag) {
+    const char *const ends[] = {end_tag};
+    n->b = parse_body(p, ends, 1);
+    if (!n->b) return NULL;
+    return expect_end_tag(p, end_tag) ? n : NULL;
+}
+
+/* A body that stopped at `else`: {% else %} and the statements up to
+ * end_tag into *out (left NULL when there is no else). False on error. */
+static bool parse_else_body(parser *p, jnode **out, const char *end_tag) {
+    if (!is_name(cur(p), "else")) return true;
+    advance(p);
+    if (!expect_block_end(p)) return false;
+    const char *const ends[] = {end_tag};
+    *out = parse_body(p, ends, 1);
+    return *out != NULL;
+}
+
 static jnode *parse_if(parser *p) {
     jnode *n = node(p, JN_IF);
     if (!n) return NULL;
@@ -750,136 +770,131 @@ static jnode *parse_if(parser *p) {
         p->cond_depth--;
         return n->c ? n : NULL;
     }
-    if (is_name(cur(p), "else")) {
-        advance(p);
-        if (!expect_block_end(p)) return NULL;
-        static const char *const ends2[] = {"endif"};
-        n->c = parse_body(p, ends2, 1);
-        if (!n->c) return NULL;
-    }
+    if (!parse_else_body(p, &n->c, "endif")) return NULL;
     p->cond_depth--;
     if (!expect_end_tag(p, "endif")) return NULL;
     return n;
 }
 
+/* {% for targets in iterable [if filter] %} body [{% else %} body] {% endfor %} */
+static jnode *parse_for(parser *p) {
+    jnode *n = node(p, JN_FOR);
+    if (!n) return NULL;
+    advance(p);
+    if (!parse_targets(p, n, false)) return NULL;
+    if (!is_name(cur(p), "in")) return fail_at(p, "%s", "expected 'in' in for loop");
+    advance(p);
+    n->a = parse_tuple(p, false, false);
+    if (!n->a) return NULL;
+    if (is_name(cur(p), "if")) {
+        advance(p);
+        n->d = parse_expression(p, true);
+        if (!n->d) return NULL;
+    }
+    if (is_name(cur(p), "recursive")) return fail_at(p, "%s", "recursive for loops are not supported");
+    if (!expect_block_end(p)) return NULL;
+    static const char *const ends[] = {"else", "endfor"};
+    n->b = parse_body(p, ends, 2);
+    if (!n->b || !parse_else_body(p, &n->c, "endfor")) return NULL;
+    return expect_end_tag(p, "endfor") ? n : NULL;
+}
+
+/* {% set targets = value %}, or the block form {% set name [| filters] %} body {% endset %} */
+static jnode *parse_set(parser *p) {
+    jnode *n = node(p, JN_SET);
+    if (!n) return NULL;
+    advance(p);
+    if (!parse_targets(p, n, true)) return NULL;
+    if (is_op(cur(p), "=")) {
+        advance(p);
+        n->a = parse_tuple(p, true, false);
+        if (!n->a || !expect_block_end(p)) return NULL;
+        return n;
+    }
+    if (n->n_kids != 1 || n->kids[0]->kind != JN_NAME) return unexpected(p);
+    n->kind = JN_SETBLOCK;
+    if (is_op(cur(p), "|")) {
+        advance(p);
+        n->d = parse_filter_chain(p);
+        if (!n->d) return NULL;
+    }
+    if (!expect_block_end(p)) return NULL;
+    return parse_block_body(p, n, "endset");
+}
+
+/* {% macro name(params) %} body {% endmacro %} */
+static jnode *parse_macro(parser *p) {
+    jnode *n = node(p, JN_MACRO);
+    if (!n) return NULL;
+    advance(p);
+    jnode *nm = name_node(p);
+    if (!nm) return NULL;
+    n->name = nm->name;
+    n->name_len = nm->name_len;
+    if (!parse_params(p, n) || !expect_block_end(p)) return NULL;
+    return parse_block_body(p, n, "endmacro");
+}
+
+/* {% call[(params)] macro(args) %} body {% endcall %}: the body is `caller` */
+static jnode *parse_call(parser *p) {
+    jnode *n = node(p, JN_CALLBLOCK);
+    if (!n) return NULL;
+    advance(p);
+    if (is_op(cur(p), "(") && !parse_params(p, n)) return NULL;
+    n->a = parse_expression(p, true);
+    if (!n->a) return NULL;
+    if (n->a->kind != JN_CALL) return fail_at(p, "%s", "expected call");
+    if (!expect_block_end(p)) return NULL;
+    n->name = "caller";
+    n->name_len = 6;
+    return parse_block_body(p, n, "endcall");
+}
+
+/* {% filter chain %} body {% endfilter %} */
+static jnode *parse_filter_block(parser *p) {
+    jnode *n = node(p, JN_FILTERBLOCK);
+    if (!n) return NULL;
+    advance(p);
+    n->d = parse_filter_chain(p);
+    if (!n->d || !expect_block_end(p)) return NULL;
+    return parse_block_body(p, n, "endfilter");
+}
+
+/* {% generation %} body {% endgeneration %}: transformers' AssistantTracker
+ * tag, rendered as its body in its own scope. */
+static jnode *parse_generation(parser *p) {
+    jnode *n = node(p, JN_SCOPE);
+    if (!n) return NULL;
+    advance(p);
+    if (!expect_block_end(p)) return NULL;
+    return parse_block_body(p, n, "endgeneration");
+}
+
+/* {% break %} / {% continue %} */
+static jnode *parse_loop_control(parser *p) {
+    jnode *n = node(p, is_name(cur(p), "break") ? JN_BREAK : JN_CONTINUE);
+    if (!n) return NULL;
+    advance(p);
+    return expect_block_end(p) ? n : NULL;
+}
+
+/* One statement per tag name; cur is the tag's name token. */
+static const struct {
+    const char *tag;
+    jnode *(*parse)(parser *p);
+} STATEMENTS[] = {
+    {"if", parse_if}, {"for", parse_for}, {"set", parse_set}, {"macro", parse_macro}, {"call", parse_call},
+    {"filter", parse_filter_block}, {"generation", parse_generation}, {"break", parse_loop_control},
+    {"continue", parse_loop_control},
+};
+
 static jnode *parse_statement(parser *p) {
     jtok *t = cur(p);
     if (t->type != JT_NAME) return unexpected(p);
-    if (is_name(t, "if")) return parse_if(p);
-    if (is_name(t, "for")) {
-        jnode *n = node(p, JN_FOR);
-        if (!n) return NULL;
-        advance(p);
-        if (!parse_targets(p, n, false)) return NULL;
-        if (!is_name(cur(p), "in")) return fail_at(p, "%s", "expected 'in' in for loop");
-        advance(p);
-        n->a = parse_tuple(p, false, false);
-        if (!n->a) return NULL;
-        if (is_name(cur(p), "if")) {
-            advance(p);
-            n->d = parse_expression(p, true);
-            if (!n->d) return NULL;
-        }
-        if (is_name(cur(p), "recursive")) return fail_at(p, "%s", "recursive for loops are not supported");
-        if (!expect_block_end(p)) return NULL;
-        static const char *const ends[] = {"else", "endfor"};
-        n->b = parse_body(p, ends, 2);
-        if (!n->b) return NULL;
-        if (is_name(cur(p), "else")) {
-            advance(p);
-            if (!expect_block_end(p)) return NULL;
-            static const char *const ends2[] = {"endfor"};
-            n->c = parse_body(p, ends2, 1);
-            if (!n->c) return NULL;
-        }
-        return expect_end_tag(p, "endfor") ? n : NULL;
-    }
-    if (is_name(t, "set")) {
-        jnode *n = node(p, JN_SET);
-        if (!n) return NULL;
-        advance(p);
-        if (!parse_targets(p, n, true)) return NULL;
-        if (is_op(cur(p), "=")) {
-            advance(p);
-            n->a = parse_tuple(p, true, false);
-            if (!n->a || !expect_block_end(p)) return NULL;
-            return n;
-        }
-        if (n->n_kids != 1 || n->kids[0]->kind != JN_NAME) return unexpected(p);
-        n->kind = JN_SETBLOCK;
-        if (is_op(cur(p), "|")) {
-            advance(p);
-            n->d = parse_filter_chain(p);
-            if (!n->d) return NULL;
-        }
-        if (!expect_block_end(p)) return NULL;
-        static const char *const ends[] = {"endset"};
-        n->b = parse_body(p, ends, 1);
-        if (!n->b) return NULL;
-        return expect_end_tag(p, "endset") ? n : NULL;
-    }
-    if (is_name(t, "macro")) {
-        jnode *n = node(p, JN_MACRO);
-        if (!n) return NULL;
-        advance(p);
-        jnode *nm = name_node(p);
-        if (!nm) return NULL;
-        n->name = nm->name;
-        n->name_len = nm->name_len;
-        if (!parse_params(p, n) || !expect_block_end(p)) return NULL;
-        static const char *const ends[] = {"endmacro"};
-        n->b = parse_body(p, ends, 1);
-        if (!n->b) return NULL;
-        return expect_end_tag(p, "endmacro") ? n : NULL;
-    }
-    if (is_name(t, "call")) {
-        jnode *n = node(p, JN_CALLBLOCK);
-        if (!n) return NULL;
-        advance(p);
-        if (is_op(cur(p), "(") && !parse_params(p, n)) return NULL;
-        n->a = parse_expression(p, true);
-        if (!n->a) return NULL;
-        if (n->a->kind != JN_CALL) return fail_at(p, "%s", "expected call");
-        if (!expect_block_end(p)) return NULL;
-        static const char *const ends[] = {"endcall"};
-        n->b = parse_body(p, ends, 1);
-        if (!n->b) return NULL;
-        n->name = "caller";
-        n->name_len = 6;
-        return expect_end_tag(p, "endcall") ? n : NULL;
-    }
-    if (is_name(t, "filter")) {
-        jnode *n = node(p, JN_FILTERBLOCK);
-        if (!n) return NULL;
-        advance(p);
-        n->d = parse_filter_chain(p);
-        if (!n->d || !expect_block_end(p)) return NULL;
-        static const char *const ends[] = {"endfilter"};
-        n->b = parse_body(p, ends, 1);
-        if (!n->b) return NULL;
-        return expect_end_tag(p, "endfilter") ? n : NULL;
-    }
-    if (is_name(t, "generation")) {
-        /* transformers' AssistantTracker tag: the body, rendered as a call block (own scope) */
-        jnode *n = node(p, JN_SCOPE);
-        if (!n) return NULL;
-        advance(p);
-        if (!expect_block_end(p)) return NULL;
-        static const char *const ends[] = {"endgeneration"};
-        n->b = parse_body(p, ends, 1);
-        if (!n->b) return NULL;
-        return expect_end_tag(p, "endgeneration") ? n : NULL;
-    }
-    if (is_name(t, "break") || is_name(t, "continue")) {
-        jnode *n = node(p, is_name(t, "break") ? JN_BREAK : JN_CONTINUE);
-        if (!n) return NULL;
-        advance(p);
-        return expect_block_end(p) ? n : NULL;
-    }
-    char b[64];
+    for (size_t i = 0; i < sizeof STATEMENTS / sizeof STATEMENTS[0]; i++)
+        if (is_name(t, STATEMENTS[i].tag)) return STATEMENTS[i].parse(p);
     char name[64];
     snprintf(name, sizeof name, "%.*s", (int)(t->n > 40 ? 40 : t->n), t->s);
-    (void)b;
     return fail_at(p, "Encountered unknown tag '%s'.", name);
 }
 
