@@ -1,9 +1,7 @@
 /*
  * toolcall_format.c — chooses the tool-call syntax and reasoning markers
  * from the literal markers a chat template contains (see toolcall_format.h
- * for the table). Order matters: the more specific markers are tested first
- * (Qwen3-Coder's XML also contains <tool_call>, Hermes-on-Llama templates
- * also contain "parameters").
+ * for the families): two tables of marker rules, first match wins.
  */
 #include "chat/toolcall_format.h"
 
@@ -11,51 +9,65 @@
 
 static bool has(const char *s, const char *needle) { return strstr(s, needle) != NULL; }
 
+/* A row matches a template that contains every `all` marker (up to three,
+ * NULL-terminated) and not `none`. */
+typedef struct marker_rule {
+    const char *all[4];
+    const char *none;
+} marker_rule;
+
+static bool rule_matches(const marker_rule *r, const char *t) {
+    for (int i = 0; r->all[i]; i++)
+        if (!has(t, r->all[i])) return false;
+    return !r->none || !has(t, r->none);
+}
+
+/* The tool-call syntaxes, first match wins. Order matters: the more
+ * specific markers come first (Qwen3-Coder's XML also contains <tool_call>,
+ * Hermes-on-Llama templates also contain "parameters"). Functionary v3.1
+ * also has <|python_tag|> but writes <function=…>: excluded from Llama 3. */
+static const struct {
+    marker_rule when;
+    toolcall_syntax syntax;
+    const char *call_open, *call_close;
+} SYNTAX_RULES[] = {
+    {{{"<minimax:tool_call>"}, NULL}, TOOLCALL_MINIMAX, "<minimax:tool_call>", "</minimax:tool_call>"},
+    {{{"<seed:tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<seed:tool_call>", "</seed:tool_call>"},
+    {{{"<tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<tool_call>", "</tool_call>"},
+    {{{"[TOOL_CALLS]"}, NULL}, TOOLCALL_MISTRAL, "[TOOL_CALLS]", ""},
+    {{{"<tool_call>", "<arg_key>"}, NULL}, TOOLCALL_GLM, "<tool_call>", "</tool_call>"},
+    {{{"<tool_call>"}, NULL}, TOOLCALL_HERMES, "<tool_call>", "</tool_call>"},
+    {{{"<|python_tag|>"}, "<function="}, TOOLCALL_LLAMA3_JSON, "", ""},
+    {{{"<|start_header_id|>", "\"parameters\": "}, "<function="}, TOOLCALL_LLAMA3_JSON, "", ""},
+};
+
+/* The reasoning markers, first match wins. */
+static const struct {
+    marker_rule when;
+    const char *think_open, *think_close;
+} THINK_RULES[] = {
+    {{{"<seed:think>"}, NULL}, "<seed:think>", "</seed:think>"},
+    {{{"<mm:think>"}, NULL}, "<mm:think>", "</mm:think>"},
+    {{{"[THINK]", "[/THINK]"}, NULL}, "[THINK]", "[/THINK]"},
+    {{{"<think>"}, NULL}, "<think>", "</think>"},
+    {{{"</think>"}, NULL}, "<think>", "</think>"},
+};
+
 toolcall_format toolcall_format_from_template(const char *t) {
     toolcall_format f = {TOOLCALL_NONE, "", "", NULL, NULL};
     if (!t) return f;
-
-    if (has(t, "<minimax:tool_call>")) {
-        f.syntax = TOOLCALL_MINIMAX;
-        f.call_open = "<minimax:tool_call>";
-        f.call_close = "</minimax:tool_call>";
-    } else if (has(t, "<seed:tool_call>") && has(t, "<function=") && has(t, "<parameter=")) {
-        f.syntax = TOOLCALL_XML_FUNCTION;
-        f.call_open = "<seed:tool_call>";
-        f.call_close = "</seed:tool_call>";
-    } else if (has(t, "<tool_call>") && has(t, "<function=") && has(t, "<parameter=")) {
-        f.syntax = TOOLCALL_XML_FUNCTION;
-        f.call_open = "<tool_call>";
-        f.call_close = "</tool_call>";
-    } else if (has(t, "[TOOL_CALLS]")) {
-        f.syntax = TOOLCALL_MISTRAL;
-        f.call_open = "[TOOL_CALLS]";
-    } else if (has(t, "<tool_call>") && has(t, "<arg_key>")) {
-        f.syntax = TOOLCALL_GLM;
-        f.call_open = "<tool_call>";
-        f.call_close = "</tool_call>";
-    } else if (has(t, "<tool_call>")) {
-        f.syntax = TOOLCALL_HERMES;
-        f.call_open = "<tool_call>";
-        f.call_close = "</tool_call>";
-    } else if (!has(t, "<function=") &&
-               (has(t, "<|python_tag|>") || (has(t, "<|start_header_id|>") && has(t, "\"parameters\": ")))) {
-        /* functionary v3.1 also has <|python_tag|> but writes <function=…>: excluded above. */
-        f.syntax = TOOLCALL_LLAMA3_JSON;
+    for (size_t i = 0; i < sizeof SYNTAX_RULES / sizeof SYNTAX_RULES[0]; i++) {
+        if (!rule_matches(&SYNTAX_RULES[i].when, t)) continue;
+        f.syntax = SYNTAX_RULES[i].syntax;
+        f.call_open = SYNTAX_RULES[i].call_open;
+        f.call_close = SYNTAX_RULES[i].call_close;
+        break;
     }
-
-    if (has(t, "<seed:think>")) {
-        f.think_open = "<seed:think>";
-        f.think_close = "</seed:think>";
-    } else if (has(t, "<mm:think>")) {
-        f.think_open = "<mm:think>";
-        f.think_close = "</mm:think>";
-    } else if (has(t, "[THINK]") && has(t, "[/THINK]")) {
-        f.think_open = "[THINK]";
-        f.think_close = "[/THINK]";
-    } else if (has(t, "<think>") || has(t, "</think>")) {
-        f.think_open = "<think>";
-        f.think_close = "</think>";
+    for (size_t i = 0; i < sizeof THINK_RULES / sizeof THINK_RULES[0]; i++) {
+        if (!rule_matches(&THINK_RULES[i].when, t)) continue;
+        f.think_open = THINK_RULES[i].think_open;
+        f.think_close = THINK_RULES[i].think_close;
+        break;
     }
     return f;
 }
