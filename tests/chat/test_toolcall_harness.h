@@ -187,6 +187,18 @@ static void h_expect(const toolcall_parser_options *opt, const char *text, const
     h_out_free(&o);
 }
 
+/* Each of cases[0, n) (malformed or not a call) comes out as content byte for
+ * byte, with no call, under every split. */
+static void h_expect_all_content(const toolcall_parser_options *opt, const char *const *cases, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        h_out r;
+        h_run_all(opt, cases[i], &r);
+        assert_string_equal(r.content, cases[i]);
+        assert_int_equal(r.n_calls, 0);
+        h_out_free(&r);
+    }
+}
+
 /* Options for a format given by its syntax/markers. */
 static toolcall_parser_options h_opts(const toolcall_format *f, const char *tools, bool in_reasoning) {
     toolcall_parser_options o = {f, tools, in_reasoning, 12345};

@@ -78,13 +78,7 @@ static void test_hermes_malformed_stays_content(void **state) {
         "a < b, <tool and <tool_cal end <",
         "ends with a partial marker <tool_ca",
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        h_out r;
-        h_run_all(&o, cases[i], &r);
-        assert_string_equal(r.content, cases[i]);
-        assert_int_equal(r.n_calls, 0);
-        h_out_free(&r);
-    }
+    h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
     /* a broken block followed by a good one: the good one is still a call */
     h_expect(&o, "<tool_call>oops<tool_call>{\"name\": \"list_files\"}</tool_call>", "<tool_call>oops", "", 1,
              "list_files", "{}");
@@ -174,13 +168,7 @@ static void test_xml_function_malformed_stays_content(void **state) {
         "<tool_call>\n<function=get\nweather>\n</function>\n</tool_call>",
         "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis",
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        h_out r;
-        h_run_all(&o, cases[i], &r);
-        assert_string_equal(r.content, cases[i]);
-        assert_int_equal(r.n_calls, 0);
-        h_out_free(&r);
-    }
+    h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
 }
 
 static void test_xml_function_seed_markers(void **state) {
@@ -217,13 +205,7 @@ static void test_llama3_non_calls_stay_content(void **state) {
         "<|python_tag|>brave_search.call(query=\"x\")",
         "{not json at all}",
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        h_out r;
-        h_run_all(&o, cases[i], &r);
-        assert_string_equal(r.content, cases[i]);
-        assert_int_equal(r.n_calls, 0);
-        h_out_free(&r);
-    }
+    h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
 }
 
 /* ---- Mistral [TOOL_CALLS] */
@@ -266,13 +248,7 @@ static void test_mistral_malformed_stays_content(void **state) {
         "[TOOL_CALLS][{\"name\": \"get_weather\"}, 3]",
         "[TOOL_CALLS]get_weather[ARG",
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        h_out r;
-        h_run_all(&o, cases[i], &r);
-        assert_string_equal(r.content, cases[i]);
-        assert_int_equal(r.n_calls, 0);
-        h_out_free(&r);
-    }
+    h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
 }
 
 /* ---- MiniMax-M2 */
@@ -299,13 +275,7 @@ static void test_minimax_malformed_stays_content(void **state) {
         "<minimax:tool_call>\n<invoke name=\"nope\">\n</invoke>\n</minimax:tool_call>",
         "<minimax:tool_call>\n<invoke name=get_weather>\n</invoke>\n</minimax:tool_call>",
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        h_out r;
-        h_run_all(&o, cases[i], &r);
-        assert_string_equal(r.content, cases[i]);
-        assert_int_equal(r.n_calls, 0);
-        h_out_free(&r);
-    }
+    h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
 }
 
 /* ---- GLM <arg_key> */
@@ -333,13 +303,7 @@ static void test_glm_malformed_stays_content(void **state) {
         "<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>Paris</arg_value>",
         "<tool_call>{\"name\": \"get_weather\"}</tool_call>",
     };
-    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
-        h_out r;
-        h_run_all(&o, cases[i], &r);
-        assert_string_equal(r.content, cases[i]);
-        assert_int_equal(r.n_calls, 0);
-        h_out_free(&r);
-    }
+    h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
 }
 
 /* ---- limits and robustness */

@@ -1,10 +1,10 @@
 /*
- * The Jinja engine's pieces one by one: whitespace control as Hugging Face
- * configures it, Python printing, expressions, scoping (loops, namespace,
- * macros, caller), filters and methods, errors with line numbers, parse once
- * render many, the clock option, mutation only when allowed, and the speed
- * of a 20k-token agent conversation with 30 tools.
- * (Byte equality with Jinja2 on real templates: test_jinja_reference.py.)
+ * test_jinja_engine.c — the Jinja engine's pieces one by one: whitespace
+ * control as Hugging Face configures it, Python printing, expressions,
+ * scoping (loops, namespace, macros, caller), filters and methods, errors
+ * with line numbers, parse once render many, the clock option, mutation only
+ * when allowed, and the speed of a 20k-token agent conversation with 30
+ * tools. (Byte equality with Jinja2 on real templates: test_jinja_reference.py.)
  */
 #include <stdarg.h>
 #include <stddef.h>

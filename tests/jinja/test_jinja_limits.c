@@ -1,9 +1,9 @@
 /*
- * Every resource limit of the Jinja engine (src/jinja/jinja.h) is hit by a
- * hostile template and answered with an error (ERR_LIMIT), never a crash or
- * an unbounded allocation: template size, parse nesting, loop iterations,
- * macro recursion, evaluation nesting, output size, memory, range() length,
- * value nesting.
+ * test_jinja_limits.c — every resource limit of the Jinja engine
+ * (src/jinja/jinja.h) is hit by a hostile template and answered with an error
+ * (ERR_LIMIT), never a crash or an unbounded allocation: template size, parse
+ * nesting, loop iterations, macro recursion, evaluation nesting, output size,
+ * memory, range() length, value nesting.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,8 +1,9 @@
 /*
- * Tokenizer behaviour beyond the test vectors: special tokens (control only
- * with parse_special, user-defined always), BOS/EOS, end-of-generation set,
- * invalid UTF-8, ids out of range, an unknown pre-tokenizer, long inputs in
- * linear-ish time, and the streaming detokenizer.
+ * test_tokenizer_behaviour.c — tokenizer behaviour beyond the test vectors:
+ * special tokens (control only with parse_special, user-defined always),
+ * BOS/EOS, end-of-generation set, invalid UTF-8, ids out of range, an unknown
+ * pre-tokenizer, long inputs in linear-ish time, and the streaming
+ * detokenizer.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,11 +1,12 @@
 /*
- * llama.cpp's tokenizer test vectors: every shared/vocab/X.gguf with X.gguf.inp
- * (cases separated by "\n__ggml_vocab_test__\n", the last one followed by it
- * too) and X.gguf.out (one line of ids per case), tokenized without BOS and
- * without special parsing, must give exactly the listed ids; and decoding the
- * ids must give the input back, except where the family's clean-up of " ?"
- * " ," " 's"-style spaces changes it (the reference does the same; the
- * llama.cpp agreement script compares those texts with the reference).
+ * test_vocab_vectors.c — llama.cpp's tokenizer test vectors: every
+ * shared/vocab/X.gguf with X.gguf.inp (cases separated by
+ * "\n__ggml_vocab_test__\n", the last one followed by it too) and X.gguf.out
+ * (one line of ids per case), tokenized without BOS and without special
+ * parsing, must give exactly the listed ids; and decoding the ids must give
+ * the input back, except where the family's clean-up of " ?" " ," " 's"-style
+ * spaces changes it (the reference does the same; the llama.cpp agreement
+ * script compares those texts with the reference).
  */
 #include <stdarg.h>
 #include <stddef.h>
