@@ -37,7 +37,7 @@ int tc_match_at(const toolcall_parser *p, size_t i, const char *m) {
 }
 
 int tc_which_marker(const toolcall_parser *p, size_t i, const char *m1, const char *m2) {
-    int r1 = tc_match_at(p, i, m1), r2 = tc_match_at(p, i, m2);
+    int r1 = m1 ? tc_match_at(p, i, m1) : 0, r2 = m2 ? tc_match_at(p, i, m2) : 0;
     if (r1 == 1) return 1;
     if (r2 == 1) return 2;
     return r1 == -1 || r2 == -1 ? -1 : 0;
@@ -60,6 +60,15 @@ size_t tc_find_from(const toolcall_parser *p, size_t from, const char *m, size_t
 size_t tc_skip_ws(const toolcall_parser *p, size_t i) {
     while (i < p->buf.len && tc_is_ws(p->buf.data[i])) i++;
     return i;
+}
+
+int tc_next_marker(toolcall_parser *p, const char *m1, const char *m2, size_t *at) {
+    size_t i = tc_skip_ws(p, p->cur);
+    p->cur = *at = i;
+    if (i == p->buf.len) return -1;
+    int w = tc_which_marker(p, i, m1, m2);
+    if (w == 0) tc_block_fail(p, i);
+    return w;
 }
 
 void tc_consume(toolcall_parser *p, size_t n) {
@@ -250,12 +259,9 @@ static int xml_calls_build(toolcall_parser *p) {
 }
 
 bool tc_step_param_or_end(toolcall_parser *p, const char *open, const char *end, int param_sub, int end_sub) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    int w = tc_which_marker(p, i, open, end);
-    if (w == -1) return false;
-    if (w == 0) return tc_block_fail(p, i);
+    size_t i;
+    int w = tc_next_marker(p, open, end, &i);
+    if (w < 1) return w == 0;
     if (w == 1) {
         if (p->xcalls[p->n_xcalls - 1].n_params >= TOOLCALL_MAX_PARAMS) return tc_block_fail(p, i);
         p->key_a = p->cur = i + strlen(open);

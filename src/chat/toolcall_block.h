@@ -102,12 +102,19 @@ char *tc_dup_n(const char *s, size_t n, bool *oom);
 
 /* 1: marker m starts at buf[i]; -1: buf ends inside a prefix of m; 0: no. */
 int tc_match_at(const toolcall_parser *p, size_t i, const char *m);
-/* Which of two markers starts at i: 1 or 2, 0 none, -1 wait (a prefix of one). */
+/* Which of two markers (NULL: never matches) starts at i: 1 or 2, 0 none,
+ * -1 wait (a prefix of one). */
 int tc_which_marker(const toolcall_parser *p, size_t i, const char *m1, const char *m2);
 /* First index >= from where m occurs, or NPOS; then *hold is the start of the
  * longest suffix (at or after from) that is a proper prefix of m (len if none). */
 size_t tc_find_from(const toolcall_parser *p, size_t from, const char *m, size_t *hold);
 size_t tc_skip_ws(const toolcall_parser *p, size_t i);
+/* Skips whitespace from cur (cur follows) and looks there for m1 or m2
+ * (either may be NULL: never matches). 1 or 2: that marker starts at *at.
+ * -1: wait for more text. 0: neither can start there, and the block has
+ * failed at that byte (tc_block_fail done). A step ends with
+ * `if (w < 1) return w == 0;`. */
+int tc_next_marker(toolcall_parser *p, const char *m1, const char *m2, size_t *at);
 /* Drops buf[0, n); cur goes back to 0. */
 void tc_consume(toolcall_parser *p, size_t n);
 /* Scans a name from p->cur that ends at `term`; Returns the index of term,

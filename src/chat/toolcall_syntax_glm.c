@@ -37,12 +37,9 @@ static bool glm_name(toolcall_parser *p) {
 }
 
 static bool glm_arg_or_close(toolcall_parser *p) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    int w = tc_which_marker(p, i, "<arg_key>", p->fmt.call_close);
-    if (w == -1) return false;
-    if (w == 0) return tc_block_fail(p, i);
+    size_t i;
+    int w = tc_next_marker(p, "<arg_key>", p->fmt.call_close, &i);
+    if (w < 1) return w == 0;
     if (w == 2) return tc_xml_block_close(p, i);
     if (p->xcalls[p->n_xcalls - 1].n_params >= TOOLCALL_MAX_PARAMS) return tc_block_fail(p, i);
     p->key_a = p->cur = i + strlen("<arg_key>");
@@ -65,12 +62,9 @@ static bool glm_key(toolcall_parser *p) {
 }
 
 static bool glm_value_open(toolcall_parser *p) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    int w = tc_match_at(p, i, "<arg_value>");
-    if (w == -1) return false;
-    if (w == 0) return tc_block_fail(p, i);
+    size_t i;
+    int w = tc_next_marker(p, "<arg_value>", NULL, &i);
+    if (w < 1) return w == 0;
     p->val_a = p->cur = i + strlen("<arg_value>");
     p->sub = G_VALUE;
     return true;

@@ -28,12 +28,8 @@ static bool hermes_step(toolcall_parser *p) {
         p->sub = H_CLOSE;
         return true;
     case H_CLOSE:
-        i = tc_skip_ws(p, p->cur);
-        p->cur = i;
-        if (i == len) return false;
-        w = tc_match_at(p, i, p->fmt.call_close);
-        if (w == -1) return false;
-        if (w == 0) return tc_block_fail(p, i);
+        w = tc_next_marker(p, p->fmt.call_close, NULL, &i);
+        if (w < 1) return w == 0;
         end = i + strlen(p->fmt.call_close);
         if (tc_json_calls_parse(p, p->json_end) != 0) return tc_block_fail(p, end);
         return tc_block_done(p, end);

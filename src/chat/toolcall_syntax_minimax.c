@@ -12,12 +12,9 @@ enum { M_INVOKE_OR_END, M_NAME, M_PARAM_OR_END, M_PNAME, M_VALUE };
 static void minimax_begin(toolcall_parser *p) { p->sub = M_INVOKE_OR_END; }
 
 static bool minimax_invoke_or_close(toolcall_parser *p) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    int w = tc_which_marker(p, i, "<invoke name=\"", p->fmt.call_close);
-    if (w == -1) return false;
-    if (w == 0) return tc_block_fail(p, i);
+    size_t i;
+    int w = tc_next_marker(p, "<invoke name=\"", p->fmt.call_close, &i);
+    if (w < 1) return w == 0;
     if (w == 2) return tc_xml_block_close(p, i);
     p->name_a = p->cur = i + strlen("<invoke name=\"");
     p->sub = M_NAME;

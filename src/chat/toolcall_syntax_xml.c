@@ -17,18 +17,9 @@ static void xml_begin(toolcall_parser *p) { p->sub = X_FUNC; }
 /* Before the first function only "<function=" may follow; after one, the
  * block's close marker may, too. */
 static bool xml_function_or_close(toolcall_parser *p) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    int w;
-    if (p->sub == X_FUNC) {
-        w = tc_match_at(p, i, "<function=");
-        if (w == 1) w = 2;
-    } else {
-        w = tc_which_marker(p, i, p->fmt.call_close, "<function=");
-    }
-    if (w == -1) return false;
-    if (w == 0) return tc_block_fail(p, i);
+    size_t i;
+    int w = tc_next_marker(p, p->sub == X_FUNC ? NULL : p->fmt.call_close, "<function=", &i);
+    if (w < 1) return w == 0;
     if (w == 1) return tc_xml_block_close(p, i);
     p->name_a = p->cur = i + strlen("<function=");
     p->sub = X_NAME;

@@ -189,7 +189,7 @@ static void h_expect(const toolcall_parser_options *opt, const char *text, const
 
 /* Each of cases[0, n) (malformed or not a call) comes out as content byte for
  * byte, with no call, under every split. */
-static void h_expect_all_content(const toolcall_parser_options *opt, const char *const *cases, size_t n) {
+static inline void h_expect_all_content(const toolcall_parser_options *opt, const char *const *cases, size_t n) {
     for (size_t i = 0; i < n; i++) {
         h_out r;
         h_run_all(opt, cases[i], &r);
