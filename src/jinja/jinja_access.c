@@ -9,17 +9,21 @@
 
 #include "jinja/jinja_internal.h"
 
-static int undef_attr(jr *r, jv obj, const char *name, size_t n, jv *out) {
-    strbuf b = STRBUF_INIT;
-    const char *tn = obj.type == JV_NONE ? "None" : jv_type_name(obj);
-    strbuf_printf(&b, "'%s%s' has no attribute '%.*s'", tn, obj.type == JV_NONE ? "" : " object", (int)n, name);
-    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-    jstr *m = jstr_new(&r->arena, b.data, b.len);
-    strbuf_free(&b);
+/* An undefined value whose message (Jinja2's) is b's text; b is freed. */
+static int undef_with_message(jr *r, strbuf *b, jv *out) {
+    jstr *m = b->failed ? NULL : jstr_new(&r->arena, b->data, b->len);
+    strbuf_free(b);
     if (!m) return jr_oom(r);
     *out = jv_undef(m->data);
     out->aux = 1;
     return 0;
+}
+
+static int undef_attr(jr *r, jv obj, const char *name, size_t n, jv *out) {
+    strbuf b = STRBUF_INIT;
+    const char *tn = obj.type == JV_NONE ? "None" : jv_type_name(obj);
+    strbuf_printf(&b, "'%s%s' has no attribute '%.*s'", tn, obj.type == JV_NONE ? "" : " object", (int)n, name);
+    return undef_with_message(r, &b, out);
 }
 
 static int loop_attr(jr *r, jloop *L, const char *name, size_t n, jv *out, bool *found) {
@@ -106,11 +110,5 @@ int jr_getitem(jr *r, jv obj, jv key, jv *out) {
     strbuf_printf(&b, "'%s object' has no attribute '", jv_type_name(obj));
     jv_append_str(&b, key);
     strbuf_puts(&b, "'");
-    if (b.failed) { strbuf_free(&b); return jr_oom(r); }
-    jstr *m = jstr_new(&r->arena, b.data, b.len);
-    strbuf_free(&b);
-    if (!m) return jr_oom(r);
-    *out = jv_undef(m->data);
-    out->aux = 1;
-    return 0;
+    return undef_with_message(r, &b, out);
 }

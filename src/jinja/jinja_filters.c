@@ -471,6 +471,17 @@ static int filter_default(jr *r, jv in, const fargs *a, jv *out) {
     return 0;
 }
 
+/* The tuple (key, value) of a dict's entry i. NULL when out of memory. */
+static jlist *entry_pair(jr *r, const jdict *d, size_t i) {
+    jlist *t = jlist_new(&r->arena, 2);
+    if (!t) return NULL;
+    t->is_tuple = true;
+    t->items[0] = d->e[i].key;
+    t->items[1] = d->e[i].value;
+    t->n = 2;
+    return t;
+}
+
 static int filter_dictsort(jr *r, jv in, const fargs *a, jv *out) {
     if (in.type != JV_DICT) return jr_fail(r, "dictsort needs a dict, got '%s'", jv_type_name(in));
     jv cs = arg(a, 0, "case_sensitive", jv_bool(false)), by = arg(a, 1, "by", S(r, "key")), rev = arg(a, 2, "reverse", jv_bool(false));
@@ -481,12 +492,8 @@ static int filter_dictsort(jr *r, jv in, const fargs *a, jv *out) {
     jv *vals = jarena_alloc(&r->arena, (n + 1) * sizeof(jv)), *keys = jarena_alloc(&r->arena, (n + 1) * sizeof(jv));
     if (!vals || !keys) return jr_oom(r);
     for (size_t i = 0; i < n; i++) {
-        jlist *t = jlist_new(&r->arena, 2);
+        jlist *t = entry_pair(r, in.u.d, i);
         if (!t) return jr_oom(r);
-        t->is_tuple = true;
-        t->items[0] = in.u.d->e[i].key;
-        t->items[1] = in.u.d->e[i].value;
-        t->n = 2;
         vals[i] = jv_list(t);
         if (lower_key(r, t->items[pos], jv_truthy(cs), &keys[i])) return -1;
     }
@@ -563,12 +570,8 @@ static int filter_items(jr *r, jv in, const fargs *a, jv *out) {
     jlist *l = jlist_new(&r->arena, in.u.d->n);
     if (!l) return jr_oom(r);
     for (size_t i = 0; i < in.u.d->n; i++) {
-        jlist *t = jlist_new(&r->arena, 2);
+        jlist *t = entry_pair(r, in.u.d, i);
         if (!t) return jr_oom(r);
-        t->is_tuple = true;
-        t->items[0] = in.u.d->e[i].key;
-        t->items[1] = in.u.d->e[i].value;
-        t->n = 2;
         l->items[l->n++] = jv_list(t);
     }
     *out = gen(l);

@@ -11,27 +11,31 @@
 
 #include "jinja/jinja_internal.h"
 
-int jr_fail_code(jr *r, int code, const char *fmt, ...) {
+/* The first error of a render wins; later ones are dropped. */
+static int fail_v(jr *r, int code, const char *fmt, va_list ap) {
     if (r->err && r->err->code) return -1;
     char msg[LARDER_ERROR_MESSAGE_BYTES];
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
     if (r->line > 0) error_set(r->err, code, "line %d: %s", r->line, msg);
     else error_set(r->err, code, "%s", msg);
     if (r->err && !r->err->code) r->err->code = code;
     return -1;
 }
 
-int jr_fail(jr *r, const char *fmt, ...) {
-    if (r->err && r->err->code) return -1;
-    char msg[LARDER_ERROR_MESSAGE_BYTES];
+int jr_fail_code(jr *r, int code, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    fail_v(r, code, fmt, ap);
     va_end(ap);
-    return jr_fail_code(r, ERR_INVALID, "%s", msg);
+    return -1;
+}
+
+int jr_fail(jr *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fail_v(r, ERR_INVALID, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 int jr_oom(jr *r) {
