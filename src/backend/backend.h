@@ -35,6 +35,22 @@ int backend_n_threads(const backend *b);
 int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const float *x,
                    int64_t n_tokens, float *y, larder_error *err);
 
+/* Most matrices one backend_matmul_multi call takes. */
+#define BACKEND_MATMUL_MAX_MATS 8
+
+/* One matrix of a fused call: y (n_tokens, rows) = x · Wᵀ. */
+typedef struct backend_matmul_weight {
+    const void *w;      /* (rows, cols) of wtype, row-major */
+    uint32_t wtype;
+    int64_t rows;
+    float *y;           /* (n_tokens, rows) f32 */
+} backend_matmul_weight;
+
+/* Several matrices that share the input x (q, k, v; gate, up), computed in
+ * one pass: the same results as n_mats backend_matmul calls. */
+int backend_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
+                         int64_t n_tokens, larder_error *err);
+
 /* y (n, dim) = x / sqrt(mean(x²) + eps) * w, row by row; y may be x. */
 void backend_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps);
 

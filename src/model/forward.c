@@ -127,8 +127,10 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
         const model_layer *l = &m->layers[il];
         /* ---- attention block */
         backend_rmsnorm(be, c->x, l->attn_norm, c->xb, n, dim, hp->rms_eps);   /* xb = rmsnorm(x) * w */
-        if (MATMUL(l->wq, c->xb, n, c->q) || MATMUL(l->wk, c->xb, n, c->k) || MATMUL(l->wv, c->xb, n, c->v))
-            return -1;                                                          /* q,k,v = xb · W{q,k,v}ᵀ */
+        backend_matmul_weight qkv[3] = {{l->wq.data, l->wq.type, l->wq.rows, c->q},
+                                        {l->wk.data, l->wk.type, l->wk.rows, c->k},
+                                        {l->wv.data, l->wv.type, l->wv.rows, c->v}};
+        if (backend_matmul_multi(be, qkv, 3, dim, c->xb, n, err)) return -1;    /* q,k,v = xb · W{q,k,v}ᵀ */
         if (l->bq) backend_add_bias(be, c->q, l->bq, n, H * D);                 /* qwen2: + biases */
         if (l->bk) backend_add_bias(be, c->k, l->bk, n, Hkv * D);
         if (l->bv) backend_add_bias(be, c->v, l->bv, n, Hkv * D);
@@ -144,7 +146,9 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
 
         /* ---- feed-forward block */
         backend_rmsnorm(be, c->x, l->ffn_norm, c->xb, n, dim, hp->rms_eps);    /* xb = rmsnorm(x) * w */
-        if (MATMUL(l->w_gate, c->xb, n, c->hb) || MATMUL(l->w_up, c->xb, n, c->hb2)) return -1;
+        backend_matmul_weight gate_up[2] = {{l->w_gate.data, l->w_gate.type, l->w_gate.rows, c->hb},
+                                            {l->w_up.data, l->w_up.type, l->w_up.rows, c->hb2}};
+        if (backend_matmul_multi(be, gate_up, 2, dim, c->xb, n, err)) return -1; /* gate, up = xb · W{gate,up}ᵀ */
         backend_silu_mul(be, c->hb, c->hb2, n * ff);                            /* hb = silu(gate) * up */
         if (MATMUL(l->w_down, c->hb, n, c->xb)) return -1;                       /* xb = hb · Wdownᵀ */
         backend_add(be, c->x, c->xb, n * dim);                                  /* x += xb */

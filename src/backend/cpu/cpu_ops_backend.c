@@ -1,7 +1,8 @@
 /*
  * cpu_ops_backend.c — the CPU implementation of backend.h.
  *
- * Matmuls go to the quantized dot kernels (cpu_kernels.h) on the thread pool.
+ * Matmuls go to cpu_matmul.h's driver (quantized dot kernels on the thread
+ * pool; fused q/k/v and gate/up in one dispatch).
  * Attention is split over (tile of a sequence's tokens, KV head) tasks,
  * dealt round-robin to the threads so causal prefill (later tokens attend to
  * more) stays balanced; each thread has its own scratch, grown to the
@@ -16,6 +17,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_kernels.h"
+#include "backend/cpu/cpu_matmul.h"
 #include "backend/cpu/cpu_ops.h"
 #include "base/thread_pool.h"
 #include "tensor/dtype.h"
@@ -43,8 +45,7 @@ struct backend {
     int64_t tiles_cap;
     float *rot_row;          /* (rot_row_elems) kv_store: K and V rows being rotated */
     size_t rot_row_elems;
-    void *act;               /* matmul: quantized activation rows */
-    size_t act_bytes;
+    cpu_matmul_ctx *mm;      /* matmul scratch (quantized activations) */
 };
 
 backend *backend_cpu_create(int n_threads, larder_error *err) {
@@ -55,8 +56,9 @@ backend *backend_cpu_create(int n_threads, larder_error *err) {
     }
     b->pool = thread_pool_create(n_threads, err);
     b->attn = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *b->attn);
-    if (!b->pool || !b->attn) {
-        if (b->pool) error_set(err, ERR_NOMEM, "out of memory");
+    b->mm = b->pool ? cpu_matmul_ctx_create(err) : NULL;
+    if (!b->pool || !b->attn || !b->mm) {
+        if (b->pool && b->mm) error_set(err, ERR_NOMEM, "out of memory");
         backend_free(b);
         return NULL;
     }
@@ -76,70 +78,27 @@ void backend_free(backend *b) {
     free(b->attn);
     free(b->tiles);
     free(b->rot_row);
-    free(b->act);
+    cpu_matmul_ctx_free(b->mm);
     free(b);
 }
 
 int backend_n_threads(const backend *b) { return b->n_threads; }
 
-/* ---- matmul */
-
-/* Until cpu_matmul.h (the simd engineer's tiled matmul) lands: quantize
- * each activation row once with the active CPU level's quantizer, then per
- * weight row call its dot kernel on tiles of up to tile_tokens[wtype]
- * tokens (each weight block unpacked once per tile); rows split over the
- * threads. y[t][r] = W_r · x_t. */
-typedef struct mm_task {
-    const uint8_t *w;
-    cpu_dot_fn dot;
-    int tile;                /* tokens per dot call (the kernel's tile_tokens) */
-    int64_t rows, cols, n_tokens;
-    size_t w_row_bytes, a_row_bytes;
-    const uint8_t *act;
-    float *y;
-} mm_task;
-
-/* Weight rows in blocks of MM_ROW_BLOCK (a few KiB: they stay in L1/L2
- * while every token tile of the batch passes over them), so each weight
- * byte is read from memory once per matmul, not once per tile. */
-#define MM_ROW_BLOCK 16
-
-static void mm_run(void *ctx, int ti, int nt) {
-    const mm_task *t = ctx;
-    int64_t r0, r1;
-    thread_pool_split(t->rows, ti, nt, &r0, &r1);
-    float out[CPU_DOT_MAX_TOKENS];
-    const int TT = t->tile;
-    for (int64_t rb = r0; rb < r1; rb += MM_ROW_BLOCK) {
-        int64_t re = rb + MM_ROW_BLOCK < r1 ? rb + MM_ROW_BLOCK : r1;
-        for (int64_t k0 = 0; k0 < t->n_tokens; k0 += TT) {
-            int m = t->n_tokens - k0 < TT ? (int)(t->n_tokens - k0) : TT;
-            for (int64_t r = rb; r < re; r++) {
-                t->dot(t->cols, t->w + r * t->w_row_bytes, t->act + k0 * t->a_row_bytes, t->a_row_bytes, m, out);
-                for (int j = 0; j < m; j++) t->y[(k0 + j) * t->rows + r] = out[j];
-            }
-        }
-    }
-}
+/* ---- matmul: cpu_matmul.h is the one driver (fused matrices share one
+ * quantization of x and one dispatch of the pool) */
 
 int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const float *x,
                    int64_t n_tokens, float *y, larder_error *err) {
-    const cpu_kernels *k = cpu_kernels_active();
-    uint32_t at = quant_vec_dot_type(wtype);
-    if (at == QUANT_NO_TYPE || wtype >= TYPE_COUNT_MAX || !k->dot[wtype] || !k->quantize[at])
-        return error_set(err, ERR_UNSUPPORTED, "matmul: no kernel for type %u", wtype);
-    size_t arb = tensor_row_bytes(at, cols);
-    size_t need = arb * (size_t)n_tokens;
-    if (need > b->act_bytes) {
-        void *p = realloc(b->act, need);
-        if (!p) return error_set(err, ERR_NOMEM, "out of memory (matmul activations)");
-        b->act = p;
-        b->act_bytes = need;
-    }
-    for (int64_t t = 0; t < n_tokens; t++) k->quantize[at](x + t * cols, (uint8_t *)b->act + t * arb, cols);
-    mm_task t = {w, k->dot[wtype], k->tile_tokens[wtype], rows, cols, n_tokens, tensor_row_bytes(wtype, cols), arb, b->act, y};
-    thread_pool_run(b->pool, mm_run, &t);
-    return 0;
+    return cpu_matmul(b->mm, b->pool, w, wtype, rows, cols, x, n_tokens, y, err);
+}
+
+int backend_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
+                         int64_t n_tokens, larder_error *err) {
+    if (n_mats < 1 || n_mats > BACKEND_MATMUL_MAX_MATS)
+        return error_set(err, ERR_INVALID, "matmul: %d matrices (1..%d allowed)", n_mats, BACKEND_MATMUL_MAX_MATS);
+    cpu_matmul_weight m[BACKEND_MATMUL_MAX_MATS];
+    for (int i = 0; i < n_mats; i++) m[i] = (cpu_matmul_weight){mats[i].w, mats[i].wtype, mats[i].rows, mats[i].y};
+    return cpu_matmul_multi(b->mm, b->pool, m, n_mats, cols, x, n_tokens, err);
 }
 
 /* ---- elementwise */
