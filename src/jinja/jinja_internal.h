@@ -242,27 +242,34 @@ typedef struct jr {
     jv block_input;              /* the captured body a filter block's chain starts from */
 } jr;
 
+/* ---- the runtime (jinja_rt.c): errors, str(), iteration */
+
 /* Sets the render error "line N: msg" (code ERR_INVALID unless code given). Returns -1. */
 int jr_fail(jr *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int jr_fail_code(jr *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int jr_oom(jr *r);
 int jr_loop_limit(jr *r);
-
-int jr_eval(jr *r, const jnode *n, jv *out);
-/* Calls a callable value. */
-int jr_call(jr *r, jv callee, const jv *args, int nargs, const char *const *kwnames, const jv *kwvals,
-            int nkw, jv *out);
+/* Undefined used where a value is needed: the Jinja2 UndefinedError message. */
+int jr_undefined_error(jr *r, jv u);
 /* str(v) as a new string value. */
 int jr_to_string(jr *r, jv v, jv *out);
 /* The items a for loop / filter walks over: list as is, dict keys, string
  * characters, undefined empty; error for others. */
 int jr_iterate(jr *r, jv v, jlist **out);
+
+/* ---- attribute and item access (jinja_access.c) */
+
 /* getattr-then-getitem (a.name) */
 int jr_getattr(jr *r, jv obj, const char *name, size_t n, jv *out);
 /* getitem-then-getattr (a[key]) */
 int jr_getitem(jr *r, jv obj, jv key, jv *out);
-/* Undefined used where a value is needed: the Jinja2 UndefinedError message. */
-int jr_undefined_error(jr *r, jv u);
+
+/* ---- the evaluator (jinja_render.c) */
+
+int jr_eval(jr *r, const jnode *n, jv *out);
+/* Calls a callable value. */
+int jr_call(jr *r, jv callee, const jv *args, int nargs, const char *const *kwnames, const jv *kwvals,
+            int nkw, jv *out);
 
 /* Filters/tests (jinja_filters.c). */
 int jinja_apply_filter(jr *r, int id, jv in, const jv *args, int nargs, const char *const *kwnames,
