@@ -422,6 +422,113 @@ int jr_eval(jr *r, const jnode *n, jv *out) {
     return rc;
 }
 
+/* f(args): a call of any callable value. */
+static int eval_call(jr *r, const jnode *n, jv *out) {
+    jv f;
+    callargs ca;
+    if (jr_eval(r, n->a, &f) || eval_args(r, n, &ca)) return -1;
+    r->line = n->line;
+    return jr_call(r, f, ca.args, ca.nargs, ca.kwnames, ca.kwvals, ca.nkw, out);
+}
+
+/* x | name(args); inside a filter block x is the captured body. */
+static int eval_filter(jr *r, const jnode *n, jv *out) {
+    jv x;
+    callargs ca;
+    if (n->a) { if (jr_eval(r, n->a, &x)) return -1; }
+    else x = r->block_input;
+    if (eval_args(r, n, &ca)) return -1;
+    r->line = n->line;
+    if (n->op < 0) return jr_fail(r, "No filter named '%s'.", n->name);
+    return jinja_apply_filter(r, n->op, x, ca.args, ca.nargs, ca.kwnames, ca.kwvals, ca.nkw, out);
+}
+
+/* x is [not] name(args) */
+static int eval_test(jr *r, const jnode *n, jv *out) {
+    jv x;
+    callargs ca;
+    if (jr_eval(r, n->a, &x) || eval_args(r, n, &ca)) return -1;
+    r->line = n->line;
+    if (n->op < 0) return jr_fail(r, "No test named '%s'.", n->name);
+    bool res = false;
+    if (jinja_apply_test(r, n->op, x, ca.args, ca.nargs, &res)) return -1;
+    *out = jv_bool(n->c ? !res : res);
+    return 0;
+}
+
+/* -x, +x */
+static int eval_sign(jr *r, const jnode *n, jv *out) {
+    jv x;
+    if (jr_eval(r, n->a, &x)) return -1;
+    if (x.type == JV_UNDEFINED) return jr_undefined_error(r, x);
+    bool neg = n->kind == JN_NEG;
+    if (x.type == JV_INT || x.type == JV_BOOL) {
+        int64_t i = as_i(x);
+        if (neg && i == INT64_MIN) return jr_fail(r, "integer overflow");
+        *out = jv_int(neg ? -i : i);
+    } else if (x.type == JV_FLOAT) {
+        *out = jv_float(neg ? -x.u.f : x.u.f);
+    } else {
+        return jr_fail(r, "bad operand type for unary %s: '%s'", neg ? "-" : "+", jv_type_name(x));
+    }
+    return 0;
+}
+
+/* a < b <= c ...: chained, each operand evaluated once, stops at the first false. */
+static int eval_compare(jr *r, const jnode *n, jv *out) {
+    jv a, b;
+    if (jr_eval(r, n->a, &a)) return -1;
+    for (int i = 0; i < n->n_kids; i++) {
+        bool res = false;
+        if (jr_eval(r, n->kids[i], &b) || compare(r, n->ops[i], a, b, &res)) return -1;
+        if (!res) { *out = jv_bool(false); return 0; }
+        a = b;
+    }
+    *out = jv_bool(true);
+    return 0;
+}
+
+/* a ~ b ~ ...: str() of each, joined. */
+static int eval_concat(jr *r, const jnode *n, jv *out) {
+    strbuf s = STRBUF_INIT;
+    for (int i = 0; i < n->n_kids; i++) {
+        jv x;
+        if (jr_eval(r, n->kids[i], &x)) { strbuf_free(&s); return -1; }
+        jv_append_str(&s, x);
+    }
+    if (s.failed) { strbuf_free(&s); return jr_oom(r); }
+    *out = jv_str(&r->arena, s.data ? s.data : "", s.len);
+    strbuf_free(&s);
+    return out->u.s ? 0 : jr_oom(r);
+}
+
+/* [a, b] and (a, b) */
+static int eval_list(jr *r, const jnode *n, jv *out) {
+    jlist *l = jlist_new(&r->arena, (size_t)n->n_kids);
+    if (!l) return jr_oom(r);
+    l->is_tuple = n->kind == JN_TUPLE;
+    for (int i = 0; i < n->n_kids; i++)
+        if (jr_eval(r, n->kids[i], &l->items[i])) return -1;
+    l->n = (size_t)n->n_kids;
+    *out = jv_list(l);
+    return 0;
+}
+
+/* {k: v, ...}; lists and dicts are not hashable, as in Python. */
+static int eval_dict(jr *r, const jnode *n, jv *out) {
+    jdict *d = jdict_new(&r->arena);
+    if (!d) return jr_oom(r);
+    for (int i = 0; i < n->n_kids; i++) {
+        jv k, v;
+        if (jr_eval(r, n->kids[i], &k) || jr_eval(r, n->kw[i]->a, &v)) return -1;
+        if (k.type == JV_LIST && !k.u.l->is_tuple) return jr_fail(r, "unhashable type: 'list'");
+        if (k.type == JV_DICT) return jr_fail(r, "unhashable type: 'dict'");
+        if (jdict_set(&r->arena, d, k, v)) return jr_oom(r);
+    }
+    *out = jv_dict(d);
+    return 0;
+}
+
 static int eval_inner(jr *r, const jnode *n, jv *out) {
     jv a, b;
     switch (n->kind) {
@@ -439,110 +546,32 @@ static int eval_inner(jr *r, const jnode *n, jv *out) {
         if (jr_eval(r, n->a, &a) || jr_eval(r, n->b, &b)) return -1;
         return jr_getitem(r, a, b, out);
     case JN_SLICE: return eval_slice(r, n, out);
-    case JN_CALL: {
-        callargs ca;
-        if (jr_eval(r, n->a, &a) || eval_args(r, n, &ca)) return -1;
-        r->line = n->line;
-        return jr_call(r, a, ca.args, ca.nargs, ca.kwnames, ca.kwvals, ca.nkw, out);
-    }
-    case JN_FILTER: {
-        callargs ca;
-        if (n->a) { if (jr_eval(r, n->a, &a)) return -1; }
-        else a = r->block_input;
-        if (eval_args(r, n, &ca)) return -1;
-        r->line = n->line;
-        if (n->op < 0) return jr_fail(r, "No filter named '%s'.", n->name);
-        return jinja_apply_filter(r, n->op, a, ca.args, ca.nargs, ca.kwnames, ca.kwvals, ca.nkw, out);
-    }
-    case JN_TEST: {
-        callargs ca;
-        if (jr_eval(r, n->a, &a) || eval_args(r, n, &ca)) return -1;
-        r->line = n->line;
-        if (n->op < 0) return jr_fail(r, "No test named '%s'.", n->name);
-        bool res = false;
-        if (jinja_apply_test(r, n->op, a, ca.args, ca.nargs, &res)) return -1;
-        *out = jv_bool(n->c ? !res : res);
-        return 0;
-    }
-    case JN_NEG: case JN_POS:
-        if (jr_eval(r, n->a, &a)) return -1;
-        if (a.type == JV_UNDEFINED) return jr_undefined_error(r, a);
-        if (a.type == JV_INT || a.type == JV_BOOL) {
-            int64_t i = as_i(a);
-            if (n->kind == JN_NEG && i == INT64_MIN) return jr_fail(r, "integer overflow");
-            *out = jv_int(n->kind == JN_NEG ? -i : i);
-        } else if (a.type == JV_FLOAT) {
-            *out = jv_float(n->kind == JN_NEG ? -a.u.f : a.u.f);
-        } else {
-            return jr_fail(r, "bad operand type for unary %s: '%s'", n->kind == JN_NEG ? "-" : "+", jv_type_name(a));
-        }
-        return 0;
+    case JN_CALL: return eval_call(r, n, out);
+    case JN_FILTER: return eval_filter(r, n, out);
+    case JN_TEST: return eval_test(r, n, out);
+    case JN_NEG: case JN_POS: return eval_sign(r, n, out);
     case JN_NOT:
         if (jr_eval(r, n->a, &a)) return -1;
         *out = jv_bool(!jv_truthy(a));
         return 0;
-    case JN_AND:
+    case JN_AND: case JN_OR: /* the deciding operand itself, as Python */
         if (jr_eval(r, n->a, &a)) return -1;
-        if (!jv_truthy(a)) { *out = a; return 0; }
-        return jr_eval(r, n->b, out);
-    case JN_OR:
-        if (jr_eval(r, n->a, &a)) return -1;
-        if (jv_truthy(a)) { *out = a; return 0; }
+        if (jv_truthy(a) == (n->kind == JN_OR)) { *out = a; return 0; }
         return jr_eval(r, n->b, out);
     case JN_BINOP:
         if (jr_eval(r, n->a, &a) || jr_eval(r, n->b, &b)) return -1;
         r->line = n->line;
         return binop(r, n->op, a, b, out);
-    case JN_COMPARE: {
-        if (jr_eval(r, n->a, &a)) return -1;
-        for (int i = 0; i < n->n_kids; i++) {
-            bool res = false;
-            if (jr_eval(r, n->kids[i], &b) || compare(r, n->ops[i], a, b, &res)) return -1;
-            if (!res) { *out = jv_bool(false); return 0; }
-            a = b;
-        }
-        *out = jv_bool(true);
-        return 0;
-    }
-    case JN_CONCAT: {
-        strbuf s = STRBUF_INIT;
-        for (int i = 0; i < n->n_kids; i++) {
-            if (jr_eval(r, n->kids[i], &a)) { strbuf_free(&s); return -1; }
-            jv_append_str(&s, a);
-        }
-        if (s.failed) { strbuf_free(&s); return jr_oom(r); }
-        *out = jv_str(&r->arena, s.data ? s.data : "", s.len);
-        strbuf_free(&s);
-        return out->u.s ? 0 : jr_oom(r);
-    }
+    case JN_COMPARE: return eval_compare(r, n, out);
+    case JN_CONCAT: return eval_concat(r, n, out);
     case JN_COND:
         if (jr_eval(r, n->a, &a)) return -1;
         if (jv_truthy(a)) return jr_eval(r, n->b, out);
         if (n->c) return jr_eval(r, n->c, out);
         *out = jv_undef(NULL);
         return 0;
-    case JN_LIST: case JN_TUPLE: {
-        jlist *l = jlist_new(&r->arena, (size_t)n->n_kids);
-        if (!l) return jr_oom(r);
-        l->is_tuple = n->kind == JN_TUPLE;
-        for (int i = 0; i < n->n_kids; i++)
-            if (jr_eval(r, n->kids[i], &l->items[i])) return -1;
-        l->n = (size_t)n->n_kids;
-        *out = jv_list(l);
-        return 0;
-    }
-    case JN_DICT: {
-        jdict *d = jdict_new(&r->arena);
-        if (!d) return jr_oom(r);
-        for (int i = 0; i < n->n_kids; i++) {
-            if (jr_eval(r, n->kids[i], &a) || jr_eval(r, n->kw[i]->a, &b)) return -1;
-            if (a.type == JV_LIST && !a.u.l->is_tuple) return jr_fail(r, "unhashable type: 'list'");
-            if (a.type == JV_DICT) return jr_fail(r, "unhashable type: 'dict'");
-            if (jdict_set(&r->arena, d, a, b)) return jr_oom(r);
-        }
-        *out = jv_dict(d);
-        return 0;
-    }
+    case JN_LIST: case JN_TUPLE: return eval_list(r, n, out);
+    case JN_DICT: return eval_dict(r, n, out);
     default: return jr_fail(r, "internal error: node %d is not an expression", (int)n->kind);
     }
 }
