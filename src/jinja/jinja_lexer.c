@@ -305,10 +305,12 @@ static size_t match_tag_word(const lexer *L, size_t p, const char *word, char *s
     return p;
 }
 
-int jinja_lex(jarena *a, const char *src, size_t len, jtok **toks, size_t *n_toks, larder_error *err) {
-    /* newlines normalized; one trailing newline dropped (keep_trailing_newline=False) */
+/* src with "\r\n" and "\r" made "\n" and one trailing newline dropped
+ * (keep_trailing_newline=False), NUL-terminated, in the arena; NULL when out
+ * of memory. */
+static char *normalize_newlines(jarena *a, const char *src, size_t len, size_t *n_out) {
     char *s = jarena_alloc(a, len + 1);
-    if (!s) return error_set(err, ERR_NOMEM, "out of memory lexing the template");
+    if (!s) return NULL;
     size_t n = 0;
     for (size_t i = 0; i < len; i++) {
         if (src[i] == '\r') {
@@ -320,18 +322,96 @@ int jinja_lex(jarena *a, const char *src, size_t len, jtok **toks, size_t *n_tok
     }
     if (n && s[n - 1] == '\n') n--;
     s[n] = '\0';
+    *n_out = n;
+    return s;
+}
+
+/* The next "{{", "{%" or "{#" at or after L->pos, or NULL. */
+static const char *next_tag_opener(const lexer *L) {
+    size_t p = L->pos;
+    while (p + 1 < L->n) {
+        const char *q = memchr(L->s + p, '{', L->n - p - 1);
+        if (!q) return NULL;
+        if (q[1] == '{' || q[1] == '%' || q[1] == '#') return q;
+        p = (size_t)(q - L->s) + 1;
+    }
+    return NULL;
+}
+
+/* {% raw %} at tag, its name ending at raw_end: the body up to
+ * {%(-|+|)\s*endraw\s*(+%}|-%}\s*|%}\n?) is one data token. */
+static int lex_raw(lexer *L, size_t tag, size_t raw_end, bool *line_starting) {
+    size_t p2 = raw_end;
+    if (L->s[p2] == '-') {
+        p2 += 3;
+        while (p2 < L->n && is_space((unsigned char)L->s[p2])) p2++;
+    } else {
+        p2 += 2;
+    }
+    L->line += count_lines(L->s + tag, p2 - tag);
+    *line_starting = L->s[p2 - 1] == '\n';
+    size_t q = p2;
+    size_t body_end = 0, after = 0;
+    char esign = 0;
+    while (q + 1 < L->n) {
+        const char *h = memchr(L->s + q, '{', L->n - q - 1);
+        if (!h) break;
+        size_t hp = (size_t)(h - L->s);
+        size_t e = match_tag_word(L, hp, "endraw", &esign);
+        if (e) {
+            if (e + 2 < L->n && (L->s[e] == '+' || L->s[e] == '-') && L->s[e + 1] == '%' && L->s[e + 2] == '}') {
+                after = e + 3;
+                if (L->s[e] == '-')
+                    while (after < L->n && is_space((unsigned char)L->s[after])) after++;
+            } else if (e + 1 < L->n && L->s[e] == '%' && L->s[e + 1] == '}') {
+                after = e + 2;
+                if (after < L->n && L->s[after] == '\n') after++;
+            }
+            if (after) { body_end = hp; break; }
+        }
+        q = hp + 1;
+    }
+    if (!after) return fail(L, "missing end of raw directive");
+    if (emit_data(L, p2, body_end, esign, true, *line_starting)) return -1;
+    L->line += count_lines(L->s + p2, after - p2);
+    *line_starting = L->s[after - 1] == '\n';
+    L->pos = after;
+    return 0;
+}
+
+/* A {# comment #} whose body starts at L->pos: skipped, with its
+ * whitespace control. */
+static int lex_comment(lexer *L, bool *line_starting) {
+    size_t q = L->pos;
+    const char *e = NULL;
+    while (q + 1 < L->n) {
+        const char *h = memchr(L->s + q, '#', L->n - q - 1);
+        if (!h) break;
+        if (h[1] == '}') { e = h; break; }
+        q = (size_t)(h - L->s) + 1;
+    }
+    if (!e) return fail(L, "missing end of comment tag");
+    size_t ep = (size_t)(e - L->s), after = ep + 2;
+    char csign = ep > L->pos && (L->s[ep - 1] == '-' || L->s[ep - 1] == '+') ? L->s[ep - 1] : 0;
+    if (csign == '-') {
+        while (after < L->n && is_space((unsigned char)L->s[after])) after++;
+    } else if (csign != '+' && after < L->n && L->s[after] == '\n') {
+        after++;
+    }
+    L->line += count_lines(L->s + L->pos, after - L->pos);
+    *line_starting = L->s[after - 1] == '\n';
+    L->pos = after;
+    return 0;
+}
+
+int jinja_lex(jarena *a, const char *src, size_t len, jtok **toks, size_t *n_toks, larder_error *err) {
+    size_t n = 0;
+    char *s = normalize_newlines(a, src, len, &n);
+    if (!s) return error_set(err, ERR_NOMEM, "out of memory lexing the template");
     lexer L = {.a = a, .s = s, .n = n, .pos = 0, .line = 1, .err = err};
     bool line_starting = true;
     while (L.pos < L.n) {
-        /* next tag opener */
-        size_t p = L.pos;
-        const char *hit = NULL;
-        while (p + 1 < L.n) {
-            const char *q = memchr(L.s + p, '{', L.n - p - 1);
-            if (!q) break;
-            if (q[1] == '{' || q[1] == '%' || q[1] == '#') { hit = q; break; }
-            p = (size_t)(q - L.s) + 1;
-        }
+        const char *hit = next_tag_opener(&L);
         if (!hit) {
             if (!push(&L, JT_DATA, L.s + L.pos, L.n - L.pos)) return -1;
             L.line += count_lines(L.s + L.pos, L.n - L.pos);
@@ -351,64 +431,11 @@ int jinja_lex(jarena *a, const char *src, size_t len, jtok **toks, size_t *n_tok
         L.line += count_lines(L.s + L.pos, tag - L.pos);
         L.pos = tag + 2 + (sign ? 1 : 0);
         if (raw_end) {
-            size_t p2 = raw_end;
-            if (L.s[p2] == '-') {
-                p2 += 3;
-                while (p2 < L.n && is_space((unsigned char)L.s[p2])) p2++;
-            } else {
-                p2 += 2;
-            }
-            L.line += count_lines(L.s + tag, p2 - tag);
-            line_starting = L.s[p2 - 1] == '\n';
-            /* find {%(-|+|)\s*endraw\s*(+%}|-%}\s*|%}\n?) */
-            size_t q = p2;
-            size_t body_end = 0, after = 0;
-            char esign = 0;
-            while (q + 1 < L.n) {
-                const char *h = memchr(L.s + q, '{', L.n - q - 1);
-                if (!h) break;
-                size_t hp = (size_t)(h - L.s);
-                size_t e = match_tag_word(&L, hp, "endraw", &esign);
-                if (e) {
-                    if (e + 2 < L.n && (L.s[e] == '+' || L.s[e] == '-') && L.s[e + 1] == '%' && L.s[e + 2] == '}') {
-                        after = e + 3;
-                        if (L.s[e] == '-')
-                            while (after < L.n && is_space((unsigned char)L.s[after])) after++;
-                    } else if (e + 1 < L.n && L.s[e] == '%' && L.s[e + 1] == '}') {
-                        after = e + 2;
-                        if (after < L.n && L.s[after] == '\n') after++;
-                    }
-                    if (after) { body_end = hp; break; }
-                }
-                q = hp + 1;
-            }
-            if (!after) return fail(&L, "missing end of raw directive");
-            if (emit_data(&L, p2, body_end, esign, true, line_starting)) return -1;
-            L.line += count_lines(L.s + p2, after - p2);
-            line_starting = L.s[after - 1] == '\n';
-            L.pos = after;
+            if (lex_raw(&L, tag, raw_end, &line_starting)) return -1;
             continue;
         }
         if (kind == '#') {
-            size_t q = L.pos;
-            const char *e = NULL;
-            while (q + 1 < L.n) {
-                const char *h = memchr(L.s + q, '#', L.n - q - 1);
-                if (!h) break;
-                if (h[1] == '}') { e = h; break; }
-                q = (size_t)(h - L.s) + 1;
-            }
-            if (!e) return fail(&L, "missing end of comment tag");
-            size_t ep = (size_t)(e - L.s), after = ep + 2;
-            char csign = ep > L.pos && (L.s[ep - 1] == '-' || L.s[ep - 1] == '+') ? L.s[ep - 1] : 0;
-            if (csign == '-') {
-                while (after < L.n && is_space((unsigned char)L.s[after])) after++;
-            } else if (csign != '+' && after < L.n && L.s[after] == '\n') {
-                after++;
-            }
-            L.line += count_lines(L.s + L.pos, after - L.pos);
-            line_starting = L.s[after - 1] == '\n';
-            L.pos = after;
+            if (lex_comment(&L, &line_starting)) return -1;
             continue;
         }
         bool is_block = kind == '%';
