@@ -18,10 +18,10 @@
 
 #include "base/log.h"
 #include "base/timing.h"
+#include "chat/toolcall_parser.h"
 #include "server/openai_request.h"
 #include "server/stop_matcher.h"
 #include "tokenizer/detok.h"
-#include "chat/toolcall_parser.h"
 #include "tokenizer/tokenizer.h"
 
 /* How long a stream waits for the next event before sending a keep-alive
