@@ -27,10 +27,13 @@
  * them. Not supported: include/extends/import, recursive loops, lipsum.
  *
  * Files: jinja_lexer.c (tokens, whitespace control), jinja_parser.c (AST),
- * jinja_value.c (values, arena, Python str/repr), jinja_json.c (JSON in,
- * json.dumps out), jinja_render.c (statements, expressions, entry points),
- * jinja_filters.c (filters, tests), jinja_methods.c (str/list/dict methods,
- * globals); shared internals in jinja_internal.h. Byte equality with
+ * jinja_value.c (values, arena, Python str/repr), jinja_rt.c (the render
+ * runtime: errors, str(), iteration), jinja_access.c (a.b and a[b], the
+ * sandbox), jinja_json.c (JSON in, json.dumps out), jinja_render.c
+ * (statements, expressions, entry points), jinja_filters.c (filters, tests),
+ * jinja_methods.c (str/list/dict methods, globals); shared internals in
+ * jinja_internal.h. Nothing here knows about models or chat: src/chat
+ * builds the chat context. Byte equality with
  * Jinja2: tests/jinja/test_jinja_reference.py and test_jinja_snippets.py.
  */
 #ifndef LARDER_JINJA_H

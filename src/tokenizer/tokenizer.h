@@ -11,8 +11,14 @@
  *             expressions of its pre-tokenizer (tokenizer.ggml.pre), each
  *             word is spelled in the GPT-2 byte alphabet, and merges are
  *             applied lowest rank first.
- * Both use a binary heap of candidate merges over a linked list of symbols,
- * so a word of n characters costs O(n log n).
+ * Both use a binary heap of candidate merges over a linked list of symbols
+ * (tokenizer_merge.c), so a word of n characters costs O(n log n).
+ *
+ * Files: tokenizer.c (loading, special tokens, decoding), tokenizer_index.c
+ * (text and merge hash indexes), tokenizer_spm.c / tokenizer_bpe.c (the two
+ * algorithms), tokenizer_pre.c (pre-tokenizer regexes), unicode.c, detok.c
+ * (streaming detokenizer), tokenizer_gguf.c (loading from a GGUF file),
+ * token_list.c.
  *
  * Special tokens: control tokens (and unknown) are recognised in the text
  * only with TOKENIZE_PARSE_SPECIAL (prompts built from a chat template);
