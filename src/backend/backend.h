@@ -1,15 +1,30 @@
 /*
- * backend.h — the ops the model's forward pass calls, and nothing else the
- * model knows about where they run (CPU now; CUDA later behind the same
- * calls).
+ * backend.h — the ops the model's forward pass calls, and the memory they
+ * run on; nothing else the model knows about where they run. One interface,
+ * several implementations (CPU now, CUDA next) held as an ops table, so
+ * several backends can live in one binary; callers hold a `backend *` and
+ * never name an implementation (see backend_create).
  *
- * Activations are f32 row-major matrices "(n_tokens, width)". Weights are
- * rows of any tensor_type (src/tensor/dtype.h) as they lie in the GGUF
- * mapping. K/V live in the paged pool (src/kv/kv_pool.h); attention reads
- * them through each token's page table and never assumes contiguous KV.
+ * Memory model (as ggml's buffer types, without a graph):
+ *   - weights: backend_upload_weight gives the backend's pointer to a weight
+ *     tensor once after load (CPU: the mmapped bytes themselves, no copy);
+ *   - activations: buffers from backend_buffer_alloc, f32 row-major matrices
+ *     "(n_tokens, width)"; backend_buffer_read/write move bytes to and from
+ *     the host (CPU: memcpy);
+ *   - KV pages: one region per pool (backend_kv_create), laid out as
+ *     described at backend_kv_layout; the pool's bookkeeping (refcounts,
+ *     budget, eviction) lives in src/kv, the bytes live here;
+ *   - the step: backend_batch_set hands over the step's batch descriptor
+ *     (token ids, positions, which sequence each token belongs to, the page
+ *     table matrix) once per forward call; the ops that need positions or
+ *     page tables read it from there, never from per-token host pointers.
+ * Every op returns 0 or -1 with err set; a backend may run ops
+ * asynchronously and report a failure at the next op or at backend_sync,
+ * which ends every forward pass (after it, results are in host-visible
+ * memory and may be read).
  *
- * A backend owns its compute threads (--threads) and its scratch, which is
- * grown when needed and reused, so a decode step allocates nothing.
+ * A backend owns its compute threads or streams and its scratch, grown when
+ * needed and reused, so a decode step allocates nothing.
  * Not thread-safe: one caller (the engine thread) at a time.
  */
 #ifndef LARDER_BACKEND_BACKEND_H
@@ -20,18 +35,109 @@
 #include <stdint.h>
 
 #include "base/error.h"
-#include "kv/kv_pool.h"
 
 typedef struct backend backend;
 
-/* A CPU backend with n_threads compute threads (caller included). */
-backend *backend_cpu_create(int n_threads, larder_error *err);
+/* ---- creation */
+
+typedef struct backend_options {
+    int n_threads;          /* CPU compute threads, caller included (>= 1) */
+    int device;             /* accelerator index (--gpu), 0 by default */
+} backend_options;
+
+/* The backend named `name` ("cpu"; NULL: "cpu"). ERR_UNSUPPORTED names the
+ * backends this binary has when `name` is not one of them. */
+backend *backend_create(const char *name, const backend_options *opt, larder_error *err);
 void backend_free(backend *b);
-int backend_n_threads(const backend *b);
+/* "cpu", ... */
+const char *backend_name(const backend *b);
+
+/* ---- memory */
+
+/* The backend's pointer to a weight tensor of `bytes` bytes at host `data`
+ * (which stays valid for the backend's life: the model's mapping). */
+int backend_upload_weight(backend *b, const void *data, size_t bytes, const void **dev, larder_error *err);
+
+/* An activation buffer of `bytes` bytes (contents unspecified); free it
+ * with backend_buffer_free. */
+void *backend_buffer_alloc(backend *b, size_t bytes, larder_error *err);
+void backend_buffer_free(backend *b, void *buf);
+/* Host <-> buffer copies (buf + off, bytes); waits for pending ops first. */
+int backend_buffer_read(backend *b, void *host_dst, const void *buf, size_t bytes, larder_error *err);
+int backend_buffer_write(backend *b, void *buf, const void *host_src, size_t bytes, larder_error *err);
+
+/*
+ * KV page memory. A page holds K and V of page_tokens consecutive tokens of
+ * one sequence for every layer:
+ *
+ *     [layer][K|V][kv_head][token_in_page][row of head_dim elements]
+ *
+ * so K (or V) of one (layer, kv_head) over the page's tokens is one
+ * contiguous (page_tokens, row_bytes) matrix. A row is head_dim elements in
+ * kv_type (f16, f32, bf16: 2/4/2 bytes each; q8_0, q4_0: head_dim/32 blocks
+ * of 34/18 bytes, see src/tensor/dtype.h); quantized rows are stored
+ * Walsh-Hadamard rotated (see backend_kv_store).
+ */
+typedef struct backend_kv_layout {
+    int32_t n_layers, n_kv_heads, head_dim, page_tokens;
+    uint32_t kv_type;
+    size_t row_bytes;       /* tensor_row_bytes(kv_type, head_dim) */
+    size_t page_bytes;      /* 2 · n_layers · n_kv_heads · page_tokens · row_bytes */
+} backend_kv_layout;
+
+typedef struct backend_kv backend_kv;
+
+/* Bytes a page takes in the backend's memory (page_bytes rounded to what
+ * it can free page by page: the OS page on CPU). */
+size_t backend_kv_page_stride(const backend *b, size_t page_bytes);
+/* A region of n_pages pages; memory may be committed only when a page is
+ * first written. NULL with err when it cannot be reserved. */
+backend_kv *backend_kv_create(backend *b, const backend_kv_layout *layout, uint32_t n_pages, larder_error *err);
+void backend_kv_free(backend *b, backend_kv *kv);
+/* A page's memory is no longer needed (its contents are lost; the backend
+ * may return the memory to the OS). */
+void backend_kv_page_release(backend *b, backend_kv *kv, uint32_t page);
+/* Copies the whole page src into dst. */
+int backend_kv_page_copy(backend *b, backend_kv *kv, uint32_t dst, uint32_t src, larder_error *err);
+/* A whole page (page_bytes) to or from the host: tests and tools. */
+int backend_kv_page_read(backend *b, const backend_kv *kv, uint32_t page, void *host_dst, larder_error *err);
+int backend_kv_page_write(backend *b, backend_kv *kv, uint32_t page, const void *host_src, larder_error *err);
+
+/* ---- the step's batch descriptor */
+
+/* A page table entry whose page was dropped (behind a rotating window):
+ * never read. */
+#define BACKEND_NO_PAGE UINT32_MAX
+
+typedef struct backend_batch {
+    int32_t n_tokens;
+    const int32_t *tokens;        /* (n_tokens) ids, for backend_get_rows */
+    const int32_t *pos;           /* (n_tokens) position in its sequence */
+    const int32_t *seq;           /* (n_tokens) its sequence: row of page_table */
+    int32_t n_seqs;
+    int32_t max_pages;            /* columns of page_table */
+    const uint32_t *page_table;   /* (n_seqs, max_pages): page i of a sequence holds
+                                   * positions [i·P, (i+1)·P); covers every pos */
+    const int32_t *keep_tokens;   /* (n_seqs) rotating window (both 0: none): a token */
+    const int32_t *window_tokens; /* at pos sees j < keep and pos - window < j <= pos */
+    int32_t n_out;
+    const int32_t *out_rows;      /* (n_out) tokens whose logits are wanted, ascending */
+} backend_batch;
+
+/* Hands the step's batch to the backend (copied or uploaded: the caller's
+ * arrays may change after the call). The ops below that use tokens,
+ * positions or pages read the last batch set. */
+int backend_batch_set(backend *b, const backend_batch *batch, larder_error *err);
+
+/* ---- ops (x, y, ...: buffers; n = the batch's n_tokens unless said) */
+
+/* x (n_tokens, cols) = rows tokens[t] of w (rows, cols) of wtype, as f32. */
+int backend_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float *x, larder_error *err);
 
 /* y (n_tokens, rows) = x (n_tokens, cols) · Wᵀ, W = rows x cols of wtype
  * (row-major, tensor_row_bytes(wtype, cols) bytes per row). Activations are
- * quantized to the weight type's dot type internally (tensor/quant.h). */
+ * quantized to the weight type's dot type internally (tensor/quant.h).
+ * n_tokens here is the caller's (not the batch's). */
 int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const float *x,
                    int64_t n_tokens, float *y, larder_error *err);
 
@@ -40,10 +146,10 @@ int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int6
 
 /* One matrix of a fused call: y (n_tokens, rows) = x · Wᵀ. */
 typedef struct backend_matmul_weight {
-    const void *w;      /* (rows, cols) of wtype, row-major */
+    const void *w;          /* (rows, cols) of wtype, row-major */
     uint32_t wtype;
     int64_t rows;
-    float *y;           /* (n_tokens, rows) f32 */
+    float *y;               /* (n_tokens, rows) f32 */
 } backend_matmul_weight;
 
 /* Several matrices that share the input x (q, k, v; gate, up), computed in
@@ -51,57 +157,58 @@ typedef struct backend_matmul_weight {
 int backend_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
                          int64_t n_tokens, larder_error *err);
 
-/* y (n, dim) = x / sqrt(mean(x²) + eps) * w, row by row; y may be x. */
-void backend_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps);
+/* y (n, dim) = x / sqrt(mean(x²) + eps) * w, row by row; y may be x.
+ * n rows of dim (not necessarily the batch's tokens: per-head norms pass
+ * n_tokens · heads rows of head_dim). */
+int backend_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps,
+                    larder_error *err);
 
 /* x (n, width) += bias (width), row by row. */
-void backend_add_bias(backend *b, float *x, const float *bias, int64_t n, int64_t width);
+int backend_add_bias(backend *b, float *x, const float *bias, int64_t n, int64_t width, larder_error *err);
 
 /* x[i] += y[i], i < n. */
-void backend_add(backend *b, float *x, const float *y, int64_t n);
+int backend_add(backend *b, float *x, const float *y, int64_t n, larder_error *err);
 
 /* g[i] = silu(g[i]) * u[i], i < n; silu(x) = x * sigmoid(x). */
-void backend_silu_mul(backend *b, float *g, const float *u, int64_t n);
+int backend_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_error *err);
 
 /* Rotary embedding, in place, on x (n_tokens, n_heads, head_dim): for token t
- * at positions[t], the first n_rot dims of every head are rotated by angles
- * theta_i = positions[t] * inv_freq[i], i < n_rot/2, pairing (2i, 2i+1)
+ * at the batch's pos[t], the first n_rot dims of every head are rotated by
+ * angles theta_i = pos[t] * inv_freq[i], i < n_rot/2, pairing (2i, 2i+1)
  * (neox = false) or (i, i + n_rot/2) (neox = true):
  *     (a, b) -> (a cos θ - b sin θ, a sin θ + b cos θ). */
-void backend_rope(backend *b, float *x, const int32_t *positions, int64_t n_tokens, int32_t n_heads,
-                  int32_t head_dim, int32_t n_rot, const float *inv_freq, bool neox);
+int backend_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *inv_freq,
+                 bool neox, larder_error *err);
 
-/* One token's view of its sequence for the KV ops. */
-typedef struct backend_kv_ref {
-    int32_t pos;            /* the token's position; its K/V go to pages[pos / P] row pos % P */
-    const uint32_t *pages;  /* its sequence's page table (covers pos) */
-    int32_t keep_tokens;    /* rotating window (both 0: none): the token attends */
-    int32_t window_tokens;  /* to j < keep_tokens and to pos-window_tokens < j <= pos */
-} backend_kv_ref;
-
-/* Stores K and V of n tokens, (n, n_kv_heads * head_dim) each, of `layer`
- * into their pages (converted or quantized to the pool's type; quantized
- * types rotated first, see cpu_ops_backend.c). Returns -1 only when scratch
- * cannot be allocated. */
-int backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, const float *v,
-                     const backend_kv_ref *refs, int64_t n, larder_error *err);
+/* Stores K and V of the batch's tokens, (n_tokens, n_kv_heads · head_dim)
+ * each, of `layer` into their pages (page pos / P of their sequence, row
+ * pos % P), converted to the KV type; quantized types (q8_0, q4_0) are
+ * rotated first, as llama.cpp stores them: each chunk of n elements of a
+ * head (K: the largest power of two >= 64 dividing head_dim; V: 64; head
+ * sizes not a multiple of 64 unrotated) is multiplied by the orthonormal
+ * Walsh-Hadamard matrix H_n, which spreads outliers over the chunk and
+ * changes no dot product (q is rotated alike, the output rotated back). */
+int backend_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err);
 
 /* Causal attention over pages. For token t and head h (kv head
  * h / (n_heads / n_kv_heads)):
  *     s_j = scale · q[t,h] · K_j   for j in [0, pos_t] of t's sequence
  *                                  (within its window, if it has one)
  *     out[t,h] = Σ_j softmax(s)_j · V_j       (softmax in f32)
- * q is first rounded to the precision K is stored in (f16, bf16, q8_0 for
- * q8_0 and q4_0 K) and the softmax weights to V's (f16, bf16), as
+ * On CPU q is first rounded to the precision K is stored in (f16, bf16, q8_0
+ * for q8_0 and q4_0 K) and the softmax weights to V's (f16, bf16), as
  * llama.cpp's CPU attention does, so results match it, not merely come
- * close. Every K/V row a token attends to must have been stored. Pages wholly
- * outside a token's window are never read (the caller may have freed them).
- * q, out: (n, n_heads * head_dim); head_dim from the pool. Returns -1 only
- * when scratch cannot be allocated. */
-int backend_attention(backend *b, const kv_pool *pool, int32_t layer, const float *q, const backend_kv_ref *refs,
-                      int64_t n, int32_t n_heads, float scale, float *out, larder_error *err);
+ * close (another backend documents its own tolerance). Every K/V row a token
+ * attends to must have been stored. Pages wholly outside a token's window
+ * are never read. q, out: (n_tokens, n_heads · head_dim). */
+int backend_attention(backend *b, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,
+                      float *out, larder_error *err);
 
-/* Row `row` of a (rows, cols) matrix of wtype, dequantized to f32 dst (cols). */
-void backend_get_row(const void *w, uint32_t wtype, int64_t cols, int64_t row, float *dst);
+/* dst (n_out, width) = rows out_rows[i] of x (n_tokens, width): the rows
+ * whose logits are wanted. dst may be x. */
+int backend_get_out_rows(backend *b, const float *x, float *dst, int64_t width, larder_error *err);
+
+/* Waits until every op issued has finished; reports any failure. */
+int backend_sync(backend *b, larder_error *err);
 
 #endif

@@ -16,7 +16,8 @@
 #include "base/timing.h"
 #include "cli/cli_args.h"
 #include "model/model.h"
-#include "model/seq_runner.h"
+#include "cli/cli_model.h"
+#include "model/runner.h"
 #include "tensor/dtype.h"
 
 int cmd_bench(int argc, char **argv) {
@@ -47,9 +48,13 @@ int cmd_bench(int argc, char **argv) {
     }
     int status = 1;
     int32_t n_vocab = m->hp.n_vocab, max_tokens = (int32_t)(n_prompt > n_gen ? n_prompt : n_gen);
-    seq_runner *r = seq_runner_create(m, max_tokens, (int)threads, TYPE_F16, &err);
+    backend *be = cli_backend_for_model(m, (int)threads, &err);
+    runner *r = be ? runner_create(m, be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = max_tokens}, &err)
+                   : NULL;
     int32_t *tokens = malloc((size_t)max_tokens * sizeof *tokens);
     float *logits = malloc((size_t)n_vocab * sizeof *logits);
+    kv_seq seq;
+    kv_seq_init(&seq);
     if (!r || !tokens || !logits) {
         fprintf(stderr, "larder bench: %s\n", r ? "out of memory" : err.message);
         goto done;
@@ -59,17 +64,17 @@ int cmd_bench(int argc, char **argv) {
         seed = seed * 1103515245u + 12345u;
         tokens[i] = (int32_t)((seed >> 8) % (unsigned)n_vocab);
     }
-    if (seq_runner_eval(r, tokens, 1, false, logits, &err)) goto fail;
-    seq_runner_reset(r);
+    if (runner_eval(r, &seq, tokens, 1, false, logits, &err)) goto fail;
+    kv_seq_release(&seq, r->pool);
 
     double t0 = timing_now_ms();
-    if (seq_runner_eval(r, tokens, (int32_t)n_prompt, false, logits, &err)) goto fail;
+    if (runner_eval(r, &seq, tokens, (int32_t)n_prompt, false, logits, &err)) goto fail;
     double pp_ms = timing_now_ms() - t0;
 
-    seq_runner_reset(r);
+    kv_seq_release(&seq, r->pool);
     t0 = timing_now_ms();
     for (int32_t i = 0; i < n_gen; i++)
-        if (seq_runner_eval(r, &tokens[i % n_prompt], 1, false, logits, &err)) goto fail;
+        if (runner_eval(r, &seq, &tokens[i % n_prompt], 1, false, logits, &err)) goto fail;
     double tg_ms = timing_now_ms() - t0;
 
     double pp = n_prompt / (pp_ms / 1000.0), tg = n_gen / (tg_ms / 1000.0);
@@ -92,7 +97,9 @@ fail:
 done:
     free(tokens);
     free(logits);
-    seq_runner_free(r);
+    if (r) kv_seq_release(&seq, r->pool);
+    runner_free(r);
     model_free(m);
+    backend_free(be);
     return status;
 }

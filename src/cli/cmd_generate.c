@@ -6,9 +6,9 @@
  *                   [--temperature T] [--top-k K] [--top-p P] [--min-p P] [--seed S]
  *                   [--threads N] [--json]
  *
- * It drives the model through the same engine_model interface the server's
- * engine uses (pages from the pool, one batched forward per step): the prompt
- * in one prefill pass (in chunks of --batch-tokens), then one token per step,
+ * It drives the model through the runner (model/runner.h: the KV page pool
+ * and the batched forward pass the server's engine uses too): the prompt in
+ * one prefill pass (in chunks of --batch-tokens), then one token per step,
  * sampled by the sampler chain, stopped by an end-of-generation token or
  * --max-tokens. --prompt adds BOS as the model says; --json prints one object
  * at the end: prompt_tokens, tokens, text, prefill_tok_s, decode_tok_s.
@@ -21,16 +21,13 @@
 #include "base/strbuf.h"
 #include "base/timing.h"
 #include "cli/cli_args.h"
-#include "engine/engine_model.h"
-#include "model/model.h"
+#include "cli/cli_model.h"
+#include "model/runner.h"
 #include "sample/sample.h"
 #include "tensor/dtype.h"
 #include "tokenizer/detok.h"
 #include "tokenizer/tokenizer.h"
 
-
-/* Pages of 16 tokens: the same default as the server. */
-#define GENERATE_PAGE_TOKENS 16
 
 static int fail(const char *msg) {
     fprintf(stderr, "larder generate: %s\n", msg);
@@ -88,13 +85,15 @@ int cmd_generate(int argc, char **argv) {
         return 1;
     }
     int64_t n_total = (int64_t)toks.n + max_tokens;
-    engine_model_config mc = {m, (size_t)((n_total + 3 * GENERATE_PAGE_TOKENS) * (int64_t)model_kv_bytes_per_token(m, TYPE_F16)),
-                              GENERATE_PAGE_TOKENS, TYPE_F16, (int)threads, (int32_t)batch};
-    engine_model *em = engine_model_create(&mc, &err);
-    int32_t n_vocab = em ? engine_model_n_vocab(em) : 0;
-    float *logits = em ? malloc((size_t)n_vocab * sizeof *logits) : NULL;
-    engine_batch_item *items = malloc((size_t)batch * sizeof *items);
+    backend *be = cli_backend_for_model(m, (int)threads, &err);
+    runner *r = be && n_total <= INT32_MAX
+                    ? runner_create(m, be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = (int32_t)n_total}, &err)
+                    : NULL;
+    int32_t n_vocab = m->hp.n_vocab;
+    float *logits = malloc((size_t)n_vocab * sizeof *logits);
     int32_t *all = malloc((size_t)n_total * sizeof *all);
+    kv_seq kv;
+    kv_seq_init(&kv);
     sampler smp = {0};
     sampler_params sp;
     sampler_params_default(&sp);
@@ -102,42 +101,28 @@ int cmd_generate(int argc, char **argv) {
     sp.top_k = (int)top_k;
     sp.top_p = (float)top_p;
     sp.min_p = (float)min_p;
-    if (!em || !logits || !items || !all || sampler_init(&smp, &sp, (uint64_t)seed, (size_t)n_vocab, &err)) {
+    if (!r || !logits || !all || sampler_init(&smp, &sp, (uint64_t)seed, (size_t)n_vocab, &err)) {
         fprintf(stderr, "larder generate: %s\n", err.message[0] ? err.message : "out of memory");
         rc = 1;
         goto done;
     }
     memcpy(all, toks.ids, toks.n * sizeof *all);
     int32_t n = (int32_t)toks.n, n_prompt = n;
-    engine_kv_seq kv = {0};
     detok dt;
     detok_init(&dt, tok, false, false);
     strbuf text = STRBUF_INIT;
     double t_prefill = 0, t_decode = 0;
-    int32_t computed = 0, generated = 0;
+    int32_t generated = 0;
     while (generated < max_tokens) {
-        /* Pages for every token about to be computed. */
-        while ((int64_t)kv.n_pages * GENERATE_PAGE_TOKENS < n) {
-            uint32_t page;
-            if (engine_kv_page_alloc(em, &page) || engine_kv_seq_push_page(&kv, page)) {
-                fprintf(stderr, "larder generate: out of KV pages\n");
-                rc = 1;
-                goto stop;
-            }
-        }
+        /* the tokens not yet computed: the prompt in chunks, then the last sampled one */
         double t0 = (double)timing_now_us() / 1e6;
-        while (computed < n) {
-            int32_t take = n - computed < batch ? n - computed : (int32_t)batch;
-            for (int32_t k = 0; k < take; k++) {
-                int32_t pos = computed + k;
-                items[k] = (engine_batch_item){.token = all[pos], .pos = pos, .kv = &kv, .want_logits = pos == n - 1};
-            }
-            if (engine_model_forward(em, items, take, logits, &err)) {
+        while (kv.n_tokens < n) {
+            int32_t take = n - kv.n_tokens < batch ? n - kv.n_tokens : (int32_t)batch;
+            if (runner_eval(r, &kv, all + kv.n_tokens, take, false, logits, &err)) {
                 fprintf(stderr, "larder generate: %s\n", err.message);
                 rc = 1;
                 goto stop;
             }
-            computed += take;
         }
         double dt_s = (double)timing_now_us() / 1e6 - t0;
         if (generated == 0) t_prefill += dt_s;
@@ -178,17 +163,16 @@ int cmd_generate(int argc, char **argv) {
         putchar('\n');
     }
 stop:
-    for (int32_t i = 0; i < kv.n_pages; i++) engine_kv_page_unref(em, kv.pages[i]);
-    engine_kv_seq_free(&kv);
     detok_free(&dt);
     strbuf_free(&text);
 done:
+    if (r) kv_seq_release(&kv, r->pool);
     sampler_free(&smp);
     free(all);
-    free(items);
     free(logits);
-    engine_model_free(em);
+    runner_free(r);
     model_free(m);
+    backend_free(be);
     token_list_free(&toks);
     tokenizer_free(tok);
     return rc;

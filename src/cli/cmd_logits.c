@@ -15,7 +15,8 @@
 #include "cli/cli_args.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
-#include "model/seq_runner.h"
+#include "cli/cli_model.h"
+#include "model/runner.h"
 #include "tensor/dtype.h"
 #include "tokenizer/tokenizer.h"
 
@@ -102,7 +103,10 @@ int cmd_logits(int argc, char **argv) {
     if (top > n_vocab) top = n_vocab;
     int status = 1;
     int32_t n = (int32_t)toks.n;
-    seq_runner *r = seq_runner_create(m, n, (int)threads, kv_type, &err);
+    backend *be = cli_backend_for_model(m, (int)threads, &err);
+    runner *r = be ? runner_create(m, be, &(runner_config){.kv_type = kv_type, .max_seq_tokens = n}, &err) : NULL;
+    kv_seq seq;
+    kv_seq_init(&seq);
     float *logits = malloc((size_t)LOGITS_CHUNK_TOKENS * (size_t)n_vocab * sizeof *logits);
     int32_t *ids = malloc((size_t)top * sizeof *ids);
     double *ps = malloc((size_t)top * sizeof *ps);
@@ -112,7 +116,7 @@ int cmd_logits(int argc, char **argv) {
     }
     for (int32_t i0 = 0; i0 < n; i0 += LOGITS_CHUNK_TOKENS) {
         int32_t c = n - i0 < LOGITS_CHUNK_TOKENS ? n - i0 : LOGITS_CHUNK_TOKENS;
-        if (seq_runner_eval(r, toks.ids + i0, c, true, logits, &err)) {
+        if (runner_eval(r, &seq, toks.ids + i0, c, true, logits, &err)) {
             fprintf(stderr, "larder logits: %s\n", err.message);
             goto done;
         }
@@ -122,8 +126,10 @@ int cmd_logits(int argc, char **argv) {
     status = 0;
 done:
     free(logits), free(ids), free(ps);
-    seq_runner_free(r);
+    if (r) kv_seq_release(&seq, r->pool);
+    runner_free(r);
     model_free(m);
+    backend_free(be);
     token_list_free(&toks);
     return status;
 }

@@ -24,7 +24,8 @@
 #include "cli/cli_args.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
-#include "model/seq_runner.h"
+#include "cli/cli_model.h"
+#include "model/runner.h"
 #include "tensor/dtype.h"
 #include "tokenizer/tokenizer.h"
 
@@ -116,7 +117,10 @@ int cmd_perplexity(int argc, char **argv) {
     }
     int status = 1;
     token_list toks = {0};
-    seq_runner *r = NULL;
+    backend *be = NULL;
+    runner *r = NULL;
+    kv_seq seq;
+    kv_seq_init(&seq);
     float *logits = NULL;
     int32_t *window = NULL;
     int32_t bos = TOKEN_NONE;
@@ -155,7 +159,9 @@ int cmd_perplexity(int argc, char **argv) {
     int32_t w = (int32_t)ctx - 1; /* window tokens; BOS makes ctx */
     size_t n_windows = (toks.n + (size_t)w - 1) / (size_t)w;
     if (max_windows > 0 && n_windows > (size_t)max_windows) n_windows = (size_t)max_windows;
-    r = seq_runner_create(m, w + 1, (int)threads, (uint32_t)kv_type, &err);
+    be = cli_backend_for_model(m, (int)threads, &err);
+    if (!be) goto fail;
+    r = runner_create(m, be, &(runner_config){.kv_type = (uint32_t)kv_type, .max_seq_tokens = w + 1}, &err);
     logits = malloc((size_t)(w + 1) * (size_t)m->hp.n_vocab * sizeof *logits);
     window = malloc((size_t)(w + 1) * sizeof *window);
     if (!r || !logits || !window) {
@@ -170,8 +176,8 @@ int cmd_perplexity(int argc, char **argv) {
         int32_t n = (int32_t)(toks.n - start < (size_t)w ? toks.n - start : (size_t)w);
         window[0] = bos;
         memcpy(window + 1, toks.ids + start, (size_t)n * sizeof *window);
-        seq_runner_reset(r);
-        if (seq_runner_eval(r, window, n + 1, true, logits, &err)) goto fail;
+        kv_seq_release(&seq, r->pool);
+        if (runner_eval(r, &seq, window, n + 1, true, logits, &err)) goto fail;
         for (int32_t i = 0; i < n; i++) { /* logits of position i predict window token i+1 */
             const float *row = logits + (size_t)i * V;
             double mx = -INFINITY, sum = 0;
@@ -196,8 +202,10 @@ done:
     free(data);
     free(window);
     free(logits);
-    seq_runner_free(r);
+    if (r) kv_seq_release(&seq, r->pool);
+    runner_free(r);
     token_list_free(&toks);
     model_free(m);
+    backend_free(be);
     return status;
 }

@@ -17,10 +17,12 @@
 #include "base/timing.h"
 #include "chat/chat_prompt.h"
 #include "cli/cli_args.h"
+#include "cli/cli_model.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
+#include "model/runner.h"
 #include "server/routes.h"
 #include "tensor/dtype.h"
 #include "tokenizer/tokenizer.h"
@@ -192,13 +194,38 @@ int cmd_serve(int argc, char **argv) {
             per_seq = (uint64_t)(max_kv_size + batch + 2 * page_tokens);
         kv_memory = per_seq * (uint64_t)parallel * model_kv_bytes_per_token(m, kv_type);
     }
+    /* The model on its backend, with the KV pool and the forward pass the
+     * engine drives. */
+    backend *be = cli_backend_for_model(m, (int)threads, &err);
+    runner *run = be ? runner_create(m, be, &(runner_config){.kv_type = kv_type, .page_tokens = (int32_t)page_tokens,
+                                                               .kv_memory_bytes = (size_t)kv_memory}, &err)
+                     : NULL;
+    int32_t eog[ENGINE_MAX_EOG_TOKENS], n_eog = 0;
+    for (uint32_t id = 0; run && id < tokenizer_n_tokens(tok); id++)
+        if (tokenizer_is_eog(tok, (int32_t)id)) {
+            if (n_eog == ENGINE_MAX_EOG_TOKENS) {
+                error_set(&err, ERR_UNSUPPORTED, "the vocabulary has more than %d end-of-generation tokens",
+                          ENGINE_MAX_EOG_TOKENS);
+                break;
+            }
+            eog[n_eog++] = (int32_t)id;
+        }
+    if (!run || err.code) {
+        fprintf(stderr, "larder serve: %s\n", err.message);
+        runner_free(run);
+        model_free(m);
+        backend_free(be);
+        chat_prompt_free(chat);
+        tokenizer_free(tok);
+        return 1;
+    }
     engine_config ec = {0};
-    ec.model = m;
-    ec.tok = tok;
-    ec.n_threads = (int)threads;
-    ec.kv_memory_bytes = (size_t)kv_memory;
-    ec.page_tokens = (int32_t)page_tokens;
-    ec.kv_type = kv_type;
+    ec.pool = run->pool;
+    ec.forward = forward_batch_fn;
+    ec.forward_ctx = run->fw;
+    ec.n_vocab = m->hp.n_vocab;
+    ec.eog_tokens = eog;
+    ec.n_eog_tokens = n_eog;
     ec.ctx_tokens = (int32_t)ctx;
     ec.max_kv_tokens = (int32_t)max_kv_size;
     ec.keep_tokens = (int32_t)keep;
@@ -211,6 +238,8 @@ int cmd_serve(int argc, char **argv) {
     engine *eng = engine_start(&ec, &err);
     if (!eng) {
         fprintf(stderr, "larder serve: %s\n", err.message);
+        runner_free(run);
+        backend_free(be);
         model_free(m);
         chat_prompt_free(chat);
         tokenizer_free(tok);
@@ -236,7 +265,11 @@ int cmd_serve(int argc, char **argv) {
     server_app *app = calloc(1, sizeof *app);
     if (!app) {
         engine_stop(eng);
+        runner_free(run);
         model_free(m);
+        backend_free(be);
+        chat_prompt_free(chat);
+        tokenizer_free(tok);
         return 1;
     }
     app->eng = eng;
@@ -259,7 +292,9 @@ int cmd_serve(int argc, char **argv) {
     if (!srv) {
         fprintf(stderr, "larder serve: %s\n", err.message);
         engine_stop(eng);
+        runner_free(run);
         model_free(m);
+        backend_free(be);
         chat_prompt_free(chat);
         tokenizer_free(tok);
         free(app);
@@ -281,8 +316,10 @@ int cmd_serve(int argc, char **argv) {
     log_info("shutting down");
     http_server_stop(srv);
     engine_stop(eng);
+    runner_free(run);
     chat_prompt_free(chat);
     model_free(m);
+    backend_free(be);
     tokenizer_free(tok);
     free(app);
     return 0;

@@ -2,9 +2,10 @@
  * engine.c — the engine thread (see engine.h for the step-by-step contract).
  *
  * Data: `job` is one submitted request (prompt, parameters, channel); `seq`
- * is one choice of a job: its tokens (prompt, then generated), how many have
- * K/V in its pages (n_computed), its page table and the cache node it pins.
- * A seq always has at least one token to compute (n_computed < n_tokens):
+ * is one choice of a job: its tokens (prompt, then generated), its page
+ * table (kv: kv.n_tokens of its tokens have K/V in the pages) and the cache
+ * node it pins. A seq always has at least one token to compute
+ * (kv.n_tokens < n_tokens):
  * prefill is computing many, decode is computing the one just sampled; when
  * the last token is computed its logits give the next one.
  *
@@ -12,12 +13,15 @@
  * (preempted; they resume before new jobs), running sequences (--parallel
  * slots).
  *
- * Memory: every K/V byte is a page of the pool. A page table holds one
- * reference per page; the radix cache holds its own. A sequence writes only
- * pages of its own: a cached prefix may end inside a page (shared with the
- * cache or another sequence), which is copied before the first write into it
- * (seq_ensure_pages). With a rotating window, entries for dropped pages are
- * ENGINE_KV_NO_PAGE.
+ * Memory: every K/V byte is a page of the pool; a sequence's page table is
+ * a kv_seq (src/kv/kv_seq.h), whose n_tokens counts the tokens with K/V in
+ * its pages. A page table holds one reference per page; the radix cache
+ * holds its own. A sequence writes only pages of its own: a cached prefix
+ * may end inside a page (shared with the cache or another sequence), which
+ * kv_seq_prepare copies before the first write into it. Growth makes room
+ * first (make_room: evict idle cache pages, then preempt younger
+ * sequences), so kv_seq_prepare then finds the pages it needs. With a
+ * rotating window, entries for dropped pages are KV_SEQ_NO_PAGE.
  */
 #include "engine/engine.h"
 
@@ -29,9 +33,8 @@
 
 #include "base/log.h"
 #include "base/timing.h"
-#include "engine/engine_model.h"
+#include "kv/kv_seq.h"
 #include "kv/radix_cache.h"
-#include "tokenizer/tokenizer.h"
 
 typedef struct job {
     int32_t *prompt;                /* (n_prompt) */
@@ -50,14 +53,13 @@ typedef struct seq {
     job *job;
     int32_t choice;
     int32_t *tokens;                /* (cap_tokens) prompt then generated */
-    int32_t n_tokens, cap_tokens;
-    int32_t n_computed;             /* tokens with K/V in the pages */
+    int32_t n_tokens, cap_tokens;   /* kv.n_tokens of them have K/V in the pages */
     int32_t n_generated;
     int32_t n_cached;               /* prompt tokens served by the cache at first start */
     int32_t dropped_end;            /* rotating window: pages [first droppable, dropped_end)
-                                     * are dropped (ENGINE_KV_NO_PAGE); 0: none */
+                                     * are dropped (KV_SEQ_NO_PAGE); 0: none */
     bool started_once;
-    engine_kv_seq kv;
+    kv_seq kv;                      /* page table, window, computed tokens */
     radix_node *pinned;
     sampler smp;
     int64_t admitted_step;          /* the youngest is preempted first */
@@ -68,8 +70,10 @@ typedef struct seq {
 } seq;
 
 struct engine {
-    engine_config cfg;
-    engine_model *em;
+    engine_config cfg;              /* cfg.eog_tokens points at eog */
+    int32_t eog[ENGINE_MAX_EOG_TOKENS];
+    kv_pool *pool;                  /* cfg.pool */
+    int32_t page_tokens;            /* the pool's */
     radix_cache *cache;
     int32_t n_vocab;
     pthread_t thread;
@@ -93,7 +97,7 @@ struct engine {
     int64_t step;
     int64_t preemptions;
     double busy_s, cache_s;
-    engine_batch_item *items;       /* (batch_tokens + parallel) */
+    forward_token *items;           /* (batch_tokens + parallel) */
     float *logits;                  /* (parallel, n_vocab) */
 };
 
@@ -135,9 +139,9 @@ static int seq_reserve_tokens(seq *s, int32_t need) {
 
 /* ---- the cache references pool pages through these */
 
-static void hook_ref(void *ctx, uint32_t page) { engine_kv_page_ref(ctx, page); }
-static void hook_unref(void *ctx, uint32_t page) { engine_kv_page_unref(ctx, page); }
-static int hook_count(void *ctx, uint32_t page) { return engine_kv_page_refcount(ctx, page); }
+static void hook_ref(void *ctx, uint32_t page) { kv_pool_ref(ctx, page); }
+static void hook_unref(void *ctx, uint32_t page) { kv_pool_unref(ctx, page); }
+static int hook_count(void *ctx, uint32_t page) { return kv_pool_refcount(ctx, page); }
 
 static void cache_clock(engine *e) { radix_cache_set_now(e->cache, (uint64_t)(timing_now_us() / 1000)); }
 
@@ -151,50 +155,43 @@ static void cache_enforce_limits(engine *e) {
     }
     radix_cache_trim_leaves(e->cache, e->cfg.cache_max_entries);
     if (e->cfg.cache_max_bytes > 0) {
-        size_t page_bytes = engine_kv_page_bytes(e->em);
+        size_t page_bytes = kv_pool_page_bytes(e->pool);
         while ((size_t)radix_cache_get_stats(e->cache).idle_pages * page_bytes > e->cfg.cache_max_bytes)
             if (radix_cache_evict_one(e->cache) < 0) break;
     }
     e->cache_s += now_s() - t0;
 }
 
-/* A free page, evicting idle cache entries while the pool is full. */
-static int page_alloc(engine *e, uint32_t *page) {
-    for (;;) {
-        if (engine_kv_page_alloc(e->em, page) == 0) return 0;
-        double t0 = now_s();
-        int64_t freed = radix_cache_evict_one(e->cache);
-        e->cache_s += now_s() - t0;
-        if (freed < 0) return -1;
-    }
+/* Evicts one idle cache leaf; -1 when none is left. */
+static int evict_one(engine *e) {
+    double t0 = now_s();
+    int64_t freed = radix_cache_evict_one(e->cache);
+    e->cache_s += now_s() - t0;
+    return freed < 0 ? -1 : 0;
 }
 
-/* Gives s pages for its first n_tokens tokens; -1 if the pool cannot. */
-static int seq_grow_pages(engine *e, seq *s, int32_t n_tokens) {
-    int32_t P = e->cfg.page_tokens;
-    int32_t need = (n_tokens + P - 1) / P;
-    while (s->kv.n_pages < need) {
-        uint32_t page;
-        if (page_alloc(e, &page)) return -1;
-        if (engine_kv_seq_push_page(&s->kv, page)) {
-            engine_kv_page_unref(e->em, page);
-            return -1;
-        }
-    }
+static int preempt_one(engine *e, const struct seq *keep);
+
+/* Makes the pool hold `pages` free pages: evicts idle cache entries first,
+ * then (when keep is not NULL) preempts running sequences other than keep,
+ * youngest first. -1 when even that cannot. */
+static int make_room(engine *e, const seq *keep, int32_t pages) {
+    while (kv_pool_pages_free(e->pool) < pages)
+        if (evict_one(e) && (!keep || preempt_one(e, keep))) return -1;
     return 0;
 }
 
 /* Rotating window: the first page that holds no kept token. */
 static int32_t window_first_droppable_page(const engine *e) {
-    return (e->cfg.keep_tokens + e->cfg.page_tokens - 1) / e->cfg.page_tokens;
+    return (e->cfg.keep_tokens + e->page_tokens - 1) / e->page_tokens;
 }
 
 /* Puts the computed pages of s into the cache and pins them (a prefill
  * checkpoint, or the end of the sequence). */
 static void seq_checkpoint(engine *e, seq *s, bool with_tail) {
     double t0 = now_s();
-    int32_t P = e->cfg.page_tokens;
-    int32_t n = with_tail && e->cfg.max_kv_tokens <= 0 ? s->n_computed : (s->n_computed / P) * P;
+    int32_t P = e->page_tokens;
+    int32_t n = with_tail && e->cfg.max_kv_tokens <= 0 ? s->kv.n_tokens : (s->kv.n_tokens / P) * P;
     if (e->cfg.max_kv_tokens > 0) { /* windowed: at most N tokens, none past a dropped page */
         int32_t cap = s->dropped_end > 0 ? window_first_droppable_page(e) * P : (e->cfg.max_kv_tokens / P) * P;
         if (n > cap) n = cap;
@@ -219,10 +216,7 @@ static void seq_release_pages(engine *e, seq *s, bool cache_it) {
     if (cache_it) seq_checkpoint(e, s, true);
     if (s->pinned) radix_cache_unpin(e->cache, s->pinned);
     s->pinned = NULL;
-    for (int32_t i = 0; i < s->kv.n_pages; i++)
-        if (s->kv.pages[i] != ENGINE_KV_NO_PAGE) engine_kv_page_unref(e->em, s->kv.pages[i]);
-    s->kv.n_pages = 0;
-    s->n_computed = 0;
+    kv_seq_release(&s->kv, e->pool);
     s->dropped_end = 0;
 }
 
@@ -230,20 +224,17 @@ static void seq_release_pages(engine *e, seq *s, bool cache_it) {
  * Rotating window. Token p sees j < K and j > p - W (W = N - K). Page i
  * (tokens [iP, (i+1)P)) can go once it holds no kept token (iP >= K) and no
  * token the next computed position, or any later one, still sees:
- * (i+1)P <= n_computed - W + 1.
+ * (i+1)P <= kv.n_tokens - W + 1.
  */
 static void seq_drop_window_pages(engine *e, seq *s) {
     if (e->cfg.max_kv_tokens <= 0) return;
-    int32_t P = e->cfg.page_tokens, W = e->cfg.max_kv_tokens - e->cfg.keep_tokens;
+    int32_t P = e->page_tokens, W = e->cfg.max_kv_tokens - e->cfg.keep_tokens;
     int32_t first = window_first_droppable_page(e), from = s->dropped_end > first ? s->dropped_end : first;
-    int32_t end = (s->n_computed - W + 1) / P; /* pages [.., end) are wholly unseen */
+    int32_t end = (s->kv.n_tokens - W + 1) / P; /* pages [.., end) are wholly unseen */
     if (end > s->kv.n_pages) end = s->kv.n_pages;
     if (end <= from) return;
     bool first_drop = s->dropped_end == 0;
-    for (int32_t i = from; i < end; i++) {
-        engine_kv_page_unref(e->em, s->kv.pages[i]);
-        s->kv.pages[i] = ENGINE_KV_NO_PAGE;
-    }
+    kv_seq_drop_pages(&s->kv, e->pool, from, end);
     s->dropped_end = end;
     /* The cache entry this sequence pins may cover the dropped pages: pin
      * only what stays valid to share, so the rest can be evicted. */
@@ -254,12 +245,23 @@ static void seq_drop_window_pages(engine *e, seq *s) {
  * those the next step can compute (the pool holds about N per sequence). */
 static int32_t seq_pages_target(const engine *e, const seq *s) {
     if (e->cfg.max_kv_tokens <= 0) return s->n_tokens;
-    int32_t t = s->n_computed + e->cfg.batch_tokens;
+    int32_t t = s->kv.n_tokens + e->cfg.batch_tokens;
     return t < s->n_tokens ? t : s->n_tokens;
 }
 
+/* Pages for s's first n_tokens tokens (copy-on-write of a shared page the
+ * next token goes into included), making room first: idle cache pages go,
+ * and with `preempt` younger running sequences too (not at admission).
+ * -1 if the pool cannot. */
+static int seq_grow_pages(engine *e, seq *s, int32_t n_tokens, bool preempt) {
+    int32_t n_new = n_tokens - s->kv.n_tokens;
+    if (n_new <= 0) return 0;
+    if (make_room(e, preempt ? s : NULL, kv_seq_pages_needed(&s->kv, e->pool, n_new))) return -1;
+    return kv_seq_prepare(&s->kv, e->pool, n_new, NULL);
+}
+
 static void seq_free(seq *s) {
-    engine_kv_seq_free(&s->kv);
+    free(s->kv.pages); /* its references were dropped by seq_release_pages */
     sampler_free(&s->smp);
     free(s->tokens);
     free(s);
@@ -294,7 +296,7 @@ static void seq_finish(engine *e, seq *s, channel_finish why) {
  * (s then holds nothing).
  */
 static int seq_attach(engine *e, seq *s) {
-    int32_t P = e->cfg.page_tokens;
+    int32_t P = e->page_tokens;
     int32_t max_pages = (s->n_tokens - 1 + P - 1) / P; /* the last token is computed */
     int32_t hit = 0;
     if (max_pages > 0) {
@@ -304,22 +306,16 @@ static int seq_attach(engine *e, seq *s) {
         cache_clock(e);
         radix_node *node = NULL;
         hit = radix_cache_match(e->cache, s->tokens, s->n_tokens - 1, pages, max_pages, &node);
-        for (int32_t i = 0; i < (hit + P - 1) / P; i++) {
-            if (engine_kv_seq_push_page(&s->kv, pages[i])) {
-                hit = i * P;
-                break;
-            }
-            engine_kv_page_ref(e->em, pages[i]);
-        }
-        if (hit > 0) {
+        if (hit > 0 && kv_seq_attach(&s->kv, e->pool, pages, (hit + P - 1) / P, hit, NULL) == 0) {
             radix_cache_pin(e->cache, node);
             s->pinned = node;
+        } else {
+            hit = 0;
         }
         free(pages);
         e->cache_s += now_s() - t0;
     }
-    s->n_computed = hit;
-    if (seq_grow_pages(e, s, seq_pages_target(e, s))) {
+    if (seq_grow_pages(e, s, seq_pages_target(e, s), false)) {
         seq_release_pages(e, s, false);
         return -1;
     }
@@ -343,6 +339,11 @@ static seq *seq_create(engine *e, job *j) {
     }
     memcpy(s->tokens, j->prompt, (size_t)j->n_prompt * sizeof *s->tokens);
     s->n_tokens = j->n_prompt;
+    kv_seq_init(&s->kv);
+    if (e->cfg.max_kv_tokens > 0) {
+        s->kv.keep_tokens = e->cfg.keep_tokens;
+        s->kv.window_tokens = e->cfg.max_kv_tokens - e->cfg.keep_tokens;
+    }
     return s;
 }
 
@@ -382,19 +383,18 @@ static void wait_unlink(engine *e, job *prev, job *j) {
  * at once). The running sequence advances every step, so the wait ends.
  */
 static bool job_should_wait_for_prefix(const engine *e, const job *j) {
-    int32_t margin = ENGINE_WAIT_FOR_PREFIX_PAGES * e->cfg.page_tokens;
+    int32_t margin = ENGINE_WAIT_FOR_PREFIX_PAGES * e->page_tokens;
     for (int i = 0; i < e->cfg.parallel; i++) {
         const seq *s = e->running[i];
-        if (!s || s->n_tokens - s->n_computed <= 1) continue; /* decoding: its prefix is cached already */
+        if (!s || s->n_tokens - s->kv.n_tokens <= 1) continue; /* decoding: its prefix is cached already */
         int32_t n = s->n_tokens < j->n_prompt ? s->n_tokens : j->n_prompt, lcp = 0;
         while (lcp < n && s->tokens[lcp] == j->prompt[lcp]) lcp++;
-        if (lcp - s->n_computed >= margin) return true;
+        if (lcp - s->kv.n_tokens >= margin) return true;
     }
     return false;
 }
 
 static void job_fail(engine *e, job *j, int status, const char *msg) {
-    (void)e;
     push_error(j->ch, status, msg);
     j->failed = true;
     job_maybe_free(j);
@@ -464,7 +464,7 @@ static void admit(engine *e) {
 
 /* Preempts the youngest running sequence other than `keep`; its computed
  * tokens go to the cache, and it resumes from there later. 0 if one was. */
-static int preempt_one(engine *e, const seq *keep) {
+static int preempt_one(engine *e, const struct seq *keep) {
     seq *victim = NULL;
     for (int i = 0; i < e->cfg.parallel; i++) {
         seq *s = e->running[i];
@@ -483,27 +483,6 @@ static int preempt_one(engine *e, const seq *keep) {
 }
 
 /* ---- one step */
-
-/* Pages for s up to n_tokens, preempting younger sequences when needed. */
-static int seq_ensure_pages(engine *e, seq *s, int32_t n_tokens) {
-    while (seq_grow_pages(e, s, n_tokens)) {
-        if (preempt_one(e, s)) return -1;
-    }
-    /* Copy-on-write: the page the next token goes into may be shared (a
-     * cache tail this sequence started from, or its own last page it put in
-     * the cache as a tail). */
-    int32_t P = e->cfg.page_tokens, i = s->n_computed / P;
-    if (s->n_computed % P && s->n_computed < s->n_tokens && i < s->kv.n_pages &&
-        engine_kv_page_refcount(e->em, s->kv.pages[i]) > 1) {
-        uint32_t page;
-        while (page_alloc(e, &page))
-            if (preempt_one(e, s)) return -1;
-        engine_kv_page_copy(e->em, page, s->kv.pages[i]);
-        engine_kv_page_unref(e->em, s->kv.pages[i]);
-        s->kv.pages[i] = page;
-    }
-    return 0;
-}
 
 static void step_cancellations(engine *e) {
     for (int i = 0; i < e->cfg.parallel; i++) {
@@ -537,13 +516,11 @@ static void step_cancellations(engine *e) {
 /* Builds the batch: decode tokens first (latency), then prefill chunks. */
 static int32_t step_build_batch(engine *e, int32_t *n_logits) {
     int32_t n = 0, budget = e->cfg.batch_tokens, rows = 0;
-    int32_t keep = e->cfg.max_kv_tokens > 0 ? e->cfg.keep_tokens : 0;
-    int32_t window = e->cfg.max_kv_tokens > 0 ? e->cfg.max_kv_tokens - e->cfg.keep_tokens : 0;
     for (int pass = 0; pass < 2; pass++) {
         for (int i = 0; i < e->cfg.parallel; i++) {
             seq *s = e->running[i];
             if (!s) continue;
-            int32_t pending = s->n_tokens - s->n_computed;
+            int32_t pending = s->n_tokens - s->kv.n_tokens;
             bool decoding = pending == 1;
             if ((pass == 0) != decoding) continue;
             int32_t take = pending;
@@ -554,10 +531,9 @@ static int32_t step_build_batch(engine *e, int32_t *n_logits) {
             s->logits_row = -1;
             if (take == 0) continue;
             for (int32_t k = 0; k < take; k++) {
-                int32_t pos = s->n_computed + k;
+                int32_t pos = s->kv.n_tokens + k;
                 bool last = pos == s->n_tokens - 1;
-                e->items[n++] = (engine_batch_item){.token = s->tokens[pos], .pos = pos, .kv = &s->kv,
-                                                    .want_logits = last, .keep_tokens = keep, .window_tokens = window};
+                e->items[n++] = (forward_token){.token = s->tokens[pos], .kv = {&s->kv, pos}, .want_logits = last};
                 if (last) s->logits_row = rows++;
             }
             budget -= take;
@@ -576,7 +552,12 @@ static void emit_token(engine *e, seq *s, int32_t token, float logprob, const sa
         ev.top_logprobs[i] = top[i].logprob;
     }
     if (channel_push(s->job->ch, &ev)) channel_cancel(s->job->ch, s->choice, FINISH_CANCELLED);
-    (void)e;
+}
+
+static bool is_eog(const engine *e, int32_t tok) {
+    for (int32_t i = 0; i < e->cfg.n_eog_tokens; i++)
+        if (e->eog[i] == tok) return true;
+    return false;
 }
 
 static void step_sample(engine *e, seq *s) {
@@ -592,7 +573,7 @@ static void step_sample(engine *e, seq *s) {
         j->prompt_ready = true;
         seq_checkpoint(e, s, true); /* later choices find the prompt here */
     }
-    bool eog = !j->params.ignore_eos && e->cfg.tok && tokenizer_is_eog(e->cfg.tok, tok);
+    bool eog = !j->params.ignore_eos && is_eog(e, tok);
     if (eog) {
         seq_finish(e, s, FINISH_STOP);
         return;
@@ -620,7 +601,7 @@ static void step_run(engine *e) {
     /* Pages for what this step computes (the decode token may open a page). */
     for (int i = 0; i < e->cfg.parallel; i++) {
         seq *s = e->running[i];
-        if (s && seq_ensure_pages(e, s, seq_pages_target(e, s))) {
+        if (s && seq_grow_pages(e, s, seq_pages_target(e, s), true)) {
             /* Even alone it cannot grow: the pool is too small for it. */
             seq_finish(e, s, FINISH_LENGTH);
         }
@@ -629,7 +610,7 @@ static void step_run(engine *e) {
     int32_t n = step_build_batch(e, &n_logits);
     if (n == 0) return;
     larder_error err = {0};
-    if (engine_model_forward(e->em, e->items, n, e->logits, &err)) {
+    if (e->cfg.forward(e->cfg.forward_ctx, e->items, n, e->logits, &err)) {
         log_error("forward pass failed: %s", err.message);
         for (int i = 0; i < e->cfg.parallel; i++) {
             seq *s = e->running[i];
@@ -642,7 +623,7 @@ static void step_run(engine *e) {
     for (int i = 0; i < e->cfg.parallel; i++) {
         seq *s = e->running[i];
         if (!s || s->batch_count == 0) continue;
-        s->n_computed += s->batch_count;
+        kv_seq_advance(&s->kv, s->batch_count);
         seq_drop_window_pages(e, s);
         if (s->logits_row >= 0) {
             step_sample(e, s);
@@ -665,9 +646,9 @@ static void step(engine *e) {
 static void publish_stats(engine *e) {
     radix_cache_stats cs = radix_cache_get_stats(e->cache);
     engine_stats st = {0};
-    st.page_bytes = (int64_t)engine_kv_page_bytes(e->em);
-    st.pages_total = engine_kv_pages_total(e->em);
-    st.pages_free = engine_kv_pages_free(e->em);
+    st.page_bytes = (int64_t)kv_pool_page_bytes(e->pool);
+    st.pages_total = kv_pool_pages_total(e->pool);
+    st.pages_free = kv_pool_pages_free(e->pool);
     st.kv_bytes_total = st.pages_total * st.page_bytes;
     st.kv_bytes_free = st.pages_free * st.page_bytes;
     st.kv_bytes_cached_idle = cs.idle_pages * st.page_bytes;
@@ -734,8 +715,14 @@ static void *engine_main(void *arg) {
 }
 
 engine *engine_start(const engine_config *cfg, larder_error *err) {
-    if (cfg->parallel < 1 || cfg->batch_tokens < 1 || cfg->page_tokens < 1 || cfg->ctx_tokens < 2 || cfg->max_queue < 0) {
-        error_set(err, ERR_INVALID, "engine: --parallel, --batch-tokens, --page-tokens must be >= 1 and --ctx-size >= 2");
+    if (cfg->parallel < 1 || cfg->batch_tokens < 1 || cfg->ctx_tokens < 2 || cfg->max_queue < 0) {
+        error_set(err, ERR_INVALID, "engine: --parallel, --batch-tokens must be >= 1 and --ctx-size >= 2");
+        return NULL;
+    }
+    if (!cfg->pool || !cfg->forward || cfg->n_vocab < 1 || cfg->n_eog_tokens < 0 ||
+        cfg->n_eog_tokens > ENGINE_MAX_EOG_TOKENS) {
+        error_set(err, ERR_INVALID, "engine: needs a KV pool, a forward pass, a vocabulary and at most %d end-of-generation ids",
+                  ENGINE_MAX_EOG_TOKENS);
         return NULL;
     }
     if (cfg->max_kv_tokens < 0 || cfg->keep_tokens < 0 || (cfg->max_kv_tokens > 0 && cfg->keep_tokens >= cfg->max_kv_tokens)) {
@@ -749,16 +736,13 @@ engine *engine_start(const engine_config *cfg, larder_error *err) {
         return NULL;
     }
     e->cfg = *cfg;
-    engine_model_config mc = {cfg->model, cfg->kv_memory_bytes, cfg->page_tokens, cfg->kv_type, cfg->n_threads,
-                              cfg->batch_tokens + cfg->parallel};
-    e->em = engine_model_create(&mc, err);
-    if (!e->em) {
-        free(e);
-        return NULL;
-    }
-    e->n_vocab = engine_model_n_vocab(e->em);
-    radix_cache_hooks hooks = {hook_ref, hook_unref, hook_count, e->em};
-    e->cache = radix_cache_create(cfg->page_tokens, hooks, err);
+    if (cfg->n_eog_tokens) memcpy(e->eog, cfg->eog_tokens, (size_t)cfg->n_eog_tokens * sizeof *e->eog);
+    e->cfg.eog_tokens = e->eog;
+    e->pool = cfg->pool;
+    e->page_tokens = kv_pool_get_config(cfg->pool)->page_tokens;
+    e->n_vocab = cfg->n_vocab;
+    radix_cache_hooks hooks = {hook_ref, hook_unref, hook_count, e->pool};
+    e->cache = radix_cache_create(e->page_tokens, hooks, err);
     e->running = calloc((size_t)cfg->parallel, sizeof *e->running);
     e->items = calloc((size_t)(cfg->batch_tokens + cfg->parallel), sizeof *e->items);
     e->logits = malloc((size_t)cfg->parallel * (size_t)e->n_vocab * sizeof *e->logits);
@@ -791,7 +775,6 @@ static void fail_all(engine *e, job *list) {
         job_free(list);
         list = n;
     }
-    (void)e;
 }
 
 void engine_stop(engine *e) {
@@ -837,7 +820,6 @@ void engine_stop(engine *e) {
     }
     fail_all(e, e->inbox_head);
     radix_cache_destroy(e->cache);
-    engine_model_free(e->em);
     free(e->running);
     free(e->items);
     free(e->logits);
@@ -851,11 +833,11 @@ int engine_submit(engine *e, const engine_job *jb, channel *ch, larder_error *er
                          jb->n_prompt, e->cfg.ctx_tokens);
     int64_t held = jb->n_prompt; /* tokens of KV the prompt needs at once */
     if (e->cfg.max_kv_tokens > 0 && held > (int64_t)e->cfg.max_kv_tokens + e->cfg.batch_tokens)
-        held = (int64_t)e->cfg.max_kv_tokens + e->cfg.batch_tokens + e->cfg.page_tokens;
-    int64_t pages_needed = (held + e->cfg.page_tokens) / e->cfg.page_tokens;
-    if (pages_needed > engine_kv_pages_total(e->em))
+        held = (int64_t)e->cfg.max_kv_tokens + e->cfg.batch_tokens + e->page_tokens;
+    int64_t pages_needed = (held + e->page_tokens) / e->page_tokens;
+    if (pages_needed > kv_pool_pages_total(e->pool))
         return error_set(err, ERR_INVALID, "the prompt has %d tokens; the KV pool (--kv-memory) holds %lld",
-                         jb->n_prompt, (long long)(engine_kv_pages_total(e->em) * e->cfg.page_tokens));
+                         jb->n_prompt, (long long)(kv_pool_pages_total(e->pool) * e->page_tokens));
     if (jb->n_choices < 1 || jb->n_choices > CHANNEL_MAX_CHOICES)
         return error_set(err, ERR_INVALID, "'n' must be between 1 and %d", CHANNEL_MAX_CHOICES);
     for (int32_t i = 0; i < jb->n_prompt; i++)
@@ -919,6 +901,4 @@ void engine_clear_cache(engine *e) {
     pthread_mutex_unlock(&e->lock);
 }
 
-size_t engine_kv_bytes_per_token(const engine *e) {
-    return engine_kv_page_bytes(e->em) / (size_t)e->cfg.page_tokens;
-}
+size_t engine_kv_bytes_per_token(const engine *e) { return kv_pool_bytes_per_token(e->pool); }

@@ -2,9 +2,12 @@
  * engine.h — the engine thread: admission, continuous batching, the prompt
  * cache and memory budgets, in one place.
  *
- * One thread owns the model, the KV pool and the radix cache, so none of them
- * needs a lock. HTTP threads submit jobs (token ids already rendered and
- * tokenized) and read results from each job's channel (engine/channel.h).
+ * One thread owns the model's forward pass, the KV pool and the radix
+ * cache, so none of them needs a lock. HTTP threads submit jobs (token ids
+ * already rendered and tokenized) and read results from each job's channel
+ * (engine/channel.h). The engine knows the model only as a forward function
+ * over tokens placed in the pool's pages (model/forward.h; tests give it a
+ * fake), and the vocabulary only as its size and end-of-generation ids.
  *
  * Every step the engine:
  *   1. takes new jobs from the submission queue (bounded: past --max-queue
@@ -43,20 +46,23 @@
 
 #include "base/error.h"
 #include "engine/channel.h"
+#include "kv/kv_pool.h"
+#include "model/forward.h"
 #include "sample/sample.h"
 
-struct model;
-struct tokenizer;
+/* Most end-of-generation ids an engine takes. */
+#define ENGINE_MAX_EOG_TOKENS 64
 
 typedef struct engine engine;
 
 typedef struct engine_config {
-    struct model *model;            /* loaded model (not owned) */
-    const struct tokenizer *tok;    /* for end-of-generation ids (not owned) */
-    int n_threads;                  /* compute threads */
-    size_t kv_memory_bytes;         /* the whole KV pool: running + cached */
-    int32_t page_tokens;            /* tokens per KV page */
-    uint32_t kv_type;               /* TYPE_F16 (default) ... */
+    kv_pool *pool;                  /* the whole KV pool, running + cached (not owned;
+                                     * its page_tokens is the cache's page size) */
+    forward_fn forward;             /* the model's forward pass over the pool's pages */
+    void *forward_ctx;              /* its first argument (forward_batch_fn: a forward_ctx) */
+    int32_t n_vocab;                /* rows of logits the forward pass writes */
+    const int32_t *eog_tokens;      /* ids that end a generation (copied; at most */
+    int32_t n_eog_tokens;           /* ENGINE_MAX_EOG_TOKENS) */
     int32_t ctx_tokens;             /* most tokens of one sequence */
     int32_t max_kv_tokens;          /* rotating window (0: none): a sequence keeps K/V */
     int32_t keep_tokens;            /* of its first keep_tokens and its last
@@ -93,7 +99,7 @@ typedef struct engine_stats {
     double cache_bookkeeping_s;     /* of which radix-cache work */
 } engine_stats;
 
-/* Creates the pool and the cache and starts the engine thread. */
+/* Creates the cache and starts the engine thread. */
 engine *engine_start(const engine_config *cfg, larder_error *err);
 
 /* Stops the thread (running jobs end with an error event) and frees. */

@@ -1,18 +1,18 @@
 /*
- * kv_pool.c — the page pool: reserved address space, refcounts, two free
- * stacks (warm: still committed; cold: returned to the OS or never touched).
+ * kv_pool.c — the page pool's bookkeeping: refcounts and two free stacks
+ * (warm: still committed; cold: released to the backend or never touched),
+ * over a region of the backend's KV memory.
  *
  * alloc pops a warm page first (no page faults), then a cold one. free pushes
  * the page on the warm stack unless that already holds low_water pages, in
- * which case the page's memory goes back to the OS and it joins the cold
- * stack. The sum of committed pages is therefore at most used + low_water.
+ * which case the page is released (its memory goes back) and it joins the
+ * cold stack. The sum of committed pages is therefore at most used +
+ * low_water.
  */
 #include "kv/kv_pool.h"
 
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
 #include "tensor/dtype.h"
 
@@ -20,9 +20,9 @@ struct kv_pool {
     kv_pool_config cfg;
     size_t row_bytes;         /* one token's row of one head (kv_pool_row_bytes) */
     size_t page_bytes;        /* data bytes per page */
-    size_t stride_bytes;      /* page_bytes rounded up to the OS page */
-    size_t head_bytes;        /* page_tokens * row_bytes: one K or V block */
-    uint8_t *base;            /* (pages_total, stride_bytes) reserved mapping */
+    size_t stride_bytes;      /* what the backend reserves per page */
+    backend *be;              /* not owned */
+    backend_kv *mem;          /* the pages' memory (owned) */
     uint32_t pages_total;
     int32_t low_water;
     uint32_t *refcount;       /* (pages_total) */
@@ -34,7 +34,11 @@ struct kv_pool {
     int64_t pages_shared;
 };
 
-kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err) {
+kv_pool *kv_pool_create(const kv_pool_config *cfg, backend *be, larder_error *err) {
+    if (!be) {
+        error_set(err, ERR_INVALID, "kv pool: no backend");
+        return NULL;
+    }
     if (!cfg || cfg->n_layers < 1 || cfg->n_kv_heads < 1 || cfg->head_dim < 1 || cfg->page_tokens < 1 ||
         cfg->page_tokens > KV_POOL_MAX_PAGE_TOKENS || cfg->n_layers > 100000 || cfg->n_kv_heads > 100000 ||
         cfg->head_dim > 100000) {
@@ -55,9 +59,7 @@ kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err) {
     /* All factors are bounded above, so the product fits in 64 bits. */
     uint64_t head_bytes = (uint64_t)cfg->page_tokens * (uint64_t)row;
     uint64_t page_bytes = 2u * (uint64_t)cfg->n_layers * (uint64_t)cfg->n_kv_heads * head_bytes;
-    long os_page = sysconf(_SC_PAGESIZE);
-    uint64_t osp = os_page > 0 ? (uint64_t)os_page : 4096u;
-    uint64_t stride = (page_bytes + osp - 1) / osp * osp;
+    uint64_t stride = backend_kv_page_stride(be, (size_t)page_bytes);
     uint64_t n = cfg->budget_bytes / stride;
     if (n < 1) {
         error_set(err, ERR_NOMEM, "kv pool: budget of %zu bytes is smaller than one page (%llu bytes)",
@@ -75,21 +77,24 @@ kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err) {
     p->row_bytes = row;
     p->page_bytes = (size_t)page_bytes;
     p->stride_bytes = (size_t)stride;
-    p->head_bytes = (size_t)head_bytes;
+    p->be = be;
     p->pages_total = (uint32_t)n;
     p->low_water = cfg->low_water_pages < 0 ? KV_POOL_DEFAULT_LOW_WATER_PAGES : cfg->low_water_pages;
     p->refcount = calloc(n, sizeof *p->refcount);
     p->warm = malloc(n * sizeof *p->warm);
     p->cold = malloc(n * sizeof *p->cold);
-    void *m = mmap(NULL, (size_t)(n * stride), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                   -1, 0);
-    if (!p->refcount || !p->warm || !p->cold || m == MAP_FAILED) {
-        if (m != MAP_FAILED) munmap(m, (size_t)(n * stride));
-        free(p->refcount), free(p->warm), free(p->cold), free(p);
-        error_set(err, ERR_NOMEM, "kv pool: cannot reserve %llu bytes", (unsigned long long)(n * stride));
+    backend_kv_layout layout = {cfg->n_layers, cfg->n_kv_heads, cfg->head_dim, cfg->page_tokens, cfg->kv_type,
+                                row, (size_t)page_bytes};
+    if (!p->refcount || !p->warm || !p->cold) {
+        error_set(err, ERR_NOMEM, "kv pool: out of memory");
+        kv_pool_free(p);
         return NULL;
     }
-    p->base = m;
+    p->mem = backend_kv_create(be, &layout, (uint32_t)n, err);
+    if (!p->mem) {
+        kv_pool_free(p);
+        return NULL;
+    }
     /* Cold stack popped from the top: page 0 first. */
     for (uint32_t i = 0; i < (uint32_t)n; i++) p->cold[i] = (uint32_t)n - 1 - i;
     p->n_cold = (uint32_t)n;
@@ -98,7 +103,7 @@ kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err) {
 
 void kv_pool_free(kv_pool *p) {
     if (!p) return;
-    munmap(p->base, (size_t)p->pages_total * p->stride_bytes);
+    if (p->mem) backend_kv_free(p->be, p->mem);
     free(p->refcount);
     free(p->warm);
     free(p->cold);
@@ -132,8 +137,8 @@ int kv_pool_unref(kv_pool *p, uint32_t page) {
     if ((int64_t)p->n_warm < p->low_water) {
         p->warm[p->n_warm++] = page;
     } else {
-        /* Beyond the low-water mark: hand the memory back to the OS. */
-        madvise(p->base + (size_t)page * p->stride_bytes, p->stride_bytes, MADV_DONTNEED);
+        /* Beyond the low-water mark: hand the memory back. */
+        backend_kv_page_release(p->be, p->mem, page);
         p->cold[p->n_cold++] = page;
     }
     return 0;
@@ -144,9 +149,10 @@ int kv_pool_refcount(const kv_pool *p, uint32_t page) {
     return p->refcount[page] > (uint32_t)INT32_MAX ? INT32_MAX : (int)p->refcount[page];
 }
 
-void kv_pool_page_copy(kv_pool *p, uint32_t dst, uint32_t src) {
-    if (dst == src || dst >= p->pages_total || src >= p->pages_total) return;
-    memcpy(kv_pool_page_data(p, dst), kv_pool_page_data(p, src), p->page_bytes);
+int kv_pool_page_copy(kv_pool *p, uint32_t dst, uint32_t src, larder_error *err) {
+    if (dst >= p->pages_total || src >= p->pages_total)
+        return error_set(err, ERR_INVALID, "kv pool: page copy %u <- %u out of %u pages", dst, src, p->pages_total);
+    return dst == src ? 0 : backend_kv_page_copy(p->be, p->mem, dst, src, err);
 }
 
 const kv_pool_config *kv_pool_get_config(const kv_pool *p) { return &p->cfg; }
@@ -179,17 +185,5 @@ void kv_pool_get_stats(const kv_pool *p, kv_pool_stats *out) {
     out->page_stride_bytes = p->stride_bytes;
 }
 
-void *kv_pool_page_data(const kv_pool *p, uint32_t page) { return p->base + (size_t)page * p->stride_bytes; }
-
-/* Offset of block (layer, K|V, kv_head) inside a page: [layer][K|V][kv_head]. */
-static inline size_t block_offset(const kv_pool *p, int32_t layer, int32_t kv, int32_t head) {
-    return (((size_t)layer * 2 + (size_t)kv) * (size_t)p->cfg.n_kv_heads + (size_t)head) * p->head_bytes;
-}
-
-void *kv_pool_k(const kv_pool *p, uint32_t page, int32_t layer, int32_t kv_head) {
-    return p->base + (size_t)page * p->stride_bytes + block_offset(p, layer, 0, kv_head);
-}
-
-void *kv_pool_v(const kv_pool *p, uint32_t page, int32_t layer, int32_t kv_head) {
-    return p->base + (size_t)page * p->stride_bytes + block_offset(p, layer, 1, kv_head);
-}
+backend *kv_pool_backend(const kv_pool *p) { return p->be; }
+backend_kv *kv_pool_memory(const kv_pool *p) { return p->mem; }

@@ -1,33 +1,28 @@
 /*
- * kv_pool.h — every byte of KV memory: one pool of fixed-size, reference
- * counted pages under one byte budget.
+ * kv_pool.h — the bookkeeping of every byte of KV memory: one pool of
+ * fixed-size, reference-counted pages under one byte budget. The bytes
+ * themselves live in the backend's KV memory (backend_kv_create: host
+ * pages on CPU, one device allocation on a GPU), whose page layout
+ * backend.h documents; this file decides which page is used, by whom, and
+ * when its memory may be given back.
  *
  * Key idea (DESIGN.md, "The KV page pool"): a page holds K and V of
  * `page_tokens` consecutive tokens of one sequence for EVERY layer, so a
- * sequence (or a cached prefix) is just a list of page ids. Layout of one
- * page, in the pool's KV type (f16 default; f32, bf16, q8_0, q4_0):
- *
- *     [layer][K|V][kv_head][token_in_page][row of head_dim elements]
- *
- * so K (or V) of one (layer, kv_head) over the page's tokens is one
- * contiguous (page_tokens, row_bytes) matrix — what attention reads. A row
- * is head_dim elements stored as that type stores them: 2 or 4 bytes each,
- * or for q8_0/q4_0 head_dim/32 blocks (34 or 18 bytes: an f16 scale and 32
- * quants; src/tensor/dtype.h), so head_dim must be a multiple of 32 there.
+ * sequence (or a cached prefix) is just a list of page ids.
  *
  *   row_bytes         = tensor_row_bytes(kv_type, head_dim)
  *   page_bytes        = 2 · layers · kv_heads · page_tokens · row_bytes
- *   page_stride_bytes = page_bytes rounded up to the OS page size (so a freed
- *                       page can be handed back to the OS on its own)
+ *   page_stride_bytes = what the backend reserves per page (CPU: page_bytes
+ *                       rounded up to the OS page, so a freed page can be
+ *                       handed back to the OS on its own)
  *   pages_total       = budget_bytes / page_stride_bytes
  *
- * Memory: the pool reserves address space for pages_total pages once
- * (MAP_NORESERVE, nothing committed); a page's memory is committed when it is
- * first written. Freed pages stay committed ("warm") up to a low-water mark
- * of LOW_WATER pages, so reuse is cheap; beyond it a freed page is returned
- * to the OS (madvise MADV_DONTNEED), so the process's resident size tells the
- * truth about what the pool holds. The pool never holds more than its budget:
- * alloc fails (-1, ERR_NOMEM) when every page is in use.
+ * Memory: freed pages stay committed ("warm") up to a low-water mark of
+ * LOW_WATER pages, so reuse is cheap; beyond it a freed page is released to
+ * the backend (backend_kv_page_release: on CPU its memory goes back to the
+ * OS), so the process's resident size tells the truth about what the pool
+ * holds. The pool never holds more than its budget: alloc fails (-1,
+ * ERR_NOMEM) when every page is in use.
  *
  * Reference counts: alloc returns a page with one reference; ref/unref add
  * and drop one; the last unref frees it. A page with more than one reference
@@ -35,7 +30,7 @@
  * copy it first (kv_pool_page_copy, used by kv_seq's copy-on-write).
  *
  * Not thread-safe: owned by the engine thread. The forward pass writes page
- * memory from compute threads, but never allocates or frees.
+ * memory through the backend, but never allocates or frees.
  */
 #ifndef LARDER_KV_KV_POOL_H
 #define LARDER_KV_KV_POOL_H
@@ -44,6 +39,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "base/error.h"
 
 /* Largest number of pages a pool has (page ids are uint32_t; this bound
@@ -87,10 +83,11 @@ int kv_pool_type_from_name(const char *name);
  * of its block. */
 size_t kv_pool_row_bytes(uint32_t kv_type, int32_t head_dim);
 
-/* Fails (NULL, err) for bad geometry, an unsupported type or a head_dim
- * that is not a multiple of the type's block, a budget smaller
- * than one page, or when the address space cannot be reserved. */
-kv_pool *kv_pool_create(const kv_pool_config *cfg, larder_error *err);
+/* A pool whose pages live in be's memory (be must outlive the pool). Fails
+ * (NULL, err) for bad geometry, an unsupported type or a head_dim that is
+ * not a multiple of the type's block, a budget smaller than one page, or
+ * when the backend cannot reserve the memory. */
+kv_pool *kv_pool_create(const kv_pool_config *cfg, backend *be, larder_error *err);
 void kv_pool_free(kv_pool *pool);
 
 /* A new page with refcount 1 in *page; 0, or -1 with ERR_NOMEM when full.
@@ -103,8 +100,9 @@ void kv_pool_ref(kv_pool *pool, uint32_t page);
 int kv_pool_unref(kv_pool *pool, uint32_t page);
 /* References a page has now (0 if free or out of range). */
 int kv_pool_refcount(const kv_pool *pool, uint32_t page);
-/* Copies the whole page src into dst (both in use). */
-void kv_pool_page_copy(kv_pool *pool, uint32_t dst, uint32_t src);
+/* Copies the whole page src into dst (both in use): 0, or -1 with err when
+ * the backend's copy fails. */
+int kv_pool_page_copy(kv_pool *pool, uint32_t dst, uint32_t src, larder_error *err);
 
 /* Geometry. */
 const kv_pool_config *kv_pool_get_config(const kv_pool *pool);
@@ -116,11 +114,9 @@ void kv_pool_get_stats(const kv_pool *pool, kv_pool_stats *out);
 /* KV bytes one token takes in every layer (page_bytes / page_tokens). */
 size_t kv_pool_bytes_per_token(const kv_pool *pool);
 
-/* Start of K (or V) of (layer, kv_head) in a page: page_tokens rows of
- * row_bytes each, contiguous. No checks (hot path). */
-void *kv_pool_k(const kv_pool *pool, uint32_t page, int32_t layer, int32_t kv_head);
-void *kv_pool_v(const kv_pool *pool, uint32_t page, int32_t layer, int32_t kv_head);
-/* Start of a page's data. */
-void *kv_pool_page_data(const kv_pool *pool, uint32_t page);
+/* The backend holding the pages, and its KV memory (what the backend's KV
+ * ops take). */
+backend *kv_pool_backend(const kv_pool *pool);
+backend_kv *kv_pool_memory(const kv_pool *pool);
 
 #endif

@@ -13,12 +13,15 @@
 void kv_seq_init(kv_seq *s) {
     s->pages = NULL;
     s->n_pages = s->cap_pages = s->n_tokens = 0;
+    s->keep_tokens = s->window_tokens = 0;
 }
 
 void kv_seq_release(kv_seq *s, kv_pool *pool) {
-    for (int32_t i = 0; i < s->n_pages; i++) kv_pool_unref(pool, s->pages[i]);
+    for (int32_t i = 0; i < s->n_pages; i++)
+        if (s->pages[i] != KV_SEQ_NO_PAGE) kv_pool_unref(pool, s->pages[i]);
     free(s->pages);
-    kv_seq_init(s);
+    s->pages = NULL;
+    s->n_pages = s->cap_pages = s->n_tokens = 0;
 }
 
 static int reserve(kv_seq *s, int32_t n_pages, larder_error *err) {
@@ -30,12 +33,6 @@ static int reserve(kv_seq *s, int32_t n_pages, larder_error *err) {
     if (!p) return error_set(err, ERR_NOMEM, "out of memory growing a page table");
     s->pages = p;
     s->cap_pages = cap;
-    return 0;
-}
-
-int kv_seq_push_page(kv_seq *s, uint32_t page, larder_error *err) {
-    if (reserve(s, s->n_pages + 1, err)) return -1;
-    s->pages[s->n_pages++] = page;
     return 0;
 }
 
@@ -60,13 +57,35 @@ int kv_seq_make_writable(kv_seq *s, kv_pool *pool, int32_t pos, larder_error *er
     int32_t i = pos / P;
     if (pos < 0 || i >= s->n_pages) return 0;
     uint32_t old = s->pages[i];
-    if (kv_pool_refcount(pool, old) <= 1) return 0;
+    if (old == KV_SEQ_NO_PAGE || kv_pool_refcount(pool, old) <= 1) return 0;
     uint32_t fresh;
     if (kv_pool_alloc(pool, &fresh, err)) return -1;
-    kv_pool_page_copy(pool, fresh, old);
+    if (kv_pool_page_copy(pool, fresh, old, err)) {
+        kv_pool_unref(pool, fresh);
+        return -1;
+    }
     kv_pool_unref(pool, old);
     s->pages[i] = fresh;
     return 0;
+}
+
+/* Pages to add for n_new more tokens, and whether the page of the first
+ * new position must be copied first (only a partially filled page can be
+ * shared and still receive tokens). */
+static void prepare_counts(const kv_seq *s, const kv_pool *pool, int32_t n_new, int32_t *add, int *cow) {
+    int32_t P = kv_pool_get_config(pool)->page_tokens;
+    int32_t need = (int32_t)(((int64_t)s->n_tokens + n_new + P - 1) / P);
+    *add = need > s->n_pages ? need - s->n_pages : 0;
+    int32_t i = s->n_tokens / P;
+    *cow = n_new > 0 && i < s->n_pages && s->pages[i] != KV_SEQ_NO_PAGE && kv_pool_refcount(pool, s->pages[i]) > 1;
+}
+
+int32_t kv_seq_pages_needed(const kv_seq *s, const kv_pool *pool, int32_t n_new) {
+    if (n_new <= 0 || s->n_tokens > INT32_MAX - n_new) return 0;
+    int32_t add;
+    int cow;
+    prepare_counts(s, pool, n_new, &add, &cow);
+    return add + cow;
 }
 
 int kv_seq_prepare(kv_seq *s, kv_pool *pool, int32_t n_new, larder_error *err) {
@@ -74,12 +93,10 @@ int kv_seq_prepare(kv_seq *s, kv_pool *pool, int32_t n_new, larder_error *err) {
     if (n_new < 0 || s->n_tokens > INT32_MAX - n_new)
         return error_set(err, ERR_INVALID, "kv_seq_prepare: bad token count %d", n_new);
     if (n_new == 0) return 0;
-    int32_t end = s->n_tokens + n_new;
-    int32_t need = (int32_t)(((int64_t)end + P - 1) / P);
-    int32_t add = need > s->n_pages ? need - s->n_pages : 0;
-    /* COW of the page holding the first new position (only a partially
-     * filled page can be shared and still receive tokens). */
-    int cow = s->n_tokens / P < s->n_pages && kv_pool_refcount(pool, s->pages[s->n_tokens / P]) > 1;
+    int32_t need = (int32_t)(((int64_t)s->n_tokens + n_new + P - 1) / P);
+    int32_t add;
+    int cow;
+    prepare_counts(s, pool, n_new, &add, &cow);
     if (kv_pool_pages_free(pool) < add + cow)
         return error_set(err, ERR_NOMEM, "kv pool full: %d pages needed, %lld free", add + cow,
                          (long long)kv_pool_pages_free(pool));
@@ -100,6 +117,19 @@ void kv_seq_truncate(kv_seq *s, kv_pool *pool, int32_t n_tokens) {
     if (n_tokens < 0) n_tokens = 0;
     if (n_tokens > s->n_tokens) return;
     int32_t keep = (int32_t)(((int64_t)n_tokens + P - 1) / P);
-    while (s->n_pages > keep) kv_pool_unref(pool, s->pages[--s->n_pages]);
+    while (s->n_pages > keep) {
+        uint32_t pg = s->pages[--s->n_pages];
+        if (pg != KV_SEQ_NO_PAGE) kv_pool_unref(pool, pg);
+    }
     s->n_tokens = n_tokens;
+}
+
+void kv_seq_drop_pages(kv_seq *s, kv_pool *pool, int32_t first, int32_t end) {
+    if (first < 0) first = 0;
+    if (end > s->n_pages) end = s->n_pages;
+    for (int32_t i = first; i < end; i++)
+        if (s->pages[i] != KV_SEQ_NO_PAGE) {
+            kv_pool_unref(pool, s->pages[i]);
+            s->pages[i] = KV_SEQ_NO_PAGE;
+        }
 }

@@ -1,13 +1,15 @@
 /*
  * forward.c — llama-family transformer over a batch of tokens, top to
  * bottom as in llama2.c, with architecture differences as flags checked at
- * their step (qwen2 biases, qwen3 Q/K norm, NEOX rope).
+ * their step (qwen2 biases, qwen3 Q/K norm, NEOX rope). Every op runs on
+ * the backend, on buffers in its memory, with the uploaded weights (`dev`).
  *
  * Shapes (n = tokens in the batch, H = heads, Hkv = kv heads, D = head size):
  *   x   (n, dim)       residual stream
  *   xb  (n, dim)       normed input / projection output
  *   q   (n, H·D)  k, v (n, Hkv·D)  att (n, H·D)
  *   hb, hb2 (n, ff)    feed-forward gate / up
+ *   logits (n_out, n_vocab) rows of the tokens that want them
  */
 #include "model/forward.h"
 
@@ -15,23 +17,32 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/backend.h"
-
 struct forward_ctx {
     const model *m;
     kv_pool *pool;
     backend *be;
-    int32_t cap;               /* tokens the scratch holds */
+    /* activations, in backend buffers */
+    int32_t cap;               /* tokens the activation buffers hold */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
-    int32_t *positions;        /* (cap) */
-    backend_kv_ref *refs;      /* (cap) */
+    int32_t cap_out;           /* logit rows the logits buffer holds */
+    float *logits;
+    /* the step's batch descriptor, built on the host (see fill_batch) */
+    int32_t *tokens, *pos, *seq, *out_rows; /* (cap) each */
+    const kv_seq **seqs;       /* (cap) distinct sequences of the batch */
+    int32_t *keep, *window;    /* (cap) per sequence */
+    uint32_t *page_table;      /* (cap_cells) */
+    int64_t cap_cells;
 };
 
-forward_ctx *forward_ctx_create(const model *m, kv_pool *pool, int n_threads, larder_error *err) {
+forward_ctx *forward_ctx_create(const model *m, kv_pool *pool, backend *be, larder_error *err) {
     const kv_pool_config *c = kv_pool_get_config(pool);
     if (c->n_layers != m->hp.n_layers || c->n_kv_heads != m->hp.n_kv_heads || c->head_dim != m->hp.head_dim) {
         error_set(err, ERR_INVALID, "KV pool geometry (%d layers, %d kv heads, head %d) does not match the model",
                   c->n_layers, c->n_kv_heads, c->head_dim);
+        return NULL;
+    }
+    if (kv_pool_backend(pool) != be || !m->tok_embd.dev) {
+        error_set(err, ERR_INVALID, "the model and the KV pool must be on the forward pass's backend");
         return NULL;
     }
     forward_ctx *ctx = calloc(1, sizeof *ctx);
@@ -41,56 +52,181 @@ forward_ctx *forward_ctx_create(const model *m, kv_pool *pool, int n_threads, la
     }
     ctx->m = m;
     ctx->pool = pool;
-    ctx->be = backend_cpu_create(n_threads, err);
-    if (!ctx->be) {
-        free(ctx);
-        return NULL;
-    }
+    ctx->be = be;
     return ctx;
 }
 
-static void free_scratch(forward_ctx *c) {
-    free(c->x), free(c->xb), free(c->q), free(c->k), free(c->v), free(c->att), free(c->hb), free(c->hb2);
-    free(c->positions), free(c->refs);
-    c->x = c->xb = c->q = c->k = c->v = c->att = c->hb = c->hb2 = NULL;
-    c->positions = NULL;
-    c->refs = NULL;
+static void free_activations(forward_ctx *c) {
+    float **bufs[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
+        backend_buffer_free(c->be, *bufs[i]);
+        *bufs[i] = NULL;
+    }
+    free(c->tokens), free(c->pos), free(c->seq), free(c->out_rows), free(c->seqs), free(c->keep), free(c->window);
+    c->tokens = c->pos = c->seq = c->out_rows = c->keep = c->window = NULL;
+    c->seqs = NULL;
     c->cap = 0;
 }
 
 void forward_ctx_free(forward_ctx *c) {
     if (!c) return;
-    free_scratch(c);
-    backend_free(c->be);
+    free_activations(c);
+    backend_buffer_free(c->be, c->logits);
+    free(c->page_table);
     free(c);
 }
 
+/* Activation buffers and descriptor arrays for n tokens. */
 static int grow(forward_ctx *c, int32_t n, larder_error *err) {
     if (n <= c->cap) return 0;
     const model_hparams *hp = &c->m->hp;
     int32_t cap = c->cap ? c->cap : 1;
     while (cap < n) cap = cap > FORWARD_MAX_BATCH_TOKENS / 2 ? FORWARD_MAX_BATCH_TOKENS : cap * 2;
-    free_scratch(c);
-    size_t nt = (size_t)cap, qw = (size_t)hp->n_heads * hp->head_dim, kw = (size_t)hp->n_kv_heads * hp->head_dim;
-    c->x = malloc(nt * hp->dim * sizeof(float));
-    c->xb = malloc(nt * hp->dim * sizeof(float));
-    c->q = malloc(nt * qw * sizeof(float));
-    c->att = malloc(nt * qw * sizeof(float));
-    c->k = malloc(nt * kw * sizeof(float));
-    c->v = malloc(nt * kw * sizeof(float));
-    c->hb = malloc(nt * hp->n_ff * sizeof(float));
-    c->hb2 = malloc(nt * hp->n_ff * sizeof(float));
-    c->positions = malloc(nt * sizeof *c->positions);
-    c->refs = malloc(nt * sizeof *c->refs);
-    if (!c->x || !c->xb || !c->q || !c->att || !c->k || !c->v || !c->hb || !c->hb2 || !c->positions || !c->refs) {
-        free_scratch(c);
-        return error_set(err, ERR_NOMEM, "out of memory for a batch of %d tokens", n);
+    free_activations(c);
+    size_t nt = (size_t)cap, f = sizeof(float), qw = (size_t)hp->n_heads * hp->head_dim,
+           kw = (size_t)hp->n_kv_heads * hp->head_dim;
+    struct { float **p; size_t bytes; } bufs[] = {
+        {&c->x, nt * hp->dim * f}, {&c->xb, nt * hp->dim * f}, {&c->q, nt * qw * f},     {&c->att, nt * qw * f},
+        {&c->k, nt * kw * f},      {&c->v, nt * kw * f},       {&c->hb, nt * hp->n_ff * f}, {&c->hb2, nt * hp->n_ff * f},
+    };
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+        if (!(*bufs[i].p = backend_buffer_alloc(c->be, bufs[i].bytes, err))) goto fail;
+    c->tokens = malloc(nt * sizeof *c->tokens);
+    c->pos = malloc(nt * sizeof *c->pos);
+    c->seq = malloc(nt * sizeof *c->seq);
+    c->out_rows = malloc(nt * sizeof *c->out_rows);
+    c->seqs = malloc(nt * sizeof *c->seqs);
+    c->keep = malloc(nt * sizeof *c->keep);
+    c->window = malloc(nt * sizeof *c->window);
+    if (!c->tokens || !c->pos || !c->seq || !c->out_rows || !c->seqs || !c->keep || !c->window) {
+        error_set(err, ERR_NOMEM, "out of memory for a batch of %d tokens", n);
+        goto fail;
     }
     c->cap = cap;
     return 0;
+fail:
+    free_activations(c);
+    return -1;
 }
 
-#define MATMUL(w, in, n, out) backend_matmul(be, (w).data, (w).type, (w).rows, (w).cols, (in), (n), (out), err)
+/*
+ * The step's batch descriptor from the tokens: each distinct sequence gets
+ * a row of the page-table matrix (n_seqs, max_pages), each token its row
+ * index; tokens wanting logits are listed in order. Checks ids, positions
+ * and that every position has a page.
+ */
+static int fill_batch(forward_ctx *c, const forward_token *tok, int32_t n, backend_batch *b, larder_error *err) {
+    const model_hparams *hp = &c->m->hp;
+    const int32_t P = kv_pool_get_config(c->pool)->page_tokens;
+    int32_t n_seqs = 0, max_pages = 0, n_out = 0;
+    for (int32_t t = 0; t < n; t++) {
+        const kv_seq *s = tok[t].kv.seq;
+        int32_t pos = tok[t].kv.pos;
+        if (tok[t].token < 0 || tok[t].token >= hp->n_vocab)
+            return error_set(err, ERR_INVALID, "token id %d out of range [0, %d)", tok[t].token, hp->n_vocab);
+        if (!s || pos < 0 || pos / P >= s->n_pages || s->pages[pos / P] == KV_SEQ_NO_PAGE)
+            return error_set(err, ERR_INVALID, "token %d: position %d has no page in its sequence", t, pos);
+        if (s->keep_tokens < 0 || s->window_tokens < 0)
+            return error_set(err, ERR_INVALID, "token %d: negative window", t);
+        int32_t si = n_seqs - 1; /* tokens of one sequence usually come together: try the last first */
+        if (si < 0 || c->seqs[si] != s)
+            for (si = 0; si < n_seqs && c->seqs[si] != s; si++) {}
+        if (si == n_seqs) {
+            c->seqs[n_seqs] = s;
+            c->keep[n_seqs] = s->keep_tokens;
+            c->window[n_seqs] = s->window_tokens;
+            if (s->n_pages > max_pages) max_pages = s->n_pages;
+            n_seqs++;
+        }
+        c->tokens[t] = tok[t].token;
+        c->pos[t] = pos;
+        c->seq[t] = si;
+        if (tok[t].want_logits) c->out_rows[n_out++] = t;
+    }
+    int64_t cells = (int64_t)n_seqs * max_pages;
+    if (cells > c->cap_cells) {
+        uint32_t *pt = realloc(c->page_table, (size_t)cells * sizeof *pt);
+        if (!pt) return error_set(err, ERR_NOMEM, "out of memory for the page table of a batch");
+        c->page_table = pt;
+        c->cap_cells = cells;
+    }
+    for (int32_t si = 0; si < n_seqs; si++) {
+        uint32_t *row = c->page_table + (int64_t)si * max_pages;
+        memcpy(row, c->seqs[si]->pages, (size_t)c->seqs[si]->n_pages * sizeof *row);
+        for (int32_t i = c->seqs[si]->n_pages; i < max_pages; i++) row[i] = BACKEND_NO_PAGE;
+    }
+    *b = (backend_batch){.n_tokens = n, .tokens = c->tokens, .pos = c->pos, .seq = c->seq, .n_seqs = n_seqs,
+                         .max_pages = max_pages, .page_table = c->page_table, .keep_tokens = c->keep,
+                         .window_tokens = c->window, .n_out = n_out, .out_rows = c->out_rows};
+    return 0;
+}
+
+/* A logits buffer for n_out rows. */
+static int grow_logits(forward_ctx *c, int32_t n_out, larder_error *err) {
+    if (n_out <= c->cap_out) return 0;
+    backend_buffer_free(c->be, c->logits);
+    c->cap_out = 0;
+    c->logits = backend_buffer_alloc(c->be, (size_t)n_out * (size_t)c->m->hp.n_vocab * sizeof(float), err);
+    if (!c->logits) return -1;
+    c->cap_out = n_out;
+    return 0;
+}
+
+/* A matrix of the model as backend_matmul_multi takes it, writing y. */
+static backend_matmul_weight mat(const model_weight *w, float *y) {
+    return (backend_matmul_weight){w->dev, w->type, w->rows, y};
+}
+
+/* The attention block: x += Wo · attention(rope(norm(x) · W{q,k,v})). */
+static int attention_block(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
+    const model_hparams *hp = &c->m->hp;
+    const model_layer *l = &c->m->layers[il];
+    backend *be = c->be;
+    backend_kv *kv = kv_pool_memory(c->pool);
+    const int64_t dim = hp->dim, H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim;
+    const float eps = hp->rms_eps, scale = 1.0f / sqrtf((float)D);
+    backend_matmul_weight qkv[3] = {mat(&l->wq, c->q), mat(&l->wk, c->k), mat(&l->wv, c->v)};
+    if (backend_rmsnorm(be, c->x, l->attn_norm.dev, c->xb, n, dim, eps, err) ||     /* xb = rmsnorm(x) * w */
+        backend_matmul_multi(be, qkv, 3, dim, c->xb, n, err))                      /* q,k,v = xb · W{q,k,v}ᵀ */
+        return -1;
+    if (l->bq.dev && (backend_add_bias(be, c->q, l->bq.dev, n, H * D, err) ||      /* qwen2: + biases */
+                      backend_add_bias(be, c->k, l->bk.dev, n, Hkv * D, err) ||
+                      backend_add_bias(be, c->v, l->bv.dev, n, Hkv * D, err)))
+        return -1;
+    if (l->q_norm.dev && (backend_rmsnorm(be, c->q, l->q_norm.dev, c->q, n * H, D, eps, err) ||   /* qwen3: per-head */
+                          backend_rmsnorm(be, c->k, l->k_norm.dev, c->k, n * Hkv, D, eps, err)))  /* RMS norm of q, k */
+        return -1;
+    const float *inv_freq = c->m->rope_inv_freq.dev;
+    if (backend_rope(be, c->q, (int32_t)H, (int32_t)D, hp->n_rot, inv_freq, hp->rope_neox, err) ||
+        backend_rope(be, c->k, (int32_t)Hkv, (int32_t)D, hp->n_rot, inv_freq, hp->rope_neox, err) ||
+        backend_kv_store(be, kv, il, c->k, c->v, err) ||                             /* K, V -> pages */
+        backend_attention(be, kv, il, c->q, (int32_t)H, scale, c->att, err) ||     /* att = softmax(q·Kᵀ/√D)·V */
+        backend_matmul(be, l->wo.dev, l->wo.type, l->wo.rows, l->wo.cols, c->att, n, c->xb, err) || /* xb = att · Woᵀ */
+        backend_add(be, c->x, c->xb, n * dim, err))                                  /* x += xb */
+        return -1;
+    return 0;
+}
+
+/* The dense feed-forward block: x += Wdown · (silu(xb · Wgateᵀ) * (xb · Wupᵀ)), xb = norm(x). */
+static int ffn_dense(forward_ctx *c, const model_layer *l, int32_t n, larder_error *err) {
+    const model_hparams *hp = &c->m->hp;
+    backend *be = c->be;
+    backend_matmul_weight gate_up[2] = {mat(&l->w_gate, c->hb), mat(&l->w_up, c->hb2)};
+    if (backend_matmul_multi(be, gate_up, 2, hp->dim, c->xb, n, err) ||                 /* gate, up = xb · W{gate,up}ᵀ */
+        backend_silu_mul(be, c->hb, c->hb2, (int64_t)n * hp->n_ff, err) ||              /* hb = silu(gate) * up */
+        backend_matmul(be, l->w_down.dev, l->w_down.type, l->w_down.rows, l->w_down.cols, c->hb, n, c->xb, err) ||
+        backend_add(be, c->x, c->xb, (int64_t)n * hp->dim, err))                        /* x += hb · Wdownᵀ */
+        return -1;
+    return 0;
+}
+
+/* The feed-forward block of a layer: xb = rmsnorm(x) * w, then the layer's
+ * FFN kind (dense today; mixture-of-experts dispatches here too). */
+static int ffn_block(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
+    const model_layer *l = &c->m->layers[il];
+    if (backend_rmsnorm(c->be, c->x, l->ffn_norm.dev, c->xb, n, c->m->hp.dim, c->m->hp.rms_eps, err)) return -1;
+    return ffn_dense(c, l, n, err);
+}
 
 int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *logits, larder_error *err) {
     const model *m = c->m;
@@ -99,70 +235,31 @@ int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *lo
     if (n < 0 || n > FORWARD_MAX_BATCH_TOKENS)
         return error_set(err, ERR_INVALID, "batch of %d tokens (at most %d)", n, FORWARD_MAX_BATCH_TOKENS);
     if (n == 0) return 0;
-    int32_t P = kv_pool_get_config(c->pool)->page_tokens;
-    (void)P;
-    for (int32_t t = 0; t < n; t++) {
-        if (tok[t].token < 0 || tok[t].token >= hp->n_vocab)
-            return error_set(err, ERR_INVALID, "token id %d out of range [0, %d)", tok[t].token, hp->n_vocab);
-        if (tok[t].pos < 0 || !tok[t].pages)
-            return error_set(err, ERR_INVALID, "token %d: bad position %d or no page table", t, tok[t].pos);
-        if (tok[t].keep_tokens < 0 || tok[t].window_tokens < 0)
-            return error_set(err, ERR_INVALID, "token %d: negative window", t);
-    }
     if (grow(c, n, err)) return -1;
-    const int64_t dim = hp->dim, H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim, ff = hp->n_ff;
-    const float scale = 1.0f / sqrtf((float)D);
-    for (int32_t t = 0; t < n; t++) {
-        c->positions[t] = tok[t].pos;
-        c->refs[t].pos = tok[t].pos;
-        c->refs[t].pages = tok[t].pages;
-        c->refs[t].keep_tokens = tok[t].keep_tokens;
-        c->refs[t].window_tokens = tok[t].window_tokens;
-    }
+    backend_batch batch;
+    if (fill_batch(c, tok, n, &batch, err) || backend_batch_set(be, &batch, err)) return -1;
 
     /* x = token embeddings */
-    for (int32_t t = 0; t < n; t++) backend_get_row(m->tok_embd.data, m->tok_embd.type, dim, tok[t].token, c->x + t * dim);
+    if (backend_get_rows(be, m->tok_embd.dev, m->tok_embd.type, hp->dim, c->x, err)) return -1;
+    for (int32_t il = 0; il < hp->n_layers; il++)
+        if (attention_block(c, il, n, err) || ffn_block(c, il, n, err)) return -1;
 
-    for (int32_t il = 0; il < hp->n_layers; il++) {
-        const model_layer *l = &m->layers[il];
-        /* ---- attention block */
-        backend_rmsnorm(be, c->x, l->attn_norm, c->xb, n, dim, hp->rms_eps);   /* xb = rmsnorm(x) * w */
-        backend_matmul_weight qkv[3] = {{l->wq.data, l->wq.type, l->wq.rows, c->q},
-                                        {l->wk.data, l->wk.type, l->wk.rows, c->k},
-                                        {l->wv.data, l->wv.type, l->wv.rows, c->v}};
-        if (backend_matmul_multi(be, qkv, 3, dim, c->xb, n, err)) return -1;    /* q,k,v = xb · W{q,k,v}ᵀ */
-        if (l->bq) backend_add_bias(be, c->q, l->bq, n, H * D);                 /* qwen2: + biases */
-        if (l->bk) backend_add_bias(be, c->k, l->bk, n, Hkv * D);
-        if (l->bv) backend_add_bias(be, c->v, l->bv, n, Hkv * D);
-        if (l->q_norm) backend_rmsnorm(be, c->q, l->q_norm, c->q, n * H, D, hp->rms_eps);     /* qwen3: per-head */
-        if (l->k_norm) backend_rmsnorm(be, c->k, l->k_norm, c->k, n * Hkv, D, hp->rms_eps);   /* RMS norm of q, k */
-        backend_rope(be, c->q, c->positions, n, (int32_t)H, (int32_t)D, hp->n_rot, m->rope_inv_freq, hp->rope_neox);
-        backend_rope(be, c->k, c->positions, n, (int32_t)Hkv, (int32_t)D, hp->n_rot, m->rope_inv_freq, hp->rope_neox);
-        if (backend_kv_store(be, c->pool, il, c->k, c->v, c->refs, n, err)) return -1; /* K, V -> pages */
-        if (backend_attention(be, c->pool, il, c->q, c->refs, n, (int32_t)H, scale, c->att, err))
-            return -1;                                                          /* att = softmax(q·Kᵀ/√D)·V */
-        if (MATMUL(l->wo, c->att, n, c->xb)) return -1;                          /* xb = att · Woᵀ */
-        backend_add(be, c->x, c->xb, n * dim);                                  /* x += xb */
-
-        /* ---- feed-forward block */
-        backend_rmsnorm(be, c->x, l->ffn_norm, c->xb, n, dim, hp->rms_eps);    /* xb = rmsnorm(x) * w */
-        backend_matmul_weight gate_up[2] = {{l->w_gate.data, l->w_gate.type, l->w_gate.rows, c->hb},
-                                            {l->w_up.data, l->w_up.type, l->w_up.rows, c->hb2}};
-        if (backend_matmul_multi(be, gate_up, 2, dim, c->xb, n, err)) return -1; /* gate, up = xb · W{gate,up}ᵀ */
-        backend_silu_mul(be, c->hb, c->hb2, n * ff);                            /* hb = silu(gate) * up */
-        if (MATMUL(l->w_down, c->hb, n, c->xb)) return -1;                       /* xb = hb · Wdownᵀ */
-        backend_add(be, c->x, c->xb, n * dim);                                  /* x += xb */
+    /* final norm and logits, only for the tokens that want them: their rows
+     * gathered into xb (n_out, dim), then logits = xb · Woutᵀ */
+    if (batch.n_out > 0) {
+        const model_weight *w = &m->output;
+        if (grow_logits(c, batch.n_out, err) || backend_get_out_rows(be, c->x, c->xb, hp->dim, err) ||
+            backend_rmsnorm(be, c->xb, m->output_norm.dev, c->xb, batch.n_out, hp->dim, hp->rms_eps, err) ||
+            backend_matmul(be, w->dev, w->type, w->rows, w->cols, c->xb, batch.n_out, c->logits, err))
+            return -1;
     }
+    if (backend_sync(be, err)) return -1;
+    if (batch.n_out > 0 &&
+        backend_buffer_read(be, logits, c->logits, (size_t)batch.n_out * (size_t)hp->n_vocab * sizeof(float), err))
+        return -1;
+    return 0;
+}
 
-    /* final norm and logits, only for the tokens that want them: gather
-     * their rows into xb (n_out, dim), then logits = xb · Woutᵀ */
-    int32_t n_out = 0;
-    for (int32_t t = 0; t < n; t++)
-        if (tok[t].want_logits) {
-            if (n_out != t) memcpy(c->x + (int64_t)n_out * dim, c->x + (int64_t)t * dim, (size_t)dim * sizeof(float));
-            n_out++;
-        }
-    if (n_out == 0) return 0;
-    backend_rmsnorm(be, c->x, m->output_norm, c->xb, n_out, dim, hp->rms_eps);
-    return MATMUL(m->output, c->xb, n_out, logits);
+int forward_batch_fn(void *ctx, const forward_token *tokens, int32_t n, float *logits, larder_error *err) {
+    return forward_batch(ctx, tokens, n, logits, err);
 }

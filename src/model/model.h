@@ -15,7 +15,9 @@
  * which the model keeps open. Small 1-D tensors (norm weights, biases,
  * rope factors) are converted once into owned f32 arrays. Every tensor's
  * shape and type is checked against the hyper-parameters at load, with an
- * error naming the tensor.
+ * error naming the tensor. After load, model_upload hands every tensor to
+ * the backend once and keeps the backend's pointer beside the host one
+ * (`dev`; on CPU the same bytes): the forward pass reads only `dev`.
  *
  * GGUF shapes are ne[0] fastest: a matrix with ne = {cols, rows} is `rows`
  * rows of `cols` elements; y = W·x maps cols inputs to rows outputs.
@@ -63,20 +65,28 @@ typedef struct model_hparams {
 /* A weight matrix in the file: rows x cols elements of `type`. */
 typedef struct model_weight {
     const void *data;       /* inside the mapping; rows * row_bytes bytes */
+    const void *dev;        /* the backend's copy (model_upload); NULL before */
     uint32_t type;          /* tensor_type */
     int64_t rows, cols;     /* ne[1], ne[0] */
     size_t row_bytes;
 } model_weight;
 
+/* A small f32 vector (norm weight, bias, rope frequencies), owned. */
+typedef struct model_vector {
+    float *data;            /* (n) host, owned; NULL when the tensor is absent */
+    const float *dev;       /* the backend's copy (model_upload); NULL before */
+    int64_t n;
+} model_vector;
+
 typedef struct model_layer {
-    float *attn_norm;       /* (dim) */
+    model_vector attn_norm; /* (dim) */
     model_weight wq;        /* (n_heads * head_dim, dim) */
     model_weight wk;        /* (n_kv_heads * head_dim, dim) */
     model_weight wv;        /* (n_kv_heads * head_dim, dim) */
     model_weight wo;        /* (dim, n_heads * head_dim) */
-    float *bq, *bk, *bv;    /* qwen2: (n_heads*head_dim), (n_kv*head_dim), (n_kv*head_dim); else NULL */
-    float *q_norm, *k_norm; /* qwen3: (head_dim) each; else NULL */
-    float *ffn_norm;        /* (dim) */
+    model_vector bq, bk, bv;  /* qwen2: (n_heads*head_dim), (n_kv*head_dim), (n_kv*head_dim); else absent */
+    model_vector q_norm, k_norm; /* qwen3: (head_dim) each; else absent */
+    model_vector ffn_norm;  /* (dim) */
     model_weight w_gate;    /* (n_ff, dim) */
     model_weight w_up;      /* (n_ff, dim) */
     model_weight w_down;    /* (dim, n_ff) */
@@ -87,8 +97,8 @@ typedef struct model {
     model_weight tok_embd;  /* (n_vocab, dim) */
     model_weight output;    /* (n_vocab, dim); = tok_embd when tied */
     bool output_tied;
-    float *output_norm;     /* (dim) */
-    float *rope_inv_freq;   /* (n_rot / 2): theta_i = pos * rope_inv_freq[i] (freq factors and scale folded in) */
+    model_vector output_norm;   /* (dim) */
+    model_vector rope_inv_freq; /* (n_rot / 2): theta_i = pos * rope_inv_freq[i] (freq factors and scale folded in) */
     model_layer *layers;    /* (n_layers) */
     size_t weight_bytes;    /* bytes of all weight tensors in the file */
     struct gguf_file *file; /* owned; the mapping the weights point into */
@@ -100,6 +110,12 @@ model *model_load(const char *path, larder_error *err);
 /* Binds a model to an already open file (takes ownership of f on success). */
 model *model_load_gguf(struct gguf_file *f, larder_error *err);
 void model_free(model *m);
+
+struct backend;
+/* Hands every tensor to the backend (backend_upload_weight) and records
+ * its pointers (`dev`). Once, after load, before the first forward pass;
+ * the backend must outlive the model's use. */
+int model_upload(model *m, struct backend *be, larder_error *err);
 
 /* KV bytes one token of a sequence needs in every layer with a KV type
  * (kv_pool_row_bytes; 0 for a type or head size the pool refuses). */

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "gguf/gguf.h"
 #include "kv/kv_pool.h"
 #include "tensor/dtype.h"
@@ -135,9 +136,10 @@ static int bind_matrix(const gguf_file *f, const char *name, int64_t rows, int64
 }
 
 /* A 1-D tensor of n elements, converted to an owned f32 array. */
-static int load_vector(const gguf_file *f, const char *name, int64_t n, bool required, float **out,
+static int load_vector(const gguf_file *f, const char *name, int64_t n, bool required, model_vector *out,
                        larder_error *err) {
-    *out = NULL;
+    out->data = NULL;
+    out->n = 0;
     const gguf_tensor *t = find(f, name, required, err);
     if (!t) return required ? -1 : 0;
     if (t->n_elems != n || t->ne[0] != n)
@@ -148,7 +150,8 @@ static int load_vector(const gguf_file *f, const char *name, int64_t n, bool req
     float *v = malloc((size_t)n * sizeof *v);
     if (!v) return error_set(err, ERR_NOMEM, "out of memory loading %s", name);
     dequantize_row(t->type, t->data, v, n);
-    *out = v;
+    out->data = v;
+    out->n = n;
     return 0;
 }
 
@@ -218,20 +221,21 @@ model *model_load_gguf(gguf_file *f, larder_error *err) {
 
     /* Rope: theta_i = pos * freq_scale * theta^(-2i/n_rot) / freq_factor_i. */
     int32_t half = hp->n_rot / 2;
-    float *factors = NULL;
+    model_vector factors;
     if (load_vector(f, "rope_freqs.weight", half, false, &factors, err)) goto fail;
-    m->rope_inv_freq = malloc((size_t)half * sizeof *m->rope_inv_freq);
-    if (!m->rope_inv_freq) {
-        free(factors);
+    m->rope_inv_freq.data = malloc((size_t)half * sizeof *m->rope_inv_freq.data);
+    m->rope_inv_freq.n = half;
+    if (!m->rope_inv_freq.data) {
+        free(factors.data);
         error_set(err, ERR_NOMEM, "out of memory");
         goto fail;
     }
     for (int32_t i = 0; i < half; i++) {
         double inv = pow((double)hp->rope_theta, -2.0 * i / hp->n_rot) * hp->rope_freq_scale;
-        if (factors) inv /= factors[i];
-        m->rope_inv_freq[i] = (float)inv;
+        if (factors.data) inv /= factors.data[i];
+        m->rope_inv_freq.data[i] = (float)inv;
     }
-    free(factors);
+    free(factors.data);
 
     m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
     if (!m->layers) {
@@ -274,15 +278,47 @@ void model_free(model *m) {
     if (m->layers) {
         for (int il = 0; il < m->hp.n_layers; il++) {
             model_layer *l = &m->layers[il];
-            free(l->attn_norm), free(l->ffn_norm), free(l->bq), free(l->bk), free(l->bv);
-            free(l->q_norm), free(l->k_norm);
+            free(l->attn_norm.data), free(l->ffn_norm.data), free(l->bq.data), free(l->bk.data), free(l->bv.data);
+            free(l->q_norm.data), free(l->k_norm.data);
         }
         free(m->layers);
     }
-    free(m->output_norm);
-    free(m->rope_inv_freq);
+    free(m->output_norm.data);
+    free(m->rope_inv_freq.data);
     if (m->file) gguf_close(m->file);
     free(m);
+}
+
+/* ---- upload */
+
+static int upload_weight(backend *be, model_weight *w, larder_error *err) {
+    return backend_upload_weight(be, w->data, (size_t)w->rows * w->row_bytes, &w->dev, err);
+}
+
+static int upload_vector(backend *be, model_vector *v, larder_error *err) {
+    if (!v->data) return 0; /* absent */
+    const void *dev;
+    if (backend_upload_weight(be, v->data, (size_t)v->n * sizeof(float), &dev, err)) return -1;
+    v->dev = dev;
+    return 0;
+}
+
+int model_upload(model *m, backend *be, larder_error *err) {
+    if (upload_weight(be, &m->tok_embd, err) || upload_vector(be, &m->output_norm, err) ||
+        upload_vector(be, &m->rope_inv_freq, err))
+        return -1;
+    if (m->output_tied) m->output.dev = m->tok_embd.dev;
+    else if (upload_weight(be, &m->output, err)) return -1;
+    for (int il = 0; il < m->hp.n_layers; il++) {
+        model_layer *l = &m->layers[il];
+        model_weight *mats[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
+        model_vector *vecs[] = {&l->attn_norm, &l->bq, &l->bk, &l->bv, &l->q_norm, &l->k_norm, &l->ffn_norm};
+        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
+            if (upload_weight(be, mats[i], err)) return -1;
+        for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
+            if (upload_vector(be, vecs[i], err)) return -1;
+    }
+    return 0;
 }
 
 size_t model_kv_bytes_per_token(const model *m, uint32_t kv_type) {

@@ -1,36 +1,38 @@
 /*
- * fake_model.c — an engine_model (src/engine/engine_model.h) without a real
- * network, for scheduler tests. Its pool is real page bookkeeping: a byte
- * budget, reference counts, a free list. Its "KV" is what a real model would
- * store too, in spirit: each page slot holds the token and position written
- * there. Its logits for a position are computed by reading the sequence's
- * tokens back FROM THE PAGES (a hash of positions 0..pos): if the engine
- * shared, dropped or overwrote a page wrongly, the next token changes. It
- * also fails the forward pass when asked to write a page that someone else
- * references (copy-on-write violated) or a position its page table does not
- * cover. With a rotating window, the hash covers only the positions the item
- * sees, and reading a dropped page fails.
+ * fake_model.c — a forward function (model/forward.h's forward_fn) without
+ * a real network, for the engine's tests, over a REAL kv_pool (f32, 1
+ * layer, 1 KV head of 128) on the test backend: reference counts, budget,
+ * copy-on-write and page memory are the production ones. Its "K/V" is what
+ * a real model would store too, in spirit: the K row of a token's slot holds
+ * the token id, the V row its position (element 0 of each). Its logits for a
+ * position are computed by reading the sequence's tokens back FROM THE PAGES
+ * (a hash of the positions it sees): if the engine shared, dropped or
+ * overwrote a page wrongly, the next token changes. It also fails the
+ * forward pass when asked to write a page that someone else references
+ * (copy-on-write violated) or a position its page table does not cover.
+ * With a rotating window the hash covers only the positions the token sees,
+ * and reading a dropped page fails.
  */
-#include "engine/engine_model.h"
-
 #include <stdlib.h>
 #include <string.h>
 
 #include "fake_model.h"
+#include "kv/kv_pool.h"
+#include "kv/kv_seq.h"
+#include "tensor/dtype.h"
+#include "test_backend.h"
 
-struct engine_model {
-    int32_t page_tokens, n_vocab;
-    size_t page_bytes;              /* pretend bytes per page (for budgets) */
-    int64_t n_pages;
-    int32_t *refs;                  /* (n_pages) */
-    int32_t *slot_token;            /* (n_pages, page_tokens) */
-    int32_t *slot_pos;              /* (n_pages, page_tokens) */
-    uint32_t *free_list;            /* (n_pages) stack */
-    int64_t n_free;
+enum { FAKE_HEAD_DIM = 128 };
+
+struct fake_model {
+    backend *be;
+    kv_pool *pool;
+    int32_t page_tokens;
+    float *page;                    /* (page floats) one page, read back to the host */
     int64_t forward_calls, forward_tokens;
 };
 
-int64_t fake_model_forward_tokens(const engine_model *em) { return em->forward_tokens; }
+int64_t fake_model_forward_tokens(const fake_model *f) { return f->forward_tokens; }
 
 uint64_t fake_model_hash_step(uint64_t h, int32_t token, int32_t pos) {
     h ^= (uint64_t)(uint32_t)token * 0x9E3779B97F4A7C15ULL + (uint64_t)pos;
@@ -40,102 +42,90 @@ uint64_t fake_model_hash_step(uint64_t h, int32_t token, int32_t pos) {
 
 int32_t fake_model_next_token(uint64_t h, int32_t n_vocab) { return (int32_t)(h % (uint64_t)n_vocab); }
 
-engine_model *engine_model_create(const engine_model_config *cfg, larder_error *err) {
-    engine_model *em = calloc(1, sizeof *em);
-    if (!em) return NULL;
-    em->page_tokens = cfg->page_tokens;
-    em->n_vocab = FAKE_MODEL_VOCAB;
-    em->page_bytes = (size_t)cfg->page_tokens * FAKE_MODEL_BYTES_PER_TOKEN;
-    em->n_pages = (int64_t)(cfg->kv_memory_bytes / em->page_bytes);
-    if (em->n_pages < 1) {
-        free(em);
-        error_set(err, ERR_INVALID, "--kv-memory holds no page");
-        return NULL;
-    }
-    em->refs = calloc((size_t)em->n_pages, sizeof *em->refs);
-    em->slot_token = calloc((size_t)em->n_pages * (size_t)cfg->page_tokens, sizeof *em->slot_token);
-    em->slot_pos = calloc((size_t)em->n_pages * (size_t)cfg->page_tokens, sizeof *em->slot_pos);
-    em->free_list = malloc((size_t)em->n_pages * sizeof *em->free_list);
-    if (!em->refs || !em->slot_token || !em->slot_pos || !em->free_list) {
-        engine_model_free(em);
+fake_model *fake_model_create(size_t kv_bytes, int32_t page_tokens, larder_error *err) {
+    fake_model *f = calloc(1, sizeof *f);
+    if (!f) {
         error_set(err, ERR_NOMEM, "out of memory");
         return NULL;
     }
-    for (int64_t i = 0; i < em->n_pages; i++) em->free_list[i] = (uint32_t)(em->n_pages - 1 - i);
-    em->n_free = em->n_pages;
-    return em;
+    f->be = test_backend_create(1);
+    f->page_tokens = page_tokens;
+    kv_pool_config c = {.n_layers = 1, .n_kv_heads = 1, .head_dim = FAKE_HEAD_DIM, .page_tokens = page_tokens,
+                        .kv_type = TYPE_F32, .budget_bytes = kv_bytes, .low_water_pages = -1};
+    f->pool = kv_pool_create(&c, f->be, err);
+    f->page = f->pool ? malloc(kv_pool_page_bytes(f->pool)) : NULL;
+    if (!f->page) {
+        if (f->pool) error_set(err, ERR_NOMEM, "out of memory");
+        fake_model_free(f);
+        return NULL;
+    }
+    return f;
 }
 
-void engine_model_free(engine_model *em) {
-    if (!em) return;
-    free(em->refs);
-    free(em->slot_token);
-    free(em->slot_pos);
-    free(em->free_list);
-    free(em);
+void fake_model_free(fake_model *f) {
+    if (!f) return;
+    kv_pool_free(f->pool);
+    backend_free(f->be);
+    free(f->page);
+    free(f);
 }
 
-int32_t engine_model_n_vocab(const engine_model *em) { return em->n_vocab; }
-int32_t engine_model_n_ctx_train(const engine_model *em) { (void)em; return 4096; }
-size_t engine_kv_page_bytes(const engine_model *em) { return em->page_bytes; }
-int64_t engine_kv_pages_total(const engine_model *em) { return em->n_pages; }
-int64_t engine_kv_pages_free(const engine_model *em) { return em->n_free; }
-
-int engine_kv_page_alloc(engine_model *em, uint32_t *page) {
-    if (em->n_free == 0) return -1;
-    *page = em->free_list[--em->n_free];
-    em->refs[*page] = 1;
-    /* Poison: a page must be written before it is read. */
-    for (int32_t i = 0; i < em->page_tokens; i++) em->slot_pos[(size_t)*page * em->page_tokens + i] = -1;
-    return 0;
+/* The K row (kv = 0) or V row (kv = 1) of slot i of the page in f->page:
+ * [layer 0][K|V][head 0][token][128 floats]. */
+static float *slot_row(fake_model *f, int kv, int32_t i) {
+    return f->page + ((size_t)kv * (size_t)f->page_tokens + (size_t)i) * FAKE_HEAD_DIM;
 }
 
-void engine_kv_page_ref(engine_model *em, uint32_t page) { em->refs[page]++; }
-
-void engine_kv_page_unref(engine_model *em, uint32_t page) {
-    if (em->refs[page] <= 0) abort(); /* a double free is a bug the test must see */
-    if (--em->refs[page] == 0) em->free_list[em->n_free++] = page;
-}
-
-int engine_kv_page_refcount(engine_model *em, uint32_t page) { return em->refs[page]; }
-void engine_kv_page_copy(engine_model *em, uint32_t dst, uint32_t src) {
-    size_t P = (size_t)em->page_tokens;
-    memcpy(em->slot_token + dst * P, em->slot_token + src * P, P * sizeof *em->slot_token);
-    memcpy(em->slot_pos + dst * P, em->slot_pos + src * P, P * sizeof *em->slot_pos);
-}
-
-int engine_model_forward(engine_model *em, const engine_batch_item *items, int32_t n_items, float *logits,
-                         larder_error *err) {
-    int32_t P = em->page_tokens;
-    em->forward_calls++;
-    em->forward_tokens += n_items;
+static int forward(void *ctx, const forward_token *items, int32_t n_items, float *logits, larder_error *err) {
+    fake_model *f = ctx;
+    const int32_t P = f->page_tokens;
+    backend_kv *mem = kv_pool_memory(f->pool);
+    f->forward_calls++;
+    f->forward_tokens += n_items;
     /* Write every item's token into its page first (as a real model writes K/V). */
     for (int32_t i = 0; i < n_items; i++) {
-        const engine_batch_item *it = &items[i];
-        int32_t pi = it->pos / P;
-        if (pi >= it->kv->n_pages) return error_set(err, ERR_INVALID, "fake: position %d has no page", it->pos);
-        uint32_t page = it->kv->pages[pi];
-        if (em->refs[page] != 1)
-            return error_set(err, ERR_INVALID, "fake: write into page %u shared by %d holders", page, em->refs[page]);
-        em->slot_token[(size_t)page * P + it->pos % P] = it->token;
-        em->slot_pos[(size_t)page * P + it->pos % P] = it->pos;
+        const kv_seq *s = items[i].kv.seq;
+        int32_t pos = items[i].kv.pos, pi = pos / P;
+        if (pi >= s->n_pages || s->pages[pi] == KV_SEQ_NO_PAGE)
+            return error_set(err, ERR_INVALID, "fake: position %d has no page", pos);
+        uint32_t page = s->pages[pi];
+        if (kv_pool_refcount(f->pool, page) != 1)
+            return error_set(err, ERR_INVALID, "fake: write into page %u shared by %d holders", page,
+                             kv_pool_refcount(f->pool, page));
+        if (backend_kv_page_read(f->be, mem, page, f->page, err)) return -1;
+        slot_row(f, 0, pos % P)[0] = (float)items[i].token;
+        slot_row(f, 1, pos % P)[0] = (float)pos;
+        if (backend_kv_page_write(f->be, mem, page, f->page, err)) return -1;
     }
     int32_t row = 0;
     for (int32_t i = 0; i < n_items; i++) {
-        const engine_batch_item *it = &items[i];
+        const forward_token *it = &items[i];
         if (!it->want_logits) continue;
+        const kv_seq *s = it->kv.seq;
         uint64_t h = 0x12345;
-        for (int32_t p = 0; p <= it->pos; p++) {
-            if (it->window_tokens > 0 && p >= it->keep_tokens && p <= it->pos - it->window_tokens) continue;
-            uint32_t page = it->kv->pages[p / P];
-            if (page == ENGINE_KV_NO_PAGE) return error_set(err, ERR_INVALID, "fake: position %d reads a dropped page", p);
-            size_t slot = (size_t)page * P + p % P;
-            if (em->slot_pos[slot] != p) return error_set(err, ERR_INVALID, "fake: position %d reads a stale slot", p);
-            h = fake_model_hash_step(h, em->slot_token[slot], p);
+        int32_t loaded = -1; /* page index whose bytes are in f->page */
+        for (int32_t p = 0; p <= it->kv.pos; p++) {
+            if (s->window_tokens > 0 && p >= s->keep_tokens && p <= it->kv.pos - s->window_tokens) continue;
+            uint32_t page = s->pages[p / P];
+            if (page == KV_SEQ_NO_PAGE) return error_set(err, ERR_INVALID, "fake: position %d reads a dropped page", p);
+            if (p / P != loaded) {
+                if (backend_kv_page_read(f->be, mem, page, f->page, err)) return -1;
+                loaded = p / P;
+            }
+            if (slot_row(f, 1, p % P)[0] != (float)p)
+                return error_set(err, ERR_INVALID, "fake: position %d reads a stale slot", p);
+            h = fake_model_hash_step(h, (int32_t)slot_row(f, 0, p % P)[0], p);
         }
-        float *out = logits + (size_t)row++ * em->n_vocab;
-        for (int32_t v = 0; v < em->n_vocab; v++) out[v] = 0.0f;
-        out[fake_model_next_token(h, em->n_vocab)] = 10.0f;
+        float *out = logits + (size_t)row++ * FAKE_MODEL_VOCAB;
+        for (int32_t v = 0; v < FAKE_MODEL_VOCAB; v++) out[v] = 0.0f;
+        out[fake_model_next_token(h, FAKE_MODEL_VOCAB)] = 10.0f;
     }
     return 0;
+}
+
+void fake_model_engine_config(fake_model *f, engine_config *c) {
+    c->pool = f->pool;
+    c->forward = forward;
+    c->forward_ctx = f;
+    c->n_vocab = FAKE_MODEL_VOCAB;
 }

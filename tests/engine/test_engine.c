@@ -19,6 +19,9 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+/* The fake forward pass, compiled into this program: the engine gets it
+ * through engine_config (forward, forward_ctx), nothing is substituted at
+ * link time. */
 #include "engine/fake_model.c"
 
 /* The greedy continuation the fake model must give for a prompt. */
@@ -35,17 +38,41 @@ static void reference(const int32_t *prompt, int32_t n_prompt, int32_t n_gen, in
     free(all);
 }
 
+/* The fake's pool for the next start(): budget and page size. */
+static size_t g_kv_bytes;
+static int32_t g_page_tokens;
+static fake_model *g_fake; /* the running engine's fake (one at a time) */
+
 static engine_config base_config(size_t kv_bytes) {
     engine_config c = {0};
-    c.n_threads = 1;
-    c.kv_memory_bytes = kv_bytes;
-    c.page_tokens = 16;
+    g_kv_bytes = kv_bytes;
+    g_page_tokens = 16;
     c.ctx_tokens = 4096;
     c.parallel = 4;
     c.batch_tokens = 64;
     c.max_queue = 64;
     c.cache_max_entries = 10;
     return c;
+}
+
+/* engine_start over a new fake model (pool of g_kv_bytes, pages of
+ * g_page_tokens); stop() ends both. */
+static engine *start(engine_config *c, larder_error *err) {
+    g_fake = fake_model_create(g_kv_bytes, g_page_tokens, err);
+    if (!g_fake) return NULL;
+    fake_model_engine_config(g_fake, c);
+    engine *e = engine_start(c, err);
+    if (!e) {
+        fake_model_free(g_fake);
+        g_fake = NULL;
+    }
+    return e;
+}
+
+static void stop(engine *e) {
+    engine_stop(e);
+    fake_model_free(g_fake);
+    g_fake = NULL;
 }
 
 typedef struct result {
@@ -110,7 +137,7 @@ static void test_output_matches_reference_and_follow_up_hits_cache(void **state)
     (void)state;
     engine_config c = base_config(4u << 20);
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     if (!e) fail_msg("%s", err.message);
     int32_t prompt[400];
     fill_prompt(prompt, 200, 1);
@@ -135,7 +162,7 @@ static void test_output_matches_reference_and_follow_up_hits_cache(void **state)
         st = engine_get_stats(e);
     }
     assert_true(st.cache_entries >= 1);
-    engine_stop(e);
+    stop(e);
 }
 
 /* Rotating window (--max-kv-size 40 --keep 6, pages of 4 tokens): a 150-token
@@ -162,9 +189,9 @@ static void window_reference(const int32_t *prompt, int32_t n_prompt, int32_t n_
 static void run_window_case(int32_t KEEP, int32_t pool_pages) {
     enum { P = 4, N = 40, PROMPT = 150, GEN = 50 };
     engine_config c = base_config((size_t)pool_pages * P * FAKE_MODEL_BYTES_PER_TOKEN);
-    c.page_tokens = P, c.batch_tokens = 16, c.parallel = 1, c.max_kv_tokens = N, c.keep_tokens = KEEP;
+    g_page_tokens = P, c.batch_tokens = 16, c.parallel = 1, c.max_kv_tokens = N, c.keep_tokens = KEEP;
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     if (!e) fail_msg("%s", err.message);
     int32_t prompt[PROMPT], want[GEN];
     fill_prompt(prompt, PROMPT, 7);
@@ -179,10 +206,10 @@ static void run_window_case(int32_t KEEP, int32_t pool_pages) {
         if (run == 0) assert_int_equal(r.cached, 0);
         else assert_true(r.cached >= (KEEP / P) * P && r.cached <= N);
     }
-    engine_stop(e);
+    stop(e);
     /* --keep must be below --max-kv-size */
     c.keep_tokens = N;
-    assert_null(engine_start(&c, &err));
+    assert_null(start(&c, &err));
 }
 
 /* With --keep 0 nothing of a windowed sequence stays shareable once it drops
@@ -245,7 +272,7 @@ static void test_budget_storm_all_complete(void **state) {
     engine_config c = base_config((size_t)64 * 16 * FAKE_MODEL_BYTES_PER_TOKEN);
     c.max_queue = 8;
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     if (!e) fail_msg("%s", err.message);
     pthread_t t[40];
     worker_arg a[40];
@@ -262,7 +289,7 @@ static void test_budget_storm_all_complete(void **state) {
     assert_int_equal(ok, 40);
     assert_true(st.pages_total == 64);
     assert_true(st.cache_hit_tokens > 0);
-    engine_stop(e);
+    stop(e);
 }
 
 static void test_queue_full_is_refused(void **state) {
@@ -271,7 +298,7 @@ static void test_queue_full_is_refused(void **state) {
     c.parallel = 1;
     c.max_queue = 2;
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     int32_t prompt[64];
     fill_prompt(prompt, 64, 5);
     engine_job jb = {.prompt = prompt, .n_prompt = 64, .n_choices = 1, .max_tokens = 400, .top_logprobs = -1};
@@ -302,7 +329,7 @@ static void test_queue_full_is_refused(void **state) {
         assert_int_equal(r->errors, 0);
         free(r);
     }
-    engine_stop(e);
+    stop(e);
 }
 
 static void test_prompt_too_long_is_invalid(void **state) {
@@ -310,7 +337,7 @@ static void test_prompt_too_long_is_invalid(void **state) {
     engine_config c = base_config(4u << 20);
     c.ctx_tokens = 100;
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     int32_t prompt[100];
     fill_prompt(prompt, 100, 3);
     engine_job jb = {.prompt = prompt, .n_prompt = 100, .n_choices = 1, .max_tokens = 4, .top_logprobs = -1};
@@ -328,14 +355,14 @@ static void test_prompt_too_long_is_invalid(void **state) {
     assert_int_equal(r->n[0], 10);
     assert_int_equal(r->finish[0], FINISH_LENGTH);
     free(r);
-    engine_stop(e);
+    stop(e);
 }
 
 static void test_n_choices_share_prompt(void **state) {
     (void)state;
     engine_config c = base_config(4u << 20);
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     int32_t prompt[300];
     fill_prompt(prompt, 300, 11);
     result *r = malloc(sizeof *r);
@@ -345,7 +372,7 @@ static void test_n_choices_share_prompt(void **state) {
         check_output(prompt, 300, r, c2);
     }
     free(r);
-    engine_stop(e);
+    stop(e);
 }
 
 static void test_cache_size_zero_keeps_nothing_idle(void **state) {
@@ -353,7 +380,7 @@ static void test_cache_size_zero_keeps_nothing_idle(void **state) {
     engine_config c = base_config(4u << 20);
     c.cache_max_entries = 0;
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     int32_t prompt[100];
     fill_prompt(prompt, 100, 17);
     result *r = malloc(sizeof *r);
@@ -365,14 +392,14 @@ static void test_cache_size_zero_keeps_nothing_idle(void **state) {
     assert_int_equal(st.cache_entries, 0);
     assert_int_equal(st.pages_free, st.pages_total);
     free(r);
-    engine_stop(e);
+    stop(e);
 }
 
 static void test_clear_cache_frees_idle_pages(void **state) {
     (void)state;
     engine_config c = base_config(4u << 20);
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     int32_t prompt[100];
     fill_prompt(prompt, 100, 23);
     result *r = malloc(sizeof *r);
@@ -385,7 +412,7 @@ static void test_clear_cache_frees_idle_pages(void **state) {
     assert_int_equal(st.pages_free, st.pages_total);
     assert_int_equal(st.cache_entries, 0);
     free(r);
-    engine_stop(e);
+    stop(e);
 }
 
 /* Two jobs submitted together with a long shared prefix: the second waits for
@@ -394,7 +421,7 @@ static void test_concurrent_shared_prefix_is_computed_once(void **state) {
     (void)state;
     engine_config c = base_config(4u << 20);
     larder_error err = {0};
-    engine *e = engine_start(&c, &err);
+    engine *e = start(&c, &err);
     int32_t a[320], b[320];
     fill_prompt(a, 320, 31);
     memcpy(b, a, 300 * sizeof(int32_t));
@@ -416,7 +443,7 @@ static void test_concurrent_shared_prefix_is_computed_once(void **state) {
     assert_int_equal(ra->cached + rb->cached, 300); /* one of them reused the 300 shared tokens */
     free(ra);
     free(rb);
-    engine_stop(e);
+    stop(e);
 }
 
 int main(void) {

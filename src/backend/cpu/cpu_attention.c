@@ -1,75 +1,24 @@
 /*
- * cpu_ops_backend.c — the CPU implementation of backend.h.
+ * cpu_attention.c — the CPU backend's KV ops: storing K/V rows into their
+ * pages (converted to the KV type; quantized types Walsh-Hadamard rotated
+ * first, as llama.cpp stores them) and causal attention over the pages.
  *
- * Matmuls go to cpu_matmul.h's driver (quantized dot kernels on the thread
- * pool; fused q/k/v and gate/up in one dispatch).
  * Attention is split over (tile of a sequence's tokens, KV head) tasks,
  * dealt round-robin to the threads so causal prefill (later tokens attend to
  * more) stays balanced; each thread has its own scratch, grown to the
- * widest tile seen (see the comment above attn_run).
- * Norms, rope and elementwise ops are cheap next to the matmuls and run on
- * the calling thread.
+ * widest tile seen (see the comment above attn_run). Pages are found through
+ * the step's batch descriptor (cpu_batch: a token's sequence row of the page
+ * table matrix), never through per-token pointers.
  */
-#include "backend/backend.h"
-
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cpu/cpu_kernels.h"
-#include "backend/cpu/cpu_matmul.h"
-#include "backend/cpu/cpu_ops.h"
-#include "base/thread_pool.h"
+#include "backend/cpu/cpu_backend_internal.h"
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
 
-
-/* One compute thread's attention scratch (rows = a tile's query rows). */
-typedef struct attn_scratch {
-    float *scores;           /* (scores_rows, scores_cap) scores, then softmax weights */
-    float *q;                /* (scores_rows, D) the tile's rounded queries */
-    float *o;                /* (scores_rows, D) outputs being summed */
-    float *kt;               /* (D, CPU_ATTN_KEY_BLOCK) a key block, f32, transposed */
-    float *vf;               /* (CPU_ATTN_KEY_BLOCK, D) a value block, f32 */
-    void *qtmp;              /* a query row as q8_0 (rounding for q8_0/q4_0 K) */
-} attn_scratch;
-
-struct backend {
-    thread_pool *pool;
-    int n_threads;
-    const cpu_vec_kernels *vk;
-    attn_scratch *attn;      /* (n_threads) */
-    int64_t scores_rows, scores_cap;
-    int32_t scratch_dim;     /* head_dim the scratch was sized for */
-    struct attn_tile *tiles; /* (tiles_cap) a batch cut into tiles */
-    int64_t tiles_cap;
-    float *rot_row;          /* (rot_row_elems) kv_store: K and V rows being rotated */
-    size_t rot_row_elems;
-    cpu_matmul_ctx *mm;      /* matmul scratch (quantized activations) */
-};
-
-backend *backend_cpu_create(int n_threads, larder_error *err) {
-    backend *b = calloc(1, sizeof *b);
-    if (!b) {
-        error_set(err, ERR_NOMEM, "out of memory");
-        return NULL;
-    }
-    b->pool = thread_pool_create(n_threads, err);
-    b->attn = calloc((size_t)(n_threads > 0 ? n_threads : 1), sizeof *b->attn);
-    b->mm = b->pool ? cpu_matmul_ctx_create(err) : NULL;
-    if (!b->pool || !b->attn || !b->mm) {
-        if (b->pool && b->mm) error_set(err, ERR_NOMEM, "out of memory");
-        backend_free(b);
-        return NULL;
-    }
-    b->n_threads = n_threads;
-    b->vk = cpu_vec_best();
-    return b;
-}
-
-void backend_free(backend *b) {
-    if (!b) return;
-    thread_pool_destroy(b->pool);
+void cpu_attention_free(cpu_backend *b) {
     if (b->attn)
         for (int i = 0; i < b->n_threads; i++) {
             attn_scratch *w = &b->attn[i];
@@ -78,91 +27,6 @@ void backend_free(backend *b) {
     free(b->attn);
     free(b->tiles);
     free(b->rot_row);
-    cpu_matmul_ctx_free(b->mm);
-    free(b);
-}
-
-int backend_n_threads(const backend *b) { return b->n_threads; }
-
-/* ---- matmul: cpu_matmul.h is the one driver (fused matrices share one
- * quantization of x and one dispatch of the pool) */
-
-int backend_matmul(backend *b, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const float *x,
-                   int64_t n_tokens, float *y, larder_error *err) {
-    return cpu_matmul(b->mm, b->pool, w, wtype, rows, cols, x, n_tokens, y, err);
-}
-
-int backend_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
-                         int64_t n_tokens, larder_error *err) {
-    if (n_mats < 1 || n_mats > BACKEND_MATMUL_MAX_MATS)
-        return error_set(err, ERR_INVALID, "matmul: %d matrices (1..%d allowed)", n_mats, BACKEND_MATMUL_MAX_MATS);
-    cpu_matmul_weight m[BACKEND_MATMUL_MAX_MATS];
-    for (int i = 0; i < n_mats; i++) m[i] = (cpu_matmul_weight){mats[i].w, mats[i].wtype, mats[i].rows, mats[i].y};
-    return cpu_matmul_multi(b->mm, b->pool, m, n_mats, cols, x, n_tokens, err);
-}
-
-/* ---- elementwise */
-
-void backend_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps) {
-    (void)b;
-    for (int64_t t = 0; t < n; t++) {
-        const float *xr = x + t * dim;
-        float *yr = y + t * dim;
-        double ss = 0; /* mean of squares in double, as ggml sums in ggml_float */
-        for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float scale = (float)(1.0 / sqrt(ss / (double)dim + eps));
-        for (int64_t i = 0; i < dim; i++) yr[i] = xr[i] * scale * w[i];
-    }
-}
-
-void backend_add_bias(backend *b, float *x, const float *bias, int64_t n, int64_t width) {
-    (void)b;
-    for (int64_t t = 0; t < n; t++)
-        for (int64_t i = 0; i < width; i++) x[t * width + i] += bias[i];
-}
-
-void backend_add(backend *b, float *x, const float *y, int64_t n) {
-    (void)b;
-    for (int64_t i = 0; i < n; i++) x[i] += y[i];
-}
-
-void backend_silu_mul(backend *b, float *g, const float *u, int64_t n) {
-    (void)b;
-    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
-void backend_rope(backend *b, float *x, const int32_t *positions, int64_t n_tokens, int32_t n_heads,
-                  int32_t head_dim, int32_t n_rot, const float *inv_freq, bool neox) {
-    (void)b;
-    int32_t half = n_rot / 2;
-    /* cos/sin of each pair's angle, computed once per token for all heads:
-     * small fixed stack arrays in chunks of 64 pairs. */
-    enum { CHUNK = 64 };
-    float c[CHUNK], s[CHUNK];
-    for (int64_t t = 0; t < n_tokens; t++) {
-        float pos = (float)positions[t];
-        for (int32_t i0 = 0; i0 < half; i0 += CHUNK) {
-            int32_t m = half - i0 < CHUNK ? half - i0 : CHUNK;
-            for (int32_t i = 0; i < m; i++) {
-                float theta = pos * inv_freq[i0 + i];
-                c[i] = cosf(theta);
-                s[i] = sinf(theta);
-            }
-            for (int32_t h = 0; h < n_heads; h++) {
-                float *v = x + (t * n_heads + h) * (int64_t)head_dim;
-                for (int32_t i = 0; i < m; i++) {
-                    int32_t ia = neox ? i0 + i : 2 * (i0 + i), ib = neox ? i0 + i + half : 2 * (i0 + i) + 1;
-                    float a = v[ia], bb = v[ib];
-                    v[ia] = a * c[i] - bb * s[i];
-                    v[ib] = a * s[i] + bb * c[i];
-                }
-            }
-        }
-    }
-}
-
-void backend_get_row(const void *w, uint32_t wtype, int64_t cols, int64_t row, float *dst) {
-    dequantize_row(wtype, (const uint8_t *)w + (size_t)row * tensor_row_bytes(wtype, cols), dst, cols);
 }
 
 /* ---- KV */
@@ -206,23 +70,26 @@ static void hadamard_rotate(float *x, int32_t D, int32_t n) {
     }
 }
 
-int backend_kv_store(backend *b, kv_pool *pool, int32_t layer, const float *k, const float *v,
-                     const backend_kv_ref *refs, int64_t n, larder_error *err) {
-    const kv_pool_config *c = kv_pool_get_config(pool);
-    int32_t P = c->page_tokens, D = c->head_dim, H = c->n_kv_heads;
-    size_t row = kv_pool_get_row_bytes(pool);
+int cpu_kv_store(backend *be, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err) {
+    cpu_backend *b = (cpu_backend *)be;
+    const cpu_batch *bt = &b->batch;
+    const backend_kv_layout *c = &kv->layout;
+    const int32_t P = c->page_tokens, D = c->head_dim, H = c->n_kv_heads;
+    const size_t row = c->row_bytes;
+    const int64_t n = bt->n_tokens;
     if ((size_t)2 * (size_t)D > b->rot_row_elems) {
         float *r = realloc(b->rot_row, (size_t)2 * (size_t)D * sizeof *r);
         if (!r) return error_set(err, ERR_NOMEM, "out of memory (KV rows)");
         b->rot_row = r, b->rot_row_elems = (size_t)2 * (size_t)D;
     }
     for (int64_t t = 0; t < n; t++) {
-        uint32_t page = refs[t].pages[refs[t].pos / P];
-        size_t off = (size_t)(refs[t].pos % P) * row;
+        const int32_t pos = bt->pos[t];
+        uint32_t page = bt->page_table[(int64_t)bt->seq[t] * bt->max_pages + pos / P];
+        size_t off = (size_t)(pos % P) * row;
         for (int32_t h = 0; h < H; h++) {
             const float *ks = k + (t * H + h) * (int64_t)D, *vs = v + (t * H + h) * (int64_t)D;
-            uint8_t *kd = (uint8_t *)kv_pool_k(pool, page, layer, h) + off;
-            uint8_t *vd = (uint8_t *)kv_pool_v(pool, page, layer, h) + off;
+            uint8_t *kd = cpu_kv_block(kv, page, layer, 0, h) + off;
+            uint8_t *vd = cpu_kv_block(kv, page, layer, 1, h) + off;
             if (c->kv_type == TYPE_F16) {
                 b->vk->f32_to_f16((uint16_t *)kd, ks, D);
                 b->vk->f32_to_f16((uint16_t *)vd, vs, D);
@@ -274,12 +141,11 @@ typedef struct attn_tile {
 } attn_tile;
 
 typedef struct attn_task {
-    backend *b;
-    const kv_pool *pool;
+    cpu_backend *b;
+    const backend_kv *kv;
     int32_t layer, n_heads;
     float scale;
     const float *q;
-    const backend_kv_ref *refs;
     const attn_tile *tiles;
     int64_t n_tiles;
     float *out;
@@ -315,18 +181,21 @@ static inline int32_t key_block_len(int32_t j, int32_t end, int32_t P) {
 static void attn_run(void *ctx, int ti, int nt) {
     enum { KB = CPU_ATTN_KEY_BLOCK };
     const attn_task *a = ctx;
-    const kv_pool_config *c = kv_pool_get_config(a->pool);
+    const backend_kv_layout *c = &a->kv->layout;
+    const cpu_batch *bt = &a->b->batch;
     const cpu_vec_kernels *vk = a->b->vk;
     const int32_t P = c->page_tokens, D = c->head_dim, n_kv = c->n_kv_heads, group = a->n_heads / n_kv;
     const uint32_t type = c->kv_type;
-    const size_t row_bytes = kv_pool_get_row_bytes(a->pool);
+    const size_t row_bytes = c->row_bytes;
     const int64_t cap = a->b->scores_cap;
     attn_scratch *w = &a->b->attn[ti];
     for (int64_t task = ti; task < a->n_tiles * n_kv; task += nt) {
         const attn_tile *tile = &a->tiles[task / n_kv];
         const int32_t kvh = (int32_t)(task % n_kv);
-        const backend_kv_ref *ref = &a->refs[tile->t0];
-        const int32_t rows = tile->n_tokens * group, last = ref[tile->n_tokens - 1].pos;
+        const int32_t *pos = bt->pos + tile->t0, sq = bt->seq[tile->t0];
+        const uint32_t *pages = bt->page_table + (int64_t)sq * bt->max_pages;
+        const int32_t keep = bt->keep_tokens[sq], window = bt->window_tokens[sq];
+        const int32_t rows = tile->n_tokens * group, last = pos[tile->n_tokens - 1];
         const int32_t r_beg[2] = {0, tile->r1_start}, r_end[2] = {tile->r0_end, last + 1};
         /* 1. queries */
         for (int32_t i = 0; i < tile->n_tokens; i++)
@@ -341,8 +210,7 @@ static void attn_run(void *ctx, int ti, int nt) {
         for (int rg = 0; rg < 2; rg++)
             for (int32_t j = r_beg[rg]; j < r_end[rg];) {
                 int32_t nk = key_block_len(j, r_end[rg], P);
-                const uint8_t *K = (const uint8_t *)kv_pool_k(a->pool, ref->pages[j / P], a->layer, kvh) +
-                                   (size_t)(j % P) * row_bytes;
+                const uint8_t *K = cpu_kv_block(a->kv, pages[j / P], a->layer, 0, kvh) + (size_t)(j % P) * row_bytes;
                 if (type == TYPE_F16) {
                     vk->kt_from_f16(w->kt, (const uint16_t *)K, D, nk, D);
                 } else if (type == TYPE_F32) {
@@ -358,17 +226,17 @@ static void attn_run(void *ctx, int ti, int nt) {
          * of columns, [0, keep) and [window start, pos] mapped to columns;
          * the other columns get weight 0 */
         for (int32_t r = 0; r < rows; r++) {
-            const backend_kv_ref *tr = &ref[r / group];
+            const int32_t tpos = pos[r / group];
             float *s = w->scores + (int64_t)r * cap;
-            int32_t lo = tr->window_tokens > 0 ? tr->pos - tr->window_tokens + 1 : 0;
+            int32_t lo = window > 0 ? tpos - window + 1 : 0;
             int64_t span[2][2]; /* column [begin, end) */
             int n_span;
-            if (lo <= tr->keep_tokens) { /* no gap for this token: keys [0, pos] */
-                span[0][0] = 0, span[0][1] = tr->pos + 1, n_span = 1;
-            } else {                     /* keys [0, keep) and [lo, pos] */
-                span[0][0] = 0, span[0][1] = tr->keep_tokens;
+            if (lo <= keep) { /* no gap for this token: keys [0, pos] */
+                span[0][0] = 0, span[0][1] = tpos + 1, n_span = 1;
+            } else {          /* keys [0, keep) and [lo, pos] */
+                span[0][0] = 0, span[0][1] = keep;
                 int64_t base = tile->r0_end > 0 ? tile->r0_end - tile->r1_start : 0; /* column of key j: j + base */
-                span[1][0] = lo + base, span[1][1] = tr->pos + 1 + base, n_span = 2;
+                span[1][0] = lo + base, span[1][1] = tpos + 1 + base, n_span = 2;
             }
             float mx = -INFINITY, sum = 0;
             for (int k = 0; k < n_span; k++) {
@@ -392,8 +260,7 @@ static void attn_run(void *ctx, int ti, int nt) {
         for (int rg = 0; rg < 2; rg++)
             for (int32_t j = r_beg[rg]; j < r_end[rg];) {
                 int32_t nk = key_block_len(j, r_end[rg], P);
-                const uint8_t *V = (const uint8_t *)kv_pool_v(a->pool, ref->pages[j / P], a->layer, kvh) +
-                                   (size_t)(j % P) * row_bytes;
+                const uint8_t *V = cpu_kv_block(a->kv, pages[j / P], a->layer, 1, kvh) + (size_t)(j % P) * row_bytes;
                 for (int32_t jj = 0; jj < nk; jj++) kv_row_to_f32(vk, type, V + (size_t)jj * row_bytes, w->vf + jj * D, D);
                 vk->attn_pv(w->o, D, w->scores + col, cap, rows, w->vf, nk, D);
                 col += nk, j += nk;
@@ -408,7 +275,7 @@ static void attn_run(void *ctx, int ti, int nt) {
 
 /* Grows every thread's attention scratch to rows x cols scores and rows
  * query/output rows of head_dim. */
-static int attn_scratch_reserve(backend *b, int64_t rows, int64_t cols, int32_t head_dim, larder_error *err) {
+static int attn_scratch_reserve(cpu_backend *b, int64_t rows, int64_t cols, int32_t head_dim, larder_error *err) {
     if (rows <= b->scores_rows && cols <= b->scores_cap && head_dim <= b->scratch_dim) return 0;
     int64_t cap = b->scores_cap > 256 ? b->scores_cap : 256;
     while (cap < cols) cap *= 2;
@@ -433,9 +300,12 @@ static int attn_scratch_reserve(backend *b, int64_t rows, int64_t cols, int32_t 
     return 0;
 }
 
-int backend_attention(backend *b, const kv_pool *pool, int32_t layer, const float *q, const backend_kv_ref *refs,
-                      int64_t n, int32_t n_heads, float scale, float *out, larder_error *err) {
-    const kv_pool_config *c = kv_pool_get_config(pool);
+int cpu_attention(backend *be, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,
+                  float *out, larder_error *err) {
+    cpu_backend *b = (cpu_backend *)be;
+    const cpu_batch *bt = &b->batch;
+    const backend_kv_layout *c = &kv->layout;
+    const int64_t n = bt->n_tokens;
     if (n_heads < c->n_kv_heads || n_heads % c->n_kv_heads)
         return error_set(err, ERR_INVALID, "attention: %d query heads do not group over %d KV heads", n_heads, c->n_kv_heads);
     if (n <= 0) return 0;
@@ -446,26 +316,26 @@ int backend_attention(backend *b, const kv_pool *pool, int32_t layer, const floa
         if (!t) return error_set(err, ERR_NOMEM, "out of memory (attention tiles)");
         b->tiles = t, b->tiles_cap = n;
     }
-    /* Cut the batch into tiles; the widest tile's key count sizes the scores. */
+    /* Cut the batch into tiles (runs of consecutive positions of one
+     * sequence); the widest tile's key count sizes the scores. */
     int64_t n_tiles = 0, cols = 0;
     for (int64_t t = 0; t < n;) {
-        const backend_kv_ref *r = &refs[t];
+        const int32_t sq = bt->seq[t], p0 = bt->pos[t];
+        const int32_t keep = bt->keep_tokens[sq], window = bt->window_tokens[sq];
         int32_t k = 1;
-        while (t + k < n && k < tile_tokens && refs[t + k].pages == r->pages && refs[t + k].pos == r->pos + k &&
-               refs[t + k].keep_tokens == r->keep_tokens && refs[t + k].window_tokens == r->window_tokens)
-            k++;
+        while (t + k < n && k < tile_tokens && bt->seq[t + k] == sq && bt->pos[t + k] == p0 + k) k++;
         attn_tile *tile = &b->tiles[n_tiles++];
-        int32_t last = refs[t + k - 1].pos;
-        int32_t lo = r->window_tokens > 0 ? r->pos - r->window_tokens + 1 : 0; /* first token's window start */
+        int32_t last = bt->pos[t + k - 1];
+        int32_t lo = window > 0 ? p0 - window + 1 : 0; /* first token's window start */
         tile->t0 = t, tile->n_tokens = k;
-        if (lo > r->keep_tokens) tile->r0_end = r->keep_tokens, tile->r1_start = lo; /* a gap */
+        if (lo > keep) tile->r0_end = keep, tile->r1_start = lo; /* a gap */
         else tile->r0_end = 0, tile->r1_start = 0;
         int64_t keys = (int64_t)tile->r0_end + (last + 1 - tile->r1_start);
         if (keys > cols) cols = keys;
         t += k;
     }
     if (attn_scratch_reserve(b, (int64_t)tile_tokens * group, cols, c->head_dim, err)) return -1;
-    attn_task a = {b, pool, layer, n_heads, scale, q, refs, b->tiles, n_tiles, out};
+    attn_task a = {b, kv, layer, n_heads, scale, q, b->tiles, n_tiles, out};
     thread_pool_run(b->pool, attn_run, &a);
     return 0;
 }
