@@ -105,203 +105,133 @@ static const char *special_text(const tokenizer *tok, int32_t id) {
     return t ? t : "";
 }
 
-int cmd_serve(int argc, char **argv) {
-    const char *model_path = NULL, *host = "127.0.0.1", *api_key = NULL, *cors = NULL, *kv_type_name = "f16";
-    const char *model_name = NULL;
-    int64_t port = 8080, threads = 0, cache_entries = 10, page_tokens = 16, ctx = 0, parallel = 4, batch = 512;
-    int64_t max_queue = 64, max_kv_size = 0, keep = 0;
-    uint64_t kv_memory = 0, cache_bytes = 0, max_body = 16u << 20;
-    double cache_ttl = 0;
-    bool verbose = false;
+/* What `larder serve` was asked for: the command line, with the defaults
+ * that need no model filled in. */
+typedef struct serve_options {
+    const char *model_path, *model_name, *host, *api_key, *cors, *kv_type_name;
+    int64_t port, threads, cache_entries, page_tokens, ctx, parallel, batch;
+    int64_t max_queue, max_kv_size, keep;
+    uint64_t kv_memory, cache_bytes, max_body;
+    double cache_ttl;
+    bool verbose;
+    uint32_t kv_type;   /* kv_type_name as a KV pool type */
+} serve_options;
+
+/* Parses argv into o and checks it. Returns true when serving goes on;
+ * false with *exit_status set after --help (0) or a bad option (1, printed). */
+static bool serve_parse_options(int argc, char **argv, serve_options *o, int *exit_status) {
+    *o = (serve_options){.host = "127.0.0.1", .kv_type_name = "f16", .port = 8080, .cache_entries = 10,
+                         .page_tokens = 16, .parallel = 4, .batch = 512, .max_queue = 64, .max_body = 16u << 20};
     cli_option opts[] = {
-        CLI_STR("--model", &model_path, "FILE", "GGUF model (default: the bundled model)"),
-        CLI_STR("--model-name", &model_name, "NAME", "model id in responses (default: the file name)"),
-        CLI_STR("--host", &host, "ADDR", "address to listen on (default 127.0.0.1)"),
-        CLI_INT("--port", &port, 0, 65535, "N", "port (default 8080; 0: any free port)"),
-        CLI_STR("--api-key", &api_key, "KEY", "require 'Authorization: Bearer KEY' (all routes but /health)"),
-        CLI_STR("--cors-origin", &cors, "ORIGIN", "send CORS headers for this origin"),
-        CLI_SIZE("--max-body", &max_body, "SIZE", "largest request body (default 16M; 413 past it)"),
-        CLI_INT("--threads", &threads, 0, 1024, "N", "compute threads (default: the number of cores)"),
-        CLI_SIZE("--kv-memory", &kv_memory, "SIZE", "the whole KV pool, running sequences and cache (default: ctx-size x parallel)"),
-        CLI_STR("--kv-type", &kv_type_name, "TYPE", "KV type: f16 (default), bf16, f32, q8_0, q4_0"),
-        CLI_INT("--page-tokens", &page_tokens, 1, 4096, "N", "tokens per KV page (default 16)"),
-        CLI_INT("--ctx-size", &ctx, 0, 1 << 24, "N", "most tokens of one sequence (default: the model's)"),
-        CLI_INT("--parallel", &parallel, 1, 256, "N", "sequences computed together (default 4)"),
-        CLI_INT("--batch-tokens", &batch, 1, 1 << 16, "N", "most tokens per forward pass (default 512)"),
-        CLI_INT("--max-queue", &max_queue, 0, 1 << 20, "N", "requests waiting beyond --parallel before 503 (default 64)"),
-        CLI_INT("--prompt-cache-size", &cache_entries, 0, 1 << 30, "N", "idle cached conversations kept (default 10; 0: none)"),
-        CLI_SIZE("--prompt-cache-bytes", &cache_bytes, "SIZE", "most KV bytes held by idle cached entries (default: no limit)"),
-        CLI_FLOAT("--prompt-cache-ttl", &cache_ttl, 0, 1e9, "SECONDS", "idle cached entries older than this go (default: never)"),
-        CLI_INT("--max-kv-size", &max_kv_size, 0, 1 << 24, "N", "rotating window: a sequence keeps K/V of its first --keep and last N - keep tokens"),
-        CLI_INT("--keep", &keep, 0, 1 << 24, "N", "with --max-kv-size: tokens kept at the start (default 0)"),
-        CLI_FLAG("--verbose", &verbose, "debug logging"),
+        CLI_STR("--model", &o->model_path, "FILE", "GGUF model (default: the bundled model)"),
+        CLI_STR("--model-name", &o->model_name, "NAME", "model id in responses (default: the file name)"),
+        CLI_STR("--host", &o->host, "ADDR", "address to listen on (default 127.0.0.1)"),
+        CLI_INT("--port", &o->port, 0, 65535, "N", "port (default 8080; 0: any free port)"),
+        CLI_STR("--api-key", &o->api_key, "KEY", "require 'Authorization: Bearer KEY' (all routes but /health)"),
+        CLI_STR("--cors-origin", &o->cors, "ORIGIN", "send CORS headers for this origin"),
+        CLI_SIZE("--max-body", &o->max_body, "SIZE", "largest request body (default 16M; 413 past it)"),
+        CLI_INT("--threads", &o->threads, 0, 1024, "N", "compute threads (default: the number of cores)"),
+        CLI_SIZE("--kv-memory", &o->kv_memory, "SIZE", "the whole KV pool, running sequences and cache (default: ctx-size x parallel)"),
+        CLI_STR("--kv-type", &o->kv_type_name, "TYPE", "KV type: f16 (default), bf16, f32, q8_0, q4_0"),
+        CLI_INT("--page-tokens", &o->page_tokens, 1, 4096, "N", "tokens per KV page (default 16)"),
+        CLI_INT("--ctx-size", &o->ctx, 0, 1 << 24, "N", "most tokens of one sequence (default: the model's)"),
+        CLI_INT("--parallel", &o->parallel, 1, 256, "N", "sequences computed together (default 4)"),
+        CLI_INT("--batch-tokens", &o->batch, 1, 1 << 16, "N", "most tokens per forward pass (default 512)"),
+        CLI_INT("--max-queue", &o->max_queue, 0, 1 << 20, "N", "requests waiting beyond --parallel before 503 (default 64)"),
+        CLI_INT("--prompt-cache-size", &o->cache_entries, 0, 1 << 30, "N", "idle cached conversations kept (default 10; 0: none)"),
+        CLI_SIZE("--prompt-cache-bytes", &o->cache_bytes, "SIZE", "most KV bytes held by idle cached entries (default: no limit)"),
+        CLI_FLOAT("--prompt-cache-ttl", &o->cache_ttl, 0, 1e9, "SECONDS", "idle cached entries older than this go (default: never)"),
+        CLI_INT("--max-kv-size", &o->max_kv_size, 0, 1 << 24, "N", "rotating window: a sequence keeps K/V of its first --keep and last N - keep tokens"),
+        CLI_INT("--keep", &o->keep, 0, 1 << 24, "N", "with --max-kv-size: tokens kept at the start (default 0)"),
+        CLI_FLAG("--verbose", &o->verbose, "debug logging"),
     };
-    larder_error err = {0};
     bool done;
-    int rc = cli_parse_or_exit("serve", "larder serve [options]", argc, argv, opts, CLI_COUNT(opts), &done);
-    if (done) return rc;
-    if (max_kv_size > 0 && keep >= max_kv_size) {
-        fprintf(stderr, "larder serve: --keep (%lld) must be smaller than --max-kv-size (%lld)\n", (long long)keep,
-                (long long)max_kv_size);
-        return 1;
+    *exit_status = cli_parse_or_exit("serve", "larder serve [options]", argc, argv, opts, CLI_COUNT(opts), &done);
+    if (done) return false;
+    *exit_status = 1;
+    if (o->max_kv_size > 0 && o->keep >= o->max_kv_size) {
+        fprintf(stderr, "larder serve: --keep (%lld) must be smaller than --max-kv-size (%lld)\n", (long long)o->keep,
+                (long long)o->max_kv_size);
+        return false;
     }
-    if (verbose) log_set_level(LOG_DEBUG);
-    if (!model_path) model_path = default_model_path();
-    int kv_type_id = kv_pool_type_from_name(kv_type_name);
+    int kv_type_id = kv_pool_type_from_name(o->kv_type_name);
     if (kv_type_id < 0) {
-        fprintf(stderr, "larder serve: --kv-type %s is not supported (f16, f32, bf16, q8_0, q4_0)\n", kv_type_name);
-        return 1;
+        fprintf(stderr, "larder serve: --kv-type %s is not supported (f16, f32, bf16, q8_0, q4_0)\n", o->kv_type_name);
+        return false;
     }
-    uint32_t kv_type = (uint32_t)kv_type_id;
-    if (threads == 0) threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    o->kv_type = (uint32_t)kv_type_id;
+    if (!o->model_path) o->model_path = default_model_path();
+    if (o->threads == 0) o->threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    *exit_status = 0;
+    return true;
+}
 
-    /* One open of the file: tokenizer, template and weights come from it. */
-    gguf_file *meta = gguf_open(model_path, &err);
-    if (!meta) {
-        fprintf(stderr, "larder serve: %s: %s\n", model_path, err.message);
-        return 1;
-    }
-    int64_t ctx_train = context_length(meta);
-    tokenizer *tok = tokenizer_load_gguf(meta, &err);
-    if (!tok) {
-        fprintf(stderr, "larder serve: %s: %s\n", model_path, err.message);
-        gguf_close(meta);
-        return 1;
-    }
-    size_t tmpl_len = 0;
-    const char *tmpl = gguf_get_string(meta, "tokenizer.chat_template", &tmpl_len);
-    chat_prompt *chat = NULL;
-    if (tmpl) {
-        chat = chat_prompt_create(tmpl, special_text(tok, tokenizer_bos(tok)), special_text(tok, tokenizer_eos(tok)), &err);
-        if (!chat) log_warn("the model's chat template does not parse (%s); /v1/chat/completions is off", err.message);
-    } else {
-        log_warn("the model has no chat template; /v1/chat/completions is off");
-    }
-    prefault_weights(meta);
-    model *m = model_load_gguf(meta, &err); /* takes the file */
-    if (!m) {
-        fprintf(stderr, "larder serve: %s: %s\n", model_path, err.message);
-        gguf_close(meta);
-        chat_prompt_free(chat);
-        tokenizer_free(tok);
-        return 1;
-    }
-    if (ctx == 0) ctx = ctx_train > 0 ? ctx_train : 4096;
-    if (kv_memory == 0) {
+/* The memory plan's defaults, from the model: the context it was trained
+ * for (else 4096), and a KV pool that holds --parallel whole sequences. */
+static void serve_plan_memory(serve_options *o, int64_t ctx_train, size_t kv_bytes_per_token) {
+    if (o->ctx == 0) o->ctx = ctx_train > 0 ? ctx_train : 4096;
+    if (o->kv_memory == 0) {
         /* a windowed sequence holds about N tokens (+ a batch and page edges) */
-        uint64_t per_seq = (uint64_t)ctx;
-        if (max_kv_size > 0 && (uint64_t)(max_kv_size + batch + 2 * page_tokens) < per_seq)
-            per_seq = (uint64_t)(max_kv_size + batch + 2 * page_tokens);
-        kv_memory = per_seq * (uint64_t)parallel * model_kv_bytes_per_token(m, kv_type);
+        uint64_t per_seq = (uint64_t)o->ctx;
+        if (o->max_kv_size > 0 && (uint64_t)(o->max_kv_size + o->batch + 2 * o->page_tokens) < per_seq)
+            per_seq = (uint64_t)(o->max_kv_size + o->batch + 2 * o->page_tokens);
+        o->kv_memory = per_seq * (uint64_t)o->parallel * kv_bytes_per_token;
     }
-    /* The model on its backend, with the KV pool and the forward pass the
-     * engine drives. */
-    backend *be = cli_backend_for_model(m, (int)threads, &err);
-    runner *run = be ? runner_create(m, be, &(runner_config){.kv_type = kv_type, .page_tokens = (int32_t)page_tokens,
-                                                               .kv_memory_bytes = (size_t)kv_memory}, &err)
-                     : NULL;
-    int32_t eog[ENGINE_MAX_EOG_TOKENS], n_eog = 0;
-    for (uint32_t id = 0; run && id < tokenizer_n_tokens(tok); id++)
-        if (tokenizer_is_eog(tok, (int32_t)id)) {
-            if (n_eog == ENGINE_MAX_EOG_TOKENS) {
-                error_set(&err, ERR_UNSUPPORTED, "the vocabulary has more than %d end-of-generation tokens",
-                          ENGINE_MAX_EOG_TOKENS);
-                break;
-            }
-            eog[n_eog++] = (int32_t)id;
-        }
-    if (!run || err.code) {
-        fprintf(stderr, "larder serve: %s\n", err.message);
-        runner_free(run);
-        model_free(m);
-        backend_free(be);
-        chat_prompt_free(chat);
-        tokenizer_free(tok);
-        return 1;
-    }
-    engine_config ec = {0};
-    ec.pool = run->pool;
-    ec.forward = forward_batch_fn;
-    ec.forward_ctx = run->fw;
-    ec.n_vocab = m->hp.n_vocab;
-    ec.eog_tokens = eog;
-    ec.n_eog_tokens = n_eog;
-    ec.ctx_tokens = (int32_t)ctx;
-    ec.max_kv_tokens = (int32_t)max_kv_size;
-    ec.keep_tokens = (int32_t)keep;
-    ec.parallel = (int32_t)parallel;
-    ec.batch_tokens = (int32_t)batch;
-    ec.max_queue = (int32_t)max_queue;
-    ec.cache_max_entries = cache_entries;
-    ec.cache_max_bytes = (size_t)cache_bytes;
-    ec.cache_ttl_s = cache_ttl;
-    engine *eng = engine_start(&ec, &err);
-    if (!eng) {
-        fprintf(stderr, "larder serve: %s\n", err.message);
-        runner_free(run);
-        backend_free(be);
-        model_free(m);
-        chat_prompt_free(chat);
-        tokenizer_free(tok);
-        return 1;
-    }
+}
 
-    /* The memory plan: what the budget buys. */
+/* Logs the memory plan: what the budget buys. */
+static void serve_log_plan(const serve_options *o, const model *m, const tokenizer *tok, engine *eng, int64_t ctx_train) {
     engine_stats st = engine_get_stats(eng);
     char b1[32], b2[32], b3[32], b4[32];
     size_t per_token = engine_kv_bytes_per_token(eng);
-    log_info("model %s: weights %s (mmapped), vocabulary %u, context %lld (trained %lld)", model_path,
-             size_format(m->weight_bytes, b1, sizeof b1), tokenizer_n_tokens(tok), (long long)ctx, (long long)ctx_train);
+    log_info("model %s: weights %s (mmapped), vocabulary %u, context %lld (trained %lld)", o->model_path,
+             size_format(m->weight_bytes, b1, sizeof b1), tokenizer_n_tokens(tok), (long long)o->ctx, (long long)ctx_train);
     log_info("KV pool %s (--kv-memory): %s per token (%s), %lld pages of %lld tokens = %lld tokens",
-             size_format((uint64_t)st.kv_bytes_total, b2, sizeof b2), size_format(per_token, b3, sizeof b3), kv_type_name,
-             (long long)st.pages_total, (long long)page_tokens, (long long)(st.pages_total * page_tokens));
+             size_format((uint64_t)st.kv_bytes_total, b2, sizeof b2), size_format(per_token, b3, sizeof b3), o->kv_type_name,
+             (long long)st.pages_total, (long long)o->page_tokens, (long long)(st.pages_total * o->page_tokens));
     log_info("prompt cache: at most %lld idle conversations, %s idle bytes, ttl %s; %lld sequences in parallel, queue %lld",
-             (long long)cache_entries, cache_bytes ? size_format(cache_bytes, b4, sizeof b4) : "no limit on",
-             cache_ttl > 0 ? "set" : "none", (long long)parallel, (long long)max_queue);
-    if (max_kv_size > 0)
+             (long long)o->cache_entries, o->cache_bytes ? size_format(o->cache_bytes, b4, sizeof b4) : "no limit on",
+             o->cache_ttl > 0 ? "set" : "none", (long long)o->parallel, (long long)o->max_queue);
+    if (o->max_kv_size > 0)
         log_info("rotating window: a sequence keeps K/V of its first %lld and last %lld tokens (--max-kv-size %lld)",
-                 (long long)keep, (long long)(max_kv_size - keep), (long long)max_kv_size);
+                 (long long)o->keep, (long long)(o->max_kv_size - o->keep), (long long)o->max_kv_size);
+}
 
+/* The state the routes share; NULL when out of memory. */
+static server_app *serve_app_create(const serve_options *o, engine *eng, const tokenizer *tok, const chat_prompt *chat) {
     server_app *app = calloc(1, sizeof *app);
-    if (!app) {
-        engine_stop(eng);
-        runner_free(run);
-        model_free(m);
-        backend_free(be);
-        chat_prompt_free(chat);
-        tokenizer_free(tok);
-        return 1;
-    }
+    if (!app) return NULL;
     app->eng = eng;
     app->tok = tok;
     app->chat = chat;
     app->tool_format = toolcall_format_from_template(chat ? chat_prompt_source(chat) : NULL);
     log_info("chat: tool calls %s, reasoning markers %s", toolcall_syntax_name(app->tool_format.syntax),
              app->tool_format.think_open ? app->tool_format.think_open : "none");
-    const char *base = strrchr(model_path, '/');
-    app->model_name = model_name ? model_name : base ? base + 1 : model_path;
-    app->ctx_tokens = (int32_t)ctx;
+    const char *base = strrchr(o->model_path, '/');
+    app->model_name = o->model_name ? o->model_name : base ? base + 1 : o->model_path;
+    app->ctx_tokens = (int32_t)o->ctx;
     app->n_vocab = (int32_t)tokenizer_n_tokens(tok);
     app->created_unix_s = timing_unix_s();
     metrics_init(&app->metrics);
+    return app;
+}
 
-    int n_routes;
-    const http_route *routes = routes_table(&n_routes);
-    http_server_config hc = {host, (uint16_t)port, api_key, cors, (size_t)max_body, 256, routes, n_routes, app};
-    http_server *srv = http_server_start(&hc, &err);
-    if (!srv) {
-        fprintf(stderr, "larder serve: %s\n", err.message);
-        engine_stop(eng);
-        runner_free(run);
-        model_free(m);
-        backend_free(be);
-        chat_prompt_free(chat);
-        tokenizer_free(tok);
-        free(app);
-        return 1;
+/* Returns once SIGINT or SIGTERM arrives. */
+/* The vocabulary's end-of-generation ids into eog (ENGINE_MAX_EOG_TOKENS
+ * room): their count, or -1 with err when there are more. */
+static int32_t serve_eog_tokens(const tokenizer *tok, int32_t *eog, larder_error *err) {
+    int32_t n = 0;
+    for (uint32_t id = 0; id < tokenizer_n_tokens(tok); id++) {
+        if (!tokenizer_is_eog(tok, (int32_t)id)) continue;
+        if (n == ENGINE_MAX_EOG_TOKENS)
+            return error_set(err, ERR_UNSUPPORTED, "the vocabulary has more than %d end-of-generation tokens",
+                             ENGINE_MAX_EOG_TOKENS);
+        eog[n++] = (int32_t)id;
     }
-    log_info("listening on http://%s:%u", host, http_server_port(srv));
+    return n;
+}
 
+static void serve_until_signal(void) {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_signal;
@@ -312,15 +242,102 @@ int cmd_serve(int argc, char **argv) {
         struct timespec nap = {0, 100 * 1000 * 1000}; /* polling avoids the check-then-pause race */
         nanosleep(&nap, NULL);
     }
+}
 
+int cmd_serve(int argc, char **argv) {
+    serve_options o;
+    int rc;
+    if (!serve_parse_options(argc, argv, &o, &rc)) return rc;
+    if (o.verbose) log_set_level(LOG_DEBUG);
+    rc = 1;
+    larder_error err = {0};
+    tokenizer *tok = NULL;
+    chat_prompt *chat = NULL;
+    model *m = NULL;
+    backend *be = NULL;
+    runner *run = NULL;
+    engine *eng = NULL;
+    server_app *app = NULL;
+    http_server *srv = NULL;
+
+    /* One open of the file: tokenizer, template and weights come from it. */
+    gguf_file *meta = gguf_open(o.model_path, &err);
+    if (!meta) goto fail_model_file;
+    int64_t ctx_train = context_length(meta);
+    tok = tokenizer_load_gguf(meta, &err);
+    if (!tok) goto fail_model_file;
+    size_t tmpl_len = 0;
+    const char *tmpl = gguf_get_string(meta, "tokenizer.chat_template", &tmpl_len);
+    if (tmpl) {
+        chat = chat_prompt_create(tmpl, special_text(tok, tokenizer_bos(tok)), special_text(tok, tokenizer_eos(tok)), &err);
+        if (!chat) log_warn("the model's chat template does not parse (%s); /v1/chat/completions is off", err.message);
+    } else {
+        log_warn("the model has no chat template; /v1/chat/completions is off");
+    }
+    prefault_weights(meta);
+    m = model_load_gguf(meta, &err); /* takes the file */
+    if (!m) goto fail_model_file;
+    meta = NULL;
+
+    serve_plan_memory(&o, ctx_train, model_kv_bytes_per_token(m, o.kv_type));
+    /* The model on its backend, with the KV pool and the forward pass the
+     * engine drives. */
+    be = cli_backend_for_model(m, (int)o.threads, &err);
+    if (!be) goto fail;
+    run = runner_create(m, be, &(runner_config){.kv_type = o.kv_type, .page_tokens = (int32_t)o.page_tokens,
+                                                .kv_memory_bytes = (size_t)o.kv_memory}, &err);
+    if (!run) goto fail;
+    int32_t eog[ENGINE_MAX_EOG_TOKENS], n_eog;
+    if ((n_eog = serve_eog_tokens(tok, eog, &err)) < 0) goto fail;
+    engine_config ec = {0};
+    ec.pool = run->pool;
+    ec.forward = forward_batch_fn;
+    ec.forward_ctx = run->fw;
+    ec.n_vocab = m->hp.n_vocab;
+    ec.eog_tokens = eog;
+    ec.n_eog_tokens = n_eog;
+    ec.ctx_tokens = (int32_t)o.ctx;
+    ec.max_kv_tokens = (int32_t)o.max_kv_size;
+    ec.keep_tokens = (int32_t)o.keep;
+    ec.parallel = (int32_t)o.parallel;
+    ec.batch_tokens = (int32_t)o.batch;
+    ec.max_queue = (int32_t)o.max_queue;
+    ec.cache_max_entries = o.cache_entries;
+    ec.cache_max_bytes = (size_t)o.cache_bytes;
+    ec.cache_ttl_s = o.cache_ttl;
+    eng = engine_start(&ec, &err);
+    if (!eng) goto fail;
+    serve_log_plan(&o, m, tok, eng, ctx_train);
+
+    app = serve_app_create(&o, eng, tok, chat);
+    if (!app) {
+        error_set(&err, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    int n_routes;
+    const http_route *routes = routes_table(&n_routes);
+    http_server_config hc = {o.host, (uint16_t)o.port, o.api_key, o.cors, (size_t)o.max_body, 256, routes, n_routes, app};
+    srv = http_server_start(&hc, &err);
+    if (!srv) goto fail;
+    log_info("listening on http://%s:%u", o.host, http_server_port(srv));
+    serve_until_signal();
     log_info("shutting down");
+    rc = 0;
+    goto cleanup;
+
+fail_model_file:
+    error_prefix(&err, "%s", o.model_path);
+fail:
+    fprintf(stderr, "larder serve: %s\n", err.message);
+cleanup:
     http_server_stop(srv);
     engine_stop(eng);
     runner_free(run);
     chat_prompt_free(chat);
     model_free(m);
     backend_free(be);
+    gguf_close(meta); /* only when the model did not take it */
     tokenizer_free(tok);
     free(app);
-    return 0;
+    return rc;
 }

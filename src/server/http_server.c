@@ -69,6 +69,23 @@ void http_reply_error(http_reply *reply, int status, const char *message) {
     reply->body_bytes = b.len;
     reply->body = strbuf_take(&b);
     if (!reply->body) reply->body_bytes = 0;
+    if (status == 503) reply->retry_after_s = 1;
+}
+
+int http_status_of(int err_code) {
+    switch (err_code) {
+    case ERR_INVALID:
+    case ERR_FORMAT:
+    case ERR_UNSUPPORTED: return 400;
+    case ERR_LIMIT: return 503;
+    case ERR_NOMEM:
+    case ERR_IO:
+    default: return 500;
+    }
+}
+
+void http_reply_error_of(http_reply *reply, const larder_error *err) {
+    http_reply_error(reply, http_status_of(err->code), err->message);
 }
 
 static void add_common_headers(const http_server *s, struct MHD_Response *r) {

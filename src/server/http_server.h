@@ -92,8 +92,28 @@ uint16_t http_server_port(const http_server *s);
 void http_server_stop(http_server *s);
 
 /* Fills reply with an OpenAI-shaped error object:
- * {"error":{"message":...,"type":...,"param":null,"code":...}}. */
+ * {"error":{"message":...,"type":...,"param":null,"code":...}}.
+ * A 503 also gets Retry-After: 1 (the server is busy now; a retry may pass). */
 void http_reply_error(http_reply *reply, int status, const char *message);
+
+/*
+ * The HTTP status that answers a library error of kind err_code
+ * (base/error.h), the one place where the server maps the one to the other:
+ *   ERR_INVALID, ERR_FORMAT, ERR_UNSUPPORTED  400  the request is wrong, or
+ *                                                  asks for what is not supported
+ *   ERR_LIMIT                                 503  the server is at a capacity
+ *                                                  limit (engine_submit: the
+ *                                                  queue is full); retry later
+ *   ERR_NOMEM, ERR_IO                         500  the server failed
+ *   ERR_NONE or an unknown kind               500  a failure nobody classified
+ * A limit hit by the request's own content (a prompt too long to tokenize) is
+ * the request's fault, not the server's load: callers report it as
+ * ERR_INVALID, so it gets 400 and no Retry-After.
+ */
+int http_status_of(int err_code);
+
+/* http_reply_error with err's message and http_status_of(err->code). */
+void http_reply_error_of(http_reply *reply, const larder_error *err);
 
 /* Fills reply with status and a body taken from b (b is reset). */
 void http_reply_json(http_reply *reply, int status, strbuf *b);

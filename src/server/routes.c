@@ -278,148 +278,145 @@ static uint64_t fresh_seed(void) {
     return (uint64_t)timing_now_us() * 0x9E3779B97F4A7C15ULL ^ atomic_fetch_add(&request_counter, 1);
 }
 
-/* Parses, tokenizes and submits. Returns the state, or NULL with the error
- * already in reply. */
-static gen_state *gen_start(server_app *app, const http_request *hreq, openai_kind kind, http_reply *reply) {
+/* A new generation state with its id and clock started; NULL when out of memory. */
+static gen_state *gen_create(server_app *app, openai_kind kind) {
     gen_state *g = calloc(1, sizeof *g);
-    if (!g) {
-        http_reply_error(reply, 500, "out of memory");
-        return NULL;
-    }
+    if (!g) return NULL;
     g->app = app;
     g->start_us = timing_now_us();
     g->created_s = timing_unix_s();
     snprintf(g->id, sizeof g->id, "%s-%llx%06llx", kind == OPENAI_CHAT ? "chatcmpl" : "cmpl",
              (unsigned long long)g->created_s, (unsigned long long)(atomic_fetch_add(&request_counter, 1) & 0xffffff));
-    larder_error err = {0};
-    if (openai_request_parse(hreq->body, hreq->body_bytes, kind, &g->req, &err)) {
-        http_reply_error(reply, err.code == ERR_NOMEM ? 500 : 400, err.message);
-        free(g);
-        return NULL;
+    return g;
+}
+
+/* The prompt's tokens, checked against the context. A limit the prompt's
+ * own text hits (too long to tokenize) is the request's fault: ERR_INVALID. */
+static int gen_prompt(gen_state *g, token_list *prompt, larder_error *err) {
+    server_app *app = g->app;
+    if (build_prompt(app, &g->req, prompt, &g->opens_reasoning, err)) {
+        if (err->code == ERR_LIMIT) err->code = ERR_INVALID;
+        return -1;
     }
-    if (g->req.n > CHANNEL_MAX_CHOICES) {
-        http_reply_error(reply, 400, "'n' is too large");
-        gen_free(g);
-        return NULL;
-    }
-    token_list prompt = {0};
-    if (build_prompt(app, &g->req, &prompt, &g->opens_reasoning, &err)) {
-        token_list_free(&prompt);
-        http_reply_error(reply, err.code == ERR_NOMEM ? 500 : 400, err.message);
-        gen_free(g);
-        return NULL;
-    }
-    if (prompt.n == 0) {
-        token_list_free(&prompt);
-        http_reply_error(reply, 400, "the prompt is empty");
-        gen_free(g);
-        return NULL;
-    }
-    if ((int64_t)prompt.n >= app->ctx_tokens) {
-        char msg[200];
-        snprintf(msg, sizeof msg, "the prompt has %zu tokens but the context holds %d tokens (--ctx-size); shorten the prompt",
-                 prompt.n, app->ctx_tokens);
-        token_list_free(&prompt);
-        http_reply_error(reply, 400, msg);
-        gen_free(g);
-        return NULL;
-    }
-    g->prompt_tokens = (int32_t)prompt.n;
+    if (prompt->n == 0) return error_set(err, ERR_INVALID, "the prompt is empty");
+    if ((int64_t)prompt->n >= app->ctx_tokens)
+        return error_set(err, ERR_INVALID,
+                         "the prompt has %zu tokens but the context holds %d tokens (--ctx-size); shorten the prompt",
+                         prompt->n, app->ctx_tokens);
+    g->prompt_tokens = (int32_t)prompt->n;
+    return 0;
+}
+
+/* One choice_state per choice: detokenizer, stop matcher and (chat) the
+ * tool-call / reasoning parser. Tools are parsed only when the request
+ * offers them (and tool_choice is not "none"). */
+static int gen_init_choices(gen_state *g, larder_error *err) {
+    server_app *app = g->app;
+    bool chat = g->req.kind == OPENAI_CHAT;
     g->choices = calloc((size_t)g->req.n, sizeof *g->choices);
-    if (!g->choices) {
-        token_list_free(&prompt);
-        http_reply_error(reply, 500, "out of memory");
-        gen_free(g);
-        return NULL;
-    }
-    /* Chat output goes through the tool-call / reasoning parser; tools are
-     * parsed only when the request offers them (and tool_choice is not "none"). */
+    if (!g->choices) return error_set(err, ERR_NOMEM, "out of memory");
     char *tools_json = NULL;
-    bool tools_on = kind == OPENAI_CHAT && g->req.tools && cJSON_GetArraySize(g->req.tools) > 0 &&
+    bool tools_on = chat && g->req.tools && cJSON_GetArraySize(g->req.tools) > 0 &&
                     !(cJSON_IsString(g->req.tool_choice) && !strcmp(g->req.tool_choice->valuestring, "none"));
     if (tools_on) tools_json = cJSON_PrintUnformatted(g->req.tools);
-    for (int32_t i = 0; i < g->req.n; i++) {
+    int rc = 0;
+    for (int32_t i = 0; i < g->req.n && rc == 0; i++) {
         /* Chat renders control tokens: tool-call and reasoning markers may be ones. */
-        detok_init(&g->choices[i].dt, app->tok, kind == OPENAI_CHAT, false);
+        detok_init(&g->choices[i].dt, app->tok, chat, false);
         stop_matcher_init(&g->choices[i].sm, g->req.stop, g->req.n_stop);
-        if (kind != OPENAI_CHAT) continue;
+        if (!chat) continue;
         toolcall_parser_options po = {&app->tool_format, tools_json, g->opens_reasoning, 0};
-        g->choices[i].tp = toolcall_parser_create(&po, &err);
-        if (!g->choices[i].tp) {
-            cJSON_free(tools_json);
-            token_list_free(&prompt);
-            http_reply_error(reply, err.code == ERR_NOMEM ? 500 : 400, err.message);
-            gen_free(g);
-            return NULL;
-        }
+        g->choices[i].tp = toolcall_parser_create(&po, err);
+        if (!g->choices[i].tp) rc = -1;
     }
     cJSON_free(tools_json);
-    /* A bias array for the sampler (ids checked against the vocabulary). */
-    sample_bias *bias = NULL;
-    if (g->req.n_logit_bias) {
-        bias = calloc((size_t)g->req.n_logit_bias, sizeof *bias);
-        if (!bias) {
-            token_list_free(&prompt);
-            http_reply_error(reply, 500, "out of memory");
-            gen_free(g);
-            return NULL;
+    return rc;
+}
+
+/* The sampler's bias array from the request's logit_bias (ids checked
+ * against the vocabulary): *out is NULL when the request has none. */
+static int gen_bias(const gen_state *g, sample_bias **out, larder_error *err) {
+    *out = NULL;
+    if (!g->req.n_logit_bias) return 0;
+    sample_bias *bias = calloc((size_t)g->req.n_logit_bias, sizeof *bias);
+    if (!bias) return error_set(err, ERR_NOMEM, "out of memory");
+    for (int32_t i = 0; i < g->req.n_logit_bias; i++) {
+        if (g->req.logit_bias[i].token >= g->app->n_vocab) {
+            free(bias);
+            return error_set(err, ERR_INVALID, "'logit_bias' token %d is out of range (vocabulary of %d)",
+                             g->req.logit_bias[i].token, g->app->n_vocab);
         }
-        for (int32_t i = 0; i < g->req.n_logit_bias; i++) {
-            if (g->req.logit_bias[i].token >= app->n_vocab) {
-                char msg[128];
-                snprintf(msg, sizeof msg, "'logit_bias' token %d is out of range (vocabulary of %d)", g->req.logit_bias[i].token, app->n_vocab);
-                free(bias);
-                token_list_free(&prompt);
-                http_reply_error(reply, 400, msg);
-                gen_free(g);
-                return NULL;
-            }
-            bias[i].id = g->req.logit_bias[i].token;
-            bias[i].bias = g->req.logit_bias[i].bias;
-        }
+        bias[i].id = g->req.logit_bias[i].token;
+        bias[i].bias = g->req.logit_bias[i].bias;
     }
+    *out = bias;
+    return 0;
+}
+
+/* The engine job for the request (pointers into prompt and bias). */
+static engine_job gen_job(const gen_state *g, const token_list *prompt, const sample_bias *bias) {
+    const openai_request *r = &g->req;
     engine_job jb = {0};
-    jb.prompt = prompt.ids;
-    jb.n_prompt = (int32_t)prompt.n;
-    jb.n_choices = g->req.n;
-    jb.max_tokens = g->req.max_tokens < 0 ? -1 : (int32_t)(g->req.max_tokens > INT32_MAX ? INT32_MAX : g->req.max_tokens);
+    jb.prompt = prompt->ids;
+    jb.n_prompt = (int32_t)prompt->n;
+    jb.n_choices = r->n;
+    jb.max_tokens = r->max_tokens < 0 ? -1 : (int32_t)(r->max_tokens > INT32_MAX ? INT32_MAX : r->max_tokens);
     sampler_params_default(&jb.sampling);
     /* OpenAI's defaults, not llama.cpp's: temperature 1, no top-k / min-p unless asked. */
-    jb.sampling.temperature = (float)g->req.temperature;
-    jb.sampling.top_p = (float)g->req.top_p;
-    jb.sampling.top_k = g->req.top_k;
-    jb.sampling.min_p = (float)g->req.min_p;
-    jb.sampling.repeat_penalty = (float)g->req.repetition_penalty;
-    jb.sampling.presence_penalty = (float)g->req.presence_penalty;
-    jb.sampling.frequency_penalty = (float)g->req.frequency_penalty;
-    jb.sampling.penalty_last_n = g->req.repeat_last_n;
+    jb.sampling.temperature = (float)r->temperature;
+    jb.sampling.top_p = (float)r->top_p;
+    jb.sampling.top_k = r->top_k;
+    jb.sampling.min_p = (float)r->min_p;
+    jb.sampling.repeat_penalty = (float)r->repetition_penalty;
+    jb.sampling.presence_penalty = (float)r->presence_penalty;
+    jb.sampling.frequency_penalty = (float)r->frequency_penalty;
+    jb.sampling.penalty_last_n = r->repeat_last_n;
     jb.sampling.bias = bias;
-    jb.sampling.n_bias = (size_t)g->req.n_logit_bias;
-    jb.seed = g->req.has_seed ? g->req.seed : fresh_seed();
-    jb.top_logprobs = g->req.logprobs ? g->req.top_logprobs : -1;
+    jb.sampling.n_bias = (size_t)r->n_logit_bias;
+    jb.seed = r->has_seed ? r->seed : fresh_seed();
+    jb.top_logprobs = r->logprobs ? r->top_logprobs : -1;
     if (jb.max_tokens == 0) jb.max_tokens = 1; /* OpenAI rejects 0; llama servers generate at least one */
+    return jb;
+}
 
+/* Parses, tokenizes and submits. Returns the state, or NULL with the error
+ * already in reply (its status from http_status_of). */
+static gen_state *gen_start(server_app *app, const http_request *hreq, openai_kind kind, http_reply *reply) {
+    larder_error err = {0};
+    token_list prompt = {0};
+    sample_bias *bias = NULL;
+    gen_state *g = gen_create(app, kind);
+    if (!g) {
+        error_set(&err, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    if (openai_request_parse(hreq->body, hreq->body_bytes, kind, &g->req, &err)) goto fail;
+    if (g->req.n > CHANNEL_MAX_CHOICES) {
+        error_set(&err, ERR_INVALID, "'n' is too large");
+        goto fail;
+    }
+    if (gen_prompt(g, &prompt, &err) || gen_init_choices(g, &err) || gen_bias(g, &bias, &err)) goto fail;
+    engine_job jb = gen_job(g, &prompt, bias);
     g->ch = channel_create();
     if (!g->ch) {
-        free(bias);
-        token_list_free(&prompt);
-        http_reply_error(reply, 500, "out of memory");
-        gen_free(g);
-        return NULL;
+        error_set(&err, ERR_NOMEM, "out of memory");
+        goto fail;
     }
-    int rc = engine_submit(app->eng, &jb, g->ch, &err);
-    free(bias);
-    token_list_free(&prompt);
-    if (rc) {
+    if (engine_submit(app->eng, &jb, g->ch, &err)) {
         channel_release(g->ch); /* both references: the engine took none */
         channel_release(g->ch);
         g->ch = NULL;
-        http_reply_error(reply, err.code == ERR_LIMIT ? 503 : err.code == ERR_NOMEM ? 500 : 400, err.message);
-        if (err.code == ERR_LIMIT) reply->retry_after_s = 1;
-        gen_free(g);
-        return NULL;
+        goto fail;
     }
+    free(bias); /* the engine copied the job */
+    token_list_free(&prompt);
     return g;
+fail:
+    http_reply_error_of(reply, &err);
+    free(bias);
+    token_list_free(&prompt);
+    gen_free(g);
+    return NULL;
 }
 
 static void gen_log(const gen_state *g) {
@@ -490,8 +487,7 @@ static bool respond_whole(gen_state *g, const http_request *req, http_reply *rep
         }
         waited_ms = 0;
         if (!gen_apply(g, &ev)) {
-            http_reply_error(reply, g->error_status ? g->error_status : 500, g->error);
-            if (g->error_status == 503) reply->retry_after_s = 1;
+            http_reply_error(reply, g->error_status ? g->error_status : 500, g->error); /* 503: Retry-After */
             return true;
         }
     }

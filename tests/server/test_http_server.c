@@ -1,8 +1,9 @@
 /*
  * test_http_server.c — the HTTP layer over real loopback sockets: routing
  * (404/405), the body limit (413, declared or not), Bearer auth (401, open
- * /health), CORS only when configured, Retry-After, and a streamed body whose
- * producer learns when the client disconnects.
+ * /health), CORS only when configured, Retry-After, a streamed body whose
+ * producer learns when the client disconnects, and the one map from error
+ * kinds to statuses (http_status_of).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -186,12 +187,34 @@ static void test_stream_complete_and_aborted(void **state) {
     http_server_stop(s);
 }
 
+/* Every ERR_* kind gets its documented status; a 503 carries Retry-After. */
+static void test_status_of_error_kinds(void **state) {
+    (void)state;
+    static const struct { int code, status; } cases[] = {
+        {ERR_INVALID, 400}, {ERR_FORMAT, 400}, {ERR_UNSUPPORTED, 400}, {ERR_LIMIT, 503},
+        {ERR_NOMEM, 500},   {ERR_IO, 500},     {ERR_NONE, 500},        {ERR_LIMIT + 100, 500},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        larder_error err = {0};
+        error_set(&err, cases[i].code, "kind %d", cases[i].code);
+        http_reply reply = {0};
+        http_reply_error_of(&reply, &err);
+        if (http_status_of(cases[i].code) != cases[i].status || reply.status != cases[i].status)
+            fail_msg("ERR kind %d: status %d / reply %d, want %d", cases[i].code, http_status_of(cases[i].code),
+                     reply.status, cases[i].status);
+        assert_non_null(strstr(reply.body, err.message));
+        assert_int_equal(reply.retry_after_s, cases[i].status == 503 ? 1 : 0);
+        free(reply.body);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_routing_and_errors),
         cmocka_unit_test(test_body_limit),
         cmocka_unit_test(test_auth_and_cors),
         cmocka_unit_test(test_stream_complete_and_aborted),
+        cmocka_unit_test(test_status_of_error_kinds),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,15 +1,17 @@
 /*
  * test_openai_request.c — request bodies: defaults, every field's type and
- * range check, messages validation, invalid UTF-8 and malformed JSON.
+ * range check (a table of bad bodies), the limits of openai_request.h held
+ * at their constants, messages validation, invalid UTF-8 and malformed JSON.
  */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
-#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "base/strbuf.h"
 #include "server/openai_request.h"
 
 static int parse(const char *body, openai_kind kind, openai_request *req, larder_error *err) {
@@ -84,45 +86,100 @@ static void test_completion_prompt_forms(void **state) {
     openai_request_free(&req);
 }
 
+/* A body that must be refused with ERR_INVALID and a message holding needle. */
+typedef struct bad_body {
+    const char *json;
+    openai_kind kind;
+    const char *needle;
+} bad_body;
+
+/* A valid chat body, open for more fields. */
+#define CHAT_HEAD "{\"messages\":[{\"role\":\"user\",\"content\":\"x\"}],"
+#define CHAT_WITH(fields) CHAT_HEAD fields "}"
+
+static const bad_body BAD_BODIES[] = {
+    {"{", OPENAI_CHAT, "not valid JSON"},
+    {"[1]", OPENAI_CHAT, "JSON object"},
+    {"{} x", OPENAI_CHAT, "trailing"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", OPENAI_CHAT, "UTF-8"},
+    {"{\"messages\":[]}", OPENAI_CHAT, "must not be empty"},
+    {"{}", OPENAI_CHAT, "'messages' is required"},
+    {"{\"messages\":\"hi\"}", OPENAI_CHAT, "'messages' must be an array"},
+    {"{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", OPENAI_CHAT, "unknown role"},
+    {"{\"messages\":[{\"role\":\"user\"}]}", OPENAI_CHAT, "content' is required"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}", OPENAI_CHAT, "not supported"},
+    {CHAT_WITH("\"max_tokens\":\"10\""), OPENAI_CHAT, "'max_tokens' must be an integer"},
+    {CHAT_WITH("\"max_tokens\":1.5"), OPENAI_CHAT, "'max_tokens' must be an integer"},
+    {CHAT_WITH("\"temperature\":-1"), OPENAI_CHAT, "'temperature' must be between"},
+    {CHAT_WITH("\"top_p\":true"), OPENAI_CHAT, "'top_p' must be a number"},
+    {CHAT_WITH("\"stream\":1"), OPENAI_CHAT, "'stream' must be a boolean"},
+    {CHAT_WITH("\"n\":0"), OPENAI_CHAT, "'n' must be between"},
+    {CHAT_WITH("\"stop\":[1]"), OPENAI_CHAT, "'stop[0]' must be a string"},
+    {CHAT_WITH("\"logit_bias\":{\"abc\":1}"), OPENAI_CHAT, "not a token id"},
+    {CHAT_WITH("\"top_logprobs\":3"), OPENAI_CHAT, "requires 'logprobs'"},
+    {CHAT_WITH("\"stream_options\":{\"include_usage\":\"yes\"}"), OPENAI_CHAT, "include_usage"},
+    {"{\"prompt\":[1,-2]}", OPENAI_COMPLETION, "token ids"},
+    {"{\"prompt\":{}}", OPENAI_COMPLETION, "'prompt' must be"},
+    {"{}", OPENAI_COMPLETION, "'prompt' is required"},
+};
+
 static void test_bad_bodies_name_the_field(void **state) {
     (void)state;
-    expect_400("{", OPENAI_CHAT, "not valid JSON");
-    expect_400("[1]", OPENAI_CHAT, "JSON object");
-    expect_400("{} x", OPENAI_CHAT, "trailing");
-    expect_400("{\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", OPENAI_CHAT, "UTF-8");
-    expect_400("{\"messages\":[]}", OPENAI_CHAT, "must not be empty");
-    expect_400("{}", OPENAI_CHAT, "'messages' is required");
-    expect_400("{\"messages\":\"hi\"}", OPENAI_CHAT, "'messages' must be an array");
-    expect_400("{\"messages\":[{\"role\":\"wizard\",\"content\":\"x\"}]}", OPENAI_CHAT, "unknown role");
-    expect_400("{\"messages\":[{\"role\":\"user\"}]}", OPENAI_CHAT, "content' is required");
-    expect_400("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":\"image_url\"}]}]}", OPENAI_CHAT, "not supported");
-    const char *m = "\"messages\":[{\"role\":\"user\",\"content\":\"x\"}]";
-    char b[512];
-    snprintf(b, sizeof b, "{%s,\"max_tokens\":\"10\"}", m);
-    expect_400(b, OPENAI_CHAT, "'max_tokens' must be an integer");
-    snprintf(b, sizeof b, "{%s,\"max_tokens\":1.5}", m);
-    expect_400(b, OPENAI_CHAT, "'max_tokens' must be an integer");
-    snprintf(b, sizeof b, "{%s,\"temperature\":-1}", m);
-    expect_400(b, OPENAI_CHAT, "'temperature' must be between");
-    snprintf(b, sizeof b, "{%s,\"top_p\":true}", m);
-    expect_400(b, OPENAI_CHAT, "'top_p' must be a number");
-    snprintf(b, sizeof b, "{%s,\"stream\":1}", m);
-    expect_400(b, OPENAI_CHAT, "'stream' must be a boolean");
-    snprintf(b, sizeof b, "{%s,\"n\":0}", m);
-    expect_400(b, OPENAI_CHAT, "'n' must be between");
-    snprintf(b, sizeof b, "{%s,\"stop\":[1]}", m);
-    expect_400(b, OPENAI_CHAT, "'stop[0]' must be a string");
-    snprintf(b, sizeof b, "{%s,\"logit_bias\":{\"abc\":1}}", m);
-    expect_400(b, OPENAI_CHAT, "not a token id");
-    snprintf(b, sizeof b, "{%s,\"top_logprobs\":3}", m);
-    expect_400(b, OPENAI_CHAT, "requires 'logprobs'");
-    snprintf(b, sizeof b, "{%s,\"top_logprobs\":21,\"logprobs\":true}", m);
-    expect_400(b, OPENAI_CHAT, "'top_logprobs' must be between");
-    snprintf(b, sizeof b, "{%s,\"stream_options\":{\"include_usage\":\"yes\"}}", m);
-    expect_400(b, OPENAI_CHAT, "include_usage");
-    expect_400("{\"prompt\":[1,-2]}", OPENAI_COMPLETION, "token ids");
-    expect_400("{\"prompt\":{}}", OPENAI_COMPLETION, "'prompt' must be");
-    expect_400("{}", OPENAI_COMPLETION, "'prompt' is required");
+    for (size_t i = 0; i < sizeof BAD_BODIES / sizeof BAD_BODIES[0]; i++)
+        expect_400(BAD_BODIES[i].json, BAD_BODIES[i].kind, BAD_BODIES[i].needle);
+}
+
+/* A limit of openai_request.h, held on both sides: the body built for
+ * `bound` is accepted, the one for bound + 1 refused. The body is head,
+ * then the items, then tail: for a list, `count` items (item_fmt printed
+ * with each index, joined by sep); else one, item_fmt printed with count. */
+typedef struct bound_case {
+    openai_kind kind;
+    const char *head, *item_fmt, *sep, *tail;
+    bool list;
+    int bound;
+    const char *needle;   /* in the refusal's message */
+} bound_case;
+
+static const bound_case BOUNDS[] = {
+    {OPENAI_CHAT, CHAT_HEAD "\"n\":", "%d", "", "}", false, OPENAI_MAX_CHOICES, "'n' must be between"},
+    {OPENAI_CHAT, CHAT_HEAD "\"logprobs\":true,\"top_logprobs\":", "%d", "", "}", false, OPENAI_MAX_TOP_LOGPROBS,
+     "'top_logprobs' must be between"},
+    {OPENAI_COMPLETION, "{\"prompt\":\"p\",\"logprobs\":", "%d", "", "}", false, OPENAI_MAX_TOP_LOGPROBS,
+     "'logprobs' must be between"},
+    {OPENAI_COMPLETION, "{\"prompt\":\"p\",\"stop\":[", "\"s%d\"", ",", "]}", true, OPENAI_MAX_STOP_STRINGS, "'stop' has"},
+    {OPENAI_COMPLETION, "{\"prompt\":\"p\",\"stop\":\"", "a", "", "\"}", true, OPENAI_MAX_STOP_BYTES, "longer than"},
+    {OPENAI_COMPLETION, "{\"prompt\":\"p\",\"logit_bias\":{", "\"%d\":1", ",", "}}", true, OPENAI_MAX_LOGIT_BIAS,
+     "'logit_bias' has"},
+    {OPENAI_COMPLETION, "{\"prompt\":[", "%d", ",", "]}", true, OPENAI_MAX_PROMPT_IDS, "'prompt' has"},
+};
+
+static char *bound_body(const bound_case *c, int count) {
+    strbuf b = STRBUF_INIT;
+    strbuf_puts(&b, c->head);
+    for (int i = 0; i < (c->list ? count : 1); i++) {
+        if (i) strbuf_puts(&b, c->sep);
+        strbuf_printf(&b, c->item_fmt, c->list ? i : count);
+    }
+    strbuf_puts(&b, c->tail);
+    char *s = strbuf_take(&b);
+    assert_non_null(s);
+    return s;
+}
+
+static void test_limits_hold_at_their_constants(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof BOUNDS / sizeof BOUNDS[0]; i++) {
+        const bound_case *c = &BOUNDS[i];
+        char *at = bound_body(c, c->bound), *past = bound_body(c, c->bound + 1);
+        openai_request req;
+        larder_error err = {0};
+        if (parse(at, c->kind, &req, &err)) fail_msg("refused at the bound (%d): %s", c->bound, err.message);
+        openai_request_free(&req);
+        expect_400(past, c->kind, c->needle);
+        free(at);
+        free(past);
+    }
 }
 
 static void test_null_fields_count_as_absent(void **state) {
@@ -142,6 +199,7 @@ int main(void) {
         cmocka_unit_test(test_chat_all_fields),
         cmocka_unit_test(test_completion_prompt_forms),
         cmocka_unit_test(test_bad_bodies_name_the_field),
+        cmocka_unit_test(test_limits_hold_at_their_constants),
         cmocka_unit_test(test_null_fields_count_as_absent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
