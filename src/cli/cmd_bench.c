@@ -83,7 +83,7 @@ int cmd_bench(int argc, char **argv) {
         printf("{\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"threads\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                "\"arch\":\"%s\",\"type\":\"%s\",\"layers\":%d,\"dim\":%d,\"n_vocab\":%d,\"weight_bytes\":%zu,"
                "\"decode_gb_s\":%.2f}\n",
-               pp, tg, (int)threads, (int)n_prompt, (int)n_gen, m->hp.arch_name, tt ? tt->name : "?",
+               pp, tg, (int)threads, (int)n_prompt, (int)n_gen, m->hp.arch->name, tt ? tt->name : "?",
                m->hp.n_layers, m->hp.dim, n_vocab, m->weight_bytes,
                tg * (double)(m->weight_bytes - (m->output_tied ? 0 : m->tok_embd.rows * m->tok_embd.row_bytes)) /
                    1e9);

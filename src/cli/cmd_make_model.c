@@ -1,8 +1,10 @@
 /*
  * cmd_make_model.c — `larder make-model`: write a random-weight GGUF model of
- * a supported architecture (llama, qwen2, qwen3) with llama.cpp's tensor names
- * and metadata keys, the tokenizer copied from a vocabulary GGUF, in any
- * supported weight type (or a llama.cpp-style K-quant mix).
+ * a supported architecture (a row of model/arch.c: llama, qwen2, qwen3) with
+ * llama.cpp's tensor names and metadata keys, the tokenizer copied from a
+ * vocabulary GGUF, in any supported weight type (or a llama.cpp-style K-quant
+ * mix). The tensors are those of model/arch.c's one tensor list, the list the
+ * loader binds: what differs here is only the values (see build_tensors).
  *
  * Key ideas:
  *  - Peaked, not flat, next-token distributions: hidden states reach the
@@ -46,6 +48,8 @@
 #include "base/timing.h"
 #include "cli/cli_args.h"
 #include "gguf/gguf.h"
+#include "model/arch.h"
+#include "model/model.h"
 #include "tensor/dtype.h"
 #include "tensor/quant.h"
 
@@ -101,7 +105,7 @@ typedef struct tensor_gen {
     char name[GGUF_TENSOR_NAME_MAX_BYTES];
     uint32_t type;
     uint32_t n_dims;
-    int64_t ne[2];
+    int64_t ne[ARCH_TENSOR_MAX_DIMS]; /* rows of ne[0] elements: ne[1] * ne[2] of them */
     weight_kind kind;
     float std;
     uint64_t seed;
@@ -275,11 +279,8 @@ static uint32_t type_fit(uint32_t type, int64_t ne0) {
 
 /* ---- the model description */
 
-typedef enum arch_id { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3 } arch_id;
-static const char *const ARCH_NAMES[] = {"llama", "qwen2", "qwen3"};
-
 typedef struct model_spec {
-    arch_id arch;
+    const arch_info *arch;
     int64_t dim, ff, heads, kv_heads, head_dim, layers, ctx, n_vocab;
     double rope_base, rms_eps;
     bool tied, rope_freqs;
@@ -293,8 +294,9 @@ typedef struct tensor_list {
     int n, cap;
 } tensor_list;
 
-static int tensor_add(tensor_list *tl, const model_spec *m, const char *name, int64_t ne0, int64_t ne1,
-                      weight_kind kind, float std, uint32_t type, larder_error *err) {
+/* Tensor u of the list, generated as kind with std, stored as type (matrices: fitted to ne[0]). */
+static int tensor_add(tensor_list *tl, const model_spec *m, const arch_tensor_use *u, weight_kind kind, float std,
+                      uint32_t type, larder_error *err) {
     if (tl->n == tl->cap) {
         int cap = tl->cap ? tl->cap * 2 : 64;
         tensor_gen *items = realloc(tl->items, (size_t)cap * sizeof *items);
@@ -304,63 +306,82 @@ static int tensor_add(tensor_list *tl, const model_spec *m, const char *name, in
     }
     tensor_gen *t = &tl->items[tl->n++];
     memset(t, 0, sizeof *t);
-    snprintf(t->name, sizeof t->name, "%s", name);
-    t->n_dims = ne1 > 0 ? 2 : 1;
-    t->ne[0] = ne0;
-    t->ne[1] = ne1 > 0 ? ne1 : 1;
+    snprintf(t->name, sizeof t->name, "%s", u->name);
+    t->n_dims = u->n_dims;
+    memcpy(t->ne, u->ne, sizeof t->ne);
     t->kind = kind;
     t->std = std;
-    t->type = kind == KIND_MATRIX ? type_fit(type, ne0) : TYPE_F32;
-    t->seed = hash_combine(m->seed, hash_string(name));
+    t->type = kind == KIND_MATRIX ? type_fit(type, u->ne[0]) : TYPE_F32;
+    t->seed = hash_combine(m->seed, hash_string(u->name));
     t->threads = m->threads;
     return 0;
 }
 
-/* All tensors of the model, in llama.cpp's order and names. */
-static int build_tensors(const model_spec *m, tensor_list *tl, larder_error *err) {
+typedef struct build_ctx {
+    const model_spec *m;
+    tensor_list *tl;
+} build_ctx;
+
+/* Which optional tensors of the list a file gets: output.weight unless
+ * --tied, rope_freqs.weight with --rope-freqs; never llama's optional biases. */
+static bool optional_wanted(const model_spec *m, arch_when when) {
+    switch (when) {
+    case ARCH_WHEN_UNTIED: return !m->tied;
+    case ARCH_WHEN_ROPE_FREQS: return m->rope_freqs;
+    default: return false;
+    }
+}
+
+/* arch_tensor_fn: one tensor of the list with its generator: kind and std
+ * by what the tensor is, type by the --type mix. */
+static int build_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
+    const build_ctx *b = ctx;
+    const model_spec *m = b->m;
+    const arch_tensor *t = u->spec;
+    if (u->need == ARCH_NEED_OPTIONAL && !optional_wanted(m, t->when)) return 0;
     const uint32_t base = m->type->base;
     const uint32_t q6 = m->type->mix ? TYPE_Q6_K : base;
-    const int64_t q_dim = m->heads * m->head_dim, kv_dim = m->kv_heads * m->head_dim;
-    const float out_std = (float)(LOGIT_STD / sqrt((double)m->dim));
-    /* Tied: the embedding is also the output projection, so it takes the output's scale and type. */
-    const float embd_std = m->tied ? out_std : 1.0f;
-    /* Tied: the final hidden state still holds the current token's embedding e,
-     * whose own logit is |e|^2 / rms(h) = LOGIT_STD^2 / rms(h); the blocks'
-     * output projections are scaled up so that rms(h) >> LOGIT_STD and the
-     * model does not just repeat its input token. */
-    const double gain = m->tied ? TIED_RESIDUAL_GAIN : 1.0;
-    char name[GGUF_TENSOR_NAME_MAX_BYTES];
-#define ADD(nm, ne0, ne1, kind, std, type) \
-    do { if (tensor_add(tl, m, (nm), (ne0), (ne1), (kind), (float)(std), (type), err) != 0) return -1; } while (0)
-#define LAYER(fmt) (snprintf(name, sizeof name, "blk.%d." fmt, (int)l), name)
-    ADD("token_embd.weight", m->dim, m->n_vocab, KIND_MATRIX, embd_std, m->tied ? q6 : base);
-    if (m->rope_freqs) ADD("rope_freqs.weight", m->head_dim / 2, 0, KIND_ROPE_FREQS, 0, TYPE_F32);
-    for (int64_t l = 0; l < m->layers; l++) {
-        bool more = m->type->mix && use_more_bits((int)l, (int)m->layers);
-        ADD(LAYER("attn_norm.weight"), m->dim, 0, KIND_NORM, 0, TYPE_F32);
-        ADD(LAYER("attn_q.weight"), m->dim, q_dim, KIND_MATRIX, 1.0 / sqrt((double)m->dim), base);
-        ADD(LAYER("attn_k.weight"), m->dim, kv_dim, KIND_MATRIX, 1.0 / sqrt((double)m->dim), base);
-        ADD(LAYER("attn_v.weight"), m->dim, kv_dim, KIND_MATRIX, 1.0 / sqrt((double)m->dim), more ? TYPE_Q6_K : base);
-        if (m->arch == ARCH_QWEN2) {
-            ADD(LAYER("attn_q.bias"), q_dim, 0, KIND_BIAS, 0.2, TYPE_F32);
-            ADD(LAYER("attn_k.bias"), kv_dim, 0, KIND_BIAS, 0.2, TYPE_F32);
-            ADD(LAYER("attn_v.bias"), kv_dim, 0, KIND_BIAS, 0.2, TYPE_F32);
-        }
-        if (m->arch == ARCH_QWEN3) {
-            ADD(LAYER("attn_q_norm.weight"), m->head_dim, 0, KIND_NORM, 0, TYPE_F32);
-            ADD(LAYER("attn_k_norm.weight"), m->head_dim, 0, KIND_NORM, 0, TYPE_F32);
-        }
-        ADD(LAYER("attn_output.weight"), q_dim, m->dim, KIND_MATRIX, gain / sqrt((double)q_dim), base);
-        ADD(LAYER("ffn_norm.weight"), m->dim, 0, KIND_NORM, 0, TYPE_F32);
-        ADD(LAYER("ffn_gate.weight"), m->dim, m->ff, KIND_MATRIX, 1.0 / sqrt((double)m->dim), base);
-        ADD(LAYER("ffn_up.weight"), m->dim, m->ff, KIND_MATRIX, 1.0 / sqrt((double)m->dim), base);
-        ADD(LAYER("ffn_down.weight"), m->ff, m->dim, KIND_MATRIX, gain / sqrt((double)m->ff), more ? TYPE_Q6_K : base);
+    switch (t->kind) {
+    case ARCH_TENSOR_NORM: return tensor_add(b->tl, m, u, KIND_NORM, 0, TYPE_F32, err);
+    case ARCH_TENSOR_BIAS: return tensor_add(b->tl, m, u, KIND_BIAS, 0.2f, TYPE_F32, err);
+    case ARCH_TENSOR_FREQS: return tensor_add(b->tl, m, u, KIND_ROPE_FREQS, 0, TYPE_F32, err);
+    case ARCH_TENSOR_MATRIX: break;
     }
-    ADD("output_norm.weight", m->dim, 0, KIND_NORM, 0, TYPE_F32);
-    if (!m->tied) ADD("output.weight", m->dim, m->n_vocab, KIND_MATRIX, out_std, q6);
-#undef ADD
-#undef LAYER
-    return 0;
+    const float out_std = (float)(LOGIT_STD / sqrt((double)m->dim));
+    double std;
+    uint32_t type = base;
+    if (!strcmp(t->name, "token_embd.weight")) {
+        /* Tied: the embedding is also the output projection, so it takes the output's scale and type. */
+        std = m->tied ? out_std : 1.0f;
+        type = m->tied ? q6 : base;
+    } else if (t->when == ARCH_WHEN_UNTIED) {
+        std = out_std;
+        type = q6;
+    } else if (t->ne[1] == ARCH_DIM_DIM) {
+        /* A block's output projection (it writes the residual stream). Tied:
+         * the final hidden state still holds the current token's embedding
+         * e, whose own logit is |e|^2 / rms(h) = LOGIT_STD^2 / rms(h); these
+         * are scaled up so that rms(h) >> LOGIT_STD and the model does not
+         * just repeat its input token. */
+        std = (m->tied ? TIED_RESIDUAL_GAIN : 1.0) / sqrt((double)u->ne[0]);
+    } else {
+        std = 1.0 / sqrt((double)u->ne[0]); /* fan-in: an O(1) output */
+    }
+    /* _M mixes: llama.cpp gives attn_v and ffn_down more bits in some layers (by name). */
+    if (m->type->mix && u->layer >= 0 && use_more_bits(u->layer, (int)m->layers) &&
+        (!strcmp(t->name, "attn_v.weight") || !strcmp(t->name, "ffn_down.weight")))
+        type = TYPE_Q6_K;
+    return tensor_add(b->tl, m, u, KIND_MATRIX, (float)std, type, err);
+}
+
+/* All tensors of the model: model/arch.c's list for this shape, in its (llama.cpp's) order. */
+static int build_tensors(const model_spec *m, tensor_list *tl, larder_error *err) {
+    model_hparams hp = {.arch = m->arch, .n_vocab = (int32_t)m->n_vocab, .dim = (int32_t)m->dim,
+                        .n_layers = (int32_t)m->layers, .n_heads = (int32_t)m->heads,
+                        .n_kv_heads = (int32_t)m->kv_heads, .head_dim = (int32_t)m->head_dim,
+                        .n_ff = (int32_t)m->ff, .n_rot = (int32_t)m->head_dim};
+    build_ctx b = {m, tl};
+    return arch_tensors_each(&hp, build_tensor, &b, err) ? -1 : 0;
 }
 
 /* ---- metadata */
@@ -402,7 +423,7 @@ static int read_whole_file(const char *path, char **out, size_t *len, larder_err
 
 static int set_metadata(gguf_writer *w, const model_spec *m, const gguf_file *vocab, const char *template_text,
                         size_t template_len, const char *name, larder_error *err) {
-    const char *arch = ARCH_NAMES[m->arch];
+    const char *arch = m->arch->name;
     char key[GGUF_KEY_MAX_BYTES];
 #define K(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
     if (gguf_writer_set_string(w, "general.architecture", arch, err) ||
@@ -419,7 +440,7 @@ static int set_metadata(gguf_writer *w, const model_spec *m, const gguf_file *vo
         gguf_writer_set_f32(w, K("rope.freq_base"), (float)m->rope_base, err) ||
         gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), (float)m->rms_eps, err))
         return -1;
-    if (m->arch == ARCH_QWEN3 || m->head_dim * m->heads != m->dim) {
+    if (m->arch->explicit_head_dim || m->head_dim * m->heads != m->dim) {
         if (gguf_writer_set_u32(w, K("attention.key_length"), (uint32_t)m->head_dim, err) ||
             gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)m->head_dim, err))
             return -1;
@@ -438,7 +459,7 @@ static int set_metadata(gguf_writer *w, const model_spec *m, const gguf_file *vo
 
 typedef struct preset {
     const char *name;
-    arch_id arch;
+    const char *arch;  /* an arch.c row */
     int64_t dim, ff, heads, kv_heads, head_dim, layers, ctx;
     double rope_base, rms_eps;
     bool tied, rope_freqs;
@@ -446,9 +467,9 @@ typedef struct preset {
 } preset;
 
 static const preset PRESETS[] = {
-    {"tinyllama-1.1b", ARCH_LLAMA, 2048, 5632, 32, 4, 64, 22, 2048, 10000.0, 1e-5, false, false, "ggml-vocab-llama-spm.gguf"},
-    {"llama3-8b", ARCH_LLAMA, 4096, 14336, 32, 8, 128, 32, 8192, 500000.0, 1e-5, false, true, "ggml-vocab-llama-bpe.gguf"},
-    {"qwen3-0.6b", ARCH_QWEN3, 1024, 3072, 16, 8, 128, 28, 40960, 1000000.0, 1e-6, true, false, "ggml-vocab-qwen2.gguf"},
+    {"tinyllama-1.1b", "llama", 2048, 5632, 32, 4, 64, 22, 2048, 10000.0, 1e-5, false, false, "ggml-vocab-llama-spm.gguf"},
+    {"llama3-8b", "llama", 4096, 14336, 32, 8, 128, 32, 8192, 500000.0, 1e-5, false, true, "ggml-vocab-llama-bpe.gguf"},
+    {"qwen3-0.6b", "qwen3", 1024, 3072, 16, 8, 128, 28, 40960, 1000000.0, 1e-6, true, false, "ggml-vocab-qwen2.gguf"},
 };
 
 /* Finds a preset's vocabulary: $SHARED/vocab, then ../shared/vocab. */
@@ -464,11 +485,12 @@ static const char *find_vocab(const char *file, char *buf, size_t buf_size) {
 }
 
 static const char USAGE[] =
-    "larder make-model --arch llama|qwen2|qwen3 --vocab FILE.gguf --dim N --ff N --heads N --layers N --out FILE\n"
+    "larder make-model --arch ARCH --vocab FILE.gguf --dim N --ff N --heads N --layers N --out FILE\n"
     "                         [--kv-heads N] [--head-dim N] [--ctx N] [--seed N] [--type T] [--tied] [--rope-freqs]\n"
     "                         [--preset tinyllama-1.1b|llama3-8b|qwen3-0.6b] [--chat-template FILE]\n\n"
-    "Writes a random-weight GGUF model (llama.cpp tensor names and metadata) with the tokenizer of\n"
-    "the vocabulary file. Types: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m.\n"
+    "Writes a random-weight GGUF model (llama.cpp tensor names and metadata) of an architecture\n"
+    "larder runs (--arch below), with the tokenizer of the vocabulary file. Types: f32 f16 bf16\n"
+    "q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m.\n"
     "A preset sets the real shapes (explicit flags override them) and finds its vocabulary in\n"
     "$SHARED/vocab or ../shared/vocab unless --vocab is given";
 
@@ -480,8 +502,10 @@ int cmd_make_model(int argc, char **argv) {
     double rope_base = 0, rms_eps = 0;
     bool tied = false, rope_freqs = false, quiet = false;
     if (threads > MAKE_MAX_THREADS) threads = MAKE_MAX_THREADS;
+    char arch_list[128];
+    arch_names(arch_list, sizeof arch_list);
     cli_option opts[] = {
-        CLI_STR("--arch", &arch_s, "ARCH", "llama, qwen2 or qwen3"),
+        CLI_STR("--arch", &arch_s, "ARCH", arch_list),
         CLI_STR("--vocab", &vocab_path, "FILE", "GGUF whose tokenizer.* keys are copied (n_vocab = its token count)"),
         CLI_INT("--dim", &dim, 1, MAKE_MAX_DIM, "N", "embedding length"),
         CLI_INT("--ff", &ff, 1, 8 * MAKE_MAX_DIM, "N", "feed-forward length"),
@@ -516,7 +540,11 @@ int cmd_make_model(int argc, char **argv) {
             fprintf(stderr, "larder make-model: unknown preset '%s' (tinyllama-1.1b, llama3-8b, qwen3-0.6b)\n", preset_s);
             return 1;
         }
-        m.arch = p->arch; m.dim = p->dim; m.ff = p->ff; m.heads = p->heads; m.kv_heads = p->kv_heads;
+        if (!(m.arch = arch_find(p->arch))) {
+            fprintf(stderr, "larder make-model: preset %s names architecture %s, which is not supported\n", p->name, p->arch);
+            return 1;
+        }
+        m.dim = p->dim; m.ff = p->ff; m.heads = p->heads; m.kv_heads = p->kv_heads;
         m.head_dim = p->head_dim; m.layers = p->layers; m.ctx = p->ctx; m.rope_base = p->rope_base;
         m.rms_eps = p->rms_eps; m.tied = p->tied; m.rope_freqs = p->rope_freqs;
         if (!vocab_path && !(vocab_path = find_vocab(p->vocab, vocab_buf, sizeof vocab_buf))) {
@@ -525,15 +553,9 @@ int cmd_make_model(int argc, char **argv) {
             return 1;
         }
     }
-    if (arch_s) {
-        int a = -1;
-        for (int i = 0; i < 3; i++)
-            if (strcmp(arch_s, ARCH_NAMES[i]) == 0) a = i;
-        if (a < 0) {
-            fprintf(stderr, "larder make-model: unknown --arch '%s' (llama, qwen2, qwen3)\n", arch_s);
-            return 1;
-        }
-        m.arch = (arch_id)a;
+    if (arch_s && !(m.arch = arch_find(arch_s))) {
+        fprintf(stderr, "larder make-model: unknown --arch '%s' (%s)\n", arch_s, arch_list);
+        return 1;
     }
     const char *missing = !p && !arch_s ? "--arch" : !vocab_path ? "--vocab" : !out ? "--out"
                         : !p && !dim ? "--dim" : !p && !ff ? "--ff" : !p && !heads ? "--heads"
@@ -556,9 +578,9 @@ int cmd_make_model(int argc, char **argv) {
     if (tied) m.tied = true;
     if (rope_freqs) m.rope_freqs = true;
     if (rope_base > 0) m.rope_base = rope_base;
-    else if (!p) m.rope_base = m.arch == ARCH_LLAMA ? 10000.0 : 1000000.0;
+    else if (!p) m.rope_base = m.arch->typical_rope_base;
     if (rms_eps > 0) m.rms_eps = rms_eps;
-    else if (!p) m.rms_eps = m.arch == ARCH_LLAMA ? 1e-5 : 1e-6;
+    else if (!p) m.rms_eps = m.arch->typical_rms_eps;
     m.seed = (uint64_t)seed;
     m.threads = (int)threads;
     for (size_t i = 0; i < sizeof TYPE_CHOICES / sizeof TYPE_CHOICES[0]; i++)
@@ -570,7 +592,8 @@ int cmd_make_model(int argc, char **argv) {
     /* Shape checks. */
     const char *bad = m.head_dim < 2 || m.head_dim % 2 ? "the head size must be even and >= 2 (rope rotates pairs)"
                     : m.heads % m.kv_heads ? "--heads must be a multiple of --kv-heads"
-                    : m.rope_freqs && m.arch != ARCH_LLAMA ? "--rope-freqs is only for --arch llama"
+                    : m.rope_freqs && m.arch->rope_freqs == ARCH_NEED_ABSENT ? "--rope-freqs: this --arch has no rope_freqs tensor"
+                    : m.tied && !m.arch->output_tied_allowed ? "--tied: this --arch always has output.weight"
                     : NULL;
     if (bad) {
         fprintf(stderr, "larder make-model: %s\n", bad);
@@ -606,7 +629,7 @@ int cmd_make_model(int argc, char **argv) {
         }
     }
     char name[128];
-    snprintf(name, sizeof name, "larder random %s (seed %llu)", p ? p->name : ARCH_NAMES[m.arch],
+    snprintf(name, sizeof name, "larder random %s (seed %llu)", p ? p->name : m.arch->name,
              (unsigned long long)m.seed);
     if (!(w = gguf_writer_create(&err)) ||
         set_metadata(w, &m, vocab, template_text ? template_text : CHATML_TEMPLATE,
@@ -638,7 +661,7 @@ int cmd_make_model(int argc, char **argv) {
         goto done;
     }
     if (!quiet)
-        printf("wrote %s: %s %s, %lld layers, dim %lld, vocab %lld, %d tensors, %.1f s\n", out, ARCH_NAMES[m.arch],
+        printf("wrote %s: %s %s, %lld layers, dim %lld, vocab %lld, %d tensors, %.1f s\n", out, m.arch->name,
                m.type->name, (long long)m.layers, (long long)m.dim, (long long)m.n_vocab, tl.n,
                (timing_now_ms() - t0) / 1000.0);
     status = 0;

@@ -1,7 +1,7 @@
 /*
  * forward.c — llama-family transformer over a batch of tokens, top to
- * bottom as in llama2.c, with architecture differences as flags checked at
- * their step (qwen2 biases, qwen3 Q/K norm, NEOX rope). Every op runs on
+ * bottom as in llama2.c, with architecture differences (model/arch.h) checked
+ * at their step (biases, Q/K norm per head or whole, NEOX rope). Every op runs on
  * the backend, on buffers in its memory, with the uploaded weights (`dev`).
  *
  * Shapes (n = tokens in the batch, H = heads, Hkv = kv heads, D = head size):
@@ -189,16 +189,20 @@ static int attention_block(forward_ctx *c, int32_t il, int32_t n, larder_error *
     if (backend_rmsnorm(be, c->x, l->attn_norm.dev, c->xb, n, dim, eps, err) ||     /* xb = rmsnorm(x) * w */
         backend_matmul_multi(be, qkv, 3, dim, c->xb, n, err))                      /* q,k,v = xb · W{q,k,v}ᵀ */
         return -1;
-    if (l->bq.dev && (backend_add_bias(be, c->q, l->bq.dev, n, H * D, err) ||      /* qwen2: + biases */
-                      backend_add_bias(be, c->k, l->bk.dev, n, Hkv * D, err) ||
-                      backend_add_bias(be, c->v, l->bv.dev, n, Hkv * D, err)))
+    if ((l->bq.dev && backend_add_bias(be, c->q, l->bq.dev, n, H * D, err)) ||    /* qwen2: + biases (each */
+        (l->bk.dev && backend_add_bias(be, c->k, l->bk.dev, n, Hkv * D, err)) ||  /* optional on its own in */
+        (l->bv.dev && backend_add_bias(be, c->v, l->bv.dev, n, Hkv * D, err)))    /* llama fine-tunes) */
         return -1;
-    if (l->q_norm.dev && (backend_rmsnorm(be, c->q, l->q_norm.dev, c->q, n * H, D, eps, err) ||   /* qwen3: per-head */
-                          backend_rmsnorm(be, c->k, l->k_norm.dev, c->k, n * Hkv, D, eps, err)))  /* RMS norm of q, k */
+    /* RMS norm of q, k: per head (qwen3) or over each token's whole q / k row (MiniMax-M2) */
+    const bool whole = hp->arch->qk_norm == ARCH_QK_NORM_WHOLE;
+    const int64_t q_len = whole ? H * D : D, k_len = whole ? Hkv * D : D; /* values under one norm */
+    if (l->q_norm.dev && (backend_rmsnorm(be, c->q, l->q_norm.dev, c->q, n * H * D / q_len, q_len, eps, err) ||
+                          backend_rmsnorm(be, c->k, l->k_norm.dev, c->k, n * Hkv * D / k_len, k_len, eps, err)))
         return -1;
     const float *inv_freq = c->m->rope_inv_freq.dev;
-    if (backend_rope(be, c->q, (int32_t)H, (int32_t)D, hp->n_rot, inv_freq, hp->rope_neox, err) ||
-        backend_rope(be, c->k, (int32_t)Hkv, (int32_t)D, hp->n_rot, inv_freq, hp->rope_neox, err) ||
+    const bool neox = hp->arch->rope == ARCH_ROPE_NEOX; /* pairs (i, i + n_rot/2), not (2i, 2i+1) */
+    if (backend_rope(be, c->q, (int32_t)H, (int32_t)D, hp->n_rot, inv_freq, neox, err) ||
+        backend_rope(be, c->k, (int32_t)Hkv, (int32_t)D, hp->n_rot, inv_freq, neox, err) ||
         backend_kv_store(be, kv, il, c->k, c->v, err) ||                             /* K, V -> pages */
         backend_attention(be, kv, il, c->q, (int32_t)H, scale, c->att, err) ||     /* att = softmax(q·Kᵀ/√D)·V */
         backend_matmul(be, l->wo.dev, l->wo.type, l->wo.rows, l->wo.cols, c->att, n, c->xb, err) || /* xb = att · Woᵀ */
@@ -220,12 +224,16 @@ static int ffn_dense(forward_ctx *c, const model_layer *l, int32_t n, larder_err
     return 0;
 }
 
-/* The feed-forward block of a layer: xb = rmsnorm(x) * w, then the layer's
- * FFN kind (dense today; mixture-of-experts dispatches here too). */
+/* The feed-forward block of a layer: xb = rmsnorm(x) * w, then the FFN of
+ * the architecture's kind. */
 static int ffn_block(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
     const model_layer *l = &c->m->layers[il];
     if (backend_rmsnorm(c->be, c->x, l->ffn_norm.dev, c->xb, n, c->m->hp.dim, c->m->hp.rms_eps, err)) return -1;
-    return ffn_dense(c, l, n, err);
+    switch (c->m->hp.arch->ffn) {
+    case ARCH_FFN_DENSE: return ffn_dense(c, l, n, err);
+    case ARCH_FFN_MOE: break; /* no architecture row has it yet: the loader refuses such files */
+    }
+    return error_set(err, ERR_UNSUPPORTED, "layer %d: feed-forward kind %d is not implemented", il, (int)c->m->hp.arch->ffn);
 }
 
 int forward_batch(forward_ctx *c, const forward_token *tok, int32_t n, float *logits, larder_error *err) {

@@ -2,14 +2,17 @@
  * model.h — a loaded transformer: hyper-parameters read from GGUF metadata
  * and weights bound to tensors of the (mmapped) file.
  *
- * Supported architectures (general.architecture):
- *   llama  Llama 2 / 3.x (optional rope_freqs.weight frequency factors),
- *          Mistral, TinyLlama; rope on adjacent pairs (2i, 2i+1)
- *   qwen2  + Q/K/V biases; NEOX rope (pairs (i, i + n_rot/2))
+ * Supported architectures (general.architecture): the rows of
+ * model/arch.c, whose one tensor list the loader walks:
+ *   llama  Llama 2 / 3.x (optional rope_freqs.weight frequency factors,
+ *          optional Q/K/V biases), Mistral, TinyLlama; rope on adjacent
+ *          pairs (2i, 2i+1)
+ *   qwen2  + Q/K/V biases (required); NEOX rope (pairs (i, i + n_rot/2))
  *   qwen3  + per-head RMS norm of Q and K before rope; head size from
  *          attention.key_length (may differ from dim / heads); NEOX rope
  * The output projection is tied to token_embd.weight when output.weight is
- * absent.
+ * absent. A file of any other architecture fails to load with an error
+ * naming it and the supported ones.
  *
  * Weight matrices are NEVER copied: `data` points into the GGUF mapping,
  * which the model keeps open. Small 1-D tensors (norm weights, biases,
@@ -30,6 +33,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "model/arch.h"
 
 /* Bounds on hyper-parameters read from a file (sanity, and so products of
  * them fit comfortably in 64 bits). */
@@ -40,11 +44,8 @@
 #define MODEL_MAX_FF (1 << 20)
 #define MODEL_MAX_VOCAB (1 << 22)
 
-typedef enum model_arch { MODEL_ARCH_LLAMA, MODEL_ARCH_QWEN2, MODEL_ARCH_QWEN3 } model_arch;
-
 typedef struct model_hparams {
-    model_arch arch;
-    const char *arch_name;  /* "llama", "qwen2", "qwen3" */
+    const arch_info *arch;  /* the architecture's row (rope style, Q/K norm, ...; model/arch.h) */
     int32_t n_vocab;
     int32_t n_ctx_train;    /* context_length (0 if absent) */
     int32_t dim;            /* embedding_length */
@@ -57,9 +58,8 @@ typedef struct model_hparams {
     float rope_theta;       /* rope.freq_base (default 10000) */
     float rope_freq_scale;  /* 1 / rope.scaling.factor for linear scaling, else 1 */
     float rms_eps;          /* attention.layer_norm_rms_epsilon */
-    bool rope_neox;         /* pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
-    bool has_qkv_bias;      /* qwen2 */
-    bool has_qk_norm;       /* qwen3 */
+    int32_t n_expert;       /* MoE: experts per layer (0: dense; no MoE row reads it yet) */
+    int32_t n_ff_exp;       /* MoE: one expert's feed-forward length (0: dense) */
 } model_hparams;
 
 /* A weight matrix in the file: rows x cols elements of `type`. */
@@ -67,7 +67,7 @@ typedef struct model_weight {
     const void *data;       /* inside the mapping; rows * row_bytes bytes */
     const void *dev;        /* the backend's copy (model_upload); NULL before */
     uint32_t type;          /* tensor_type */
-    int64_t rows, cols;     /* ne[1], ne[0] */
+    int64_t rows, cols;     /* ne[1], ne[0]; a 3-D expert tensor's rows are ne[1] * ne[2] (expert e's from e * ne[1]) */
     size_t row_bytes;
 } model_weight;
 
@@ -84,8 +84,9 @@ typedef struct model_layer {
     model_weight wk;        /* (n_kv_heads * head_dim, dim) */
     model_weight wv;        /* (n_kv_heads * head_dim, dim) */
     model_weight wo;        /* (dim, n_heads * head_dim) */
-    model_vector bq, bk, bv;  /* qwen2: (n_heads*head_dim), (n_kv*head_dim), (n_kv*head_dim); else absent */
-    model_vector q_norm, k_norm; /* qwen3: (head_dim) each; else absent */
+    model_vector bq, bk, bv;  /* (n_heads*head_dim), (n_kv*head_dim), (n_kv*head_dim) if the file has them; else absent */
+    model_vector q_norm, k_norm; /* qk_norm PER_HEAD: (head_dim) each; WHOLE: (n_heads*head_dim), (n_kv*head_dim);
+                                    else absent */
     model_vector ffn_norm;  /* (dim) */
     model_weight w_gate;    /* (n_ff, dim) */
     model_weight w_up;      /* (n_ff, dim) */
@@ -98,6 +99,8 @@ typedef struct model {
     model_weight output;    /* (n_vocab, dim); = tok_embd when tied */
     bool output_tied;
     model_vector output_norm;   /* (dim) */
+    model_vector rope_freqs;    /* (n_rot / 2) rope_freqs.weight divisors if the file has them (folded into
+                                   rope_inv_freq; not uploaded); else absent */
     model_vector rope_inv_freq; /* (n_rot / 2): theta_i = pos * rope_inv_freq[i] (freq factors and scale folded in) */
     model_layer *layers;    /* (n_layers) */
     size_t weight_bytes;    /* bytes of all weight tensors in the file */

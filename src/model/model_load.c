@@ -1,10 +1,12 @@
 /*
  * model_load.c — GGUF metadata -> model_hparams, tensors -> model weights.
  *
- * Every tensor the architecture needs is looked up by llama.cpp's name
- * (blk.N.attn_q.weight, ...), and its shape and type are checked against
- * the hyper-parameters before anything uses it; a mismatch is an error that
- * names the tensor, the shape found and the shape expected.
+ * The architecture's row comes from model/arch.c by general.architecture;
+ * the tensors are bound by walking arch.c's one tensor list: each is looked
+ * up by llama.cpp's name (blk.N.attn_q.weight, ...), and its shape and type
+ * are checked against the hyper-parameters before anything uses it; a
+ * mismatch is an error that names the tensor, the shape found and the shape
+ * expected.
  */
 #include "model/model.h"
 
@@ -51,11 +53,13 @@ static int read_hparams(const gguf_file *f, model_hparams *hp, larder_error *err
     const char *arch = gguf_get_string(f, "general.architecture", NULL);
     if (!arch) return error_set(err, ERR_FORMAT, "metadata general.architecture is missing");
     memset(hp, 0, sizeof *hp);
-    if (!strcmp(arch, "llama")) hp->arch = MODEL_ARCH_LLAMA, hp->arch_name = "llama";
-    else if (!strcmp(arch, "qwen2")) hp->arch = MODEL_ARCH_QWEN2, hp->arch_name = "qwen2";
-    else if (!strcmp(arch, "qwen3")) hp->arch = MODEL_ARCH_QWEN3, hp->arch_name = "qwen3";
-    else return error_set(err, ERR_UNSUPPORTED, "architecture '%.64s' is not supported (llama, qwen2, qwen3)", arch);
-    arch = hp->arch_name;
+    hp->arch = arch_find(arch);
+    if (!hp->arch) {
+        char names[128];
+        return error_set(err, ERR_UNSUPPORTED, "architecture '%.64s' is not supported (%s)", arch,
+                         arch_names(names, sizeof names));
+    }
+    arch = hp->arch->name;
 
     if (key_i32(f, arch, "embedding_length", &hp->dim, true, 1, MODEL_MAX_DIM, err) ||
         key_i32(f, arch, "block_count", &hp->n_layers, true, 1, MODEL_MAX_LAYERS, err) ||
@@ -99,91 +103,86 @@ static int read_hparams(const gguf_file *f, model_hparams *hp, larder_error *err
     } else if (scaling && strcmp(scaling, "none") != 0) {
         return error_set(err, ERR_UNSUPPORTED, "rope scaling '%.32s' is not supported (none, linear)", scaling);
     }
-    hp->rope_neox = hp->arch != MODEL_ARCH_LLAMA;
-    hp->has_qkv_bias = hp->arch == MODEL_ARCH_QWEN2;
-    hp->has_qk_norm = hp->arch == MODEL_ARCH_QWEN3;
     return 0;
 }
 
 /* ---- tensors */
 
-static const gguf_tensor *find(const gguf_file *f, const char *name, bool required, larder_error *err) {
-    const gguf_tensor *t = gguf_find_tensor(f, name);
-    if (!t && required) error_set(err, ERR_FORMAT, "tensor %s is missing", name);
-    return t;
+/* "[a, b, c]": the first n_dims extents of ne. */
+static const char *shape_text(char *buf, size_t size, uint32_t n_dims, const int64_t *ne) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (uint32_t i = 0; i < n_dims && used < size; i++) {
+        int n = snprintf(buf + used, size - used, "%s%lld", i ? ", " : "[", (long long)ne[i]);
+        if (n < 0) break;
+        used += (size_t)n;
+    }
+    if (used < size) snprintf(buf + used, size - used, "]");
+    return buf;
 }
 
-/* A matrix (rows, cols) of a type larder can multiply. */
-static int bind_matrix(const gguf_file *f, const char *name, int64_t rows, int64_t cols, model_weight *w,
-                       larder_error *err) {
-    const gguf_tensor *t = find(f, name, true, err);
-    if (!t) return -1;
-    if (t->n_dims != 2 || t->ne[0] != cols || t->ne[1] != rows)
-        return error_set(err, ERR_FORMAT, "tensor %s has shape [%lld, %lld, %lld], expected [%lld, %lld]", name,
-                         (long long)t->ne[0], (long long)t->ne[1], (long long)t->ne[2], (long long)cols,
-                         (long long)rows);
+/* A matrix (2-D, or 3-D expert tensor) of the expected shape and of a type
+ * larder can multiply. */
+static int bind_matrix(const gguf_tensor *t, const arch_tensor_use *u, model_weight *w, larder_error *err) {
+    bool same = t->n_dims == u->n_dims;
+    for (uint32_t i = 0; same && i < u->n_dims; i++) same = t->ne[i] == u->ne[i];
+    if (!same) {
+        char found[96], expected[96];
+        return error_set(err, ERR_FORMAT, "tensor %s has shape %s, expected %s", u->name,
+                         shape_text(found, sizeof found, t->n_dims, t->ne),
+                         shape_text(expected, sizeof expected, u->n_dims, u->ne));
+    }
     if (quant_vec_dot_type(t->type) == QUANT_NO_TYPE || !quant_can_dequantize(t->type)) {
         const tensor_type_traits *tr = tensor_type_get(t->type);
-        return error_set(err, ERR_UNSUPPORTED, "tensor %s has type %s, which larder cannot compute with", name,
+        return error_set(err, ERR_UNSUPPORTED, "tensor %s has type %s, which larder cannot compute with", u->name,
                          tr ? tr->name : "?");
     }
     w->data = t->data;
     w->type = t->type;
-    w->rows = rows;
-    w->cols = cols;
-    w->row_bytes = tensor_row_bytes(t->type, cols);
+    w->cols = t->ne[0];
+    w->rows = t->ne[1] * t->ne[2];
+    w->row_bytes = tensor_row_bytes(t->type, w->cols);
     return 0;
 }
 
-/* A 1-D tensor of n elements, converted to an owned f32 array. */
-static int load_vector(const gguf_file *f, const char *name, int64_t n, bool required, model_vector *out,
-                       larder_error *err) {
-    out->data = NULL;
-    out->n = 0;
-    const gguf_tensor *t = find(f, name, required, err);
-    if (!t) return required ? -1 : 0;
+/* A 1-D tensor of ne[0] elements, converted to an owned f32 array. */
+static int load_vector(const gguf_tensor *t, const arch_tensor_use *u, model_vector *out, larder_error *err) {
+    int64_t n = u->ne[0];
     if (t->n_elems != n || t->ne[0] != n)
-        return error_set(err, ERR_FORMAT, "tensor %s has %lld elements, expected %lld", name, (long long)t->n_elems,
-                         (long long)n);
+        return error_set(err, ERR_FORMAT, "tensor %s has %lld elements, expected %lld", u->name,
+                         (long long)t->n_elems, (long long)n);
     if (!quant_can_dequantize(t->type))
-        return error_set(err, ERR_UNSUPPORTED, "tensor %s has an unsupported type %u", name, t->type);
+        return error_set(err, ERR_UNSUPPORTED, "tensor %s has an unsupported type %u", u->name, t->type);
     float *v = malloc((size_t)n * sizeof *v);
-    if (!v) return error_set(err, ERR_NOMEM, "out of memory loading %s", name);
+    if (!v) return error_set(err, ERR_NOMEM, "out of memory loading %s", u->name);
     dequantize_row(t->type, t->data, v, n);
     out->data = v;
     out->n = n;
     return 0;
 }
 
-static int bind_layer(const gguf_file *f, const model_hparams *hp, int il, model_layer *l, larder_error *err) {
-    char n[96];
-    int64_t q_rows = (int64_t)hp->n_heads * hp->head_dim, kv_rows = (int64_t)hp->n_kv_heads * hp->head_dim;
-#define NAME(s) (snprintf(n, sizeof n, "blk.%d." s, il), n)
-    if (load_vector(f, NAME("attn_norm.weight"), hp->dim, true, &l->attn_norm, err) ||
-        bind_matrix(f, NAME("attn_q.weight"), q_rows, hp->dim, &l->wq, err) ||
-        bind_matrix(f, NAME("attn_k.weight"), kv_rows, hp->dim, &l->wk, err) ||
-        bind_matrix(f, NAME("attn_v.weight"), kv_rows, hp->dim, &l->wv, err) ||
-        bind_matrix(f, NAME("attn_output.weight"), hp->dim, q_rows, &l->wo, err) ||
-        load_vector(f, NAME("ffn_norm.weight"), hp->dim, true, &l->ffn_norm, err) ||
-        bind_matrix(f, NAME("ffn_gate.weight"), hp->n_ff, hp->dim, &l->w_gate, err) ||
-        bind_matrix(f, NAME("ffn_up.weight"), hp->n_ff, hp->dim, &l->w_up, err) ||
-        bind_matrix(f, NAME("ffn_down.weight"), hp->dim, hp->n_ff, &l->w_down, err))
-        return -1;
-    /* qwen2 requires the biases; llama files may carry them too (some
-     * fine-tunes do), in which case they are used. */
-    bool need_bias = hp->has_qkv_bias;
-    if (load_vector(f, NAME("attn_q.bias"), q_rows, need_bias, &l->bq, err) ||
-        load_vector(f, NAME("attn_k.bias"), kv_rows, need_bias, &l->bk, err) ||
-        load_vector(f, NAME("attn_v.bias"), kv_rows, need_bias, &l->bv, err))
-        return -1;
-    if (hp->has_qk_norm && (load_vector(f, NAME("attn_q_norm.weight"), hp->head_dim, true, &l->q_norm, err) ||
-                            load_vector(f, NAME("attn_k_norm.weight"), hp->head_dim, true, &l->k_norm, err)))
-        return -1;
-#undef NAME
-    return 0;
+/* Where tensor u binds: its field in the model or in its layer. */
+static void *field_of(model *m, const arch_tensor_use *u) {
+    char *owner = u->layer < 0 ? (char *)m : (char *)&m->layers[u->layer];
+    return owner + u->spec->field;
 }
 
-static size_t weight_bytes(const model_weight *w) { return (size_t)w->rows * w->row_bytes; }
+typedef struct bind_ctx {
+    const gguf_file *f;
+    model *m;
+} bind_ctx;
+
+/* arch_tensor_fn: one tensor of the list into its field of the model or layer. */
+static int bind_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
+    bind_ctx *b = ctx;
+    const gguf_tensor *t = gguf_find_tensor(b->f, u->name);
+    if (!t) return u->need == ARCH_NEED_REQUIRED ? error_set(err, ERR_FORMAT, "tensor %s is missing", u->name) : 0;
+    if (u->spec->kind != ARCH_TENSOR_MATRIX) return load_vector(t, u, field_of(b->m, u), err);
+    model_weight *w = field_of(b->m, u);
+    if (bind_matrix(t, u, w, err)) return -1;
+    b->m->weight_bytes += (size_t)w->rows * w->row_bytes;
+    return 0;
+}
 
 model *model_load_gguf(gguf_file *f, larder_error *err) {
     model *m = calloc(1, sizeof *m);
@@ -195,8 +194,11 @@ model *model_load_gguf(gguf_file *f, larder_error *err) {
     if (read_hparams(f, hp, err)) goto fail;
 
     /* Vocabulary: the embedding's rows; tokenizer.ggml.tokens must agree. */
-    const gguf_tensor *emb = find(f, "token_embd.weight", true, err);
-    if (!emb) goto fail;
+    const gguf_tensor *emb = gguf_find_tensor(f, "token_embd.weight");
+    if (!emb) {
+        error_set(err, ERR_FORMAT, "tensor token_embd.weight is missing");
+        goto fail;
+    }
     if (emb->n_dims != 2 || emb->ne[0] != hp->dim || emb->ne[1] < 1 || emb->ne[1] > MODEL_MAX_VOCAB) {
         error_set(err, ERR_FORMAT, "tensor token_embd.weight has shape [%lld, %lld], expected [%d, n_vocab]",
                   (long long)emb->ne[0], (long long)emb->ne[1], hp->dim);
@@ -209,46 +211,32 @@ model *model_load_gguf(gguf_file *f, larder_error *err) {
                   (unsigned long long)n_tok);
         goto fail;
     }
-    if (bind_matrix(f, "token_embd.weight", hp->n_vocab, hp->dim, &m->tok_embd, err) ||
-        load_vector(f, "output_norm.weight", hp->dim, true, &m->output_norm, err))
+
+    /* Every tensor of the architecture's list, bound and checked. */
+    m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
+    if (!m->layers) {
+        error_set(err, ERR_NOMEM, "out of memory");
         goto fail;
-    if (gguf_find_tensor(f, "output.weight")) {
-        if (bind_matrix(f, "output.weight", hp->n_vocab, hp->dim, &m->output, err)) goto fail;
-    } else {
+    }
+    bind_ctx b = {f, m};
+    if (arch_tensors_each(hp, bind_tensor, &b, err)) goto fail;
+    if (!m->output.data) {
         m->output = m->tok_embd;
         m->output_tied = true;
     }
 
     /* Rope: theta_i = pos * freq_scale * theta^(-2i/n_rot) / freq_factor_i. */
     int32_t half = hp->n_rot / 2;
-    model_vector factors;
-    if (load_vector(f, "rope_freqs.weight", half, false, &factors, err)) goto fail;
     m->rope_inv_freq.data = malloc((size_t)half * sizeof *m->rope_inv_freq.data);
     m->rope_inv_freq.n = half;
     if (!m->rope_inv_freq.data) {
-        free(factors.data);
         error_set(err, ERR_NOMEM, "out of memory");
         goto fail;
     }
     for (int32_t i = 0; i < half; i++) {
         double inv = pow((double)hp->rope_theta, -2.0 * i / hp->n_rot) * hp->rope_freq_scale;
-        if (factors.data) inv /= factors.data[i];
+        if (m->rope_freqs.data) inv /= m->rope_freqs.data[i];
         m->rope_inv_freq.data[i] = (float)inv;
-    }
-    free(factors.data);
-
-    m->layers = calloc((size_t)hp->n_layers, sizeof *m->layers);
-    if (!m->layers) {
-        error_set(err, ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    m->weight_bytes = weight_bytes(&m->tok_embd) + (m->output_tied ? 0 : weight_bytes(&m->output));
-    for (int il = 0; il < hp->n_layers; il++) {
-        model_layer *l = &m->layers[il];
-        if (bind_layer(f, hp, il, l, err)) goto fail;
-        m->weight_bytes += weight_bytes(&l->wq) + weight_bytes(&l->wk) + weight_bytes(&l->wv) +
-                           weight_bytes(&l->wo) + weight_bytes(&l->w_gate) + weight_bytes(&l->w_up) +
-                           weight_bytes(&l->w_down);
     }
     m->file = f;
     return m;
@@ -273,17 +261,17 @@ model *model_load(const char *path, larder_error *err) {
     return m;
 }
 
+/* arch_tensor_fn: frees a vector of the list (matrices live in the mapping). */
+static int free_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
+    model *m = ctx;
+    if (u->spec->kind != ARCH_TENSOR_MATRIX && (u->layer < 0 || m->layers)) free(((model_vector *)field_of(m, u))->data);
+    return 0;
+}
+
 void model_free(model *m) {
     if (!m) return;
-    if (m->layers) {
-        for (int il = 0; il < m->hp.n_layers; il++) {
-            model_layer *l = &m->layers[il];
-            free(l->attn_norm.data), free(l->ffn_norm.data), free(l->bq.data), free(l->bk.data), free(l->bv.data);
-            free(l->q_norm.data), free(l->k_norm.data);
-        }
-        free(m->layers);
-    }
-    free(m->output_norm.data);
+    if (m->hp.arch) arch_tensors_each(&m->hp, free_tensor, m, NULL);
+    free(m->layers);
     free(m->rope_inv_freq.data);
     if (m->file) gguf_close(m->file);
     free(m);
@@ -303,22 +291,29 @@ static int upload_vector(backend *be, model_vector *v, larder_error *err) {
     return 0;
 }
 
-int model_upload(model *m, backend *be, larder_error *err) {
-    if (upload_weight(be, &m->tok_embd, err) || upload_vector(be, &m->output_norm, err) ||
-        upload_vector(be, &m->rope_inv_freq, err))
-        return -1;
-    if (m->output_tied) m->output.dev = m->tok_embd.dev;
-    else if (upload_weight(be, &m->output, err)) return -1;
-    for (int il = 0; il < m->hp.n_layers; il++) {
-        model_layer *l = &m->layers[il];
-        model_weight *mats[] = {&l->wq, &l->wk, &l->wv, &l->wo, &l->w_gate, &l->w_up, &l->w_down};
-        model_vector *vecs[] = {&l->attn_norm, &l->bq, &l->bk, &l->bv, &l->q_norm, &l->k_norm, &l->ffn_norm};
-        for (size_t i = 0; i < sizeof mats / sizeof mats[0]; i++)
-            if (upload_weight(be, mats[i], err)) return -1;
-        for (size_t i = 0; i < sizeof vecs / sizeof vecs[0]; i++)
-            if (upload_vector(be, vecs[i], err)) return -1;
+typedef struct upload_ctx {
+    model *m;
+    backend *be;
+} upload_ctx;
+
+/* arch_tensor_fn: one bound tensor of the list to the backend. The tied
+ * output shares the embedding's copy; rope_freqs is folded into
+ * rope_inv_freq at load, so it stays on the host. */
+static int upload_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
+    upload_ctx *c = ctx;
+    if (u->spec->kind == ARCH_TENSOR_FREQS) return 0;
+    if (u->spec->kind != ARCH_TENSOR_MATRIX) return upload_vector(c->be, field_of(c->m, u), err);
+    model_weight *w = field_of(c->m, u);
+    if (w == &c->m->output && c->m->output_tied) {
+        w->dev = c->m->tok_embd.dev; /* the list puts token_embd first */
+        return 0;
     }
-    return 0;
+    return w->data ? upload_weight(c->be, w, err) : 0;
+}
+
+int model_upload(model *m, backend *be, larder_error *err) {
+    upload_ctx c = {m, be};
+    return upload_vector(be, &m->rope_inv_freq, err) || arch_tensors_each(&m->hp, upload_tensor, &c, err) ? -1 : 0;
 }
 
 size_t model_kv_bytes_per_token(const model *m, uint32_t kv_type) {

@@ -95,6 +95,7 @@ for (const [preset, want] of [
 for (const [name, args] of [
   ["bad_type", ["--type", "q3_x"]], ["bad_arch", ["--arch", "gpt9"]], ["kv_heads_not_divisor", ["--kv-heads", "3"]],
   ["missing_vocab_file", ["--vocab", "/nonexistent.gguf"]], ["bad_number", ["--dim", "12x"]],
+  ["rope_freqs_not_in_arch", ["--arch", "qwen3", "--rope-freqs"]],
 ]) {
   const out = `${TMP}/bad-${name}.gguf`;
   const args0 = ["make-model", "--arch", "llama", "--vocab", `${V}/ggml-vocab-llama-spm.gguf`, "--dim", "64", "--ff", "64",

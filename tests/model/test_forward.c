@@ -3,7 +3,9 @@
  * tests/backend/test_backend_ops.c), on the backend LARDER_BACKEND names:
  *   a batch of two sequences gives each one's logits as when run alone;
  *   prefill then one-token decode steps give the full prefill's logits;
- *   models load for every architecture, and bad inputs fail clearly.
+ *   models load for every architecture, and bad inputs fail clearly;
+ *   every architecture's logits equal the forward pass computed from its
+ *   definition in doubles (and Q/K norm over the whole row, MiniMax-M2's).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,7 +50,7 @@ static int setup_models(void **state) {
     const char *tmp = getenv("TEST_TMP");
     for (int i = 0; i < 3; i++) {
         snprintf(model_path[i], sizeof model_path[i], "%s/tiny-%s-%d.gguf", tmp ? tmp : "/tmp", ARCHS[i], (int)getpid());
-        if (tiny_model_write(model_path[i], ARCHS[i], 100 + i)) return -1;
+        if (tiny_model_write(model_path[i], ARCHS[i], i == 2 /* tied */, 100 + i)) return -1;
     }
     return 0;
 }
@@ -69,7 +71,8 @@ static void test_models_load(void **state) {
         assert_int_equal(m->hp.n_vocab, TINY_VOCAB);
         assert_int_equal(m->hp.n_kv_heads, 2);
         assert_int_equal(m->hp.head_dim, i == 2 ? 24 : 16);
-        assert_int_equal(m->hp.rope_neox, i != 0);
+        assert_string_equal(m->hp.arch->name, ARCHS[i]);
+        assert_int_equal(m->hp.arch->rope == ARCH_ROPE_NEOX, i != 0);
         assert_int_equal(m->output_tied, i == 2);
         assert_true((m->layers[0].bq.data != NULL) == (i == 1));
         assert_true((m->layers[0].q_norm.data != NULL) == (i == 2));
@@ -79,9 +82,201 @@ static void test_models_load(void **state) {
     assert_non_null(strstr(err.message, "/nonexistent/x.gguf"));
 }
 
+/* A file of an architecture without a row fails with ERR_UNSUPPORTED, naming
+ * it and the supported ones; a missing or misshapen tensor of the list fails
+ * naming that tensor. */
+static void test_unsupported_or_incomplete_files_fail_clearly(void **state) {
+    (void)state;
+    char path[300];
+    const char *tmp = getenv("TEST_TMP");
+    snprintf(path, sizeof path, "%s/tiny-bad-%d.gguf", tmp ? tmp : "/tmp", (int)getpid());
+    gguf_writer *w = gguf_writer_create(NULL);
+    assert_int_equal(gguf_writer_set_string(w, "general.architecture", "mamba", NULL), 0);
+    assert_int_equal(gguf_writer_write(w, path, NULL), 0);
+    gguf_writer_free(w);
+    larder_error err = {0};
+    assert_null(model_load(path, &err));
+    assert_int_equal(err.code, ERR_UNSUPPORTED);
+    assert_non_null(strstr(err.message, "architecture 'mamba' is not supported (llama, qwen2, qwen3)"));
+
+    /* qwen2 requires its biases: a file without attn_v.bias of layer 1 */
+    gguf_file *good = gguf_open(model_path[1], &err);
+    assert_non_null(good);
+    for (int variant = 0; variant < 2; variant++) {
+        w = gguf_writer_create(NULL);
+        for (int64_t i = 0; i < gguf_kv_count(good); i++)
+            assert_int_equal(gguf_writer_copy_kv(w, good, gguf_kv_key(good, i), NULL), 0);
+        for (int64_t i = 0; i < gguf_tensor_count(good); i++) {
+            const gguf_tensor *t = gguf_tensor_at(good, i);
+            int64_t ne[4] = {t->ne[0], t->ne[1], t->ne[2], t->ne[3]};
+            if (variant == 0 && !strcmp(t->name, "blk.1.attn_v.bias")) continue;
+            if (variant == 1 && !strcmp(t->name, "blk.0.ffn_up.weight")) ne[0] /= 2, ne[1] *= 2; /* same bytes */
+            assert_int_equal(gguf_writer_add_tensor(w, t->name, t->type, t->n_dims, ne, t->data, NULL), 0);
+        }
+        assert_int_equal(gguf_writer_write(w, path, NULL), 0);
+        gguf_writer_free(w);
+        assert_null(model_load(path, &err));
+        assert_int_equal(err.code, ERR_FORMAT);
+        if (variant == 0) assert_non_null(strstr(err.message, "tensor blk.1.attn_v.bias is missing"));
+        else assert_non_null(strstr(err.message, "tensor blk.0.ffn_up.weight has shape [32, 192], expected [64, 96]"));
+    }
+    gguf_close(good);
+    unlink(path);
+}
+
 #define NTOK 13
 static const int32_t SEQ_A[NTOK] = {1, 5, 17, 33, 2, 90, 44, 44, 7, 61, 12, 3, 80};
 static const int32_t SEQ_B[NTOK] = {9, 9, 70, 31, 15, 88, 0, 52, 6, 27, 95, 40, 11};
+
+/* ---- the forward pass against its definition */
+
+/* y (rows) = W x for an f32 weight, in doubles. */
+static void ref_matvec(const model_weight *w, const double *x, double *y) {
+    assert_int_equal(w->type, TYPE_F32);
+    const float *d = w->data;
+    for (int64_t r = 0; r < w->rows; r++) {
+        double acc = 0;
+        for (int64_t c = 0; c < w->cols; c++) acc += (double)d[r * w->cols + c] * x[c];
+        y[r] = acc;
+    }
+}
+
+/* x (n) = x / rms(x) * w, in place. */
+static void ref_rmsnorm(double *x, const float *w, int64_t n, double eps) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; i++) ss += x[i] * x[i];
+    double r = 1.0 / sqrt(ss / (double)n + eps);
+    for (int64_t i = 0; i < n; i++) x[i] = x[i] * r * w[i];
+}
+
+/* Q/K norm as the architecture's row says: each head on its own (PER_HEAD)
+ * or the whole row of `heads` heads (WHOLE). */
+static void ref_qk_norm(double *x, const float *w, int64_t heads, int64_t D, arch_qk_norm kind, double eps) {
+    if (!w || kind == ARCH_QK_NORM_NONE) return;
+    if (kind == ARCH_QK_NORM_WHOLE) ref_rmsnorm(x, w, heads * D, eps);
+    else for (int64_t h = 0; h < heads; h++) ref_rmsnorm(x + h * D, w, D, eps);
+}
+
+/* Rotates each head's first n_rot values at position pos, theta_i = pos * base^(-2i/n_rot). */
+static void ref_rope(double *x, int64_t heads, int64_t D, const model_hparams *hp, int pos) {
+    int64_t half = hp->n_rot / 2;
+    for (int64_t h = 0; h < heads; h++)
+        for (int64_t i = 0; i < half; i++) {
+            bool neox = hp->arch->rope == ARCH_ROPE_NEOX;
+            int64_t a = h * D + (neox ? i : 2 * i), b = h * D + (neox ? i + half : 2 * i + 1);
+            double th = pos * pow((double)hp->rope_theta, -2.0 * (double)i / hp->n_rot);
+            double xa = x[a], xb = x[b];
+            x[a] = xa * cos(th) - xb * sin(th);
+            x[b] = xa * sin(th) + xb * cos(th);
+        }
+}
+
+/* The model's logits for tokens[0..n) of one sequence, all positions,
+ * computed directly from the definition in doubles (n <= 16). */
+static void forward_reference(const model *m, const int32_t *tokens, int n, double *logits) {
+    const model_hparams *hp = &m->hp;
+    const int64_t dim = hp->dim, H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim, ff = hp->n_ff;
+    enum { MAXN = 16, MAXW = 256 };
+    assert_true(n <= MAXN && dim <= MAXW && H * D <= MAXW && ff <= MAXW);
+    static double x[MAXN][MAXW], K[MAXN][MAXW], V[MAXN][MAXW];
+    double xb[MAXW], q[MAXW], att[MAXW], o[MAXW], g[MAXW], u[MAXW];
+    for (int t = 0; t < n; t++)
+        for (int64_t i = 0; i < dim; i++) x[t][i] = ((const float *)m->tok_embd.data)[tokens[t] * dim + i];
+    for (int il = 0; il < hp->n_layers; il++) {
+        const model_layer *l = &m->layers[il];
+        for (int t = 0; t < n; t++) { /* causal: token t sees K/V of 0..t, all computed by then */
+            memcpy(xb, x[t], (size_t)dim * sizeof *xb);
+            ref_rmsnorm(xb, l->attn_norm.data, dim, hp->rms_eps);
+            ref_matvec(&l->wq, xb, q), ref_matvec(&l->wk, xb, K[t]), ref_matvec(&l->wv, xb, V[t]);
+            for (int64_t i = 0; l->bq.data && i < H * D; i++) q[i] += l->bq.data[i];
+            for (int64_t i = 0; l->bk.data && i < Hkv * D; i++) K[t][i] += l->bk.data[i];
+            for (int64_t i = 0; l->bv.data && i < Hkv * D; i++) V[t][i] += l->bv.data[i];
+            ref_qk_norm(q, l->q_norm.data, H, D, hp->arch->qk_norm, hp->rms_eps);
+            ref_qk_norm(K[t], l->k_norm.data, Hkv, D, hp->arch->qk_norm, hp->rms_eps);
+            ref_rope(q, H, D, hp, t), ref_rope(K[t], Hkv, D, hp, t);
+            for (int64_t h = 0; h < H; h++) {
+                int64_t kh = h / (H / Hkv);
+                double sc[MAXN], mx = -1e300, sum = 0;
+                for (int j = 0; j <= t; j++) {
+                    double d = 0;
+                    for (int64_t i = 0; i < D; i++) d += q[h * D + i] * K[j][kh * D + i];
+                    sc[j] = d / sqrt((double)D);
+                    mx = fmax(mx, sc[j]);
+                }
+                for (int j = 0; j <= t; j++) sum += sc[j] = exp(sc[j] - mx);
+                for (int64_t i = 0; i < D; i++) {
+                    double acc = 0;
+                    for (int j = 0; j <= t; j++) acc += sc[j] / sum * V[j][kh * D + i];
+                    att[h * D + i] = acc;
+                }
+            }
+            ref_matvec(&l->wo, att, o);
+            for (int64_t i = 0; i < dim; i++) o[i] += x[t][i]; /* the residual; x[t] is still needed below */
+            memcpy(xb, o, (size_t)dim * sizeof *xb);
+            ref_rmsnorm(xb, l->ffn_norm.data, dim, hp->rms_eps);
+            ref_matvec(&l->w_gate, xb, g), ref_matvec(&l->w_up, xb, u);
+            for (int64_t i = 0; i < ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i]; /* silu(gate) * up */
+            ref_matvec(&l->w_down, g, xb);
+            for (int64_t i = 0; i < dim; i++) x[t][i] = o[i] + xb[i];
+        }
+    }
+    for (int t = 0; t < n; t++) {
+        ref_rmsnorm(x[t], m->output_norm.data, dim, hp->rms_eps);
+        ref_matvec(&m->output, x[t], logits + (size_t)t * (size_t)hp->n_vocab);
+    }
+}
+
+/* Every architecture's logits (F32 weights, F32 KV) equal the direct
+ * computation; and once more with qwen3's Q/K norm switched to WHOLE (the
+ * MiniMax-M2 kind: one norm over all heads of a token's Q and K; no
+ * architecture of the table has it yet, and llama.cpp has it only in the
+ * MoE minimax-m2, so this is its only check) with whole-row norm weights. */
+static void test_forward_equals_definition(void **state) {
+    (void)state;
+    enum { N = 9 };
+    larder_error err;
+    for (int a = 0; a < 4; a++) {
+        model *m = model_load(model_path[a < 3 ? a : 2], &err);
+        assert_non_null(m);
+        arch_info whole;
+        if (a == 3) { /* qwen3 with WHOLE q/k norm: new (H*D), (Hkv*D) weights */
+            whole = *m->hp.arch;
+            whole.qk_norm = ARCH_QK_NORM_WHOLE;
+            m->hp.arch = &whole;
+            unsigned s = 77;
+            for (int il = 0; il < m->hp.n_layers; il++) {
+                model_layer *l = &m->layers[il];
+                int64_t qn = (int64_t)m->hp.n_heads * m->hp.head_dim, kn = (int64_t)m->hp.n_kv_heads * m->hp.head_dim;
+                model_vector *norms[2] = {&l->q_norm, &l->k_norm};
+                for (int v = 0; v < 2; v++) {
+                    free(norms[v]->data);
+                    norms[v]->n = v == 0 ? qn : kn;
+                    norms[v]->data = malloc((size_t)norms[v]->n * sizeof(float));
+                    assert_non_null(norms[v]->data);
+                    for (int64_t i = 0; i < norms[v]->n; i++) norms[v]->data[i] = 1.0f + 0.5f * tiny_rand(&s);
+                }
+            }
+        }
+        assert_int_equal(model_upload(m, g_be, &err), 0);
+        runner *r = runner_create(m, g_be, &(runner_config){.kv_type = TYPE_F32, .max_seq_tokens = 32}, &err);
+        assert_non_null(r);
+        kv_seq seq;
+        kv_seq_init(&seq);
+        float got[N * TINY_VOCAB];
+        double want[N * TINY_VOCAB];
+        assert_int_equal(runner_eval(r, &seq, SEQ_A, N, true, got, &err), 0);
+        forward_reference(m, SEQ_A, N, want);
+        double worst = 0, scale = 0;
+        for (int i = 0; i < N * TINY_VOCAB; i++) worst = fmax(worst, fabs(got[i] - want[i])), scale = fmax(scale, fabs(want[i]));
+        printf("    %s%s: worst |logit - reference| %.2e (logits up to %.1f)\n", ARCHS[a < 3 ? a : 2],
+               a == 3 ? " with WHOLE q/k norm" : "", worst, scale);
+        assert_true(scale > 1.0);
+        assert_true(worst < 1e-4);
+        kv_seq_release(&seq, r->pool);
+        runner_free(r);
+        model_free(m);
+    }
+}
 
 static double max_diff(const float *a, const float *b, size_t n) {
     double m = 0;
@@ -221,6 +416,8 @@ static void test_bad_tokens_rejected(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_models_load),
+        cmocka_unit_test(test_unsupported_or_incomplete_files_fail_clearly),
+        cmocka_unit_test(test_forward_equals_definition),
         cmocka_unit_test(test_prefill_then_decode_equals_full_prefill),
         cmocka_unit_test(test_batch_of_two_sequences_equals_each_alone),
         cmocka_unit_test(test_bad_tokens_rejected),
