@@ -2,7 +2,8 @@
 #
 #   make            build/larder
 #   make test       every test (C unit tests under cmocka, oracle and client
-#                   tests in node/python/sh); last line "N passed, N failed"
+#                   tests in node/python/sh), twice: native kernels, then
+#                   LARDER_CPU=avx2 (tests/run.sh); last line "N passed, N failed"
 #   make asan       the C unit tests under ASan+UBSan (build-asan/)
 #   make deps       Debian packages (apt-get) and npm packages (node_modules/)
 #   make fuzz       libFuzzer targets, bounded time (clang)
@@ -46,8 +47,14 @@ TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 
 .PHONY: all test asan deps fuzz bench run clean deps-check tests-c
 
+# `make test` and `make tests-c` build in parallel: one job per CPU, unless
+# make was given -j itself (then its own job server is used).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PARALLEL = $(if $(filter -j%,$(MAKEFLAGS)),,-j$(JOBS))
+
 # Build and run only the cmocka tests (with MODULES, only those modules').
-tests-c: $(TEST_BIN)
+tests-c:
+	@$(MAKE) --no-print-directory $(PARALLEL) $(TEST_BIN)
 	@BUILD=$(BUILD) ONLY_C=1 bash tests/run.sh
 all: $(BUILD)/larder
 
@@ -72,12 +79,13 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -MMD -MP -o $@ $< $(BUILD)/liblarder.a $(LDLIBS) -lcmocka
 
-test: deps-check all $(TEST_BIN)
+test: deps-check
+	@$(MAKE) --no-print-directory $(PARALLEL) all $(TEST_BIN)
 	@BUILD=$(BUILD) bash tests/run.sh
 
 # The C unit tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
-	$(MAKE) BUILD=build-asan OPT=-O1 \
+	$(MAKE) $(PARALLEL) BUILD=build-asan OPT=-O1 \
 	  EXTRA_CFLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	  EXTRA_LDFLAGS="-fsanitize=address,undefined" all $(TEST_SRC:%.c=build-asan/%)
 	@BUILD=build-asan ONLY_C=1 bash tests/run.sh

@@ -96,9 +96,9 @@ int backend_add(backend *b, float *x, const float *y, int64_t n, larder_error *e
 int backend_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_error *err) {
     return b->ops->silu_mul(b, g, u, n, err);
 }
-int backend_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *inv_freq,
-                 bool neox, larder_error *err) {
-    return b->ops->rope(b, x, n_heads, head_dim, n_rot, inv_freq, neox, err);
+int backend_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
+                 const backend_rope_freqs *freqs, bool neox, larder_error *err) {
+    return b->ops->rope(b, x, n_heads, head_dim, n_rot, freqs, neox, err);
 }
 int backend_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err) {
     return b->ops->kv_store(b, kv, layer, k, v, err);

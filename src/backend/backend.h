@@ -172,13 +172,26 @@ int backend_add(backend *b, float *x, const float *y, int64_t n, larder_error *e
 /* g[i] = silu(g[i]) * u[i], i < n; silu(x) = x * sigmoid(x). */
 int backend_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_error *err);
 
+/* Rope angles, computed as llama.cpp computes them (ggml_rope_cache_init)
+ * so that both engines rotate q and k alike to the last bit (a quantized KV
+ * cache turns a one-ulp difference in q or k into a different rounding of a
+ * block scale): per token, the running angle starts at θ_0 = position and
+ * steps θ_{i+1} = θ_i · theta_scale in f32, theta_scale = powf(freq_base,
+ * -2.0f / n_rot); pair i turns by freq_scale · (θ_i / factors[i]). */
+typedef struct backend_rope_freqs {
+    float theta_scale;
+    float freq_scale;       /* linear scaling: 1 / factor (1 without scaling) */
+    const float *factors;   /* (n_rot / 2) divisors (a rope_freqs tensor), or NULL */
+} backend_rope_freqs;
+
 /* Rotary embedding, in place, on x (n_tokens, n_heads, head_dim): for token t
  * at the batch's pos[t], the first n_rot dims of every head are rotated by
- * angles theta_i = pos[t] * inv_freq[i], i < n_rot/2, pairing (2i, 2i+1)
- * (neox = false) or (i, i + n_rot/2) (neox = true):
- *     (a, b) -> (a cos θ - b sin θ, a sin θ + b cos θ). */
-int backend_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *inv_freq,
-                 bool neox, larder_error *err);
+ * the angles of `freqs`, pairing (2i, 2i+1) (neox = false) or (i, i + n_rot/2)
+ * (neox = true), each with one rounding per multiply-add as ggml's compiled
+ * code does it:
+ *     (a, b) -> (fma(a, cos θ, -(b sin θ)), fma(a, sin θ, b cos θ)). */
+int backend_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
+                 const backend_rope_freqs *freqs, bool neox, larder_error *err);
 
 /* Stores K and V of the batch's tokens, (n_tokens, n_kv_heads · head_dim)
  * each, of `layer` into their pages (page pos / P of their sequence, row

@@ -41,7 +41,7 @@ typedef struct backend_ops {
     int (*add_bias)(backend *b, float *x, const float *bias, int64_t n, int64_t width, larder_error *err);
     int (*add)(backend *b, float *x, const float *y, int64_t n, larder_error *err);
     int (*silu_mul)(backend *b, float *g, const float *u, int64_t n, larder_error *err);
-    int (*rope)(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *inv_freq,
+    int (*rope)(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, const backend_rope_freqs *freqs,
                 bool neox, larder_error *err);
     int (*kv_store)(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err);
     int (*attention)(backend *b, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,

@@ -199,10 +199,10 @@ static int attention_block(forward_ctx *c, int32_t il, int32_t n, larder_error *
     if (l->q_norm.dev && (backend_rmsnorm(be, c->q, l->q_norm.dev, c->q, n * H * D / q_len, q_len, eps, err) ||
                           backend_rmsnorm(be, c->k, l->k_norm.dev, c->k, n * Hkv * D / k_len, k_len, eps, err)))
         return -1;
-    const float *inv_freq = c->m->rope_inv_freq.dev;
+    const backend_rope_freqs rope = {c->m->rope_theta_scale, hp->rope_freq_scale, c->m->rope_freqs.dev};
     const bool neox = hp->arch->rope == ARCH_ROPE_NEOX; /* pairs (i, i + n_rot/2), not (2i, 2i+1) */
-    if (backend_rope(be, c->q, (int32_t)H, (int32_t)D, hp->n_rot, inv_freq, neox, err) ||
-        backend_rope(be, c->k, (int32_t)Hkv, (int32_t)D, hp->n_rot, inv_freq, neox, err) ||
+    if (backend_rope(be, c->q, (int32_t)H, (int32_t)D, hp->n_rot, &rope, neox, err) ||
+        backend_rope(be, c->k, (int32_t)Hkv, (int32_t)D, hp->n_rot, &rope, neox, err) ||
         backend_kv_store(be, kv, il, c->k, c->v, err) ||                             /* K, V -> pages */
         backend_attention(be, kv, il, c->q, (int32_t)H, scale, c->att, err) ||     /* att = softmax(q·Kᵀ/√D)·V */
         backend_matmul(be, l->wo.dev, l->wo.type, l->wo.rows, l->wo.cols, c->att, n, c->xb, err) || /* xb = att · Woᵀ */

@@ -99,9 +99,8 @@ typedef struct model {
     model_weight output;    /* (n_vocab, dim); = tok_embd when tied */
     bool output_tied;
     model_vector output_norm;   /* (dim) */
-    model_vector rope_freqs;    /* (n_rot / 2) rope_freqs.weight divisors if the file has them (folded into
-                                   rope_inv_freq; not uploaded); else absent */
-    model_vector rope_inv_freq; /* (n_rot / 2): theta_i = pos * rope_inv_freq[i] (freq factors and scale folded in) */
+    model_vector rope_freqs;    /* (n_rot / 2) rope_freqs.weight angle divisors if the file has them; else absent */
+    float rope_theta_scale;     /* powf(rope_theta, -2.0f / n_rot): the rope angle's step (backend_rope_freqs) */
     model_layer *layers;    /* (n_layers) */
     size_t weight_bytes;    /* bytes of all weight tensors in the file */
     struct gguf_file *file; /* owned; the mapping the weights point into */

@@ -225,19 +225,9 @@ model *model_load_gguf(gguf_file *f, larder_error *err) {
         m->output_tied = true;
     }
 
-    /* Rope: theta_i = pos * freq_scale * theta^(-2i/n_rot) / freq_factor_i. */
-    int32_t half = hp->n_rot / 2;
-    m->rope_inv_freq.data = malloc((size_t)half * sizeof *m->rope_inv_freq.data);
-    m->rope_inv_freq.n = half;
-    if (!m->rope_inv_freq.data) {
-        error_set(err, ERR_NOMEM, "out of memory");
-        goto fail;
-    }
-    for (int32_t i = 0; i < half; i++) {
-        double inv = pow((double)hp->rope_theta, -2.0 * i / hp->n_rot) * hp->rope_freq_scale;
-        if (m->rope_freqs.data) inv /= m->rope_freqs.data[i];
-        m->rope_inv_freq.data[i] = (float)inv;
-    }
+    /* Rope: pair i turns by freq_scale * theta_i / rope_freqs_i, theta_i =
+     * pos * theta_scale^i stepped in f32 (backend_rope_freqs). */
+    m->rope_theta_scale = powf(hp->rope_theta, -2.0f / (float)hp->n_rot);
     m->file = f;
     return m;
 fail:
@@ -272,7 +262,6 @@ void model_free(model *m) {
     if (!m) return;
     if (m->hp.arch) arch_tensors_each(&m->hp, free_tensor, m, NULL);
     free(m->layers);
-    free(m->rope_inv_freq.data);
     if (m->file) gguf_close(m->file);
     free(m);
 }
@@ -297,11 +286,10 @@ typedef struct upload_ctx {
 } upload_ctx;
 
 /* arch_tensor_fn: one bound tensor of the list to the backend. The tied
- * output shares the embedding's copy; rope_freqs is folded into
- * rope_inv_freq at load, so it stays on the host. */
+ * output shares the embedding's copy; rope_freqs goes up as a vector (the
+ * rope op reads it). */
 static int upload_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
     upload_ctx *c = ctx;
-    if (u->spec->kind == ARCH_TENSOR_FREQS) return 0;
     if (u->spec->kind != ARCH_TENSOR_MATRIX) return upload_vector(c->be, field_of(c->m, u), err);
     model_weight *w = field_of(c->m, u);
     if (w == &c->m->output && c->m->output_tied) {
@@ -313,7 +301,7 @@ static int upload_tensor(void *ctx, const arch_tensor_use *u, larder_error *err)
 
 int model_upload(model *m, backend *be, larder_error *err) {
     upload_ctx c = {m, be};
-    return upload_vector(be, &m->rope_inv_freq, err) || arch_tensors_each(&m->hp, upload_tensor, &c, err) ? -1 : 0;
+    return arch_tensors_each(&m->hp, upload_tensor, &c, err) ? -1 : 0;
 }
 
 size_t model_kv_bytes_per_token(const model *m, uint32_t kv_type) {

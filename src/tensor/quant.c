@@ -125,8 +125,8 @@ void quantize_row_activation(uint32_t act_type, const float *x, void *dst, int64
     if (nb < 0) return;
     switch (act_type) {
     case TYPE_F32: memcpy(dst, x, (size_t)n * sizeof(float)); break;
-    case TYPE_Q8_0: quant_q8_0(x, dst, nb); break;
-    case TYPE_Q8_1: quant_q8_1(x, dst, nb); break;
+    case TYPE_Q8_0: quant_q8_0_activation(x, dst, nb); break;
+    case TYPE_Q8_1: quant_q8_1_activation(x, dst, nb); break;
     case TYPE_Q8_K: quant_q8_k(x, dst, nb); break;
     default: break;
     }

@@ -63,7 +63,8 @@ int quantize_row_fast(uint32_t type, const float *src, void *dst, int64_t n);
 uint32_t quant_vec_dot_type(uint32_t wtype);
 
 /* The reference activation quantizer: n floats x -> a row of act_type at dst.
- * act_type is one of Q8_0 (d = amax/127, q = round(x/d)), Q8_1 (as Q8_0,
+ * act_type is one of Q8_0 (d = amax/127, q = round(x·127/amax), as
+ * llama.cpp's x86 quantize_row_q8_0; weights use x/d), Q8_1 (as Q8_0,
  * plus s = d * sum(q)), Q8_K (d = -max/127 where |max| is the largest
  * magnitude, q = round(x/d) clamped to 127, bsums per 16), or F32 (copy).
  * Other act_type values: dst untouched. */

@@ -28,6 +28,8 @@ void quant_q5_0(const float *x, block_q5_0 *y, int64_t nb);
 void quant_q5_1(const float *x, block_q5_1 *y, int64_t nb);
 void quant_q8_0(const float *x, block_q8_0 *y, int64_t nb);
 void quant_q8_1(const float *x, block_q8_1 *y, int64_t nb);
+void quant_q8_0_activation(const float *x, block_q8_0 *y, int64_t nb); /* id = 127/amax (llama.cpp's x86) */
+void quant_q8_1_activation(const float *x, block_q8_1 *y, int64_t nb);
 float dot_q4_0_q8_0(const block_q4_0 *x, const block_q8_0 *a, int64_t nb);
 float dot_q4_1_q8_1(const block_q4_1 *x, const block_q8_1 *a, int64_t nb);
 float dot_q5_0_q8_0(const block_q5_0 *x, const block_q8_0 *a, int64_t nb);

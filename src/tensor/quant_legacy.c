@@ -156,13 +156,17 @@ void quant_q5_1(const float *x, block_q5_1 *y, int64_t nb) {
     }
 }
 
-/* Q8_0 / Q8_1: d = amax / 127 (as f32 for rounding, stored as f16), q = round(x / d).
- * Returns the f32 d and the sum of the quants. */
-static float quant_q8_block(const float *x, uint16_t *d_out, int8_t qs[QK32], int *sum_out) {
+/* Q8_0 / Q8_1: d = amax / 127 (as f32 for rounding, stored as f16), q =
+ * round(x * id). For weights (llama.cpp's quantize_row_q8_0_ref) id = 1/d;
+ * for activations id = 127/amax, as llama.cpp's x86 quantize_row_q8_0 /
+ * q8_1 (arch/x86/quants.c) compute it, which the matmul and the attention
+ * query quantize with: the two differ in the last bit now and then, enough
+ * to round a quant the other way. Returns the f32 d and the sum of the quants. */
+static float quant_q8_block(const float *x, bool activation, uint16_t *d_out, int8_t qs[QK32], int *sum_out) {
     float amax = 0;
     for (int i = 0; i < QK32; i++) amax = fmaxf(amax, fabsf(x[i]));
     float d = amax / 127.0f;
-    float id = d != 0.0f ? 1.0f / d : 0.0f;
+    float id = activation ? (amax != 0.0f ? 127.0f / amax : 0.0f) : (d != 0.0f ? 1.0f / d : 0.0f);
     int sum = 0;
     for (int i = 0; i < QK32; i++) {
         qs[i] = (int8_t)quant_round_clamp(x[i] * id, -127, 127);
@@ -173,20 +177,25 @@ static float quant_q8_block(const float *x, uint16_t *d_out, int8_t qs[QK32], in
     return d;
 }
 
-void quant_q8_0(const float *x, block_q8_0 *y, int64_t nb) {
+static void quant_q8_0_rows(const float *x, block_q8_0 *y, int64_t nb, bool activation) {
     for (int64_t b = 0; b < nb; b++, x += QK32) {
         int sum;
-        quant_q8_block(x, &y[b].d, y[b].qs, &sum);
+        quant_q8_block(x, activation, &y[b].d, y[b].qs, &sum);
     }
 }
 
-void quant_q8_1(const float *x, block_q8_1 *y, int64_t nb) {
+static void quant_q8_1_rows(const float *x, block_q8_1 *y, int64_t nb, bool activation) {
     for (int64_t b = 0; b < nb; b++, x += QK32) {
         int sum;
-        float d = quant_q8_block(x, &y[b].d, y[b].qs, &sum);
+        float d = quant_q8_block(x, activation, &y[b].d, y[b].qs, &sum);
         y[b].s = f32_to_fp16(d * (float)sum); /* s = d * sum(q): carries the offset term */
     }
 }
+
+void quant_q8_0(const float *x, block_q8_0 *y, int64_t nb) { quant_q8_0_rows(x, y, nb, false); }
+void quant_q8_1(const float *x, block_q8_1 *y, int64_t nb) { quant_q8_1_rows(x, y, nb, false); }
+void quant_q8_0_activation(const float *x, block_q8_0 *y, int64_t nb) { quant_q8_0_rows(x, y, nb, true); }
+void quant_q8_1_activation(const float *x, block_q8_1 *y, int64_t nb) { quant_q8_1_rows(x, y, nb, true); }
 
 /* ---- dot products: integer sum per block, then one scale multiply.
  * With w_i = dw*(q_i - bias) and a_i = da*qa_i:

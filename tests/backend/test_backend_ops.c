@@ -46,21 +46,21 @@ static void test_rope_matches_formula(void **state) {
     (void)state;
     backend *b = test_backend_create(1);
     enum { H = 3, D = 16, NROT = 12, NT = 2 };
-    float inv[NROT / 2];
-    for (int i = 0; i < NROT / 2; i++) inv[i] = powf(10000.0f, -2.0f * i / NROT) / (i == 2 ? 4.0f : 1.0f);
+    float factors[NROT / 2] = {1, 1, 4, 1, 1, 1};
+    const backend_rope_freqs freqs = {powf(10000.0f, -2.0f / NROT), 0.5f, factors};
     int32_t pos[NT] = {7, 1234};
     for (int neox = 0; neox < 2; neox++) {
         float x[NT * H * D], y[NT * H * D];
         unsigned s = 5;
         for (int i = 0; i < NT * H * D; i++) x[i] = y[i] = frand(&s);
         set_positions(b, pos, NT);
-        assert_int_equal(backend_rope(b, y, H, D, NROT, inv, neox, NULL), 0);
+        assert_int_equal(backend_rope(b, y, H, D, NROT, &freqs, neox, NULL), 0);
         for (int t = 0; t < NT; t++)
             for (int h = 0; h < H; h++) {
                 const float *v = x + (t * H + h) * D, *r = y + (t * H + h) * D;
                 for (int i = 0; i < NROT / 2; i++) {
                     int ia = neox ? i : 2 * i, ib = neox ? i + NROT / 2 : 2 * i + 1;
-                    double th = (double)pos[t] * inv[i];
+                    double th = 0.5 * pos[t] * pow(10000.0, -2.0 * i / NROT) / factors[i];
                     assert_float_equal(r[ia], v[ia] * cos(th) - v[ib] * sin(th), 2e-3);
                     assert_float_equal(r[ib], v[ia] * sin(th) + v[ib] * cos(th), 2e-3);
                 }

@@ -5,7 +5,10 @@
  * within float-reordering tolerance, for 1..4 tokens per call, on weights
  * quantized from random floats AND on random block bytes (every bit pattern
  * of quants and sub-block scales), at several row lengths; the two-row
- * kernels (dot2) likewise.
+ * kernels (dot2) likewise, and with 2+ tokens bit for bit as the one-row
+ * kernel (both sum in llama.cpp's prefill order). The F32 dot sums bit for bit in
+ * the order of llama.cpp's F32 matmul of the same instruction set (tinyBLAS:
+ * 8 lanes with AVX2, 16 with AVX-512), for 1..4 tokens.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -144,6 +147,17 @@ static void check_type_level(const cpu_kernels *k, uint32_t wtype, int64_t n, bo
                                  cpu_level_name(k->level), tensor_type_get(wtype)->name, (long long)n, nt,
                                  r, t, got, ref);
                 }
+            if (nt < 2) continue;
+            /* with 2+ tokens, bit for bit the one-row kernel (llama.cpp's prefill order) */
+            float one[CPU_DOT_MAX_TOKENS];
+            for (int r = 0; r < 2; r++) {
+                k->dot[wtype](n, w2 + (size_t)r * wbytes, act, abytes, nt, one);
+                for (int t = 0; t < nt; t++)
+                    if (memcmp(&one[t], &out2[r * CPU_DOT_MAX_TOKENS + t], sizeof one[t]) != 0)
+                        fail_msg("%s dot2 %s n=%lld n_tok=%d row %d token %d: %.9g, one-row dot %.9g",
+                                 cpu_level_name(k->level), tensor_type_get(wtype)->name, (long long)n, nt, r, t,
+                                 out2[r * CPU_DOT_MAX_TOKENS + t], one[t]);
+            }
         }
         free(w2);
     }
@@ -199,6 +213,46 @@ static void test_avx512_matches_reference(void **state) {
     check_level(CPU_LEVEL_AVX512);
 }
 
+/* llama.cpp's F32 matmul result for one output (ggml-cpu/llamafile/
+ * sgemm.cpp, tinyBLAS<lanes>): lane l accumulates w[k]·x[k] for k = l,
+ * l + lanes, ... with one rounding per fused multiply-add; the lanes are then
+ * summed by halves (l + l + lanes/2, down to 4 lanes), then (0 + 2) + (1 + 3). */
+static float tinyblas_dot_f32(const float *w, const float *x, int64_t n, int lanes) {
+    float acc[16] = {0};
+    for (int64_t k = 0; k < n; k += lanes)
+        for (int l = 0; l < lanes; l++) acc[l] = fmaf(w[k + l], x[k + l], acc[l]);
+    for (int half = lanes / 2; half >= 4; half /= 2)
+        for (int l = 0; l < half; l++) acc[l] = acc[l + half] + acc[l];
+    return (acc[0] + acc[2]) + (acc[1] + acc[3]);
+}
+
+static void check_f32_order(cpu_level level, int lanes) {
+    const cpu_kernels *k = cpu_kernels_for(level);
+    assert_int_equal(k->level, level);
+    enum { N = 512, T = 4 };
+    static float w[N], x[T * N];
+    for (int i = 0; i < N; i++) w[i] = rnd_f();
+    for (int i = 0; i < T * N; i++) x[i] = rnd_f();
+    for (int64_t n = lanes; n <= N; n *= 2)
+        for (int nt = 1; nt <= T; nt++) {
+            float out[CPU_DOT_MAX_TOKENS];
+            k->dot[TYPE_F32](n, w, x, N * sizeof(float), nt, out);
+            for (int t = 0; t < nt; t++) {
+                float want = tinyblas_dot_f32(w, x + t * N, n, lanes);
+                if (memcmp(&out[t], &want, sizeof want) != 0)
+                    fail_msg("%s F32 dot, n %lld, %d tokens, token %d: %.9g, llama.cpp's order %.9g",
+                             cpu_level_name(level), (long long)n, nt, t, out[t], want);
+            }
+        }
+}
+
+static void test_f32_dot_sums_in_llamacpp_order(void **state) {
+    (void)state;
+    if (cpu_level_supported() >= CPU_LEVEL_AVX2) check_f32_order(CPU_LEVEL_AVX2, 8);
+    if (cpu_level_supported() >= CPU_LEVEL_AVX512) check_f32_order(CPU_LEVEL_AVX512, 16);
+    if (cpu_level_supported() < CPU_LEVEL_AVX2) printf("# CPU has no AVX2: nothing to hold\n");
+}
+
 static void test_level_names_parse(void **state) {
     (void)state;
     cpu_level l;
@@ -221,6 +275,7 @@ int main(void) {
         cmocka_unit_test(test_scalar_table_is_reference),
         cmocka_unit_test(test_avx2_matches_reference),
         cmocka_unit_test(test_avx512_matches_reference),
+        cmocka_unit_test(test_f32_dot_sums_in_llamacpp_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,14 +21,18 @@
 //   node tests/oracle/llama_probs.mjs --model F --tokens 1,2,3 [--top K]
 //        [--positions 0,4,9] [--threads N] [--greedy N] [--kv-type f16|f32]
 // With --greedy N it prints one JSON array: the N greedily generated ids.
-import {getLlama} from "node-llama-cpp";
+import {useLarderMatchingVariant} from "./llama_cpu_variant.mjs";
 
 // Context sizes: the context holds the input plus what greedy generation adds;
 // one batch holds the whole input (the tests use short inputs).
 const CONTEXT_TOKENS_MIN = 256;
 const SUM_TOLERANCE = 1e-3; // float32 softmax over <= 152k entries sums to 1 within this
 
+// llama.cpp in the CPU variant that sums as larder's active kernels do
+// (llama_cpu_variant.mjs); node-llama-cpp is imported only after the choice.
 export async function openLlama() {
+  useLarderMatchingVariant();
+  const {getLlama} = await import("node-llama-cpp");
   return getLlama({gpu: false, build: "never", logLevel: "error"});
 }
 

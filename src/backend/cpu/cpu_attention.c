@@ -54,19 +54,22 @@ static int32_t kv_rotation_v(uint32_t type, int32_t D) {
 }
 
 /* x (D) = H_n x chunk by chunk (n = 0: unchanged), by the fast transform:
- * log2(n) butterfly passes (a, b) -> (a + b, a - b), then a 1/sqrt(n) scale. */
+ * a 1/sqrt(n) scale, then log2(n) butterfly passes (a, b) -> (a + b, a - b).
+ * The scale comes first, as in ggml_compute_forward_fwht: for n = 128 it is
+ * not a power of two, and scaling last rounds differently (one ulp here and
+ * there, enough to move a q8_0 block scale across an f16 rounding boundary). */
 static void hadamard_rotate(float *x, int32_t D, int32_t n) {
     if (n == 0) return;
     const float scale = 1.0f / sqrtf((float)n);
     for (int32_t c0 = 0; c0 < D; c0 += n) {
         float *v = x + c0;
+        for (int32_t i = 0; i < n; i++) v[i] *= scale;
         for (int32_t h = 1; h < n; h *= 2)
             for (int32_t i = 0; i < n; i += 2 * h)
                 for (int32_t j = i; j < i + h; j++) {
                     float a = v[j], bb = v[j + h];
                     v[j] = a + bb, v[j + h] = a - bb;
                 }
-        for (int32_t i = 0; i < n; i++) v[i] *= scale;
     }
 }
 

@@ -131,9 +131,13 @@ static int cpu_rmsnorm(backend *b, const float *x, const float *w, float *y, int
     for (int64_t t = 0; t < n; t++) {
         const float *xr = x + t * dim;
         float *yr = y + t * dim;
-        double ss = 0; /* mean of squares in double, as ggml sums in ggml_float */
-        for (int64_t i = 0; i < dim; i++) ss += (double)xr[i] * xr[i];
-        float scale = (float)(1.0 / sqrt(ss / (double)dim + eps));
+        /* ggml's rounding steps (ggml_compute_forward_rms_norm_f32), so the
+         * two engines agree to the bit: each square rounded to f32, summed
+         * in double, the mean rounded to f32, the scale computed in f32. */
+        double ss = 0;
+        for (int64_t i = 0; i < dim; i++) ss += (double)(xr[i] * xr[i]);
+        const float mean = (float)(ss / (double)dim);
+        const float scale = 1.0f / sqrtf(mean + eps);
         for (int64_t i = 0; i < dim; i++) yr[i] = xr[i] * scale * w[i];
     }
     return 0;
@@ -158,31 +162,33 @@ static int cpu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_
     return 0;
 }
 
-static int cpu_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot, const float *inv_freq,
-                    bool neox, larder_error *err) {
+static int cpu_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
+                    const backend_rope_freqs *freqs, bool neox, larder_error *err) {
     (void)err;
     const cpu_batch *bt = &((cpu_backend *)b)->batch;
     int32_t half = n_rot / 2;
     /* cos/sin of each pair's angle, computed once per token for all heads:
-     * small fixed stack arrays in chunks of 64 pairs. */
+     * small fixed stack arrays in chunks of 64 pairs; the running angle
+     * carries over from chunk to chunk (backend_rope_freqs). */
     enum { CHUNK = 64 };
     float c[CHUNK], s[CHUNK];
     for (int64_t t = 0; t < bt->n_tokens; t++) {
-        float pos = (float)bt->pos[t];
+        float theta = (float)bt->pos[t];
         for (int32_t i0 = 0; i0 < half; i0 += CHUNK) {
             int32_t m = half - i0 < CHUNK ? half - i0 : CHUNK;
             for (int32_t i = 0; i < m; i++) {
-                float theta = pos * inv_freq[i0 + i];
-                c[i] = cosf(theta);
-                s[i] = sinf(theta);
+                float angle = freqs->freq_scale * (freqs->factors ? theta / freqs->factors[i0 + i] : theta);
+                c[i] = cosf(angle);
+                s[i] = sinf(angle);
+                theta *= freqs->theta_scale;
             }
             for (int32_t h = 0; h < n_heads; h++) {
                 float *v = x + (t * n_heads + h) * (int64_t)head_dim;
                 for (int32_t i = 0; i < m; i++) {
                     int32_t ia = neox ? i0 + i : 2 * (i0 + i), ib = neox ? i0 + i + half : 2 * (i0 + i) + 1;
                     float a = v[ia], bb = v[ib];
-                    v[ia] = a * c[i] - bb * s[i];
-                    v[ib] = a * s[i] + bb * c[i];
+                    v[ia] = fmaf(a, c[i], -(bb * s[i]));
+                    v[ib] = fmaf(a, s[i], bb * c[i]);
                 }
             }
         }

@@ -119,7 +119,10 @@ ALWAYS_INLINE __m256i weights_q5_1(const block_q5_1 *x) {
 }
 
 /* Signed weights x Q8_0: sum_b dw*da * sum_i w_i a_i. With one token, two
- * accumulators (even / odd blocks) break the FMA latency chain. */
+ * accumulators (even / odd blocks) break the FMA latency chain; with 2+
+ * tokens, one, which is llama.cpp's prefill order (see LEGACY_SIGNED_DOT2).
+ * (Its decode, ggml_vec_dot_q8_0_q8_0, keeps one chain too: one-token calls
+ * are not matched, for speed.) */
 #define LEGACY_SIGNED_DOT(NAME, WBLOCK, WEIGHTS)                                              \
     ALWAYS_INLINE void NAME(int64_t nb, const WBLOCK *x, const void *act, size_t stride,      \
                             const int NT, float *out) {                                       \
@@ -155,36 +158,38 @@ LEGACY_SIGNED_DOT(dot_q4_0_nt, block_q4_0, weights_q4_0)
 LEGACY_SIGNED_DOT(dot_q5_0_nt, block_q5_0, weights_q5_0)
 
 /* Two rows x NT tokens of the signed types (prefill). Per token and block:
- * one activation load and one f16 scale conversion serve both rows, and
- * vphaddd packs the two rows' partial sums into one vector (lanes 0,1,4,5:
- * row 0; lanes 2,3,6,7: row 1), so the float scaling is done once. */
+ * one activation load and one f16 scale conversion serve both rows. Each
+ * row sums as the one-row kernel does with 2+ tokens, which is llama.cpp's
+ * order for these types in prefill (tinyBLAS_Q0_AVX, ggml-cpu/llamafile/
+ * sgemm.cpp, in its AVX2 and AVX-512 variants alike): per block, 8 lanes of
+ * 4-product integer sums, acc = fma(dw·da, sums, acc); hsum at the end.
+ * (Packing the two rows' sums with vphaddd to scale them in one multiply,
+ * as this kernel did before, rounds in another order.) */
 #define LEGACY_SIGNED_DOT2(NAME, WBLOCK, WEIGHTS)                                             \
     ALWAYS_INLINE void NAME(int64_t nb, const WBLOCK *x0, const WBLOCK *x1, const void *act,  \
                             size_t stride, const int NT, float *out) {                        \
-        __m256 acc[CPU_DOT_MAX_TOKENS];                                                       \
+        __m256 acc0[CPU_DOT_MAX_TOKENS], acc1[CPU_DOT_MAX_TOKENS];                            \
         UNROLL                                                                                \
-        for (int t = 0; t < NT; t++) acc[t] = _mm256_setzero_ps();                             \
+        for (int t = 0; t < NT; t++) acc0[t] = acc1[t] = _mm256_setzero_ps();                 \
         for (int64_t b = 0; b < nb; b++) {                                                    \
             __m256i w0 = WEIGHTS(&x0[b]), w1 = WEIGHTS(&x1[b]);                               \
             __m256i w0abs = _mm256_sign_epi8(w0, w0), w1abs = _mm256_sign_epi8(w1, w1);       \
-            __m128 dw4 = _mm_setr_ps(h2f(x0[b].d), h2f(x0[b].d), h2f(x1[b].d), h2f(x1[b].d)); \
-            __m256 dw = _mm256_set_m128(dw4, dw4);                                            \
+            float dw0 = h2f(x0[b].d), dw1 = h2f(x1[b].d);                                     \
             UNROLL                                                                            \
             for (int t = 0; t < NT; t++) {                                                    \
                 const block_q8_0 *a = (const block_q8_0 *)ACT(t) + b;                         \
                 __m256i av = _mm256_loadu_si256((const __m256i *)a->qs);                      \
+                float da = h2f(a->d);                                                         \
                 __m256i p0 = dot_u8s8(w0abs, _mm256_sign_epi8(av, w0));                       \
                 __m256i p1 = dot_u8s8(w1abs, _mm256_sign_epi8(av, w1));                       \
-                __m256 sums = _mm256_cvtepi32_ps(_mm256_hadd_epi32(p0, p1));                  \
-                acc[t] = _mm256_fmadd_ps(_mm256_mul_ps(dw, _mm256_set1_ps(h2f(a->d))), sums, acc[t]); \
+                acc0[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw0 * da), _mm256_cvtepi32_ps(p0), acc0[t]); \
+                acc1[t] = _mm256_fmadd_ps(_mm256_set1_ps(dw1 * da), _mm256_cvtepi32_ps(p1), acc1[t]); \
             }                                                                                 \
         }                                                                                     \
         UNROLL                                                                                \
         for (int t = 0; t < NT; t++) {                                                        \
-            __m128 s = _mm_add_ps(_mm256_castps256_ps128(acc[t]), _mm256_extractf128_ps(acc[t], 1)); \
-            out[t] = _mm_cvtss_f32(s) + _mm_cvtss_f32(_mm_movehdup_ps(s));                    \
-            __m128 hi = _mm_movehl_ps(s, s);                                                  \
-            out[CPU_DOT_MAX_TOKENS + t] = _mm_cvtss_f32(hi) + _mm_cvtss_f32(_mm_movehdup_ps(hi)); \
+            out[t] = hsum_ps(acc0[t]);                                                        \
+            out[CPU_DOT_MAX_TOKENS + t] = hsum_ps(acc1[t]);                                   \
         }                                                                                     \
     }
 LEGACY_SIGNED_DOT2(dot2_q8_0_nt, block_q8_0, weights_q8_0)
@@ -513,11 +518,34 @@ ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f3
 }
 
 /* CH independent accumulators per token hide the FMA latency: 4 for a
- * single token (decode), 2 when 2-4 tokens already give parallel chains. */
-#define FLOAT_DOT(NAME, WT, LOAD8, SCALAR)                                                    \
+ * single token (decode), 2 when 2-4 tokens already give parallel chains.
+ *
+ * F32 weights take llama.cpp's summation order instead (CH = F32_DOT_CHAINS
+ * for any NT), so that an F32 model's q, k and v come out bit for bit as
+ * llama.cpp's: its F32 matmul (llamafile's tinyBLAS, ggml-cpu/llamafile/
+ * sgemm.cpp) keeps one vector accumulator per output, fed by fused
+ * multiply-adds in order along the row, and sums its lanes at the end
+ * (halves, then pairs: hsum_ps's order). The vector is 16 lanes in the
+ * AVX-512 builds (the zen4, skylakex, ... CPU variants) and 8 lanes in the
+ * AVX2 ones (haswell): CH = 2 here is that 16-lane order (the two 8-lane
+ * halves added first), CH = 1 the 8-lane one. The order matters beyond
+ * rounding noise for a quantized KV cache: a one-ulp change of q moved a
+ * q8_0 block scale across an f16 rounding boundary and |Δp| to 7e-4 (qwen3,
+ * tests/model/test_agreement.mjs, llama.cpp's haswell variant against the
+ * 16-lane order). Not matched: rows whose length is not a multiple of the
+ * lane count, and one-token calls (decode), for which llama.cpp takes
+ * ggml_vec_dot_f32 (4 accumulators, another final reduction). On AVX-512
+ * CPUs without VNNI larder runs its AVX2 level, ggml a 16-lane variant (the
+ * tests force ggml's haswell there: tests/oracle/llama_cpu_variant.mjs). */
+#if X86_VNNI
+#define F32_DOT_CHAINS 2
+#else
+#define F32_DOT_CHAINS 1
+#endif
+#define FLOAT_DOT(NAME, WT, LOAD8, SCALAR, CHAINS)                                            \
     ALWAYS_INLINE void NAME(int64_t n, const WT *w, const void *act, size_t stride, const int NT, \
                             float *out) {                                                     \
-        const int CH = NT == 1 ? 4 : 2;                                                       \
+        const int CH = CHAINS;                                                                \
         __m256 acc[CPU_DOT_MAX_TOKENS][4];                                                    \
         UNROLL                                                                                \
         for (int t = 0; t < NT; t++)                                                          \
@@ -551,9 +579,9 @@ ALWAYS_INLINE __m256 load8_bf16(const uint16_t *w) { /* bf16 = top half of an f3
         }                                                                                     \
     }
 #define AS_F32(v) (v)
-FLOAT_DOT(dot_f32_nt, float, load8_f32, AS_F32)
-FLOAT_DOT(dot_f16_nt, uint16_t, load8_f16, h2f)
-FLOAT_DOT(dot_bf16_nt, uint16_t, load8_bf16, bf16_to_f32)
+FLOAT_DOT(dot_f32_nt, float, load8_f32, AS_F32, F32_DOT_CHAINS)
+FLOAT_DOT(dot_f16_nt, uint16_t, load8_f16, h2f, NT == 1 ? 4 : 2)
+FLOAT_DOT(dot_bf16_nt, uint16_t, load8_bf16, bf16_to_f32, NT == 1 ? 4 : 2)
 
 /* ---- the table entries: n_tok -> a compile-time NT */
 
@@ -640,11 +668,12 @@ ALWAYS_INLINE int quantize_32(const float *x, float scale, int8_t *q) {
     return hsum_epi32(sum32);
 }
 
+/* id = 127/amax, not 1/d: llama.cpp's x86 quantize_row_q8_0 / q8_1 */
 static void quant_q8_0(const float *x, void *dst, int64_t n) {
     block_q8_0 *y = dst;
     for (int64_t b = 0; b < n / QK32; b++, x += QK32) {
-        float d = amax_32(x) / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        float amax = amax_32(x), d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         quantize_32(x, id, y[b].qs);
         y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
     }
@@ -653,8 +682,8 @@ static void quant_q8_0(const float *x, void *dst, int64_t n) {
 static void quant_q8_1(const float *x, void *dst, int64_t n) {
     block_q8_1 *y = dst;
     for (int64_t b = 0; b < n / QK32; b++, x += QK32) {
-        float d = amax_32(x) / 127.0f;
-        float id = d != 0.0f ? 1.0f / d : 0.0f;
+        float amax = amax_32(x), d = amax / 127.0f;
+        float id = amax != 0.0f ? 127.0f / amax : 0.0f;
         int sum = quantize_32(x, id, y[b].qs);
         y[b].d = _cvtss_sh(d, _MM_FROUND_TO_NEAREST_INT);
         y[b].s = _cvtss_sh(d * (float)sum, _MM_FROUND_TO_NEAREST_INT);

@@ -36,10 +36,11 @@ typedef void (*cpu_dot_fn)(int64_t n, const void *w_row, const void *act,
 
 /* Two weight rows at once (w_row0 and w_row0 + w_row_bytes) with up to
  * CPU_DOT_TILE_TOKENS activation rows: out[r * CPU_DOT_MAX_TOKENS + t] for
- * r in {0, 1}, t < n_tok; the same values as two cpu_dot_fn calls up to
- * float summation order. Optional (NULL where a type has none): prefill
- * uses it where both rows can share each activation load and the per-block
- * float scaling (Q8_0, Q4_0, Q5_0). */
+ * r in {0, 1}, t < n_tok; with n_tok >= 2 bit for bit the values of two
+ * cpu_dot_fn calls (llama.cpp's prefill summation order, cpu_dot_x86.h),
+ * with one token the same up to float summation order. Optional (NULL
+ * where a type has none): prefill uses it where both rows can share each
+ * activation load and scale conversion (Q8_0, Q4_0, Q5_0). */
 typedef void (*cpu_dot2_fn)(int64_t n, const void *w_row0, size_t w_row_bytes, const void *act,
                             size_t act_stride_bytes, int n_tok, float *out);
 
