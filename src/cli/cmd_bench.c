@@ -20,84 +20,128 @@
 #include "model/runner.h"
 #include "tensor/dtype.h"
 
-int cmd_bench(int argc, char **argv) {
-    const char *model_path = NULL;
+/* What `larder bench` was asked for. */
+typedef struct bench_options {
+    const char *model_path;
+    int64_t threads, n_prompt, n_gen;
+    bool json;
+} bench_options;
+
+/* Parses argv into o and checks it. Returns true when measuring goes on;
+ * false with *exit_status set after --help (0) or a bad option (1, printed). */
+static bool bench_parse_options(int argc, char **argv, bench_options *o, int *exit_status) {
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    int64_t threads = ncpu > 0 ? ncpu : 1, n_prompt = 512, n_gen = 128;
-    bool json = false;
+    *o = (bench_options){.threads = ncpu > 0 ? ncpu : 1, .n_prompt = 512, .n_gen = 128};
     cli_option opts[] = {
-        CLI_STR("--model", &model_path, "FILE", "the GGUF model"),
-        CLI_INT("--threads", &threads, 1, 512, "N", "compute threads (default: number of cores)"),
-        CLI_INT("--prompt-tokens", &n_prompt, 1, 65536, "N", "tokens in the prompt batch (default 512)"),
-        CLI_INT("--gen-tokens", &n_gen, 1, 65536, "N", "decode steps (default 128)"),
-        CLI_FLAG("--json", &json, "print one JSON object"),
+        CLI_STR("--model", &o->model_path, "FILE", "the GGUF model"),
+        CLI_INT("--threads", &o->threads, 1, 512, "N", "compute threads (default: number of cores)"),
+        CLI_INT("--prompt-tokens", &o->n_prompt, 1, 65536, "N", "tokens in the prompt batch (default 512)"),
+        CLI_INT("--gen-tokens", &o->n_gen, 1, 65536, "N", "decode steps (default 128)"),
+        CLI_FLAG("--json", &o->json, "print one JSON object"),
     };
     const char *usage = "larder bench --model FILE [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--json]";
-    larder_error err = {0};
     bool done;
-    int rc = cli_parse_or_exit("bench", usage, argc, argv, opts, CLI_COUNT(opts), &done);
-    if (done) return rc;
-    if (!model_path) {
+    *exit_status = cli_parse_or_exit("bench", usage, argc, argv, opts, CLI_COUNT(opts), &done);
+    if (done) return false;
+    if (!o->model_path) {
         fprintf(stderr, "larder bench: --model is required\n");
-        return 1;
+        *exit_status = 1;
+        return false;
     }
-    model *m = model_load(model_path, &err);
-    if (!m) {
-        fprintf(stderr, "larder bench: %s\n", err.message);
-        return 1;
-    }
-    int status = 1;
-    int32_t n_vocab = m->hp.n_vocab, max_tokens = (int32_t)(n_prompt > n_gen ? n_prompt : n_gen);
-    backend *be = cli_backend_for_model(m, (int)threads, &err);
-    runner *r = be ? runner_create(m, be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = max_tokens}, &err)
-                   : NULL;
-    int32_t *tokens = malloc((size_t)max_tokens * sizeof *tokens);
-    float *logits = malloc((size_t)n_vocab * sizeof *logits);
+    return true;
+}
+
+/* The most tokens one sequence holds: the prompt batch or the decode steps. */
+static int32_t bench_max_tokens(const bench_options *o) {
+    return (int32_t)(o->n_prompt > o->n_gen ? o->n_prompt : o->n_gen);
+}
+
+/* Speeds measured, in tokens per second. */
+typedef struct bench_result {
+    double prefill_tok_s, decode_tok_s;
+} bench_result;
+
+/* Times the prompt batch and the decode steps (after a one-token warm-up),
+ * each from an empty sequence, into *res. -1 with err. */
+static int bench_measure(runner *r, const bench_options *o, bench_result *res, larder_error *err) {
+    int32_t n_vocab = r->m->hp.n_vocab, max_tokens = bench_max_tokens(o);
+    int rc = -1;
     kv_seq seq;
     kv_seq_init(&seq);
-    if (!r || !tokens || !logits) {
-        fprintf(stderr, "larder bench: %s\n", r ? "out of memory" : err.message);
-        goto done;
+    int32_t *tokens = malloc((size_t)max_tokens * sizeof *tokens);
+    float *logits = malloc((size_t)n_vocab * sizeof *logits);
+    if (!tokens || !logits) {
+        error_set(err, ERR_NOMEM, "out of memory");
+        goto cleanup;
     }
     unsigned seed = 1234; /* the same pseudo-random prompt as llama_min */
     for (int32_t i = 0; i < max_tokens; i++) {
         seed = seed * 1103515245u + 12345u;
         tokens[i] = (int32_t)((seed >> 8) % (unsigned)n_vocab);
     }
-    if (runner_eval(r, &seq, tokens, 1, false, logits, &err)) goto fail;
+    if (runner_eval(r, &seq, tokens, 1, false, logits, err)) goto cleanup;
     kv_seq_release(&seq, r->pool);
 
     double t0 = timing_now_ms();
-    if (runner_eval(r, &seq, tokens, (int32_t)n_prompt, false, logits, &err)) goto fail;
+    if (runner_eval(r, &seq, tokens, (int32_t)o->n_prompt, false, logits, err)) goto cleanup;
     double pp_ms = timing_now_ms() - t0;
 
     kv_seq_release(&seq, r->pool);
     t0 = timing_now_ms();
-    for (int32_t i = 0; i < n_gen; i++)
-        if (runner_eval(r, &seq, &tokens[i % n_prompt], 1, false, logits, &err)) goto fail;
+    for (int32_t i = 0; i < o->n_gen; i++)
+        if (runner_eval(r, &seq, &tokens[i % o->n_prompt], 1, false, logits, err)) goto cleanup;
     double tg_ms = timing_now_ms() - t0;
 
-    double pp = n_prompt / (pp_ms / 1000.0), tg = n_gen / (tg_ms / 1000.0);
+    res->prefill_tok_s = o->n_prompt / (pp_ms / 1000.0);
+    res->decode_tok_s = o->n_gen / (tg_ms / 1000.0);
+    rc = 0;
+cleanup:
+    kv_seq_release(&seq, r->pool);
+    free(tokens);
+    free(logits);
+    return rc;
+}
+
+/* One line of speeds, or with --json one object with the model's details
+ * and the bytes of weights read per decoded token. */
+static void bench_print(const bench_options *o, const model *m, const bench_result *res) {
+    double pp = res->prefill_tok_s, tg = res->decode_tok_s;
     const tensor_type_traits *tt = tensor_type_get(m->layers[0].wq.type);
-    if (json)
+    if (o->json)
         printf("{\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"threads\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                "\"arch\":\"%s\",\"type\":\"%s\",\"layers\":%d,\"dim\":%d,\"n_vocab\":%d,\"weight_bytes\":%zu,"
                "\"decode_gb_s\":%.2f}\n",
-               pp, tg, (int)threads, (int)n_prompt, (int)n_gen, m->hp.arch->name, tt ? tt->name : "?",
-               m->hp.n_layers, m->hp.dim, n_vocab, m->weight_bytes,
+               pp, tg, (int)o->threads, (int)o->n_prompt, (int)o->n_gen, m->hp.arch->name, tt ? tt->name : "?",
+               m->hp.n_layers, m->hp.dim, m->hp.n_vocab, m->weight_bytes,
                tg * (double)(m->weight_bytes - (m->output_tied ? 0 : m->tok_embd.rows * m->tok_embd.row_bytes)) /
                    1e9);
     else
         printf("larder: prefill %.2f tok/s (%d tokens), decode %.2f tok/s (%d tokens), %d threads\n", pp,
-               (int)n_prompt, tg, (int)n_gen, (int)threads);
+               (int)o->n_prompt, tg, (int)o->n_gen, (int)o->threads);
+}
+
+int cmd_bench(int argc, char **argv) {
+    bench_options o;
+    int status;
+    if (!bench_parse_options(argc, argv, &o, &status)) return status;
+    status = 1;
+    larder_error err = {0};
+    backend *be = NULL;
+    runner *r = NULL;
+    bench_result res;
+
+    model *m = model_load(o.model_path, &err);
+    if (!m || !(be = cli_backend_for_model(m, (int)o.threads, &err)) ||
+        !(r = runner_create(m, be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = bench_max_tokens(&o)}, &err)) ||
+        bench_measure(r, &o, &res, &err))
+        goto fail;
+    bench_print(&o, m, &res);
     status = 0;
-    goto done;
+    goto cleanup;
+
 fail:
     fprintf(stderr, "larder bench: %s\n", err.message);
-done:
-    free(tokens);
-    free(logits);
-    if (r) kv_seq_release(&seq, r->pool);
+cleanup:
     runner_free(r);
     model_free(m);
     backend_free(be);

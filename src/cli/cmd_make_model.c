@@ -494,113 +494,187 @@ static const char USAGE[] =
     "A preset sets the real shapes (explicit flags override them) and finds its vocabulary in\n"
     "$SHARED/vocab or ../shared/vocab unless --vocab is given";
 
-int cmd_make_model(int argc, char **argv) {
-    larder_error err = {0};
-    const char *arch_s = NULL, *vocab_path = NULL, *out = NULL, *type_s = "f32", *preset_s = NULL, *template_path = NULL;
-    int64_t dim = 0, ff = 0, heads = 0, kv_heads = 0, head_dim = 0, layers = 0, ctx = 0, seed = 1;
-    int64_t threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
-    double rope_base = 0, rms_eps = 0;
-    bool tied = false, rope_freqs = false, quiet = false;
-    if (threads > MAKE_MAX_THREADS) threads = MAKE_MAX_THREADS;
-    char arch_list[128];
-    arch_names(arch_list, sizeof arch_list);
+/* What `larder make-model` was asked for: the command line as given (0 or
+ * NULL: not given), with the defaults that need no preset filled in. */
+typedef struct make_options {
+    const char *arch_s, *vocab_path, *out, *type_s, *preset_s, *template_path;
+    int64_t dim, ff, heads, kv_heads, head_dim, layers, ctx, seed, threads;
+    double rope_base, rms_eps;
+    bool tied, rope_freqs, quiet;
+    char arch_list[128];  /* the --arch names, for help and errors */
+    char vocab_buf[4096]; /* a preset's vocabulary path when found */
+} make_options;
+
+/* Parses argv into o. Returns true when making goes on; false with
+ * *exit_status set after --help (0) or a bad option (1, printed). */
+static bool make_parse_options(int argc, char **argv, make_options *o, int *exit_status) {
+    *o = (make_options){.type_s = "f32", .seed = 1};
+    o->threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    if (o->threads > MAKE_MAX_THREADS) o->threads = MAKE_MAX_THREADS;
+    arch_names(o->arch_list, sizeof o->arch_list);
     cli_option opts[] = {
-        CLI_STR("--arch", &arch_s, "ARCH", arch_list),
-        CLI_STR("--vocab", &vocab_path, "FILE", "GGUF whose tokenizer.* keys are copied (n_vocab = its token count)"),
-        CLI_INT("--dim", &dim, 1, MAKE_MAX_DIM, "N", "embedding length"),
-        CLI_INT("--ff", &ff, 1, 8 * MAKE_MAX_DIM, "N", "feed-forward length"),
-        CLI_INT("--heads", &heads, 1, MAKE_MAX_HEADS, "N", "attention heads"),
-        CLI_INT("--kv-heads", &kv_heads, 1, MAKE_MAX_HEADS, "N", "key/value heads (default: --heads)"),
-        CLI_INT("--head-dim", &head_dim, 2, 1024, "N", "head size (default: dim / heads)"),
-        CLI_INT("--layers", &layers, 1, MAKE_MAX_LAYERS, "N", "transformer blocks"),
-        CLI_INT("--ctx", &ctx, 1, MAKE_MAX_CTX, "N", "context length (default 2048)"),
-        CLI_INT("--seed", &seed, 0, 9007199254740991.0, "N", "PRNG seed (default 1)"),
-        CLI_STR("--type", &type_s, "T", "weight type (default f32)"),
-        CLI_STR("--out", &out, "FILE", "output GGUF path"),
-        CLI_STR("--preset", &preset_s, "NAME", "tinyllama-1.1b, llama3-8b or qwen3-0.6b"),
-        CLI_STR("--chat-template", &template_path, "FILE", "Jinja chat template (default: ChatML)"),
-        CLI_FLAG("--tied", &tied, "no output.weight: output shares token_embd"),
-        CLI_FLAG("--rope-freqs", &rope_freqs, "add a llama-3 style rope_freqs tensor"),
-        CLI_FLOAT("--rope-base", &rope_base, 1, 1e12, "F", "rope.freq_base (default per arch)"),
-        CLI_FLOAT("--rms-eps", &rms_eps, 1e-12, 1, "F", "RMS norm epsilon (default per arch)"),
-        CLI_INT("--threads", &threads, 1, MAKE_MAX_THREADS, "N", "generation threads (default: cores)"),
-        CLI_FLAG("--quiet", &quiet, "print nothing on success"),
+        CLI_STR("--arch", &o->arch_s, "ARCH", o->arch_list),
+        CLI_STR("--vocab", &o->vocab_path, "FILE", "GGUF whose tokenizer.* keys are copied (n_vocab = its token count)"),
+        CLI_INT("--dim", &o->dim, 1, MAKE_MAX_DIM, "N", "embedding length"),
+        CLI_INT("--ff", &o->ff, 1, 8 * MAKE_MAX_DIM, "N", "feed-forward length"),
+        CLI_INT("--heads", &o->heads, 1, MAKE_MAX_HEADS, "N", "attention heads"),
+        CLI_INT("--kv-heads", &o->kv_heads, 1, MAKE_MAX_HEADS, "N", "key/value heads (default: --heads)"),
+        CLI_INT("--head-dim", &o->head_dim, 2, 1024, "N", "head size (default: dim / heads)"),
+        CLI_INT("--layers", &o->layers, 1, MAKE_MAX_LAYERS, "N", "transformer blocks"),
+        CLI_INT("--ctx", &o->ctx, 1, MAKE_MAX_CTX, "N", "context length (default 2048)"),
+        CLI_INT("--seed", &o->seed, 0, 9007199254740991.0, "N", "PRNG seed (default 1)"),
+        CLI_STR("--type", &o->type_s, "T", "weight type (default f32)"),
+        CLI_STR("--out", &o->out, "FILE", "output GGUF path"),
+        CLI_STR("--preset", &o->preset_s, "NAME", "tinyllama-1.1b, llama3-8b or qwen3-0.6b"),
+        CLI_STR("--chat-template", &o->template_path, "FILE", "Jinja chat template (default: ChatML)"),
+        CLI_FLAG("--tied", &o->tied, "no output.weight: output shares token_embd"),
+        CLI_FLAG("--rope-freqs", &o->rope_freqs, "add a llama-3 style rope_freqs tensor"),
+        CLI_FLOAT("--rope-base", &o->rope_base, 1, 1e12, "F", "rope.freq_base (default per arch)"),
+        CLI_FLOAT("--rms-eps", &o->rms_eps, 1e-12, 1, "F", "RMS norm epsilon (default per arch)"),
+        CLI_INT("--threads", &o->threads, 1, MAKE_MAX_THREADS, "N", "generation threads (default: cores)"),
+        CLI_FLAG("--quiet", &o->quiet, "print nothing on success"),
     };
-    const size_t n_opts = CLI_COUNT(opts);
     bool done;
-    int rc = cli_parse_or_exit("make-model", USAGE, argc, argv, opts, n_opts, &done);
-    if (done) return rc;
-    model_spec m = {0};
-    char vocab_buf[4096];
+    *exit_status = cli_parse_or_exit("make-model", USAGE, argc, argv, opts, CLI_COUNT(opts), &done);
+    return !done;
+}
+
+/* The preset --preset names, copied into m: architecture and shapes; its
+ * vocabulary becomes o->vocab_path unless --vocab was given. NULL after
+ * printing why. */
+static const preset *make_apply_preset(make_options *o, model_spec *m) {
     const preset *p = NULL;
-    if (preset_s) {
-        for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
-            if (strcmp(PRESETS[i].name, preset_s) == 0) p = &PRESETS[i];
-        if (!p) {
-            fprintf(stderr, "larder make-model: unknown preset '%s' (tinyllama-1.1b, llama3-8b, qwen3-0.6b)\n", preset_s);
-            return 1;
-        }
-        if (!(m.arch = arch_find(p->arch))) {
-            fprintf(stderr, "larder make-model: preset %s names architecture %s, which is not supported\n", p->name, p->arch);
-            return 1;
-        }
-        m.dim = p->dim; m.ff = p->ff; m.heads = p->heads; m.kv_heads = p->kv_heads;
-        m.head_dim = p->head_dim; m.layers = p->layers; m.ctx = p->ctx; m.rope_base = p->rope_base;
-        m.rms_eps = p->rms_eps; m.tied = p->tied; m.rope_freqs = p->rope_freqs;
-        if (!vocab_path && !(vocab_path = find_vocab(p->vocab, vocab_buf, sizeof vocab_buf))) {
-            fprintf(stderr, "larder make-model: preset %s needs %s: not found in $SHARED/vocab or ../shared/vocab (pass --vocab)\n",
-                    p->name, p->vocab);
-            return 1;
-        }
+    for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
+        if (strcmp(PRESETS[i].name, o->preset_s) == 0) p = &PRESETS[i];
+    if (!p) {
+        fprintf(stderr, "larder make-model: unknown preset '%s' (tinyllama-1.1b, llama3-8b, qwen3-0.6b)\n", o->preset_s);
+        return NULL;
     }
-    if (arch_s && !(m.arch = arch_find(arch_s))) {
-        fprintf(stderr, "larder make-model: unknown --arch '%s' (%s)\n", arch_s, arch_list);
-        return 1;
+    if (!(m->arch = arch_find(p->arch))) {
+        fprintf(stderr, "larder make-model: preset %s names architecture %s, which is not supported\n", p->name, p->arch);
+        return NULL;
     }
-    const char *missing = !p && !arch_s ? "--arch" : !vocab_path ? "--vocab" : !out ? "--out"
-                        : !p && !dim ? "--dim" : !p && !ff ? "--ff" : !p && !heads ? "--heads"
-                        : !p && !layers ? "--layers" : NULL;
+    m->dim = p->dim; m->ff = p->ff; m->heads = p->heads; m->kv_heads = p->kv_heads;
+    m->head_dim = p->head_dim; m->layers = p->layers; m->ctx = p->ctx; m->rope_base = p->rope_base;
+    m->rms_eps = p->rms_eps; m->tied = p->tied; m->rope_freqs = p->rope_freqs;
+    if (!o->vocab_path && !(o->vocab_path = find_vocab(p->vocab, o->vocab_buf, sizeof o->vocab_buf))) {
+        fprintf(stderr, "larder make-model: preset %s needs %s: not found in $SHARED/vocab or ../shared/vocab (pass --vocab)\n",
+                p->name, p->vocab);
+        return NULL;
+    }
+    return p;
+}
+
+/* The first option that is required and missing (with a preset p, only the
+ * files are), or NULL. */
+static const char *make_missing_option(const make_options *o, const preset *p) {
+    return !p && !o->arch_s ? "--arch" : !o->vocab_path ? "--vocab" : !o->out ? "--out"
+         : !p && !o->dim ? "--dim" : !p && !o->ff ? "--ff" : !p && !o->heads ? "--heads"
+         : !p && !o->layers ? "--layers" : NULL;
+}
+
+/* The explicit flags over m (the preset p's shapes, or zeros): head size
+ * and kv heads derived from dim/heads are recomputed when either of those
+ * was given; rope base and epsilon default to the architecture's. */
+static void make_apply_flags(const make_options *o, const preset *p, model_spec *m) {
+    bool reshaped = o->dim || o->heads;
+    if (o->dim) m->dim = o->dim;
+    if (o->ff) m->ff = o->ff;
+    if (o->heads) m->heads = o->heads;
+    if (o->layers) m->layers = o->layers;
+    if (o->ctx) m->ctx = o->ctx;
+    if (!m->ctx) m->ctx = 2048;
+    m->kv_heads = o->kv_heads ? o->kv_heads : (p && !o->heads) ? m->kv_heads : m->heads;
+    m->head_dim = o->head_dim ? o->head_dim : (p && !reshaped) ? m->head_dim : m->dim / m->heads;
+    if (o->tied) m->tied = true;
+    if (o->rope_freqs) m->rope_freqs = true;
+    if (o->rope_base > 0) m->rope_base = o->rope_base;
+    else if (!p) m->rope_base = m->arch->typical_rope_base;
+    if (o->rms_eps > 0) m->rms_eps = o->rms_eps;
+    else if (!p) m->rms_eps = m->arch->typical_rms_eps;
+    m->seed = (uint64_t)o->seed;
+    m->threads = (int)o->threads;
+}
+
+/* Why the shape m cannot be built, or NULL. */
+static const char *make_shape_error(const model_spec *m) {
+    return m->head_dim < 2 || m->head_dim % 2 ? "the head size must be even and >= 2 (rope rotates pairs)"
+         : m->heads % m->kv_heads ? "--heads must be a multiple of --kv-heads"
+         : m->rope_freqs && m->arch->rope_freqs == ARCH_NEED_ABSENT ? "--rope-freqs: this --arch has no rope_freqs tensor"
+         : m->tied && !m->arch->output_tied_allowed ? "--tied: this --arch always has output.weight"
+         : NULL;
+}
+
+/* The model o describes, as m (n_vocab comes with the vocabulary file), and
+ * its preset as *p (NULL: none). false after printing why. */
+static bool make_resolve_spec(make_options *o, model_spec *m, const preset **p) {
+    *m = (model_spec){0};
+    *p = NULL;
+    if (o->preset_s && !(*p = make_apply_preset(o, m))) return false;
+    if (o->arch_s && !(m->arch = arch_find(o->arch_s))) {
+        fprintf(stderr, "larder make-model: unknown --arch '%s' (%s)\n", o->arch_s, o->arch_list);
+        return false;
+    }
+    const char *missing = make_missing_option(o, *p);
     if (missing) {
         fprintf(stderr, "larder make-model: %s is required (see --help)\n", missing);
-        return 1;
+        return false;
     }
-    /* Explicit flags override the preset; head size and kv heads derived from
-     * dim/heads are recomputed when either of those was given. */
-    bool reshaped = dim || heads;
-    if (dim) m.dim = dim;
-    if (ff) m.ff = ff;
-    if (heads) m.heads = heads;
-    if (layers) m.layers = layers;
-    if (ctx) m.ctx = ctx;
-    if (!m.ctx) m.ctx = 2048;
-    m.kv_heads = kv_heads ? kv_heads : (p && !heads) ? m.kv_heads : m.heads;
-    m.head_dim = head_dim ? head_dim : (p && !reshaped) ? m.head_dim : m.dim / m.heads;
-    if (tied) m.tied = true;
-    if (rope_freqs) m.rope_freqs = true;
-    if (rope_base > 0) m.rope_base = rope_base;
-    else if (!p) m.rope_base = m.arch->typical_rope_base;
-    if (rms_eps > 0) m.rms_eps = rms_eps;
-    else if (!p) m.rms_eps = m.arch->typical_rms_eps;
-    m.seed = (uint64_t)seed;
-    m.threads = (int)threads;
+    make_apply_flags(o, *p, m);
     for (size_t i = 0; i < sizeof TYPE_CHOICES / sizeof TYPE_CHOICES[0]; i++)
-        if (strcmp(TYPE_CHOICES[i].name, type_s) == 0) m.type = &TYPE_CHOICES[i];
-    if (!m.type) {
-        fprintf(stderr, "larder make-model: unknown --type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m)\n", type_s);
-        return 1;
+        if (strcmp(TYPE_CHOICES[i].name, o->type_s) == 0) m->type = &TYPE_CHOICES[i];
+    if (!m->type) {
+        fprintf(stderr, "larder make-model: unknown --type '%s' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m)\n", o->type_s);
+        return false;
     }
-    /* Shape checks. */
-    const char *bad = m.head_dim < 2 || m.head_dim % 2 ? "the head size must be even and >= 2 (rope rotates pairs)"
-                    : m.heads % m.kv_heads ? "--heads must be a multiple of --kv-heads"
-                    : m.rope_freqs && m.arch->rope_freqs == ARCH_NEED_ABSENT ? "--rope-freqs: this --arch has no rope_freqs tensor"
-                    : m.tied && !m.arch->output_tied_allowed ? "--tied: this --arch always has output.weight"
-                    : NULL;
+    const char *bad = make_shape_error(m);
     if (bad) {
         fprintf(stderr, "larder make-model: %s\n", bad);
-        return 1;
+        return false;
     }
+    return true;
+}
 
+/* The vocabulary file at path, with its token count in *n_vocab; NULL with
+ * err when it does not open or holds no token list. */
+static gguf_file *make_open_vocab(const char *path, int64_t *n_vocab, larder_error *err) {
+    gguf_file *vocab = gguf_open(path, err);
+    if (!vocab) return NULL;
+    uint32_t et;
+    uint64_t n = 0;
+    if (!gguf_get_array_info(vocab, "tokenizer.ggml.tokens", &et, &n) || et != GGUF_TYPE_STRING || n == 0 ||
+        n > INT32_MAX) {
+        gguf_close(vocab);
+        error_set(err, ERR_FORMAT, "no tokenizer.ggml.tokens string array (not a vocabulary file)");
+        return NULL;
+    }
+    *n_vocab = (int64_t)n;
+    return vocab;
+}
+
+/* Every tensor of tl registered with w, filled at write time; quantized
+ * matrices first get their block pool (built once per type and std). */
+static int make_add_tensors(gguf_writer *w, tensor_list *tl, pool_set *pools, uint64_t seed, larder_error *err) {
+    for (int i = 0; i < tl->n; i++) {
+        tensor_gen *t = &tl->items[i];
+        if (t->kind == KIND_MATRIX && t->type != TYPE_F32 && t->type != TYPE_F16 && t->type != TYPE_BF16) {
+            t->pool = pool_get(pools, t->type, t->std, seed, err);
+            if (!t->pool) return -1;
+        }
+    }
+    for (int i = 0; i < tl->n; i++) {
+        tensor_gen *t = &tl->items[i];
+        if (gguf_writer_add_tensor_fill(w, t->name, t->type, t->n_dims, t->ne, fill_tensor, t, err) != 0) return -1;
+    }
+    return 0;
+}
+
+/* Writes the model m to o->out, named after name (the preset or the
+ * architecture); returns the exit status (1 after printing why). */
+static int make_write(const make_options *o, model_spec *m, const char *name) {
+    larder_error err = {0};
     int status = 1;
+    const char *failed_file = NULL; /* set: the failure is about this file */
     gguf_file *vocab = NULL;
     gguf_writer *w = NULL;
     tensor_list tl = {0};
@@ -609,67 +683,47 @@ int cmd_make_model(int argc, char **argv) {
     size_t template_len = 0;
     double t0 = timing_now_ms();
 
-    vocab = gguf_open(vocab_path, &err);
-    if (!vocab) {
-        fprintf(stderr, "larder: %s: %s\n", vocab_path, err.message);
-        goto done;
+    if (!(vocab = make_open_vocab(o->vocab_path, &m->n_vocab, &err))) {
+        failed_file = o->vocab_path;
+        goto fail;
     }
-    uint32_t et;
-    uint64_t n_vocab = 0;
-    if (!gguf_get_array_info(vocab, "tokenizer.ggml.tokens", &et, &n_vocab) || et != GGUF_TYPE_STRING || n_vocab == 0 ||
-        n_vocab > INT32_MAX) {
-        fprintf(stderr, "larder: %s: no tokenizer.ggml.tokens string array (not a vocabulary file)\n", vocab_path);
-        goto done;
-    }
-    m.n_vocab = (int64_t)n_vocab;
-    if (template_path) {
-        if (read_whole_file(template_path, &template_text, &template_len, &err) != 0) {
-            fprintf(stderr, "larder make-model: %s\n", err.message);
-            goto done;
-        }
-    }
-    char name[128];
-    snprintf(name, sizeof name, "larder random %s (seed %llu)", p ? p->name : m.arch->name,
-             (unsigned long long)m.seed);
+    if (o->template_path && read_whole_file(o->template_path, &template_text, &template_len, &err) != 0) goto fail;
+    char full_name[128];
+    snprintf(full_name, sizeof full_name, "larder random %s (seed %llu)", name, (unsigned long long)m->seed);
     if (!(w = gguf_writer_create(&err)) ||
-        set_metadata(w, &m, vocab, template_text ? template_text : CHATML_TEMPLATE,
-                     template_text ? template_len : strlen(CHATML_TEMPLATE), name, &err) != 0 ||
-        build_tensors(&m, &tl, &err) != 0) {
-        fprintf(stderr, "larder make-model: %s\n", err.message);
-        goto done;
+        set_metadata(w, m, vocab, template_text ? template_text : CHATML_TEMPLATE,
+                     template_text ? template_len : strlen(CHATML_TEMPLATE), full_name, &err) != 0 ||
+        build_tensors(m, &tl, &err) != 0 || make_add_tensors(w, &tl, &pools, m->seed, &err) != 0)
+        goto fail;
+    if (gguf_writer_write(w, o->out, &err) != 0) {
+        failed_file = o->out;
+        goto fail;
     }
-    /* Pools for the quantized tensors, then register every tensor's fill. */
-    for (int i = 0; i < tl.n; i++) {
-        tensor_gen *t = &tl.items[i];
-        if (t->kind == KIND_MATRIX && t->type != TYPE_F32 && t->type != TYPE_F16 && t->type != TYPE_BF16) {
-            t->pool = pool_get(&pools, t->type, t->std, m.seed, &err);
-            if (!t->pool) {
-                fprintf(stderr, "larder make-model: %s\n", err.message);
-                goto done;
-            }
-        }
-    }
-    for (int i = 0; i < tl.n; i++) {
-        tensor_gen *t = &tl.items[i];
-        if (gguf_writer_add_tensor_fill(w, t->name, t->type, t->n_dims, t->ne, fill_tensor, t, &err) != 0) {
-            fprintf(stderr, "larder make-model: %s\n", err.message);
-            goto done;
-        }
-    }
-    if (gguf_writer_write(w, out, &err) != 0) {
-        fprintf(stderr, "larder: %s: %s\n", out, err.message);
-        goto done;
-    }
-    if (!quiet)
-        printf("wrote %s: %s %s, %lld layers, dim %lld, vocab %lld, %d tensors, %.1f s\n", out, m.arch->name,
-               m.type->name, (long long)m.layers, (long long)m.dim, (long long)m.n_vocab, tl.n,
+    if (!o->quiet)
+        printf("wrote %s: %s %s, %lld layers, dim %lld, vocab %lld, %d tensors, %.1f s\n", o->out, m->arch->name,
+               m->type->name, (long long)m->layers, (long long)m->dim, (long long)m->n_vocab, tl.n,
                (timing_now_ms() - t0) / 1000.0);
     status = 0;
-done:
+    goto cleanup;
+
+fail:
+    if (failed_file) fprintf(stderr, "larder: %s: %s\n", failed_file, err.message);
+    else fprintf(stderr, "larder make-model: %s\n", err.message);
+cleanup:
     pool_set_free(&pools);
     free(tl.items);
     free(template_text);
     gguf_writer_free(w);
     gguf_close(vocab);
     return status;
+}
+
+int cmd_make_model(int argc, char **argv) {
+    make_options o;
+    int rc;
+    if (!make_parse_options(argc, argv, &o, &rc)) return rc;
+    model_spec m;
+    const preset *p;
+    if (!make_resolve_spec(&o, &m, &p)) return 1;
+    return make_write(&o, &m, p ? p->name : m.arch->name);
 }
