@@ -28,7 +28,7 @@ LDLIBS  = $(PKG_LIBS) -lm -pthread $(EXTRA_LDFLAGS)
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=256
 
-# MODULES="base gguf text" restricts the library and tests to those folders of
+# MODULES="base jinja" restricts the library and tests to those folders of
 # src/ and tests/ (for working on one module while others are mid-change).
 MODULES ?=
 ifeq ($(MODULES),)

@@ -55,7 +55,7 @@ run_one() { # $1: display name, rest: command
   if [ "$f" -ne 0 ]; then failed_names+=("$name"); sed 's/^/    | /' "$log" | grep -v '^    | PASS ' | tail -40; fi
 }
 
-SINGLE_PASS='^tests/(text/test_jinja_|text/test_tokenize_llamacpp|gguf/test_bad_files|cli/test_make_model|server/test_opencode)'
+SINGLE_PASS='^tests/(jinja/test_jinja_|tokenizer/test_tokenize_llamacpp|gguf/test_bad_files|cli/test_make_model|server/test_opencode)'
 
 # One pass over every test; $1: tag appended to each name ("" for none), $2:
 # LARDER_CPU for the pass ("" leaves the environment as it is).

@@ -25,7 +25,7 @@
 #include <stdio.h>
 
 #include "base/error.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 typedef enum cli_kind {
     CLI_KIND_STRING, /* const char ** */

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli/cli_args.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 static void usage(FILE *o) {
     fprintf(o, "usage: larder detokenize --model FILE [--special] IDS   (IDS: comma-separated, e.g. 1,15043,3186)\n");

@@ -25,8 +25,8 @@
 #include "model/runner.h"
 #include "sample/sample.h"
 #include "tensor/dtype.h"
-#include "text/detok.h"
-#include "text/tokenizer.h"
+#include "tokenizer/detok.h"
+#include "tokenizer/tokenizer.h"
 
 /* What `larder generate` was asked for. */
 typedef struct generate_options {

@@ -18,7 +18,7 @@
 #include "cli/cli_model.h"
 #include "model/runner.h"
 #include "tensor/dtype.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* Tokens evaluated per forward call (bounds the logits buffer). */
 #define LOGITS_CHUNK_TOKENS 256

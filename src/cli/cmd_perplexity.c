@@ -27,7 +27,7 @@
 #include "cli/cli_model.h"
 #include "model/runner.h"
 #include "tensor/dtype.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* Largest input file read, in bytes. */
 #define PERPLEXITY_MAX_FILE_BYTES ((size_t)1 << 30)

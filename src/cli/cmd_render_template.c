@@ -1,6 +1,6 @@
 /*
  * cmd_render_template.c — `larder render-template --template FILE --context
- * FILE.json [--now ISO-8601]`: renders a chat template (src/text/jinja.h)
+ * FILE.json [--now ISO-8601]`: renders a chat template (src/jinja/jinja.h)
  * with the context object's top-level keys as variables and prints exactly
  * the rendered text, with no newline added. A parse or render error prints
  * one line on stderr and exits 1.
@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "cli/cli_args.h"
-#include "text/jinja.h"
+#include "jinja/jinja.h"
 
 /* Reads a whole file (at most max_bytes); NULL with err. */
 static char *read_file(const char *path, size_t max_bytes, size_t *len, larder_error *err) {

@@ -15,6 +15,7 @@
 #include "base/log.h"
 #include "base/size_parse.h"
 #include "base/timing.h"
+#include "chat/chat_prompt.h"
 #include "cli/cli_args.h"
 #include "cli/cli_model.h"
 #include "engine/engine.h"
@@ -22,10 +23,9 @@
 #include "kv/kv_pool.h"
 #include "model/model.h"
 #include "model/runner.h"
-#include "server/chat_prompt.h"
 #include "server/routes.h"
 #include "tensor/dtype.h"
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 /* The bundled model, relative to the repository root (make run). */
 #define DEFAULT_MODEL_PATH "models/larder-brown-35m-q8_0.gguf"

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "text/tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 static void usage(FILE *o) {
     fprintf(o, "usage: larder tokenize --model FILE [--special] [--bos] (TEXT | -)\n"

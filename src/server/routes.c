@@ -18,11 +18,11 @@
 
 #include "base/log.h"
 #include "base/timing.h"
+#include "chat/toolcall_parser.h"
 #include "server/openai_request.h"
 #include "server/stop_matcher.h"
-#include "text/detok.h"
-#include "text/toolcall_parser.h"
-#include "text/tokenizer.h"
+#include "tokenizer/detok.h"
+#include "tokenizer/tokenizer.h"
 
 /* How long a stream waits for the next event before sending a keep-alive
  * comment (also how soon a vanished client is noticed while nothing flows). */
@@ -256,7 +256,8 @@ static int build_prompt(server_app *app, const openai_request *req, token_list *
     }
     if (!app->chat) return error_set(err, ERR_INVALID, "this model has no chat template; use /v1/completions");
     size_t len = 0;
-    char *text = chat_prompt_render(app->chat, req, &len, err);
+    chat_prompt_input in = {req->messages, req->tools, req->reasoning_effort, req->chat_template_kwargs};
+    char *text = chat_prompt_render(app->chat, &in, &len, err);
     if (!text) return -1;
     *opens_reasoning = toolcall_prompt_opens_reasoning(&app->tool_format, text, len);
     /* The template writes BOS itself when the model wants it; add it only

@@ -19,11 +19,11 @@
 
 #include <stdint.h>
 
+#include "chat/chat_prompt.h"
+#include "chat/toolcall_format.h"
 #include "engine/engine.h"
-#include "server/chat_prompt.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
-#include "text/toolcall_format.h"
 
 struct tokenizer;
 

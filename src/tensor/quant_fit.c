@@ -8,8 +8,9 @@
  * the offset, in the asymmetric case) in closed form; keep the best. This is
  * the same idea as ggml's make_qx_quants / make_qkx2_quants (our own code).
  */
-#include "tensor/quant_internal.h"
+#include "tensor/quant_fit.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Groups whose largest magnitude is below this are stored as all-zero. */

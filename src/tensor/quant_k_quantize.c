@@ -8,7 +8,9 @@
  * they will be read back. Bit layouts: see quant_k.c.
  */
 #include "tensor/quant_internal.h"
+#include "tensor/quant_fit.h"
 
+#include <math.h>
 #include <string.h>
 
 /* Groups whose scales are all below this are stored as all-zero blocks. */

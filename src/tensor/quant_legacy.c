@@ -10,7 +10,9 @@
  * Rounding everywhere is to nearest, ties to even (what SIMD round-to-nearest does).
  */
 #include "tensor/quant_internal.h"
+#include "tensor/quant_fit.h"
 
+#include <math.h>
 #include <string.h>
 
 /* ---- unpacking */

@@ -1,4 +1,5 @@
-/* Each sampling stage on a known distribution; the chain's determinism. */
+/* test_sampling.c — each sampling stage on a known distribution; the chain's
+ * determinism. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>

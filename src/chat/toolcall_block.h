@@ -1,0 +1,163 @@
+/*
+ * toolcall_block.h — inside the streaming output parser: its state, the kit
+ * that parses one tool-call block (toolcall_block.c), and the interface each
+ * tool-call syntax implements in a file of its own
+ * (toolcall_syntax_<name>.c). Not for use outside src/chat/toolcall_*.c;
+ * the contract is toolcall_parser.h.
+ *
+ * A block's bytes stay in `buf` until it resolves (buf[0] is its first byte,
+ * usually the open marker); `cur` is the scan position, so every byte is
+ * looked at a bounded number of times however the text is split. A syntax's
+ * step reads from cur, moves `sub` (the syntax's own sub-states) and returns
+ * true when it made progress, false to wait for more text. It ends the block
+ * with tc_block_done (its calls are valid: they are emitted and the bytes
+ * dropped) or tc_block_fail (the bytes become content from the failure
+ * point on, never rescanned).
+ */
+#ifndef LARDER_CHAT_TOOLCALL_BLOCK_H
+#define LARDER_CHAT_TOOLCALL_BLOCK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "base/strbuf.h"
+#include "chat/toolcall_args.h"
+#include "chat/toolcall_json.h"
+#include "chat/toolcall_parser.h"
+
+#define NPOS ((size_t)-1)
+
+/* The parser's top-level states (the block's own are `sub`). */
+enum toolcall_state { ST_START, ST_REASONING, ST_ANSWER, ST_CONTENT, ST_BLOCK, ST_LLAMA_NEXT, ST_FINISHED };
+
+typedef struct span { size_t a, b; } span;          /* [a, b) in buf */
+typedef struct xml_param { span key, val; } xml_param;
+typedef struct xml_call { span name; size_t first_param, n_params; } xml_call;
+typedef struct pending_call { char *name; char *args; } pending_call;
+
+enum { CH_CONTENT, CH_REASONING };
+typedef struct channel {
+    strbuf text;      /* everything emitted: the result string */
+    strbuf held_ws;   /* trailing whitespace not yet emitted */
+    bool started;     /* a non-whitespace byte was emitted */
+} channel;
+
+typedef struct event_rec { toolcall_event_kind kind; size_t index, off, len; } event_rec;
+
+struct toolcall_parser {
+    toolcall_format fmt;
+    const struct toolcall_syntax_ops *syntax; /* the block parser of fmt.syntax; NULL: none */
+    toolcall_tools *tools;     /* NULL: tool calls off */
+    bool calls_on;
+    bool starts_in_reasoning;  /* the prompt opened the reasoning block */
+    uint64_t rng;              /* id generator state */
+
+    enum toolcall_state state;
+    int sub;                   /* the syntax's sub-state inside ST_BLOCK */
+    strbuf buf;                /* unresolved bytes; in ST_BLOCK buf[0] is the block's first byte */
+    size_t cur;                /* scan position in buf */
+
+    /* the block being parsed */
+    tjson_scan js;
+    size_t json_start, json_end;
+    bool json_is_array;
+    span name;                 /* current function name (Mistral) */
+    size_t name_a, key_a, val_a;
+    span key;
+    xml_param *params; size_t n_params, cap_params;
+    xml_call *xcalls; size_t n_xcalls, cap_xcalls;
+    pending_call *pend; size_t n_pend, cap_pend;
+
+    channel ch[2];
+    toolcall_call *calls; size_t n_calls, cap_calls;
+
+    event_rec *events; size_t n_events, cap_events;
+    strbuf evtext;             /* the events' text bytes */
+    bool oom;
+};
+
+/* One tool-call syntax: begin starts parsing a block at p->cur (just after
+ * the open marker, or at the JSON for Llama 3), step is one sub-step. */
+typedef struct toolcall_syntax_ops {
+    void (*begin)(toolcall_parser *p);
+    bool (*step)(toolcall_parser *p);
+} toolcall_syntax_ops;
+
+extern const toolcall_syntax_ops toolcall_syntax_hermes;   /* toolcall_syntax_hermes.c */
+extern const toolcall_syntax_ops toolcall_syntax_xml;      /* toolcall_syntax_xml.c */
+extern const toolcall_syntax_ops toolcall_syntax_llama3;   /* toolcall_syntax_llama3.c */
+extern const toolcall_syntax_ops toolcall_syntax_mistral;  /* toolcall_syntax_mistral.c */
+extern const toolcall_syntax_ops toolcall_syntax_minimax;  /* toolcall_syntax_minimax.c */
+extern const toolcall_syntax_ops toolcall_syntax_glm;      /* toolcall_syntax_glm.c */
+
+/* ---- memory */
+
+static inline bool tc_is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+/* arr grown to hold need elements (NULL and *oom set when out of memory). */
+void *tc_grow(void *arr, size_t *cap, size_t need, size_t elem, bool *oom);
+char *tc_dup_n(const char *s, size_t n, bool *oom);
+
+/* ---- scanning buf */
+
+/* 1: marker m starts at buf[i]; -1: buf ends inside a prefix of m; 0: no. */
+int tc_match_at(const toolcall_parser *p, size_t i, const char *m);
+/* Which of two markers (NULL: never matches) starts at i: 1 or 2, 0 none,
+ * -1 wait (a prefix of one). */
+int tc_which_marker(const toolcall_parser *p, size_t i, const char *m1, const char *m2);
+/* First index >= from where m occurs, or NPOS; then *hold is the start of the
+ * longest suffix (at or after from) that is a proper prefix of m (len if none). */
+size_t tc_find_from(const toolcall_parser *p, size_t from, const char *m, size_t *hold);
+size_t tc_skip_ws(const toolcall_parser *p, size_t i);
+/* Skips whitespace from cur (cur follows) and looks there for m1 or m2
+ * (either may be NULL: never matches). 1 or 2: that marker starts at *at.
+ * -1: wait for more text. 0: neither can start there, and the block has
+ * failed at that byte (tc_block_fail done). A step ends with
+ * `if (w < 1) return w == 0;`. */
+int tc_next_marker(toolcall_parser *p, const char *m1, const char *m2, size_t *at);
+/* Drops buf[0, n); cur goes back to 0. */
+void tc_consume(toolcall_parser *p, size_t n);
+/* Scans a name from p->cur that ends at `term`; Returns the index of term,
+ * NPOS to wait (cur advanced), or sets *fail_at. Names hold no '<', no newline. */
+size_t tc_scan_name(toolcall_parser *p, size_t a, char term, size_t *fail_at);
+
+/* ---- events */
+
+/* Queues an event; consecutive content (or reasoning) deltas merge. */
+void tc_event_push(toolcall_parser *p, toolcall_event_kind kind, size_t index, const char *s, size_t n);
+
+/* ---- the block's calls */
+
+/* A function name the parser accepts: one of the tools, no control bytes. */
+bool tc_name_ok(const toolcall_parser *p, const char *s, size_t n);
+/* Adds a pending call, taking ownership of name and args (freed on failure). */
+int tc_pending_add(toolcall_parser *p, char *name, char *args);
+/* Starts a JSON value at buf[i] (sub = next). Returns true (progress). */
+bool tc_begin_json(toolcall_parser *p, size_t i, int next);
+/* Advances the JSON scan; on its end returns true with *end set; false with
+ * *failed (and *end at the bad byte) or to wait. */
+bool tc_feed_json(toolcall_parser *p, size_t *end, bool *failed);
+/* Parses the JSON in buf[json_start, end) as one call object or an array of
+ * them into pending calls; -1 when it is not that. */
+int tc_json_calls_parse(toolcall_parser *p, size_t end);
+/* XML-style calls: a function (false when over the limits) and its parameters. */
+bool tc_push_xcall(toolcall_parser *p, span name);
+bool tc_push_param(toolcall_parser *p, span key, span val);
+/* Steps shared by the XML-style syntaxes: the next parameter open marker
+ * (sub = param_sub, key_a after it) or the end marker (sub = end_sub); a
+ * parameter's value up to `close` (sub = next_sub). */
+bool tc_step_param_or_end(toolcall_parser *p, const char *open, const char *end, int param_sub, int end_sub);
+bool tc_step_param_value(toolcall_parser *p, const char *close, int next_sub);
+/* The block's close marker sits at buf[i]: its XML-style calls are built
+ * and the block ends (done, or failed when no call is valid). */
+bool tc_xml_block_close(toolcall_parser *p, size_t i);
+
+/* ---- ending the block */
+
+void tc_block_reset(toolcall_parser *p);
+/* The block failed at buf[at]: its bytes become content from scanning on. */
+bool tc_block_fail(toolcall_parser *p, size_t at);
+/* The block ended at buf[end] and its pending calls are valid: emit them. */
+bool tc_block_done(toolcall_parser *p, size_t end);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * toolcall_format.c — chooses the tool-call syntax and reasoning markers
+ * from the literal markers a chat template contains (see toolcall_format.h
+ * for the families): two tables of marker rules, first match wins.
+ */
+#include "chat/toolcall_format.h"
+
+#include <string.h>
+
+static bool has(const char *s, const char *needle) { return strstr(s, needle) != NULL; }
+
+/* A row matches a template that contains every `all` marker (up to three,
+ * NULL-terminated) and not `none`. */
+typedef struct marker_rule {
+    const char *all[4];
+    const char *none;
+} marker_rule;
+
+static bool rule_matches(const marker_rule *r, const char *t) {
+    for (int i = 0; r->all[i]; i++)
+        if (!has(t, r->all[i])) return false;
+    return !r->none || !has(t, r->none);
+}
+
+/* The tool-call syntaxes, first match wins. Order matters: the more
+ * specific markers come first (Qwen3-Coder's XML also contains <tool_call>,
+ * Hermes-on-Llama templates also contain "parameters"). Functionary v3.1
+ * also has <|python_tag|> but writes <function=…>: excluded from Llama 3. */
+static const struct {
+    marker_rule when;
+    toolcall_syntax syntax;
+    const char *call_open, *call_close;
+} SYNTAX_RULES[] = {
+    {{{"<minimax:tool_call>"}, NULL}, TOOLCALL_MINIMAX, "<minimax:tool_call>", "</minimax:tool_call>"},
+    {{{"<seed:tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<seed:tool_call>", "</seed:tool_call>"},
+    {{{"<tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<tool_call>", "</tool_call>"},
+    {{{"[TOOL_CALLS]"}, NULL}, TOOLCALL_MISTRAL, "[TOOL_CALLS]", ""},
+    {{{"<tool_call>", "<arg_key>"}, NULL}, TOOLCALL_GLM, "<tool_call>", "</tool_call>"},
+    {{{"<tool_call>"}, NULL}, TOOLCALL_HERMES, "<tool_call>", "</tool_call>"},
+    {{{"<|python_tag|>"}, "<function="}, TOOLCALL_LLAMA3_JSON, "", ""},
+    {{{"<|start_header_id|>", "\"parameters\": "}, "<function="}, TOOLCALL_LLAMA3_JSON, "", ""},
+};
+
+/* The reasoning markers, first match wins. */
+static const struct {
+    marker_rule when;
+    const char *think_open, *think_close;
+} THINK_RULES[] = {
+    {{{"<seed:think>"}, NULL}, "<seed:think>", "</seed:think>"},
+    {{{"<mm:think>"}, NULL}, "<mm:think>", "</mm:think>"},
+    {{{"[THINK]", "[/THINK]"}, NULL}, "[THINK]", "[/THINK]"},
+    {{{"<think>"}, NULL}, "<think>", "</think>"},
+    {{{"</think>"}, NULL}, "<think>", "</think>"},
+};
+
+toolcall_format toolcall_format_from_template(const char *t) {
+    toolcall_format f = {TOOLCALL_NONE, "", "", NULL, NULL};
+    if (!t) return f;
+    for (size_t i = 0; i < sizeof SYNTAX_RULES / sizeof SYNTAX_RULES[0]; i++) {
+        if (!rule_matches(&SYNTAX_RULES[i].when, t)) continue;
+        f.syntax = SYNTAX_RULES[i].syntax;
+        f.call_open = SYNTAX_RULES[i].call_open;
+        f.call_close = SYNTAX_RULES[i].call_close;
+        break;
+    }
+    for (size_t i = 0; i < sizeof THINK_RULES / sizeof THINK_RULES[0]; i++) {
+        if (!rule_matches(&THINK_RULES[i].when, t)) continue;
+        f.think_open = THINK_RULES[i].think_open;
+        f.think_close = THINK_RULES[i].think_close;
+        break;
+    }
+    return f;
+}
+
+bool toolcall_prompt_opens_reasoning(const toolcall_format *fmt, const char *prompt, size_t len) {
+    if (!fmt || !fmt->think_open || !prompt) return false;
+    while (len > 0 && (prompt[len - 1] == ' ' || prompt[len - 1] == '\n' || prompt[len - 1] == '\r' ||
+                       prompt[len - 1] == '\t'))
+        len--;
+    size_t m = strlen(fmt->think_open);
+    return len >= m && memcmp(prompt + len - m, fmt->think_open, m) == 0;
+}
+
+const char *toolcall_syntax_name(toolcall_syntax s) {
+    switch (s) {
+    case TOOLCALL_NONE: return "none";
+    case TOOLCALL_HERMES: return "hermes";
+    case TOOLCALL_XML_FUNCTION: return "xml_function";
+    case TOOLCALL_LLAMA3_JSON: return "llama3_json";
+    case TOOLCALL_MISTRAL: return "mistral";
+    case TOOLCALL_MINIMAX: return "minimax";
+    case TOOLCALL_GLM: return "glm";
+    }
+    return "unknown";
+}

@@ -1,0 +1,68 @@
+/*
+ * toolcall_format.h — which tool-call syntax and reasoning markers a model
+ * uses, chosen from its chat template's own text.
+ *
+ * A template shows the model, in the assistant turns it renders, exactly the
+ * text the model was trained to write; so the markers it contains name the
+ * format. The chooser looks for those literal markers (facts taken from the
+ * real templates in shared/templates and llama.cpp's common/chat.cpp):
+ *
+ *   syntax                 template contains                       families
+ *   TOOLCALL_MINIMAX       <minimax:tool_call>                     MiniMax-M2
+ *   TOOLCALL_XML_FUNCTION  <tool_call>|<seed:tool_call> with       Qwen3-Coder, Qwen3.5, Nemotron 3,
+ *                          <function= and <parameter=              Step-3.5, Seed-OSS
+ *   TOOLCALL_MISTRAL       [TOOL_CALLS]                            Mistral Nemo (JSON array),
+ *                                                                  Small 3.2, Devstral, Ministral ([ARGS])
+ *   TOOLCALL_GLM           <tool_call> with <arg_key>              GLM-4.6/4.7, Spark, Ling 3, Laguna
+ *   TOOLCALL_HERMES        <tool_call> (JSON inside)               Qwen2.5, Qwen3, QwQ, Hermes 2/3,
+ *                                                                  Granite 4, MiMo, Bielik, Reka
+ *   TOOLCALL_LLAMA3_JSON   <|python_tag|>, or a Llama 3 header     Llama 3.1/3.2/3.3
+ *                          with "parameters":
+ *   TOOLCALL_NONE          anything else (Kimi, DeepSeek, gpt-oss channels,
+ *                          functionary, Command-R, Gemma 4 ...): all output is content
+ *
+ * Reasoning markers: <think>…</think>, <seed:think>…</seed:think> (Seed-OSS),
+ * [THINK]…[/THINK] (Ministral reasoning), <mm:think>…</mm:think> (MiniMax-M3).
+ * Whether the output *begins* inside reasoning depends on the rendered
+ * prompt (Qwen3.5, MiniMax-M2 and the R1 distills end the generation prompt
+ * with "<think>\n"; with enable_thinking=false they close it again), so that
+ * is decided from the prompt: toolcall_prompt_opens_reasoning.
+ */
+#ifndef LARDER_CHAT_TOOLCALL_FORMAT_H
+#define LARDER_CHAT_TOOLCALL_FORMAT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+typedef enum toolcall_syntax {
+    TOOLCALL_NONE = 0,      /* no tool calls are recognised */
+    TOOLCALL_HERMES,        /* <tool_call>{"name": N, "arguments": {..}}</tool_call> (or a JSON array of such) */
+    TOOLCALL_XML_FUNCTION,  /* <tool_call>\n<function=N>\n<parameter=P>\nV\n</parameter>\n</function>\n</tool_call> */
+    TOOLCALL_LLAMA3_JSON,   /* [<|python_tag|>]{"name": N, "parameters": {..}} at the start of the answer */
+    TOOLCALL_MISTRAL,       /* [TOOL_CALLS][{"name":..,"arguments":..}] or [TOOL_CALLS]N[ARGS]{..} */
+    TOOLCALL_MINIMAX,       /* <minimax:tool_call><invoke name="N"><parameter name="P">V</parameter></invoke></minimax:tool_call> */
+    TOOLCALL_GLM,           /* <tool_call>N<arg_key>K</arg_key><arg_value>V</arg_value></tool_call> (newlines allowed) */
+} toolcall_syntax;
+
+typedef struct toolcall_format {
+    toolcall_syntax syntax;
+    const char *call_open;    /* marker that opens a call block; "" for LLAMA3_JSON and NONE */
+    const char *call_close;   /* marker that closes it; "" where the syntax has none */
+    const char *think_open;   /* reasoning markers; NULL when the model has none */
+    const char *think_close;
+} toolcall_format;
+
+/* The format for a template's source text (NULL or "" gives TOOLCALL_NONE
+ * without reasoning markers). Never fails; the strings point to constants. */
+toolcall_format toolcall_format_from_template(const char *template_text);
+
+/* True when the rendered prompt prompt[0, len) ends (trailing whitespace
+ * aside) with fmt's reasoning open marker, i.e. the template opened the
+ * reasoning block and the output starts inside it. */
+bool toolcall_prompt_opens_reasoning(const toolcall_format *fmt, const char *prompt, size_t len);
+
+/* A short stable name for logs and tests: "none", "hermes", "xml_function",
+ * "llama3_json", "mistral", "minimax", "glm". */
+const char *toolcall_syntax_name(toolcall_syntax s);
+
+#endif
