@@ -139,7 +139,7 @@ static void check_fused_equals_separate(const uint32_t types[3], const int64_t r
     const int64_t cols = 1024, n_tokens = 11;
     void *w[3];
     float *y_fused[3], *y_sep[3];
-    cpu_matmul_weight mats[3];
+    backend_matmul_weight mats[3];
     float *x = make_x(n_tokens, cols);
     for (int i = 0; i < 3; i++) {
         w[i] = make_matrix(types[i], rows[i], cols);
@@ -147,7 +147,7 @@ static void check_fused_equals_separate(const uint32_t types[3], const int64_t r
         y_sep[i] = malloc((size_t)(rows[i] * n_tokens) * sizeof(float));
         assert_non_null(y_fused[i]);
         assert_non_null(y_sep[i]);
-        mats[i] = (cpu_matmul_weight){w[i], types[i], rows[i], y_fused[i]};
+        mats[i] = (backend_matmul_weight){w[i], types[i], rows[i], y_fused[i]};
     }
     for (int64_t nt = 1; nt <= n_tokens; nt += n_tokens - 1) {
         assert_int_equal(cpu_matmul_multi(ctx, pool, mats, 3, cols, x, nt, &err), 0);
@@ -228,7 +228,7 @@ static void test_bad_inputs_rejected(void **state) {
     assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_0, 1, 32, x, -2, y, &err), -1);
     assert_int_equal(err.code, ERR_INVALID);
     assert_int_equal(cpu_matmul_multi(ctx, NULL, NULL, 0, 32, x, 1, &err), -1);
-    cpu_matmul_weight many[CPU_MATMUL_MAX_MATS + 1];
+    backend_matmul_weight many[CPU_MATMUL_MAX_MATS + 1];
     assert_int_equal(cpu_matmul_multi(ctx, NULL, many, CPU_MATMUL_MAX_MATS + 1, 32, x, 1, &err), -1);
     /* the scratch limit: a token count whose activations exceed it (never allocated) */
     int64_t huge = (int64_t)(CPU_MATMUL_MAX_SCRATCH_BYTES / tensor_row_bytes(TYPE_Q8_0, 32)) + 1;

@@ -120,9 +120,7 @@ static int cpu_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols,
 static int cpu_matmul_multi_op(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
                                int64_t n_tokens, larder_error *err) {
     cpu_backend *c = (cpu_backend *)b;
-    cpu_matmul_weight m[BACKEND_MATMUL_MAX_MATS];
-    for (int i = 0; i < n_mats; i++) m[i] = (cpu_matmul_weight){mats[i].w, mats[i].wtype, mats[i].rows, mats[i].y};
-    return cpu_matmul_multi(c->mm, c->pool, m, n_mats, cols, x, n_tokens, err);
+    return cpu_matmul_multi(c->mm, c->pool, mats, n_mats, cols, x, n_tokens, err);
 }
 
 static int cpu_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps,

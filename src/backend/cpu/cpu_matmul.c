@@ -225,7 +225,7 @@ static int scratch_reserve(cpu_matmul_ctx *ctx, size_t need, larder_error *err) 
 /* Bytes a * b, or SIZE_MAX on overflow. */
 static size_t mul_sat(size_t a, size_t b) { return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
 
-int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_weight *mats,
+int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const backend_matmul_weight *mats,
                      int n_mats, int64_t cols, const float *x, int64_t n_tokens, larder_error *err) {
     if (n_mats < 1 || n_mats > CPU_MATMUL_MAX_MATS)
         return error_set(err, ERR_INVALID, "matmul: %d matrices (1..%d allowed)", n_mats, CPU_MATMUL_MAX_MATS);
@@ -336,6 +336,6 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_we
 
 int cpu_matmul(cpu_matmul_ctx *ctx, thread_pool *pool, const void *w, uint32_t wtype, int64_t rows,
                int64_t cols, const float *x, int64_t n_tokens, float *y, larder_error *err) {
-    cpu_matmul_weight m = {w, wtype, rows, y};
+    backend_matmul_weight m = {w, wtype, rows, y};
     return cpu_matmul_multi(ctx, pool, &m, 1, cols, x, n_tokens, err);
 }

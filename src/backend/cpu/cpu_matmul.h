@@ -34,6 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "backend/backend.h"
 #include "base/error.h"
 #include "base/thread_pool.h"
 
@@ -44,7 +45,7 @@
 #define CPU_MATMUL_MAX_SCRATCH_BYTES ((size_t)1 << 33)
 
 /* Most matrices one cpu_matmul_multi call takes. */
-#define CPU_MATMUL_MAX_MATS 8
+#define CPU_MATMUL_MAX_MATS BACKEND_MATMUL_MAX_MATS
 
 typedef struct cpu_matmul_ctx cpu_matmul_ctx;
 
@@ -59,19 +60,13 @@ void cpu_matmul_ctx_free(cpu_matmul_ctx *ctx);
 int cpu_matmul(cpu_matmul_ctx *ctx, thread_pool *pool, const void *w, uint32_t wtype, int64_t rows,
                int64_t cols, const float *x, int64_t n_tokens, float *y, larder_error *err);
 
-/* One matrix of a fused call: y = x · W^T with y (n_tokens, rows). */
-typedef struct cpu_matmul_weight {
-    const void *w;      /* (rows, cols) of wtype, row-major */
-    uint32_t wtype;
-    int64_t rows;
-    float *y;           /* (n_tokens, rows) f32 */
-} cpu_matmul_weight;
-
 /* Several matrices sharing the same input x (q, k, v; gate, up): x is
  * quantized once per distinct activation type and all rows are computed in
  * one pass of the pool (one dispatch instead of n_mats). Same results as
- * n_mats cpu_matmul calls, bit for bit. 1 <= n_mats <= CPU_MATMUL_MAX_MATS. */
-int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_weight *mats,
+ * n_mats cpu_matmul calls, bit for bit. 1 <= n_mats <= CPU_MATMUL_MAX_MATS. Each
+ * matrix is backend.h's backend_matmul_weight (the backend passes its
+ * callers' array through). */
+int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const backend_matmul_weight *mats,
                      int n_mats, int64_t cols, const float *x, int64_t n_tokens, larder_error *err);
 
 #endif
