@@ -91,14 +91,33 @@ static void run_case(cpu_matmul_ctx *ctx, thread_pool *pool, uint32_t wtype, int
     free(y);
 }
 
+/* The fixture every test shares: one ctx (its scratch grows and is reused
+ * across calls, as in the engine) and a pool of 2 threads. */
+static cpu_matmul_ctx *g_ctx;
+static thread_pool *g_pool2;
+
+static int fixture_setup(void **state) {
+    (void)state;
+    larder_error err = {0};
+    g_ctx = cpu_matmul_ctx_create(&err);
+    g_pool2 = thread_pool_create(2, &err);
+    return g_ctx && g_pool2 ? 0 : -1;
+}
+
+static int fixture_teardown(void **state) {
+    (void)state;
+    thread_pool_destroy(g_pool2);
+    cpu_matmul_ctx_free(g_ctx);
+    return 0;
+}
+
 static void test_matmul_matches_reference(void **state) {
     (void)state;
     static const uint32_t types[] = {TYPE_Q4_K, TYPE_Q6_K, TYPE_Q5_K, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_1,
                                      TYPE_Q5_0, TYPE_Q5_1, TYPE_F16, TYPE_BF16, TYPE_F32};
     static const int64_t tokens[] = {1, 2, 4, 7, 9, 17};
     larder_error err = {0};
-    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
-    assert_non_null(ctx);
+    cpu_matmul_ctx *ctx = g_ctx;
     for (int threads = 0; threads <= 3; threads++) { /* 0: no pool */
         thread_pool *pool = threads ? thread_pool_create(threads, &err) : NULL;
         if (threads) assert_non_null(pool);
@@ -111,31 +130,21 @@ static void test_matmul_matches_reference(void **state) {
         }
         thread_pool_destroy(pool);
     }
-    cpu_matmul_ctx_free(ctx);
 }
 
 static void test_prefill_row_blocks_beyond_l2(void **state) {
     (void)state;
     /* 2600 rows of 1024 f32 = 4 KiB each: 10 MiB, several row blocks per thread */
-    larder_error err = {0};
-    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
-    thread_pool *pool = thread_pool_create(2, &err);
-    assert_non_null(ctx);
-    assert_non_null(pool);
-    run_case(ctx, pool, TYPE_F32, 2600, 1024, 6);
-    run_case(ctx, pool, TYPE_Q8_0, 2600, 1024, 5);
-    thread_pool_destroy(pool);
-    cpu_matmul_ctx_free(ctx);
+    run_case(g_ctx, g_pool2, TYPE_F32, 2600, 1024, 6);
+    run_case(g_ctx, g_pool2, TYPE_Q8_0, 2600, 1024, 5);
 }
 
 /* A fused call of the given types equals one call per matrix, bit for bit,
  * and the reference. */
 static void check_fused_equals_separate(const uint32_t types[3], const int64_t rows[3]) {
     larder_error err = {0};
-    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
-    thread_pool *pool = thread_pool_create(2, &err);
-    assert_non_null(ctx);
-    assert_non_null(pool);
+    cpu_matmul_ctx *ctx = g_ctx;
+    thread_pool *pool = g_pool2;
     const int64_t cols = 1024, n_tokens = 11;
     void *w[3];
     float *y_fused[3], *y_sep[3];
@@ -163,8 +172,6 @@ static void check_fused_equals_separate(const uint32_t types[3], const int64_t r
         free(y_sep[i]);
     }
     free(x);
-    thread_pool_destroy(pool);
-    cpu_matmul_ctx_free(ctx);
 }
 
 static void test_fused_equals_separate(void **state) {
@@ -183,8 +190,7 @@ static void test_fused_equals_separate(void **state) {
 static void test_thread_count_does_not_change_results(void **state) {
     (void)state;
     larder_error err = {0};
-    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
-    assert_non_null(ctx);
+    cpu_matmul_ctx *ctx = g_ctx;
     const int64_t rows = 250, cols = 512, n_tokens = 19;
     const uint32_t types[3] = {TYPE_Q8_0, TYPE_Q4_K, TYPE_Q4_0};
     float *x = make_x(n_tokens, cols);
@@ -206,14 +212,12 @@ static void test_thread_count_does_not_change_results(void **state) {
         free(yn);
     }
     free(x);
-    cpu_matmul_ctx_free(ctx);
 }
 
 static void test_bad_inputs_rejected(void **state) {
     (void)state;
     larder_error err = {0};
-    cpu_matmul_ctx *ctx = cpu_matmul_ctx_create(&err);
-    assert_non_null(ctx);
+    cpu_matmul_ctx *ctx = g_ctx;
     float x[512] = {0}, y[64];
     uint8_t w[4096] = {0};
     assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q4_K, 1, 100, x, 1, y, &err), -1);
@@ -240,7 +244,6 @@ static void test_bad_inputs_rejected(void **state) {
     y[0] = 5;
     assert_int_equal(cpu_matmul(ctx, NULL, w, TYPE_Q8_0, 2, 0, x, 1, y, &err), 0);
     assert_true(y[0] == 0.0f && y[1] == 0.0f);
-    cpu_matmul_ctx_free(ctx);
 }
 
 int main(void) {
@@ -251,5 +254,5 @@ int main(void) {
         cmocka_unit_test(test_thread_count_does_not_change_results),
         cmocka_unit_test(test_bad_inputs_rejected),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return cmocka_run_group_tests(tests, fixture_setup, fixture_teardown);
 }
