@@ -31,9 +31,15 @@
  * for the activation tiles and the output. */
 #define MATMUL_L2_BLOCK_BYTES (512 * 1024)
 
-/* Concurrent weight streams per thread in decode (see mm_rows). */
+/* Concurrent weight streams per thread in decode (see mm_rows). 1 by
+ * default: on the 2-core AMD EPYC (Zen 4) VM, 4 streams took TinyLlama Q8_0
+ * decode with the AVX2 kernels from 25-32 to 18-24 tok/s (alternating runs,
+ * bench/RESULTS.md, 2026-12-06) and made no difference with AVX-512; one
+ * stream is also what the model ran before cpu_matmul became the production
+ * driver. Build with -DMATMUL_GEMV_STREAMS=4 to measure more streams on a
+ * CPU whose per-core prefetch depth limits one stream (Intel Xeon). */
 #ifndef MATMUL_GEMV_STREAMS
-#define MATMUL_GEMV_STREAMS 4
+#define MATMUL_GEMV_STREAMS 1
 #endif
 
 /* Below this much work (weight bytes x tokens) the caller computes alone:
