@@ -6,7 +6,7 @@
 // loads the variant with the best score for the CPU. The variants round
 // differently: the F32 matmul (llamafile's tinyBLAS) sums in 16 lanes in the
 // AVX-512 ones and in 8 lanes in the AVX2 ones (haswell, alderlake). larder
-// follows the order of its own level (src/backend/cpu/cpu_dot_x86.h), so on
+// follows the order of its own level (src/backend/cpu/x86/cpu_dot_x86.inc), so on
 // a machine with AVX-512, larder capped to AVX2 (LARDER_CPU=avx2, the second
 // pass of tests/run.sh) must be compared with llama.cpp's haswell variant,
 // which ggml would never pick there by itself.

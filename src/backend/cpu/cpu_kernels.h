@@ -45,7 +45,7 @@ typedef void (*cpu_quantize_fn)(const float *x, void *dst, int64_t n);
  * are packed once per matmul into "q8 tiles" laid out for the kernel: the
  * Q8_0 quantization of tile_tokens tokens side by side per 32-element block,
  * their f16 scales already widened to f32, plus whatever per-block sums the
- * kernel needs. The layout belongs to the kernel (cpu_dot_x86.h describes
+ * kernel needs. The layout belongs to the kernel (cpu_dot_x86.inc describes
  * each); callers only size it: a tile of a row of n elements (n a multiple
  * of 32) is n / 32 * tile_block_bytes bytes, and the tiles of a batch follow
  * one another. The quants are exactly those of quantize_row_activation
@@ -85,8 +85,9 @@ const cpu_kernels *cpu_kernels_for(cpu_level level);
 /* The kernels of cpu_level_active(). */
 const cpu_kernels *cpu_kernels_active(void);
 
-/* Filled by the ISA files; each starts from the level below and replaces
- * what it speeds up. Internal to src/backend/cpu. */
+/* Filled by the ISA files (one folder per instruction-set family: x86/ for
+ * AVX2 / AVX-512; an ARM64 family goes in arm/); each starts from the level
+ * below and replaces what it speeds up. Internal to src/backend/cpu. */
 void cpu_kernels_fill_scalar(cpu_kernels *k);
 void cpu_kernels_fill_avx2(cpu_kernels *k);
 void cpu_kernels_fill_avx512(cpu_kernels *k);

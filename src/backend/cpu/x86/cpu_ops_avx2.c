@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "backend/cpu/cpu_ops.h"
-#include "backend/cpu/cpu_x86_reduce.h"
+#include "backend/cpu/x86/cpu_x86_reduce.h"
 #include "tensor/dtype.h"
 
 static void attn_scores(float *s, int64_t s_stride, const float *q, int64_t q_stride, int nq, const float *kt,

@@ -2,7 +2,7 @@
  * cpu_dot_avx512.c — the AVX-512 kernel table (compiled with AVX-512
  * F/BW/VL/DQ + VNNI; called only when cpu_level_active() >= AVX512).
  *
- * Same kernels as the AVX2 build (cpu_dot_x86.h) with X86_VNNI = 1:
+ * Same kernels as the AVX2 build (cpu_dot_x86.inc) with X86_VNNI = 1:
  *  - every u8 x s8 block sum with a per-block float scale (Q8_0, Q4_0,
  *    Q5_0, Q4_1, Q5_1) is one vpdpbusd instead of vpmaddubsw + vpmaddwd;
  *  - the K-quants weight each pair-sum by its sub-block scale and accumulate
@@ -16,7 +16,7 @@
  */
 #define X86_VNNI 1
 #define X86_FILL cpu_kernels_fill_avx512
-#include "backend/cpu/cpu_dot_x86.h"
+#include "backend/cpu/x86/cpu_dot_x86.inc"
 
 void cpu_kernels_fill_avx512(cpu_kernels *k) {
     k->level = CPU_LEVEL_AVX512;
