@@ -62,7 +62,7 @@ int backend_upload_weight(backend *b, const void *data, size_t bytes, const void
  * with backend_buffer_free. */
 void *backend_buffer_alloc(backend *b, size_t bytes, larder_error *err);
 void backend_buffer_free(backend *b, void *buf);
-/* Host <-> buffer copies (buf + off, bytes); waits for pending ops first. */
+/* Host <-> buffer copies of `bytes` bytes; wait for pending ops first. */
 int backend_buffer_read(backend *b, void *host_dst, const void *buf, size_t bytes, larder_error *err);
 int backend_buffer_write(backend *b, void *buf, const void *host_src, size_t bytes, larder_error *err);
 

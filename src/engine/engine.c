@@ -72,7 +72,6 @@ typedef struct seq {
 struct engine {
     engine_config cfg;              /* cfg.eog_tokens points at eog */
     int32_t eog[ENGINE_MAX_EOG_TOKENS];
-    kv_pool *pool;                  /* cfg.pool */
     int32_t page_tokens;            /* the pool's */
     radix_cache *cache;
     int32_t n_vocab;
@@ -155,7 +154,7 @@ static void cache_enforce_limits(engine *e) {
     }
     radix_cache_trim_leaves(e->cache, e->cfg.cache_max_entries);
     if (e->cfg.cache_max_bytes > 0) {
-        size_t page_bytes = kv_pool_page_bytes(e->pool);
+        size_t page_bytes = kv_pool_page_bytes(e->cfg.pool);
         while ((size_t)radix_cache_get_stats(e->cache).idle_pages * page_bytes > e->cfg.cache_max_bytes)
             if (radix_cache_evict_one(e->cache) < 0) break;
     }
@@ -176,7 +175,7 @@ static int preempt_one(engine *e, const struct seq *keep);
  * then (when keep is not NULL) preempts running sequences other than keep,
  * youngest first. -1 when even that cannot. */
 static int make_room(engine *e, const seq *keep, int32_t pages) {
-    while (kv_pool_pages_free(e->pool) < pages)
+    while (kv_pool_pages_free(e->cfg.pool) < pages)
         if (evict_one(e) && (!keep || preempt_one(e, keep))) return -1;
     return 0;
 }
@@ -216,7 +215,7 @@ static void seq_release_pages(engine *e, seq *s, bool cache_it) {
     if (cache_it) seq_checkpoint(e, s, true);
     if (s->pinned) radix_cache_unpin(e->cache, s->pinned);
     s->pinned = NULL;
-    kv_seq_release(&s->kv, e->pool);
+    kv_seq_release(&s->kv, e->cfg.pool);
     s->dropped_end = 0;
 }
 
@@ -234,7 +233,7 @@ static void seq_drop_window_pages(engine *e, seq *s) {
     if (end > s->kv.n_pages) end = s->kv.n_pages;
     if (end <= from) return;
     bool first_drop = s->dropped_end == 0;
-    kv_seq_drop_pages(&s->kv, e->pool, from, end);
+    kv_seq_drop_pages(&s->kv, e->cfg.pool, from, end);
     s->dropped_end = end;
     /* The cache entry this sequence pins may cover the dropped pages: pin
      * only what stays valid to share, so the rest can be evicted. */
@@ -256,8 +255,8 @@ static int32_t seq_pages_target(const engine *e, const seq *s) {
 static int seq_grow_pages(engine *e, seq *s, int32_t n_tokens, bool preempt) {
     int32_t n_new = n_tokens - s->kv.n_tokens;
     if (n_new <= 0) return 0;
-    if (make_room(e, preempt ? s : NULL, kv_seq_pages_needed(&s->kv, e->pool, n_new))) return -1;
-    return kv_seq_prepare(&s->kv, e->pool, n_new, NULL);
+    if (make_room(e, preempt ? s : NULL, kv_seq_pages_needed(&s->kv, e->cfg.pool, n_new))) return -1;
+    return kv_seq_prepare(&s->kv, e->cfg.pool, n_new, NULL);
 }
 
 static void seq_free(seq *s) {
@@ -306,7 +305,7 @@ static int seq_attach(engine *e, seq *s) {
         cache_clock(e);
         radix_node *node = NULL;
         hit = radix_cache_match(e->cache, s->tokens, s->n_tokens - 1, pages, max_pages, &node);
-        if (hit > 0 && kv_seq_attach(&s->kv, e->pool, pages, (hit + P - 1) / P, hit, NULL) == 0) {
+        if (hit > 0 && kv_seq_attach(&s->kv, e->cfg.pool, pages, (hit + P - 1) / P, hit, NULL) == 0) {
             radix_cache_pin(e->cache, node);
             s->pinned = node;
         } else {
@@ -646,9 +645,9 @@ static void step(engine *e) {
 static void publish_stats(engine *e) {
     radix_cache_stats cs = radix_cache_get_stats(e->cache);
     engine_stats st = {0};
-    st.page_bytes = (int64_t)kv_pool_page_bytes(e->pool);
-    st.pages_total = kv_pool_pages_total(e->pool);
-    st.pages_free = kv_pool_pages_free(e->pool);
+    st.page_bytes = (int64_t)kv_pool_page_bytes(e->cfg.pool);
+    st.pages_total = kv_pool_pages_total(e->cfg.pool);
+    st.pages_free = kv_pool_pages_free(e->cfg.pool);
     st.kv_bytes_total = st.pages_total * st.page_bytes;
     st.kv_bytes_free = st.pages_free * st.page_bytes;
     st.kv_bytes_cached_idle = cs.idle_pages * st.page_bytes;
@@ -738,10 +737,9 @@ engine *engine_start(const engine_config *cfg, larder_error *err) {
     e->cfg = *cfg;
     if (cfg->n_eog_tokens) memcpy(e->eog, cfg->eog_tokens, (size_t)cfg->n_eog_tokens * sizeof *e->eog);
     e->cfg.eog_tokens = e->eog;
-    e->pool = cfg->pool;
     e->page_tokens = kv_pool_get_config(cfg->pool)->page_tokens;
     e->n_vocab = cfg->n_vocab;
-    radix_cache_hooks hooks = {hook_ref, hook_unref, hook_count, e->pool};
+    radix_cache_hooks hooks = {hook_ref, hook_unref, hook_count, e->cfg.pool};
     e->cache = radix_cache_create(e->page_tokens, hooks, err);
     e->running = calloc((size_t)cfg->parallel, sizeof *e->running);
     e->items = calloc((size_t)(cfg->batch_tokens + cfg->parallel), sizeof *e->items);
@@ -835,9 +833,9 @@ int engine_submit(engine *e, const engine_job *jb, channel *ch, larder_error *er
     if (e->cfg.max_kv_tokens > 0 && held > (int64_t)e->cfg.max_kv_tokens + e->cfg.batch_tokens)
         held = (int64_t)e->cfg.max_kv_tokens + e->cfg.batch_tokens + e->page_tokens;
     int64_t pages_needed = (held + e->page_tokens) / e->page_tokens;
-    if (pages_needed > kv_pool_pages_total(e->pool))
+    if (pages_needed > kv_pool_pages_total(e->cfg.pool))
         return error_set(err, ERR_INVALID, "the prompt has %d tokens; the KV pool (--kv-memory) holds %lld",
-                         jb->n_prompt, (long long)(kv_pool_pages_total(e->pool) * e->page_tokens));
+                         jb->n_prompt, (long long)(kv_pool_pages_total(e->cfg.pool) * e->page_tokens));
     if (jb->n_choices < 1 || jb->n_choices > CHANNEL_MAX_CHOICES)
         return error_set(err, ERR_INVALID, "'n' must be between 1 and %d", CHANNEL_MAX_CHOICES);
     for (int32_t i = 0; i < jb->n_prompt; i++)
@@ -901,4 +899,4 @@ void engine_clear_cache(engine *e) {
     pthread_mutex_unlock(&e->lock);
 }
 
-size_t engine_kv_bytes_per_token(const engine *e) { return kv_pool_bytes_per_token(e->pool); }
+size_t engine_kv_bytes_per_token(const engine *e) { return kv_pool_bytes_per_token(e->cfg.pool); }

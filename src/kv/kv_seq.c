@@ -69,15 +69,17 @@ int kv_seq_make_writable(kv_seq *s, kv_pool *pool, int32_t pos, larder_error *er
     return 0;
 }
 
-/* Pages to add for n_new more tokens, and whether the page of the first
- * new position must be copied first (only a partially filled page can be
- * shared and still receive tokens). */
-static void prepare_counts(const kv_seq *s, const kv_pool *pool, int32_t n_new, int32_t *add, int *cow) {
+/* For n_new more tokens: the pages the table must then have (returned), how
+ * many of them to add, and whether the page of the first new position must
+ * be copied first (only a partially filled page can be shared and still
+ * receive tokens). */
+static int32_t prepare_counts(const kv_seq *s, const kv_pool *pool, int32_t n_new, int32_t *add, int *cow) {
     int32_t P = kv_pool_get_config(pool)->page_tokens;
     int32_t need = (int32_t)(((int64_t)s->n_tokens + n_new + P - 1) / P);
     *add = need > s->n_pages ? need - s->n_pages : 0;
     int32_t i = s->n_tokens / P;
     *cow = n_new > 0 && i < s->n_pages && s->pages[i] != KV_SEQ_NO_PAGE && kv_pool_refcount(pool, s->pages[i]) > 1;
+    return need;
 }
 
 int32_t kv_seq_pages_needed(const kv_seq *s, const kv_pool *pool, int32_t n_new) {
@@ -89,14 +91,12 @@ int32_t kv_seq_pages_needed(const kv_seq *s, const kv_pool *pool, int32_t n_new)
 }
 
 int kv_seq_prepare(kv_seq *s, kv_pool *pool, int32_t n_new, larder_error *err) {
-    int32_t P = kv_pool_get_config(pool)->page_tokens;
     if (n_new < 0 || s->n_tokens > INT32_MAX - n_new)
         return error_set(err, ERR_INVALID, "kv_seq_prepare: bad token count %d", n_new);
     if (n_new == 0) return 0;
-    int32_t need = (int32_t)(((int64_t)s->n_tokens + n_new + P - 1) / P);
     int32_t add;
     int cow;
-    prepare_counts(s, pool, n_new, &add, &cow);
+    int32_t need = prepare_counts(s, pool, n_new, &add, &cow);
     if (kv_pool_pages_free(pool) < add + cow)
         return error_set(err, ERR_NOMEM, "kv pool full: %d pages needed, %lld free", add + cow,
                          (long long)kv_pool_pages_free(pool));
