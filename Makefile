@@ -8,6 +8,9 @@
 #   make deps       Debian packages (apt-get) and npm packages (node_modules/)
 #   make fuzz       libFuzzer targets, bounded time (clang)
 #   make bench      benchmarks (bench/)
+#   make cuda       build-cuda/larder with the CUDA backend beside the CPU one
+#                   (nvcc at CUDA_HOME, default /usr/local/cuda; code for
+#                   sm_90a and sm_80, PTX for newer; cudart linked statically)
 #
 # Layout: every .c under src/ except src/cli/ goes into build/liblarder.a;
 # src/cli/ links it into build/larder. Each tests/<module>/test_*.c is one
@@ -24,7 +27,7 @@ CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-
 PKG_CFLAGS := $(shell pkg-config --cflags libpcre2-8 libmicrohttpd libcjson 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs libpcre2-8 libmicrohttpd libcjson 2>/dev/null)
 CFLAGS  = $(CFLAGS_BASE) $(PKG_CFLAGS)
-LDLIBS  = $(PKG_LIBS) -lm -pthread $(EXTRA_LDFLAGS)
+LDLIBS  = $(PKG_LIBS) -lm -pthread $(LDLIBS_CUDA) $(EXTRA_LDFLAGS)
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=256
 
@@ -42,10 +45,27 @@ CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
 FUZZ_SRC := $(shell find tests -name 'fuzz_*.c' | sort)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+
+# The CUDA backend (src/backend/cuda/*.cu) joins the library only in a
+# WITH_CUDA=1 build (`make cuda`), which also defines LARDER_CUDA (the
+# backend registry and --device see it).
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(CUDA_HOME)/bin/nvcc
+CUDA_BUILD ?= build-cuda
+CUDA_GENCODE ?= -gencode=arch=compute_90a,code=sm_90a -gencode=arch=compute_80,code=sm_80 \
+                -gencode=arch=compute_80,code=compute_80
+NVCC_FLAGS = -std=c++17 -O3 -g -Isrc -Xcompiler -Wall,-Wextra,-Wno-unused-parameter,-fno-strict-aliasing \
+             $(CUDA_GENCODE) -DLARDER_CUDA $(EXTRA_NVCCFLAGS)
+ifeq ($(WITH_CUDA),1)
+CUDA_OBJ := $(patsubst %.cu,$(BUILD)/obj/%.o,$(sort $(wildcard src/backend/cuda/*.cu)))
+LIB_OBJ  += $(CUDA_OBJ)
+CFLAGS_BASE += -DLARDER_CUDA
+LDLIBS_CUDA = -L$(CUDA_HOME)/lib64 -lcudart_static -ldl -lrt -lstdc++
+endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all test asan deps fuzz bench run clean deps-check tests-c
+.PHONY: all test asan deps fuzz bench run clean deps-check tests-c cuda
 
 # `make test` and `make tests-c` build in parallel: one job per CPU, unless
 # make was given -j itself (then its own job server is used).
@@ -67,6 +87,20 @@ $(BUILD)/obj/%_avx2.o: %_avx2.c
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu $(wildcard src/backend/cuda/*.h src/backend/cuda/*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -c $< -o $@
+
+# CUDA build: its own folder, so the plain build never needs nvcc.
+cuda:
+	@test -x $(NVCC) || { echo "make cuda: no nvcc at $(NVCC) (set CUDA_HOME)"; exit 1; }
+	@$(MAKE) --no-print-directory $(PARALLEL) WITH_CUDA=1 BUILD=$(CUDA_BUILD) $(CUDA_BUILD)/larder \
+	  $(CUDA_BUILD)/tests/cuda/cuda_ops_check
+
+$(BUILD)/tests/cuda/cuda_ops_check: tests/cuda/cuda_ops_check.c $(BUILD)/liblarder.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/liblarder.a $(LDLIBS)
 
 $(BUILD)/liblarder.a: $(LIB_OBJ)
 	@mkdir -p $(dir $@)
@@ -106,6 +140,6 @@ deps-check:
 	@bash tools/deps.sh --check || $(MAKE) deps
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-cuda
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -15,13 +15,20 @@ typedef struct backend_entry {
 
 static const backend_entry BACKENDS[] = {
     {"cpu", backend_cpu_create},
+#ifdef LARDER_CUDA
+    {"cuda", backend_cuda_create}, /* src/backend/cuda, built by `make cuda` */
+#endif
 };
 
 backend *backend_create(const char *name, const backend_options *opt, larder_error *err) {
     if (!name) name = "cpu";
     for (size_t i = 0; i < sizeof BACKENDS / sizeof BACKENDS[0]; i++)
         if (!strcmp(BACKENDS[i].name, name)) return BACKENDS[i].create(opt, err);
-    error_set(err, ERR_UNSUPPORTED, "backend '%.32s' is not in this build (it has: cpu)", name);
+#ifdef LARDER_CUDA
+    error_set(err, ERR_UNSUPPORTED, "backend '%.32s' is not in this build (it has: cpu, cuda)", name);
+#else
+    error_set(err, ERR_UNSUPPORTED, "backend '%.32s' is not in this build (it has: cpu; `make cuda` adds cuda)", name);
+#endif
     return NULL;
 }
 

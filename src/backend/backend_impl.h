@@ -57,5 +57,8 @@ struct backend {
 /* Constructors of the implementations this binary has (backend.c's
  * registry calls them by name). */
 backend *backend_cpu_create(const backend_options *opt, larder_error *err);
+/* Only in a `make cuda` build (LARDER_CUDA); ERR_UNSUPPORTED when the
+ * machine has no CUDA device. */
+backend *backend_cuda_create(const backend_options *opt, larder_error *err);
 
 #endif

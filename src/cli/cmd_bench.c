@@ -25,6 +25,7 @@ typedef struct bench_options {
     const char *model_path;
     int64_t threads, n_prompt, n_gen;
     bool json;
+    cli_device dev; /* --device, --gpu */
 } bench_options;
 
 /* Parses argv into o and checks it. Returns true when measuring goes on;
@@ -35,6 +36,7 @@ static bool bench_parse_options(int argc, char **argv, bench_options *o, int *ex
     cli_option opts[] = {
         CLI_STR("--model", &o->model_path, "FILE", "the GGUF model"),
         CLI_INT("--threads", &o->threads, 1, 512, "N", "compute threads (default: number of cores)"),
+        CLI_DEVICE_OPTIONS(&o->dev),
         CLI_INT("--prompt-tokens", &o->n_prompt, 1, 65536, "N", "tokens in the prompt batch (default 512)"),
         CLI_INT("--gen-tokens", &o->n_gen, 1, 65536, "N", "decode steps (default 128)"),
         CLI_FLAG("--json", &o->json, "print one JSON object"),
@@ -131,7 +133,7 @@ int cmd_bench(int argc, char **argv) {
     bench_result res;
 
     model *m = model_load(o.model_path, &err);
-    if (!m || !(be = cli_backend_for_model(m, (int)o.threads, &err)) ||
+    if (!m || !(be = cli_backend_for_model(m, (int)o.threads, &o.dev, &err)) ||
         !(r = runner_create(m, be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = bench_max_tokens(&o)}, &err)) ||
         bench_measure(r, &o, &res, &err))
         goto fail;

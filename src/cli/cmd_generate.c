@@ -34,6 +34,7 @@ typedef struct generate_options {
     int64_t max_tokens, top_k, seed, threads, batch;
     double temperature, top_p, min_p;
     bool json;
+    cli_device dev; /* --device, --gpu */
 } generate_options;
 
 /* Parses argv into o and checks it. Returns true when generating goes on;
@@ -52,6 +53,7 @@ static bool generate_parse_options(int argc, char **argv, generate_options *o, i
         CLI_FLOAT("--min-p", &o->min_p, 0, 1, "P", "drop tokens below P x the best (default 0.05)"),
         CLI_INT("--seed", &o->seed, 0, (double)(1LL << 53), "S", "sampling seed (default 0)"),
         CLI_INT("--threads", &o->threads, 0, 1024, "N", "compute threads (default: cores)"),
+        CLI_DEVICE_OPTIONS(&o->dev),
         CLI_INT("--batch-tokens", &o->batch, 1, 1 << 16, "N", "prompt tokens per forward pass (default 512)"),
         CLI_FLAG("--json", &o->json, "print one JSON object at the end instead of streaming"),
     };
@@ -218,7 +220,7 @@ int cmd_generate(int argc, char **argv) {
         failed_file = o.model_path;
         goto fail;
     }
-    if (!(be = cli_backend_for_model(m, (int)o.threads, &err)) || generation_start(&g, &o, m, be, tok, &toks, &err) ||
+    if (!(be = cli_backend_for_model(m, (int)o.threads, &o.dev, &err)) || generation_start(&g, &o, m, be, tok, &toks, &err) ||
         generation_run(&g, &o, tok, &err))
         goto fail;
     if (o.json) generation_print_json(&g);

@@ -53,6 +53,7 @@ typedef struct logits_options {
     const char *model_path, *tokens_s, *kv_type_s;
     int64_t top, threads;
     uint32_t kv_type; /* kv_type_s as a KV pool type */
+    cli_device dev; /* --device, --gpu */
 } logits_options;
 
 /* Parses argv into o and --tokens into toks. Returns true when evaluating
@@ -66,6 +67,7 @@ static bool logits_parse_options(int argc, char **argv, logits_options *o, token
         CLI_STR("--tokens", &o->tokens_s, "IDS", "comma-separated token ids, e.g. 1,2,3"),
         CLI_INT("--top", &o->top, 1, 1 << 22, "K", "tokens printed per position (default 10)"),
         CLI_INT("--threads", &o->threads, 1, 512, "N", "compute threads (default: number of cores)"),
+        CLI_DEVICE_OPTIONS(&o->dev),
         CLI_STR("--kv-type", &o->kv_type_s, "T", "KV cache type: f16 (default), bf16, f32, q8_0, q4_0"),
     };
     const char *usage = "larder logits --model FILE --tokens 1,2,3 [--top K] [--threads N] [--kv-type f16|f32]";
@@ -148,7 +150,7 @@ int cmd_logits(int argc, char **argv) {
     model *m = model_load(o.model_path, &err);
     if (!m || logits_check_ids(&toks, m->hp.n_vocab, &err)) goto fail;
     if (o.top > m->hp.n_vocab) o.top = m->hp.n_vocab;
-    if (!(be = cli_backend_for_model(m, (int)o.threads, &err)) ||
+    if (!(be = cli_backend_for_model(m, (int)o.threads, &o.dev, &err)) ||
         !(r = runner_create(m, be, &(runner_config){.kv_type = o.kv_type, .max_seq_tokens = (int32_t)toks.n}, &err)) ||
         logits_print_each(r, &toks, (int32_t)o.top, &err))
         goto fail;

@@ -86,6 +86,7 @@ typedef struct perplexity_options {
     int64_t ctx, threads, max_windows;
     bool json;
     uint32_t kv_type; /* kv_type_s as a KV pool type */
+    cli_device dev; /* --device, --gpu */
 } perplexity_options;
 
 /* Parses argv into o and checks it. Returns true when scoring goes on;
@@ -100,6 +101,7 @@ static bool perplexity_parse_options(int argc, char **argv, perplexity_options *
         CLI_INT("--ctx", &o->ctx, 2, 1 << 20, "N", "window size in tokens, BOS included (default 512)"),
         CLI_INT("--max-windows", &o->max_windows, 0, 1 << 30, "N", "score only the first N windows (default: all)"),
         CLI_INT("--threads", &o->threads, 1, 512, "N", "compute threads (default: number of cores)"),
+        CLI_DEVICE_OPTIONS(&o->dev),
         CLI_STR("--kv-type", &o->kv_type_s, "T", "KV cache type: f16 (default), bf16, f32, q8_0, q4_0"),
         CLI_FLAG("--json", &o->json, "print one JSON object"),
     };
@@ -237,7 +239,7 @@ int cmd_perplexity(int argc, char **argv) {
     int32_t w = (int32_t)o.ctx - 1; /* window tokens; BOS makes ctx */
     size_t n_windows = (toks.n + (size_t)w - 1) / (size_t)w;
     if (o.max_windows > 0 && n_windows > (size_t)o.max_windows) n_windows = (size_t)o.max_windows;
-    if (!(be = cli_backend_for_model(m, (int)o.threads, &err)) ||
+    if (!(be = cli_backend_for_model(m, (int)o.threads, &o.dev, &err)) ||
         !(r = runner_create(m, be, &(runner_config){.kv_type = o.kv_type, .max_seq_tokens = w + 1}, &err)) ||
         perplexity_score(r, &toks, bos, w, n_windows, &sum, &err))
         goto fail;

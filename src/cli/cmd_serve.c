@@ -115,6 +115,7 @@ typedef struct serve_options {
     double cache_ttl;
     bool verbose;
     uint32_t kv_type;   /* kv_type_name as a KV pool type */
+    cli_device dev; /* --device, --gpu */
 } serve_options;
 
 /* Parses argv into o and checks it. Returns true when serving goes on;
@@ -131,6 +132,7 @@ static bool serve_parse_options(int argc, char **argv, serve_options *o, int *ex
         CLI_STR("--cors-origin", &o->cors, "ORIGIN", "send CORS headers for this origin"),
         CLI_SIZE("--max-body", &o->max_body, "SIZE", "largest request body (default 16M; 413 past it)"),
         CLI_INT("--threads", &o->threads, 0, 1024, "N", "compute threads (default: the number of cores)"),
+        CLI_DEVICE_OPTIONS(&o->dev),
         CLI_SIZE("--kv-memory", &o->kv_memory, "SIZE", "the whole KV pool, running sequences and cache (default: ctx-size x parallel)"),
         CLI_STR("--kv-type", &o->kv_type_name, "TYPE", "KV type: f16 (default), bf16, f32, q8_0, q4_0"),
         CLI_INT("--page-tokens", &o->page_tokens, 1, 4096, "N", "tokens per KV page (default 16)"),
@@ -282,7 +284,7 @@ int cmd_serve(int argc, char **argv) {
     serve_plan_memory(&o, ctx_train, model_kv_bytes_per_token(m, o.kv_type));
     /* The model on its backend, with the KV pool and the forward pass the
      * engine drives. */
-    be = cli_backend_for_model(m, (int)o.threads, &err);
+    be = cli_backend_for_model(m, (int)o.threads, &o.dev, &err);
     if (!be) goto fail;
     run = runner_create(m, be, &(runner_config){.kv_type = o.kv_type, .page_tokens = (int32_t)o.page_tokens,
                                                 .kv_memory_bytes = (size_t)o.kv_memory}, &err);

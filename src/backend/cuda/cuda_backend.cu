@@ -1,0 +1,431 @@
+/*
+ * cuda_backend.cu — the CUDA implementation of backend.h: creation on one
+ * device (--gpu), the ops table, memory (weights copied to device memory
+ * once, activation buffers, the KV page region as one device allocation),
+ * the step's batch (uploaded in one copy), and the cheap ops (RMSNorm,
+ * RoPE, SiLU·mul, residual adds, output rows). Matmuls and embedding rows
+ * are cuda_matmul.cu; KV store and attention cuda_attention.cu.
+ *
+ * Everything runs in order on one stream; backend_sync waits for it.
+ * Rounding follows the CPU backend where it is cheap (RMSNorm sums squares
+ * in double; RoPE's running angle and fma order are the CPU's), so the two
+ * backends differ mostly by summation order; tests/cuda/run.sh holds the
+ * tolerances.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cuda/cuda_internal.h"
+
+/* ---- errors and memory */
+
+int cuda_check(cudaError_t e, const char *what, larder_error *err) {
+    if (e == cudaSuccess) return 0;
+    return error_set(err, e == cudaErrorMemoryAllocation ? ERR_NOMEM : ERR_IO, "cuda: %s: %s", what,
+                     cudaGetErrorString(e));
+}
+
+int cuda_check_launch(const char *what, larder_error *err) { return cuda_check(cudaGetLastError(), what, err); }
+
+void *cuda_alloc(cuda_backend *c, size_t bytes, const char *what, larder_error *err) {
+    void *p = NULL;
+    cudaError_t e = cudaMalloc(&p, bytes ? bytes : 1);
+    if (e == cudaSuccess) return p;
+    cudaGetLastError(); /* clear the sticky-free error state */
+    size_t free_b = 0, total_b = 0;
+    cudaMemGetInfo(&free_b, &total_b);
+    error_set(err, ERR_NOMEM,
+              "GPU %d out of memory: %s needs %.1f MiB, %.1f MiB free of %.1f MiB (weights hold %.1f MiB)", c->device,
+              what, (double)bytes / 1048576.0, (double)free_b / 1048576.0, (double)total_b / 1048576.0,
+              (double)c->weight_bytes / 1048576.0);
+    return NULL;
+}
+
+int cuda_scratch_reserve(cuda_backend *c, void **p, size_t *cap, size_t bytes, const char *what, larder_error *err) {
+    if (bytes <= *cap) return 0;
+    size_t nb = *cap ? *cap : 1 << 20;
+    while (nb < bytes) nb *= 2;
+    if (*p) {
+        cudaStreamSynchronize(c->stream); /* earlier ops may still read it */
+        cudaFree(*p);
+    }
+    *p = NULL, *cap = 0;
+    if (!(*p = cuda_alloc(c, nb, what, err))) return -1;
+    *cap = nb;
+    return 0;
+}
+
+static int cu_upload_weight(backend *b, const void *data, size_t bytes, const void **dev, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (c->n_weights == c->cap_weights) {
+        size_t nc = c->cap_weights ? 2 * c->cap_weights : 256;
+        void **w = (void **)realloc(c->weights, nc * sizeof *w);
+        if (!w) return error_set(err, ERR_NOMEM, "out of memory");
+        c->weights = w, c->cap_weights = nc;
+    }
+    void *p = cuda_alloc(c, bytes, "a weight tensor", err);
+    if (!p) return -1;
+    if (cuda_check(cudaMemcpy(p, data, bytes, cudaMemcpyHostToDevice), "weight upload", err)) {
+        cudaFree(p);
+        return -1;
+    }
+    c->weights[c->n_weights++] = p;
+    c->weight_bytes += bytes;
+    *dev = p;
+    return 0;
+}
+
+static void *cu_buffer_alloc(backend *b, size_t bytes, larder_error *err) {
+    return cuda_alloc((cuda_backend *)b, bytes, "an activation buffer", err);
+}
+
+static void cu_buffer_free(backend *b, void *buf) {
+    cudaStreamSynchronize(((cuda_backend *)b)->stream);
+    cudaFree(buf);
+}
+
+static int cu_buffer_read(backend *b, void *host_dst, const void *buf, size_t bytes, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (cuda_check(cudaMemcpyAsync(host_dst, buf, bytes, cudaMemcpyDeviceToHost, c->stream), "buffer read", err))
+        return -1;
+    return cuda_check(cudaStreamSynchronize(c->stream), "buffer read", err);
+}
+
+static int cu_buffer_write(backend *b, void *buf, const void *host_src, size_t bytes, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (cuda_check(cudaMemcpyAsync(buf, host_src, bytes, cudaMemcpyHostToDevice, c->stream), "buffer write", err))
+        return -1;
+    return cuda_check(cudaStreamSynchronize(c->stream), "buffer write", err);
+}
+
+/* ---- KV page memory: one device allocation, every page committed */
+
+static size_t cu_kv_page_stride(const backend *b, size_t page_bytes) {
+    (void)b;
+    return (page_bytes + 255) / 256 * 256;
+}
+
+static backend_kv *cu_kv_create(backend *b, const backend_kv_layout *layout, uint32_t n_pages, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    size_t stride = cu_kv_page_stride(b, layout->page_bytes);
+    if (n_pages == 0 || stride == 0 || (size_t)n_pages > SIZE_MAX / stride) {
+        error_set(err, ERR_INVALID, "kv memory: %u pages of %zu bytes", n_pages, stride);
+        return NULL;
+    }
+    backend_kv *m = (backend_kv *)calloc(1, sizeof *m);
+    if (!m) {
+        error_set(err, ERR_NOMEM, "kv memory: out of memory");
+        return NULL;
+    }
+    m->base = (uint8_t *)cuda_alloc(c, (size_t)n_pages * stride, "the KV page pool", err);
+    if (!m->base) {
+        free(m);
+        return NULL;
+    }
+    cudaMemsetAsync(m->base, 0, (size_t)n_pages * stride, c->stream);
+    m->layout = *layout;
+    m->stride_bytes = stride;
+    m->head_bytes = (size_t)layout->page_tokens * layout->row_bytes;
+    m->n_pages = n_pages;
+    return m;
+}
+
+static void cu_kv_free(backend *b, backend_kv *m) {
+    cudaStreamSynchronize(((cuda_backend *)b)->stream);
+    cudaFree(m->base);
+    free(m);
+}
+
+static void cu_kv_page_release(backend *b, backend_kv *m, uint32_t page) {
+    (void)b, (void)m, (void)page; /* device memory stays with the pool */
+}
+
+static int cu_kv_page_copy(backend *b, backend_kv *m, uint32_t dst, uint32_t src, larder_error *err) {
+    if (dst >= m->n_pages || src >= m->n_pages)
+        return error_set(err, ERR_INVALID, "kv memory: page copy %u <- %u out of %u pages", dst, src, m->n_pages);
+    if (dst == src) return 0;
+    return cuda_check(cudaMemcpyAsync(m->base + (size_t)dst * m->stride_bytes, m->base + (size_t)src * m->stride_bytes,
+                                      m->layout.page_bytes, cudaMemcpyDeviceToDevice, ((cuda_backend *)b)->stream),
+                      "kv page copy", err);
+}
+
+static int cu_kv_page_read(backend *b, const backend_kv *m, uint32_t page, void *host_dst, larder_error *err) {
+    if (page >= m->n_pages) return error_set(err, ERR_INVALID, "kv memory: page %u out of %u", page, m->n_pages);
+    return cu_buffer_read(b, host_dst, m->base + (size_t)page * m->stride_bytes, m->layout.page_bytes, err);
+}
+
+static int cu_kv_page_write(backend *b, backend_kv *m, uint32_t page, const void *host_src, larder_error *err) {
+    if (page >= m->n_pages) return error_set(err, ERR_INVALID, "kv memory: page %u out of %u", page, m->n_pages);
+    return cu_buffer_write(b, m->base + (size_t)page * m->stride_bytes, host_src, m->layout.page_bytes, err);
+}
+
+/* ---- the step's batch */
+
+static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    cuda_batch *bt = &c->batch;
+    if (in->n_tokens < 0 || in->n_seqs < 0 || in->max_pages < 0 || in->n_out < 0 || in->n_out > in->n_tokens)
+        return error_set(err, ERR_INVALID, "batch: negative or inconsistent sizes");
+    for (int32_t t = 0; t < in->n_tokens; t++)
+        if (in->seq[t] < 0 || in->seq[t] >= in->n_seqs || in->pos[t] < 0)
+            return error_set(err, ERR_INVALID, "batch: token %d has sequence %d of %d, position %d", t, in->seq[t],
+                             in->n_seqs, in->pos[t]);
+    for (int32_t i = 0; i < in->n_out; i++)
+        if (in->out_rows[i] < 0 || in->out_rows[i] >= in->n_tokens || (i > 0 && in->out_rows[i] <= in->out_rows[i - 1]))
+            return error_set(err, ERR_INVALID, "batch: output rows must ascend within the batch");
+    const size_t n = (size_t)in->n_tokens, cells = (size_t)in->n_seqs * (size_t)in->max_pages;
+    const size_t bytes = (3 * n + (size_t)in->n_out + 2 * (size_t)in->n_seqs + cells + 1) * 4;
+    /* the staging block may still feed the last step's copy */
+    if (cuda_check(cudaStreamSynchronize(c->stream), "batch", err)) return -1;
+    if (bytes > bt->block_cap_bytes) {
+        size_t cap = bt->block_cap_bytes ? bt->block_cap_bytes : 4096;
+        while (cap < bytes) cap *= 2;
+        cudaFree(bt->dev_block), cudaFreeHost(bt->host_block);
+        bt->dev_block = bt->host_block = NULL, bt->block_cap_bytes = 0;
+        if (!(bt->dev_block = cuda_alloc(c, cap, "the batch descriptor", err))) return -1;
+        if (cuda_check(cudaMallocHost(&bt->host_block, cap), "batch staging", err)) return -1;
+        bt->block_cap_bytes = cap;
+    }
+    int32_t *h = (int32_t *)bt->host_block, *d = (int32_t *)bt->dev_block;
+    size_t off = 0;
+#define CU_PLACE(name, type, count)                                                                                    \
+    bt->h_##name = (type *)(h + off), bt->name = (type *)(d + off), off += (count)
+    CU_PLACE(tokens, int32_t, n);
+    CU_PLACE(pos, int32_t, n);
+    CU_PLACE(seq, int32_t, n);
+    CU_PLACE(out_rows, int32_t, (size_t)in->n_out);
+    CU_PLACE(keep, int32_t, (size_t)in->n_seqs);
+    CU_PLACE(window, int32_t, (size_t)in->n_seqs);
+    CU_PLACE(page_table, uint32_t, cells);
+#undef CU_PLACE
+    if (n) {
+        memcpy(bt->h_tokens, in->tokens, n * 4);
+        memcpy(bt->h_pos, in->pos, n * 4);
+        memcpy(bt->h_seq, in->seq, n * 4);
+    }
+    if (in->n_out) memcpy(bt->h_out_rows, in->out_rows, (size_t)in->n_out * 4);
+    if (in->n_seqs) {
+        memcpy(bt->h_keep, in->keep_tokens, (size_t)in->n_seqs * 4);
+        memcpy(bt->h_window, in->window_tokens, (size_t)in->n_seqs * 4);
+    }
+    if (cells) memcpy(bt->h_page_table, in->page_table, cells * 4);
+    bt->n_tokens = in->n_tokens, bt->n_seqs = in->n_seqs, bt->max_pages = in->max_pages, bt->n_out = in->n_out;
+    c->tiles_group = 0; /* attention tiles are cut again for this step */
+    return cuda_check(cudaMemcpyAsync(bt->dev_block, bt->host_block, off * 4, cudaMemcpyHostToDevice, c->stream),
+                      "batch upload", err);
+}
+
+/* ---- elementwise ops */
+
+#define EW_THREADS 256
+static unsigned ew_blocks(int64_t n) { return (unsigned)((n + EW_THREADS - 1) / EW_THREADS); }
+
+/* One block per row: squares rounded to f32 and summed in double, the
+ * mean rounded to f32 (the CPU's steps). */
+__global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim, float eps) {
+    __shared__ double part[32];
+    const float *xr = x + (int64_t)blockIdx.x * dim;
+    float *yr = y + (int64_t)blockIdx.x * dim;
+    double ss = 0;
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += (double)__fmul_rn(xr[i], xr[i]);
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        double v = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+        if (threadIdx.x == 0) part[0] = v;
+    }
+    __syncthreads();
+    const float mean = (float)(part[0] / (double)dim);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+}
+
+static int cu_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps,
+                      larder_error *err) {
+    if (n <= 0) return 0;
+    if (n > INT32_MAX) return error_set(err, ERR_INVALID, "rmsnorm: %lld rows", (long long)n);
+    k_rmsnorm<<<(unsigned)n, dim >= 1024 ? 256 : 128, 0, ((cuda_backend *)b)->stream>>>(x, w, y, dim, eps);
+    return cuda_check_launch("rmsnorm", err);
+}
+
+__global__ void k_add_bias(float *x, const float *bias, int64_t n, int64_t width) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n * width) x[i] += bias[i % width];
+}
+
+static int cu_add_bias(backend *b, float *x, const float *bias, int64_t n, int64_t width, larder_error *err) {
+    if (n * width <= 0) return 0;
+    k_add_bias<<<ew_blocks(n * width), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(x, bias, n, width);
+    return cuda_check_launch("add_bias", err);
+}
+
+__global__ void k_add(float *x, const float *y, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
+static int cu_add(backend *b, float *x, const float *y, int64_t n, larder_error *err) {
+    if (n <= 0) return 0;
+    k_add<<<ew_blocks(n), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(x, y, n);
+    return cuda_check_launch("add", err);
+}
+
+__global__ void k_silu_mul(float *g, const float *u, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float v = g[i];
+        g[i] = v / (1.0f + expf(-v)) * u[i];
+    }
+}
+
+static int cu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_error *err) {
+    if (n <= 0) return 0;
+    k_silu_mul<<<ew_blocks(n), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(g, u, n);
+    return cuda_check_launch("silu_mul", err);
+}
+
+/* One block per token: pair i's angle from the running product (the CPU's
+ * order: θ_0 = pos, θ_{i+1} = θ_i · theta_scale), cos/sin in shared memory,
+ * then every (head, pair) rotated with one rounding per multiply-add. */
+__global__ void k_rope(float *x, const int32_t *pos, int32_t n_heads, int32_t head_dim, int32_t half,
+                       float theta_scale, float freq_scale, const float *factors, int neox) {
+    extern __shared__ float cs[]; /* cos (half), sin (half) */
+    const int64_t t = blockIdx.x;
+    for (int32_t i = threadIdx.x; i < half; i += blockDim.x) {
+        float theta = (float)pos[t];
+        for (int32_t k = 0; k < i; k++) theta = __fmul_rn(theta, theta_scale);
+        float angle = __fmul_rn(freq_scale, factors ? __fdiv_rn(theta, factors[i]) : theta);
+        cs[i] = cosf(angle);
+        cs[half + i] = sinf(angle);
+    }
+    __syncthreads();
+    for (int32_t e = threadIdx.x; e < n_heads * half; e += blockDim.x) {
+        int32_t h = e / half, i = e % half;
+        float *v = x + (t * n_heads + h) * (int64_t)head_dim;
+        int32_t ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
+        float a = v[ia], bb = v[ib], c = cs[i], s = cs[half + i];
+        v[ia] = fmaf(a, c, -__fmul_rn(bb, s));
+        v[ib] = fmaf(a, s, __fmul_rn(bb, c));
+    }
+}
+
+static int cu_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
+                   const backend_rope_freqs *freqs, bool neox, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (n_rot < 0 || n_rot > head_dim || n_rot % 2)
+        return error_set(err, ERR_INVALID, "rope: %d rotated dims of %d", n_rot, head_dim);
+    if (c->batch.n_tokens == 0 || n_rot == 0) return 0;
+    int32_t half = n_rot / 2;
+    k_rope<<<(unsigned)c->batch.n_tokens, 128, (size_t)2 * half * sizeof(float), c->stream>>>(
+        x, c->batch.pos, n_heads, head_dim, half, freqs->theta_scale, freqs->freq_scale, freqs->factors, neox ? 1 : 0);
+    return cuda_check_launch("rope", err);
+}
+
+__global__ void k_gather_rows(const float *x, float *dst, const int32_t *rows, int32_t n_out, int64_t width) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < (int64_t)n_out * width) dst[i] = x[(int64_t)rows[i / width] * width + i % width];
+}
+
+static int cu_get_out_rows(backend *b, const float *x, float *dst, int64_t width, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    const int32_t n_out = c->batch.n_out;
+    if (n_out == 0 || width <= 0) return 0;
+    float *to = dst;
+    size_t bytes = (size_t)n_out * (size_t)width * sizeof(float);
+    if (dst == x) { /* gather into a scratch, then copy back */
+        if (cuda_scratch_reserve(c, (void **)&c->rows_tmp, &c->rows_tmp_bytes, bytes, "output rows", err)) return -1;
+        to = c->rows_tmp;
+    }
+    k_gather_rows<<<ew_blocks((int64_t)n_out * width), EW_THREADS, 0, c->stream>>>(x, to, c->batch.out_rows, n_out, width);
+    if (cuda_check_launch("get_out_rows", err)) return -1;
+    if (to != dst) return cuda_check(cudaMemcpyAsync(dst, to, bytes, cudaMemcpyDeviceToDevice, c->stream), "get_out_rows", err);
+    return 0;
+}
+
+static int cu_sync(backend *b, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (cuda_check(cudaStreamSynchronize(c->stream), "sync", err)) return -1;
+    return cuda_check_launch("sync", err);
+}
+
+/* ---- creation */
+
+static void cu_free(backend *b) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (c->stream) cudaStreamSynchronize(c->stream);
+    for (size_t i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
+    free(c->weights);
+    cudaFree(c->batch.dev_block);
+    cudaFreeHost(c->batch.host_block);
+    cudaFree(c->tiles_dev);
+    cudaFreeHost(c->tiles_host);
+    cudaFree(c->mm_w16);
+    cudaFree(c->mm_x16);
+    cudaFree(c->attn_part);
+    cudaFree(c->rows_tmp);
+    if (c->stream) cudaStreamDestroy(c->stream);
+    free(c);
+}
+
+static const backend_ops CUDA_OPS = {
+    /* .name = */ "cuda",
+    /* .free = */ cu_free,
+    /* .upload_weight = */ cu_upload_weight,
+    /* .buffer_alloc = */ cu_buffer_alloc,
+    /* .buffer_free = */ cu_buffer_free,
+    /* .buffer_read = */ cu_buffer_read,
+    /* .buffer_write = */ cu_buffer_write,
+    /* .kv_page_stride = */ cu_kv_page_stride,
+    /* .kv_create = */ cu_kv_create,
+    /* .kv_free = */ cu_kv_free,
+    /* .kv_page_release = */ cu_kv_page_release,
+    /* .kv_page_copy = */ cu_kv_page_copy,
+    /* .kv_page_read = */ cu_kv_page_read,
+    /* .kv_page_write = */ cu_kv_page_write,
+    /* .batch_set = */ cu_batch_set,
+    /* .get_rows = */ cuda_get_rows,
+    /* .matmul_multi = */ cuda_matmul_multi,
+    /* .rmsnorm = */ cu_rmsnorm,
+    /* .add_bias = */ cu_add_bias,
+    /* .add = */ cu_add,
+    /* .silu_mul = */ cu_silu_mul,
+    /* .rope = */ cu_rope,
+    /* .kv_store = */ cuda_kv_store,
+    /* .attention = */ cuda_attention,
+    /* .get_out_rows = */ cu_get_out_rows,
+    /* .sync = */ cu_sync,
+};
+
+extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error *err) {
+    int n_dev = 0;
+    cudaError_t e = cudaGetDeviceCount(&n_dev);
+    if (e != cudaSuccess || n_dev == 0) {
+        cudaGetLastError();
+        error_set(err, ERR_UNSUPPORTED, "no CUDA device (%s)", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
+        return NULL;
+    }
+    int dev = opt ? opt->device : 0;
+    if (dev < 0 || dev >= n_dev) {
+        error_set(err, ERR_INVALID, "--gpu %d: this machine has %d CUDA device%s", dev, n_dev, n_dev == 1 ? "" : "s");
+        return NULL;
+    }
+    if (cuda_check(cudaSetDevice(dev), "select device", err)) return NULL;
+    cuda_backend *c = (cuda_backend *)calloc(1, sizeof *c);
+    if (!c) {
+        error_set(err, ERR_NOMEM, "out of memory");
+        return NULL;
+    }
+    c->base.ops = &CUDA_OPS;
+    c->device = dev;
+    cudaDeviceProp prop;
+    if (cuda_check(cudaGetDeviceProperties(&prop, dev), "device properties", err) ||
+        cuda_check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "stream", err)) {
+        cu_free(&c->base);
+        return NULL;
+    }
+    c->n_sm = prop.multiProcessorCount;
+    return &c->base;
+}

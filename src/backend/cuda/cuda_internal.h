@@ -1,0 +1,104 @@
+/*
+ * cuda_internal.h — the CUDA backend's object and what its files share:
+ * cuda_backend.cu (creation, memory, KV page memory, the step's batch,
+ * elementwise ops, rope, norms), cuda_matmul.cu (quantized GEMV for decode,
+ * dequantise + tensor-core GEMM for prefill) and cuda_attention.cu (KV store
+ * and paged attention). Compiled by nvcc only (make cuda); not for use
+ * outside src/backend/cuda.
+ *
+ * Every op is enqueued on one stream (`stream`); nothing waits for the GPU
+ * until backend_sync or a host copy. A launch error is reported by the op
+ * that launched it; an error inside a kernel surfaces at the next sync.
+ */
+#ifndef LARDER_BACKEND_CUDA_CUDA_INTERNAL_H
+#define LARDER_BACKEND_CUDA_CUDA_INTERNAL_H
+
+#include <cuda_runtime.h>
+#include <stdint.h>
+
+extern "C" {
+#include "backend/backend_impl.h"
+#include "tensor/dtype.h"
+}
+
+/* The step's batch on the device (and the host copy the host-side planning
+ * reads). Device arrays live in one allocation `dev_block`. */
+typedef struct cuda_batch {
+    int32_t n_tokens, n_seqs, max_pages, n_out;
+    /* host copies */
+    int32_t *h_tokens, *h_pos, *h_seq, *h_keep, *h_window, *h_out_rows;
+    uint32_t *h_page_table;
+    /* device copies (into dev_block) */
+    int32_t *tokens, *pos, *seq, *keep, *window, *out_rows;
+    uint32_t *page_table;
+    void *dev_block;          /* device */
+    void *host_block;         /* pinned host staging of the same layout */
+    size_t block_cap_bytes;
+} cuda_batch;
+
+/* One attention tile: a run of consecutive tokens of one sequence. */
+typedef struct cuda_attn_tile {
+    int32_t t0, n_tokens;
+} cuda_attn_tile;
+
+typedef struct cuda_backend {
+    backend base;             /* ops table: first, so a backend * points here */
+    int device;
+    cudaStream_t stream;
+    int n_sm;
+    cuda_batch batch;
+    /* attention tiles of the current step, per group size (cuda_attention.cu) */
+    int32_t tiles_group;      /* group they were cut for; 0: none yet this step */
+    int32_t n_tiles;
+    cuda_attn_tile *tiles_dev;
+    cuda_attn_tile *tiles_host; /* pinned */
+    int64_t tiles_cap;
+    /* matmul scratch (cuda_matmul.cu): dequantised weights and f16 activations */
+    void *mm_w16;
+    size_t mm_w16_bytes;
+    void *mm_x16;
+    size_t mm_x16_bytes;
+    /* uploaded weights (freed with the backend) */
+    void **weights;
+    size_t n_weights, cap_weights;
+    size_t weight_bytes;
+    /* attention split-KV partials (cuda_attention.cu) */
+    float *attn_part;
+    size_t attn_part_bytes;
+    /* get_out_rows in place: a copy of the wanted rows */
+    float *rows_tmp;
+    size_t rows_tmp_bytes;
+} cuda_backend;
+
+/* KV page memory: one device allocation of n_pages pages of page_bytes. */
+struct backend_kv {
+    backend_kv_layout layout;
+    uint8_t *base;            /* device: (n_pages, stride_bytes) */
+    size_t stride_bytes;      /* page_bytes rounded up to 256 */
+    size_t head_bytes;        /* page_tokens · row_bytes: one (layer, K|V, head) block */
+    uint32_t n_pages;
+};
+
+/* err from a CUDA status: -1 with "what: cuda message" (0 on success). */
+int cuda_check(cudaError_t e, const char *what, larder_error *err);
+/* The last launch's status (cudaGetLastError), as cuda_check. */
+int cuda_check_launch(const char *what, larder_error *err);
+/* Device memory of `bytes` (cudaMalloc); NULL with a clear ERR_NOMEM that
+ * gives the free and total device memory when it does not fit. */
+void *cuda_alloc(cuda_backend *c, size_t bytes, const char *what, larder_error *err);
+/* Grows a device scratch to at least `bytes` (contents not kept). */
+int cuda_scratch_reserve(cuda_backend *c, void **p, size_t *cap, size_t bytes, const char *what, larder_error *err);
+
+/* cuda_matmul.cu */
+int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
+                      int64_t n_tokens, larder_error *err);
+int cuda_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float *x, larder_error *err);
+/* Whether the matmul kernels take weights of this type. */
+bool cuda_type_supported(uint32_t wtype);
+
+/* cuda_attention.cu */
+int cuda_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err);
+int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,
+                   float *out, larder_error *err);
+
+#endif

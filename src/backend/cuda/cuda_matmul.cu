@@ -1,0 +1,363 @@
+/*
+ * cuda_matmul.cu — y (n, rows) = x (n, cols) · Wᵀ on the GPU for every
+ * weight type of cuda_quant.cuh, and backend_get_rows (embedding rows).
+ *
+ * Two paths:
+ *  - GEMV (decode and small batches, n <= MM_GEMV_MAX_TOKENS, and every f32
+ *    weight): one warp per weight row; each lane unpacks 32-element chunks
+ *    of the row into registers (cuda_quant.cuh) and multiplies them with
+ *    the f32 activations of up to 8 tokens, so the weights stream from
+ *    memory once per call; the warp sums its lanes with shuffles. f32
+ *    arithmetic throughout (more exact than the CPU's 8-bit activations).
+ *  - GEMM (prefill, n > MM_GEMV_MAX_TOKENS): the weight is dequantised to
+ *    f16 into a scratch (in slabs of rows that bound the scratch), x is
+ *    rounded to f16, and a tensor-core kernel (wmma 16x16x16, f32
+ *    accumulators, 128x128 block tiles) computes the product. f32 weights
+ *    stay on the GEMV path in groups of 8 tokens (exact, slower; only test
+ *    models have them).
+ * Rows whose width is not a multiple of 32 (float types only) take a scalar
+ * kernel.
+ */
+#include <cuda_fp16.h>
+#include <mma.h>
+
+#include "backend/cuda/cuda_quant.cuh"
+
+#define MM_GEMV_MAX_TOKENS 8
+#define MM_GEMV_WARPS 4                       /* rows per block */
+#define MM_SLAB_BYTES ((size_t)256 << 20)     /* most dequantised f16 weight bytes at once */
+
+/* ---- GEMV */
+
+template <int T, int NT>
+__global__ void __launch_bounds__(MM_GEMV_WARPS * 32)
+    k_gemv(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks,
+           const float *__restrict__ x, int64_t cols, float *__restrict__ y, int ntok) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * MM_GEMV_WARPS + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const uint8_t *row = w + (size_t)r * row_bytes;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+    for (int64_t c = lane; c < n_chunks; c += 32) {
+        float wv[32];
+        chunk_load<T>(row, c, wv);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t < ntok) {
+                const float4 *xp = (const float4 *)(x + (int64_t)t * cols + c * 32);
+                float s = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 8; i++) {
+                    float4 xv = __ldg(xp + i);
+                    s = fmaf(wv[4 * i], xv.x, s);
+                    s = fmaf(wv[4 * i + 1], xv.y, s);
+                    s = fmaf(wv[4 * i + 2], xv.z, s);
+                    s = fmaf(wv[4 * i + 3], xv.w, s);
+                }
+                acc[t] += s;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float s = acc[t];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0 && t < ntok) y[(int64_t)t * rows + r] = s;
+    }
+}
+
+/* Float weights of any width: one thread per (token, row), scalar. */
+__device__ __forceinline__ float float_elem(uint32_t type, const uint8_t *row, int64_t i) {
+    if (type == TYPE_F32) return ((const float *)row)[i];
+    uint16_t h = ((const uint16_t *)row)[i];
+    return type == TYPE_F16 ? cq_h(h) : __uint_as_float((uint32_t)h << 16);
+}
+
+__global__ void k_matmul_scalar(uint32_t type, const uint8_t *w, size_t row_bytes, int64_t rows, const float *x,
+                                int64_t cols, int64_t n, float *y) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= rows * n) return;
+    int64_t t = i / rows, r = i % rows;
+    const uint8_t *row = w + (size_t)r * row_bytes;
+    float s = 0.0f;
+    for (int64_t k = 0; k < cols; k++) s = fmaf(float_elem(type, row, k), x[t * cols + k], s);
+    y[t * rows + r] = s;
+}
+
+/* ---- GEMM: dequantise, round x, tensor-core product */
+
+/* W rows [r0, r0 + n_rows) -> f16 (n_rows, ldk), zero beyond cols. */
+template <int T>
+__global__ void k_dequant_f16(const uint8_t *__restrict__ w, size_t row_bytes, int64_t r0, int64_t n_rows,
+                              int64_t n_chunks, int64_t ldk, __half *__restrict__ out) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    int64_t chunks_ld = ldk / 32;
+    if (i >= n_rows * chunks_ld) return;
+    int64_t r = i / chunks_ld, c = i % chunks_ld;
+    __half2 *o = (__half2 *)(out + r * ldk + c * 32);
+    if (c >= n_chunks) {
+#pragma unroll
+        for (int k = 0; k < 16; k++) o[k] = __floats2half2_rn(0.0f, 0.0f);
+        return;
+    }
+    float v[32];
+    chunk_load<T>(w + (size_t)(r0 + r) * row_bytes, c, v);
+#pragma unroll
+    for (int k = 0; k < 16; k++) o[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
+}
+
+__global__ void k_x_to_f16(const float *__restrict__ x, int64_t n, int64_t cols, int64_t ldk, __half *__restrict__ out) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * ldk) return;
+    int64_t t = i / ldk, k = i % ldk;
+    out[i] = __float2half_rn(k < cols ? x[t * cols + k] : 0.0f);
+}
+
+/* C (M tokens, N rows; row stride ldc) = A (M, K) · B (N, K)ᵀ, A and B f16
+ * with row stride K (a multiple of 32, zero padded). Block tile 128x128,
+ * K step 32, 8 warps each holding a 32x64 tile of accumulators. */
+#define GM_BM 128
+#define GM_BN 128
+#define GM_BK 32
+#define GM_PAD 8
+using namespace nvcuda;
+
+__global__ void __launch_bounds__(256) k_gemm_f16(const __half *__restrict__ A, const __half *__restrict__ B, int64_t M,
+                                                  int64_t N, int64_t K, float *__restrict__ C, int64_t ldc) {
+    __shared__ __align__(128) unsigned char smem_raw[2 * (GM_BM + GM_BN) * (GM_BK + GM_PAD) * 2];
+    __half(*As)[GM_BM][GM_BK + GM_PAD] = (__half(*)[GM_BM][GM_BK + GM_PAD])smem_raw;
+    __half(*Bs)[GM_BN][GM_BK + GM_PAD] =
+        (__half(*)[GM_BN][GM_BK + GM_PAD])(smem_raw + 2 * GM_BM * (GM_BK + GM_PAD) * 2);
+    const int tid = threadIdx.x, warp = tid >> 5;
+    const int wm = warp >> 1, wn = warp & 1; /* warp tile: rows wm*32.., cols wn*64.. */
+    const int64_t m0 = (int64_t)blockIdx.y * GM_BM, n0 = (int64_t)blockIdx.x * GM_BN;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+    /* each thread copies 2 x 16 bytes of A and of B per K step */
+    auto load = [&](int buf, int64_t k0) {
+#pragma unroll
+        for (int p = 0; p < 2; p++) {
+            int idx = tid + p * 256;       /* 512 vectors of 8 halves: 128 rows x 4 */
+            int r = idx >> 2, cv = (idx & 3) * 8;
+            uint4 va = make_uint4(0, 0, 0, 0), vb = make_uint4(0, 0, 0, 0);
+            if (m0 + r < M) va = *(const uint4 *)(A + (m0 + r) * K + k0 + cv);
+            if (n0 + r < N) vb = *(const uint4 *)(B + (n0 + r) * K + k0 + cv);
+            *(uint4 *)&As[buf][r][cv] = va;
+            *(uint4 *)&Bs[buf][r][cv] = vb;
+        }
+    };
+    load(0, 0);
+    __syncthreads();
+    int buf = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += GM_BK) {
+        if (k0 + GM_BK < K) load(buf ^ 1, k0 + GM_BK);
+#pragma unroll
+        for (int kk = 0; kk < GM_BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[4];
+#pragma unroll
+            for (int i = 0; i < 2; i++) wmma::load_matrix_sync(fa[i], &As[buf][wm * 32 + i * 16][kk], GM_BK + GM_PAD);
+#pragma unroll
+            for (int j = 0; j < 4; j++) wmma::load_matrix_sync(fb[j], &Bs[buf][wn * 64 + j * 16][kk], GM_BK + GM_PAD);
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+        __syncthreads();
+        buf ^= 1;
+    }
+    /* store: through shared memory for the edges, straight for full tiles */
+    float *stage = (float *)smem_raw + warp * 16 * 16; /* 8 warps x 1 KiB fits in smem_raw */
+    const bool direct_ok = ldc % 8 == 0 && ((uintptr_t)C & 31) == 0; /* wmma stores want 32-byte rows */
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int64_t rm = m0 + wm * 32 + i * 16, cn = n0 + wn * 64 + j * 16;
+            if (direct_ok && rm + 16 <= M && cn + 16 <= N) {
+                wmma::store_matrix_sync(C + rm * ldc + cn, acc[i][j], ldc, wmma::mem_row_major);
+            } else {
+                wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+                __syncwarp();
+                for (int e = tid & 31; e < 256; e += 32) {
+                    int64_t rr = rm + e / 16, cc = cn + e % 16;
+                    if (rr < M && cc < N) C[rr * ldc + cc] = stage[e];
+                }
+                __syncwarp();
+            }
+        }
+}
+
+/* ---- drivers */
+
+struct mm_nop {
+    template <int T> void operator()() {}
+};
+
+bool cuda_type_supported(uint32_t wtype) {
+    mm_nop f;
+    return cq_dispatch(wtype, f);
+}
+
+/* Launchers: the type-templated kernel of each path, for cq_dispatch. */
+struct gemv_launch {
+    cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t n_chunks, cols;
+    const float *x; float *y; int nt; unsigned blocks;
+    template <int T> void operator()() {
+        const uint8_t *w = (const uint8_t *)m->w;
+        dim3 g(blocks), b(MM_GEMV_WARPS * 32);
+        if (nt == 1) k_gemv<T, 1><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x, cols, y, nt);
+        else if (nt <= 2) k_gemv<T, 2><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x, cols, y, nt);
+        else if (nt <= 4) k_gemv<T, 4><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x, cols, y, nt);
+        else k_gemv<T, 8><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x, cols, y, nt);
+    }
+};
+
+struct dequant_launch {
+    cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t r0, nr, n_chunks, ldk; __half *out;
+    template <int T> void operator()() {
+        int64_t total = nr * (ldk / 32);
+        k_dequant_f16<T><<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(
+            (const uint8_t *)m->w, row_bytes, r0, nr, n_chunks, ldk, out);
+    }
+};
+
+static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, const float *x, int64_t n,
+                larder_error *err) {
+    const size_t row_bytes = tensor_row_bytes(m->wtype, cols);
+    const bool vec_ok = cols % 32 == 0;
+    if (!vec_ok) {
+        if (m->wtype != TYPE_F32 && m->wtype != TYPE_F16 && m->wtype != TYPE_BF16)
+            return error_set(err, ERR_INVALID, "matmul: %lld columns of type %u", (long long)cols, m->wtype);
+        int64_t total = m->rows * n;
+        k_matmul_scalar<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(m->wtype, (const uint8_t *)m->w,
+                                                                                 row_bytes, m->rows, x, cols, n, m->y);
+        return cuda_check_launch("matmul (scalar)", err);
+    }
+    const int64_t n_chunks = cols / 32;
+    const unsigned blocks = (unsigned)((m->rows + MM_GEMV_WARPS - 1) / MM_GEMV_WARPS);
+    for (int64_t t0 = 0; t0 < n; t0 += MM_GEMV_MAX_TOKENS) {
+        int nt = (int)(n - t0 < MM_GEMV_MAX_TOKENS ? n - t0 : MM_GEMV_MAX_TOKENS);
+        const float *xt = x + t0 * cols;
+        float *yt = m->y + t0 * m->rows;
+        gemv_launch l{c, m, row_bytes, n_chunks, cols, xt, yt, nt, blocks};
+        if (!cq_dispatch(m->wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
+        if (cuda_check_launch("matmul (gemv)", err)) return -1;
+    }
+    return 0;
+}
+
+static int gemm(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, const __half *x16, int64_t ldk,
+                int64_t n, larder_error *err) {
+    const size_t row_bytes = tensor_row_bytes(m->wtype, cols);
+    int64_t slab_rows = (int64_t)(MM_SLAB_BYTES / ((size_t)ldk * 2));
+    slab_rows = slab_rows / GM_BN * GM_BN;
+    if (slab_rows < GM_BN) slab_rows = GM_BN;
+    if (slab_rows > m->rows) slab_rows = m->rows;
+    if (cuda_scratch_reserve(c, &c->mm_w16, &c->mm_w16_bytes, (size_t)slab_rows * (size_t)ldk * 2,
+                             "matmul weight scratch", err))
+        return -1;
+    __half *w16 = (__half *)c->mm_w16;
+    for (int64_t r0 = 0; r0 < m->rows; r0 += slab_rows) {
+        int64_t nr = m->rows - r0 < slab_rows ? m->rows - r0 : slab_rows;
+        dequant_launch l{c, m, row_bytes, r0, nr, cols / 32, ldk, w16};
+        if (!cq_dispatch(m->wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
+        if (cuda_check_launch("matmul (dequantise)", err)) return -1;
+        dim3 grid((unsigned)((nr + GM_BN - 1) / GM_BN), (unsigned)((n + GM_BM - 1) / GM_BM));
+        k_gemm_f16<<<grid, 256, 0, c->stream>>>(x16, w16, n, nr, ldk, m->y + r0, m->rows);
+        if (cuda_check_launch("matmul (gemm)", err)) return -1;
+    }
+    return 0;
+}
+
+int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
+                      int64_t n_tokens, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (cols <= 0 || n_tokens < 0) return error_set(err, ERR_INVALID, "matmul: %lld columns", (long long)cols);
+    if (n_tokens == 0) return 0;
+    for (int i = 0; i < n_mats; i++) {
+        if (!cuda_type_supported(mats[i].wtype))
+            return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u has no CUDA kernel", mats[i].wtype);
+        if (tensor_row_bytes(mats[i].wtype, cols) == 0 || mats[i].rows < 0)
+            return error_set(err, ERR_INVALID, "matmul: %lld columns do not fit type %u", (long long)cols, mats[i].wtype);
+    }
+    bool any_gemm = false;
+    for (int i = 0; i < n_mats; i++)
+        if (n_tokens > MM_GEMV_MAX_TOKENS && mats[i].wtype != TYPE_F32 && cols % 32 == 0) any_gemm = true;
+    const int64_t ldk = (cols + 31) / 32 * 32;
+    if (any_gemm) {
+        if (cuda_scratch_reserve(c, &c->mm_x16, &c->mm_x16_bytes, (size_t)n_tokens * (size_t)ldk * 2,
+                                 "matmul activation scratch", err))
+            return -1;
+        int64_t total = n_tokens * ldk;
+        k_x_to_f16<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(x, n_tokens, cols, ldk, (__half *)c->mm_x16);
+        if (cuda_check_launch("matmul (activations)", err)) return -1;
+    }
+    for (int i = 0; i < n_mats; i++) {
+        const backend_matmul_weight *m = &mats[i];
+        if (m->rows == 0) continue;
+        bool use_gemm = n_tokens > MM_GEMV_MAX_TOKENS && m->wtype != TYPE_F32 && cols % 32 == 0;
+        if (use_gemm ? gemm(c, m, cols, (const __half *)c->mm_x16, ldk, n_tokens, err)
+                     : gemv(c, m, cols, x, n_tokens, err))
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- embedding rows */
+
+template <int T>
+__global__ void k_get_rows(const uint8_t *__restrict__ w, size_t row_bytes, const int32_t *__restrict__ tokens,
+                           int64_t n, int64_t n_chunks, int64_t cols, float *__restrict__ x) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * n_chunks) return;
+    int64_t t = i / n_chunks, c = i % n_chunks;
+    float v[32];
+    chunk_load<T>(w + (size_t)tokens[t] * row_bytes, c, v);
+    float *o = x + t * cols + c * 32;
+#pragma unroll
+    for (int k = 0; k < 32; k++) o[k] = v[k];
+}
+
+__global__ void k_get_rows_scalar(uint32_t type, const uint8_t *w, size_t row_bytes, const int32_t *tokens, int64_t n,
+                                  int64_t cols, float *x) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * cols) return;
+    int64_t t = i / cols, k = i % cols;
+    x[i] = float_elem(type, w + (size_t)tokens[t] * row_bytes, k);
+}
+
+struct get_rows_launch {
+    cuda_backend *c; const void *w; size_t row_bytes; int64_t n, cols; float *x;
+    template <int T> void operator()() {
+        int64_t total = n * (cols / 32);
+        k_get_rows<T><<<(unsigned)((total + 127) / 128), 128, 0, c->stream>>>(
+            (const uint8_t *)w, row_bytes, c->batch.tokens, n, cols / 32, cols, x);
+    }
+};
+
+int cuda_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float *x, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    const int64_t n = c->batch.n_tokens;
+    const size_t row_bytes = tensor_row_bytes(wtype, cols);
+    if (!cuda_type_supported(wtype) || row_bytes == 0)
+        return error_set(err, ERR_UNSUPPORTED, "get_rows: type %u with %lld columns", wtype, (long long)cols);
+    if (n == 0) return 0;
+    if (cols % 32) {
+        if (wtype != TYPE_F32 && wtype != TYPE_F16 && wtype != TYPE_BF16)
+            return error_set(err, ERR_INVALID, "get_rows: %lld columns of type %u", (long long)cols, wtype);
+        k_get_rows_scalar<<<(unsigned)((n * cols + 255) / 256), 256, 0, c->stream>>>(
+            wtype, (const uint8_t *)w, row_bytes, c->batch.tokens, n, cols, x);
+        return cuda_check_launch("get_rows", err);
+    }
+    get_rows_launch l{c, w, row_bytes, n, cols, x};
+    cq_dispatch(wtype, l);
+    return cuda_check_launch("get_rows", err);
+}

@@ -1,0 +1,392 @@
+/*
+ * cuda_ops_check.c — every op of the CUDA backend against a reference, on
+ * random inputs, in one program (built by `make cuda`; run on a GPU machine
+ * by tests/cuda/run.sh). Not a `make test` program: it needs a GPU.
+ *
+ *   matmul / matmul_multi: every weight type, decode (GEMV) and prefill
+ *     (tensor-core GEMM) batch sizes, odd row counts; reference: the
+ *     dequantised weights times x in double (the CPU backend's result, which
+ *     quantizes x to 8 bits, is printed beside it for scale)
+ *   get_rows: exact against dequantize_row
+ *   rmsnorm, add, add_bias, silu_mul, rope (normal, NEOX, partial, scaled),
+ *   get_out_rows (in place): against the CPU backend
+ *   kv_store: page bytes against the CPU backend's for every KV type
+ *   attention: against the CPU backend for every KV type, prefill and
+ *     decode (split-KV), two sequences, a rotating window, GQA
+ *   kv_page_copy: bytes
+ * Prints one line per check and "N passed, N failed" last; exit 1 on a failure.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "tensor/dtype.h"
+#include "tensor/quant.h"
+
+static int n_pass, n_fail;
+static uint64_t rng = 0x9E3779B97F4A7C15ull;
+
+static float frand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
+}
+
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = frand() * scale;
+}
+
+static void check(const char *what, double err, double tol) {
+    bool ok = isfinite(err) && err <= tol;
+    printf("%-4s %-58s err %.3g (tol %.3g)\n", ok ? "ok" : "FAIL", what, err, tol);
+    ok ? n_pass++ : n_fail++;
+}
+
+static void die(const char *what, const larder_error *err) {
+    fprintf(stderr, "cuda_ops_check: %s: %s\n", what, err->message);
+    exit(2);
+}
+
+/* ‖a − b‖ / ‖b‖ (b the reference), NaN in a counts as failure */
+static double rel_err(const float *a, const double *b, size_t n) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        num += (a[i] - b[i]) * (a[i] - b[i]);
+        den += b[i] * b[i];
+    }
+    return den > 0 ? sqrt(num / den) : sqrt(num);
+}
+
+static double rel_errf(const float *a, const float *b, size_t n) {
+    double *bd = malloc(n * sizeof *bd);
+    for (size_t i = 0; i < n; i++) bd[i] = b[i];
+    double e = rel_err(a, bd, n);
+    free(bd);
+    return e;
+}
+
+static backend *cpu, *gpu;
+
+/* A backend buffer holding n floats of h (or uninitialised garbage when h is NULL: poisoned with NaN). */
+static float *buf_from(backend *b, const float *h, size_t n) {
+    larder_error err = {0};
+    float *p = backend_buffer_alloc(b, n * sizeof(float), &err);
+    if (!p) die("buffer", &err);
+    float *tmp = NULL;
+    if (!h) {
+        tmp = malloc(n * sizeof *tmp);
+        for (size_t i = 0; i < n; i++) tmp[i] = NAN;
+        h = tmp;
+    }
+    if (backend_buffer_write(b, p, h, n * sizeof(float), &err)) die("buffer write", &err);
+    free(tmp);
+    return p;
+}
+
+static void buf_to(backend *b, float *h, const float *p, size_t n) {
+    larder_error err = {0};
+    if (backend_sync(b, &err) || backend_buffer_read(b, h, p, n * sizeof(float), &err)) die("buffer read", &err);
+}
+
+/* Sets the same batch on both backends. */
+static void set_batch(const backend_batch *bt) {
+    larder_error err = {0};
+    if (backend_batch_set(cpu, bt, &err) || backend_batch_set(gpu, bt, &err)) die("batch", &err);
+}
+
+/* ---- matmul */
+
+static void check_matmul(uint32_t type, int64_t rows, int64_t cols, int64_t n) {
+    larder_error err = {0};
+    size_t rb = tensor_row_bytes(type, cols);
+    uint8_t *w = malloc(rb * (size_t)rows);
+    float *wf = malloc((size_t)(rows * cols) * sizeof *wf), *x = malloc((size_t)(n * cols) * sizeof *x);
+    fill(wf, (size_t)(rows * cols), 1.0f);
+    fill(x, (size_t)(n * cols), 1.0f);
+    for (int64_t r = 0; r < rows; r++)
+        if (quantize_row(type, wf + r * cols, w + (size_t)r * rb, cols)) {
+            printf("skip %s: cannot quantize\n", tensor_type_get(type)->name);
+            return;
+        }
+    for (int64_t r = 0; r < rows; r++) dequantize_row(type, w + (size_t)r * rb, wf + r * cols, cols);
+    double *ref = malloc((size_t)(n * rows) * sizeof *ref);
+    for (int64_t t = 0; t < n; t++)
+        for (int64_t r = 0; r < rows; r++) {
+            double s = 0;
+            for (int64_t k = 0; k < cols; k++) s += (double)wf[r * cols + k] * x[t * cols + k];
+            ref[t * rows + r] = s;
+        }
+    const void *wd;
+    if (backend_upload_weight(gpu, w, rb * (size_t)rows, &wd, &err)) die("upload", &err);
+    float *xg = buf_from(gpu, x, (size_t)(n * cols)), *yg = buf_from(gpu, NULL, (size_t)(n * rows));
+    float *yc = malloc((size_t)(n * rows) * sizeof *yc), *yh = malloc((size_t)(n * rows) * sizeof *yh);
+    if (backend_matmul(gpu, wd, type, rows, cols, xg, n, yg, &err)) die("matmul", &err);
+    buf_to(gpu, yh, yg, (size_t)(n * rows));
+    if (backend_matmul(cpu, w, type, rows, cols, x, n, yc, &err)) die("cpu matmul", &err);
+    char what[160];
+    bool gemm = n > 8 && type != TYPE_F32 && cols % 32 == 0;
+    snprintf(what, sizeof what, "matmul %-5s %lldx%lld n=%lld (%s; cpu err %.2g)", tensor_type_get(type)->name,
+             (long long)rows, (long long)cols, (long long)n, gemm ? "gemm f16" : "gemv f32", rel_err(yc, ref, (size_t)(n * rows)));
+    check(what, rel_err(yh, ref, (size_t)(n * rows)), gemm ? 3e-3 : 2e-6);
+    backend_buffer_free(gpu, xg), backend_buffer_free(gpu, yg);
+    free(w), free(wf), free(x), free(ref), free(yc), free(yh);
+}
+
+/* q, k, v as one fused call against three single calls. */
+static void check_matmul_multi(uint32_t type, int64_t n) {
+    larder_error err = {0};
+    const int64_t cols = 256, rows[3] = {256, 64, 64};
+    size_t rb = tensor_row_bytes(type, cols);
+    float *x = malloc((size_t)(n * cols) * sizeof *x);
+    fill(x, (size_t)(n * cols), 1.0f);
+    float *xg = buf_from(gpu, x, (size_t)(n * cols));
+    backend_matmul_weight mats[3];
+    float *single[3];
+    for (int i = 0; i < 3; i++) {
+        float *wf = malloc((size_t)(rows[i] * cols) * sizeof *wf);
+        uint8_t *w = malloc(rb * (size_t)rows[i]);
+        fill(wf, (size_t)(rows[i] * cols), 1.0f);
+        for (int64_t r = 0; r < rows[i]; r++) quantize_row(type, wf + r * cols, w + (size_t)r * rb, cols);
+        const void *wd;
+        if (backend_upload_weight(gpu, w, rb * (size_t)rows[i], &wd, &err)) die("upload", &err);
+        mats[i] = (backend_matmul_weight){wd, type, rows[i], buf_from(gpu, NULL, (size_t)(n * rows[i]))};
+        single[i] = buf_from(gpu, NULL, (size_t)(n * rows[i]));
+        if (backend_matmul(gpu, wd, type, rows[i], cols, xg, n, single[i], &err)) die("matmul", &err);
+        free(wf), free(w);
+    }
+    if (backend_matmul_multi(gpu, mats, 3, cols, xg, n, &err)) die("matmul_multi", &err);
+    double worst = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t m = (size_t)(n * rows[i]);
+        float *a = malloc(m * sizeof *a), *b = malloc(m * sizeof *b);
+        buf_to(gpu, a, mats[i].y, m);
+        buf_to(gpu, b, single[i], m);
+        double e = rel_errf(a, b, m);
+        if (e > worst) worst = e;
+        free(a), free(b);
+        backend_buffer_free(gpu, mats[i].y), backend_buffer_free(gpu, single[i]);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "matmul_multi %s n=%lld = 3 single calls", tensor_type_get(type)->name, (long long)n);
+    check(what, worst, 0);
+    backend_buffer_free(gpu, xg);
+    free(x);
+}
+
+static void check_get_rows(uint32_t type, int64_t cols) {
+    larder_error err = {0};
+    const int64_t vocab = 50, n = 7;
+    size_t rb = tensor_row_bytes(type, cols);
+    uint8_t *w = malloc(rb * (size_t)vocab);
+    float *wf = malloc((size_t)(vocab * cols) * sizeof *wf);
+    fill(wf, (size_t)(vocab * cols), 2.0f);
+    for (int64_t r = 0; r < vocab; r++) quantize_row(type, wf + r * cols, w + (size_t)r * rb, cols);
+    int32_t tokens[7] = {3, 49, 0, 3, 17, 25, 1}, pos[7] = {0}, seq[7] = {0};
+    uint32_t pt[1] = {0};
+    int32_t keep[1] = {0}, win[1] = {0};
+    set_batch(&(backend_batch){.n_tokens = (int32_t)n, .tokens = tokens, .pos = pos, .seq = seq, .n_seqs = 1,
+                               .max_pages = 1, .page_table = pt, .keep_tokens = keep, .window_tokens = win});
+    const void *wd;
+    if (backend_upload_weight(gpu, w, rb * (size_t)vocab, &wd, &err)) die("upload", &err);
+    float *xg = buf_from(gpu, NULL, (size_t)(n * cols)), *xh = malloc((size_t)(n * cols) * sizeof *xh),
+          *ref = malloc((size_t)(n * cols) * sizeof *ref);
+    if (backend_get_rows(gpu, wd, type, cols, xg, &err)) die("get_rows", &err);
+    buf_to(gpu, xh, xg, (size_t)(n * cols));
+    for (int64_t t = 0; t < n; t++) dequantize_row(type, w + (size_t)tokens[t] * rb, ref + t * cols, cols);
+    char what[96];
+    snprintf(what, sizeof what, "get_rows %s cols=%lld (exact)", tensor_type_get(type)->name, (long long)cols);
+    check(what, rel_errf(xh, ref, (size_t)(n * cols)), 0);
+    backend_buffer_free(gpu, xg);
+    free(w), free(wf), free(xh), free(ref);
+}
+
+/* ---- small ops, CPU vs GPU */
+
+static void check_small_ops(void) {
+    larder_error err = {0};
+    enum { N = 5, DIM = 384, H = 6, HD = 64 };
+    int32_t tokens[N] = {0}, pos[N] = {0, 1, 2, 700, 31999}, seq[N] = {0};
+    uint32_t pt[1] = {0};
+    int32_t keep[1] = {0}, win[1] = {0}, out_rows[3] = {1, 3, 4};
+    set_batch(&(backend_batch){.n_tokens = N, .tokens = tokens, .pos = pos, .seq = seq, .n_seqs = 1, .max_pages = 1,
+                               .page_table = pt, .keep_tokens = keep, .window_tokens = win, .n_out = 3,
+                               .out_rows = out_rows});
+    float x[N * DIM], w[DIM], y[N * DIM], c_out[N * DIM], g_out[N * DIM];
+    fill(x, N * DIM, 3.0f), fill(w, DIM, 1.0f), fill(y, N * DIM, 2.0f);
+    float *xg = buf_from(gpu, x, N * DIM), *wg = buf_from(gpu, w, DIM), *yg = buf_from(gpu, y, N * DIM);
+    float *og = buf_from(gpu, NULL, N * DIM);
+    /* rmsnorm (rows of DIM, and per-head rows of HD) */
+    memcpy(c_out, x, sizeof x);
+    backend_rmsnorm(cpu, x, w, c_out, N, DIM, 1e-5f, &err);
+    if (backend_rmsnorm(gpu, xg, wg, og, N, DIM, 1e-5f, &err)) die("rmsnorm", &err);
+    buf_to(gpu, g_out, og, N * DIM);
+    check("rmsnorm (n=5, dim=384)", rel_errf(g_out, c_out, N * DIM), 1e-6);
+    backend_rmsnorm(cpu, x, w, c_out, N * DIM / HD, HD, 1e-6f, &err);
+    if (backend_rmsnorm(gpu, xg, wg, og, N * DIM / HD, HD, 1e-6f, &err)) die("rmsnorm", &err);
+    buf_to(gpu, g_out, og, N * DIM);
+    check("rmsnorm per head (30 rows of 64)", rel_errf(g_out, c_out, N * DIM), 1e-6);
+    /* add, add_bias, silu_mul */
+    memcpy(c_out, x, sizeof x);
+    backend_add(cpu, c_out, y, N * DIM, &err);
+    float *tg = buf_from(gpu, x, N * DIM);
+    if (backend_add(gpu, tg, yg, N * DIM, &err)) die("add", &err);
+    buf_to(gpu, g_out, tg, N * DIM);
+    check("add", rel_errf(g_out, c_out, N * DIM), 0);
+    memcpy(c_out, x, sizeof x);
+    backend_add_bias(cpu, c_out, w, N, DIM, &err);
+    backend_buffer_write(gpu, tg, x, sizeof x, &err);
+    if (backend_add_bias(gpu, tg, wg, N, DIM, &err)) die("add_bias", &err);
+    buf_to(gpu, g_out, tg, N * DIM);
+    check("add_bias", rel_errf(g_out, c_out, N * DIM), 0);
+    memcpy(c_out, x, sizeof x);
+    backend_silu_mul(cpu, c_out, y, N * DIM, &err);
+    backend_buffer_write(gpu, tg, x, sizeof x, &err);
+    if (backend_silu_mul(gpu, tg, yg, N * DIM, &err)) die("silu_mul", &err);
+    buf_to(gpu, g_out, tg, N * DIM);
+    check("silu_mul", rel_errf(g_out, c_out, N * DIM), 1e-6);
+    /* rope: normal, neox, partial, with factors */
+    float factors[HD / 2];
+    for (int i = 0; i < HD / 2; i++) factors[i] = 1.0f + (float)i / 8.0f;
+    float *fg = buf_from(gpu, factors, HD / 2);
+    struct { bool neox; int n_rot; bool fac; float fscale; } cases[] = {
+        {false, HD, false, 1.0f}, {true, HD, false, 1.0f}, {true, HD / 2, false, 0.25f}, {false, HD, true, 1.0f}};
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        float ts = powf(10000.0f, -2.0f / (float)cases[ci].n_rot);
+        backend_rope_freqs fc = {ts, cases[ci].fscale, cases[ci].fac ? factors : NULL};
+        backend_rope_freqs fgq = {ts, cases[ci].fscale, cases[ci].fac ? fg : NULL};
+        memcpy(c_out, x, sizeof x);
+        backend_rope(cpu, c_out, H, HD, cases[ci].n_rot, &fc, cases[ci].neox, &err);
+        backend_buffer_write(gpu, tg, x, sizeof x, &err);
+        if (backend_rope(gpu, tg, H, HD, cases[ci].n_rot, &fgq, cases[ci].neox, &err)) die("rope", &err);
+        buf_to(gpu, g_out, tg, N * DIM);
+        char what[96];
+        snprintf(what, sizeof what, "rope %s n_rot=%d%s%s (positions to 31999)", cases[ci].neox ? "neox" : "normal",
+                 cases[ci].n_rot, cases[ci].fac ? " factors" : "", cases[ci].fscale != 1.0f ? " freq_scale" : "");
+        check(what, rel_errf(g_out, c_out, N * DIM), 2e-6);
+    }
+    /* get_out_rows in place and to another buffer */
+    memcpy(c_out, x, sizeof x);
+    backend_get_out_rows(cpu, c_out, c_out, DIM, &err);
+    backend_buffer_write(gpu, tg, x, sizeof x, &err);
+    if (backend_get_out_rows(gpu, tg, tg, DIM, &err)) die("get_out_rows", &err);
+    buf_to(gpu, g_out, tg, 3 * DIM);
+    check("get_out_rows in place", rel_errf(g_out, c_out, 3 * DIM), 0);
+    if (backend_get_out_rows(gpu, xg, og, DIM, &err)) die("get_out_rows", &err);
+    buf_to(gpu, g_out, og, 3 * DIM);
+    check("get_out_rows", rel_errf(g_out, c_out, 3 * DIM), 0);
+    backend_buffer_free(gpu, xg), backend_buffer_free(gpu, wg), backend_buffer_free(gpu, yg);
+    backend_buffer_free(gpu, og), backend_buffer_free(gpu, tg), backend_buffer_free(gpu, fg);
+}
+
+/* ---- KV store and attention */
+
+static void check_attention(uint32_t kv_type, int32_t D, int32_t n_heads, int32_t n_kv, int32_t long_ctx) {
+    larder_error err = {0};
+    const int32_t P = 16, L = 2;
+    const uint32_t n_pages = 160;
+    backend_kv_layout lay = {L, n_kv, D, P, kv_type, tensor_row_bytes(kv_type, D), 0};
+    lay.page_bytes = 2 * (size_t)L * n_kv * P * lay.row_bytes;
+    backend_kv *kc = backend_kv_create(cpu, &lay, n_pages, &err), *kg = backend_kv_create(gpu, &lay, n_pages, &err);
+    if (!kc || !kg) die("kv_create", &err);
+    /* sequence 0: long_ctx tokens, no window; sequence 1: 40 tokens with keep 4, window 12
+     * (its pages 1.. partly dropped in the decode step) */
+    const int32_t n0 = long_ctx, n1 = 40, max_pages = (n0 + P) / P + 1;
+    uint32_t *pt = malloc((size_t)2 * max_pages * sizeof *pt);
+    for (int32_t i = 0; i < 2 * max_pages; i++) pt[i] = (uint32_t)((i * 37 + 5) % n_pages); /* scattered pages */
+    /* make them distinct */
+    for (int32_t i = 0; i < 2 * max_pages; i++) pt[i] = (uint32_t)(n_pages - 1 - i);
+    int32_t keep[2] = {0, 4}, win[2] = {0, 12};
+    const int32_t n = n0 + n1, qw = n_heads * D, kw = n_kv * D;
+    int32_t *tok = calloc((size_t)n + 2, 4), *pos = malloc(((size_t)n + 2) * 4), *seq = malloc(((size_t)n + 2) * 4);
+    for (int32_t t = 0; t < n0; t++) pos[t] = t, seq[t] = 0;
+    for (int32_t t = 0; t < n1; t++) pos[n0 + t] = t, seq[n0 + t] = 1;
+    float *q = malloc((size_t)n * qw * 4), *k = malloc((size_t)n * kw * 4), *v = malloc((size_t)n * kw * 4);
+    float *oc = malloc((size_t)n * qw * 4), *oh = malloc((size_t)n * qw * 4);
+    const float scale = 1.0f / sqrtf((float)D);
+    for (int layer = 0; layer < L; layer++) {
+        fill(q, (size_t)n * qw, 2.0f), fill(k, (size_t)n * kw, 2.0f), fill(v, (size_t)n * kw, 1.0f);
+        /* prefill in one batch (both sequences; sequence 1 without its window yet) */
+        int32_t w1[2] = {0, 0};
+        set_batch(&(backend_batch){.n_tokens = n, .tokens = tok, .pos = pos, .seq = seq, .n_seqs = 2,
+                                   .max_pages = max_pages, .page_table = pt, .keep_tokens = keep, .window_tokens = w1});
+        float *qg = buf_from(gpu, q, (size_t)n * qw), *kg_ = buf_from(gpu, k, (size_t)n * kw),
+              *vg = buf_from(gpu, v, (size_t)n * kw), *og = buf_from(gpu, NULL, (size_t)n * qw);
+        if (backend_kv_store(cpu, kc, layer, k, v, &err) || backend_attention(cpu, kc, layer, q, n_heads, scale, oc, &err))
+            die("cpu attention", &err);
+        if (backend_kv_store(gpu, kg, layer, kg_, vg, &err) || backend_attention(gpu, kg, layer, qg, n_heads, scale, og, &err))
+            die("attention", &err);
+        buf_to(gpu, oh, og, (size_t)n * qw);
+        /* page bytes: compare the pages of layer `layer` */
+        size_t diff = 0, total = 0;
+        uint8_t *pc = malloc(lay.page_bytes), *pg = malloc(lay.page_bytes);
+        for (int32_t i = 0; i < 2 * max_pages; i++) {
+            if (backend_kv_page_read(cpu, kc, pt[i], pc, &err) || backend_kv_page_read(gpu, kg, pt[i], pg, &err))
+                die("page read", &err);
+            for (size_t bidx = 0; bidx < lay.page_bytes; bidx++) diff += pc[bidx] != pg[bidx], total++;
+        }
+        free(pc), free(pg);
+        const char *tn = tensor_type_get(kv_type)->name;
+        char what[160];
+        snprintf(what, sizeof what, "kv_store %s D=%d layer %d: bytes differing from cpu", tn, D, layer);
+        check(what, (double)diff / (double)total, kv_type == TYPE_Q8_0 || kv_type == TYPE_Q4_0 ? 1e-3 : 0);
+        double tol = kv_type == TYPE_F32 ? 1e-5 : kv_type == TYPE_F16 ? 2e-3 : kv_type == TYPE_BF16 ? 1e-2 : 1e-2;
+        snprintf(what, sizeof what, "attention %s D=%d heads %d/%d prefill %d+%d tokens", tn, D, n_heads, n_kv, n0, n1);
+        check(what, rel_errf(oh, oc, (size_t)n * qw), tol);
+        /* decode: one token per sequence, sequence 1 with its window (a gap after keep) */
+        int32_t dpos[2] = {n0, n1}, dseq[2] = {0, 1}, dtok[2] = {0, 0};
+        set_batch(&(backend_batch){.n_tokens = 2, .tokens = dtok, .pos = dpos, .seq = dseq, .n_seqs = 2,
+                                   .max_pages = max_pages, .page_table = pt, .keep_tokens = keep, .window_tokens = win});
+        if (backend_kv_store(cpu, kc, layer, k, v, &err) || backend_attention(cpu, kc, layer, q, n_heads, scale, oc, &err))
+            die("cpu attention", &err);
+        if (backend_kv_store(gpu, kg, layer, kg_, vg, &err) || backend_attention(gpu, kg, layer, qg, n_heads, scale, og, &err))
+            die("attention", &err);
+        buf_to(gpu, oh, og, (size_t)2 * qw);
+        snprintf(what, sizeof what, "attention %s D=%d decode at %d and %d (window)", tn, D, n0, n1);
+        check(what, rel_errf(oh, oc, (size_t)2 * qw), tol);
+        backend_buffer_free(gpu, qg), backend_buffer_free(gpu, kg_), backend_buffer_free(gpu, vg), backend_buffer_free(gpu, og);
+    }
+    /* page copy */
+    uint8_t *a = malloc(lay.page_bytes), *b = malloc(lay.page_bytes);
+    if (backend_kv_page_copy(gpu, kg, 0, pt[0], &err) || backend_kv_page_read(gpu, kg, 0, a, &err) ||
+        backend_kv_page_read(gpu, kg, pt[0], b, &err))
+        die("page copy", &err);
+    check("kv_page_copy", memcmp(a, b, lay.page_bytes) ? 1.0 : 0.0, 0);
+    free(a), free(b);
+    backend_kv_free(cpu, kc), backend_kv_free(gpu, kg);
+    free(pt), free(tok), free(pos), free(seq), free(q), free(k), free(v), free(oc), free(oh);
+}
+
+int main(void) {
+    larder_error err = {0};
+    backend_options opt = {.n_threads = 4, .device = 0};
+    if (!(cpu = backend_create("cpu", &opt, &err))) die("cpu backend", &err);
+    if (!(gpu = backend_create("cuda", &opt, &err))) die("cuda backend", &err);
+    const uint32_t types[] = {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1,
+                              TYPE_Q8_0, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K};
+    for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
+        check_matmul(types[i], 300, 512, 1);
+        check_matmul(types[i], 300, 512, 5);
+        check_matmul(types[i], 300, 512, 77);
+        check_get_rows(types[i], 512);
+    }
+    check_matmul(TYPE_Q4_K, 1000, 1024, 300);
+    check_matmul(TYPE_F32, 33, 72, 3);   /* widths not a multiple of 32: scalar kernel */
+    check_matmul(TYPE_F16, 33, 72, 20);
+    check_get_rows(TYPE_F16, 72);
+    check_matmul_multi(TYPE_Q4_K, 1);
+    check_matmul_multi(TYPE_Q8_0, 40);
+    check_small_ops();
+    const uint32_t kv_types[] = {TYPE_F16, TYPE_F32, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0};
+    for (size_t i = 0; i < sizeof kv_types / sizeof kv_types[0]; i++) {
+        check_attention(kv_types[i], 128, 8, 2, 100);
+        check_attention(kv_types[i], 64, 4, 4, 50);
+    }
+    check_attention(TYPE_F16, 128, 32, 8, 1500);  /* llama-3 grouping, split-KV decode */
+    check_attention(TYPE_Q8_0, 256, 16, 2, 300);  /* K rotation chunk 256 */
+    check_attention(TYPE_F16, 96, 12, 4, 70);     /* head size not a multiple of 64 */
+    backend_free(cpu), backend_free(gpu);
+    printf("%d passed, %d failed\n", n_pass, n_fail);
+    return n_fail ? 1 : 0;
+}
