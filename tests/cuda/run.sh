@@ -58,7 +58,7 @@ PY
 for arch in llama qwen2 qwen3; do
   case $arch in
     llama) vocab=ggml-vocab-llama-spm.gguf; extra="--rope-freqs" ;;
-    *) vocab=ggml-vocab-qwen2.gguf; extra="" ;;
+    *) vocab=ggml-vocab-llama-bpe.gguf; extra="" ;;
   esac
   for wt in f32 f16 q8_0 q4_k_m; do
     M=$T/$arch-$wt.gguf

@@ -400,9 +400,9 @@ static int cut_tiles(cuda_backend *c, int32_t group, int32_t tile_tokens, larder
         if (cuda_check(cudaMallocHost((void **)&c->tiles_host, (size_t)cap * sizeof(cuda_attn_tile)), "attention tiles", err))
             return -1;
         c->tiles_cap = cap;
-    } else {
-        cudaStreamSynchronize(c->stream); /* the staging may feed an earlier copy */
-    }
+    } else if (c->tiles_cut_this_step) {
+        cudaStreamSynchronize(c->stream); /* a second cut in one step: the staging may feed the first's copy */
+    } /* else backend_batch_set synchronized at the step's start: the last step's copy is done */
     int32_t n = 0;
     for (int32_t t = 0; t < bt->n_tokens;) {
         int32_t sq = bt->h_seq[t], p0 = bt->h_pos[t], k = 1;
@@ -412,6 +412,7 @@ static int cut_tiles(cuda_backend *c, int32_t group, int32_t tile_tokens, larder
     }
     c->n_tiles = n;
     c->tiles_group = group;
+    c->tiles_cut_this_step = true;
     return cuda_check(cudaMemcpyAsync(c->tiles_dev, c->tiles_host, (size_t)n * sizeof(cuda_attn_tile),
                                       cudaMemcpyHostToDevice, c->stream),
                       "attention tiles", err);

@@ -212,6 +212,7 @@ static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) 
     if (cells) memcpy(bt->h_page_table, in->page_table, cells * 4);
     bt->n_tokens = in->n_tokens, bt->n_seqs = in->n_seqs, bt->max_pages = in->max_pages, bt->n_out = in->n_out;
     c->tiles_group = 0; /* attention tiles are cut again for this step */
+    c->tiles_cut_this_step = false;
     return cuda_check(cudaMemcpyAsync(bt->dev_block, bt->host_block, off * 4, cudaMemcpyHostToDevice, c->stream),
                       "batch upload", err);
 }

@@ -50,6 +50,7 @@ typedef struct cuda_backend {
     /* attention tiles of the current step, per group size (cuda_attention.cu) */
     int32_t tiles_group;      /* group they were cut for; 0: none yet this step */
     int32_t n_tiles;
+    bool tiles_cut_this_step;
     cuda_attn_tile *tiles_dev;
     cuda_attn_tile *tiles_host; /* pinned */
     int64_t tiles_cap;
