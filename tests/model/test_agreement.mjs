@@ -74,6 +74,10 @@ const ARCHS = [
   ["llama", "llama-spm", ["--rope-freqs"]],
   ["qwen2", "llama-spm", ["--tied"]],
   ["qwen3", "llama-spm", ["--head-dim", "128"]],
+  // mixtures of experts: 16 experts, 4 per token (softmax router; sigmoid
+  // scores with a selection bias, whole-row q/k norm and rope on half the head)
+  ["qwen3moe", "llama-spm", ["--head-dim", "128", "--experts", "16", "--experts-used", "4", "--ff-exp", "128"]],
+  ["minimax-m2", "llama-spm", ["--head-dim", "64", "--rot", "32", "--experts", "16", "--experts-used", "4"]],
 ];
 const TYPES = ["f32", "f16", "q8_0", "q4_0", "q4_k_m"];
 // Extra files: [label, arch, vocabulary, flags, type]. The 151936-token qwen2
