@@ -358,6 +358,62 @@ static void check_attention(uint32_t kv_type, int32_t D, int32_t n_heads, int32_
     free(pt), free(tok), free(pos), free(seq), free(q), free(k), free(v), free(oc), free(oh);
 }
 
+/* ---- mixture of experts: routing and the expert feed-forward, against the CPU */
+
+static void check_moe(uint32_t wtype, int32_t n_expert, int32_t k, int64_t n_tokens, bool sigmoid) {
+    larder_error err = {0};
+    const int64_t dim = 256, ff = 512;
+    float *logits = malloc((size_t)(n_tokens * n_expert) * 4), *bias = malloc((size_t)n_expert * 4);
+    fill(logits, (size_t)(n_tokens * n_expert), 4.0f), fill(bias, (size_t)n_expert, 0.5f);
+    int32_t *ids_c = malloc((size_t)(n_tokens * k) * 4), *ids_h = malloc((size_t)(n_tokens * k) * 4);
+    float *w_c = malloc((size_t)(n_tokens * k) * 4), *w_h = malloc((size_t)(n_tokens * k) * 4);
+    backend_moe_gating gating = sigmoid ? BACKEND_MOE_SIGMOID : BACKEND_MOE_SOFTMAX;
+    if (backend_moe_route(cpu, logits, sigmoid ? bias : NULL, n_tokens, n_expert, k, gating, ids_c, w_c, &err))
+        die("cpu moe_route", &err);
+    float *lg = buf_from(gpu, logits, (size_t)(n_tokens * n_expert)), *bg = buf_from(gpu, bias, (size_t)n_expert);
+    int32_t *idg = (int32_t *)buf_from(gpu, NULL, (size_t)(n_tokens * k));
+    float *wg = buf_from(gpu, NULL, (size_t)(n_tokens * k));
+    if (backend_moe_route(gpu, lg, sigmoid ? bg : NULL, n_tokens, n_expert, k, gating, idg, wg, &err)) die("moe_route", &err);
+    buf_to(gpu, (float *)ids_h, (float *)idg, (size_t)(n_tokens * k));
+    buf_to(gpu, w_h, wg, (size_t)(n_tokens * k));
+    char what[128];
+    snprintf(what, sizeof what, "moe_route %s %d experts top %d, %lld tokens: ids equal", sigmoid ? "sigmoid+bias" : "softmax",
+             n_expert, k, (long long)n_tokens);
+    check(what, memcmp(ids_c, ids_h, (size_t)(n_tokens * k) * 4) ? 1.0 : 0.0, 0);
+    snprintf(what, sizeof what, "moe_route weights");
+    check(what, rel_errf(w_h, w_c, (size_t)(n_tokens * k)), 1e-6);
+    /* experts */
+    size_t rb_up = tensor_row_bytes(wtype, dim), rb_dn = tensor_row_bytes(wtype, ff);
+    size_t up_bytes = rb_up * (size_t)(ff * n_expert), dn_bytes = rb_dn * (size_t)(dim * n_expert);
+    uint8_t *gate = malloc(up_bytes), *up = malloc(up_bytes), *down = malloc(dn_bytes);
+    float *row = malloc((size_t)ff * 4);
+    for (int64_t r = 0; r < ff * n_expert; r++) {
+        fill(row, (size_t)dim, 1.0f), quantize_row(wtype, row, gate + (size_t)r * rb_up, dim);
+        fill(row, (size_t)dim, 1.0f), quantize_row(wtype, row, up + (size_t)r * rb_up, dim);
+    }
+    for (int64_t r = 0; r < dim * n_expert; r++) fill(row, (size_t)ff, 0.5f), quantize_row(wtype, row, down + (size_t)r * rb_dn, ff);
+    const void *gd, *ud, *dd;
+    if (backend_upload_weight(gpu, gate, up_bytes, &gd, &err) || backend_upload_weight(gpu, up, up_bytes, &ud, &err) ||
+        backend_upload_weight(gpu, down, dn_bytes, &dd, &err))
+        die("upload", &err);
+    backend_moe_experts ec = {gate, up, down, wtype, wtype, wtype, n_expert, dim, ff};
+    backend_moe_experts eg = {gd, ud, dd, wtype, wtype, wtype, n_expert, dim, ff};
+    float *x = malloc((size_t)(n_tokens * dim) * 4), *oc = malloc((size_t)(n_tokens * dim) * 4),
+          *oh = malloc((size_t)(n_tokens * dim) * 4);
+    fill(x, (size_t)(n_tokens * dim), 1.0f);
+    float *xg = buf_from(gpu, x, (size_t)(n_tokens * dim)), *og = buf_from(gpu, NULL, (size_t)(n_tokens * dim));
+    if (backend_moe_ffn(cpu, &ec, x, ids_c, w_c, n_tokens, k, oc, &err)) die("cpu moe_ffn", &err);
+    if (backend_moe_ffn(gpu, &eg, xg, idg, wg, n_tokens, k, og, &err)) die("moe_ffn", &err);
+    buf_to(gpu, oh, og, (size_t)(n_tokens * dim));
+    snprintf(what, sizeof what, "moe_ffn %s %d experts top %d, %lld tokens (vs cpu)", tensor_type_get(wtype)->name,
+             n_expert, k, (long long)n_tokens);
+    check(what, rel_errf(oh, oc, (size_t)(n_tokens * dim)), wtype == TYPE_F32 ? 1e-5 : 3e-2);
+    backend_buffer_free(gpu, lg), backend_buffer_free(gpu, bg), backend_buffer_free(gpu, idg), backend_buffer_free(gpu, wg);
+    backend_buffer_free(gpu, xg), backend_buffer_free(gpu, og);
+    free(logits), free(bias), free(ids_c), free(ids_h), free(w_c), free(w_h), free(gate), free(up), free(down), free(row);
+    free(x), free(oc), free(oh);
+}
+
 int main(void) {
     larder_error err = {0};
     backend_options opt = {.n_threads = 4, .device = 0};
@@ -386,6 +442,10 @@ int main(void) {
     check_attention(TYPE_F16, 128, 32, 8, 1500);  /* llama-3 grouping, split-KV decode */
     check_attention(TYPE_Q8_0, 256, 16, 2, 300);  /* K rotation chunk 256 */
     check_attention(TYPE_F16, 96, 12, 4, 70);     /* head size not a multiple of 64 */
+    check_moe(TYPE_F32, 16, 4, 1, false);
+    check_moe(TYPE_F32, 16, 4, 37, true);
+    check_moe(TYPE_Q4_K, 64, 8, 5, false);
+    check_moe(TYPE_Q8_0, 128, 8, 20, true);
     backend_free(cpu), backend_free(gpu);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;

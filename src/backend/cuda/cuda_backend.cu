@@ -348,8 +348,14 @@ static int cu_get_out_rows(backend *b, const float *x, float *dst, int64_t width
 
 static int cu_sync(backend *b, larder_error *err) {
     cuda_backend *c = (cuda_backend *)b;
-    if (cuda_check(cudaStreamSynchronize(c->stream), "sync", err)) return -1;
-    return cuda_check_launch("sync", err);
+    if (cuda_check(cudaStreamSynchronize(c->stream), "sync", err) || cuda_check_launch("sync", err)) return -1;
+    int flags = 0;
+    if (cuda_check(cudaMemcpy(&flags, c->dev_flags, sizeof flags, cudaMemcpyDeviceToHost), "sync", err)) return -1;
+    if (flags) {
+        cudaMemset(c->dev_flags, 0, sizeof(int));
+        return error_set(err, ERR_INVALID, "moe ffn: an expert id outside the layer's experts");
+    }
+    return 0;
 }
 
 /* ---- creation */
@@ -367,6 +373,8 @@ static void cu_free(backend *b) {
     cudaFree(c->mm_x16);
     cudaFree(c->attn_part);
     cudaFree(c->rows_tmp);
+    cudaFree(c->moe_scratch);
+    cudaFree(c->dev_flags);
     if (c->stream) cudaStreamDestroy(c->stream);
     free(c);
 }
@@ -398,6 +406,8 @@ static const backend_ops CUDA_OPS = {
     /* .attention = */ cuda_attention,
     /* .get_out_rows = */ cu_get_out_rows,
     /* .sync = */ cu_sync,
+    /* .moe_route = */ cuda_moe_route,
+    /* .moe_ffn = */ cuda_moe_ffn,
 };
 
 extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error *err) {
@@ -423,7 +433,9 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->device = dev;
     cudaDeviceProp prop;
     if (cuda_check(cudaGetDeviceProperties(&prop, dev), "device properties", err) ||
-        cuda_check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "stream", err)) {
+        cuda_check(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), "stream", err) ||
+        !(c->dev_flags = (int *)cuda_alloc(c, sizeof(int), "flags", err)) ||
+        cuda_check(cudaMemset(c->dev_flags, 0, sizeof(int)), "flags", err)) {
         cu_free(&c->base);
         return NULL;
     }

@@ -66,6 +66,11 @@ typedef struct cuda_backend {
     /* attention split-KV partials (cuda_attention.cu) */
     float *attn_part;
     size_t attn_part_bytes;
+    /* MoE feed-forward scratch (cuda_moe.cu) */
+    void *moe_scratch;
+    size_t moe_scratch_bytes;
+    /* device flags a kernel raises (an expert id out of range), read at sync */
+    int *dev_flags;
     /* get_out_rows in place: a copy of the wanted rows */
     float *rows_tmp;
     size_t rows_tmp_bytes;
@@ -96,6 +101,12 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
 int cuda_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float *x, larder_error *err);
 /* Whether the matmul kernels take weights of this type. */
 bool cuda_type_supported(uint32_t wtype);
+
+/* cuda_moe.cu */
+int cuda_moe_route(backend *b, const float *logits, const float *sel_bias, int64_t n_tokens, int32_t n_expert,
+                   int32_t k, backend_moe_gating gating, int32_t *ids, float *weights, larder_error *err);
+int cuda_moe_ffn(backend *b, const backend_moe_experts *experts, const float *x, const int32_t *ids,
+                 const float *weights, int64_t n_tokens, int32_t k, float *out, larder_error *err);
 
 /* cuda_attention.cu */
 int cuda_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err);

@@ -1,0 +1,182 @@
+/*
+ * cuda_moe.cu — the CUDA backend's mixture-of-experts ops (backend.h):
+ * routing and the expert feed-forward.
+ *
+ * Routing: one warp per token: scores (softmax with the max, f32 exps, the
+ * sum in double and one f32 scale, as the CPU; or sigmoid), then k rounds
+ * of a warp arg-max over s + bias (ties: the lower id), then the chosen
+ * unbiased scores renormalised (sum in double, clamped to 2^-14).
+ *
+ * Feed-forward: every (token, slot) pair p = t·k + j is one GEMV row set:
+ * gate and up rows of expert ids[p] times x[t] (a warp per row, as
+ * cuda_matmul.cu's GEMV: weights unpacked to f32 in registers), h =
+ * silu(gate)·up, then the down rows of the expert times h[p], and out[t] =
+ * Σ_j weights[p]·down[p] in slot order. Only the chosen experts' rows are
+ * read; a decode step reads each chosen expert once. A prefill batch reads
+ * an expert once per token that chose it (from L2 when they come close
+ * together): grouping tokens by expert for tensor-core products is the
+ * next step (bench/CUDA_RESULTS.md). An expert id outside [0, n_expert)
+ * sets a device flag that backend_sync reports.
+ */
+#include "backend/cuda/cuda_quant.cuh"
+
+#define MOE_MIN_WEIGHT_SUM 6.103515625e-5f
+#define MOE_WARPS 4
+
+__global__ void k_moe_route(const float *logits, const float *bias, int32_t n_expert, int32_t k, int sigmoid,
+                            int32_t *ids, float *weights) {
+    extern __shared__ float sm[]; /* s (n_expert), chosen flags (n_expert) */
+    float *s = sm;
+    int *chosen = (int *)(sm + n_expert);
+    const int64_t t = blockIdx.x;
+    const int lane = threadIdx.x;
+    const float *l = logits + t * n_expert;
+    if (sigmoid) {
+        for (int e = lane; e < n_expert; e += 32) s[e] = 1.0f / (1.0f + expf(-l[e]));
+    } else {
+        float mx = -INFINITY;
+        for (int e = lane; e < n_expert; e += 32) mx = fmaxf(mx, l[e]);
+        for (int o = 16; o > 0; o >>= 1) mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, o));
+        double sum = 0;
+        for (int e = lane; e < n_expert; e += 32) {
+            s[e] = expf(l[e] - mx);
+            sum += (double)s[e];
+        }
+        for (int o = 16; o > 0; o >>= 1) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+        const float inv = (float)(1.0 / sum);
+        __syncwarp();
+        for (int e = lane; e < n_expert; e += 32) s[e] *= inv;
+    }
+    for (int e = lane; e < n_expert; e += 32) chosen[e] = 0;
+    __syncwarp();
+    double wsum = 0;
+    for (int j = 0; j < k; j++) {
+        float best = -INFINITY;
+        int bid = INT32_MAX;
+        for (int e = lane; e < n_expert; e += 32) {
+            if (chosen[e]) continue;
+            float v = bias ? s[e] + bias[e] : s[e];
+            if (bid == INT32_MAX || v > best) best = v, bid = e; /* ascending e: ties keep the lower */
+        }
+        for (int o = 16; o > 0; o >>= 1) {
+            float ob = __shfl_xor_sync(0xffffffffu, best, o);
+            int oi = __shfl_xor_sync(0xffffffffu, bid, o);
+            if (oi != INT32_MAX && (bid == INT32_MAX || ob > best || (ob == best && oi < bid))) best = ob, bid = oi;
+        }
+        if (lane == 0) {
+            chosen[bid] = 1;
+            ids[t * k + j] = bid;
+            weights[t * k + j] = s[bid];
+        }
+        wsum += (double)s[bid];
+        __syncwarp();
+    }
+    float total = (float)wsum;
+    if (!(total >= MOE_MIN_WEIGHT_SUM)) total = MOE_MIN_WEIGHT_SUM;
+    __syncwarp();
+    for (int j = lane; j < k; j += 32) weights[t * k + j] /= total;
+}
+
+int cuda_moe_route(backend *b, const float *logits, const float *sel_bias, int64_t n_tokens, int32_t n_expert,
+                   int32_t k, backend_moe_gating gating, int32_t *ids, float *weights, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (n_tokens <= 0) return 0;
+    size_t smem = (size_t)n_expert * (sizeof(float) + sizeof(int));
+    if (smem > 48 * 1024) return error_set(err, ERR_UNSUPPORTED, "moe routing: %d experts", n_expert);
+    k_moe_route<<<(unsigned)n_tokens, 32, smem, c->stream>>>(logits, sel_bias, n_expert, k,
+                                                             gating == BACKEND_MOE_SIGMOID, ids, weights);
+    return cuda_check_launch("moe routing", err);
+}
+
+/* y[p] (rows) = W[e = ids[p]] (rows x cols) · x[p / x_div] for pairs p. */
+template <int T>
+__global__ void __launch_bounds__(MOE_WARPS * 32)
+    k_moe_gemv(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks, int32_t n_expert,
+               const int32_t *__restrict__ ids, const float *__restrict__ x, int64_t cols, int x_div,
+               float *__restrict__ y, int *bad_id) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * MOE_WARPS + (threadIdx.x >> 5);
+    const int64_t p = blockIdx.y;
+    if (r >= rows) return;
+    int32_t e = ids[p];
+    if (e < 0 || e >= n_expert) {
+        if (lane == 0) {
+            *bad_id = 1;
+            y[p * rows + r] = 0.0f;
+        }
+        return;
+    }
+    const uint8_t *row = w + ((size_t)e * (size_t)rows + (size_t)r) * row_bytes;
+    const float *xr = x + (p / x_div) * cols;
+    float acc = 0.0f;
+    for (int64_t c = lane; c < n_chunks; c += 32) {
+        float wv[32];
+        chunk_load<T>(row, c, wv);
+        const float4 *xp = (const float4 *)(xr + c * 32);
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            float4 xv = __ldg(xp + i);
+            acc = fmaf(wv[4 * i], xv.x, acc);
+            acc = fmaf(wv[4 * i + 1], xv.y, acc);
+            acc = fmaf(wv[4 * i + 2], xv.z, acc);
+            acc = fmaf(wv[4 * i + 3], xv.w, acc);
+        }
+    }
+    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
+    if (lane == 0) y[p * rows + r] = acc;
+}
+
+struct moe_gemv_launch {
+    cuda_backend *c; const void *w; size_t row_bytes; int64_t rows, n_chunks; int32_t n_expert;
+    const int32_t *ids; const float *x; int64_t cols; int x_div; float *y; int64_t n_pairs;
+    template <int T> void operator()() {
+        dim3 grid((unsigned)((rows + MOE_WARPS - 1) / MOE_WARPS), (unsigned)n_pairs);
+        k_moe_gemv<T><<<grid, MOE_WARPS * 32, 0, c->stream>>>((const uint8_t *)w, row_bytes, rows, n_chunks, n_expert,
+                                                             ids, x, cols, x_div, y, c->dev_flags);
+    }
+};
+
+__global__ void k_moe_silu_mul(float *g, const float *u, int64_t n) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i < n) {
+        float v = g[i];
+        g[i] = v / (1.0f + expf(-v)) * u[i];
+    }
+}
+
+__global__ void k_moe_combine(const float *down, const float *weights, int64_t n_tokens, int32_t k, int64_t dim,
+                              float *out) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n_tokens * dim) return;
+    int64_t t = i / dim, d = i % dim;
+    float s = 0.0f;
+    for (int j = 0; j < k; j++) s += weights[t * k + j] * down[(t * k + j) * dim + d];
+    out[i] = s;
+}
+
+static int moe_gemv(cuda_backend *c, const void *w, uint32_t type, int64_t rows, int64_t cols, int32_t n_expert,
+                    const int32_t *ids, const float *x, int x_div, float *y, int64_t n_pairs, larder_error *err) {
+    if (cols % 32) return error_set(err, ERR_INVALID, "moe ffn: %lld columns (a multiple of 32 needed)", (long long)cols);
+    moe_gemv_launch l{c, w, tensor_row_bytes(type, cols), rows, cols / 32, n_expert, ids, x, cols, x_div, y, n_pairs};
+    if (!cq_dispatch(type, l)) return error_set(err, ERR_UNSUPPORTED, "moe ffn: weight type %u has no CUDA kernel", type);
+    return cuda_check_launch("moe ffn", err);
+}
+
+int cuda_moe_ffn(backend *b, const backend_moe_experts *ex, const float *x, const int32_t *ids, const float *weights,
+                 int64_t n_tokens, int32_t k, float *out, larder_error *err) {
+    cuda_backend *c = (cuda_backend *)b;
+    if (n_tokens <= 0) return 0;
+    const int64_t n_pairs = n_tokens * k, ff = ex->ff, dim = ex->dim;
+    const size_t bytes = (size_t)n_pairs * (size_t)(2 * ff + dim) * sizeof(float);
+    if (cuda_scratch_reserve(c, &c->moe_scratch, &c->moe_scratch_bytes, bytes, "moe scratch", err)) return -1;
+    float *g = (float *)c->moe_scratch, *u = g + n_pairs * ff, *dn = u + n_pairs * ff;
+    if (moe_gemv(c, ex->gate, ex->gate_type, ff, dim, ex->n_expert, ids, x, k, g, n_pairs, err) ||
+        moe_gemv(c, ex->up, ex->up_type, ff, dim, ex->n_expert, ids, x, k, u, n_pairs, err))
+        return -1;
+    k_moe_silu_mul<<<(unsigned)((n_pairs * ff + 255) / 256), 256, 0, c->stream>>>(g, u, n_pairs * ff);
+    if (cuda_check_launch("moe ffn", err) ||
+        moe_gemv(c, ex->down, ex->down_type, dim, ff, ex->n_expert, ids, g, 1, dn, n_pairs, err))
+        return -1;
+    k_moe_combine<<<(unsigned)((n_tokens * dim + 255) / 256), 256, 0, c->stream>>>(dn, weights, n_tokens, k, dim, out);
+    return cuda_check_launch("moe ffn", err);
+}
