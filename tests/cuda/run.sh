@@ -11,6 +11,9 @@
 #      differ by more than 0.05.
 #   3. greedy continuations (`larder generate --temperature 0`) equal on
 #      the f32 models.
+#   4. the mixture-of-experts archs (qwen3moe: softmax gating; minimax-m2:
+#      sigmoid gating with a selection bias, whole-row q/k norms), 16
+#      experts of which 4 are used, f32 and q4_k_m weights, KV f16 and q8_0.
 # Usage: LARDER=build-cuda/larder OPS=build-cuda/tests/cuda/cuda_ops_check \
 #        SHARED=../shared bash tests/cuda/run.sh
 # Last line: "N passed, N failed"; exit 1 on a failure.
@@ -55,17 +58,20 @@ sys.exit(0 if ok else 1)
 PY
 }
 
-for arch in llama qwen2 qwen3; do
+for arch in llama qwen2 qwen3 qwen3moe minimax-m2; do
   case $arch in
     llama) vocab=ggml-vocab-llama-spm.gguf; extra="--rope-freqs" ;;
+    qwen3moe|minimax-m2) vocab=ggml-vocab-llama-bpe.gguf; extra="--experts 16 --experts-used 4 --ff-exp 256" ;;
     *) vocab=ggml-vocab-llama-bpe.gguf; extra="" ;;
   esac
-  for wt in f32 f16 q8_0 q4_k_m; do
+  wts="f32 f16 q8_0 q4_k_m"; kvs="f16 f32 bf16 q8_0 q4_0"
+  case $arch in qwen3moe|minimax-m2) wts="f32 q4_k_m"; kvs="f16 q8_0" ;; esac
+  for wt in $wts; do
     M=$T/$arch-$wt.gguf
     if ! "$LARDER" make-model --arch $arch --vocab "$SHARED/vocab/$vocab" $SHAPE $extra --type $wt --out "$M" --quiet \
          >"$T/mm.txt" 2>&1; then bad "make-model $arch $wt" "$(cat "$T/mm.txt")"; continue; fi
     tol=5e-2; case $wt in f32|f16) tol=2e-3 ;; esac
-    for kv in f16 f32 bf16 q8_0 q4_0; do
+    for kv in $kvs; do
       name="logits $arch $wt kv=$kv"
       "$LARDER" logits --model "$M" --tokens "$TOKENS" --top 40 --kv-type $kv --device cpu >"$T/c.txt" 2>"$T/ce.txt" ||
         { bad "$name" "cpu: $(cat "$T/ce.txt")"; continue; }

@@ -440,5 +440,7 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
         return NULL;
     }
     c->n_sm = prop.multiProcessorCount;
+    const char *gv = getenv("LARDER_CUDA_GEMM");
+    c->gemm_variant = gv ? atoi(gv) : 0;
     return &c->base;
 }

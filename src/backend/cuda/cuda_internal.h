@@ -46,6 +46,7 @@ typedef struct cuda_backend {
     int device;
     cudaStream_t stream;
     int n_sm;
+    int gemm_variant;         /* LARDER_CUDA_GEMM=1: the plain-load GEMM (for A/B timing) */
     cuda_batch batch;
     /* attention tiles of the current step, per group size (cuda_attention.cu) */
     int32_t tiles_group;      /* group they were cut for; 0: none yet this step */

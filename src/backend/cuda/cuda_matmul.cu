@@ -195,6 +195,86 @@ __global__ void __launch_bounds__(256) k_gemm_f16(const __half *__restrict__ A, 
         }
 }
 
+/* The same product with the tiles copied by cp.async (sm_80+): the next K
+ * step's tiles stream into the other buffer while the tensor cores work on
+ * this one; rows past M or N are zero-filled by the copy itself. */
+__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    int n = valid ? 16 : 0;
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+}
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
+
+__global__ void __launch_bounds__(256) k_gemm_f16_async(const __half *__restrict__ A, const __half *__restrict__ B,
+                                                        int64_t M, int64_t N, int64_t K, float *__restrict__ C,
+                                                        int64_t ldc) {
+    __shared__ __align__(128) unsigned char smem_raw[2 * (GM_BM + GM_BN) * (GM_BK + GM_PAD) * 2];
+    __half(*As)[GM_BM][GM_BK + GM_PAD] = (__half(*)[GM_BM][GM_BK + GM_PAD])smem_raw;
+    __half(*Bs)[GM_BN][GM_BK + GM_PAD] =
+        (__half(*)[GM_BN][GM_BK + GM_PAD])(smem_raw + 2 * GM_BM * (GM_BK + GM_PAD) * 2);
+    const int tid = threadIdx.x, warp = tid >> 5;
+    const int wm = warp >> 1, wn = warp & 1;
+    const int64_t m0 = (int64_t)blockIdx.y * GM_BM, n0 = (int64_t)blockIdx.x * GM_BN;
+    wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][4];
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) wmma::fill_fragment(acc[i][j], 0.0f);
+    auto load = [&](int buf, int64_t k0) {
+#pragma unroll
+        for (int p = 0; p < 2; p++) {
+            int idx = tid + p * 256;
+            int r = idx >> 2, cv = (idx & 3) * 8;
+            bool va = m0 + r < M, vb = n0 + r < N;
+            cp_async16(&As[buf][r][cv], A + (va ? (m0 + r) * K + k0 + cv : 0), va);
+            cp_async16(&Bs[buf][r][cv], B + (vb ? (n0 + r) * K + k0 + cv : 0), vb);
+        }
+        cp_async_commit();
+    };
+    load(0, 0);
+    int buf = 0;
+    for (int64_t k0 = 0; k0 < K; k0 += GM_BK) {
+        cp_async_wait_all();
+        __syncthreads();
+        if (k0 + GM_BK < K) load(buf ^ 1, k0 + GM_BK);
+#pragma unroll
+        for (int kk = 0; kk < GM_BK; kk += 16) {
+            wmma::fragment<wmma::matrix_a, 16, 16, 16, __half, wmma::row_major> fa[2];
+            wmma::fragment<wmma::matrix_b, 16, 16, 16, __half, wmma::col_major> fb[4];
+#pragma unroll
+            for (int i = 0; i < 2; i++) wmma::load_matrix_sync(fa[i], &As[buf][wm * 32 + i * 16][kk], GM_BK + GM_PAD);
+#pragma unroll
+            for (int j = 0; j < 4; j++) wmma::load_matrix_sync(fb[j], &Bs[buf][wn * 64 + j * 16][kk], GM_BK + GM_PAD);
+#pragma unroll
+            for (int i = 0; i < 2; i++)
+#pragma unroll
+                for (int j = 0; j < 4; j++) wmma::mma_sync(acc[i][j], fa[i], fb[j], acc[i][j]);
+        }
+        __syncthreads(); /* this buffer is refilled two steps on */
+        buf ^= 1;
+    }
+    float *stage = (float *)smem_raw + warp * 16 * 16;
+    const bool direct_ok = ldc % 8 == 0 && ((uintptr_t)C & 31) == 0;
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int64_t rm = m0 + wm * 32 + i * 16, cn = n0 + wn * 64 + j * 16;
+            if (direct_ok && rm + 16 <= M && cn + 16 <= N) {
+                wmma::store_matrix_sync(C + rm * ldc + cn, acc[i][j], ldc, wmma::mem_row_major);
+            } else {
+                wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+                __syncwarp();
+                for (int e = tid & 31; e < 256; e += 32) {
+                    int64_t rr = rm + e / 16, cc = cn + e % 16;
+                    if (rr < M && cc < N) C[rr * ldc + cc] = stage[e];
+                }
+                __syncwarp();
+            }
+        }
+}
+
 /* ---- drivers */
 
 struct mm_nop {
@@ -271,7 +351,10 @@ static int gemm(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
         if (!cq_dispatch(m->wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
         if (cuda_check_launch("matmul (dequantise)", err)) return -1;
         dim3 grid((unsigned)((nr + GM_BN - 1) / GM_BN), (unsigned)((n + GM_BM - 1) / GM_BM));
-        k_gemm_f16<<<grid, 256, 0, c->stream>>>(x16, w16, n, nr, ldk, m->y + r0, m->rows);
+        if (c->gemm_variant == 1)
+            k_gemm_f16<<<grid, 256, 0, c->stream>>>(x16, w16, n, nr, ldk, m->y + r0, m->rows);
+        else
+            k_gemm_f16_async<<<grid, 256, 0, c->stream>>>(x16, w16, n, nr, ldk, m->y + r0, m->rows);
         if (cuda_check_launch("matmul (gemm)", err)) return -1;
     }
     return 0;
