@@ -139,3 +139,7 @@ int backend_moe_ffn(backend *b, const backend_moe_experts *experts, const float 
                          (long long)n_tokens, k, experts->n_expert, (long long)experts->ff, (long long)experts->dim);
     return b->ops->moe_ffn(b, experts, x, ids, weights, n_tokens, k, out, err);
 }
+
+int backend_device_memory(const backend *b, size_t *free_bytes, size_t *total_bytes) {
+    return b->ops->device_memory ? b->ops->device_memory(b, free_bytes, total_bytes) : -1;
+}

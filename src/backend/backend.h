@@ -269,4 +269,8 @@ int backend_moe_ffn(backend *b, const backend_moe_experts *experts, const float 
 /* Waits until every op issued has finished; reports any failure. */
 int backend_sync(backend *b, larder_error *err);
 
+/* The accelerator's memory now: free and total bytes. -1 (nothing set) on
+ * a backend without device memory of its own (the CPU). */
+int backend_device_memory(const backend *b, size_t *free_bytes, size_t *total_bytes);
+
 #endif

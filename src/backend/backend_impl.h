@@ -53,6 +53,8 @@ typedef struct backend_ops {
                      int32_t k, backend_moe_gating gating, int32_t *ids, float *weights, larder_error *err);
     int (*moe_ffn)(backend *b, const backend_moe_experts *experts, const float *x, const int32_t *ids,
                    const float *weights, int64_t n_tokens, int32_t k, float *out, larder_error *err);
+    /* device memory (backend_device_memory): may be NULL (no device memory) */
+    int (*device_memory)(const backend *b, size_t *free_bytes, size_t *total_bytes);
 } backend_ops;
 
 struct backend {

@@ -315,6 +315,12 @@ int cmd_serve(int argc, char **argv) {
     eng = engine_start(&ec, &err);
     if (!eng) goto fail;
     serve_log_plan(&o, m, tok, eng, ctx_train);
+    size_t dev_free, dev_total;
+    if (backend_device_memory(be, &dev_free, &dev_total) == 0) {
+        char b1[32], b2[32];
+        log_info("device %s (GPU %d): %s of %s free with the weights and the KV pool in it", backend_name(be),
+                 (int)o.dev.gpu, size_format(dev_free, b1, sizeof b1), size_format(dev_total, b2, sizeof b2));
+    }
 
     app = serve_app_create(&o, eng, tok, chat);
     if (!app) {

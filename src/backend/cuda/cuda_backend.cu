@@ -358,6 +358,11 @@ static int cu_sync(backend *b, larder_error *err) {
     return 0;
 }
 
+static int cu_device_memory(const backend *b, size_t *free_bytes, size_t *total_bytes) {
+    (void)b;
+    return cudaMemGetInfo(free_bytes, total_bytes) == cudaSuccess ? 0 : -1;
+}
+
 /* ---- creation */
 
 static void cu_free(backend *b) {
@@ -408,6 +413,7 @@ static const backend_ops CUDA_OPS = {
     /* .sync = */ cu_sync,
     /* .moe_route = */ cuda_moe_route,
     /* .moe_ffn = */ cuda_moe_ffn,
+    /* .device_memory = */ cu_device_memory,
 };
 
 extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error *err) {
