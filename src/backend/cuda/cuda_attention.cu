@@ -179,6 +179,7 @@ static int check_kv_type(const backend_kv *kv, larder_error *err) {
 }
 
 int cuda_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     cuda_backend *c = (cuda_backend *)b;
     const cuda_batch *bt = &c->batch;
     if (check_kv_type(kv, err)) return -1;
@@ -395,6 +396,7 @@ static int cut_tiles(cuda_backend *c, int32_t group, int32_t tile_tokens, larder
         cudaStreamSynchronize(c->stream);
         cudaFree(c->tiles_dev), cudaFreeHost(c->tiles_host);
         c->tiles_dev = NULL, c->tiles_host = NULL, c->tiles_cap = 0;
+        c->mem_gen++;
         if (!(c->tiles_dev = (cuda_attn_tile *)cuda_alloc(c, (size_t)cap * sizeof(cuda_attn_tile), "attention tiles", err)))
             return -1;
         if (cuda_check(cudaMallocHost((void **)&c->tiles_host, (size_t)cap * sizeof(cuda_attn_tile)), "attention tiles", err))
@@ -420,6 +422,7 @@ static int cut_tiles(cuda_backend *c, int32_t group, int32_t tile_tokens, larder
 
 int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,
                    float *out, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     cuda_backend *c = (cuda_backend *)b;
     const cuda_batch *bt = &c->batch;
     const backend_kv_layout *l = &kv->layout;
@@ -448,6 +451,8 @@ int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float 
         int32_t k = bt->h_pos[t->t0 + t->n_tokens - 1] + 1;
         if (k > max_keys) max_keys = k;
     }
+    if (c->graph_mode != CUDA_GRAPH_OFF) /* a graph step: the shape must hold for every step of its width */
+        max_keys = bt->max_pages * l->page_tokens;
     const int64_t blocks = (int64_t)c->n_tiles * l->n_kv_heads;
     int32_t n_split = 1;
     if (blocks < c->n_sm) {

@@ -51,6 +51,7 @@ int cuda_scratch_reserve(cuda_backend *c, void **p, size_t *cap, size_t bytes, c
         cudaFree(*p);
     }
     *p = NULL, *cap = 0;
+    c->mem_gen++;
     if (!(*p = cuda_alloc(c, nb, what, err))) return -1;
     *cap = nb;
     return 0;
@@ -77,10 +78,12 @@ static int cu_upload_weight(backend *b, const void *data, size_t bytes, const vo
 }
 
 static void *cu_buffer_alloc(backend *b, size_t bytes, larder_error *err) {
+    ((cuda_backend *)b)->mem_gen++;
     return cuda_alloc((cuda_backend *)b, bytes, "an activation buffer", err);
 }
 
 static void cu_buffer_free(backend *b, void *buf) {
+    ((cuda_backend *)b)->mem_gen++;
     cudaStreamSynchronize(((cuda_backend *)b)->stream);
     cudaFree(buf);
 }
@@ -118,6 +121,7 @@ static backend_kv *cu_kv_create(backend *b, const backend_kv_layout *layout, uin
         error_set(err, ERR_NOMEM, "kv memory: out of memory");
         return NULL;
     }
+    c->mem_gen++;
     m->base = (uint8_t *)cuda_alloc(c, (size_t)n_pages * stride, "the KV page pool", err);
     if (!m->base) {
         free(m);
@@ -132,6 +136,7 @@ static backend_kv *cu_kv_create(backend *b, const backend_kv_layout *layout, uin
 }
 
 static void cu_kv_free(backend *b, backend_kv *m) {
+    ((cuda_backend *)b)->mem_gen++;
     cudaStreamSynchronize(((cuda_backend *)b)->stream);
     cudaFree(m->base);
     free(m);
@@ -160,6 +165,57 @@ static int cu_kv_page_write(backend *b, backend_kv *m, uint32_t page, const void
     return cu_buffer_write(b, m->base + (size_t)page * m->stride_bytes, host_src, m->layout.page_bytes, err);
 }
 
+/* ---- CUDA graphs of decode steps
+ *
+ * With LARDER_CUDA_GRAPH=1, a decode step (every token from its own
+ * sequence, at most 8) is captured into a graph the second time a step of
+ * the same shape (tokens, sequences, page-table width, output rows) comes,
+ * and replayed for every later one: the ops return at once and the graph
+ * runs at backend_sync. The step's batch is uploaded before the graph
+ * runs, so positions and page tables are the step's own. Any change of a
+ * device pointer an op uses (buffers, scratch, the batch block) bumps
+ * mem_gen and retires the graph. Attention sizes its key splits from the
+ * page-table width in a graph step, so the launch shape holds across the
+ * steps that share it. */
+
+static int graph_begin_step(cuda_backend *c, const backend_batch *in, larder_error *err) {
+    if (!c->graph_enabled || in->n_tokens == 0 || in->n_tokens != in->n_seqs || in->n_tokens > 8) return 0;
+    const int32_t key[4] = {in->n_tokens, in->n_seqs, in->max_pages, in->n_out};
+    if (c->graph_exec && !memcmp(key, c->graph_key, sizeof key) && c->graph_mem_gen == c->mem_gen) {
+        c->graph_mode = CUDA_GRAPH_REPLAY;
+    } else if (c->last_key_valid && !memcmp(key, c->last_key, sizeof key) && c->last_mem_gen == c->mem_gen) {
+        if (cuda_check(cudaStreamBeginCapture(c->stream, cudaStreamCaptureModeRelaxed), "graph capture", err)) return -1;
+        c->graph_mode = CUDA_GRAPH_CAPTURE;
+        memcpy(c->graph_key, key, sizeof key);
+    }
+    memcpy(c->last_key, key, sizeof key);
+    c->last_mem_gen = c->mem_gen;
+    c->last_key_valid = true;
+    return 0;
+}
+
+/* At sync: ends a capture (instantiating the graph) and runs the graph. */
+static int graph_end_step(cuda_backend *c, larder_error *err) {
+    int mode = c->graph_mode;
+    c->graph_mode = CUDA_GRAPH_OFF;
+    if (mode == CUDA_GRAPH_CAPTURE) {
+        cudaGraph_t g = NULL;
+        if (cuda_check(cudaStreamEndCapture(c->stream, &g), "graph capture", err)) return -1;
+        if (c->graph_exec) cudaGraphExecDestroy(c->graph_exec);
+        c->graph_exec = NULL;
+        cudaError_t e = cudaGraphInstantiate(&c->graph_exec, g, 0);
+        cudaGraphDestroy(g);
+        if (cuda_check(e, "graph instantiate", err)) {
+            c->graph_exec = NULL;
+            return -1;
+        }
+        c->graph_mem_gen = c->mem_gen;
+        mode = CUDA_GRAPH_REPLAY;
+    }
+    if (mode == CUDA_GRAPH_REPLAY) return cuda_check(cudaGraphLaunch(c->graph_exec, c->stream), "graph launch", err);
+    return 0;
+}
+
 /* ---- the step's batch */
 
 static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) {
@@ -174,6 +230,13 @@ static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) 
     for (int32_t i = 0; i < in->n_out; i++)
         if (in->out_rows[i] < 0 || in->out_rows[i] >= in->n_tokens || (i > 0 && in->out_rows[i] <= in->out_rows[i - 1]))
             return error_set(err, ERR_INVALID, "batch: output rows must ascend within the batch");
+    if (c->graph_mode == CUDA_GRAPH_CAPTURE) { /* the last step failed mid-capture: drop it */
+        cudaGraph_t g = NULL;
+        cudaStreamEndCapture(c->stream, &g);
+        if (g) cudaGraphDestroy(g);
+        cudaGetLastError();
+    }
+    c->graph_mode = CUDA_GRAPH_OFF;
     const size_t n = (size_t)in->n_tokens, cells = (size_t)in->n_seqs * (size_t)in->max_pages;
     const size_t bytes = (3 * n + (size_t)in->n_out + 2 * (size_t)in->n_seqs + cells + 1) * 4;
     /* the staging block may still feed the last step's copy */
@@ -181,6 +244,7 @@ static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) 
     if (bytes > bt->block_cap_bytes) {
         size_t cap = bt->block_cap_bytes ? bt->block_cap_bytes : 4096;
         while (cap < bytes) cap *= 2;
+        c->mem_gen++;
         cudaFree(bt->dev_block), cudaFreeHost(bt->host_block);
         bt->dev_block = bt->host_block = NULL, bt->block_cap_bytes = 0;
         if (!(bt->dev_block = cuda_alloc(c, cap, "the batch descriptor", err))) return -1;
@@ -213,8 +277,10 @@ static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) 
     bt->n_tokens = in->n_tokens, bt->n_seqs = in->n_seqs, bt->max_pages = in->max_pages, bt->n_out = in->n_out;
     c->tiles_group = 0; /* attention tiles are cut again for this step */
     c->tiles_cut_this_step = false;
-    return cuda_check(cudaMemcpyAsync(bt->dev_block, bt->host_block, off * 4, cudaMemcpyHostToDevice, c->stream),
-                      "batch upload", err);
+    if (cuda_check(cudaMemcpyAsync(bt->dev_block, bt->host_block, off * 4, cudaMemcpyHostToDevice, c->stream),
+                   "batch upload", err))
+        return -1;
+    return graph_begin_step(c, in, err);
 }
 
 /* ---- elementwise ops */
@@ -246,6 +312,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim,
 
 static int cu_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps,
                       larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     if (n <= 0) return 0;
     if (n > INT32_MAX) return error_set(err, ERR_INVALID, "rmsnorm: %lld rows", (long long)n);
     k_rmsnorm<<<(unsigned)n, dim >= 1024 ? 256 : 128, 0, ((cuda_backend *)b)->stream>>>(x, w, y, dim, eps);
@@ -258,6 +325,7 @@ __global__ void k_add_bias(float *x, const float *bias, int64_t n, int64_t width
 }
 
 static int cu_add_bias(backend *b, float *x, const float *bias, int64_t n, int64_t width, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     if (n * width <= 0) return 0;
     k_add_bias<<<ew_blocks(n * width), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(x, bias, n, width);
     return cuda_check_launch("add_bias", err);
@@ -269,6 +337,7 @@ __global__ void k_add(float *x, const float *y, int64_t n) {
 }
 
 static int cu_add(backend *b, float *x, const float *y, int64_t n, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     if (n <= 0) return 0;
     k_add<<<ew_blocks(n), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(x, y, n);
     return cuda_check_launch("add", err);
@@ -283,6 +352,7 @@ __global__ void k_silu_mul(float *g, const float *u, int64_t n) {
 }
 
 static int cu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     if (n <= 0) return 0;
     k_silu_mul<<<ew_blocks(n), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(g, u, n);
     return cuda_check_launch("silu_mul", err);
@@ -315,6 +385,7 @@ __global__ void k_rope(float *x, const int32_t *pos, int32_t n_heads, int32_t he
 
 static int cu_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
                    const backend_rope_freqs *freqs, bool neox, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     cuda_backend *c = (cuda_backend *)b;
     if (n_rot < 0 || n_rot > head_dim || n_rot % 2)
         return error_set(err, ERR_INVALID, "rope: %d rotated dims of %d", n_rot, head_dim);
@@ -331,6 +402,7 @@ __global__ void k_gather_rows(const float *x, float *dst, const int32_t *rows, i
 }
 
 static int cu_get_out_rows(backend *b, const float *x, float *dst, int64_t width, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     cuda_backend *c = (cuda_backend *)b;
     const int32_t n_out = c->batch.n_out;
     if (n_out == 0 || width <= 0) return 0;
@@ -348,6 +420,7 @@ static int cu_get_out_rows(backend *b, const float *x, float *dst, int64_t width
 
 static int cu_sync(backend *b, larder_error *err) {
     cuda_backend *c = (cuda_backend *)b;
+    if (graph_end_step(c, err)) return -1;
     if (cuda_check(cudaStreamSynchronize(c->stream), "sync", err) || cuda_check_launch("sync", err)) return -1;
     int flags = 0;
     if (cuda_check(cudaMemcpy(&flags, c->dev_flags, sizeof flags, cudaMemcpyDeviceToHost), "sync", err)) return -1;
@@ -368,6 +441,7 @@ static int cu_device_memory(const backend *b, size_t *free_bytes, size_t *total_
 static void cu_free(backend *b) {
     cuda_backend *c = (cuda_backend *)b;
     if (c->stream) cudaStreamSynchronize(c->stream);
+    if (c->graph_exec) cudaGraphExecDestroy(c->graph_exec);
     for (size_t i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);
     free(c->weights);
     cudaFree(c->batch.dev_block);
@@ -448,5 +522,7 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->n_sm = prop.multiProcessorCount;
     const char *gv = getenv("LARDER_CUDA_GEMM");
     c->gemm_variant = gv ? atoi(gv) : 0;
+    const char *gr = getenv("LARDER_CUDA_GRAPH");
+    c->graph_enabled = gr && atoi(gr) == 1;
     return &c->base;
 }

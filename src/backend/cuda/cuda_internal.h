@@ -41,6 +41,9 @@ typedef struct cuda_attn_tile {
     int32_t t0, n_tokens;
 } cuda_attn_tile;
 
+/* Decode steps as CUDA graphs (LARDER_CUDA_GRAPH=1, see cuda_backend.cu). */
+enum { CUDA_GRAPH_OFF, CUDA_GRAPH_CAPTURE, CUDA_GRAPH_REPLAY };
+
 typedef struct cuda_backend {
     backend base;             /* ops table: first, so a backend * points here */
     int device;
@@ -60,6 +63,14 @@ typedef struct cuda_backend {
     size_t mm_w16_bytes;
     void *mm_x16;
     size_t mm_x16_bytes;
+    /* CUDA graphs of decode steps */
+    bool graph_enabled;
+    int graph_mode;           /* CUDA_GRAPH_*: this step's */
+    cudaGraphExec_t graph_exec;
+    int32_t graph_key[4], last_key[4];
+    uint64_t mem_gen;         /* bumped whenever a device pointer an op may use changes */
+    uint64_t graph_mem_gen, last_mem_gen;
+    bool last_key_valid;
     /* uploaded weights (freed with the backend) */
     void **weights;
     size_t n_weights, cap_weights;
@@ -85,6 +96,13 @@ struct backend_kv {
     size_t head_bytes;        /* page_tokens · row_bytes: one (layer, K|V, head) block */
     uint32_t n_pages;
 };
+
+/* An op returns at once while a captured decode step is replayed (the
+ * graph does its work at backend_sync). */
+#define CUDA_SKIP_IF_REPLAY(b)                                                                                         \
+    do {                                                                                                               \
+        if (((cuda_backend *)(b))->graph_mode == CUDA_GRAPH_REPLAY) return 0;                                          \
+    } while (0)
 
 /* err from a CUDA status: -1 with "what: cuda message" (0 on success). */
 int cuda_check(cudaError_t e, const char *what, larder_error *err);

@@ -362,6 +362,7 @@ static int gemm(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
 
 int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
                       int64_t n_tokens, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     cuda_backend *c = (cuda_backend *)b;
     if (cols <= 0 || n_tokens < 0) return error_set(err, ERR_INVALID, "matmul: %lld columns", (long long)cols);
     if (n_tokens == 0) return 0;
@@ -427,6 +428,7 @@ struct get_rows_launch {
 };
 
 int cuda_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float *x, larder_error *err) {
+    CUDA_SKIP_IF_REPLAY(b);
     cuda_backend *c = (cuda_backend *)b;
     const int64_t n = c->batch.n_tokens;
     const size_t row_bytes = tensor_row_bytes(wtype, cols);
