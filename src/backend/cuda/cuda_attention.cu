@@ -456,7 +456,7 @@ int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float 
     const int64_t blocks = (int64_t)c->n_tiles * l->n_kv_heads;
     int32_t n_split = 1;
     if (blocks < c->n_sm) {
-        int64_t want = (2 * (int64_t)c->n_sm + blocks - 1) / blocks, most = (max_keys + 63) / 64;
+        int64_t want = (2 * (int64_t)c->n_sm + blocks - 1) / blocks, most = (max_keys + ATTN_KC - 1) / ATTN_KC;
         n_split = (int32_t)(want < most ? want : most);
         if (n_split < 1) n_split = 1;
     }

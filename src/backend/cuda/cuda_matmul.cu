@@ -40,6 +40,7 @@ __global__ void __launch_bounds__(MM_GEMV_WARPS * 32)
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+#pragma unroll 2
     for (int64_t c = lane; c < n_chunks; c += 32) {
         float wv[32];
         chunk_load<T>(row, c, wv);
