@@ -285,7 +285,7 @@ static void check_small_ops(void) {
 static void check_attention(uint32_t kv_type, int32_t D, int32_t n_heads, int32_t n_kv, int32_t long_ctx) {
     larder_error err = {0};
     const int32_t P = 16, L = 2;
-    const uint32_t n_pages = 160;
+    const uint32_t n_pages = (uint32_t)(2 * ((long_ctx + P) / P + 1) + 8);
     backend_kv_layout lay = {L, n_kv, D, P, kv_type, tensor_row_bytes(kv_type, D), 0};
     lay.page_bytes = 2 * (size_t)L * n_kv * P * lay.row_bytes;
     backend_kv *kc = backend_kv_create(cpu, &lay, n_pages, &err), *kg = backend_kv_create(gpu, &lay, n_pages, &err);

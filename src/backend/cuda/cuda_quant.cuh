@@ -117,8 +117,8 @@ template <> __device__ __forceinline__ void chunk_load<TYPE_Q5_0>(const uint8_t 
 #pragma unroll
     for (int i = 0; i < 16; i++) {
         uint8_t q = b[6 + i];
-        out[i] = (float)(((q & 0x0F) | ((qh >> i) & 1) << 4) - 16) * d;
-        out[i + 16] = (float)(((q >> 4) | ((qh >> (i + 16)) & 1) << 4) - 16) * d;
+        out[i] = (float)((int)((q & 0x0F) | ((qh >> i) & 1) << 4) - 16) * d; /* int: qh is unsigned */
+        out[i + 16] = (float)((int)((q >> 4) | ((qh >> (i + 16)) & 1) << 4) - 16) * d;
     }
 }
 
