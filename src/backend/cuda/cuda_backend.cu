@@ -18,6 +18,12 @@
 
 #include "backend/cuda/cuda_internal.h"
 
+#include <time.h>
+
+extern "C" {
+#include "base/log.h"
+}
+
 /* ---- errors and memory */
 
 int cuda_check(cudaError_t e, const char *what, larder_error *err) {
@@ -26,7 +32,51 @@ int cuda_check(cudaError_t e, const char *what, larder_error *err) {
                      cudaGetErrorString(e));
 }
 
-int cuda_check_launch(const char *what, larder_error *err) { return cuda_check(cudaGetLastError(), what, err); }
+/* LARDER_CUDA_PROFILE=1: every launch is waited for and its wall time
+ * (since the last one ended) added to its name's total; the table goes to
+ * the log when the backend is freed. A measuring aid: it serialises the
+ * host and the GPU. */
+#define PROF_SLOTS 32
+static struct { const char *what; double ms; long n; } prof[PROF_SLOTS];
+static int prof_on = -1;
+static double prof_last_ms;
+
+static double prof_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+int cuda_check_launch(const char *what, larder_error *err) {
+    if (prof_on < 0) prof_on = getenv("LARDER_CUDA_PROFILE") && atoi(getenv("LARDER_CUDA_PROFILE")) == 1;
+    if (prof_on) {
+        cudaDeviceSynchronize();
+        double now = prof_now_ms();
+        if (prof_last_ms > 0)
+            for (int i = 0; i < PROF_SLOTS; i++)
+                if (!prof[i].what || !strcmp(prof[i].what, what)) {
+                    prof[i].what = what, prof[i].ms += now - prof_last_ms, prof[i].n++;
+                    break;
+                }
+        prof_last_ms = now;
+    }
+    return cuda_check(cudaGetLastError(), what, err);
+}
+
+/* A gap that is not an op (host work between steps) is not charged. */
+static void prof_mark(void) {
+    if (prof_on > 0) {
+        cudaDeviceSynchronize();
+        prof_last_ms = prof_now_ms();
+    }
+}
+
+static void prof_report(void) {
+    if (prof_on <= 0) return;
+    for (int i = 0; i < PROF_SLOTS && prof[i].what; i++)
+        log_info("cuda profile: %-22s %9.3f ms in %6ld launches, %8.1f us each", prof[i].what, prof[i].ms, prof[i].n,
+                 1e3 * prof[i].ms / (double)prof[i].n);
+}
 
 void *cuda_alloc(cuda_backend *c, size_t bytes, const char *what, larder_error *err) {
     void *p = NULL;
@@ -241,6 +291,7 @@ static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) 
     const size_t bytes = (3 * n + (size_t)in->n_out + 2 * (size_t)in->n_seqs + cells + 1) * 4;
     /* the staging block may still feed the last step's copy */
     if (cuda_check(cudaStreamSynchronize(c->stream), "batch", err)) return -1;
+    prof_mark();
     if (bytes > bt->block_cap_bytes) {
         size_t cap = bt->block_cap_bytes ? bt->block_cap_bytes : 4096;
         while (cap < bytes) cap *= 2;
@@ -440,6 +491,7 @@ static int cu_device_memory(const backend *b, size_t *free_bytes, size_t *total_
 
 static void cu_free(backend *b) {
     cuda_backend *c = (cuda_backend *)b;
+    prof_report();
     if (c->stream) cudaStreamSynchronize(c->stream);
     if (c->graph_exec) cudaGraphExecDestroy(c->graph_exec);
     for (size_t i = 0; i < c->n_weights; i++) cudaFree(c->weights[i]);

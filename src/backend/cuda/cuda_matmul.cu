@@ -330,7 +330,11 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
         float *yt = m->y + t0 * m->rows;
         gemv_launch l{c, m, row_bytes, n_chunks, cols, xt, yt, nt, blocks};
         if (!cq_dispatch(m->wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
-        if (cuda_check_launch("matmul (gemv)", err)) return -1;
+        const char *what = m->rows > 65536 ? "gemv (output)"
+                         : m->wtype == TYPE_Q4_K ? "gemv q4_k"
+                         : m->wtype == TYPE_Q6_K ? "gemv q6_k"
+                         : "gemv";
+        if (cuda_check_launch(what, err)) return -1;
     }
     return 0;
 }
