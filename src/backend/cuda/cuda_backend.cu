@@ -502,6 +502,7 @@ static void cu_free(backend *b) {
     cudaFreeHost(c->tiles_host);
     cudaFree(c->mm_w16);
     cudaFree(c->mm_x16);
+    cudaFree(c->mm_xil);
     cudaFree(c->attn_part);
     cudaFree(c->rows_tmp);
     cudaFree(c->moe_scratch);
@@ -574,6 +575,8 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->n_sm = prop.multiProcessorCount;
     const char *gv = getenv("LARDER_CUDA_GEMM");
     c->gemm_variant = gv ? atoi(gv) : 0;
+    const char *gm = getenv("LARDER_CUDA_GEMV");
+    c->gemv_variant = gm ? atoi(gm) : 0;
     const char *gr = getenv("LARDER_CUDA_GRAPH");
     c->graph_enabled = gr && atoi(gr) == 1;
     return &c->base;

@@ -50,6 +50,7 @@ typedef struct cuda_backend {
     cudaStream_t stream;
     int n_sm;
     int gemm_variant;         /* LARDER_CUDA_GEMM=1: the plain-load GEMM (for A/B timing) */
+    int gemv_variant;         /* LARDER_CUDA_GEMV=2: GEMV on interleaved x (not yet run on a GPU) */
     cuda_batch batch;
     /* attention tiles of the current step, per group size (cuda_attention.cu) */
     int32_t tiles_group;      /* group they were cut for; 0: none yet this step */
@@ -63,6 +64,8 @@ typedef struct cuda_backend {
     size_t mm_w16_bytes;
     void *mm_x16;
     size_t mm_x16_bytes;
+    void *mm_xil;             /* LARDER_CUDA_GEMV=2: x interleaved for k_gemv_il */
+    size_t mm_xil_bytes;
     /* CUDA graphs of decode steps */
     bool graph_enabled;
     int graph_mode;           /* CUDA_GRAPH_*: this step's */

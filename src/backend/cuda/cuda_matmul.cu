@@ -70,6 +70,57 @@ __global__ void __launch_bounds__(MM_GEMV_WARPS * 32)
     }
 }
 
+/* The same GEMV reading x from an interleaved copy (LARDER_CUDA_GEMV=2,
+ * not yet run on a GPU): element i of chunk c sits at
+ * x_il[(c / 32) * 1024 + i * 32 + c % 32], so the 32 lanes of a warp, which
+ * take 32 consecutive chunks, read 32 consecutive floats per load instead
+ * of 32 lines 128 bytes apart (k_gemv's float4 loads touch 32 L1 lines per
+ * instruction: the first H100 run's decode, 12 ms a token on the 8B shape,
+ * fits that L1 wavefront count). */
+template <int T, int NT>
+__global__ void __launch_bounds__(MM_GEMV_WARPS * 32)
+    k_gemv_il(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks,
+              const float *__restrict__ x_il, int64_t il_stride, float *__restrict__ y, int ntok) {
+    const int lane = threadIdx.x & 31;
+    const int64_t r = (int64_t)blockIdx.x * MM_GEMV_WARPS + (threadIdx.x >> 5);
+    if (r >= rows) return;
+    const uint8_t *row = w + (size_t)r * row_bytes;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
+#pragma unroll 2
+    for (int64_t c = lane; c < n_chunks; c += 32) {
+        float wv[32];
+        chunk_load<T>(row, c, wv);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t < ntok) {
+                const float *xp = x_il + (int64_t)t * il_stride + (c >> 5) * 1024 + lane;
+                float s = 0.0f;
+#pragma unroll
+                for (int i = 0; i < 32; i++) s = fmaf(wv[i], __ldg(xp + i * 32), s);
+                acc[t] += s;
+            }
+        }
+    }
+#pragma unroll
+    for (int t = 0; t < NT; t++) {
+        float s = acc[t];
+#pragma unroll
+        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+        if (lane == 0 && t < ntok) y[(int64_t)t * rows + r] = s;
+    }
+}
+
+/* x (n, cols) -> the interleaved layout of k_gemv_il, il_stride floats per token. */
+__global__ void k_x_interleave(const float *__restrict__ x, int64_t n, int64_t cols, int64_t il_stride,
+                               float *__restrict__ x_il) {
+    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * cols) return;
+    int64_t t = i / cols, k = i % cols, c = k / 32, e = k % 32;
+    x_il[t * il_stride + (c >> 5) * 1024 + e * 32 + (c & 31)] = x[i];
+}
+
 /* Float weights of any width: one thread per (token, row), scalar. */
 __device__ __forceinline__ float float_elem(uint32_t type, const uint8_t *row, int64_t i) {
     if (type == TYPE_F32) return ((const float *)row)[i];
@@ -301,6 +352,19 @@ struct gemv_launch {
     }
 };
 
+struct gemv_il_launch {
+    cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t n_chunks, il_stride;
+    const float *x_il; float *y; int nt; unsigned blocks;
+    template <int T> void operator()() {
+        const uint8_t *w = (const uint8_t *)m->w;
+        dim3 g(blocks), b(MM_GEMV_WARPS * 32);
+        if (nt == 1) k_gemv_il<T, 1><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+        else if (nt <= 2) k_gemv_il<T, 2><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+        else if (nt <= 4) k_gemv_il<T, 4><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+        else k_gemv_il<T, 8><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+    }
+};
+
 struct dequant_launch {
     cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t r0, nr, n_chunks, ldk; __half *out;
     template <int T> void operator()() {
@@ -328,8 +392,21 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
         int nt = (int)(n - t0 < MM_GEMV_MAX_TOKENS ? n - t0 : MM_GEMV_MAX_TOKENS);
         const float *xt = x + t0 * cols;
         float *yt = m->y + t0 * m->rows;
-        gemv_launch l{c, m, row_bytes, n_chunks, cols, xt, yt, nt, blocks};
-        if (!cq_dispatch(m->wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
+        bool ok;
+        if (c->gemv_variant == 2) { /* interleaved x (see k_gemv_il) */
+            const int64_t il_stride = (n_chunks + 31) / 32 * 1024;
+            if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes, (size_t)nt * (size_t)il_stride * sizeof(float),
+                                     "matmul activation scratch", err))
+                return -1;
+            k_x_interleave<<<(unsigned)((nt * cols + 255) / 256), 256, 0, c->stream>>>(xt, nt, cols, il_stride,
+                                                                                     (float *)c->mm_xil);
+            gemv_il_launch l{c, m, row_bytes, n_chunks, il_stride, (const float *)c->mm_xil, yt, nt, blocks};
+            ok = cq_dispatch(m->wtype, l);
+        } else {
+            gemv_launch l{c, m, row_bytes, n_chunks, cols, xt, yt, nt, blocks};
+            ok = cq_dispatch(m->wtype, l);
+        }
+        if (!ok) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
         const char *what = m->rows > 65536 ? "gemv (output)"
                          : m->wtype == TYPE_Q4_K ? "gemv q4_k"
                          : m->wtype == TYPE_Q6_K ? "gemv q6_k"
