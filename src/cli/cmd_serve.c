@@ -113,7 +113,7 @@ typedef struct serve_options {
     int64_t max_queue, max_kv_size, keep;
     uint64_t kv_memory, cache_bytes, max_body;
     double cache_ttl;
-    bool verbose;
+    bool verbose, no_prewarm;
     uint32_t kv_type;   /* kv_type_name as a KV pool type */
 } serve_options;
 
@@ -143,6 +143,7 @@ static bool serve_parse_options(int argc, char **argv, serve_options *o, int *ex
         CLI_FLOAT("--prompt-cache-ttl", &o->cache_ttl, 0, 1e9, "SECONDS", "idle cached entries older than this go (default: never)"),
         CLI_INT("--max-kv-size", &o->max_kv_size, 0, 1 << 24, "N", "rotating window: a sequence keeps K/V of its first --keep and last N - keep tokens"),
         CLI_INT("--keep", &o->keep, 0, 1 << 24, "N", "with --max-kv-size: tokens kept at the start (default 0)"),
+        CLI_FLAG("--no-prewarm", &o->no_prewarm, "do not pre-warm a chat's next turn while idle"),
         CLI_FLAG("--verbose", &o->verbose, "debug logging"),
     };
     bool done;
@@ -213,6 +214,11 @@ static server_app *serve_app_create(const serve_options *o, engine *eng, const t
     app->n_vocab = (int32_t)tokenizer_n_tokens(tok);
     app->created_unix_s = timing_unix_s();
     metrics_init(&app->metrics);
+    app->prewarm.eng = eng;
+    app->prewarm.tok = tok;
+    app->prewarm.chat = chat;
+    /* Nothing pre-warmed would stay with --prompt-cache-size 0. */
+    atomic_store(&app->prewarm.enabled, !o->no_prewarm && o->cache_entries > 0);
     return app;
 }
 
@@ -331,6 +337,10 @@ fail:
     fprintf(stderr, "larder serve: %s\n", err.message);
 cleanup:
     http_server_stop(srv);
+    if (app) { /* renderings in flight submit to the engine: let them end first */
+        atomic_store(&app->prewarm.enabled, false);
+        prewarm_drain(&app->prewarm, 10000);
+    }
     engine_stop(eng);
     runner_free(run);
     chat_prompt_free(chat);

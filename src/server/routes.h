@@ -24,6 +24,7 @@
 #include "engine/engine.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "server/prewarm.h"
 
 struct tokenizer;
 
@@ -37,6 +38,7 @@ typedef struct server_app {
     int32_t n_vocab;
     int64_t created_unix_s;         /* for /v1/models */
     metrics metrics;
+    prewarm_ctx prewarm;            /* next-turn pre-warming (prewarm.h) */
 } server_app;
 
 /* The route table (static storage). */
