@@ -15,13 +15,14 @@
 /* ---- the next request */
 
 /* The answer as the assistant message of the response (routes.c writes the
- * same shape): content (null when only tool calls), reasoning_content when
- * any, tool_calls with arguments as JSON text. */
-static cJSON *answer_message(const toolcall_result *a) {
+ * same shape): content (null when only tool calls; "" with empty_content, as
+ * agents such as OpenCode send it back), reasoning_content when any,
+ * tool_calls with arguments as JSON text. */
+static cJSON *answer_message(const toolcall_result *a, bool empty_content) {
     cJSON *m = cJSON_CreateObject();
     if (!m) return NULL;
     bool ok = cJSON_AddStringToObject(m, "role", "assistant") != NULL;
-    if (a->n_calls && !a->content_len) ok = ok && cJSON_AddNullToObject(m, "content");
+    if (a->n_calls && !a->content_len && !empty_content) ok = ok && cJSON_AddNullToObject(m, "content");
     else ok = ok && cJSON_AddStringToObject(m, "content", a->content ? a->content : "");
     if (a->reasoning_len) ok = ok && cJSON_AddStringToObject(m, "reasoning_content", a->reasoning);
     if (a->n_calls) {
@@ -43,10 +44,11 @@ static cJSON *answer_message(const toolcall_result *a) {
     return m;
 }
 
-cJSON *prewarm_next_messages(const prewarm_turn *turn) {
+/* prewarm_next_messages, the answer's missing content given as null or "". */
+static cJSON *next_messages(const prewarm_turn *turn, bool empty_content) {
     cJSON *msgs = turn->messages ? cJSON_Duplicate(turn->messages, true) : cJSON_CreateArray();
     if (!msgs) return NULL;
-    cJSON *answer = answer_message(&turn->answer);
+    cJSON *answer = answer_message(&turn->answer, empty_content);
     if (!answer || !cJSON_AddItemToArray(msgs, answer)) {
         cJSON_Delete(answer);
         cJSON_Delete(msgs);
@@ -72,6 +74,8 @@ cJSON *prewarm_next_messages(const prewarm_turn *turn) {
     return msgs;
 }
 
+cJSON *prewarm_next_messages(const prewarm_turn *turn) { return next_messages(turn, false); }
+
 /* The last occurrence of needle in hay[0, len), or NULL. */
 static const char *find_last(const char *hay, size_t len, const char *needle) {
     size_t n = strlen(needle);
@@ -81,9 +85,10 @@ static const char *find_last(const char *hay, size_t len, const char *needle) {
     return NULL;
 }
 
-int prewarm_prefix_tokens(const chat_prompt *chat, const tokenizer *tok, const prewarm_turn *turn, token_list *out,
-                          larder_error *err) {
-    cJSON *msgs = prewarm_next_messages(turn);
+int prewarm_prefix_tokens(const chat_prompt *chat, const tokenizer *tok, const prewarm_turn *turn, bool empty_content,
+                          token_list *out, larder_error *err) {
+    if (empty_content && !(turn->answer.n_calls && !turn->answer.content_len)) return 1;
+    cJSON *msgs = next_messages(turn, empty_content);
     if (!msgs) return error_set(err, ERR_NOMEM, "out of memory");
     chat_prompt_input in = {msgs, turn->tools, turn->reasoning_effort, turn->template_kwargs};
     size_t len = 0;
@@ -182,11 +187,17 @@ static void *task_main(void *arg) {
     prewarm_task *t = arg;
     prewarm_ctx *ctx = t->ctx;
     prewarm_turn turn = {t->messages, t->tools, t->reasoning_effort, t->kwargs, t->answer};
-    token_list prefix = {0};
+    token_list prefix[2] = {{0}, {0}};
     larder_error err = {0};
     bool submitted = false;
-    if (prewarm_prefix_tokens(ctx->chat, ctx->tok, &turn, &prefix, &err) == 0 && prefix.n >= 2) {
-        engine_job jb = {.prompt = prefix.ids, .n_prompt = (int32_t)prefix.n, .n_choices = 1, .top_logprobs = -1,
+    /* Both shapes of a tool-calls-only answer (content null, or "") when the
+     * template renders them differently: they share all but the answer, so
+     * the second costs a few tokens. */
+    for (int v = 0; v < 2; v++) {
+        if (prewarm_prefix_tokens(ctx->chat, ctx->tok, &turn, v == 1, &prefix[v], &err) != 0 || prefix[v].n < 2) continue;
+        if (v == 1 && prefix[0].n == prefix[1].n && !memcmp(prefix[0].ids, prefix[1].ids, prefix[0].n * sizeof *prefix[0].ids))
+            continue;
+        engine_job jb = {.prompt = prefix[v].ids, .n_prompt = (int32_t)prefix[v].n, .n_choices = 1, .top_logprobs = -1,
                          .prefill_only = true};
         sampler_params_default(&jb.sampling);
         channel *ch = channel_create();
@@ -200,7 +211,8 @@ static void *task_main(void *arg) {
     }
     if (!submitted && err.code) log_debug("pre-warming skipped: %s", err.message);
     atomic_fetch_add(submitted ? &ctx->submitted : &ctx->skipped, 1);
-    token_list_free(&prefix);
+    token_list_free(&prefix[0]);
+    token_list_free(&prefix[1]);
     task_free(t);
     atomic_fetch_sub(&ctx->threads, 1);
     return NULL;

@@ -15,7 +15,9 @@
  * Rendering and tokenizing a long conversation takes milliseconds, so it runs
  * on a short-lived detached thread, never on the connection that answered:
  * at most PREWARM_MAX_THREADS at once, a turn beyond that is skipped
- * (counted). Everything it needs is copied first.
+ * (counted). Everything it needs is copied first. An answer of tool calls
+ * only is pre-warmed in both shapes clients send it back in (content null
+ * or "") when the template renders them differently.
  */
 #ifndef LARDER_SERVER_PREWARM_H
 #define LARDER_SERVER_PREWARM_H
@@ -68,14 +70,19 @@ int prewarm_chat_turn(prewarm_ctx *ctx, const prewarm_turn *turn, larder_error *
 /* The messages of the next request up to its placeholder: a new array
  * (messages + the answer as an assistant message + a placeholder user
  * message, or a tool message answering the first tool call). NULL when out
- * of memory. */
+ * of memory. An answer of tool calls only has content null, as the response
+ * gave it. */
 cJSON *prewarm_next_messages(const prewarm_turn *turn);
 
 /* Renders the next request (prewarm_next_messages) and tokenizes the text
  * before the placeholder's content, without its last token (whose merge may
- * depend on the text that follows). 0 with out filled (n may be 0), -1 with
- * err (the template raised, or the placeholder is not in the text: ERR_INVALID). */
-int prewarm_prefix_tokens(const chat_prompt *chat, const tokenizer *tok, const prewarm_turn *turn,
+ * depend on the text that follows). With empty_content, an answer of tool
+ * calls only is given content "" instead of null (agents such as OpenCode
+ * send it back so; templates render the two differently: MiniMax-M2 writes
+ * "None", Qwen3 raises on null), and 1 is returned for any other answer.
+ * 0 with out filled (n may be 0), -1 with err (the template raised, or the
+ * placeholder is not in the text: ERR_INVALID). */
+int prewarm_prefix_tokens(const chat_prompt *chat, const tokenizer *tok, const prewarm_turn *turn, bool empty_content,
                           token_list *out, larder_error *err);
 
 /* Waits (up to timeout_ms) until no rendering is in flight: for shutdown. */
