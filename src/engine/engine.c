@@ -38,6 +38,7 @@
 
 #include "base/log.h"
 #include "base/timing.h"
+#include "kv/kv_disk.h"
 #include "kv/kv_seq.h"
 #include "kv/radix_cache.h"
 
@@ -108,6 +109,7 @@ struct engine {
     int32_t n_warm;
     uint8_t *page_prewarmed;        /* (pages_total) 1: a pre-warming job wrote this page */
     int64_t prewarm_jobs, prewarm_stopped, prewarm_dropped, prewarm_tokens, prewarm_hit_tokens;
+    double prefill_s_per_token;     /* measured over forward passes of >= 32 tokens (disk tier's yardstick) */
 };
 
 /* ---- helpers */
@@ -290,6 +292,8 @@ static void running_remove(engine *e, seq *s) {
 }
 
 static void seq_finish(engine *e, seq *s, channel_finish why) {
+    if (e->cfg.disk && e->cfg.max_kv_tokens <= 0) /* the disk tier keeps its whole pages (written in the background) */
+        kv_disk_save(e->cfg.disk, s->tokens, s->kv.n_tokens / e->page_tokens, s->kv.pages);
     channel_event ev = {.kind = CHANNEL_EVENT_DONE, .choice = s->choice, .finish = why,
                         .prompt_tokens = s->job->n_prompt, .cached_tokens = s->n_cached};
     channel_push(s->job->ch, &ev);
@@ -310,8 +314,12 @@ static void seq_finish(engine *e, seq *s, channel_finish why) {
  * computed (its logits are needed). Returns 0, or -1 if the pool has no room
  * (s then holds nothing).
  */
+static int disk_make_room(void *ctx, int32_t pages) { return make_room(ctx, NULL, pages); }
+
 static int seq_attach(engine *e, seq *s) {
     int32_t P = e->page_tokens;
+    if (e->cfg.disk && !s->started_once && e->cfg.max_kv_tokens <= 0) /* pages on disk join the cache first */
+        kv_disk_restore(e->cfg.disk, e->cache, s->tokens, s->n_tokens, e->prefill_s_per_token, disk_make_room, e);
     int32_t max_pages = (s->n_tokens - 1 + P - 1) / P; /* the last token is computed */
     int32_t hit = 0;
     if (max_pages > 0) {
@@ -712,6 +720,7 @@ static void step_run(engine *e) {
     int32_t n = step_build_batch(e, &n_logits);
     if (n == 0) return;
     larder_error err = {0};
+    double t_fw = now_s();
     if (e->cfg.forward(e->cfg.forward_ctx, e->items, n, e->logits, &err)) {
         log_error("forward pass failed: %s", err.message);
         for (int i = 0; i < e->cfg.parallel; i++) {
@@ -721,6 +730,10 @@ static void step_run(engine *e) {
             seq_finish(e, s, FINISH_CANCELLED);
         }
         return;
+    }
+    if (n >= 32) {
+        double per = (now_s() - t_fw) / n;
+        e->prefill_s_per_token = e->prefill_s_per_token > 0 ? 0.8 * e->prefill_s_per_token + 0.2 * per : per;
     }
     for (int i = 0; i < e->cfg.parallel; i++) {
         seq *s = e->running[i];

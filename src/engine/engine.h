@@ -68,6 +68,7 @@
 #define ENGINE_MAX_PREWARM_JOBS 16
 
 typedef struct engine engine;
+struct kv_disk;
 
 typedef struct engine_config {
     kv_pool *pool;                  /* the whole KV pool, running + cached (not owned;
@@ -87,6 +88,11 @@ typedef struct engine_config {
     int64_t cache_max_entries;      /* idle cached conversations kept (0: none) */
     size_t cache_max_bytes;         /* idle cached KV bytes kept (0: no limit) */
     double cache_ttl_s;             /* idle entries older than this go (0: no limit) */
+    struct kv_disk *disk;           /* optional disk tier (kv/kv_disk.h; not owned): a finished
+                                     * sequence's whole pages are saved there, and at admission a
+                                     * prompt's next pages found there are restored into the cache
+                                     * when reading is measured cheaper than computing them
+                                     * (not with a rotating window) */
 } engine_config;
 
 /* What one request asks the engine to compute. */
