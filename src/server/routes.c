@@ -19,6 +19,7 @@
 #include "base/log.h"
 #include "base/timing.h"
 #include "chat/toolcall_parser.h"
+#include "server/disk_stats.h"
 #include "server/openai_request.h"
 #include "server/stop_matcher.h"
 #include "tokenizer/detok.h"
@@ -715,17 +716,18 @@ static void h_metrics(void *a, const http_request *req, http_reply *reply) {
     strbuf b = STRBUF_INIT;
     metrics_render(&app->metrics, &gauges, &b);
     prewarm_render_metrics(&app->prewarm, &st, &b);
+    disk_stats_metrics(&b, app->disk);
     http_reply_json(reply, 200, &b);
     reply->content_type = "text/plain; version=0.0.4";
 }
 
-static void write_cache_stats(strbuf *b, const engine_stats *st) {
+static void write_cache_stats(strbuf *b, const engine_stats *st, struct kv_disk *disk) {
     strbuf_printf(b, "{\"entries\":%lld,\"nodes\":%lld,\"pages\":%lld,\"page_bytes\":%lld,"
                      "\"kv_bytes_total\":%lld,\"kv_bytes_running\":%lld,\"kv_bytes_cached_idle\":%lld,\"kv_bytes_free\":%lld,"
                      "\"evictions\":%lld,\"evicted_pages\":%lld,\"lookups\":%lld,\"hit_tokens\":%lld,\"lookup_tokens\":%lld,"
                      "\"running\":%lld,\"waiting\":%lld,\"preemptions\":%lld,"
                      "\"engine_busy_s\":%.3f,\"cache_bookkeeping_s\":%.4f,"
-                     "\"prewarm\":{\"jobs\":%lld,\"stopped\":%lld,\"dropped\":%lld,\"tokens\":%lld,\"hit_tokens\":%lld}}",
+                     "\"prewarm\":{\"jobs\":%lld,\"stopped\":%lld,\"dropped\":%lld,\"tokens\":%lld,\"hit_tokens\":%lld}",
                   (long long)st->cache_entries, (long long)st->cache_nodes, (long long)st->cache_pages,
                   (long long)st->page_bytes, (long long)st->kv_bytes_total, (long long)st->kv_bytes_running,
                   (long long)st->kv_bytes_cached_idle, (long long)st->kv_bytes_free, (long long)st->cache_evictions,
@@ -734,6 +736,8 @@ static void write_cache_stats(strbuf *b, const engine_stats *st) {
                   (long long)st->preemptions, st->engine_busy_s, st->cache_bookkeeping_s, (long long)st->prewarm_jobs,
                   (long long)st->prewarm_stopped, (long long)st->prewarm_dropped, (long long)st->prewarm_tokens,
                   (long long)st->prewarm_hit_tokens);
+    disk_stats_json(b, disk);
+    strbuf_puts(b, "}");
 }
 
 static void h_cache_get(void *a, const http_request *req, http_reply *reply) {
@@ -741,7 +745,7 @@ static void h_cache_get(void *a, const http_request *req, http_reply *reply) {
     (void)req;
     engine_stats st = engine_get_stats(app->eng);
     strbuf b = STRBUF_INIT;
-    write_cache_stats(&b, &st);
+    write_cache_stats(&b, &st, app->disk);
     http_reply_json(reply, 200, &b);
 }
 
@@ -757,7 +761,7 @@ static void h_cache_delete(void *a, const http_request *req, http_reply *reply) 
         st = engine_get_stats(app->eng);
     }
     strbuf b = STRBUF_INIT;
-    write_cache_stats(&b, &st);
+    write_cache_stats(&b, &st, app->disk);
     http_reply_json(reply, 200, &b);
 }
 

@@ -39,6 +39,7 @@ typedef struct server_app {
     int64_t created_unix_s;         /* for /v1/models */
     metrics metrics;
     prewarm_ctx prewarm;            /* next-turn pre-warming (prewarm.h) */
+    struct kv_disk *disk;           /* the disk tier (NULL: none), for /v1/cache and /metrics */
 } server_app;
 
 /* The route table (static storage). */
