@@ -33,6 +33,10 @@
  *                (FIFO; a sequence larger than it is not kept) when the slot
  *                is taken by another, and the RAM entry sharing the longest
  *                prefix is copied back into the slot on a request.
+ *   larder+disk  with --cache-disk-bytes: the same, over the disk tier
+ *                (every finished request's whole pages written; pages after the
+ *                memory match found on disk are read, not computed; the
+ *                simulated disk stops writing when full, it never evicts).
  *   ideal        an unbounded cache: only tokens never computed before.
  *
  * Output: one JSON object per policy, then a markdown table.
@@ -46,6 +50,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "base/hash.h"
 #include "base/size_parse.h"
 #include "kv/kv_pool.h"
 #include "kv/radix_cache.h"
@@ -177,7 +182,53 @@ typedef struct result {
     double peak_bytes;          /* resident KV at its highest */
     int64_t prompt_tokens, recomputed_tokens;
     int64_t refused;            /* requests that could not run at all */
+    int64_t restored_tokens;    /* read back from the disk tier instead */
 } result;
+
+/* ---- the disk tier (kv_disk.h) as the simulation sees it: the keys of the
+ * pages written (every finished request's whole pages, write-through), until
+ * the byte budget is full (the simulated disk never evicts). */
+
+typedef struct sim_disk {
+    uint64_t *keys;             /* open addressing; 0 = empty */
+    size_t cap, count, max_pages;
+} sim_disk;
+
+static sim_disk g_disk;
+
+static bool disk_has(uint64_t k) {
+    if (!g_disk.cap) return false;
+    for (size_t i = k & (g_disk.cap - 1);; i = (i + 1) & (g_disk.cap - 1)) {
+        if (g_disk.keys[i] == k) return true;
+        if (!g_disk.keys[i]) return false;
+    }
+}
+
+static void disk_add(uint64_t k) {
+    if (!g_disk.max_pages || g_disk.count >= g_disk.max_pages || disk_has(k)) return;
+    if ((g_disk.count + 1) * 2 > g_disk.cap) {
+        size_t cap = g_disk.cap ? g_disk.cap * 2 : 1 << 16;
+        uint64_t *t = calloc(cap, sizeof *t), *old = g_disk.keys;
+        for (size_t i = 0; i < g_disk.cap; i++) {
+            if (!old[i]) continue;
+            size_t j = old[i] & (cap - 1);
+            while (t[j]) j = (j + 1) & (cap - 1);
+            t[j] = old[i];
+        }
+        free(old);
+        g_disk.keys = t;
+        g_disk.cap = cap;
+    }
+    size_t i = k & (g_disk.cap - 1);
+    while (g_disk.keys[i]) i = (i + 1) & (g_disk.cap - 1);
+    g_disk.keys[i] = k;
+    g_disk.count++;
+}
+
+static uint64_t chain_key(uint64_t prev, const int32_t *page, int32_t P) {
+    uint64_t k = hash_combine(prev, hash_bytes(page, (size_t)P * sizeof *page));
+    return k ? k : 1;
+}
 
 /* ---- larder: the real radix cache over the real pool's bookkeeping */
 
@@ -199,20 +250,23 @@ static void larder_finish(kv_pool *pool, radix_cache *rc, running *r, int64_t ma
     memcpy(all, q->prompt.v, (size_t)q->prompt.n * sizeof *all);
     memcpy(all + q->prompt.n, q->out, (size_t)q->n_out * sizeof *all);
     radix_cache_insert(rc, all, n, r->pages, true, NULL, NULL);
+    if (g_disk.max_pages) { /* write-through of its whole pages */
+        uint64_t k = 0;
+        for (int32_t i = 0; i + P <= n; i += P) disk_add(k = chain_key(k, all + i, P));
+    }
     if (r->pinned) radix_cache_unpin(rc, r->pinned);
     for (int32_t i = 0; i < r->n_pages; i++) kv_pool_unref(pool, r->pages[i]);
     radix_cache_trim_leaves(rc, max_entries);
     free(all);
     free(r->pages);
     r->pages = NULL;
-    (void)P;
 }
 
 /* Admits q: the cached prefix is referenced, the rest gets fresh pages
  * (evicting idle leaves as needed; a partially matched last page is copied).
  * Returns the cached tokens, or -1 when the pool cannot hold it now. */
 static int32_t larder_admit(kv_pool *pool, radix_cache *rc, request *q, running *r, int32_t P, running *others,
-                            int32_t n_others) {
+                            int32_t n_others, int32_t *restored) {
     int32_t n = q->prompt.n + q->n_out, need_pages = (n + P - 1) / P;
     /* The engine lets a job whose prefix a running sequence is computing
      * wait for that sequence's prefill checkpoints (job_should_wait_for_prefix,
@@ -233,6 +287,14 @@ static int32_t larder_admit(kv_pool *pool, radix_cache *rc, request *q, running 
     r->pinned = NULL;
     int32_t hit = radix_cache_match(rc, q->prompt.v, q->prompt.n - 1, r->pages, need_pages, &r->pinned);
     int32_t shared = hit / P; /* whole pages referenced; a partial one is copied */
+    *restored = 0;
+    if (g_disk.max_pages) { /* the pages after the match that the disk holds are read, not computed */
+        uint64_t k = 0;
+        int32_t i = 0;
+        for (; i < shared; i++) k = chain_key(k, q->prompt.v + (size_t)i * P, P);
+        for (; (i + 1) * P <= q->prompt.n - 1 && disk_has(k = chain_key(k, q->prompt.v + (size_t)i * P, P)); i++) {}
+        if (i * P > hit) *restored = i * P - hit;
+    }
     for (int32_t i = 0; i < shared; i++) kv_pool_ref(pool, r->pages[i]);
     radix_cache_pin(rc, r->pinned);
     r->n_pages = shared;
@@ -260,7 +322,7 @@ static result run_larder(workload *w, const kv_pool_config *pc, backend *be, int
         exit(1);
     }
     radix_cache *rc = radix_cache_create(pc->page_tokens, (radix_cache_hooks){hook_ref, hook_unref, hook_count, pool}, &err);
-    result res = {"larder", 0, 0, 0, 0};
+    result res = {"larder", 0, 0, 0, 0, 0};
     running *run = calloc((size_t)w->n_reqs, sizeof *run);
     size_t page_bytes = kv_pool_page_bytes(pool);
     int64_t peak_pages = 0;
@@ -268,11 +330,12 @@ static result run_larder(workload *w, const kv_pool_config *pc, backend *be, int
         int32_t n_run = 0;
         for (int32_t i = w->round_start[r]; i < w->round_start[r + 1]; i++) {
             request *q = &w->reqs[i];
-            int32_t hit = larder_admit(pool, rc, q, &run[n_run], pc->page_tokens, run, n_run);
+            int32_t restored = 0;
+            int32_t hit = larder_admit(pool, rc, q, &run[n_run], pc->page_tokens, run, n_run, &restored);
             if (hit < 0) { /* no room while others run: it waits for them (the engine's queue) */
                 for (int32_t k = 0; k < n_run; k++) larder_finish(pool, rc, &run[k], max_entries, pc->page_tokens);
                 n_run = 0;
-                hit = larder_admit(pool, rc, q, &run[n_run], pc->page_tokens, run, 0);
+                hit = larder_admit(pool, rc, q, &run[n_run], pc->page_tokens, run, 0, &restored);
                 if (hit < 0) {
                     res.refused++;
                     continue;
@@ -280,7 +343,8 @@ static result run_larder(workload *w, const kv_pool_config *pc, backend *be, int
             }
             n_run++;
             res.prompt_tokens += q->prompt.n;
-            res.recomputed_tokens += q->prompt.n - hit;
+            res.recomputed_tokens += q->prompt.n - hit - restored;
+            res.restored_tokens += restored;
             kv_pool_stats st;
             kv_pool_get_stats(pool, &st);
             if (st.pages_used > peak_pages) peak_pages = st.pages_used;
@@ -307,7 +371,7 @@ typedef struct seq_entry {
 static result run_mlx(workload *w, int32_t max_entries, double bytes_per_token) {
     /* mlx-lm's server computes one request at a time: each finds the
      * entries of every request before it */
-    result res = {"mlx-lm", 0, 0, 0, 0};
+    result res = {"mlx-lm", 0, 0, 0, 0, 0};
     seq_entry *ent = calloc((size_t)max_entries + 1, sizeof *ent);
     int32_t n_ent = 0;
     int64_t clock = 0;
@@ -365,7 +429,7 @@ static void ram_save(seq_entry *ram, int32_t *n_ram, double *ram_tokens, double 
 }
 
 static result run_llama(workload *w, int32_t n_slots, int64_t ctx_tokens, double cache_ram_bytes, double bytes_per_token) {
-    result res = {"llama-server", 0, 0, 0, 0};
+    result res = {"llama-server", 0, 0, 0, 0, 0};
     seq_entry *slot = calloc((size_t)n_slots, sizeof *slot);
     seq_entry *ram = calloc((size_t)w->n_reqs * 2 + 1, sizeof *ram);
     int32_t n_ram = 0;
@@ -469,6 +533,7 @@ static void usage(void) {
     fprintf(stderr, "usage: cache_sim --main-ids FILE --title-ids FILE [--sessions 4] [--turns 40] [--kv-type f16]\n"
                     "       [--kv-memory 64G] [--page-tokens 16] [--prompt-cache-size 10] [--mlx-entries 10]\n"
                     "       [--llama-slots 4] [--llama-ctx 196608] [--llama-cache-ram 8G] [--seed N]\n"
+                    "       [--cache-disk-bytes 0 (none; else a larder + disk row)]\n"
                     "       [--layers 62 --kv-heads 8 --head-dim 128]   (MiniMax-M2's KV geometry)\n");
     exit(2);
 }
@@ -478,7 +543,7 @@ int main(int argc, char **argv) {
     int32_t sessions = 4, turns = 40, page_tokens = 16, mlx_entries = 10, llama_slots = 4;
     int32_t layers = 62, kv_heads = 8, head_dim = 128;
     int64_t cache_entries = 10, llama_ctx = 196608;
-    uint64_t kv_memory = (uint64_t)64 << 30, cache_ram = (uint64_t)8 << 30;
+    uint64_t kv_memory = (uint64_t)64 << 30, cache_ram = (uint64_t)8 << 30, disk_bytes = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage();
@@ -497,7 +562,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--kv-heads")) kv_heads = atoi(v);
         else if (!strcmp(a, "--head-dim")) head_dim = atoi(v);
         else if (!strcmp(a, "--seed")) rng_state ^= strtoull(v, NULL, 10) * 0xBF58476D1CE4E5B9ULL;
-        else if (!strcmp(a, "--kv-memory") || !strcmp(a, "--llama-cache-ram")) {
+        else if (!strcmp(a, "--kv-memory") || !strcmp(a, "--llama-cache-ram") || !strcmp(a, "--cache-disk-bytes")) {
             larder_error err = {0};
             uint64_t b;
             if (size_parse(v, &b, &err)) {
@@ -505,6 +570,7 @@ int main(int argc, char **argv) {
                 return 2;
             }
             if (!strcmp(a, "--kv-memory")) kv_memory = b;
+            else if (!strcmp(a, "--cache-disk-bytes")) disk_bytes = b;
             else cache_ram = b;
         } else usage();
     }
@@ -534,6 +600,13 @@ int main(int argc, char **argv) {
             sessions, turns, w.n_reqs, total_prompt, longest, kv_type_name, bpt, main_prefix.n, title_prefix.n);
 
     result rl = run_larder(&w, &pc, be, cache_entries);
+    result rd = {"larder + disk", 0, 0, 0, 0, 0};
+    if (disk_bytes) { /* the same, with the disk tier (kv_disk) under it */
+        g_disk.max_pages = disk_bytes / (96 + (uint64_t)page_tokens * 4 + (uint64_t)(bpt * page_tokens));
+        rd = run_larder(&w, &pc, be, cache_entries);
+        rd.policy = "larder + disk";
+        g_disk.max_pages = 0;
+    }
     result rm = run_mlx(&w, mlx_entries, bpt);
     result rs = run_llama(&w, llama_slots, llama_ctx, (double)cache_ram, bpt);
     result ri = run_ideal(&w, be);
@@ -541,18 +614,29 @@ int main(int argc, char **argv) {
     snprintf(extra, sizeof extra, ",\"kv_memory\":%llu,\"prompt_cache_size\":%lld,\"page_tokens\":%d", (unsigned long long)kv_memory,
              (long long)cache_entries, page_tokens);
     print_json(&rl, extra);
+    if (disk_bytes) {
+        char dextra[512];
+        snprintf(dextra, sizeof dextra, "%s,\"cache_disk_bytes\":%llu,\"restored_tokens\":%lld,\"disk_pages\":%zu", extra,
+                 (unsigned long long)disk_bytes, (long long)rd.restored_tokens, g_disk.count);
+        print_json(&rd, dextra);
+    }
     snprintf(extra, sizeof extra, ",\"entries\":%d", mlx_entries);
     print_json(&rm, extra);
     snprintf(extra, sizeof extra, ",\"slots\":%d,\"ctx\":%lld,\"cache_ram\":%llu", llama_slots, (long long)llama_ctx,
              (unsigned long long)cache_ram);
     print_json(&rs, extra);
     print_json(&ri, "");
-    printf("\n| policy | peak resident KV | recomputed prompt tokens | x ideal | refused |\n|---|---|---|---|---|\n");
-    const result *all[] = {&rl, &rm, &rs, &ri};
-    for (int i = 0; i < 4; i++)
-        printf("| %s | %.1f GiB | %lld of %lld | %.2f | %lld |\n", all[i]->policy, all[i]->peak_bytes / (1024.0 * 1024 * 1024),
-               (long long)all[i]->recomputed_tokens, (long long)all[i]->prompt_tokens,
-               (double)all[i]->recomputed_tokens / (double)ri.recomputed_tokens, (long long)all[i]->refused);
+    printf("\n| policy | peak resident KV | recomputed prompt tokens | x ideal | read from disk | refused |\n"
+           "|---|---|---|---|---|---|\n");
+    const result *all[] = {&rl, &rd, &rm, &rs, &ri};
+    for (int i = 0; i < 5; i++) {
+        if (all[i] == &rd && !disk_bytes) continue;
+        printf("| %s | %.1f GiB | %lld of %lld | %.2f | %lld tokens (%.0f GiB) | %lld |\n", all[i]->policy,
+               all[i]->peak_bytes / (1024.0 * 1024 * 1024), (long long)all[i]->recomputed_tokens,
+               (long long)all[i]->prompt_tokens, (double)all[i]->recomputed_tokens / (double)ri.recomputed_tokens,
+               (long long)all[i]->restored_tokens, (double)all[i]->restored_tokens * bpt / (1024.0 * 1024 * 1024),
+               (long long)all[i]->refused);
+    }
     for (int32_t i = 0; i < w.n_reqs; i++) {
         free(w.reqs[i].prompt.v);
         free(w.reqs[i].out);
