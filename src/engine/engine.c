@@ -318,8 +318,10 @@ static int disk_make_room(void *ctx, int32_t pages) { return make_room(ctx, NULL
 
 static int seq_attach(engine *e, seq *s) {
     int32_t P = e->page_tokens;
+    int32_t disk_first = 0, disk_tokens = 0;
     if (e->cfg.disk && !s->started_once && e->cfg.max_kv_tokens <= 0) /* pages on disk join the cache first */
-        kv_disk_restore(e->cfg.disk, e->cache, s->tokens, s->n_tokens, e->prefill_s_per_token, disk_make_room, e);
+        disk_tokens = kv_disk_restore(e->cfg.disk, e->cache, s->tokens, s->n_tokens, e->prefill_s_per_token,
+                                      disk_make_room, e, &disk_first);
     int32_t max_pages = (s->n_tokens - 1 + P - 1) / P; /* the last token is computed */
     int32_t hit = 0;
     if (max_pages > 0) {
@@ -332,6 +334,8 @@ static int seq_attach(engine *e, seq *s) {
         if (hit > 0 && kv_seq_attach(&s->kv, e->cfg.pool, pages, (hit + P - 1) / P, hit, NULL) == 0) {
             radix_cache_pin(e->cache, node);
             s->pinned = node;
+            for (int32_t i = disk_first; i < disk_first + disk_tokens / P && i < (hit + P - 1) / P; i++)
+                e->page_prewarmed[pages[i]] = 0; /* read from disk now, whoever used the page before */
             if (!s->started_once && !s->job->params.prefill_only)
                 for (int32_t i = 0; i < (hit + P - 1) / P; i++)
                     if (e->page_prewarmed[pages[i]]) e->prewarm_hit_tokens += hit - i * P < P ? hit - i * P : P;

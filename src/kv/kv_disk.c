@@ -627,7 +627,8 @@ static int read_page_file(kv_disk *d, const uint64_t key[2], const uint64_t pare
 }
 
 int32_t kv_disk_restore(kv_disk *d, radix_cache *rc, const int32_t *tokens, int32_t n_tokens,
-                        double prefill_s_per_token, kv_disk_make_room_fn make_room, void *make_room_ctx) {
+                        double prefill_s_per_token, kv_disk_make_room_fn make_room, void *make_room_ctx,
+                        int32_t *first_page) {
     int32_t P = d->page_tokens;
     int32_t limit = (n_tokens - 1) / P; /* whole pages before the last token (always computed) */
     if (limit <= 0) return 0;
@@ -644,6 +645,7 @@ int32_t kv_disk_restore(kv_disk *d, radix_cache *rc, const int32_t *tokens, int3
     radix_node *node = NULL;
     int32_t hit = radix_cache_match(rc, tokens, n_tokens - 1, pages, match_pages, &node);
     int32_t base = hit / P, k = 0, restored = 0;
+    if (first_page) *first_page = base;
     keys[0][0] = d->seed[0];
     keys[0][1] = d->seed[1];
     for (int32_t i = 0; i < base; i++) chain_next(keys[0], tokens + (size_t)i * P, P, keys[0]);

@@ -96,10 +96,13 @@ typedef int (*kv_disk_make_room_fn)(void *ctx, int32_t pages);
  * whole pages on disk that follow it, when reading them is cheaper than
  * computing them at prefill_s_per_token (0: unknown, then it reads). The
  * restored pages go into rc (as if a sequence had computed them; the tree
- * holds them, nothing else). Returns the tokens restored (0: none).
+ * holds them, nothing else). Returns the tokens restored (0: none); then
+ * *first_page (may be NULL) is the index, in the prompt's pages, of the
+ * first page restored.
  */
 int32_t kv_disk_restore(kv_disk *d, radix_cache *rc, const int32_t *tokens, int32_t n_tokens,
-                        double prefill_s_per_token, kv_disk_make_room_fn make_room, void *make_room_ctx);
+                        double prefill_s_per_token, kv_disk_make_room_fn make_room, void *make_room_ctx,
+                        int32_t *first_page);
 
 /* Waits until the writer's queue is empty. */
 void kv_disk_flush(kv_disk *d);

@@ -6,7 +6,8 @@
  * conversations complete inside a pool far smaller than their total; a full
  * queue refuses; cancellation ends a generation; n > 1 shares the prompt; the
  * cache limits hold; pre-warming (prefill_only) fills the cache while idle,
- * yields to a real request at once and never shares a forward pass with it.
+ * yields to a real request at once and never shares a forward pass with it;
+ * the disk tier restores a conversation into a new engine.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "kv/kv_disk.h"
 /* The fake forward pass, compiled into this program: the engine gets it
  * through engine_config (forward, forward_ctx), nothing is substituted at
  * link time. */
@@ -633,6 +635,68 @@ static void test_prewarm_list_is_bounded(void **state) {
     stop(e);
 }
 
+/* ---- the disk tier under the engine */
+
+static kv_disk *g_disk;
+
+static engine *start_with_disk(engine_config *c, const char *dir, larder_error *err) {
+    g_fake = fake_model_create(g_kv_bytes, g_page_tokens, err);
+    if (!g_fake) return NULL;
+    fake_model_engine_config(g_fake, c);
+    kv_disk_config dc = {dir, 64u << 20, 0xFACE};
+    g_disk = kv_disk_open(&dc, g_fake->pool, err);
+    if (!g_disk) return NULL;
+    c->disk = g_disk;
+    return engine_start(c, err);
+}
+
+static void stop_with_disk(engine *e) {
+    engine_stop(e);
+    kv_disk_close(g_disk); /* writes what is queued */
+    g_disk = NULL;
+    fake_model_free(g_fake);
+    g_fake = NULL;
+}
+
+/* A conversation served by one engine is restored from disk by the next (a
+ * new pool, a new cache): the follow-up is cached from the disk's pages and
+ * its answer equals the reference — the fake model reads every token back
+ * from the pages, so a wrong or stale page would change it. */
+static void test_disk_tier_restores_after_restart(void **state) {
+    (void)state;
+    char dir[] = "/tmp/larder-engine-disk-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    engine_config c = base_config(4u << 20);
+    larder_error err = {0};
+    engine *e = start_with_disk(&c, dir, &err);
+    if (!e) fail_msg("%s", err.message);
+    int32_t prompt[400];
+    fill_prompt(prompt, 300, 51);
+    result *r = malloc(sizeof *r);
+    run_job(e, prompt, 300, 20, 1, r);
+    check_output(prompt, 300, r, 0);
+    stop_with_disk(e);
+    /* the next process: of the 319 tokens with K/V (the last generated one
+     * never went through the model), the 19 whole pages are on disk */
+    memcpy(prompt + 300, r->tokens[0], 20 * sizeof(int32_t));
+    fill_prompt(prompt + 320, 30, 52);
+    c = base_config(4u << 20);
+    e = start_with_disk(&c, dir, &err);
+    if (!e) fail_msg("%s", err.message);
+    run_job(e, prompt, 350, 10, 1, r);
+    assert_int_equal(r->errors, 0);
+    check_output(prompt, 350, r, 0);
+    assert_int_equal(r->cached, 19 * 16);
+    kv_disk_stats ds = kv_disk_get_stats(g_disk);
+    assert_int_equal(ds.restored_pages, 19);
+    assert_int_equal(ds.removed_bad_files, 0);
+    stop_with_disk(e);
+    free(r);
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_matches_reference_and_follow_up_hits_cache),
@@ -647,6 +711,7 @@ int main(void) {
         cmocka_unit_test(test_prewarm_fills_cache_for_next_request),
         cmocka_unit_test(test_prewarm_yields_to_real_request),
         cmocka_unit_test(test_prewarm_list_is_bounded),
+        cmocka_unit_test(test_disk_tier_restores_after_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -105,7 +105,7 @@ static void save_conversation(proc *pr, const int32_t *tokens) { save_pages(pr, 
 /* Restores tokens into pr's cache and checks what came back: the count, and
  * every restored page's bytes. Returns the tokens restored. */
 static int32_t restore_and_check(proc *pr, const int32_t *tokens, int32_t n_tokens) {
-    int32_t got = kv_disk_restore(pr->disk, pr->rc, tokens, n_tokens, 0, NULL, NULL);
+    int32_t got = kv_disk_restore(pr->disk, pr->rc, tokens, n_tokens, 0, NULL, NULL, NULL);
     assert_int_equal(got % P, 0);
     uint32_t pages[N_PAGES + 1];
     int32_t hit = radix_cache_match(pr->rc, tokens, n_tokens - 1, pages, N_PAGES + 1, NULL);
@@ -199,7 +199,7 @@ static void test_pages_survive_a_restart(void **state) {
     other[7 * P + 3] ^= 1;
     assert_int_equal(restore_and_check(&b, other, N_TOKENS), 7 * P);
     /* the whole prompt: the 3 pages after the 7 in memory come from disk */
-    assert_int_equal(kv_disk_restore(b.disk, b.rc, tokens, N_TOKENS, 0, NULL, NULL), 3 * P);
+    assert_int_equal(kv_disk_restore(b.disk, b.rc, tokens, N_TOKENS, 0, NULL, NULL, NULL), 3 * P);
     assert_int_equal(restore_and_check(&b, tokens, N_TOKENS), 0); /* all in memory now */
     uint32_t pages[N_PAGES + 1];
     assert_int_equal(radix_cache_match(b.rc, tokens, N_TOKENS - 1, pages, N_PAGES + 1, NULL), N_PAGES * P);
@@ -209,7 +209,7 @@ static void test_pages_survive_a_restart(void **state) {
     /* another model's process finds nothing */
     proc_close(&b);
     assert_int_equal(proc_open(&b, FP + 1, 0, &err), 0);
-    assert_int_equal(kv_disk_restore(b.disk, b.rc, tokens, N_TOKENS, 0, NULL, NULL), 0);
+    assert_int_equal(kv_disk_restore(b.disk, b.rc, tokens, N_TOKENS, 0, NULL, NULL, NULL), 0);
     proc_close(&b);
 }
 
@@ -371,12 +371,12 @@ static void test_restore_only_when_cheaper(void **state) {
     assert_int_equal(proc_open(&a, FP, 0, &err), 0);
     int32_t part[4 * P + 1];
     memcpy(part, tokens, sizeof part);
-    assert_int_equal(kv_disk_restore(a.disk, a.rc, part, 4 * P + 1, 0, NULL, NULL), 4 * P); /* unknown rates: read */
+    assert_int_equal(kv_disk_restore(a.disk, a.rc, part, 4 * P + 1, 0, NULL, NULL, NULL), 4 * P); /* unknown rates: read */
     kv_disk_stats st = kv_disk_get_stats(a.disk);
     assert_true(st.read_s_per_page > 0);
-    assert_int_equal(kv_disk_restore(a.disk, a.rc, tokens, N_TOKENS, 1e-15, NULL, NULL), 0); /* compute is faster */
+    assert_int_equal(kv_disk_restore(a.disk, a.rc, tokens, N_TOKENS, 1e-15, NULL, NULL, NULL), 0); /* compute is faster */
     assert_int_equal(kv_disk_get_stats(a.disk).restore_skipped, 1);
-    assert_int_equal(kv_disk_restore(a.disk, a.rc, tokens, N_TOKENS, 1.0, NULL, NULL), 6 * P); /* 1 s a token: read */
+    assert_int_equal(kv_disk_restore(a.disk, a.rc, tokens, N_TOKENS, 1.0, NULL, NULL, NULL), 6 * P); /* 1 s a token: read */
     proc_close(&a);
 }
 
