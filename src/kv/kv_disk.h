@@ -27,8 +27,11 @@
  *
  * Writing happens on a writer thread: kv_disk_save (engine thread) copies a
  * finished sequence's whole pages that no file holds yet into a bounded
- * queue (KV_DISK_QUEUE_BYTES; beyond it pages are not written), and the
- * writer writes them. Restoring happens on the engine thread at admission
+ * queue (KV_DISK_QUEUE_BYTES; beyond it pages are not written, and a later
+ * turn of the conversation queues them again), and the writer writes them.
+ * Pages are written when a sequence ends, not when they are evicted
+ * (DESIGN.md spoke of spilling evicted pages): only then does a kill -9
+ * leave the conversation on disk, and an eviction then costs nothing. Restoring happens on the engine thread at admission
  * (kv_disk_restore), and only when reading is cheaper than recomputing:
  * measured seconds per restored page against the engine's measured prefill
  * seconds per token.
