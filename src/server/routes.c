@@ -19,7 +19,9 @@
 #include "base/log.h"
 #include "base/timing.h"
 #include "chat/toolcall_parser.h"
+#include "server/anthropic_messages.h"
 #include "server/openai_request.h"
+#include "server/openai_responses.h"
 #include "server/stop_matcher.h"
 #include "tokenizer/detok.h"
 #include "tokenizer/tokenizer.h"
@@ -754,6 +756,11 @@ static const http_route table[] = {
     {"GET", "/metrics", h_metrics, false},
     {"GET", "/v1/cache", h_cache_get, false},
     {"DELETE", "/v1/cache", h_cache_delete, false},
+    /* other protocols, in their own files */
+    {"POST", "/v1/messages", anthropic_messages_handle, false},
+    {"POST", "/v1/messages/count_tokens", anthropic_count_tokens_handle, false},
+    {"POST", "/v1/responses", openai_responses_handle, false},
+    {"POST", "/responses", openai_responses_handle, false},
 };
 
 const http_route *routes_table(int *n_routes) {
