@@ -231,6 +231,7 @@ toolcall_parser *toolcall_parser_create(const toolcall_parser_options *o, larder
         p->calls_on = toolcall_tools_count(p->tools) > 0;
     }
     p->state = ST_START;
+    tc_block_reset(p);
     return p;
 }
 
@@ -246,6 +247,7 @@ void toolcall_parser_free(toolcall_parser *p) {
         free(p->calls[i].arguments);
     }
     free(p->calls);
+    strbuf_free(&p->stream_args);
     free(p->events);
     strbuf_free(&p->evtext);
     strbuf_free(&p->buf);
@@ -277,6 +279,8 @@ int toolcall_parser_finish(toolcall_parser *p, larder_error *err) {
     if (p->state == ST_REASONING || (p->state == ST_START && p->starts_in_reasoning)) {
         emit_buf(p, CH_REASONING, p->buf.len);
     } else {
+        /* an unfinished block: content, unless it committed calls (they close where they stand) */
+        if (p->state == ST_BLOCK) tc_block_fail(p, p->buf.len);
         tc_block_reset(p);
         emit_buf(p, CH_CONTENT, p->buf.len);
     }

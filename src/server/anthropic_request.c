@@ -81,8 +81,9 @@ static int tool_result_text(const cJSON *content, const char *where, strbuf *out
 static int convert_message(const cJSON *m, int mi, cJSON *out, larder_error *err) {
     if (!cJSON_IsObject(m)) return error_set(err, ERR_INVALID, "'messages[%d]' must be an object", mi);
     const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
-    if (!cJSON_IsString(role) || (strcmp(role->valuestring, "user") && strcmp(role->valuestring, "assistant")))
-        return error_set(err, ERR_INVALID, "'messages[%d].role' must be \"user\" or \"assistant\"", mi);
+    if (!cJSON_IsString(role) ||
+        (strcmp(role->valuestring, "user") && strcmp(role->valuestring, "assistant") && strcmp(role->valuestring, "system")))
+        return error_set(err, ERR_INVALID, "'messages[%d].role' must be \"user\", \"assistant\" or \"system\"", mi);
     bool assistant = !strcmp(role->valuestring, "assistant");
     const cJSON *content = cJSON_GetObjectItemCaseSensitive(m, "content");
     if (cJSON_IsString(content)) {
@@ -138,7 +139,7 @@ static int convert_message(const cJSON *m, int mi, cJSON *out, larder_error *err
         } else if (!strcmp(type, "tool_result")) {
             const cJSON *id = cJSON_GetObjectItemCaseSensitive(b, "tool_use_id");
             const cJSON *is_error = cJSON_GetObjectItemCaseSensitive(b, "is_error");
-            if (assistant) { rc = error_set(err, ERR_INVALID, "'%s': tool_result blocks belong to user messages", where.data); break; }
+            if (strcmp(role->valuestring, "user")) { rc = error_set(err, ERR_INVALID, "'%s': tool_result blocks belong to user messages", where.data); break; }
             if (!cJSON_IsString(id)) { rc = error_set(err, ERR_INVALID, "'%s.tool_use_id' must be a string", where.data); break; }
             if (is_error && !cJSON_IsNull(is_error) && !cJSON_IsBool(is_error)) {
                 rc = error_set(err, ERR_INVALID, "'%s.is_error' must be a boolean", where.data);

@@ -10,7 +10,8 @@
  *                 "x-anthropic-billing-header: …;" prefix is dropped unless
  *                 keep_billing_header (it changes on every request and
  *                 would defeat the prompt cache)
- *   messages      user/assistant, content a string or blocks: text;
+ *   messages      user/assistant (and system: Claude Code sends system messages
+ *                 between turns), content a string or blocks: text;
  *                 thinking (→ reasoning_content), redacted_thinking (dropped);
  *                 tool_use (→ tool_calls, input as the arguments);
  *                 tool_result (→ tool messages, before the user's text;

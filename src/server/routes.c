@@ -155,11 +155,23 @@ static void gen_free(gen_state *g) {
 
 /* Chat: feeds the text released since the last call to the tool-call /
  * reasoning parser and turns its events into stream deltas. */
+static void chat_parse_events(choice_state *c);
+
 static void chat_parse(choice_state *c, bool finish) {
     if (!c->tp) return;
-    if (c->fresh.len) toolcall_parser_feed(c->tp, c->fresh.data, c->fresh.len, NULL);
+    /* each feed/finish replaces the parser's events: take them after each */
+    if (c->fresh.len) {
+        toolcall_parser_feed(c->tp, c->fresh.data, c->fresh.len, NULL);
+        chat_parse_events(c);
+    }
     strbuf_reset(&c->fresh);
-    if (finish) toolcall_parser_finish(c->tp, NULL);
+    if (finish) {
+        toolcall_parser_finish(c->tp, NULL);
+        chat_parse_events(c);
+    }
+}
+
+static void chat_parse_events(choice_state *c) {
     size_t n = toolcall_parser_event_count(c->tp);
     for (size_t i = 0; i < n; i++) {
         toolcall_event ev = toolcall_parser_event(c->tp, i);

@@ -160,15 +160,67 @@ static void test_xml_function_calls_typed_by_schema(void **state) {
 static void test_xml_function_malformed_stays_content(void **state) {
     (void)state;
     toolcall_parser_options o = h_opts(&F_XML, TOOLS_JSON, false);
+    /* no call was committed (no known function name): content, byte for byte */
     const char *cases[] = {
         "<tool_call>\n<function=nope>\n</function>\n</tool_call>",
-        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</tool_call>",
-        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>",
         "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {}}\n</tool_call>",
         "<tool_call>\n<function=get\nweather>\n</function>\n</tool_call>",
-        "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis",
     };
     h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
+    /* a call streams from its name on: when the block then breaks, or the
+     * output ends inside it, the call is closed where it stands and the text
+     * from the break on is content */
+    h_expect(&o, "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</tool_call> after",
+             "</tool_call> after", "", 1, "get_weather", "{\"city\": \"Paris\"}");
+    h_expect(&o, "<tool_call>\n<function=get_weather>\n<parameter=city>\nParis\n</parameter>\n</function>", "", "", 1,
+             "get_weather", "{\"city\": \"Paris\"}");
+    h_expect(&o, "<tool_call>\n<function=get_weather>\n<parameter=city>\nPar", "", "", 1, "get_weather",
+             "{\"city\": \"Par\"}");
+    h_expect(&o, "<tool_call>\n<function=get_weather>\n<parameter=days>\n3", "", "", 1, "get_weather", "{}");
+    /* a second function that is unknown: the first stays a call; the block fails at its end */
+    h_expect(&o, "<tool_call>\n<function=list_files>\n</function>\n<function=nope>\n</function>\n</tool_call>",
+             "", "", 1, "list_files", "{}");
+}
+
+/* Arguments are sent while the block is still open: fed byte by byte, the
+ * call starts and its text value arrives before the block's close marker
+ * has been fed; fragments of every split join to the same arguments (the
+ * harness checks that under many splits). */
+static void test_xml_arguments_stream_before_the_block_ends(void **state) {
+    (void)state;
+    struct { const toolcall_format *f; const char *text; const char *close; const char *args; } cases[] = {
+        {&F_XML, "<tool_call>\n<function=write_file>\n<parameter=path>\na.txt\n</parameter>\n<parameter=content>\n"
+                 "h\u00e9llo \"w\"\n\n</parameter>\n<parameter=opts>\n{\"x\": 1}\n</parameter>\n</function>\n</tool_call>",
+         "</tool_call>", "{\"path\": \"a.txt\", \"content\": \"h\u00e9llo \\\"w\\\"\\n\", \"opts\": {\"x\": 1}}"},
+        {&F_MINIMAX, "<minimax:tool_call>\n<invoke name=\"write_file\">\n<parameter name=\"content\">a < b </param</parameter>\n"
+                     "<parameter name=\"content\">dup</parameter>\n</invoke>\n</minimax:tool_call>",
+         "</minimax:tool_call>", "{\"content\": \"a < b </param\"}"},
+        {&F_GLM, "<tool_call>write_file\n<arg_key>content</arg_key>\n<arg_value>x\ty</arg_value>\n</tool_call>",
+         "</tool_call>", "{\"content\": \"x\\ty\"}"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        toolcall_parser_options o = h_opts(cases[c].f, TOOLS_JSON, false);
+        h_expect(&o, cases[c].text, "", "", 1, strstr(cases[c].text, "write_file") ? "write_file" : "", cases[c].args);
+        larder_error err;
+        toolcall_parser *p = toolcall_parser_create(&o, &err);
+        assert_non_null(p);
+        const char *t = cases[c].text;
+        size_t close_at = (size_t)(strstr(t, cases[c].close) - t), started_at = 0, args_before_close = 0;
+        bool started = false;
+        for (size_t i = 0; i < close_at; i++) {
+            assert_int_equal(toolcall_parser_feed(p, t + i, 1, &err), 0);
+            for (size_t k = 0; k < toolcall_parser_event_count(p); k++) {
+                toolcall_event e = toolcall_parser_event(p, k);
+                if (e.kind == TOOLCALL_EVENT_CALL_START && !started) { started = true; started_at = i; }
+                if (e.kind == TOOLCALL_EVENT_CALL_ARGS) args_before_close += e.len;
+            }
+        }
+        assert_true(started);
+        assert_true(started_at < close_at);
+        /* all of the arguments but the closing brace came before the close marker */
+        assert_int_equal(args_before_close, strlen(cases[c].args) - 1);
+        toolcall_parser_free(p);
+    }
 }
 
 static void test_xml_function_seed_markers(void **state) {
@@ -270,12 +322,14 @@ static void test_minimax_malformed_stays_content(void **state) {
     toolcall_parser_options o = h_opts(&F_MINIMAX, TOOLS_JSON, false);
     const char *cases[] = {
         "<minimax:tool_call>\n</minimax:tool_call>",
-        "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"city\">Paris</parameter>\n</minimax:tool_call>",
-        "<minimax:tool_call>\n<invoke name=\"get_weather\">\n</invoke>",
         "<minimax:tool_call>\n<invoke name=\"nope\">\n</invoke>\n</minimax:tool_call>",
         "<minimax:tool_call>\n<invoke name=get_weather>\n</invoke>\n</minimax:tool_call>",
     };
     h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
+    /* committed calls close where they stand */
+    h_expect(&o, "<minimax:tool_call>\n<invoke name=\"get_weather\">\n<parameter name=\"city\">Paris</parameter>\n</minimax:tool_call>",
+             "</minimax:tool_call>", "", 1, "get_weather", "{\"city\": \"Paris\"}");
+    h_expect(&o, "<minimax:tool_call>\n<invoke name=\"get_weather\">\n</invoke>", "", "", 1, "get_weather", "{}");
 }
 
 /* ---- GLM <arg_key> */
@@ -298,12 +352,15 @@ static void test_glm_malformed_stays_content(void **state) {
     toolcall_parser_options o = h_opts(&F_GLM, TOOLS_JSON, false);
     const char *cases[] = {
         "<tool_call>nope\n</tool_call>",
-        "<tool_call>get_weather\n<arg_key>city</arg_key>\nParis\n</tool_call>",
-        "<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>Paris</tool_call>",
-        "<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>Paris</arg_value>",
         "<tool_call>{\"name\": \"get_weather\"}</tool_call>",
     };
     h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
+    /* committed calls close where they stand */
+    h_expect(&o, "<tool_call>get_weather\n<arg_key>city</arg_key>\nParis\n</tool_call>", "Paris\n</tool_call>", "", 1, "get_weather", "{}");
+    h_expect(&o, "<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>Paris</tool_call>", "", "", 1, "get_weather",
+             "{\"city\": \"Paris</tool_call>\"}");
+    h_expect(&o, "<tool_call>get_weather\n<arg_key>city</arg_key><arg_value>Paris</arg_value>", "", "", 1, "get_weather",
+             "{\"city\": \"Paris\"}");
 }
 
 /* ---- limits and robustness */
@@ -432,6 +489,7 @@ int main(void) {
         cmocka_unit_test(test_hermes_streams_content_early_and_holds_markers),
         cmocka_unit_test(test_xml_function_calls_typed_by_schema),
         cmocka_unit_test(test_xml_function_malformed_stays_content),
+        cmocka_unit_test(test_xml_arguments_stream_before_the_block_ends),
         cmocka_unit_test(test_xml_function_seed_markers),
         cmocka_unit_test(test_llama3_json_calls),
         cmocka_unit_test(test_llama3_non_calls_stay_content),
