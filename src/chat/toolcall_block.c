@@ -172,6 +172,7 @@ bool tc_begin_json(toolcall_parser *p, size_t i, int next) {
     p->json_is_array = p->buf.data[i] == '[';
     p->cur = i;
     p->sub = next;
+    tc_jstream_begin(p);
     return true;
 }
 
@@ -179,6 +180,7 @@ bool tc_feed_json(toolcall_parser *p, size_t *end, bool *failed) {
     size_t bad = 0;
     size_t e = tjson_scan_feed(&p->js, p->buf.data, p->cur, p->buf.len, &bad);
     *failed = false;
+    tc_jstream_run(p, e == TJSON_SCAN_MORE ? p->buf.len : e == TJSON_BAD ? bad : e);
     if (e == TJSON_SCAN_MORE) { p->cur = p->buf.len; return false; }
     if (e == TJSON_BAD) { *failed = true; *end = bad; return false; }
     *end = e;
@@ -305,7 +307,10 @@ void tc_block_reset(toolcall_parser *p) {
     p->block_calls = p->n_calls;
     p->stream_call = p->stream_key_a = NPOS;
     p->stream_members = 0;
+    p->stream_json = false;
     strbuf_reset(&p->stream_args);
+    p->jrec = JREC_OFF;
+    p->jcall = NPOS;
 }
 
 bool tc_block_fail(toolcall_parser *p, size_t at) {
@@ -334,6 +339,7 @@ size_t tc_call_open(toolcall_parser *p, const char *name, size_t n) {
 }
 
 bool tc_block_done(toolcall_parser *p, size_t end) {
+    if (p->jcall != NPOS && p->n_pend == 1) p->pend[0].call = p->jcall;   /* streamed while parsed */
     size_t fresh = 0;   /* pending calls that did not stream */
     for (size_t i = 0; i < p->n_pend; i++) fresh += p->pend[i].call == NPOS;
     if (p->n_pend == 0 || p->n_calls + fresh > TOOLCALL_MAX_CALLS) return tc_block_fail(p, end);

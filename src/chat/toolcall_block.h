@@ -82,6 +82,18 @@ struct toolcall_parser {
     bool stream_trimmed;       /* STREAM_TEXT: its leading newline is decided */
     size_t stream_lead;        /* STREAM_TEXT: bytes trimmed at its start (0 or 1) */
     size_t stream_done;        /* STREAM_TEXT: raw value bytes sent (after the trim) */
+    bool stream_json;          /* the streamed call is a JSON-style one (below) */
+    /* streaming a JSON-style call: {"name": N, "arguments"|"parameters": {..}}
+     * recognised up to its arguments object, which is then validated as it comes */
+    int jrec;                  /* the recognizer's step; JREC_OFF: not streaming */
+    size_t jcur;               /* its scan position in buf */
+    size_t jlit;               /* bytes of the expected literal matched */
+    span jname;                /* the function name (between its quotes) */
+    size_t jkey_a;             /* the second key's first byte */
+    size_t jargs_a;            /* the arguments object's first byte */
+    size_t jsent;              /* its bytes sent */
+    size_t jcall;              /* the call it committed; NPOS: none */
+    tjson_stream jst;
 
     channel ch[2];
     toolcall_call *calls; size_t n_calls, cap_calls;
@@ -191,6 +203,18 @@ void tc_stream_param(toolcall_parser *p, size_t end, bool closed);
 /* The block failed or ended unfinished: closes the streamed call where it
  * stands. True when the block committed any call. */
 bool tc_stream_abort(toolcall_parser *p);
+
+/* JSON-style calls (Hermes, Llama 3, Mistral's array form): tc_begin_json
+ * starts the recognizer on a single object; tc_feed_json runs it over the
+ * bytes it scanned. A call commits when `{"name": N, "arguments": {` (or
+ * "parameters") has been read with N one of the tools; its arguments are
+ * sent up to the validator's safe point. Mistral's N[ARGS]{..} commits at
+ * the '{' (tc_jstream_args). At tc_block_done the committed call is the
+ * block's one pending call. */
+enum { JREC_OFF = -1 };
+void tc_jstream_begin(toolcall_parser *p);
+void tc_jstream_args(toolcall_parser *p, span name);
+void tc_jstream_run(toolcall_parser *p, size_t upto);
 
 /* ---- ending the block */
 

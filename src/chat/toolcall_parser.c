@@ -93,7 +93,12 @@ static bool block_begin_at(toolcall_parser *p, size_t at) {
 }
 
 static bool step_block(toolcall_parser *p) {
-    if (p->buf.len > TOOLCALL_MAX_BLOCK_BYTES) return tc_block_fail(p, p->buf.len);
+    if (p->buf.len > TOOLCALL_MAX_BLOCK_BYTES) {
+        /* cut at the limit itself, so that a streaming call ends in the same
+         * place however the text was split */
+        tc_jstream_run(p, TOOLCALL_MAX_BLOCK_BYTES);
+        return tc_block_fail(p, TOOLCALL_MAX_BLOCK_BYTES);
+    }
     return p->syntax->step(p);
 }
 

@@ -35,10 +35,15 @@
  *     types when the parameter closes; toolcall_block.h "streaming calls").
  *     Such a committed call stays a call: if its block breaks later, or the
  *     output ends inside it, its arguments are closed where they stand and
- *     the text from the break on is content. JSON-style calls (Hermes,
- *     Llama 3, Mistral) are emitted whole (CALL_START, then one CALL_ARGS)
- *     when their block is complete and valid — closing marker parsed, JSON
- *     valid, function one of the tools. A block that commits no call and
+ *     the text from the break on is content. JSON-style calls stream too
+ *     once `{"name": N, "arguments": {` (Hermes, Llama 3 "parameters") or
+ *     Mistral's `N[ARGS]{` is read with N a tool: the arguments go out up to
+ *     the last point where they can be closed (tjson_stream), and broken
+ *     arguments are closed there. Other JSON shapes (arguments first, a JSON
+ *     array of calls, arguments as a string) are emitted whole (CALL_START,
+ *     then one CALL_ARGS) when their block is complete and valid — closing
+ *     marker parsed, JSON valid, function one of the tools. A block that
+ *     commits no call and
  *     turns out malformed (bad JSON, unknown function, unclosed at the end,
  *     larger than TOOLCALL_MAX_BLOCK_BYTES) is emitted as plain content,
  *     byte for byte.

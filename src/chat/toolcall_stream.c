@@ -57,6 +57,14 @@ static void stream_param_close_text(toolcall_parser *p) {
 
 void tc_stream_xcall_end(toolcall_parser *p) {
     if (p->stream_call == NPOS) return;
+    if (p->stream_json) {
+        /* cut at the last safe point: its closer completes what was sent */
+        stream_out(p, p->jst.closer, (size_t)p->jst.closer_len);
+        p->stream_json = false;
+        stream_finalize(p);
+        p->jrec = JREC_OFF;
+        return;
+    }
     stream_param_close_text(p);
     stream_puts(p, "}");
     stream_finalize(p);
@@ -164,4 +172,125 @@ void tc_stream_param(toolcall_parser *p, size_t end, bool closed) {
         }
     }
     if (closed) stream_param_close_text(p);
+}
+
+/* ---- JSON-style calls */
+
+enum { JR_OPEN, JR_K1, JR_C1, JR_V1, JR_NAME, JR_COMMA, JR_K2, JR_KEY2, JR_C2, JR_A, JR_ARGS };
+
+void tc_jstream_begin(toolcall_parser *p) {
+    p->jrec = p->json_is_array || p->stream_call != NPOS ? JREC_OFF : JR_OPEN;
+    p->jcur = p->json_start;
+    p->jlit = 0;
+}
+
+/* Commits the call named buf[name) with its arguments object at p->jcur. */
+static void jstream_commit(toolcall_parser *p, span name) {
+    const char *s = p->buf.data + name.a;
+    size_t n = name.b - name.a;
+    p->jrec = JREC_OFF;
+    if (!tc_name_ok(p, s, n) || p->n_calls >= TOOLCALL_MAX_CALLS) return;
+    size_t index = tc_call_open(p, s, n);
+    if (index == NPOS) return;
+    p->stream_call = p->jcall = index;
+    p->stream_json = true;
+    strbuf_reset(&p->stream_args);
+    p->jargs_a = p->jcur;
+    p->jsent = 0;
+    tjson_stream_init(&p->jst);
+    p->jrec = JR_ARGS;
+}
+
+void tc_jstream_args(toolcall_parser *p, span name) {
+    p->jcur = p->json_start;
+    jstream_commit(p, name);
+}
+
+/* Sends the arguments up to the validator's safe point; at their end (or
+ * when they break) the call is finalized. */
+static void jstream_args(toolcall_parser *p, size_t upto) {
+    int r = tjson_stream_feed(&p->jst, p->buf.data + p->jcur, upto - p->jcur);
+    p->jcur = p->jargs_a + p->jst.pos;
+    if (p->jst.safe > p->jsent) {
+        stream_out(p, p->buf.data + p->jargs_a + p->jsent, p->jst.safe - p->jsent);
+        p->jsent = p->jst.safe;
+    }
+    if (r == 1) {
+        p->stream_json = false;
+        stream_finalize(p);
+        p->jrec = JREC_OFF;
+    } else if (r < 0) {
+        tc_stream_xcall_end(p);
+    }
+}
+
+/* Expects the literal lit at jcur (after whitespace when lit_at == 0). */
+static int jstream_literal(toolcall_parser *p, const char *lit, size_t upto) {
+    const char *s = p->buf.data;
+    size_t n = strlen(lit);
+    while (p->jcur < upto) {
+        char c = s[p->jcur];
+        if (p->jlit == 0 && tc_is_ws(c)) { p->jcur++; continue; }
+        if (c != lit[p->jlit]) return -1;
+        p->jcur++;
+        if (++p->jlit == n) { p->jlit = 0; return 1; }
+    }
+    return 0;
+}
+
+/* A string's bytes up to its closing quote (no escapes, no control bytes, short). */
+static int jstream_string(toolcall_parser *p, size_t a, size_t upto) {
+    const char *s = p->buf.data;
+    for (; p->jcur < upto; p->jcur++) {
+        unsigned char c = (unsigned char)s[p->jcur];
+        if (c == '"') return 1;
+        if (c == '\\' || c < 0x20 || p->jcur - a >= TOOLCALL_MAX_NAME_BYTES) return -1;
+    }
+    return 0;
+}
+
+void tc_jstream_run(toolcall_parser *p, size_t upto) {
+    static const char *const lit[] = {"{", "\"name\"", ":", "\""};
+    while (p->jrec != JREC_OFF && p->jcur < upto) {
+        int r;
+        switch (p->jrec) {
+        case JR_OPEN: case JR_K1: case JR_C1: case JR_V1:
+            r = jstream_literal(p, lit[p->jrec], upto);
+            if (r == 1 && p->jrec == JR_V1) p->jname.a = p->jcur;
+            break;
+        case JR_NAME:
+            r = jstream_string(p, p->jname.a, upto);
+            if (r == 1) p->jname.b = p->jcur++;
+            break;
+        case JR_COMMA: r = jstream_literal(p, ",", upto); break;
+        case JR_K2:
+            r = jstream_literal(p, "\"", upto);
+            if (r == 1) p->jkey_a = p->jcur;
+            break;
+        case JR_KEY2:
+            r = jstream_string(p, p->jkey_a, upto);
+            if (r == 1) {
+                size_t kl = p->jcur - p->jkey_a;
+                const char *k = p->buf.data + p->jkey_a;
+                if (!((kl == 9 && !memcmp(k, "arguments", 9)) || (kl == 10 && !memcmp(k, "parameters", 10)))) r = -1;
+                p->jcur++;
+            }
+            break;
+        case JR_C2: r = jstream_literal(p, ":", upto); break;
+        case JR_A:
+            while (p->jcur < upto && tc_is_ws(p->buf.data[p->jcur])) p->jcur++;
+            if (p->jcur == upto) return;
+            if (p->buf.data[p->jcur] != '{') { p->jrec = JREC_OFF; return; }
+            jstream_commit(p, p->jname);
+            continue;
+        case JR_ARGS:
+            jstream_args(p, upto);
+            return;
+        default:
+            return;
+        }
+        if (r < 0) p->jrec = JREC_OFF;
+        else if (r == 0) return;
+        else p->jrec++;
+    }
 }

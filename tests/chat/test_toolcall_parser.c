@@ -63,22 +63,36 @@ static void test_hermes_malformed_stays_content(void **state) {
     const char *cases[] = {
         /* unknown function */
         "<tool_call>\n{\"name\": \"rm_rf\", \"arguments\": {}}\n</tool_call>",
-        /* invalid JSON */
-        "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": Paris}}\n</tool_call>",
-        "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"P\"}</tool_call>",
-        /* unclosed at the end */
-        "text <tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}",
+        /* unclosed before the arguments began */
         "text <tool_call>\n{\"name\": \"get_weather\", \"argu",
+        /* arguments before the name: not streamed, and unclosed */
+        "<tool_call>{\"arguments\": {}, \"name\": \"get_weather\"",
         /* arguments not an object */
         "<tool_call>{\"name\": \"get_weather\", \"arguments\": [1, 2]}</tool_call>",
         /* not JSON at all, and junk after the JSON */
         "Use the <tool_call> tag like <tool_call>this</tool_call>.",
-        "<tool_call>{\"name\": \"list_files\", \"arguments\": {}} trailing</tool_call>",
         /* prefixes of the marker that never complete */
         "a < b, <tool and <tool_cal end <",
         "ends with a partial marker <tool_ca",
     };
     h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
+    /* once {"name": N, "arguments": { is read the call streams and stays a
+     * call: broken arguments are cut at their last complete point and closed,
+     * and the text from where the block broke is content */
+    h_expect(&o, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": Paris}}\n</tool_call>",
+             "Paris}}\n</tool_call>", "", 1, "get_weather", "{}");
+    h_expect(&o, "<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": paris}}\n</tool_call>", "", "", 1,
+             "get_weather", "{}");
+    h_expect(&o, "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"P\", \"days\": 1.}}</tool_call> x", "x", "",
+             1, "get_weather", "{\"city\": \"P\"}");
+    h_expect(&o, "<tool_call>{\"name\": \"get_weather\", \"arguments\": {\"city\": \"P\"}</tool_call>", "</tool_call>", "", 1,
+             "get_weather", "{\"city\": \"P\"}");
+    h_expect(&o, "text <tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}", "text", "", 1,
+             "get_weather", "{\"city\": \"Paris\"}");
+    h_expect(&o, "text <tool_call>\n{\"name\": \"write_file\", \"arguments\": {\"content\": \"a\\nb\\u00e9", "text", "", 1,
+             "write_file", "{\"content\": \"a\\nb\\u00e9\"}");
+    h_expect(&o, "<tool_call>{\"name\": \"list_files\", \"arguments\": {}} trailing</tool_call>", "trailing</tool_call>", "", 1,
+             "list_files", "{}");
     /* a broken block followed by a good one: the good one is still a call */
     h_expect(&o, "<tool_call>oops<tool_call>{\"name\": \"list_files\"}</tool_call>", "<tool_call>oops", "", 1,
              "list_files", "{}");
@@ -113,9 +127,7 @@ static void test_hermes_streams_content_early_and_holds_markers(void **state) {
     assert_memory_equal(e.text, "ld", 2);
     const char *rest = "_call>{\"name\": \"list_files\", \"arguments\": {}}";
     assert_int_equal(toolcall_parser_feed(p, rest, strlen(rest), &err), 0);
-    assert_int_equal(toolcall_parser_event_count(p), 0);   /* not certain before the close */
-    assert_int_equal(toolcall_parser_feed(p, "</tool_call>", 12, &err), 0);
-    assert_int_equal(toolcall_parser_event_count(p), 2);
+    assert_int_equal(toolcall_parser_event_count(p), 2);   /* the call streams before its block closes */
     e = toolcall_parser_event(p, 0);
     assert_int_equal(e.kind, TOOLCALL_EVENT_CALL_START);
     assert_string_equal(e.name, "list_files");
@@ -124,6 +136,8 @@ static void test_hermes_streams_content_early_and_holds_markers(void **state) {
     e = toolcall_parser_event(p, 1);
     assert_int_equal(e.kind, TOOLCALL_EVENT_CALL_ARGS);
     assert_memory_equal(e.text, "{}", 2);
+    assert_int_equal(toolcall_parser_feed(p, "</tool_call>", 12, &err), 0);
+    assert_int_equal(toolcall_parser_event_count(p), 0);
     assert_int_equal(toolcall_parser_finish(p, &err), 0);
     assert_int_equal(toolcall_parser_feed(p, "x", 1, &err), -1);   /* fed after finish */
     toolcall_result r = toolcall_parser_result(p);
@@ -252,12 +266,14 @@ static void test_llama3_non_calls_stay_content(void **state) {
     const char *cases[] = {
         "{\"foo\": 1}",
         "{\"name\": \"unknown_fn\", \"parameters\": {}}",
-        "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}",
         "Sure! {\"name\": \"get_weather\", \"parameters\": {}}",
         "<|python_tag|>brave_search.call(query=\"x\")",
         "{not json at all}",
     };
     h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
+    /* unclosed after its arguments: a call (it streamed) */
+    h_expect(&o, "{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Paris\"}", "", "", 1, "get_weather",
+             "{\"city\": \"Paris\"}");
 }
 
 /* ---- Mistral [TOOL_CALLS] */
@@ -294,13 +310,14 @@ static void test_mistral_malformed_stays_content(void **state) {
     toolcall_parser_options o = h_opts(&F_MISTRAL, TOOLS_JSON, false);
     const char *cases[] = {
         "[TOOL_CALLS]nope[ARGS]{}",
-        "[TOOL_CALLS]get_weather[ARGS]{\"city\": }",
-        "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"",
         "[TOOL_CALLS]get weather[ARGS]{}",
         "[TOOL_CALLS][{\"name\": \"get_weather\"}, 3]",
         "[TOOL_CALLS]get_weather[ARG",
     };
     h_expect_all_content(&o, cases, sizeof cases / sizeof *cases);
+    /* the arguments stream from [ARGS]{ on: broken or unclosed, the call is closed */
+    h_expect(&o, "[TOOL_CALLS]get_weather[ARGS]{\"city\": }", "", "", 1, "get_weather", "{}");
+    h_expect(&o, "[TOOL_CALLS]get_weather[ARGS]{\"city\": \"Paris\"", "", "", 1, "get_weather", "{\"city\": \"Paris\"}");
 }
 
 /* ---- MiniMax-M2 */
@@ -367,12 +384,13 @@ static void test_glm_malformed_stays_content(void **state) {
 
 static void test_limit_block_bytes(void **state) {
     (void)state;
-    /* a call block larger than TOOLCALL_MAX_BLOCK_BYTES is content, byte for byte */
+    /* a call block larger than TOOLCALL_MAX_BLOCK_BYTES that committed no call
+     * is content, byte for byte */
     size_t big = TOOLCALL_MAX_BLOCK_BYTES + 100;
     strbuf t = STRBUF_INIT;
-    strbuf_puts(&t, "<tool_call>{\"name\": \"write_file\", \"arguments\": {\"content\": \"");
+    strbuf_puts(&t, "<tool_call>{\"arguments\": {\"content\": \"");
     while (t.len < big) strbuf_puts(&t, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
-    strbuf_puts(&t, "\"}}</tool_call>");
+    strbuf_puts(&t, "\"}, \"name\": \"write_file\"}</tool_call>");
     assert_false(t.failed);
     toolcall_parser_options o = h_opts(&F_HERMES, TOOLS_JSON, false);
     h_out r;
@@ -380,6 +398,22 @@ static void test_limit_block_bytes(void **state) {
     assert_int_equal(r.n_calls, 0);
     assert_string_equal(r.content, t.data);
     h_out_free(&r);
+    /* a streaming call is cut at the limit, whatever the split: its
+     * arguments close there and the rest is content */
+    strbuf_reset(&t);
+    strbuf_puts(&t, "<tool_call>{\"name\": \"write_file\", \"arguments\": {\"content\": \"");
+    size_t head = t.len;
+    while (t.len < big) strbuf_puts(&t, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx");
+    strbuf_puts(&t, "\"}}</tool_call>");
+    h_out r2;
+    h_run(&o, t.data, t.len, 65536, 0, &r);
+    h_run(&o, t.data, t.len, 100003, 0, &r2);
+    assert_int_equal(r.n_calls, 1);
+    assert_int_equal(strlen(r.args[0]), strlen("{\"content\": \"") + TOOLCALL_MAX_BLOCK_BYTES - head + 2);
+    assert_string_equal(r.content, t.data + TOOLCALL_MAX_BLOCK_BYTES);
+    h_same(&r, &r2);
+    h_out_free(&r);
+    h_out_free(&r2);
     /* just under the limit it is a call */
     strbuf_reset(&t);
     strbuf_puts(&t, "<tool_call>{\"name\": \"write_file\", \"arguments\": {\"content\": \"");
@@ -420,8 +454,13 @@ static void test_limit_calls_names_depth(void **state) {
     for (int i = 0; i < TJSON_MAX_DEPTH + 1; i++) strbuf_puts(&t, "]");
     strbuf_puts(&t, "}}</tool_call>");
     h_run(&o, t.data, t.len, 0, 0, &r);
-    assert_int_equal(r.n_calls, 0);
-    assert_string_equal(r.content, t.data);
+    /* the call streamed: cut at the last bracket the scanner took, closed */
+    assert_int_equal(r.n_calls, 1);
+    const char *cut = strstr(t.data, "[");
+    size_t opened = 0;
+    while (r.args[0][strlen("{\"a\": ") + opened] == '[') opened++;
+    assert_true(opened > 100 && opened < TJSON_MAX_DEPTH);
+    assert_string_equal(r.content, cut + opened);
     h_out_free(&r);
     strbuf_free(&t);
 }

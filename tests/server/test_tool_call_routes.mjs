@@ -10,6 +10,7 @@
 // with arguments {"path": "main.c"} and its tool-call finish reason; the
 // streamed argument fragments join to the non-streamed arguments; a round
 // trip (the call and its result sent back) is accepted and answered the same
+// (the arguments arrive in several fragments, as the tokens are generated);
 // way; with tool_choice none, or no tools, the text stays content.
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
@@ -54,6 +55,7 @@ await check("chat_completions_tool_call_whole_and_streamed", async () => {
   assertEq(name, "read_file");
   assert(/^call_[A-Za-z0-9]{24}$/.test(id), `id ${id}`);
   assertEq(args, ARGS);
+  assert(fragments >= 3, `the arguments came in ${fragments} fragment(s), not as they were generated`);
   assertEq(finish, "tool_calls");
   // round trip: the call and its result go back
   const r2 = await openai.chat.completions.create({ model: "x", tools: oaiTools, messages: [{ role: "user", content: ask }, m,
@@ -76,16 +78,17 @@ await check("messages_tool_use_whole_and_streamed", async () => {
   assertEq(m.content[0].input, { path: "main.c" });
   const stream = await anthropic.messages.create({ model: "x", max_tokens: 64, tools: antTools, stream: true,
     messages: [{ role: "user", content: ask }] });
-  let partial = "", start = null, stop = null;
+  let partial = "", start = null, stop = null, fragments = 0;
   for await (const ev of stream) {
     if (ev.type === "content_block_start") { assert(start === null, "one block"); start = ev.content_block; assertEq(ev.index, 0); }
-    if (ev.type === "content_block_delta") { assertEq(ev.delta.type, "input_json_delta"); partial += ev.delta.partial_json; }
+    if (ev.type === "content_block_delta") { assertEq(ev.delta.type, "input_json_delta"); partial += ev.delta.partial_json; fragments++; }
     if (ev.type === "message_delta") stop = ev.delta.stop_reason;
   }
   assertEq(start.type, "tool_use");
   assertEq(start.name, "read_file");
   assertEq(start.input, {});
   assertEq(partial, ARGS);
+  assert(fragments >= 3, `input_json_delta came in ${fragments} fragment(s)`);
   assertEq(stop, "tool_use");
   const final = await anthropic.messages.stream({ model: "x", max_tokens: 64, tools: antTools,
     messages: [{ role: "user", content: ask }] }).finalMessage();
@@ -112,16 +115,17 @@ await check("responses_function_call_whole_and_streamed", async () => {
   assertEq(fc.arguments, ARGS);
   assert(/^call_/.test(fc.call_id), fc.call_id);
   const stream = await openai.responses.create({ model: "x", input: ask, tools: respTools, stream: true });
-  let deltas = "", doneArgs = null, added = null, item = null;
+  let deltas = "", doneArgs = null, added = null, item = null, fragments = 0;
   for await (const ev of stream) {
     if (ev.type === "response.output_item.added") added = ev.item;
-    if (ev.type === "response.function_call_arguments.delta") deltas += ev.delta;
+    if (ev.type === "response.function_call_arguments.delta") { deltas += ev.delta; fragments++; }
     if (ev.type === "response.function_call_arguments.done") doneArgs = ev.arguments;
     if (ev.type === "response.output_item.done") item = ev.item;
   }
   assertEq(added.type, "function_call");
   assertEq(added.arguments, "");
   assertEq(deltas, ARGS);
+  assert(fragments >= 3, `function_call_arguments.delta came in ${fragments} fragment(s)`);
   assertEq(doneArgs, ARGS);
   assertEq(item.arguments, ARGS);
   assertEq(item.status, "completed");
