@@ -8,10 +8,10 @@
 // then end its turn (Qwen2.5's Hermes syntax; the pieces are distinct tokens
 // of the Qwen2 vocabulary). Checked: each route reports one call of read_file
 // with arguments {"path": "main.c"} and its tool-call finish reason; the
-// streamed argument fragments join to the non-streamed arguments; a round
-// trip (the call and its result sent back) is accepted and answered the same
-// (the arguments arrive in several fragments, as the tokens are generated);
-// way; with tool_choice none, or no tools, the text stays content.
+// streamed arguments arrive in several fragments (as the tokens are
+// generated) that join to the non-streamed arguments; a round trip (the
+// call and its result sent back) is accepted and answered the same way; with
+// tool_choice none, or no tools, the text stays content.
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { check, done, assert, assertEq, makeScriptedModel, startServer } from "./server_lib.mjs";
