@@ -32,6 +32,12 @@ static const struct {
     const char *call_open, *call_close;
 } SYNTAX_RULES[] = {
     {{{"<minimax:tool_call>"}, NULL}, TOOLCALL_MINIMAX, "<minimax:tool_call>", "</minimax:tool_call>"},
+    {{{"\xef\xbd\x9c" "DSML" "\xef\xbd\x9c", "function_calls"}, NULL}, TOOLCALL_DSML,
+     "<\xef\xbd\x9c" "DSML" "\xef\xbd\x9c" "function_calls>", "</\xef\xbd\x9c" "DSML" "\xef\xbd\x9c" "function_calls>"},
+    {{{"<|tool_calls_section_begin|>"}, NULL}, TOOLCALL_KIMI, "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>"},
+    {{{"<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>", "<\xef\xbd\x9ctool\xe2\x96\x81sep\xef\xbd\x9c>"}, "```json"},
+     TOOLCALL_DEEPSEEK, "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>",
+     "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>"},
     {{{"<seed:tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<seed:tool_call>", "</seed:tool_call>"},
     {{{"<tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<tool_call>", "</tool_call>"},
     {{{"[TOOL_CALLS]"}, NULL}, TOOLCALL_MISTRAL, "[TOOL_CALLS]", ""},
@@ -90,6 +96,9 @@ const char *toolcall_syntax_name(toolcall_syntax s) {
     case TOOLCALL_MISTRAL: return "mistral";
     case TOOLCALL_MINIMAX: return "minimax";
     case TOOLCALL_GLM: return "glm";
+    case TOOLCALL_KIMI: return "kimi";
+    case TOOLCALL_DEEPSEEK: return "deepseek";
+    case TOOLCALL_DSML: return "dsml";
     }
     return "unknown";
 }

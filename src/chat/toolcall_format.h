@@ -18,8 +18,12 @@
  *                                                                  Granite 4, MiMo, Bielik, Reka
  *   TOOLCALL_LLAMA3_JSON   <|python_tag|>, or a Llama 3 header     Llama 3.1/3.2/3.3
  *                          with "parameters":
- *   TOOLCALL_NONE          anything else (Kimi, DeepSeek, gpt-oss channels,
- *                          functionary, Command-R, Gemma 4 ...): all output is content
+ *   TOOLCALL_KIMI          <|tool_calls_section_begin|>            Kimi K2 (Instruct, Thinking)
+ *   TOOLCALL_DEEPSEEK      <｜tool▁calls▁begin｜> with <｜tool▁sep｜>   DeepSeek V3.1 (not R1's
+ *                          and no ```json                          "function<｜tool▁sep｜>N ```json")
+ *   TOOLCALL_DSML          ｜DSML｜ with function_calls             DeepSeek V3.2
+ *   TOOLCALL_NONE          anything else (gpt-oss channels, functionary,
+ *                          Command-R, Gemma 4 ...): all output is content
  *
  * Reasoning markers: <think>…</think>, <seed:think>…</seed:think> (Seed-OSS),
  * [THINK]…[/THINK] (Ministral reasoning), <mm:think>…</mm:think> (MiniMax-M3).
@@ -42,6 +46,9 @@ typedef enum toolcall_syntax {
     TOOLCALL_MISTRAL,       /* [TOOL_CALLS][{"name":..,"arguments":..}] or [TOOL_CALLS]N[ARGS]{..} */
     TOOLCALL_MINIMAX,       /* <minimax:tool_call><invoke name="N"><parameter name="P">V</parameter></invoke></minimax:tool_call> */
     TOOLCALL_GLM,           /* <tool_call>N<arg_key>K</arg_key><arg_value>V</arg_value></tool_call> (newlines allowed) */
+    TOOLCALL_KIMI,          /* <|tool_calls_section_begin|>(<|tool_call_begin|>functions.N:I<|tool_call_argument_begin|>{..}<|tool_call_end|>)+<|tool_calls_section_end|> */
+    TOOLCALL_DEEPSEEK,      /* <｜tool▁calls▁begin｜>(<｜tool▁call▁begin｜>N<｜tool▁sep｜>{..}<｜tool▁call▁end｜>)+<｜tool▁calls▁end｜> */
+    TOOLCALL_DSML,          /* <｜DSML｜function_calls>(<｜DSML｜invoke name="N">(<｜DSML｜parameter name="P" string="..">V</｜DSML｜parameter>)*</｜DSML｜invoke>)+</｜DSML｜function_calls> */
 } toolcall_syntax;
 
 typedef struct toolcall_format {
@@ -62,7 +69,7 @@ toolcall_format toolcall_format_from_template(const char *template_text);
 bool toolcall_prompt_opens_reasoning(const toolcall_format *fmt, const char *prompt, size_t len);
 
 /* A short stable name for logs and tests: "none", "hermes", "xml_function",
- * "llama3_json", "mistral", "minimax", "glm". */
+ * "llama3_json", "mistral", "minimax", "glm", "kimi", "deepseek", "dsml". */
 const char *toolcall_syntax_name(toolcall_syntax s);
 
 #endif

@@ -74,6 +74,8 @@ static const toolcall_syntax_ops *syntax_ops(toolcall_syntax s) {
     case TOOLCALL_MISTRAL: return &toolcall_syntax_mistral;
     case TOOLCALL_MINIMAX: return &toolcall_syntax_minimax;
     case TOOLCALL_GLM: return &toolcall_syntax_glm;
+    case TOOLCALL_KIMI: case TOOLCALL_DEEPSEEK: return &toolcall_syntax_section;
+    case TOOLCALL_DSML: return &toolcall_syntax_minimax;
     case TOOLCALL_NONE: break;
     }
     return NULL;

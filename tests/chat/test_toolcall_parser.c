@@ -9,7 +9,10 @@
 #include "chat/toolcall_format.h"
 #include "chat/toolcall_json.h"
 
-static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM;
+static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM, F_KIMI, F_DEEPSEEK, F_DSML;
+
+#define DS_BAR "\xef\xbd\x9c"          /* ｜ */
+#define DS_SPACE "\xe2\x96\x81"       /* ▁ */
 
 static int setup(void **state) {
     (void)state;
@@ -20,6 +23,9 @@ static int setup(void **state) {
     F_MISTRAL = toolcall_format_from_template("[TOOL_CALLS] [ARGS]");
     F_MINIMAX = toolcall_format_from_template("<minimax:tool_call><invoke name=<think></think>");
     F_GLM = toolcall_format_from_template("<tool_call>{{ name }}<arg_key>");
+    F_KIMI = toolcall_format_from_template("<|tool_calls_section_begin|><think>");
+    F_DEEPSEEK = toolcall_format_from_template("<" DS_BAR "tool" DS_SPACE "calls" DS_SPACE "begin" DS_BAR "><" DS_BAR "tool" DS_SPACE "sep" DS_BAR "><think>");
+    F_DSML = toolcall_format_from_template(DS_BAR "DSML" DS_BAR " function_calls <think>");
     return 0;
 }
 
@@ -380,6 +386,40 @@ static void test_glm_malformed_stays_content(void **state) {
              "{\"city\": \"Paris\"}");
 }
 
+/* ---- Kimi K2, DeepSeek V3.1, DeepSeek V3.2 (the templates' own renderings: test_toolcall_templates.c) */
+
+static void test_section_and_dsml_syntaxes(void **state) {
+    (void)state;
+    toolcall_parser_options o = h_opts(&F_KIMI, TOOLS_JSON, false);
+    h_expect(&o, "<think>plan</think>Checking.<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0"
+                 "<|tool_call_argument_begin|>{\"city\": \"Oslo\"}<|tool_call_end|><|tool_calls_section_end|>",
+             "Checking.", "plan", 1, "get_weather", "{\"city\": \"Oslo\"}");
+    const char *kimi_bad[] = {
+        "<|tool_calls_section_begin|><|tool_call_begin|>functions.nope:0<|tool_call_argument_begin|>{}<|tool_call_end|><|tool_calls_section_end|>",
+        "<|tool_calls_section_begin|><|tool_calls_section_end|>",
+    };
+    h_expect_all_content(&o, kimi_bad, 2);
+    /* unclosed after its arguments began: the call streamed and is closed */
+    h_expect(&o, "<|tool_calls_section_begin|><|tool_call_begin|>functions.get_weather:0<|tool_call_argument_begin|>{\"city\": \"Os",
+             "", "", 1, "get_weather", "{\"city\": \"Os\"}");
+    o = h_opts(&F_DEEPSEEK, TOOLS_JSON, false);
+    h_expect(&o, "<" DS_BAR "tool" DS_SPACE "calls" DS_SPACE "begin" DS_BAR "><" DS_BAR "tool" DS_SPACE "call" DS_SPACE "begin" DS_BAR
+                 ">list_files<" DS_BAR "tool" DS_SPACE "sep" DS_BAR ">{}<" DS_BAR "tool" DS_SPACE "call" DS_SPACE "end" DS_BAR "><"
+                 DS_BAR "tool" DS_SPACE "calls" DS_SPACE "end" DS_BAR ">",
+             "", "", 1, "list_files", "{}");
+    o = h_opts(&F_DSML, TOOLS_JSON, false);
+    h_expect(&o, "<" DS_BAR "DSML" DS_BAR "function_calls>\n<" DS_BAR "DSML" DS_BAR "invoke name=\"get_weather\">\n<" DS_BAR "DSML" DS_BAR
+                 "parameter name=\"city\" string=\"true\">Paris</" DS_BAR "DSML" DS_BAR "parameter>\n<" DS_BAR "DSML" DS_BAR
+                 "parameter name=\"days\" string=\"false\">2</" DS_BAR "DSML" DS_BAR "parameter>\n</" DS_BAR "DSML" DS_BAR "invoke>\n</"
+                 DS_BAR "DSML" DS_BAR "function_calls>",
+             "", "", 1, "get_weather", "{\"city\": \"Paris\", \"days\": 2}");
+    const char *dsml_bad[] = {
+        "<" DS_BAR "DSML" DS_BAR "function_calls><" DS_BAR "DSML" DS_BAR "invoke name=\"nope\"></" DS_BAR "DSML" DS_BAR "invoke></" DS_BAR
+        "DSML" DS_BAR "function_calls>",
+    };
+    h_expect_all_content(&o, dsml_bad, 1);
+}
+
 /* ---- limits and robustness */
 
 static void test_limit_block_bytes(void **state) {
@@ -487,10 +527,18 @@ static void test_random_fragments_never_lose_text(void **state) {
         "[ARGS]", "<minimax:tool_call>", "<invoke name=\"", "\">", "</invoke>", "</minimax:tool_call>", "<think>",
         "</think>", "hello", " ", "é", "<", "[", "<|python_tag|>", ";", "\\", "[CALL_ID]", "</seed:tool_call>",
         "<arg_key>", "</arg_key>", "<arg_value>", "</arg_value>", "list_files",
+        "<|tool_calls_section_begin|>", "<|tool_call_begin|>", "functions.get_weather:0", "<|tool_call_argument_begin|>",
+        "<|tool_call_end|>", "<|tool_calls_section_end|>", "{\"city\": \"x\"}",
+        "<" DS_BAR "tool" DS_SPACE "calls" DS_SPACE "begin" DS_BAR ">", "<" DS_BAR "tool" DS_SPACE "call" DS_SPACE "begin" DS_BAR ">",
+        "<" DS_BAR "tool" DS_SPACE "sep" DS_BAR ">", "<" DS_BAR "tool" DS_SPACE "call" DS_SPACE "end" DS_BAR ">",
+        "<" DS_BAR "tool" DS_SPACE "calls" DS_SPACE "end" DS_BAR ">", "<" DS_BAR "DSML" DS_BAR "function_calls>",
+        "<" DS_BAR "DSML" DS_BAR "invoke name=\"", "<" DS_BAR "DSML" DS_BAR "parameter name=\"", "\" string=\"true\">",
+        "</" DS_BAR "DSML" DS_BAR "parameter>", "</" DS_BAR "DSML" DS_BAR "invoke>", "</" DS_BAR "DSML" DS_BAR "function_calls>",
     };
-    const toolcall_format *fmts[] = {&F_HERMES, &F_XML, &F_SEED, &F_LLAMA, &F_MISTRAL, &F_MINIMAX, &F_GLM};
+    const toolcall_format *fmts[] = {&F_HERMES, &F_XML, &F_SEED, &F_LLAMA, &F_MISTRAL, &F_MINIMAX, &F_GLM,
+                                     &F_KIMI, &F_DEEPSEEK, &F_DSML};
     uint64_t s = 99;
-    for (int round = 0; round < 700; round++) {
+    for (int round = 0; round < 1000; round++) {
         strbuf t = STRBUF_INIT;
         s = s * 6364136223846793005ull + 1442695040888963407ull;
         int n = 1 + (int)((s >> 33) % 40);
@@ -498,7 +546,7 @@ static void test_random_fragments_never_lose_text(void **state) {
             s = s * 6364136223846793005ull + 1442695040888963407ull;
             strbuf_puts(&t, frags[(s >> 33) % (sizeof frags / sizeof *frags)]);
         }
-        const toolcall_format *f = fmts[round % 7];
+        const toolcall_format *f = fmts[round % (int)(sizeof fmts / sizeof *fmts)];
         toolcall_parser_options o = h_opts(f, TOOLS_JSON, round % 5 == 0);
         h_out a;
         h_run_all(&o, t.data, &a);
@@ -539,6 +587,7 @@ int main(void) {
         cmocka_unit_test(test_minimax_malformed_stays_content),
         cmocka_unit_test(test_glm_calls),
         cmocka_unit_test(test_glm_malformed_stays_content),
+        cmocka_unit_test(test_section_and_dsml_syntaxes),
         cmocka_unit_test(test_limit_block_bytes),
         cmocka_unit_test(test_limit_calls_names_depth),
         cmocka_unit_test(test_bad_tools_json_is_an_error),
