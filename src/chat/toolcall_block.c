@@ -139,7 +139,7 @@ static int json_call_parse(toolcall_parser *p, const char *s, size_t a, size_t b
     int r;
     if (tjson_value_end(s, b, a) != b || s[a] != '{') return -1;
     while ((r = tjson_object_next(s, b, &i, &first, &k0, &k1, &v0, &v1)) == 1) {
-        if (key_is(s, k0, k1, "name")) name = (span){v0, v1};
+        if (key_is(s, k0, k1, "name") || key_is(s, k0, k1, "tool_name")) name = (span){v0, v1};   /* tool_name: Cohere */
         else if (key_is(s, k0, k1, "arguments") || key_is(s, k0, k1, "parameters")) args = (span){v0, v1};
     }
     if (r < 0 || name.a == NPOS || s[name.a] != '"') return -1;

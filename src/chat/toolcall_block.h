@@ -116,6 +116,7 @@ extern const toolcall_syntax_ops toolcall_syntax_llama3;   /* toolcall_syntax_ll
 extern const toolcall_syntax_ops toolcall_syntax_mistral;  /* toolcall_syntax_mistral.c */
 extern const toolcall_syntax_ops toolcall_syntax_minimax;  /* toolcall_syntax_minimax.c: MiniMax-M2, DeepSeek V3.2 DSML */
 extern const toolcall_syntax_ops toolcall_syntax_glm;      /* toolcall_syntax_glm.c */
+extern const toolcall_syntax_ops toolcall_syntax_harmony;  /* toolcall_syntax_harmony.c: gpt-oss */
 extern const toolcall_syntax_ops toolcall_syntax_section;  /* toolcall_syntax_section.c: Kimi K2, DeepSeek V3.1 */
 
 /* ---- memory */

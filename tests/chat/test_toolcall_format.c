@@ -68,7 +68,10 @@ static const expect TABLE[] = {
     {"deepseek-ai-DeepSeek-V3.1", "deepseek", "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>", "<think>"},
     {"deepseek-ai-DeepSeek-V3.2", "dsml", "<\xef\xbd\x9c" "DSML\xef\xbd\x9c" "function_calls>", "<think>"},
     {"llama-cpp-deepseek-r1", "none", "", "<think>"},
-    {"openai-gpt-oss-120b", "none", "", NULL},
+    {"openai-gpt-oss-120b", "harmony", " to=functions.", "<|channel|>analysis<|message|>"},
+    {"CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command_r", "<|START_ACTION|>", "<|START_THINKING|>"},
+    {"Cohere2MoE", "command_r", "<|START_ACTION|>", "<|START_THINKING|>"},
+    {"CohereForAI-c4ai-command-r-plus-tool_use", "none", "", NULL},
     {"meetkai-functionary-medium-v3.1", "none", "", NULL},
     {"google-gemma-2-2b-it", "none", "", NULL},
 };

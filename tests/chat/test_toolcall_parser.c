@@ -9,7 +9,7 @@
 #include "chat/toolcall_format.h"
 #include "chat/toolcall_json.h"
 
-static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM, F_KIMI, F_DEEPSEEK, F_DSML;
+static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM, F_KIMI, F_DEEPSEEK, F_DSML, F_HARMONY, F_COHERE;
 
 #define DS_BAR "\xef\xbd\x9c"          /* ｜ */
 #define DS_SPACE "\xe2\x96\x81"       /* ▁ */
@@ -26,6 +26,8 @@ static int setup(void **state) {
     F_KIMI = toolcall_format_from_template("<|tool_calls_section_begin|><think>");
     F_DEEPSEEK = toolcall_format_from_template("<" DS_BAR "tool" DS_SPACE "calls" DS_SPACE "begin" DS_BAR "><" DS_BAR "tool" DS_SPACE "sep" DS_BAR "><think>");
     F_DSML = toolcall_format_from_template(DS_BAR "DSML" DS_BAR " function_calls <think>");
+    F_HARMONY = toolcall_format_from_template("<|channel|>analysis<|message|> <|call|> functions.");
+    F_COHERE = toolcall_format_from_template("<|START_THINKING|><|END_THINKING|><|START_ACTION|><|END_ACTION|>");
     return 0;
 }
 
@@ -420,6 +422,31 @@ static void test_section_and_dsml_syntaxes(void **state) {
     h_expect_all_content(&o, dsml_bad, 1);
 }
 
+/* ---- gpt-oss harmony, Command R7B / Command A */
+
+static void test_harmony_and_cohere(void **state) {
+    (void)state;
+    toolcall_parser_options o = h_opts(&F_HARMONY, TOOLS_JSON, false);
+    /* analysis channel = reasoning, final channel = content (headers dropped) */
+    h_expect(&o, "<|channel|>analysis<|message|>Think.<|end|><|start|>assistant<|channel|>final<|message|>Hello <b>there</b>",
+             "Hello <b>there</b>", "Think.", 0);
+    /* a call, closed by <|call|> or (it ends generation) by the end of the text */
+    h_expect(&o, "<|channel|>analysis<|message|>Need weather.<|end|><|start|>assistant to=functions.get_weather<|channel|>"
+                 "commentary <|constrain|>json<|message|>{\"city\": \"Oslo\"}<|call|>",
+             "", "Need weather.", 1, "get_weather", "{\"city\": \"Oslo\"}");
+    h_expect(&o, " to=functions.list_files<|channel|>commentary json<|message|>{}", "", "", 1, "list_files", "{}");
+    const char *bad[] = {"x to=functions.nope<|channel|>commentary json<|message|>{}<|call|>"};
+    h_expect_all_content(&o, bad, 1);
+    /* without tools the headers still go */
+    o = h_opts(&F_HARMONY, NULL, false);
+    h_expect(&o, "<|channel|>final<|message|>Just text.<|return|>", "Just text.", "", 0);
+    o = h_opts(&F_COHERE, TOOLS_JSON, false);
+    h_expect(&o, "<|START_THINKING|>Plan: get weather.<|END_THINKING|><|START_ACTION|>[\n    {\"tool_call_id\": \"0\", "
+                 "\"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}\n]<|END_ACTION|>",
+             "", "Plan: get weather.", 1, "get_weather", "{\"city\": \"Rome\"}");
+    h_expect(&o, "<|START_THINKING|><|END_THINKING|><|START_RESPONSE|>It is sunny.<|END_RESPONSE|>", "It is sunny.", "", 0);
+}
+
 /* ---- limits and robustness */
 
 static void test_limit_block_bytes(void **state) {
@@ -517,8 +544,9 @@ static void test_bad_tools_json_is_an_error(void **state) {
 }
 
 /* Random texts built from marker fragments, fed in random splits, for every
- * format: no crash, splits agree, deltas add up; with tool calls off, the
- * content is the text itself (minus outer whitespace): nothing is lost. */
+ * format: no crash, splits agree, deltas add up; with tool calls, reasoning
+ * and drop markers off, the content is the text itself (minus outer
+ * whitespace): nothing is lost. */
 static void test_random_fragments_never_lose_text(void **state) {
     (void)state;
     static const char *frags[] = {
@@ -534,9 +562,12 @@ static void test_random_fragments_never_lose_text(void **state) {
         "<" DS_BAR "tool" DS_SPACE "calls" DS_SPACE "end" DS_BAR ">", "<" DS_BAR "DSML" DS_BAR "function_calls>",
         "<" DS_BAR "DSML" DS_BAR "invoke name=\"", "<" DS_BAR "DSML" DS_BAR "parameter name=\"", "\" string=\"true\">",
         "</" DS_BAR "DSML" DS_BAR "parameter>", "</" DS_BAR "DSML" DS_BAR "invoke>", "</" DS_BAR "DSML" DS_BAR "function_calls>",
+        "<|channel|>analysis<|message|>", "<|end|>", "<|start|>assistant", " to=functions.", "<|channel|>", "commentary json",
+        "<|message|>", "<|call|>", "<|channel|>final<|message|>", "<|START_ACTION|>", "<|END_ACTION|>", "<|START_RESPONSE|>",
+        "\"tool_name\": \"list_files\"", "<|START_THINKING|>", "<|END_THINKING|>",
     };
     const toolcall_format *fmts[] = {&F_HERMES, &F_XML, &F_SEED, &F_LLAMA, &F_MISTRAL, &F_MINIMAX, &F_GLM,
-                                     &F_KIMI, &F_DEEPSEEK, &F_DSML};
+                                     &F_KIMI, &F_DEEPSEEK, &F_DSML, &F_HARMONY, &F_COHERE};
     uint64_t s = 99;
     for (int round = 0; round < 1000; round++) {
         strbuf t = STRBUF_INIT;
@@ -554,6 +585,7 @@ static void test_random_fragments_never_lose_text(void **state) {
         /* no tools, no reasoning markers: content == text, trimmed */
         toolcall_format plain = *f;
         plain.think_open = plain.think_close = NULL;
+        plain.drop = NULL;   /* (drop markers remove text by design) */
         o = h_opts(&plain, NULL, false);
         h_run_all(&o, t.data, &a);
         size_t b = 0, e = t.len;
@@ -588,6 +620,7 @@ int main(void) {
         cmocka_unit_test(test_glm_calls),
         cmocka_unit_test(test_glm_malformed_stays_content),
         cmocka_unit_test(test_section_and_dsml_syntaxes),
+        cmocka_unit_test(test_harmony_and_cohere),
         cmocka_unit_test(test_limit_block_bytes),
         cmocka_unit_test(test_limit_calls_names_depth),
         cmocka_unit_test(test_bad_tools_json_is_an_error),

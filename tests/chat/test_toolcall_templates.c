@@ -52,7 +52,8 @@ static bool json_equal(const char *a, const char *b) {
     return eq;
 }
 
-static void check_template(const char *name, const char *syntax) {
+/* n_calls: how many of the two calls the template writes (gpt-oss's writes the first only). */
+static void check_template(const char *name, const char *syntax, size_t n_calls) {
     char *src = read_template(name);
     toolcall_format f = toolcall_format_from_template(src);
     assert_string_equal(toolcall_syntax_name(f.syntax), syntax);
@@ -62,6 +63,11 @@ static void check_template(const char *name, const char *syntax) {
     cJSON *messages = cJSON_Parse(MESSAGES), *tools = cJSON_Parse(TOOLS_JSON);
     assert_non_null(messages);
     assert_non_null(tools);
+    cJSON *t;
+    cJSON_ArrayForEach(t, tools) {   /* some templates print every tool's description */
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+        if (!cJSON_GetObjectItemCaseSensitive(fn, "description")) cJSON_AddStringToObject(fn, "description", "A tool.");
+    }
     chat_prompt_input in = {messages, tools, NULL, NULL};
     size_t len = 0;
     char *text = chat_prompt_render(cp, &in, &len, &err);
@@ -84,11 +90,13 @@ static void check_template(const char *name, const char *syntax) {
     h_out r;
     h_run_all(&o, block, &r);
     assert_string_equal(r.content, "");
-    assert_int_equal(r.n_calls, 2);
+    assert_int_equal(r.n_calls, n_calls);
     assert_string_equal(r.name[0], "get_weather");
-    assert_string_equal(r.name[1], "write_file");
     if (!json_equal(r.args[0], CALL_ARGS_1)) fail_msg("%s: arguments %s", name, r.args[0]);
-    if (!json_equal(r.args[1], CALL_ARGS_2)) fail_msg("%s: arguments %s", name, r.args[1]);
+    if (n_calls > 1) {
+        assert_string_equal(r.name[1], "write_file");
+        if (!json_equal(r.args[1], CALL_ARGS_2)) fail_msg("%s: arguments %s", name, r.args[1]);
+    }
     h_out_free(&r);
     free(block);
     free(text);
@@ -100,19 +108,22 @@ static void check_template(const char *name, const char *syntax) {
 
 static void test_new_syntaxes(void **state) {
     (void)state;
-    check_template("moonshotai-Kimi-K2", "kimi");
+    check_template("moonshotai-Kimi-K2", "kimi", 2);
     /* (Kimi-K2-Instruct.jinja and Kimi-K2-Thinking.jinja call list.append, which a sandboxed template
      * may not — Hugging Face's immutable sandbox refuses it as larder's does) */
-    check_template("deepseek-ai-DeepSeek-V3.1", "deepseek");
-    check_template("deepseek-ai-DeepSeek-V3.2", "dsml");
+    check_template("deepseek-ai-DeepSeek-V3.1", "deepseek", 2);
+    check_template("deepseek-ai-DeepSeek-V3.2", "dsml", 2);
+    check_template("openai-gpt-oss-120b", "harmony", 1);
+    check_template("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command_r", 2);
+    check_template("Cohere2MoE", "command_r", 2);
 }
 
 static void test_known_syntaxes(void **state) {
     (void)state;
-    check_template("Qwen-Qwen2.5-7B-Instruct", "hermes");
-    check_template("Qwen3-Coder", "xml_function");
-    check_template("MiniMax-M2", "minimax");
-    check_template("GLM-4.6", "glm");
+    check_template("Qwen-Qwen2.5-7B-Instruct", "hermes", 2);
+    check_template("Qwen3-Coder", "xml_function", 2);
+    check_template("MiniMax-M2", "minimax", 2);
+    check_template("GLM-4.6", "glm", 2);
 }
 
 int main(void) {
