@@ -94,6 +94,11 @@ struct toolcall_parser {
     size_t jsent;              /* its bytes sent */
     size_t jcall;              /* the call it committed; NPOS: none */
     tjson_stream jst;
+    /* Gemma 4's argument syntax converted to JSON as it comes (toolcall_syntax_gemma.c) */
+    strbuf gconv;              /* the JSON so far */
+    size_t gcur;               /* scan position in buf */
+    char gstack[TJSON_MAX_DEPTH];
+    int gdepth;
 
     channel ch[2];
     toolcall_call *calls; size_t n_calls, cap_calls;
@@ -116,6 +121,7 @@ extern const toolcall_syntax_ops toolcall_syntax_llama3;   /* toolcall_syntax_ll
 extern const toolcall_syntax_ops toolcall_syntax_mistral;  /* toolcall_syntax_mistral.c */
 extern const toolcall_syntax_ops toolcall_syntax_minimax;  /* toolcall_syntax_minimax.c: MiniMax-M2, DeepSeek V3.2 DSML */
 extern const toolcall_syntax_ops toolcall_syntax_glm;      /* toolcall_syntax_glm.c */
+extern const toolcall_syntax_ops toolcall_syntax_gemma;    /* toolcall_syntax_gemma.c: Gemma 4 */
 extern const toolcall_syntax_ops toolcall_syntax_harmony;  /* toolcall_syntax_harmony.c: gpt-oss */
 extern const toolcall_syntax_ops toolcall_syntax_section;  /* toolcall_syntax_section.c: Kimi K2, DeepSeek V3.1 */
 
@@ -217,6 +223,8 @@ enum { JREC_OFF = -1 };
 void tc_jstream_begin(toolcall_parser *p);
 void tc_jstream_args(toolcall_parser *p, span name);
 void tc_jstream_run(toolcall_parser *p, size_t upto);
+/* The streamed JSON arguments are complete: the call is finalized. */
+void tc_stream_json_done(toolcall_parser *p);
 
 /* ---- ending the block */
 

@@ -36,6 +36,7 @@ static const struct {
     const char *call_open, *call_close;
     const char *const *drop;
 } SYNTAX_RULES[] = {
+    {{{"<|tool_call>", "<tool_call|>"}, NULL}, TOOLCALL_GEMMA, "<|tool_call>call:", "<tool_call|>", NULL},
     {{{"<|channel|>", "<|call|>", "functions."}, NULL}, TOOLCALL_HARMONY, " to=functions.", "<|call|>", HARMONY_DROP},
     {{{"<|START_ACTION|>", "<|END_ACTION|>"}, NULL}, TOOLCALL_COMMAND_R, "<|START_ACTION|>", "<|END_ACTION|>", COHERE_DROP},
     {{{"<minimax:tool_call>"}, NULL}, TOOLCALL_MINIMAX, "<minimax:tool_call>", "</minimax:tool_call>", NULL},
@@ -59,6 +60,7 @@ static const struct {
     marker_rule when;
     const char *think_open, *think_close;
 } THINK_RULES[] = {
+    {{{"<|channel>thought", "<channel|>"}, NULL}, "<|channel>thought", "<channel|>"},
     {{{"<|channel|>analysis<|message|>"}, NULL}, "<|channel|>analysis<|message|>", "<|end|>"},
     {{{"<|START_THINKING|>", "<|END_THINKING|>"}, NULL}, "<|START_THINKING|>", "<|END_THINKING|>"},
     {{{"<seed:think>"}, NULL}, "<seed:think>", "</seed:think>"},
@@ -111,6 +113,7 @@ const char *toolcall_syntax_name(toolcall_syntax s) {
     case TOOLCALL_DSML: return "dsml";
     case TOOLCALL_HARMONY: return "harmony";
     case TOOLCALL_COMMAND_R: return "command_r";
+    case TOOLCALL_GEMMA: return "gemma";
     }
     return "unknown";
 }

@@ -26,13 +26,14 @@
  *                                                                  reasoning, commentary to= = calls,
  *                                                                  final = content)
  *   TOOLCALL_COMMAND_R     <|START_ACTION|>                        Command R7B, Command A (Cohere2)
+ *   TOOLCALL_GEMMA         <|tool_call> and <tool_call|>           Gemma 4
  *   TOOLCALL_NONE          anything else (functionary, Command R+'s "Action: ```json",
- *                          Gemma 4 ...): all output is content
+ *                          Gemma 2/3 ...): all output is content
  *
  * Reasoning markers: <think>…</think>, <seed:think>…</seed:think> (Seed-OSS),
  * [THINK]…[/THINK] (Ministral reasoning), <mm:think>…</mm:think> (MiniMax-M3),
  * <|START_THINKING|>…<|END_THINKING|> (Cohere), <|channel|>analysis<|message|>…<|end|>
- * (gpt-oss).
+ * (gpt-oss), <|channel>thought…<channel|> (Gemma 4).
  * Whether the output *begins* inside reasoning depends on the rendered
  * prompt (Qwen3.5, MiniMax-M2 and the R1 distills end the generation prompt
  * with "<think>\n"; with enable_thinking=false they close it again), so that
@@ -56,6 +57,7 @@ typedef enum toolcall_syntax {
     TOOLCALL_DEEPSEEK,      /* <｜tool▁calls▁begin｜>(<｜tool▁call▁begin｜>N<｜tool▁sep｜>{..}<｜tool▁call▁end｜>)+<｜tool▁calls▁end｜> */
     TOOLCALL_HARMONY,       /* gpt-oss: [<|start|>assistant] to=functions.N<|channel|>commentary json<|message|>{..}<|call|> */
     TOOLCALL_COMMAND_R,     /* <|START_ACTION|>[{"tool_call_id": "0", "tool_name": N, "parameters": {..}}, ..]<|END_ACTION|> */
+    TOOLCALL_GEMMA,         /* <|tool_call>call:N{key:<|"|>text<|"|>,n:3,o:{k:[1,true]}}<tool_call|> */
     TOOLCALL_DSML,          /* <｜DSML｜function_calls>(<｜DSML｜invoke name="N">(<｜DSML｜parameter name="P" string="..">V</｜DSML｜parameter>)*</｜DSML｜invoke>)+</｜DSML｜function_calls> */
 } toolcall_syntax;
 
@@ -80,7 +82,7 @@ toolcall_format toolcall_format_from_template(const char *template_text);
 bool toolcall_prompt_opens_reasoning(const toolcall_format *fmt, const char *prompt, size_t len);
 
 /* A short stable name for logs and tests: "none", "hermes", "xml_function",
- * "llama3_json", "mistral", "minimax", "glm", "kimi", "deepseek", "dsml", "harmony", "command_r". */
+ * "llama3_json", "mistral", "minimax", "glm", "kimi", "deepseek", "dsml", "harmony", "command_r", "gemma". */
 const char *toolcall_syntax_name(toolcall_syntax s);
 
 #endif

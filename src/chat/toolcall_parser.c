@@ -78,6 +78,7 @@ static const toolcall_syntax_ops *syntax_ops(toolcall_syntax s) {
     case TOOLCALL_DSML: return &toolcall_syntax_minimax;
     case TOOLCALL_COMMAND_R: return &toolcall_syntax_hermes;
     case TOOLCALL_HARMONY: return &toolcall_syntax_harmony;
+    case TOOLCALL_GEMMA: return &toolcall_syntax_gemma;
     case TOOLCALL_NONE: break;
     }
     return NULL;
@@ -273,6 +274,7 @@ void toolcall_parser_free(toolcall_parser *p) {
     }
     free(p->calls);
     strbuf_free(&p->stream_args);
+    strbuf_free(&p->gconv);
     free(p->events);
     strbuf_free(&p->evtext);
     strbuf_free(&p->buf);

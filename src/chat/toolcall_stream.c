@@ -176,6 +176,12 @@ void tc_stream_param(toolcall_parser *p, size_t end, bool closed) {
 
 /* ---- JSON-style calls */
 
+void tc_stream_json_done(toolcall_parser *p) {
+    p->stream_json = false;
+    stream_finalize(p);
+    p->jrec = JREC_OFF;
+}
+
 enum { JR_OPEN, JR_K1, JR_C1, JR_V1, JR_NAME, JR_COMMA, JR_K2, JR_KEY2, JR_C2, JR_A, JR_ARGS };
 
 void tc_jstream_begin(toolcall_parser *p) {
@@ -216,9 +222,7 @@ static void jstream_args(toolcall_parser *p, size_t upto) {
         p->jsent = p->jst.safe;
     }
     if (r == 1) {
-        p->stream_json = false;
-        stream_finalize(p);
-        p->jrec = JREC_OFF;
+        tc_stream_json_done(p);
     } else if (r < 0) {
         tc_stream_xcall_end(p);
     }

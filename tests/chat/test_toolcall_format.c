@@ -74,6 +74,8 @@ static const expect TABLE[] = {
     {"CohereForAI-c4ai-command-r-plus-tool_use", "none", "", NULL},
     {"meetkai-functionary-medium-v3.1", "none", "", NULL},
     {"google-gemma-2-2b-it", "none", "", NULL},
+    {"google-gemma-4-31B-it", "gemma", "<|tool_call>call:", "<|channel>thought"},
+    {"google-gemma-4-31B-it-interleaved", "gemma", "<|tool_call>call:", "<|channel>thought"},
 };
 
 static void test_chooser_on_real_templates(void **state) {

@@ -9,7 +9,7 @@
 #include "chat/toolcall_format.h"
 #include "chat/toolcall_json.h"
 
-static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM, F_KIMI, F_DEEPSEEK, F_DSML, F_HARMONY, F_COHERE;
+static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM, F_KIMI, F_DEEPSEEK, F_DSML, F_HARMONY, F_COHERE, F_GEMMA;
 
 #define DS_BAR "\xef\xbd\x9c"          /* ｜ */
 #define DS_SPACE "\xe2\x96\x81"       /* ▁ */
@@ -28,6 +28,7 @@ static int setup(void **state) {
     F_DSML = toolcall_format_from_template(DS_BAR "DSML" DS_BAR " function_calls <think>");
     F_HARMONY = toolcall_format_from_template("<|channel|>analysis<|message|> <|call|> functions.");
     F_COHERE = toolcall_format_from_template("<|START_THINKING|><|END_THINKING|><|START_ACTION|><|END_ACTION|>");
+    F_GEMMA = toolcall_format_from_template("<|tool_call> <tool_call|> <|channel>thought <channel|>");
     return 0;
 }
 
@@ -447,6 +448,24 @@ static void test_harmony_and_cohere(void **state) {
     h_expect(&o, "<|START_THINKING|><|END_THINKING|><|START_RESPONSE|>It is sunny.<|END_RESPONSE|>", "It is sunny.", "", 0);
 }
 
+/* ---- Gemma 4 */
+
+static void test_gemma(void **state) {
+    (void)state;
+    toolcall_parser_options o = h_opts(&F_GEMMA, TOOLS_JSON, false);
+    h_expect(&o, "<|channel>thought\nplan<channel|>Sure.<|tool_call>call:write_file{content:<|\"|>a \"q\"\n\u00e9<|\"|>,"
+                 "opts:{mode:<|\"|>w<|\"|>,n:[1,2.5,true,null]},path:<|\"|>x.txt<|\"|>}<tool_call|>",
+             "Sure.", "plan", 1, "write_file",
+             "{\"content\":\"a \\\"q\\\"\\n\u00e9\",\"opts\":{\"mode\":\"w\",\"n\":[1,2.5,true,null]},\"path\":\"x.txt\"}");
+    h_expect(&o, "<|tool_call>call:list_files{}<tool_call|>", "", "", 1, "list_files", "{}");
+    /* unclosed: the call streamed and is closed where it stands */
+    h_expect(&o, "<|tool_call>call:get_weather{city:<|\"|>Ber", "", "", 1, "get_weather", "{\"city\":\"Ber\"}");
+    h_expect(&o, "<|tool_call>call:get_weather{city:<|\"|>Bern<|\"|>,days:x y}<tool_call|>", "y}<tool_call|>", "", 1,
+             "get_weather", "{\"city\":\"Bern\"}");
+    const char *bad[] = {"<|tool_call>call:nope{}<tool_call|>", "<|tool_call>call:get weather{}<tool_call|>"};
+    h_expect_all_content(&o, bad, 2);
+}
+
 /* ---- limits and robustness */
 
 static void test_limit_block_bytes(void **state) {
@@ -565,9 +584,10 @@ static void test_random_fragments_never_lose_text(void **state) {
         "<|channel|>analysis<|message|>", "<|end|>", "<|start|>assistant", " to=functions.", "<|channel|>", "commentary json",
         "<|message|>", "<|call|>", "<|channel|>final<|message|>", "<|START_ACTION|>", "<|END_ACTION|>", "<|START_RESPONSE|>",
         "\"tool_name\": \"list_files\"", "<|START_THINKING|>", "<|END_THINKING|>",
+        "<|tool_call>call:", "<tool_call|>", "<|\"|>", "city:", ",days:3", "<|channel>thought", "<channel|>", "{}",
     };
     const toolcall_format *fmts[] = {&F_HERMES, &F_XML, &F_SEED, &F_LLAMA, &F_MISTRAL, &F_MINIMAX, &F_GLM,
-                                     &F_KIMI, &F_DEEPSEEK, &F_DSML, &F_HARMONY, &F_COHERE};
+                                     &F_KIMI, &F_DEEPSEEK, &F_DSML, &F_HARMONY, &F_COHERE, &F_GEMMA};
     uint64_t s = 99;
     for (int round = 0; round < 1000; round++) {
         strbuf t = STRBUF_INIT;
@@ -621,6 +641,7 @@ int main(void) {
         cmocka_unit_test(test_glm_malformed_stays_content),
         cmocka_unit_test(test_section_and_dsml_syntaxes),
         cmocka_unit_test(test_harmony_and_cohere),
+        cmocka_unit_test(test_gemma),
         cmocka_unit_test(test_limit_block_bytes),
         cmocka_unit_test(test_limit_calls_names_depth),
         cmocka_unit_test(test_bad_tools_json_is_an_error),

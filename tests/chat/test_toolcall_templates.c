@@ -116,6 +116,8 @@ static void test_new_syntaxes(void **state) {
     check_template("openai-gpt-oss-120b", "harmony", 1);
     check_template("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command_r", 2);
     check_template("Cohere2MoE", "command_r", 2);
+    check_template("google-gemma-4-31B-it", "gemma", 2);
+    check_template("google-gemma-4-31B-it-interleaved", "gemma", 2);
 }
 
 static void test_known_syntaxes(void **state) {
