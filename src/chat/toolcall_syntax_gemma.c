@@ -14,6 +14,7 @@
 #include "chat/toolcall_block.h"
 
 #define GEMMA_QUOTE "<|\"|>"
+#define GEMMA_SCALAR_MAX 1024   /* longest bare literal (a number): bounds the rescans of an unfinished one */
 
 enum { G_NAME, G_ARGS, G_CLOSE };
 /* the conversion's state, kept in p->stream_mode (unused by this syntax otherwise) */
@@ -132,7 +133,8 @@ static bool gemma_convert(toolcall_parser *p, size_t *bad) {
             if (!key_char(c)) { *bad = i; return false; }
             {
                 size_t j = i;
-                while (j < n && key_char(s[j])) j++;
+                while (j < n && key_char(s[j]) && j - i <= TOOLCALL_MAX_NAME_BYTES) j++;
+                if (j - i > TOOLCALL_MAX_NAME_BYTES) { *bad = j; return false; }
                 if (j == n) return false;            /* the key is not complete yet */
                 if (s[j] != ':') { *bad = j; return false; }
                 strbuf k = STRBUF_INIT;
@@ -169,7 +171,8 @@ static bool gemma_convert(toolcall_parser *p, size_t *bad) {
         }
         case C_SCALAR: {
             size_t j = i;
-            while (j < n && scalar_char(s[j])) j++;
+            while (j < n && scalar_char(s[j]) && j - i <= GEMMA_SCALAR_MAX) j++;
+            if (j - i > GEMMA_SCALAR_MAX) { *bad = j; return false; }
             if (j == n) return false;                /* the literal may go on */
             conv_out(p, s + i, j - i);
             p->gcur = j;
