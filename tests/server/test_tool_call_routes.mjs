@@ -12,6 +12,10 @@
 // generated) that join to the non-streamed arguments; a round trip (the
 // call and its result sent back) is accepted and answered the same way; with
 // tool_choice none, or no tools, the text stays content.
+// A second scripted model, with Qwen3's template (reasoning in <think>),
+// writes "<think>\nplan</think>Hi": reasoning comes back as Messages'
+// thinking block (thinking_delta), Responses' reasoning item
+// (response.reasoning_text.delta) and chat's reasoning_content.
 import Anthropic from "@anthropic-ai/sdk";
 import OpenAI from "openai";
 import { check, done, assert, assertEq, makeScriptedModel, startServer } from "./server_lib.mjs";
@@ -138,4 +142,48 @@ await check("responses_function_call_whole_and_streamed", async () => {
 });
 
 await srv.stop();
+
+/* "<th", "ink", ">\n", "plan", "</", "think", ">", "Hi", <|im_end|> */
+const THINKER = [13708, 766, 397, 10393, 522, 26865, 29, 13048, 151645];
+const thinker = makeScriptedModel("thinker.gguf", THINKER, 198,
+  ["--ctx", "4096", "--chat-template", `${process.env.SHARED}/templates/Qwen-Qwen3-0.6B.jinja`]);
+const srv2 = await startServer(thinker, ["--kv-memory", "64M"]);
+const openai2 = new OpenAI({ baseURL: srv2.url + "/v1", apiKey: "none", maxRetries: 0 });
+const anthropic2 = new Anthropic({ baseURL: srv2.url, apiKey: "none", maxRetries: 0 });
+
+await check("reasoning_as_thinking_blocks_reasoning_items_and_reasoning_content", async () => {
+  const c = await openai2.chat.completions.create({ model: "x", messages: [{ role: "user", content: ask }] });
+  assertEq(c.choices[0].message.content, "Hi");
+  assertEq(c.choices[0].message.reasoning_content, "plan");
+  const m = await anthropic2.messages.create({ model: "x", max_tokens: 64, thinking: { type: "enabled", budget_tokens: 32 },
+    messages: [{ role: "user", content: ask }] });
+  assertEq(m.content.map((b) => b.type), ["thinking", "text"]);
+  assertEq(m.content[0].thinking, "plan");
+  assertEq(m.content[1].text, "Hi");
+  assertEq(m.stop_reason, "end_turn");
+  const stream = await anthropic2.messages.create({ model: "x", max_tokens: 64, stream: true, messages: [{ role: "user", content: ask }] });
+  const blocks = [];
+  for await (const ev of stream) {
+    if (ev.type === "content_block_start") blocks.push({ type: ev.content_block.type, text: "" });
+    if (ev.type === "content_block_delta" && ev.delta.type === "thinking_delta") blocks.at(-1).text += ev.delta.thinking;
+    if (ev.type === "content_block_delta" && ev.delta.type === "text_delta") blocks.at(-1).text += ev.delta.text;
+  }
+  assertEq(blocks, [{ type: "thinking", text: "plan" }, { type: "text", text: "Hi" }]);
+  const r = await openai2.responses.create({ model: "x", input: ask, reasoning: { effort: "medium" } });
+  assertEq(r.output.map((i) => i.type), ["reasoning", "message"]);
+  assertEq(r.output[0].content[0].text, "plan");
+  assertEq(r.output_text, "Hi");
+  const rs = await openai2.responses.create({ model: "x", input: ask, stream: true });
+  let reasoning = "", text = "";
+  for await (const ev of rs) {
+    if (ev.type === "response.reasoning_text.delta") reasoning += ev.delta;
+    if (ev.type === "response.output_text.delta") text += ev.delta;
+  }
+  assertEq([reasoning, text], ["plan", "Hi"]);
+  // the reasoning goes back as an input item: accepted, and the template drops it for the last turn only
+  const r2 = await openai2.responses.create({ model: "x", input: [{ role: "user", content: ask }, ...r.output, { role: "user", content: "Again?" }] });
+  assertEq(r2.output_text, "Hi");
+});
+
+await srv2.stop();
 done();
