@@ -134,7 +134,7 @@ typedef struct serve_options {
     int64_t max_queue, max_kv_size, keep;
     uint64_t kv_memory, cache_bytes, max_body, cache_disk_bytes;
     double cache_ttl;
-    bool verbose, no_prewarm;
+    bool verbose, no_prewarm, keep_billing_header;
     uint32_t kv_type;   /* kv_type_name as a KV pool type */
 } serve_options;
 
@@ -168,6 +168,8 @@ static bool serve_parse_options(int argc, char **argv, serve_options *o, int *ex
         CLI_STR("--cache-dir", &o->cache_dir, "DIR", "keep cached KV pages on disk too: survives restarts and evictions"),
         CLI_SIZE("--cache-disk-bytes", &o->cache_disk_bytes, "SIZE", "most bytes of page files in --cache-dir (default 8G)"),
         CLI_FLAG("--no-prewarm", &o->no_prewarm, "do not pre-warm a chat's next turn while idle"),
+        CLI_FLAG("--keep-billing-header", &o->keep_billing_header,
+                 "keep Claude Code's x-anthropic-billing-header system block in the prompt (it defeats the prompt cache)"),
         CLI_FLAG("--verbose", &o->verbose, "debug logging"),
     };
     bool done;
@@ -242,6 +244,7 @@ static server_app *serve_app_create(const serve_options *o, engine *eng, const t
     app->ctx_tokens = (int32_t)o->ctx;
     app->n_vocab = (int32_t)tokenizer_n_tokens(tok);
     app->created_unix_s = timing_unix_s();
+    app->keep_billing_header = o->keep_billing_header;
     metrics_init(&app->metrics);
     app->prewarm.eng = eng;
     app->prewarm.tok = tok;
