@@ -1,6 +1,8 @@
 /*
- * cpu_kernels.h — the table of dot-product and activation-quantization
- * kernels for one CPU level (scalar, AVX2, AVX-512).
+ * cpu_kernels.h — the table of kernels for one CPU level (scalar; AVX2,
+ * AVX-512 on x86-64; NEON, dotprod, i8mm on AArch64): dot products,
+ * activation quantization, the prefill GEMM and the vector ops of
+ * cpu_ops.h. The one place where a level's kernels are chosen.
  *
  * Key idea: one micro-kernel shape serves decode and prefill. A dot kernel
  * multiplies ONE weight row with up to tile_tokens[type] activation rows,
@@ -23,6 +25,7 @@
 #include <stdint.h>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/cpu_ops.h"
 #include "tensor/dtype.h"
 
 /* The prefill tile of most dot kernels, and the widest any kernel takes
@@ -76,20 +79,27 @@ typedef struct cpu_kernels {
     int tile_tokens[TYPE_COUNT_MAX];       /* most tokens dot[type] takes in one call */
     cpu_quantize_fn quantize[TYPE_COUNT_MAX]; /* by activation type (F32 Q8_0 Q8_1 Q8_K) */
     cpu_gemm_kernel gemm[TYPE_COUNT_MAX];  /* prefill on q8 tiles by weight type */
+    const cpu_vec_kernels *vec;            /* attention, softmax and f16 row kernels */
 } cpu_kernels;
 
-/* The kernels of a level (a level above cpu_level_supported() gives the
- * supported one's). Tables are built once and never change. */
+/* The kernels of a level. A level the CPU lacks gives the highest level
+ * below it in its chain that the CPU has (so AVX512 on an AVX2 CPU gives
+ * the AVX2 table, AVX2 on ARM the scalar one); check ->level. Tables are
+ * built once and never change. */
 const cpu_kernels *cpu_kernels_for(cpu_level level);
 
 /* The kernels of cpu_level_active(). */
 const cpu_kernels *cpu_kernels_active(void);
 
 /* Filled by the ISA files (one folder per instruction-set family: x86/ for
- * AVX2 / AVX-512; an ARM64 family goes in arm/); each starts from the level
- * below and replaces what it speeds up. Internal to src/backend/cpu. */
+ * AVX2 / AVX-512, arm/ for NEON / dotprod / i8mm; only the target's family
+ * is compiled); each starts from the level below and replaces what it
+ * speeds up. Internal to src/backend/cpu. */
 void cpu_kernels_fill_scalar(cpu_kernels *k);
 void cpu_kernels_fill_avx2(cpu_kernels *k);
 void cpu_kernels_fill_avx512(cpu_kernels *k);
+void cpu_kernels_fill_neon(cpu_kernels *k);
+void cpu_kernels_fill_dotprod(cpu_kernels *k);
+void cpu_kernels_fill_i8mm(cpu_kernels *k);
 
 #endif
