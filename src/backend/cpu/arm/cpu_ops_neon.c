@@ -142,15 +142,21 @@ static inline float32x4_t exp4(float32x4_t x) {
     return vreinterpretq_f32_u32(vbicq_u32(vreinterpretq_u32_f32(y), small));
 }
 
+/* The sum in the AVX2 kernel's order (8 lanes as lo, hi; hsum_ps's
+ * reduction; the n % 8 tail one by one), so softmax weights come out as
+ * the x86 build's: the random test models turn a last-bit difference into
+ * visible probability differences (tests/arm64/run.sh). */
 static float exp_sum(float *x, int64_t n, float m) {
-    float32x4_t vm = vdupq_n_f32(m), acc = vdupq_n_f32(0);
+    float32x4_t vm = vdupq_n_f32(m), lo = vdupq_n_f32(0), hi = lo;
     int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        float32x4_t e = exp4(vsubq_f32(vld1q_f32(x + i), vm));
-        vst1q_f32(x + i, e);
-        acc = vaddq_f32(acc, e);
+    for (; i + 8 <= n; i += 8) {
+        float32x4_t e0 = exp4(vsubq_f32(vld1q_f32(x + i), vm)), e1 = exp4(vsubq_f32(vld1q_f32(x + i + 4), vm));
+        vst1q_f32(x + i, e0), vst1q_f32(x + i + 4, e1);
+        lo = vaddq_f32(lo, e0), hi = vaddq_f32(hi, e1);
     }
-    float s = vaddvq_f32(acc);
+    float32x4_t s4 = vaddq_f32(lo, hi);
+    float32x2_t s2 = vadd_f32(vget_low_f32(s4), vget_high_f32(s4));
+    float s = vget_lane_f32(s2, 0) + vget_lane_f32(s2, 1);
     for (; i < n; i++) s += x[i] = expf(x[i] - m);
     return s;
 }
