@@ -140,12 +140,14 @@ deps:
 # tests/arm64/run.sh: every cmocka program under qemu-aarch64 per kernel level
 # (-cpu cortex-a53: NEON only; neoverse-n1: dotprod; max: i8mm) and `larder
 # logits` on make-model files against the x86 build's output.
+# ARM64_CC="clang --target=aarch64-linux-gnu" ARM64_BUILD=build-arm64-clang runs the same
+# with clang (what macOS builds with).
 ARM64_CC    ?= aarch64-linux-gnu-gcc
 ARM64_BUILD ?= build-arm64
 ARM64_PKG_CONFIG ?= env PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config
 test-arm64: deps-check
 	@$(MAKE) --no-print-directory $(PARALLEL) all
-	@$(MAKE) --no-print-directory $(PARALLEL) CC=$(ARM64_CC) BUILD=$(ARM64_BUILD) PKG_CONFIG="$(ARM64_PKG_CONFIG)" \
+	@$(MAKE) --no-print-directory $(PARALLEL) CC="$(ARM64_CC)" BUILD=$(ARM64_BUILD) PKG_CONFIG="$(ARM64_PKG_CONFIG)" \
 	  all $(TEST_SRC:%.c=$(ARM64_BUILD)/%)
 	@ARM64_BUILD=$(ARM64_BUILD) BUILD=$(BUILD) bash tests/arm64/run.sh
 
