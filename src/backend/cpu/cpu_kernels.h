@@ -48,7 +48,7 @@ typedef void (*cpu_quantize_fn)(const float *x, void *dst, int64_t n);
  * are packed once per matmul into "q8 tiles" laid out for the kernel: the
  * Q8_0 quantization of tile_tokens tokens side by side per 32-element block,
  * their f16 scales already widened to f32, plus whatever per-block sums the
- * kernel needs. The layout belongs to the kernel (cpu_dot_x86.inc describes
+ * kernel needs. The layout belongs to the kernel (x86/cpu_dot_x86.inc and arm/cpu_dot_arm.inc describe
  * each); callers only size it: a tile of a row of n elements (n a multiple
  * of 32) is n / 32 * tile_block_bytes bytes, and the tiles of a batch follow
  * one another. The quants are exactly those of quantize_row_activation
