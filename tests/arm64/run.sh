@@ -27,8 +27,9 @@
 #     f16/bf16 5e-3, quantized weights 5e-2; F32 weights with a bf16 / q8_0 /
 #     q4_0 KV cache 5e-3 / 5e-4 / 5e-4) and the same top token wherever the
 #     x86 top two differ by more than 0.05. Every weight type on llama and
-#     qwen3 (and four on qwen2, four KV types) at the i8mm level; a subset at
-#     the others. One PASS/FAIL line per file with the worst |Δp|.
+#     qwen3 (and four on qwen2, four KV types, two on each mixture-of-experts
+#     architecture: qwen3moe, minimax-m2) at the i8mm level; a subset at the
+#     others. One PASS/FAIL line per file with the worst |Δp|.
 # Under emulation timing means nothing; this proves correctness only.
 set -u
 cd "$(dirname "$0")/../.."
@@ -56,7 +57,10 @@ V=$SHARED/vocab/ggml-vocab-llama-spm.gguf
 TOKENS=1; x=12345
 for _ in $(seq 31); do x=$(( (x * 1103515245 + 12345) % 2147483648 )); TOKENS+=",$(( 3 + (x >> 8) % 31000 ))"; done
 arch_flags() {
-  case $1 in llama) echo --rope-freqs ;; qwen2) echo --tied ;; qwen3) echo --head-dim 128 ;; esac
+  case $1 in
+    llama) echo --rope-freqs ;; qwen2) echo --tied ;; qwen3) echo --head-dim 128 ;;
+    qwen3moe|minimax-m2) echo --head-dim 128 --experts 8 --experts-used 2 --ff-exp 128 ;;
+  esac
 }
 # model file for arch $1 and weight type $2 (written once, by the x86 build)
 model() {
@@ -107,6 +111,7 @@ for lv in "${LEVELS[@]}"; do
       done
     done
     for wt in f32 q8_0 q5_0 q4_k_m; do check_logits "$level" "$cpu" qwen2 "$wt" f16; done
+    for arch in qwen3moe minimax-m2; do for wt in q8_0 q4_k_m; do check_logits "$level" "$cpu" "$arch" "$wt" f16; done; done
     for kv in f32 bf16 q8_0 q4_0; do check_logits "$level" "$cpu" qwen3 f32 "$kv"; done
   else
     for wt in f32 f16 q8_0 q4_0 q5_1 q4_k_m q6_k; do check_logits "$level" "$cpu" llama "$wt" f16; done
