@@ -14,6 +14,7 @@
 
 #include "base/hash.h"
 #include "base/log.h"
+#include "base/platform.h"
 #include "base/size_parse.h"
 #include "base/timing.h"
 #include "chat/chat_prompt.h"
@@ -44,9 +45,7 @@ static const char *default_model_path(void) {
     if (access(DEFAULT_MODEL_PATH, R_OK) == 0) return DEFAULT_MODEL_PATH;
     /* build/larder run from elsewhere: look beside the binary's folder. */
     static char path[4096];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n > 0) {
-        path[n] = 0;
+    if (platform_executable_path(path, sizeof path) > 0) {
         for (int up = 0; up < 2; up++) {
             char *slash = strrchr(path, '/');
             if (slash) *slash = 0;

@@ -37,6 +37,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/platform.h"
 #include "base/timing.h"
 #include "kv/kv_disk.h"
 #include "kv/kv_seq.h"
@@ -813,8 +814,7 @@ static void *engine_main(void *arg) {
             e->clear_asked == e->clear_done) {
             /* Idle: sleep until a submission, waking once a second for the cache TTL. */
             struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += 1;
+            platform_cond_deadline(&ts, 1000);
             pthread_cond_timedwait(&e->wake, &e->lock, &ts);
         }
         bool stop = e->stop;
@@ -889,12 +889,8 @@ engine *engine_start(const engine_config *cfg, larder_error *err) {
         return NULL;
     }
     pthread_mutex_init(&e->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->wake, &ca);
-    pthread_cond_init(&e->cleared, &ca);
-    pthread_condattr_destroy(&ca);
+    platform_cond_init(&e->wake);
+    platform_cond_init(&e->cleared);
     publish_stats(e);
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         error_set(err, ERR_NOMEM, "cannot start the engine thread");
