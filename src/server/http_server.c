@@ -156,12 +156,14 @@ static void http_stream_free(void *cls) {
     free(st);
 }
 
-/* Constant-time comparison of the Authorization header with "Bearer <key>". */
+/* Constant-time comparison of the Authorization header with "Bearer <key>",
+ * or of the x-api-key header (Anthropic's clients) with the key. */
 static bool authorized(const http_server *s, struct MHD_Connection *conn) {
     if (!s->cfg.api_key) return true;
     const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
-    if (!h || strncmp(h, "Bearer ", 7) != 0) return false;
-    const char *given = h + 7, *key = s->cfg.api_key;
+    const char *x = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "x-api-key");
+    if ((!h || strncmp(h, "Bearer ", 7) != 0) && !x) return false;
+    const char *given = h && !strncmp(h, "Bearer ", 7) ? h + 7 : x, *key = s->cfg.api_key;
     size_t gl = strlen(given), kl = strlen(key);
     unsigned char diff = gl != kl;
     for (size_t i = 0; i < kl; i++) diff |= (unsigned char)(key[i] ^ (i < gl ? given[i] : 0));
@@ -252,7 +254,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return reply_status(s, conn, path_known ? 405 : 404, msg);
     }
     if (!route->public_route && !authorized(s, conn))
-        return reply_status(s, conn, 401, "missing or invalid API key (Authorization: Bearer ...)");
+        return reply_status(s, conn, 401, "missing or invalid API key (Authorization: Bearer ... or x-api-key)");
 
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     http_request req = {method, url, rs->body.data ? rs->body.data : "", rs->body.len, ci ? ci->connect_fd : -1};

@@ -9,6 +9,8 @@
  *   GET  /metrics               Prometheus text
  *   GET  /v1/cache              prompt-cache statistics (JSON)
  *   DELETE /v1/cache            drop every idle cached entry
+ *   POST /v1/messages (+ /count_tokens)   Anthropic Messages: anthropic_messages.h
+ *   POST /v1/responses          OpenAI Responses: openai_responses.h
  *
  * Each request's output is read from its engine channel on the connection's
  * thread: detokenized, cut at stop strings, parsed for tool calls and
@@ -17,6 +19,7 @@
 #ifndef LARDER_SERVER_ROUTES_H
 #define LARDER_SERVER_ROUTES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "chat/chat_prompt.h"
@@ -24,6 +27,7 @@
 #include "engine/engine.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "server/prewarm.h"
 
 struct tokenizer;
 
@@ -37,6 +41,9 @@ typedef struct server_app {
     int32_t n_vocab;
     int64_t created_unix_s;         /* for /v1/models */
     metrics metrics;
+    prewarm_ctx prewarm;            /* next-turn pre-warming (prewarm.h) */
+    struct kv_disk *disk;           /* the disk tier (NULL: none), for /v1/cache and /metrics */
+    bool keep_billing_header;       /* --keep-billing-header: Claude Code's system block stays in the prompt */
 } server_app;
 
 /* The route table (static storage). */
