@@ -391,8 +391,9 @@ static gen_state *gen_start(server_app *app, const http_request *hreq, openai_ki
         goto fail;
     }
     if (openai_request_parse(hreq->body, hreq->body_bytes, kind, &g->req, &err)) goto fail;
-    if (g->req.n > CHANNEL_MAX_CHOICES) {
-        error_set(&err, ERR_INVALID, "'n' is too large");
+    if (g->req.n > CHANNEL_MAX_CHOICES || (app->max_n > 0 && g->req.n > app->max_n)) {
+        error_set(&err, ERR_INVALID, "'n' is %d; this server allows at most %d (--max-n)", g->req.n,
+                  app->max_n > 0 && app->max_n < CHANNEL_MAX_CHOICES ? app->max_n : CHANNEL_MAX_CHOICES);
         goto fail;
     }
     if (gen_prompt(g, &prompt, &err) || gen_init_choices(g, &err) || gen_bias(g, &bias, &err)) goto fail;
@@ -657,13 +658,11 @@ static void handle_generation(server_app *app, const http_request *req, http_rep
         if (g->req.stream) {
             reply->status = 200;
             reply->stream = (http_stream){stream_next, stream_done, g};
-            metrics_count_status(&app->metrics, 200);
             return;
         }
         if (!respond_whole(g, req, reply)) reply->status = 499; /* nobody reads it; logged as client closed */
         gen_free(g); /* cancels the channel if the engine is still at it */
     }
-    metrics_count_status(&app->metrics, reply->status);
 }
 
 static void h_chat(void *a, const http_request *req, http_reply *reply) { handle_generation(a, req, reply, OPENAI_CHAT); }
@@ -688,7 +687,6 @@ static void h_models(void *a, const http_request *req, http_reply *reply) {
     strbuf_printf(&b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"larder\",\"meta\":{\"n_ctx\":%d,\"n_vocab\":%d}}]}",
                   (long long)app->created_unix_s, app->ctx_tokens, app->n_vocab);
     http_reply_json(reply, 200, &b);
-    metrics_count_status(&app->metrics, 200);
 }
 
 static void h_metrics(void *a, const http_request *req, http_reply *reply) {

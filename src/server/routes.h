@@ -17,6 +17,7 @@
 #ifndef LARDER_SERVER_ROUTES_H
 #define LARDER_SERVER_ROUTES_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "chat/chat_prompt.h"
@@ -36,6 +37,8 @@ typedef struct server_app {
     int32_t ctx_tokens;             /* per sequence */
     int32_t n_vocab;
     int64_t created_unix_s;         /* for /v1/models */
+    int32_t max_n;                  /* most choices per request (--max-n; 0: OPENAI_MAX_CHOICES) */
+    bool parse_special_in_content;  /* --parse-special-in-content: content's special-token text is parsed */
     metrics metrics;
 } server_app;
 
