@@ -111,3 +111,24 @@ int backend_get_out_rows(backend *b, const float *x, float *dst, int64_t width, 
     return b->ops->get_out_rows(b, x, dst, width, err);
 }
 int backend_sync(backend *b, larder_error *err) { return b->ops->sync(b, err); }
+
+int backend_moe_route(backend *b, const float *logits, const float *sel_bias, int64_t n_tokens, int32_t n_expert,
+                      int32_t k, backend_moe_gating gating, int32_t *ids, float *weights, larder_error *err) {
+    if (!b->ops->moe_route)
+        return error_set(err, ERR_UNSUPPORTED, "the %s backend has no mixture-of-experts routing", b->ops->name);
+    if (n_tokens < 0 || n_expert < 1 || k < 1 || k > n_expert || k > BACKEND_MOE_MAX_USED)
+        return error_set(err, ERR_INVALID, "moe routing: %lld tokens, top %d of %d experts (at most %d)",
+                         (long long)n_tokens, k, n_expert, BACKEND_MOE_MAX_USED);
+    return b->ops->moe_route(b, logits, sel_bias, n_tokens, n_expert, k, gating, ids, weights, err);
+}
+
+int backend_moe_ffn(backend *b, const backend_moe_experts *experts, const float *x, const int32_t *ids,
+                    const float *weights, int64_t n_tokens, int32_t k, float *out, larder_error *err) {
+    if (!b->ops->moe_ffn)
+        return error_set(err, ERR_UNSUPPORTED, "the %s backend has no mixture-of-experts feed-forward", b->ops->name);
+    if (n_tokens < 0 || k < 1 || k > BACKEND_MOE_MAX_USED || experts->n_expert < 1 || experts->dim < 1 ||
+        experts->ff < 1)
+        return error_set(err, ERR_INVALID, "moe ffn: %lld tokens, %d experts each, %d experts of %lld x %lld",
+                         (long long)n_tokens, k, experts->n_expert, (long long)experts->ff, (long long)experts->dim);
+    return b->ops->moe_ffn(b, experts, x, ids, weights, n_tokens, k, out, err);
+}

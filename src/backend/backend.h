@@ -221,6 +221,51 @@ int backend_attention(backend *b, const backend_kv *kv, int32_t layer, const flo
  * whose logits are wanted. dst may be x. */
 int backend_get_out_rows(backend *b, const float *x, float *dst, int64_t width, larder_error *err);
 
+/* ---- mixture of experts (a backend may lack these: ERR_UNSUPPORTED) */
+
+/* How router logits become expert scores. */
+typedef enum backend_moe_gating { BACKEND_MOE_SOFTMAX, BACKEND_MOE_SIGMOID } backend_moe_gating;
+
+/* Most experts one token may be routed to. */
+#define BACKEND_MOE_MAX_USED 64
+
+/*
+ * Routing, as llama.cpp's build_moe_ffn does it, token by token:
+ *     s = softmax(logits[t]) or sigmoid(logits[t])     (n_expert scores, f32)
+ *     ids[t, 0..k) = the k experts with the largest s + sel_bias (sel_bias
+ *                    NULL: s), largest first (ties: the lower id first)
+ *     weights[t, j] = s[ids[t, j]] / max(Σ_j s[ids[t, j]], 2^-14)
+ * The bias only chooses; the weights use the unbiased scores, renormalised
+ * to sum 1 over the chosen experts. logits (n_tokens, n_expert); ids
+ * (n_tokens, k) int32 and weights (n_tokens, k) f32 are buffers (the ids
+ * stay on the backend for backend_moe_ffn). 1 <= k <= min(n_expert,
+ * BACKEND_MOE_MAX_USED); n_tokens is the caller's.
+ */
+int backend_moe_route(backend *b, const float *logits, const float *sel_bias, int64_t n_tokens, int32_t n_expert,
+                      int32_t k, backend_moe_gating gating, int32_t *ids, float *weights, larder_error *err);
+
+/* A layer's experts: three stacked matrices, expert e's rows at
+ * [e·rows, (e+1)·rows) (the GGUF 3-D layout {cols, rows, n_expert}). */
+typedef struct backend_moe_experts {
+    const void *gate, *up;  /* n_expert x (ff, dim), of gate_type / up_type */
+    const void *down;       /* n_expert x (dim, ff), of down_type */
+    uint32_t gate_type, up_type, down_type;
+    int32_t n_expert;
+    int64_t dim, ff;
+} backend_moe_experts;
+
+/*
+ * The expert feed-forward of routed tokens:
+ *     out[t] = Σ_{j<k} weights[t,j] · W_down[e] · (silu(W_gate[e]·x[t]) * (W_up[e]·x[t])),  e = ids[t,j]
+ * summed in j order (the order llama.cpp adds the experts' outputs in).
+ * Only the chosen experts' rows are read. A backend runs each expert once
+ * over all the tokens routed to it (a batched matmul over their gathered
+ * rows), not one token at a time. x, out: (n_tokens, dim); ids, weights:
+ * from backend_moe_route (an id outside [0, n_expert) is an error).
+ */
+int backend_moe_ffn(backend *b, const backend_moe_experts *experts, const float *x, const int32_t *ids,
+                    const float *weights, int64_t n_tokens, int32_t k, float *out, larder_error *err);
+
 /* Waits until every op issued has finished; reports any failure. */
 int backend_sync(backend *b, larder_error *err);
 

@@ -6,8 +6,8 @@
  * An implementation's object starts with `struct backend` (its ops table),
  * so a `backend *` is a pointer to it:
  *     typedef struct cpu_backend { backend base; ... } cpu_backend;
- * Every entry is required; each has the contract of the backend.h function
- * of the same name.
+ * Every entry is required unless marked optional; each has the contract of
+ * the backend.h function of the same name.
  */
 #ifndef LARDER_BACKEND_BACKEND_IMPL_H
 #define LARDER_BACKEND_BACKEND_IMPL_H
@@ -48,6 +48,11 @@ typedef struct backend_ops {
                      float *out, larder_error *err);
     int (*get_out_rows)(backend *b, const float *x, float *dst, int64_t width, larder_error *err);
     int (*sync)(backend *b, larder_error *err);
+    /* mixture of experts: may be NULL (the dispatchers answer ERR_UNSUPPORTED) */
+    int (*moe_route)(backend *b, const float *logits, const float *sel_bias, int64_t n_tokens, int32_t n_expert,
+                     int32_t k, backend_moe_gating gating, int32_t *ids, float *weights, larder_error *err);
+    int (*moe_ffn)(backend *b, const backend_moe_experts *experts, const float *x, const int32_t *ids,
+                   const float *weights, int64_t n_tokens, int32_t k, float *out, larder_error *err);
 } backend_ops;
 
 struct backend {

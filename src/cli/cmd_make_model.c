@@ -57,6 +57,8 @@
 #define LOGIT_STD 7.0
 /* Scale of the blocks' output projections in tied models (see build_tensors). */
 #define TIED_RESIDUAL_GAIN 8.0
+/* Standard deviation of MoE router logits (see build_tensor). */
+#define ROUTER_GAIN 3.0
 /* Floats quantized into each block pool (per (type, std)); 4 Mi elements
  * = 16384 Q4_K blocks, 131072 Q4_0 blocks: ~0.5 s per pool. */
 #define POOL_ELEMS ((int64_t)1 << 22)
@@ -282,6 +284,8 @@ static uint32_t type_fit(uint32_t type, int64_t ne0) {
 typedef struct model_spec {
     const arch_info *arch;
     int64_t dim, ff, heads, kv_heads, head_dim, layers, ctx, n_vocab;
+    int64_t rot;                         /* rope.dimension_count (head_dim unless partial) */
+    int64_t n_expert, n_expert_used, ff_exp; /* MoE architectures */
     double rope_base, rms_eps;
     bool tied, rope_freqs;
     const type_choice *type;
@@ -339,12 +343,19 @@ static int build_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) 
     const model_spec *m = b->m;
     const arch_tensor *t = u->spec;
     if (u->need == ARCH_NEED_OPTIONAL && !optional_wanted(m, t->when)) return 0;
+    if (t->when == ARCH_WHEN_EXP_PROBS_B) /* selection bias: shifts which experts win, O(score) */
+        return tensor_add(b->tl, m, u, KIND_BIAS, 0.05f, TYPE_F32, err);
     const uint32_t base = m->type->base;
     const uint32_t q6 = m->type->mix ? TYPE_Q6_K : base;
     switch (t->kind) {
     case ARCH_TENSOR_NORM: return tensor_add(b->tl, m, u, KIND_NORM, 0, TYPE_F32, err);
     case ARCH_TENSOR_BIAS: return tensor_add(b->tl, m, u, KIND_BIAS, 0.2f, TYPE_F32, err);
     case ARCH_TENSOR_FREQS: return tensor_add(b->tl, m, u, KIND_ROPE_FREQS, 0, TYPE_F32, err);
+    case ARCH_TENSOR_ROUTER:
+        /* F32 as llama.cpp's quantizer leaves it; logits of std ROUTER_GAIN,
+         * so each token's top k are decided by clear margins and differ from
+         * token to token (a flat router would pick near-ties) */
+        return tensor_add(b->tl, m, u, KIND_MATRIX, (float)(ROUTER_GAIN / sqrt((double)u->ne[0])), TYPE_F32, err);
     case ARCH_TENSOR_MATRIX: break;
     }
     const float out_std = (float)(LOGIT_STD / sqrt((double)m->dim));
@@ -369,7 +380,8 @@ static int build_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) 
     }
     /* _M mixes: llama.cpp gives attn_v and ffn_down more bits in some layers (by name). */
     if (m->type->mix && u->layer >= 0 && use_more_bits(u->layer, (int)m->layers) &&
-        (!strcmp(t->name, "attn_v.weight") || !strcmp(t->name, "ffn_down.weight")))
+        (!strcmp(t->name, "attn_v.weight") || !strcmp(t->name, "ffn_down.weight") ||
+         !strcmp(t->name, "ffn_down_exps.weight")))
         type = TYPE_Q6_K;
     return tensor_add(b->tl, m, u, KIND_MATRIX, (float)std, type, err);
 }
@@ -379,7 +391,8 @@ static int build_tensors(const model_spec *m, tensor_list *tl, larder_error *err
     model_hparams hp = {.arch = m->arch, .n_vocab = (int32_t)m->n_vocab, .dim = (int32_t)m->dim,
                         .n_layers = (int32_t)m->layers, .n_heads = (int32_t)m->heads,
                         .n_kv_heads = (int32_t)m->kv_heads, .head_dim = (int32_t)m->head_dim,
-                        .n_ff = (int32_t)m->ff, .n_rot = (int32_t)m->head_dim};
+                        .n_ff = (int32_t)m->ff, .n_rot = (int32_t)m->rot, .n_expert = (int32_t)m->n_expert,
+                        .n_expert_used = (int32_t)m->n_expert_used, .n_ff_exp = (int32_t)m->ff_exp};
     build_ctx b = {m, tl};
     return arch_tensors_each(&hp, build_tensor, &b, err) ? -1 : 0;
 }
@@ -436,7 +449,7 @@ static int set_metadata(gguf_writer *w, const model_spec *m, const gguf_file *vo
         gguf_writer_set_u32(w, K("feed_forward_length"), (uint32_t)m->ff, err) ||
         gguf_writer_set_u32(w, K("attention.head_count"), (uint32_t)m->heads, err) ||
         gguf_writer_set_u32(w, K("attention.head_count_kv"), (uint32_t)m->kv_heads, err) ||
-        gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)m->head_dim, err) ||
+        gguf_writer_set_u32(w, K("rope.dimension_count"), (uint32_t)m->rot, err) ||
         gguf_writer_set_f32(w, K("rope.freq_base"), (float)m->rope_base, err) ||
         gguf_writer_set_f32(w, K("attention.layer_norm_rms_epsilon"), (float)m->rms_eps, err))
         return -1;
@@ -445,6 +458,13 @@ static int set_metadata(gguf_writer *w, const model_spec *m, const gguf_file *vo
             gguf_writer_set_u32(w, K("attention.value_length"), (uint32_t)m->head_dim, err))
             return -1;
     }
+    if (m->arch->ffn == ARCH_FFN_MOE &&
+        (gguf_writer_set_u32(w, K("expert_count"), (uint32_t)m->n_expert, err) ||
+         gguf_writer_set_u32(w, K("expert_used_count"), (uint32_t)m->n_expert_used, err) ||
+         gguf_writer_set_u32(w, K("expert_feed_forward_length"), (uint32_t)m->ff_exp, err) ||
+         (m->arch->gating_from_file &&
+          gguf_writer_set_u32(w, K("expert_gating_func"), (uint32_t)m->arch->gating, err))))
+        return -1;
 #undef K
     /* The tokenizer: every tokenizer.* key of the vocabulary file, then our template. */
     for (int64_t i = 0; i < gguf_kv_count(vocab); i++) {
@@ -464,13 +484,25 @@ typedef struct preset {
     double rope_base, rms_eps;
     bool tied, rope_freqs;
     const char *vocab; /* file name in the shared vocab folder */
+    int64_t rot;       /* rope.dimension_count; 0: head_dim */
+    int64_t n_expert, n_expert_used, ff_exp; /* MoE; 0 for dense */
 } preset;
 
+/* The released models' shapes. MiniMax-M2's own vocabulary (200064 tokens)
+ * is not among the shared vocabularies: its presets take Llama 3's BPE
+ * vocabulary (128256), and --vocab may name a real MiniMax-M2 GGUF. */
 static const preset PRESETS[] = {
-    {"tinyllama-1.1b", "llama", 2048, 5632, 32, 4, 64, 22, 2048, 10000.0, 1e-5, false, false, "ggml-vocab-llama-spm.gguf"},
-    {"llama3-8b", "llama", 4096, 14336, 32, 8, 128, 32, 8192, 500000.0, 1e-5, false, true, "ggml-vocab-llama-bpe.gguf"},
-    {"qwen3-0.6b", "qwen3", 1024, 3072, 16, 8, 128, 28, 40960, 1000000.0, 1e-6, true, false, "ggml-vocab-qwen2.gguf"},
+    {"tinyllama-1.1b", "llama", 2048, 5632, 32, 4, 64, 22, 2048, 10000.0, 1e-5, false, false, "ggml-vocab-llama-spm.gguf", 0, 0, 0, 0},
+    {"llama3-8b", "llama", 4096, 14336, 32, 8, 128, 32, 8192, 500000.0, 1e-5, false, true, "ggml-vocab-llama-bpe.gguf", 0, 0, 0, 0},
+    {"qwen3-0.6b", "qwen3", 1024, 3072, 16, 8, 128, 28, 40960, 1000000.0, 1e-6, true, false, "ggml-vocab-qwen2.gguf", 0, 0, 0, 0},
+    {"qwen3-30b-a3b", "qwen3moe", 2048, 6144, 32, 4, 128, 48, 40960, 1000000.0, 1e-6, false, false, "ggml-vocab-qwen2.gguf",
+     0, 128, 8, 768},
+    {"minimax-m2", "minimax-m2", 3072, 1536, 48, 8, 128, 62, 196608, 5000000.0, 1e-6, false, false,
+     "ggml-vocab-llama-bpe.gguf", 64, 256, 8, 1536},
+    {"minimax-m2-reap50", "minimax-m2", 3072, 1536, 48, 8, 128, 62, 196608, 5000000.0, 1e-6, false, false,
+     "ggml-vocab-llama-bpe.gguf", 64, 128, 8, 1536},
 };
+#define PRESET_NAMES "tinyllama-1.1b, llama3-8b, qwen3-0.6b, qwen3-30b-a3b, minimax-m2, minimax-m2-reap50"
 
 /* Finds a preset's vocabulary: $SHARED/vocab, then ../shared/vocab. */
 static const char *find_vocab(const char *file, char *buf, size_t buf_size) {
@@ -486,19 +518,24 @@ static const char *find_vocab(const char *file, char *buf, size_t buf_size) {
 
 static const char USAGE[] =
     "larder make-model --arch ARCH --vocab FILE.gguf --dim N --ff N --heads N --layers N --out FILE\n"
-    "                         [--kv-heads N] [--head-dim N] [--ctx N] [--seed N] [--type T] [--tied] [--rope-freqs]\n"
-    "                         [--preset tinyllama-1.1b|llama3-8b|qwen3-0.6b] [--chat-template FILE]\n\n"
+    "                         [--kv-heads N] [--head-dim N] [--rot N] [--ctx N] [--seed N] [--type T] [--tied]\n"
+    "                         [--rope-freqs] [--experts N --experts-used K [--ff-exp N]]\n"
+    "                         [--preset NAME] [--chat-template FILE]\n\n"
     "Writes a random-weight GGUF model (llama.cpp tensor names and metadata) of an architecture\n"
     "larder runs (--arch below), with the tokenizer of the vocabulary file. Types: f32 f16 bf16\n"
     "q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m.\n"
-    "A preset sets the real shapes (explicit flags override them) and finds its vocabulary in\n"
-    "$SHARED/vocab or ../shared/vocab unless --vocab is given";
+    "A preset sets the real shapes (explicit flags override them; --layers N cuts the depth) and\n"
+    "finds its vocabulary in $SHARED/vocab or ../shared/vocab unless --vocab is given. Presets:\n"
+    PRESET_NAMES ". Mixture-of-experts architectures (qwen3moe, minimax-m2) need\n"
+    "--experts and --experts-used (without a preset); --ff-exp is one expert's feed-forward length\n"
+    "(default --ff)";
 
 /* What `larder make-model` was asked for: the command line as given (0 or
  * NULL: not given), with the defaults that need no preset filled in. */
 typedef struct make_options {
     const char *arch_s, *vocab_path, *out, *type_s, *preset_s, *template_path;
     int64_t dim, ff, heads, kv_heads, head_dim, layers, ctx, seed, threads;
+    int64_t rot, n_expert, n_expert_used, ff_exp;
     double rope_base, rms_eps;
     bool tied, rope_freqs, quiet;
     char arch_list[128];  /* the --arch names, for help and errors */
@@ -520,12 +557,16 @@ static bool make_parse_options(int argc, char **argv, make_options *o, int *exit
         CLI_INT("--heads", &o->heads, 1, MAKE_MAX_HEADS, "N", "attention heads"),
         CLI_INT("--kv-heads", &o->kv_heads, 1, MAKE_MAX_HEADS, "N", "key/value heads (default: --heads)"),
         CLI_INT("--head-dim", &o->head_dim, 2, 1024, "N", "head size (default: dim / heads)"),
+        CLI_INT("--rot", &o->rot, 2, 1024, "N", "dimensions rope rotates per head (default: head size)"),
+        CLI_INT("--experts", &o->n_expert, 1, MODEL_MAX_EXPERTS, "N", "MoE: experts per layer"),
+        CLI_INT("--experts-used", &o->n_expert_used, 1, MODEL_MAX_EXPERTS_USED, "K", "MoE: experts per token"),
+        CLI_INT("--ff-exp", &o->ff_exp, 1, 8 * MAKE_MAX_DIM, "N", "MoE: one expert's feed-forward length"),
         CLI_INT("--layers", &o->layers, 1, MAKE_MAX_LAYERS, "N", "transformer blocks"),
         CLI_INT("--ctx", &o->ctx, 1, MAKE_MAX_CTX, "N", "context length (default 2048)"),
         CLI_INT("--seed", &o->seed, 0, 9007199254740991.0, "N", "PRNG seed (default 1)"),
         CLI_STR("--type", &o->type_s, "T", "weight type (default f32)"),
         CLI_STR("--out", &o->out, "FILE", "output GGUF path"),
-        CLI_STR("--preset", &o->preset_s, "NAME", "tinyllama-1.1b, llama3-8b or qwen3-0.6b"),
+        CLI_STR("--preset", &o->preset_s, "NAME", PRESET_NAMES),
         CLI_STR("--chat-template", &o->template_path, "FILE", "Jinja chat template (default: ChatML)"),
         CLI_FLAG("--tied", &o->tied, "no output.weight: output shares token_embd"),
         CLI_FLAG("--rope-freqs", &o->rope_freqs, "add a llama-3 style rope_freqs tensor"),
@@ -547,7 +588,7 @@ static const preset *make_apply_preset(make_options *o, model_spec *m) {
     for (size_t i = 0; i < sizeof PRESETS / sizeof PRESETS[0]; i++)
         if (strcmp(PRESETS[i].name, o->preset_s) == 0) p = &PRESETS[i];
     if (!p) {
-        fprintf(stderr, "larder make-model: unknown preset '%s' (tinyllama-1.1b, llama3-8b, qwen3-0.6b)\n", o->preset_s);
+        fprintf(stderr, "larder make-model: unknown preset '%s' (%s)\n", o->preset_s, PRESET_NAMES);
         return NULL;
     }
     if (!(m->arch = arch_find(p->arch))) {
@@ -557,6 +598,7 @@ static const preset *make_apply_preset(make_options *o, model_spec *m) {
     m->dim = p->dim; m->ff = p->ff; m->heads = p->heads; m->kv_heads = p->kv_heads;
     m->head_dim = p->head_dim; m->layers = p->layers; m->ctx = p->ctx; m->rope_base = p->rope_base;
     m->rms_eps = p->rms_eps; m->tied = p->tied; m->rope_freqs = p->rope_freqs;
+    m->rot = p->rot; m->n_expert = p->n_expert; m->n_expert_used = p->n_expert_used; m->ff_exp = p->ff_exp;
     if (!o->vocab_path && !(o->vocab_path = find_vocab(p->vocab, o->vocab_buf, sizeof o->vocab_buf))) {
         fprintf(stderr, "larder make-model: preset %s needs %s: not found in $SHARED/vocab or ../shared/vocab (pass --vocab)\n",
                 p->name, p->vocab);
@@ -586,6 +628,17 @@ static void make_apply_flags(const make_options *o, const preset *p, model_spec 
     if (!m->ctx) m->ctx = 2048;
     m->kv_heads = o->kv_heads ? o->kv_heads : (p && !o->heads) ? m->kv_heads : m->heads;
     m->head_dim = o->head_dim ? o->head_dim : (p && !reshaped) ? m->head_dim : m->dim / m->heads;
+    /* rope dimensions: the flag, else the preset's unless the head was reshaped, else the whole head */
+    if (o->rot) m->rot = o->rot;
+    else if (reshaped || o->head_dim) m->rot = 0;
+    if (!m->rot) m->rot = m->head_dim;
+    if (o->n_expert) m->n_expert = o->n_expert;
+    if (o->n_expert_used) m->n_expert_used = o->n_expert_used;
+    /* one expert's ff: the flag, else the preset's unless --ff was given, else --ff; MiniMax-M2's
+     * expert tensors are feed_forward_length wide (arch ff_exp FF) */
+    if (o->ff_exp) m->ff_exp = o->ff_exp;
+    else if (o->ff || !m->ff_exp) m->ff_exp = m->ff;
+    if (m->arch->ff_exp == ARCH_FF_EXP_FF) m->ff_exp = m->ff;
     if (o->tied) m->tied = true;
     if (o->rope_freqs) m->rope_freqs = true;
     if (o->rope_base > 0) m->rope_base = o->rope_base;
@@ -598,7 +651,12 @@ static void make_apply_flags(const make_options *o, const preset *p, model_spec 
 
 /* Why the shape m cannot be built, or NULL. */
 static const char *make_shape_error(const model_spec *m) {
+    const bool moe = m->arch->ffn == ARCH_FFN_MOE;
     return m->head_dim < 2 || m->head_dim % 2 ? "the head size must be even and >= 2 (rope rotates pairs)"
+         : m->rot < 2 || m->rot % 2 || m->rot > m->head_dim ? "--rot must be even and at most the head size"
+         : moe && (m->n_expert < 1 || m->n_expert_used < 1) ? "this --arch is a mixture of experts: give --experts and --experts-used"
+         : moe && m->n_expert_used > m->n_expert ? "--experts-used exceeds --experts"
+         : !moe && (m->n_expert || m->n_expert_used) ? "--experts: this --arch has no experts"
          : m->heads % m->kv_heads ? "--heads must be a multiple of --kv-heads"
          : m->rope_freqs && m->arch->rope_freqs == ARCH_NEED_ABSENT ? "--rope-freqs: this --arch has no rope_freqs tensor"
          : m->tied && !m->arch->output_tied_allowed ? "--tied: this --arch always has output.weight"

@@ -9,16 +9,30 @@
 
 #include "model/model.h"
 
+#define DENSE ARCH_FFN_DENSE, ARCH_GATING_SOFTMAX, false, ARCH_NEED_ABSENT, ARCH_FF_EXP_KEY
+
 static const arch_info ARCHS[] = {
     /* name     rope             qk_norm                qkv_bias            rope_freqs
-     *          ffn             gating               tied  explicit_head_dim  rope_base  rms_eps */
+     *          ffn  gating  gating_from_file  exp_probs_b  ff_exp
+     *          tied  explicit_head_dim  rope_base  rms_eps */
     {"llama", ARCH_ROPE_NORMAL, ARCH_QK_NORM_NONE, ARCH_NEED_OPTIONAL, ARCH_NEED_OPTIONAL,
-     ARCH_FFN_DENSE, ARCH_GATING_SOFTMAX, true, false, 10000.0, 1e-5},
+     DENSE, true, false, 10000.0, 1e-5},
     {"qwen2", ARCH_ROPE_NEOX, ARCH_QK_NORM_NONE, ARCH_NEED_REQUIRED, ARCH_NEED_ABSENT,
-     ARCH_FFN_DENSE, ARCH_GATING_SOFTMAX, true, false, 1000000.0, 1e-6},
+     DENSE, true, false, 1000000.0, 1e-6},
     {"qwen3", ARCH_ROPE_NEOX, ARCH_QK_NORM_PER_HEAD, ARCH_NEED_ABSENT, ARCH_NEED_ABSENT,
-     ARCH_FFN_DENSE, ARCH_GATING_SOFTMAX, true, true, 1000000.0, 1e-6},
+     DENSE, true, true, 1000000.0, 1e-6},
+    /* Qwen3-MoE (Qwen3-30B-A3B, Qwen3-Coder-30B-A3B): qwen3's attention, a
+     * softmax router (llama.cpp ignores expert_gating_func for it) */
+    {"qwen3moe", ARCH_ROPE_NEOX, ARCH_QK_NORM_PER_HEAD, ARCH_NEED_ABSENT, ARCH_NEED_ABSENT,
+     ARCH_FFN_MOE, ARCH_GATING_SOFTMAX, false, ARCH_NEED_ABSENT, ARCH_FF_EXP_KEY,
+     true, true, 1000000.0, 1e-6},
+    /* MiniMax-M2 / M2.1: one norm over the whole q and k rows, partial rope,
+     * sigmoid scores with a selection bias, untied output */
+    {"minimax-m2", ARCH_ROPE_NEOX, ARCH_QK_NORM_WHOLE, ARCH_NEED_ABSENT, ARCH_NEED_ABSENT,
+     ARCH_FFN_MOE, ARCH_GATING_SIGMOID, true, ARCH_NEED_REQUIRED, ARCH_FF_EXP_FF,
+     false, true, 5000000.0, 1e-6},
 };
+#undef DENSE
 #define N_ARCHS (sizeof ARCHS / sizeof ARCHS[0])
 
 const arch_info *arch_find(const char *name) {
@@ -68,6 +82,11 @@ static const arch_tensor TENSORS[] = {
     {"ffn_gate.weight",     true,  MAT,  2, {D(DIM), D(FF)},         W(FFN_DENSE),        L(w_gate)},
     {"ffn_up.weight",       true,  MAT,  2, {D(DIM), D(FF)},         W(FFN_DENSE),        L(w_up)},
     {"ffn_down.weight",     true,  MAT,  2, {D(FF), D(DIM)},         W(FFN_DENSE),        L(w_down)},
+    {"ffn_gate_inp.weight", true,  ARCH_TENSOR_ROUTER, 2, {D(DIM), D(N_EXPERT)}, W(FFN_MOE), L(router)},
+    {"ffn_gate_exps.weight", true, MAT,  3, {D(DIM), D(FF_EXP), D(N_EXPERT)}, W(FFN_MOE), L(gate_exps)},
+    {"ffn_down_exps.weight", true, MAT,  3, {D(FF_EXP), D(DIM), D(N_EXPERT)}, W(FFN_MOE), L(down_exps)},
+    {"ffn_up_exps.weight",  true,  MAT,  3, {D(DIM), D(FF_EXP), D(N_EXPERT)}, W(FFN_MOE), L(up_exps)},
+    {"exp_probs_b.bias",    true,  BIAS, 1, {D(N_EXPERT)},           W(EXP_PROBS_B),      L(exp_probs_b)},
     {"output_norm.weight",  false, NORM, 1, {D(DIM)},                W(ALWAYS),           M(output_norm)},
     {"output.weight",       false, MAT,  2, {D(DIM), D(VOCAB)},      W(UNTIED),           M(output)},
 };
@@ -91,6 +110,7 @@ arch_need arch_tensor_need(const arch_info *a, arch_when when) {
     case ARCH_WHEN_QK_NORM_WHOLE: return a->qk_norm == ARCH_QK_NORM_WHOLE ? ARCH_NEED_REQUIRED : ARCH_NEED_ABSENT;
     case ARCH_WHEN_FFN_DENSE: return a->ffn == ARCH_FFN_DENSE ? ARCH_NEED_REQUIRED : ARCH_NEED_ABSENT;
     case ARCH_WHEN_FFN_MOE: return a->ffn == ARCH_FFN_MOE ? ARCH_NEED_REQUIRED : ARCH_NEED_ABSENT;
+    case ARCH_WHEN_EXP_PROBS_B: return a->ffn == ARCH_FFN_MOE ? a->exp_probs_b : ARCH_NEED_ABSENT;
     }
     return ARCH_NEED_ABSENT;
 }

@@ -48,11 +48,19 @@ typedef enum arch_need {
 
 typedef enum arch_ffn {
     ARCH_FFN_DENSE, /* down(silu(gate x) * up x) */
-    ARCH_FFN_MOE,   /* a router picks experts, each a dense FFN (no MoE row yet) */
+    ARCH_FFN_MOE,   /* a router picks the top k of n_expert experts per token, each a dense
+                       SwiGLU FFN; the output is their weighted sum (see forward.c ffn_moe) */
 } arch_ffn;
 
-/* MoE: how router logits become expert weights. */
-typedef enum arch_gating { ARCH_GATING_SOFTMAX, ARCH_GATING_SIGMOID } arch_gating;
+/* MoE: how router logits become expert scores (values are llama.cpp's
+ * expert_gating_func numbers, the metadata key's encoding). */
+typedef enum arch_gating { ARCH_GATING_SOFTMAX = 1, ARCH_GATING_SIGMOID = 2 } arch_gating;
+
+/* MoE: where one expert's feed-forward length comes from. */
+typedef enum arch_ff_exp {
+    ARCH_FF_EXP_KEY,        /* expert_feed_forward_length, else feed_forward_length / expert_used_count (qwen3moe) */
+    ARCH_FF_EXP_FF,         /* feed_forward_length itself (MiniMax-M2's expert tensors use n_ff) */
+} arch_ff_exp;
 
 /* One architecture. */
 typedef struct arch_info {
@@ -62,7 +70,10 @@ typedef struct arch_info {
     arch_need qkv_bias;        /* attn_{q,k,v}.bias (llama fine-tunes may carry them) */
     arch_need rope_freqs;      /* rope_freqs.weight: per-frequency divisors (llama 3) */
     arch_ffn ffn;
-    arch_gating gating;        /* used by ARCH_FFN_MOE */
+    arch_gating gating;        /* ARCH_FFN_MOE: the scoring function (see gating_from_file) */
+    bool gating_from_file;     /* ARCH_FFN_MOE: expert_gating_func in the file decides (required there) */
+    arch_need exp_probs_b;     /* ARCH_FFN_MOE: exp_probs_b.bias, added to the scores for selection only */
+    arch_ff_exp ff_exp;        /* ARCH_FFN_MOE: one expert's feed-forward length */
     bool output_tied_allowed;  /* output.weight may be absent: token_embd.weight is the output too */
     bool explicit_head_dim;    /* converters write attention.key_length even when it is dim / heads
                                   (the head size is a free parameter, not derived) */
@@ -85,7 +96,14 @@ typedef enum arch_tensor_kind {
     ARCH_TENSOR_NORM,  /* RMS norm weights (around 1) */
     ARCH_TENSOR_BIAS,  /* added to a projection */
     ARCH_TENSOR_FREQS, /* rope frequency divisors */
+    ARCH_TENSOR_ROUTER, /* MoE router matrix: a MATRIX that writers keep in F32 (llama.cpp's
+                           quantizer never quantizes ffn_gate_inp) */
 } arch_tensor_kind;
+
+/* Whether tensors of kind k are matrices (bound as model_weight). */
+static inline bool arch_tensor_is_matrix(arch_tensor_kind k) {
+    return k == ARCH_TENSOR_MATRIX || k == ARCH_TENSOR_ROUTER;
+}
 
 /* Symbolic extents, resolved against a model's hyper-parameters. */
 typedef enum arch_dim {
@@ -110,6 +128,7 @@ typedef enum arch_when {
     ARCH_WHEN_QK_NORM_WHOLE,    /* required when qk_norm is WHOLE */
     ARCH_WHEN_FFN_DENSE,        /* required when ffn is DENSE */
     ARCH_WHEN_FFN_MOE,          /* required when ffn is MOE */
+    ARCH_WHEN_EXP_PROBS_B,      /* the row's exp_probs_b */
 } arch_when;
 
 /* Most dimensions of a tensor in the list (3: expert tensors {dim, ff_exp, n_expert}). */

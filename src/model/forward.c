@@ -8,7 +8,9 @@
  *   x   (n, dim)       residual stream
  *   xb  (n, dim)       normed input / projection output
  *   q   (n, H·D)  k, v (n, Hkv·D)  att (n, H·D)
- *   hb, hb2 (n, ff)    feed-forward gate / up
+ *   hb, hb2 (n, ff)    feed-forward gate / up (dense layers)
+ *   router (n, E)      MoE router logits; moe_ids, moe_w (n, k) the chosen
+ *                      experts and their weights; moe_out (n, dim)
  *   logits (n_out, n_vocab) rows of the tokens that want them
  */
 #include "model/forward.h"
@@ -24,6 +26,8 @@ struct forward_ctx {
     /* activations, in backend buffers */
     int32_t cap;               /* tokens the activation buffers hold */
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
+    float *router, *moe_w, *moe_out;  /* MoE models only */
+    int32_t *moe_ids;
     int32_t cap_out;           /* logit rows the logits buffer holds */
     float *logits;
     /* the step's batch descriptor, built on the host (see fill_batch) */
@@ -57,11 +61,13 @@ forward_ctx *forward_ctx_create(const model *m, kv_pool *pool, backend *be, lard
 }
 
 static void free_activations(forward_ctx *c) {
-    float **bufs[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2};
+    float **bufs[] = {&c->x, &c->xb, &c->q, &c->k, &c->v, &c->att, &c->hb, &c->hb2, &c->router, &c->moe_w, &c->moe_out};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) {
         backend_buffer_free(c->be, *bufs[i]);
         *bufs[i] = NULL;
     }
+    backend_buffer_free(c->be, c->moe_ids);
+    c->moe_ids = NULL;
     free(c->tokens), free(c->pos), free(c->seq), free(c->out_rows), free(c->seqs), free(c->keep), free(c->window);
     c->tokens = c->pos = c->seq = c->out_rows = c->keep = c->window = NULL;
     c->seqs = NULL;
@@ -85,12 +91,16 @@ static int grow(forward_ctx *c, int32_t n, larder_error *err) {
     free_activations(c);
     size_t nt = (size_t)cap, f = sizeof(float), qw = (size_t)hp->n_heads * hp->head_dim,
            kw = (size_t)hp->n_kv_heads * hp->head_dim;
+    const bool moe = hp->arch->ffn == ARCH_FFN_MOE;
+    size_t ff = moe ? 0 : (size_t)hp->n_ff, E = moe ? (size_t)hp->n_expert : 0, K = moe ? (size_t)hp->n_expert_used : 0;
     struct { float **p; size_t bytes; } bufs[] = {
         {&c->x, nt * hp->dim * f}, {&c->xb, nt * hp->dim * f}, {&c->q, nt * qw * f},     {&c->att, nt * qw * f},
-        {&c->k, nt * kw * f},      {&c->v, nt * kw * f},       {&c->hb, nt * hp->n_ff * f}, {&c->hb2, nt * hp->n_ff * f},
+        {&c->k, nt * kw * f},      {&c->v, nt * kw * f},       {&c->hb, nt * ff * f},    {&c->hb2, nt * ff * f},
+        {&c->router, nt * E * f},  {&c->moe_w, nt * K * f},    {&c->moe_out, moe ? nt * hp->dim * f : 0},
     };
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
-        if (!(*bufs[i].p = backend_buffer_alloc(c->be, bufs[i].bytes, err))) goto fail;
+        if (bufs[i].bytes && !(*bufs[i].p = backend_buffer_alloc(c->be, bufs[i].bytes, err))) goto fail;
+    if (moe && !(c->moe_ids = backend_buffer_alloc(c->be, nt * K * sizeof(int32_t), err))) goto fail;
     c->tokens = malloc(nt * sizeof *c->tokens);
     c->pos = malloc(nt * sizeof *c->pos);
     c->seq = malloc(nt * sizeof *c->seq);
@@ -224,6 +234,29 @@ static int ffn_dense(forward_ctx *c, const model_layer *l, int32_t n, larder_err
     return 0;
 }
 
+/* The mixture-of-experts block (llama.cpp's build_moe_ffn for these
+ * architectures): router logits = xb · Wrouterᵀ; each token's k experts
+ * chosen on their scores (softmax or sigmoid, plus the selection bias) and
+ * weighted by the chosen scores renormalised; x += Σ_j w_j · expert_j(xb),
+ * each expert a SwiGLU FFN like ffn_dense. */
+static int ffn_moe(forward_ctx *c, const model_layer *l, int32_t n, larder_error *err) {
+    const model_hparams *hp = &c->m->hp;
+    backend *be = c->be;
+    const backend_moe_experts ex = {
+        .gate = l->gate_exps.dev, .up = l->up_exps.dev, .down = l->down_exps.dev,
+        .gate_type = l->gate_exps.type, .up_type = l->up_exps.type, .down_type = l->down_exps.type,
+        .n_expert = hp->n_expert, .dim = hp->dim, .ff = hp->n_ff_exp,
+    };
+    const backend_moe_gating gating = hp->gating == ARCH_GATING_SIGMOID ? BACKEND_MOE_SIGMOID : BACKEND_MOE_SOFTMAX;
+    if (backend_matmul(be, l->router.dev, l->router.type, l->router.rows, l->router.cols, c->xb, n, c->router, err) ||
+        backend_moe_route(be, c->router, l->exp_probs_b.dev, n, hp->n_expert, hp->n_expert_used, gating, c->moe_ids,
+                          c->moe_w, err) ||
+        backend_moe_ffn(be, &ex, c->xb, c->moe_ids, c->moe_w, n, hp->n_expert_used, c->moe_out, err) ||
+        backend_add(be, c->x, c->moe_out, (int64_t)n * hp->dim, err))
+        return -1;
+    return 0;
+}
+
 /* The feed-forward block of a layer: xb = rmsnorm(x) * w, then the FFN of
  * the architecture's kind. */
 static int ffn_block(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
@@ -231,7 +264,7 @@ static int ffn_block(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
     if (backend_rmsnorm(c->be, c->x, l->ffn_norm.dev, c->xb, n, c->m->hp.dim, c->m->hp.rms_eps, err)) return -1;
     switch (c->m->hp.arch->ffn) {
     case ARCH_FFN_DENSE: return ffn_dense(c, l, n, err);
-    case ARCH_FFN_MOE: break; /* no architecture row has it yet: the loader refuses such files */
+    case ARCH_FFN_MOE: return ffn_moe(c, l, n, err);
     }
     return error_set(err, ERR_UNSUPPORTED, "layer %d: feed-forward kind %d is not implemented", il, (int)c->m->hp.arch->ffn);
 }

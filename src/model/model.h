@@ -10,6 +10,11 @@
  *   qwen2  + Q/K/V biases (required); NEOX rope (pairs (i, i + n_rot/2))
  *   qwen3  + per-head RMS norm of Q and K before rope; head size from
  *          attention.key_length (may differ from dim / heads); NEOX rope
+ *   qwen3moe    qwen3's attention; every layer a mixture of experts with a
+ *          softmax router (Qwen3-30B-A3B, Qwen3-Coder-30B-A3B)
+ *   minimax-m2  RMS norm over the whole Q and K rows, partial NEOX rope;
+ *          every layer a mixture of experts with sigmoid scores and a
+ *          selection bias (MiniMax-M2, M2.1, REAP-pruned variants)
  * The output projection is tied to token_embd.weight when output.weight is
  * absent. A file of any other architecture fails to load with an error
  * naming it and the supported ones.
@@ -58,9 +63,16 @@ typedef struct model_hparams {
     float rope_theta;       /* rope.freq_base (default 10000) */
     float rope_freq_scale;  /* 1 / rope.scaling.factor for linear scaling, else 1 */
     float rms_eps;          /* attention.layer_norm_rms_epsilon */
-    int32_t n_expert;       /* MoE: experts per layer (0: dense; no MoE row reads it yet) */
-    int32_t n_ff_exp;       /* MoE: one expert's feed-forward length (0: dense) */
+    /* Mixture of experts (arch->ffn == ARCH_FFN_MOE; all 0 for dense models) */
+    int32_t n_expert;       /* expert_count: experts per layer (REAP-pruned files: fewer than the original) */
+    int32_t n_expert_used;  /* expert_used_count: experts each token is routed to (k) */
+    int32_t n_ff_exp;       /* one expert's feed-forward length (arch->ff_exp says from which key) */
+    arch_gating gating;     /* expert scores: softmax or sigmoid of the router logits */
 } model_hparams;
+
+/* Bounds on MoE hyper-parameters (llama.cpp's LLAMA_MAX_EXPERTS is 512). */
+#define MODEL_MAX_EXPERTS 512
+#define MODEL_MAX_EXPERTS_USED 64
 
 /* A weight matrix in the file: rows x cols elements of `type`. */
 typedef struct model_weight {
@@ -91,6 +103,14 @@ typedef struct model_layer {
     model_weight w_gate;    /* (n_ff, dim) */
     model_weight w_up;      /* (n_ff, dim) */
     model_weight w_down;    /* (dim, n_ff) */
+    /* MoE layers (dense ones leave these empty). The expert tensors are 3-D
+     * {cols, rows, n_expert} in the file, bound as one matrix whose rows
+     * [e·rows_per_expert, (e+1)·rows_per_expert) are expert e's. */
+    model_weight router;    /* ffn_gate_inp: (n_expert, dim) router logits */
+    model_weight gate_exps; /* ffn_gate_exps: n_expert x (n_ff_exp, dim) */
+    model_weight up_exps;   /* ffn_up_exps:   n_expert x (n_ff_exp, dim) */
+    model_weight down_exps; /* ffn_down_exps: n_expert x (dim, n_ff_exp) */
+    model_vector exp_probs_b; /* (n_expert) selection bias (MiniMax-M2), else absent */
 } model_layer;
 
 typedef struct model {

@@ -49,6 +49,40 @@ static int key_f32(const gguf_file *f, const char *arch, const char *suffix, flo
     return 0;
 }
 
+/* The mixture-of-experts keys: expert_count and expert_used_count
+ * (required: never assumed, REAP-pruned files have fewer experts), one
+ * expert's feed-forward length (arch->ff_exp), the gating function (from the
+ * file where the row says so: llama.cpp's 1 softmax, 2 sigmoid). The
+ * chosen weights are always renormalised to sum 1 and never scaled: both
+ * architectures are defined so (llama.cpp reads no expert_weights_scale or
+ * expert_weights_norm for them). */
+static int read_moe_hparams(const gguf_file *f, model_hparams *hp, larder_error *err) {
+    const char *arch = hp->arch->name;
+    if (key_i32(f, arch, "expert_count", &hp->n_expert, true, 1, MODEL_MAX_EXPERTS, err) ||
+        key_i32(f, arch, "expert_used_count", &hp->n_expert_used, true, 1, MODEL_MAX_EXPERTS_USED, err))
+        return -1;
+    if (hp->n_expert_used > hp->n_expert)
+        return error_set(err, ERR_FORMAT, "expert_used_count %d exceeds expert_count %d", hp->n_expert_used,
+                         hp->n_expert);
+    if (hp->arch->ff_exp == ARCH_FF_EXP_FF) {
+        hp->n_ff_exp = hp->n_ff;
+    } else {
+        hp->n_ff_exp = hp->n_ff / hp->n_expert_used;
+        if (key_i32(f, arch, "expert_feed_forward_length", &hp->n_ff_exp, false, 1, MODEL_MAX_FF, err)) return -1;
+        if (hp->n_ff_exp < 1) return error_set(err, ERR_FORMAT, "expert feed-forward length is 0");
+    }
+    hp->gating = hp->arch->gating;
+    if (hp->arch->gating_from_file) {
+        int32_t g = 0;
+        if (key_i32(f, arch, "expert_gating_func", &g, true, 0, INT32_MAX, err)) return -1;
+        if (g != ARCH_GATING_SOFTMAX && g != ARCH_GATING_SIGMOID)
+            return error_set(err, ERR_UNSUPPORTED, "%s.expert_gating_func %d is not supported (1 softmax, 2 sigmoid)",
+                             arch, g);
+        hp->gating = (arch_gating)g;
+    }
+    return 0;
+}
+
 static int read_hparams(const gguf_file *f, model_hparams *hp, larder_error *err) {
     const char *arch = gguf_get_string(f, "general.architecture", NULL);
     if (!arch) return error_set(err, ERR_FORMAT, "metadata general.architecture is missing");
@@ -103,7 +137,7 @@ static int read_hparams(const gguf_file *f, model_hparams *hp, larder_error *err
     } else if (scaling && strcmp(scaling, "none") != 0) {
         return error_set(err, ERR_UNSUPPORTED, "rope scaling '%.32s' is not supported (none, linear)", scaling);
     }
-    return 0;
+    return hp->arch->ffn == ARCH_FFN_MOE ? read_moe_hparams(f, hp, err) : 0;
 }
 
 /* ---- tensors */
@@ -177,7 +211,7 @@ static int bind_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
     bind_ctx *b = ctx;
     const gguf_tensor *t = gguf_find_tensor(b->f, u->name);
     if (!t) return u->need == ARCH_NEED_REQUIRED ? error_set(err, ERR_FORMAT, "tensor %s is missing", u->name) : 0;
-    if (u->spec->kind != ARCH_TENSOR_MATRIX) return load_vector(t, u, field_of(b->m, u), err);
+    if (!arch_tensor_is_matrix(u->spec->kind)) return load_vector(t, u, field_of(b->m, u), err);
     model_weight *w = field_of(b->m, u);
     if (bind_matrix(t, u, w, err)) return -1;
     b->m->weight_bytes += (size_t)w->rows * w->row_bytes;
@@ -254,7 +288,7 @@ model *model_load(const char *path, larder_error *err) {
 /* arch_tensor_fn: frees a vector of the list (matrices live in the mapping). */
 static int free_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
     model *m = ctx;
-    if (u->spec->kind != ARCH_TENSOR_MATRIX && (u->layer < 0 || m->layers)) free(((model_vector *)field_of(m, u))->data);
+    if (!arch_tensor_is_matrix(u->spec->kind) && (u->layer < 0 || m->layers)) free(((model_vector *)field_of(m, u))->data);
     return 0;
 }
 
@@ -290,7 +324,7 @@ typedef struct upload_ctx {
  * rope op reads it). */
 static int upload_tensor(void *ctx, const arch_tensor_use *u, larder_error *err) {
     upload_ctx *c = ctx;
-    if (u->spec->kind != ARCH_TENSOR_MATRIX) return upload_vector(c->be, field_of(c->m, u), err);
+    if (!arch_tensor_is_matrix(u->spec->kind)) return upload_vector(c->be, field_of(c->m, u), err);
     model_weight *w = field_of(c->m, u);
     if (w == &c->m->output && c->m->output_tied) {
         w->dev = c->m->tok_embd.dev; /* the list puts token_embd first */

@@ -2,10 +2,11 @@
 // probabilities as llama.cpp (the oracle: tests/oracle/llama_probs.mjs).
 //
 // For random-weight models written by `larder make-model` — llama (with a
-// rope_freqs tensor), qwen2 (biases, NEOX rope, tied output) and qwen3 (Q/K
-// norm, head size != dim/heads) in F32, F16, Q8_0, Q4_0 and Q4_K_M, a qwen2
-// file with the 151936-token qwen2 vocabulary, and one Q4_K_M file written by
-// llama.cpp's own quantizer from larder's F32 file — it runs `larder logits`
+// rope_freqs tensor), qwen2 (biases, NEOX rope, tied output), qwen3 (Q/K
+// norm, head size != dim/heads), qwen3moe and minimax-m2 (mixtures of
+// experts) in F32, F16, Q8_0, Q4_0 and Q4_K_M, a qwen2 file with the
+// 151936-token qwen2 vocabulary, and Q4_K_M files written by llama.cpp's own
+// quantizer from larder's F32 llama, qwen3moe and minimax-m2 files — it runs `larder logits`
 // and llama.cpp on the same 32-token input, both with their default F16 KV
 // cache, and compares at 8 positions:
 //   - every id in the union of both top-10 sets: |Δp| <= 2e-3 (F32), 5e-3
@@ -74,6 +75,10 @@ const ARCHS = [
   ["llama", "llama-spm", ["--rope-freqs"]],
   ["qwen2", "llama-spm", ["--tied"]],
   ["qwen3", "llama-spm", ["--head-dim", "128"]],
+  // mixtures of experts: 16 experts, 4 per token (softmax router; sigmoid
+  // scores with a selection bias, whole-row q/k norm and rope on half the head)
+  ["qwen3moe", "llama-spm", ["--head-dim", "128", "--experts", "16", "--experts-used", "4", "--ff-exp", "128"]],
+  ["minimax-m2", "llama-spm", ["--head-dim", "64", "--rot", "32", "--experts", "16", "--experts-used", "4"]],
 ];
 const TYPES = ["f32", "f16", "q8_0", "q4_0", "q4_k_m"];
 // Extra files: [label, arch, vocabulary, flags, type]. The 151936-token qwen2
@@ -158,21 +163,21 @@ for (const [label, arch, vocab, extra, type] of cases) {
   } catch (e) { fail(name, firstLine(e)); }
 }
 
-// A file from another writer: llama.cpp's quantizer (llama_model_quantize)
-// turns larder's llama F32 file into Q4_K_M.
-{
-  const name = "agreement llama-q4_k_m-by-llama.cpp";
-  if (filter.test(name)) {
-    try {
-      const f32 = `${TMP}/llama-f32.gguf`, out = `${TMP}/llama-q4_k_m-by-llama.cpp.gguf`;
-      if (!existsSync(f32))
-        run(LARDER, ["make-model", "--arch", "llama", "--vocab", `${V}/ggml-vocab-llama-spm.gguf`, ...SHAPE, ...ARCHS[0][2],
-          "--type", "f32", "--threads", THREADS, "--quiet", "--out", f32]);
-      const quantizer = run("bash", [`${ROOT}/tools/llama/build.sh`]).trim().split("\n").pop();
-      execFileSync(quantizer.startsWith("/") ? quantizer : `${ROOT}/${quantizer}`, ["quantize", f32, out, "q4_k_m"],
-        {stdio: ["ignore", "pipe", "pipe"], env: {...process.env, LLAMA_BINS: `${ROOT}/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64`}});
-      await checkFile(llama, name, out, TOLERANCE.q4_k_m);
-    } catch (e) { fail(name, firstLine(e)); }
-  }
+// Files from another writer: llama.cpp's quantizer (llama_model_quantize)
+// turns larder's F32 files into Q4_K_M (for the MoE files: its own choice of
+// types per expert tensor, the router left in F32).
+for (const [arch, vocab, extra] of ARCHS.filter(([a]) => ["llama", "qwen3moe", "minimax-m2"].includes(a))) {
+  const name = `agreement ${arch}-q4_k_m-by-llama.cpp`;
+  if (!filter.test(name)) continue;
+  try {
+    const f32 = `${TMP}/${arch}-f32.gguf`, out = `${TMP}/${arch}-q4_k_m-by-llama.cpp.gguf`;
+    if (!existsSync(f32))
+      run(LARDER, ["make-model", "--arch", arch, "--vocab", `${V}/ggml-vocab-${vocab}.gguf`, ...SHAPE, ...extra,
+        "--type", "f32", "--threads", THREADS, "--quiet", "--out", f32]);
+    const quantizer = run("bash", [`${ROOT}/tools/llama/build.sh`]).trim().split("\n").pop();
+    execFileSync(quantizer.startsWith("/") ? quantizer : `${ROOT}/${quantizer}`, ["quantize", f32, out, "q4_k_m"],
+      {stdio: ["ignore", "pipe", "pipe"], env: {...process.env, LLAMA_BINS: `${ROOT}/node_modules/@node-llama-cpp/linux-x64/bins/linux-x64`}});
+    await checkFile(llama, name, out, TOLERANCE.q4_k_m);
+  } catch (e) { fail(name, firstLine(e)); }
 }
 process.exit(failed ? 1 : 0);

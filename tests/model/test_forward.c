@@ -4,8 +4,8 @@
  *   a batch of two sequences gives each one's logits as when run alone;
  *   prefill then one-token decode steps give the full prefill's logits;
  *   models load for every architecture, and bad inputs fail clearly;
- *   every architecture's logits equal the forward pass computed from its
- *   definition in doubles (and Q/K norm over the whole row, MiniMax-M2's).
+ *   every architecture's logits (mixtures of experts included) equal the
+ *   forward pass computed from its definition in doubles.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -32,8 +32,9 @@
 
 static backend *g_be; /* LARDER_BACKEND */
 
-static char model_path[3][256];
-static const char *ARCHS[3] = {"llama", "qwen2", "qwen3"};
+#define N_ARCHS 5
+static char model_path[N_ARCHS][256];
+static const char *ARCHS[N_ARCHS] = {"llama", "qwen2", "qwen3", "qwen3moe", "minimax-m2"};
 
 /* Loads model a and uploads it to g_be. */
 static model *load(int a) {
@@ -48,16 +49,16 @@ static int setup_models(void **state) {
     (void)state;
     g_be = test_backend_create(2);
     const char *tmp = getenv("TEST_TMP");
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < N_ARCHS; i++) {
         snprintf(model_path[i], sizeof model_path[i], "%s/tiny-%s-%d.gguf", tmp ? tmp : "/tmp", ARCHS[i], (int)getpid());
-        if (tiny_model_write(model_path[i], ARCHS[i], i == 2 /* tied */, 100 + i)) return -1;
+        if (tiny_model_write(model_path[i], ARCHS[i], i == 2 || i == 3 /* tied */, 100 + i)) return -1;
     }
     return 0;
 }
 
 static int teardown_models(void **state) {
     (void)state;
-    for (int i = 0; i < 3; i++) unlink(model_path[i]);
+    for (int i = 0; i < N_ARCHS; i++) unlink(model_path[i]);
     backend_free(g_be);
     return 0;
 }
@@ -65,17 +66,32 @@ static int teardown_models(void **state) {
 static void test_models_load(void **state) {
     (void)state;
     larder_error err;
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < N_ARCHS; i++) {
         model *m = model_load(model_path[i], &err);
         assert_non_null(m);
+        const model_layer *l = &m->layers[1];
         assert_int_equal(m->hp.n_vocab, TINY_VOCAB);
         assert_int_equal(m->hp.n_kv_heads, 2);
-        assert_int_equal(m->hp.head_dim, i == 2 ? 24 : 16);
+        assert_int_equal(m->hp.head_dim, i >= 2 ? 24 : 16);
+        assert_int_equal(m->hp.n_rot, i == 4 ? 12 : m->hp.head_dim);
         assert_string_equal(m->hp.arch->name, ARCHS[i]);
         assert_int_equal(m->hp.arch->rope == ARCH_ROPE_NEOX, i != 0);
-        assert_int_equal(m->output_tied, i == 2);
-        assert_true((m->layers[0].bq.data != NULL) == (i == 1));
-        assert_true((m->layers[0].q_norm.data != NULL) == (i == 2));
+        assert_int_equal(m->output_tied, i == 2 || i == 3);
+        assert_true((l->bq.data != NULL) == (i == 1));
+        assert_true((l->q_norm.data != NULL) == (i >= 2));
+        assert_int_equal(l->q_norm.n, i == 4 ? 4 * 24 : i >= 2 ? 24 : 0); /* minimax-m2: the whole q row */
+        /* mixtures of experts: the stacked experts bound in place, the router, the selection bias */
+        assert_int_equal(m->hp.n_expert, i >= 3 ? TINY_EXPERTS : 0);
+        assert_int_equal(m->hp.n_expert_used, i >= 3 ? TINY_EXPERTS_USED : 0);
+        assert_int_equal(m->hp.n_ff_exp, i == 3 ? TINY_FF_EXP : i == 4 ? TINY_FF : 0);
+        assert_true((l->w_gate.data != NULL) == (i < 3));
+        assert_true((l->router.data != NULL) == (i >= 3));
+        assert_true((l->exp_probs_b.data != NULL) == (i == 4));
+        if (i >= 3) {
+            assert_int_equal(l->gate_exps.rows, (int64_t)TINY_EXPERTS * m->hp.n_ff_exp);
+            assert_int_equal(l->down_exps.cols, m->hp.n_ff_exp);
+            assert_int_equal(m->hp.gating, i == 3 ? ARCH_GATING_SOFTMAX : ARCH_GATING_SIGMOID);
+        }
         model_free(m);
     }
     assert_null(model_load("/nonexistent/x.gguf", &err));
@@ -97,7 +113,7 @@ static void test_unsupported_or_incomplete_files_fail_clearly(void **state) {
     larder_error err = {0};
     assert_null(model_load(path, &err));
     assert_int_equal(err.code, ERR_UNSUPPORTED);
-    assert_non_null(strstr(err.message, "architecture 'mamba' is not supported (llama, qwen2, qwen3)"));
+    assert_non_null(strstr(err.message, "architecture 'mamba' is not supported (llama, qwen2, qwen3, qwen3moe, minimax-m2)"));
 
     /* qwen2 requires its biases: a file without attn_v.bias of layer 1 */
     gguf_file *good = gguf_open(model_path[1], &err);
@@ -171,15 +187,72 @@ static void ref_rope(double *x, int64_t heads, int64_t D, const model_hparams *h
         }
 }
 
+enum { REF_MAXW = 256 };
+
+/* xb = Wdown (silu(Wgate xb) * Wup xb), W of ff rows (an expert: a view of its rows). */
+static void ref_ffn(const model_weight *wg, const model_weight *wu, const model_weight *wd, int64_t ff, double *xb) {
+    double g[REF_MAXW], u[REF_MAXW];
+    assert_true(ff <= REF_MAXW && wg->rows == ff && wu->rows == ff);
+    ref_matvec(wg, xb, g), ref_matvec(wu, xb, u);
+    for (int64_t i = 0; i < ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i]; /* silu(gate) * up */
+    ref_matvec(wd, g, xb);
+}
+
+/* Expert e of a stacked matrix (rows_per_expert rows each) as a matrix of its own. */
+static model_weight ref_expert(const model_weight *w, int64_t e, int64_t rows_per_expert) {
+    model_weight v = *w;
+    v.rows = rows_per_expert;
+    v.data = (const uint8_t *)w->data + (size_t)(e * rows_per_expert) * w->row_bytes;
+    return v;
+}
+
+/* xb = the mixture of experts of xb, from its definition: scores softmax or
+ * sigmoid of the router logits, the top k by score + selection bias, their
+ * unbiased scores renormalised as weights, the weighted sum of the chosen
+ * experts' SwiGLU FFNs. */
+static void ref_moe(const model_hparams *hp, const model_layer *l, double *xb) {
+    const int64_t E = hp->n_expert, K = hp->n_expert_used, ff = hp->n_ff_exp, dim = hp->dim;
+    double logit[64], s[64], sum = 0, wsum = 0, out[REF_MAXW] = {0}, y[REF_MAXW];
+    int64_t chosen[64];
+    assert_true(E <= 64);
+    ref_matvec(&l->router, xb, logit);
+    double mx = -1e300;
+    for (int64_t e = 0; e < E; e++) mx = fmax(mx, logit[e]);
+    for (int64_t e = 0; e < E; e++)
+        s[e] = hp->gating == ARCH_GATING_SIGMOID ? 1.0 / (1.0 + exp(-logit[e])) : exp(logit[e] - mx);
+    for (int64_t e = 0; hp->gating == ARCH_GATING_SOFTMAX && e < E; e++) sum += s[e];
+    for (int64_t e = 0; hp->gating == ARCH_GATING_SOFTMAX && e < E; e++) s[e] /= sum;
+    bool taken[64] = {false};
+    for (int64_t j = 0; j < K; j++) { /* the j-th largest score + bias */
+        int64_t best = -1;
+        for (int64_t e = 0; e < E; e++) {
+            double v = s[e] + (l->exp_probs_b.data ? l->exp_probs_b.data[e] : 0);
+            double bv = best < 0 ? 0 : s[best] + (l->exp_probs_b.data ? l->exp_probs_b.data[best] : 0);
+            if (!taken[e] && (best < 0 || v > bv)) best = e;
+        }
+        taken[best] = true;
+        chosen[j] = best;
+        wsum += s[best];
+    }
+    for (int64_t j = 0; j < K; j++) {
+        model_weight g = ref_expert(&l->gate_exps, chosen[j], ff), u = ref_expert(&l->up_exps, chosen[j], ff),
+                     d = ref_expert(&l->down_exps, chosen[j], dim);
+        memcpy(y, xb, (size_t)dim * sizeof *y);
+        ref_ffn(&g, &u, &d, ff, y);
+        for (int64_t i = 0; i < dim; i++) out[i] += s[chosen[j]] / wsum * y[i];
+    }
+    memcpy(xb, out, (size_t)dim * sizeof *xb);
+}
+
 /* The model's logits for tokens[0..n) of one sequence, all positions,
  * computed directly from the definition in doubles (n <= 16). */
 static void forward_reference(const model *m, const int32_t *tokens, int n, double *logits) {
     const model_hparams *hp = &m->hp;
     const int64_t dim = hp->dim, H = hp->n_heads, Hkv = hp->n_kv_heads, D = hp->head_dim, ff = hp->n_ff;
-    enum { MAXN = 16, MAXW = 256 };
+    enum { MAXN = 16, MAXW = REF_MAXW };
     assert_true(n <= MAXN && dim <= MAXW && H * D <= MAXW && ff <= MAXW);
     static double x[MAXN][MAXW], K[MAXN][MAXW], V[MAXN][MAXW];
-    double xb[MAXW], q[MAXW], att[MAXW], o[MAXW], g[MAXW], u[MAXW];
+    double xb[MAXW], q[MAXW], att[MAXW], o[MAXW];
     for (int t = 0; t < n; t++)
         for (int64_t i = 0; i < dim; i++) x[t][i] = ((const float *)m->tok_embd.data)[tokens[t] * dim + i];
     for (int il = 0; il < hp->n_layers; il++) {
@@ -214,9 +287,8 @@ static void forward_reference(const model *m, const int32_t *tokens, int n, doub
             for (int64_t i = 0; i < dim; i++) o[i] += x[t][i]; /* the residual; x[t] is still needed below */
             memcpy(xb, o, (size_t)dim * sizeof *xb);
             ref_rmsnorm(xb, l->ffn_norm.data, dim, hp->rms_eps);
-            ref_matvec(&l->w_gate, xb, g), ref_matvec(&l->w_up, xb, u);
-            for (int64_t i = 0; i < ff; i++) g[i] = g[i] / (1.0 + exp(-g[i])) * u[i]; /* silu(gate) * up */
-            ref_matvec(&l->w_down, g, xb);
+            if (hp->arch->ffn == ARCH_FFN_MOE) ref_moe(hp, l, xb);
+            else ref_ffn(&l->w_gate, &l->w_up, &l->w_down, ff, xb);
             for (int64_t i = 0; i < dim; i++) x[t][i] = o[i] + xb[i];
         }
     }
@@ -227,37 +299,14 @@ static void forward_reference(const model *m, const int32_t *tokens, int n, doub
 }
 
 /* Every architecture's logits (F32 weights, F32 KV) equal the direct
- * computation; and once more with qwen3's Q/K norm switched to WHOLE (the
- * MiniMax-M2 kind: one norm over all heads of a token's Q and K; no
- * architecture of the table has it yet, and llama.cpp has it only in the
- * MoE minimax-m2, so this is its only check) with whole-row norm weights. */
+ * computation (minimax-m2 checks the Q/K norm over the whole row, partial
+ * rope, sigmoid routing with a selection bias; qwen3moe softmax routing). */
 static void test_forward_equals_definition(void **state) {
     (void)state;
     enum { N = 9 };
     larder_error err;
-    for (int a = 0; a < 4; a++) {
-        model *m = model_load(model_path[a < 3 ? a : 2], &err);
-        assert_non_null(m);
-        arch_info whole;
-        if (a == 3) { /* qwen3 with WHOLE q/k norm: new (H*D), (Hkv*D) weights */
-            whole = *m->hp.arch;
-            whole.qk_norm = ARCH_QK_NORM_WHOLE;
-            m->hp.arch = &whole;
-            unsigned s = 77;
-            for (int il = 0; il < m->hp.n_layers; il++) {
-                model_layer *l = &m->layers[il];
-                int64_t qn = (int64_t)m->hp.n_heads * m->hp.head_dim, kn = (int64_t)m->hp.n_kv_heads * m->hp.head_dim;
-                model_vector *norms[2] = {&l->q_norm, &l->k_norm};
-                for (int v = 0; v < 2; v++) {
-                    free(norms[v]->data);
-                    norms[v]->n = v == 0 ? qn : kn;
-                    norms[v]->data = malloc((size_t)norms[v]->n * sizeof(float));
-                    assert_non_null(norms[v]->data);
-                    for (int64_t i = 0; i < norms[v]->n; i++) norms[v]->data[i] = 1.0f + 0.5f * tiny_rand(&s);
-                }
-            }
-        }
-        assert_int_equal(model_upload(m, g_be, &err), 0);
+    for (int a = 0; a < N_ARCHS; a++) {
+        model *m = load(a);
         runner *r = runner_create(m, g_be, &(runner_config){.kv_type = TYPE_F32, .max_seq_tokens = 32}, &err);
         assert_non_null(r);
         kv_seq seq;
@@ -268,8 +317,7 @@ static void test_forward_equals_definition(void **state) {
         forward_reference(m, SEQ_A, N, want);
         double worst = 0, scale = 0;
         for (int i = 0; i < N * TINY_VOCAB; i++) worst = fmax(worst, fabs(got[i] - want[i])), scale = fmax(scale, fabs(want[i]));
-        printf("    %s%s: worst |logit - reference| %.2e (logits up to %.1f)\n", ARCHS[a < 3 ? a : 2],
-               a == 3 ? " with WHOLE q/k norm" : "", worst, scale);
+        printf("    %s: worst |logit - reference| %.2e (logits up to %.1f)\n", ARCHS[a], worst, scale);
         assert_true(scale > 1.0);
         assert_true(worst < 1e-4);
         kv_seq_release(&seq, r->pool);
@@ -288,7 +336,7 @@ static double max_diff(const float *a, const float *b, size_t n) {
 static void test_prefill_then_decode_equals_full_prefill(void **state) {
     (void)state;
     larder_error err;
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < N_ARCHS; a++) {
         model *m = load(a);
         runner *r = runner_create(m, g_be, &(runner_config){.kv_type = TYPE_F32, .max_seq_tokens = 64}, &err);
         assert_non_null(r);
@@ -315,7 +363,7 @@ static void test_prefill_then_decode_equals_full_prefill(void **state) {
 static void test_batch_of_two_sequences_equals_each_alone(void **state) {
     (void)state;
     larder_error err;
-    for (int a = 0; a < 3; a++) {
+    for (int a = 0; a < N_ARCHS; a++) {
         model *m = load(a);
         float ref_a[NTOK * TINY_VOCAB], ref_b[NTOK * TINY_VOCAB];
         runner *r = runner_create(m, g_be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = 64}, &err);

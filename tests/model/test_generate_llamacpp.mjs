@@ -2,7 +2,8 @@
 // exactly as llama.cpp does (node-llama-cpp, temperature 0: the greedy
 // sampler alone), for 24 tokens, on F32 random-weight models of each
 // architecture: llama (with rope_freqs), qwen2 (tied output, qwen2
-// vocabulary) and qwen3 (head size != dim/heads).
+// vocabulary), qwen3 (head size != dim/heads) and the mixtures of experts
+// qwen3moe and minimax-m2.
 //
 // A greedy path is only well defined where the top two candidates are not
 // tied within float rounding: each case also checks that llama.cpp's top-2
@@ -21,7 +22,7 @@ const GEN_TOKENS = 24;
 // llama.cpp's top-2 probability gap that makes a greedy step unambiguous: twice
 // the F32 agreement tolerance (each of the two probabilities may move by 2e-3).
 // The seeds below were chosen so that every step clears it (smallest gaps
-// 0.036, 0.049, 0.033).
+// 0.036, 0.049, 0.033, 0.065, 0.021).
 const MIN_GAP = 4e-3;
 
 const SHAPE = ["--dim", "256", "--ff", "512", "--heads", "4", "--kv-heads", "2", "--layers", "2", "--type", "f32"];
@@ -30,6 +31,10 @@ const CASES = [
   ["llama", "llama", "llama-spm", ["--rope-freqs", "--seed", "28"], [1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203]],
   ["qwen2", "qwen2", "qwen2", ["--tied", "--seed", "34"], [785, 3974, 13876, 38835, 34208, 916, 279, 15678, 5562, 13]],
   ["qwen3", "qwen3", "llama-spm", ["--head-dim", "128", "--seed", "43"], [1, 3439, 17443, 29892, 10575, 2215, 29892, 6501, 9750]],
+  ["qwen3moe", "qwen3moe", "llama-spm", ["--head-dim", "128", "--experts", "16", "--experts-used", "4", "--ff-exp", "128", "--seed", "14"],
+   [1, 3439, 17443, 29892, 10575, 2215, 29892, 6501, 9750]],
+  ["minimax-m2", "minimax-m2", "llama-spm", ["--head-dim", "64", "--rot", "32", "--experts", "16", "--experts-used", "4", "--seed", "11"],
+   [1, 450, 4996, 17354, 1701, 432, 17204, 975, 278, 17366, 11203]],
 ];
 
 let failed = 0;

@@ -4,7 +4,9 @@
  * model file. Its tensors are those of arch.c's one tensor list (the list
  * the loader binds and make-model writes). Shapes: vocab 96, dim 64, 4
  * heads, 2 kv heads, head 16 (24 where the architecture's head size is a
- * free parameter: qwen3), ff 96, 2 layers.
+ * free parameter: qwen3), ff 96, 2 layers; mixtures of experts: 8 experts,
+ * 2 per token, each of ff TINY_FF_EXP (qwen3moe) or TINY_FF (minimax-m2,
+ * which also rotates only half of each head).
  */
 #ifndef LARDER_TESTS_MODEL_TINY_MODEL_H
 #define LARDER_TESTS_MODEL_TINY_MODEL_H
@@ -25,6 +27,10 @@
 #define TINY_LAYERS 2
 #define TINY_HEADS 4
 #define TINY_KV_HEADS 2
+#define TINY_EXPERTS 8
+#define TINY_EXPERTS_USED 2
+#define TINY_FF_EXP 32
+#define TINY_ARENA_FLOATS 1000000
 
 static float tiny_rand(unsigned *s) {
     *s = *s * 1664525u + 1013904223u;
@@ -72,8 +78,15 @@ static int tiny_model_write(const char *path, const char *arch, bool tied, unsig
     model_hparams hp = {.arch = row, .n_vocab = TINY_VOCAB, .dim = TINY_DIM, .n_layers = TINY_LAYERS,
                         .n_heads = TINY_HEADS, .n_kv_heads = TINY_KV_HEADS,
                         .head_dim = row->explicit_head_dim ? 24 : TINY_DIM / TINY_HEADS, .n_ff = TINY_FF};
-    hp.n_rot = hp.head_dim;
-    tiny_writer tw = {gguf_writer_create(NULL), {malloc(sizeof(float) * 400000), 0, 400000}, seed, tied};
+    const bool moe = row->ffn == ARCH_FFN_MOE;
+    hp.n_rot = row->ff_exp == ARCH_FF_EXP_FF && moe ? hp.head_dim / 2 : hp.head_dim; /* minimax-m2: partial rope */
+    if (moe) {
+        hp.n_expert = TINY_EXPERTS;
+        hp.n_expert_used = TINY_EXPERTS_USED;
+        hp.n_ff_exp = row->ff_exp == ARCH_FF_EXP_FF ? TINY_FF : TINY_FF_EXP;
+    }
+    tiny_writer tw = {gguf_writer_create(NULL), {malloc(sizeof(float) * TINY_ARENA_FLOATS), 0, TINY_ARENA_FLOATS},
+                      seed, tied};
     if (!tw.a.buf || !tw.w) {
         gguf_writer_free(tw.w);
         free(tw.a.buf);
@@ -92,6 +105,13 @@ static int tiny_model_write(const char *path, const char *arch, bool tied, unsig
     if (row->explicit_head_dim) {
         U32("attention.key_length", (uint32_t)hp.head_dim);
         U32("attention.value_length", (uint32_t)hp.head_dim);
+    }
+    U32("rope.dimension_count", (uint32_t)hp.n_rot);
+    if (moe) {
+        U32("expert_count", TINY_EXPERTS);
+        U32("expert_used_count", TINY_EXPERTS_USED);
+        U32("expert_feed_forward_length", (uint32_t)hp.n_ff_exp);
+        if (row->gating_from_file) U32("expert_gating_func", (uint32_t)row->gating);
     }
     F32("rope.freq_base", (float)row->typical_rope_base);
     F32("attention.layer_norm_rms_epsilon", 1e-5f);

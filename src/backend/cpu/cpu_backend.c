@@ -156,7 +156,7 @@ static int cpu_add(backend *b, float *x, const float *y, int64_t n, larder_error
 
 static int cpu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_error *err) {
     (void)b, (void)err;
-    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+    cpu_silu_mul_f32(g, u, n);
     return 0;
 }
 
@@ -215,6 +215,7 @@ static void cpu_free(backend *b) {
     cpu_backend *c = (cpu_backend *)b;
     thread_pool_destroy(c->pool);
     cpu_attention_free(c);
+    cpu_moe_free(c);
     cpu_matmul_ctx_free(c->mm);
     cpu_batch_free(&c->batch);
     free(c);
@@ -247,6 +248,8 @@ static const backend_ops CPU_OPS = {
     .attention = cpu_attention,
     .get_out_rows = cpu_get_out_rows,
     .sync = cpu_sync,
+    .moe_route = cpu_moe_route,
+    .moe_ffn = cpu_moe_ffn,
 };
 
 backend *backend_cpu_create(const backend_options *opt, larder_error *err) {

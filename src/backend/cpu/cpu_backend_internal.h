@@ -2,12 +2,14 @@
  * cpu_backend_internal.h — the CPU backend's object, shared by its files:
  * cpu_backend.c (creation, memory, the step's batch, elementwise ops, rope,
  * matmul dispatch), cpu_kv_memory.c (the KV page region) and
- * cpu_attention.c (KV store and paged attention). Not for use outside
+ * cpu_attention.c (KV store and paged attention), cpu_moe.c (mixture of
+ * experts). Not for use outside
  * src/backend/cpu.
  */
 #ifndef LARDER_BACKEND_CPU_CPU_BACKEND_INTERNAL_H
 #define LARDER_BACKEND_CPU_CPU_BACKEND_INTERNAL_H
 
+#include <math.h>
 #include <stdint.h>
 
 #include "backend/backend_impl.h"
@@ -50,7 +52,21 @@ typedef struct cpu_backend {
     int64_t tiles_cap;
     float *rot_row;          /* (rot_row_elems) kv_store: K and V rows being rotated */
     size_t rot_row_elems;
+    /* mixture of experts (cpu_moe.c): scratch grown to the largest step */
+    float *moe_scores;       /* (moe_scores_cap) one token's expert scores */
+    size_t moe_scores_cap;
+    int64_t *moe_idx;        /* (moe_idx_cap) per-expert counts and runs, each assignment's row */
+    size_t moe_idx_cap;
+    float *moe_buf;          /* (moe_buf_cap) gathered inputs, gate, up, down outputs */
+    size_t moe_buf_cap;
+    cpu_matmul_part *moe_parts; /* (moe_parts_cap) the (expert, matrix) pairs of one call */
+    size_t moe_parts_cap;
 } cpu_backend;
+
+/* g[i] = silu(g[i]) * u[i], silu(x) = x / (1 + e^-x) (ggml's expression). */
+static inline void cpu_silu_mul_f32(float *g, const float *u, int64_t n) {
+    for (int64_t i = 0; i < n; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
 
 /* KV page memory on the host: a reserved mapping of n_pages pages of
  * stride_bytes (see backend_kv_layout for a page's layout). */
@@ -83,5 +99,12 @@ int cpu_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, cons
 int cpu_attention(backend *b, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,
                   float *out, larder_error *err);
 void cpu_attention_free(cpu_backend *c);
+
+/* cpu_moe.c */
+int cpu_moe_route(backend *b, const float *logits, const float *sel_bias, int64_t n_tokens, int32_t n_expert,
+                  int32_t k, backend_moe_gating gating, int32_t *ids, float *weights, larder_error *err);
+int cpu_moe_ffn(backend *b, const backend_moe_experts *experts, const float *x, const int32_t *ids,
+                const float *weights, int64_t n_tokens, int32_t k, float *out, larder_error *err);
+void cpu_moe_free(cpu_backend *c);
 
 #endif

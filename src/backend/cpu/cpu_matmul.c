@@ -56,9 +56,27 @@ enum { ACT_Q8_0, ACT_Q8_1, ACT_Q8_K, ACT_SLOTS };
  * has two, broadcast for Q8_0 and sided for Q4_0/Q5_0). */
 #define MM_TILE_SLOTS 2
 
+/* One matrix (part) as the workers see it. */
+typedef struct mm_mat {
+    const uint8_t *w;
+    int64_t rows;
+    size_t w_row_bytes;
+    cpu_dot_fn dot;
+    cpu_gemm_fn gemm;       /* prefill on q8 tiles, or NULL */
+    int tile_slot;          /* gemm: its tiles in mm_job.tiles */
+    int tile;               /* tokens per dot call: the dot's tile_tokens */
+    int64_t t0, n_tokens;   /* its run of x's rows */
+    const uint8_t *act;     /* its first activation row (or q8 tile) */
+    size_t a_row_bytes;
+    float *y;               /* (n_tokens, rows) */
+    int64_t work_base;      /* work units (4-row groups x tokens) before this part */
+} mm_mat;
+
 struct cpu_matmul_ctx {
     void *scratch;          /* quantized x, one region per activation type in use */
     size_t scratch_bytes;
+    mm_mat *mats;           /* (mats_cap) the parts of the call being run */
+    int mats_cap;
 };
 
 cpu_matmul_ctx *cpu_matmul_ctx_create(larder_error *err) {
@@ -70,6 +88,7 @@ cpu_matmul_ctx *cpu_matmul_ctx_create(larder_error *err) {
 void cpu_matmul_ctx_free(cpu_matmul_ctx *ctx) {
     if (!ctx) return;
     free(ctx->scratch);
+    free(ctx->mats);
     free(ctx);
 }
 
@@ -82,25 +101,11 @@ static int act_slot(uint32_t atype) {
     }
 }
 
-/* One matrix as the workers see it. */
-typedef struct mm_mat {
-    const uint8_t *w;
-    int64_t rows;
-    size_t w_row_bytes;
-    cpu_dot_fn dot;
-    cpu_gemm_fn gemm;       /* prefill on q8 tiles, or NULL */
-    int tile_slot;          /* gemm: its tiles in mm_job.tiles */
-    int tile;               /* tokens per dot call: the dot's tile_tokens */
-    const uint8_t *act;     /* (n_tokens) activation rows of a_row_bytes */
-    size_t a_row_bytes;
-    float *y;               /* (n_tokens, rows) */
-} mm_mat;
-
 typedef struct mm_job {
-    mm_mat mats[CPU_MATMUL_MAX_MATS];
+    mm_mat *mats;
     int n_mats;
-    int64_t total_rows;     /* sum of mats[i].rows */
-    int64_t cols, n_tokens;
+    int64_t total_work;     /* work units of all parts */
+    int64_t cols, n_tokens; /* n_tokens: rows of x */
     const float *x;         /* (n_tokens, cols) */
     /* quantization phase: each slot in use, its type and row bytes */
     cpu_quantize_fn quant[ACT_SLOTS];
@@ -125,7 +130,8 @@ static int64_t mm_block_rows(size_t w_row_bytes) {
 
 /* Rows [r0, r1) of one matrix for every token; work: this thread's part of
  * the GEMM kernels' scratch. */
-static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0, int64_t r1, void *work) {
+static void mm_rows(const mm_mat *m, int64_t cols, int64_t r0, int64_t r1, void *work) {
+    const int64_t n_tokens = m->n_tokens;
     float out[CPU_DOT_MAX_TOKENS];
     if (n_tokens == 1) { /* decode: one pass over the rows (a GEMV) */
         /* MATMUL_GEMV_STREAMS interleaved sequential streams: rows
@@ -169,22 +175,25 @@ static void mm_rows(const mm_mat *m, int64_t cols, int64_t n_tokens, int64_t r0,
     }
 }
 
-/* Thread i's share of the combined row space. */
+/* Thread i's share of the work. The rows of every part are cut into
+ * groups of 4 (the GEMM kernels' row groups); a group of a part with n
+ * tokens weighs n units, and thread i takes the groups whose first unit
+ * falls in its even share of all units. Each row's result does not depend on
+ * the split. */
 static void mm_compute_task(void *arg, int ti, int nt) {
     const mm_job *job = arg;
-    /* in units of 4 rows, the GEMM kernels' row groups (each row's result
-     * does not depend on the split) */
     int64_t b, e;
-    thread_pool_split((job->total_rows + 3) / 4, ti, nt, &b, &e);
-    b *= 4;
-    e = 4 * e < job->total_rows ? 4 * e : job->total_rows;
-    int64_t base = 0;
-    for (int i = 0; i < job->n_mats && base < e; i++) {
+    thread_pool_split(job->total_work, ti, nt, &b, &e);
+    void *work = job->work ? job->work + (size_t)ti * job->work_bytes : NULL;
+    for (int i = 0; i < job->n_mats; i++) {
         const mm_mat *m = &job->mats[i];
-        int64_t lo = b > base ? b - base : 0, hi = e - base < m->rows ? e - base : m->rows;
-        if (lo < hi)
-            mm_rows(m, job->cols, job->n_tokens, lo, hi, job->work ? job->work + (size_t)ti * job->work_bytes : NULL);
-        base += m->rows;
+        int64_t w = m->n_tokens, groups = (m->rows + 3) / 4;
+        if (w < 1 || groups == 0 || m->work_base >= e) continue;
+        /* groups g with b <= work_base + g·w < e */
+        int64_t g0 = b > m->work_base ? (b - m->work_base + w - 1) / w : 0;
+        int64_t g1 = (e - m->work_base + w - 1) / w;
+        if (g1 > groups) g1 = groups;
+        if (g0 < g1) mm_rows(m, job->cols, 4 * g0, 4 * g1 < m->rows ? 4 * g1 : m->rows, work);
     }
 }
 
@@ -231,46 +240,68 @@ static int scratch_reserve(cpu_matmul_ctx *ctx, size_t need, larder_error *err) 
 /* Bytes a * b, or SIZE_MAX on overflow. */
 static size_t mul_sat(size_t a, size_t b) { return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b; }
 
-int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const backend_matmul_weight *mats,
-                     int n_mats, int64_t cols, const float *x, int64_t n_tokens, larder_error *err) {
-    if (n_mats < 1 || n_mats > CPU_MATMUL_MAX_MATS)
-        return error_set(err, ERR_INVALID, "matmul: %d matrices (1..%d allowed)", n_mats, CPU_MATMUL_MAX_MATS);
-    if (cols < 0 || n_tokens < 0)
+/* Room for n parts in ctx->mats. */
+static int mats_reserve(cpu_matmul_ctx *ctx, int n, larder_error *err) {
+    if (n <= ctx->mats_cap) return 0;
+    mm_mat *m = realloc(ctx->mats, (size_t)n * sizeof *m);
+    if (!m) return error_set(err, ERR_NOMEM, "matmul: out of memory for %d matrices", n);
+    ctx->mats = m;
+    ctx->mats_cap = n;
+    return 0;
+}
+
+int cpu_matmul_parts(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_part *parts, int n_parts,
+                     int64_t cols, const float *x, int64_t n_x_rows, larder_error *err) {
+    if (n_parts < 1) return error_set(err, ERR_INVALID, "matmul: %d matrices", n_parts);
+    if (cols < 0 || n_x_rows < 0)
         return error_set(err, ERR_INVALID, "matmul: negative size (cols %lld, tokens %lld)",
-                         (long long)cols, (long long)n_tokens);
+                         (long long)cols, (long long)n_x_rows);
+    if (mats_reserve(ctx, n_parts, err)) return -1;
     const cpu_kernels *k = cpu_kernels_active();
     mm_job job;
     memset(&job, 0, sizeof job);
-    job.n_mats = n_mats;
+    job.mats = ctx->mats;
+    job.n_mats = n_parts;
     job.cols = cols;
-    job.n_tokens = n_tokens;
+    job.n_tokens = n_x_rows;
     job.x = x;
     size_t need = 0;
-    for (int i = 0; i < n_mats; i++) {
-        uint32_t wt = mats[i].wtype;
+    double work_bytes = 0; /* weight bytes x tokens: whether waking the pool pays */
+    for (int i = 0; i < n_parts; i++) {
+        const cpu_matmul_part *p = &parts[i];
+        uint32_t wt = p->wtype;
         uint32_t at = quant_vec_dot_type(wt);
         const tensor_type_traits *tr = tensor_type_get(wt);
         if (at == QUANT_NO_TYPE || wt >= TYPE_COUNT_MAX || !k->dot[wt] || !tr)
             return error_set(err, ERR_UNSUPPORTED, "matmul: no dot product for weight type %s",
                              tr ? tr->name : "unknown");
-        if (mats[i].rows < 0)
-            return error_set(err, ERR_INVALID, "matmul: negative row count %lld", (long long)mats[i].rows);
+        if (p->rows < 0)
+            return error_set(err, ERR_INVALID, "matmul: negative row count %lld", (long long)p->rows);
+        if (p->t0 < 0 || p->n_tokens < 0 || p->t0 > n_x_rows || p->n_tokens > n_x_rows - p->t0)
+            return error_set(err, ERR_INVALID, "matmul: rows [%lld, +%lld) outside the %lld activation rows",
+                             (long long)p->t0, (long long)p->n_tokens, (long long)n_x_rows);
         if (cols % tr->block_elems != 0)
             return error_set(err, ERR_INVALID, "matmul: %lld columns is not a multiple of %s's block of %d",
                              (long long)cols, tr->name, tr->block_elems);
         mm_mat *m = &job.mats[i];
-        m->w = mats[i].w;
-        m->rows = mats[i].rows;
+        memset(m, 0, sizeof *m);
+        m->w = p->w;
+        m->rows = p->rows;
         m->w_row_bytes = tensor_row_bytes(wt, cols);
         m->dot = k->dot[wt];
         m->tile = k->tile_tokens[wt];
-        m->y = mats[i].y;
+        m->t0 = p->t0;
+        m->n_tokens = p->n_tokens;
+        m->y = p->y;
         m->a_row_bytes = tensor_row_bytes(at, cols);
-        job.total_rows += m->rows;
+        m->tile_slot = -1;
+        m->work_base = job.total_work;
+        job.total_work += (m->rows + 3) / 4 * m->n_tokens;
+        work_bytes += (double)m->w_row_bytes * (double)m->rows * (double)m->n_tokens;
         const cpu_gemm_kernel *g = &k->gemm[wt];
         int ts = 0; /* g's tile slot: the one with its packer, or the first free */
         while (ts < MM_TILE_SLOTS && job.tiles[ts].pack && job.tiles[ts].pack != g->pack) ts++;
-        if (n_tokens > 1 && g->gemm && ts < MM_TILE_SLOTS) {
+        if (p->n_tokens > 1 && g->gemm && ts < MM_TILE_SLOTS && p->t0 % g->tile_tokens == 0) {
             m->gemm = g->gemm;
             m->tile_slot = ts;
             size_t nb = (size_t)(cols / QK32);
@@ -278,7 +309,7 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const backend_matmu
                 job.tiles[ts].pack = g->pack;
                 job.tiles[ts].tokens = g->tile_tokens;
                 job.tiles[ts].bytes = mul_sat(nb, g->tile_block_bytes);
-                int64_t n_tiles = (n_tokens + g->tile_tokens - 1) / g->tile_tokens;
+                int64_t n_tiles = (n_x_rows + g->tile_tokens - 1) / g->tile_tokens;
                 size_t add = mul_sat(job.tiles[ts].bytes, (size_t)n_tiles);
                 add = add > SIZE_MAX - 63 ? SIZE_MAX : (add + 63) / 64 * 64;
                 need = need > SIZE_MAX - add ? SIZE_MAX : need + add;
@@ -292,14 +323,14 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const backend_matmu
         if (s >= 0 && !job.quant[s]) {
             job.quant[s] = k->quantize[at];
             job.qrow_bytes[s] = m->a_row_bytes;
-            size_t add = mul_sat(m->a_row_bytes, (size_t)n_tokens);
+            size_t add = mul_sat(m->a_row_bytes, (size_t)n_x_rows);
             need = need > SIZE_MAX - add ? SIZE_MAX : need + add;
         }
     }
-    if (n_tokens == 0 || job.total_rows == 0 || cols == 0) {
-        for (int i = 0; i < n_mats && cols == 0; i++)
-            if (n_tokens > 0 && mats[i].rows > 0)
-                memset(mats[i].y, 0, (size_t)n_tokens * (size_t)mats[i].rows * sizeof(float));
+    if (n_x_rows == 0 || job.total_work == 0 || cols == 0) {
+        for (int i = 0; i < n_parts && cols == 0; i++)
+            if (parts[i].n_tokens > 0 && parts[i].rows > 0)
+                memset(parts[i].y, 0, (size_t)parts[i].n_tokens * (size_t)parts[i].rows * sizeof(float));
         return 0;
     }
     int n_threads = pool ? thread_pool_size(pool) : 1;
@@ -309,35 +340,45 @@ int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const backend_matmu
     size_t off = 0;
     for (int s = 0; s < MM_TILE_SLOTS && job.tiles[s].pack; s++) { /* first, each 64-byte aligned */
         job.tiles[s].dst = (uint8_t *)ctx->scratch + off;
-        int64_t n_tiles = (n_tokens + job.tiles[s].tokens - 1) / job.tiles[s].tokens;
+        int64_t n_tiles = (n_x_rows + job.tiles[s].tokens - 1) / job.tiles[s].tokens;
         off += (job.tiles[s].bytes * (size_t)n_tiles + 63) / 64 * 64;
-        if (n_tokens % job.tiles[s].tokens != 0) /* the unused slots of the last tile read as 0 */
+        if (n_x_rows % job.tiles[s].tokens != 0) /* the unused slots of the last tile read as 0 */
             memset(job.tiles[s].dst + (size_t)(n_tiles - 1) * job.tiles[s].bytes, 0, job.tiles[s].bytes);
     }
     for (int s = 0; s < ACT_SLOTS; s++) {
         if (!job.quant[s]) continue;
         job.qdst[s] = (uint8_t *)ctx->scratch + off;
-        off += job.qrow_bytes[s] * (size_t)n_tokens;
+        off += job.qrow_bytes[s] * (size_t)n_x_rows;
     }
     if (job.work_bytes) job.work = (uint8_t *)ctx->scratch + (off + 63) / 64 * 64;
-    for (int i = 0; i < n_mats; i++) {
-        if (job.mats[i].gemm) {
-            job.mats[i].act = job.tiles[job.mats[i].tile_slot].dst;
+    for (int i = 0; i < n_parts; i++) {
+        mm_mat *m = &job.mats[i];
+        if (m->gemm) {
+            const int tt = job.tiles[m->tile_slot].tokens;
+            m->act = job.tiles[m->tile_slot].dst + (size_t)(m->t0 / tt) * job.tiles[m->tile_slot].bytes;
             continue;
         }
-        int s = act_slot(quant_vec_dot_type(mats[i].wtype));
-        job.mats[i].act = s >= 0 ? job.qdst[s] : (const uint8_t *)x;
+        int s = act_slot(quant_vec_dot_type(parts[i].wtype));
+        m->act = s >= 0 ? job.qdst[s] + (size_t)m->t0 * m->a_row_bytes
+                        : (const uint8_t *)(x + m->t0 * cols);
     }
     /* 1. quantize x (the kernels need every token's whole row) */
-    if (n_tokens == 1 || cols < MATMUL_PARALLEL_QUANT_ELEMS / n_tokens) mm_quantize_range(&job, 0, n_tokens);
+    if (n_x_rows == 1 || cols < MATMUL_PARALLEL_QUANT_ELEMS / n_x_rows) mm_quantize_range(&job, 0, n_x_rows);
     else pool_run(pool, mm_quantize_task, &job);
     /* 2. the dot products */
-    double work_bytes = 0;
-    for (int i = 0; i < n_mats; i++)
-        work_bytes += (double)job.mats[i].w_row_bytes * (double)job.mats[i].rows * (double)n_tokens;
     if (work_bytes < MATMUL_MIN_PARALLEL_BYTES) mm_compute_task(&job, 0, 1);
     else pool_run(pool, mm_compute_task, &job);
     return 0;
+}
+
+int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const backend_matmul_weight *mats,
+                     int n_mats, int64_t cols, const float *x, int64_t n_tokens, larder_error *err) {
+    if (n_mats < 1 || n_mats > CPU_MATMUL_MAX_MATS)
+        return error_set(err, ERR_INVALID, "matmul: %d matrices (1..%d allowed)", n_mats, CPU_MATMUL_MAX_MATS);
+    cpu_matmul_part parts[CPU_MATMUL_MAX_MATS];
+    for (int i = 0; i < n_mats; i++)
+        parts[i] = (cpu_matmul_part){mats[i].w, mats[i].wtype, mats[i].rows, 0, n_tokens, mats[i].y};
+    return cpu_matmul_parts(ctx, pool, parts, n_mats, cols, x, n_tokens, err);
 }
 
 int cpu_matmul(cpu_matmul_ctx *ctx, thread_pool *pool, const void *w, uint32_t wtype, int64_t rows,

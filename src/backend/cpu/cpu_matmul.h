@@ -69,4 +69,29 @@ int cpu_matmul(cpu_matmul_ctx *ctx, thread_pool *pool, const void *w, uint32_t w
 int cpu_matmul_multi(cpu_matmul_ctx *ctx, thread_pool *pool, const backend_matmul_weight *mats,
                      int n_mats, int64_t cols, const float *x, int64_t n_tokens, larder_error *err);
 
+/* Alignment of a part's first activation row (cpu_matmul_part.t0) that lets
+ * prefill use the GEMM kernels' q8 tiles (a multiple of every tile size);
+ * a part at another row uses the dot kernels. */
+#define CPU_MATMUL_PART_ALIGN 8
+
+/* One matrix over a run of the activation rows:
+ *     y (n_tokens, rows) = x[t0 .. t0 + n_tokens) · Wᵀ */
+typedef struct cpu_matmul_part {
+    const void *w;          /* (rows, cols) of wtype, row-major */
+    uint32_t wtype;
+    int64_t rows;
+    int64_t t0, n_tokens;   /* the run of x's rows */
+    float *y;
+} cpu_matmul_part;
+
+/* Many matrices over runs of one activation matrix x (n_x_rows, cols), in
+ * one pass of the pool: x is quantized once, the work (rows x tokens) of all
+ * parts is split evenly over the threads. This is how a mixture-of-experts
+ * layer runs each chosen expert once over the rows routed to it (x holds
+ * them gathered expert by expert, each run starting at a multiple of
+ * CPU_MATMUL_PART_ALIGN, the rows between runs zero). Each part's results
+ * are those of cpu_matmul over its run, bit for bit. n_parts >= 1. */
+int cpu_matmul_parts(cpu_matmul_ctx *ctx, thread_pool *pool, const cpu_matmul_part *parts, int n_parts,
+                     int64_t cols, const float *x, int64_t n_x_rows, larder_error *err);
+
 #endif
