@@ -106,6 +106,20 @@ static const char *special_text(const tokenizer *tok, int32_t id) {
     return t ? t : "";
 }
 
+/* Tells the chat renderer which texts are control tokens (so that such
+ * text in message content is tokenized as text). */
+static int serve_set_control_texts(chat_prompt *chat, const tokenizer *tok, larder_error *err) {
+    uint32_t n = tokenizer_n_tokens(tok), k = 0;
+    const char **texts = malloc((n ? n : 1) * sizeof *texts);
+    if (!texts) return error_set(err, ERR_NOMEM, "out of memory");
+    for (uint32_t id = 0; id < n; id++)
+        if (tokenizer_token_attr(tok, (int32_t)id) & (TOKEN_ATTR_CONTROL | TOKEN_ATTR_UNKNOWN))
+            texts[k++] = tokenizer_token_text(tok, (int32_t)id);
+    int rc = chat_prompt_set_control_texts(chat, texts, k, err);
+    free(texts);
+    return rc;
+}
+
 /* What `larder serve` was asked for: the command line, with the defaults
  * that need no model filled in. */
 typedef struct serve_options {
@@ -333,6 +347,7 @@ int cmd_serve(int argc, char **argv) {
     if (tmpl) {
         chat = chat_prompt_create(tmpl, special_text(tok, tokenizer_bos(tok)), special_text(tok, tokenizer_eos(tok)), &err);
         if (!chat) log_warn("the model's chat template does not parse (%s); /v1/chat/completions is off", err.message);
+        else if (serve_set_control_texts(chat, tok, &err)) goto fail_model_file;
     } else {
         log_warn("the model has no chat template; /v1/chat/completions is off");
     }

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/utf8.h"
+#include "server/json_strict.h"
 
 static char *dup_string(const char *s) {
     size_t n = strlen(s);
@@ -297,6 +298,11 @@ int openai_request_parse(const char *body, size_t len, openai_kind kind, openai_
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return error_set(err, ERR_INVALID, "request body must be a JSON object");
+    }
+    /* No silent truncation (\u0000) or ambiguity (a key twice). */
+    if (json_strict_check_nul(body, len, err) || json_strict_check_keys(root, err)) {
+        cJSON_Delete(root);
+        return -1;
     }
     int rc = parse_fields(root, kind, req, err);
     cJSON_Delete(root);

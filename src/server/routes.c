@@ -251,13 +251,17 @@ static int build_prompt(server_app *app, const openai_request *req, token_list *
             }
             return 0;
         }
-        return tokenizer_encode(app->tok, req->prompt, strlen(req->prompt), TOKENIZE_ADD_SPECIAL | TOKENIZE_PARSE_SPECIAL,
-                                out, err);
+        tokenize_options topt = {.flags = TOKENIZE_ADD_SPECIAL | TOKENIZE_PARSE_SPECIAL,
+                                 .max_tokens = (size_t)app->ctx_tokens}; /* stop once past the context */
+        return tokenizer_encode_opts(app->tok, req->prompt, strlen(req->prompt), &topt, out, err);
     }
     if (!app->chat) return error_set(err, ERR_INVALID, "this model has no chat template; use /v1/completions");
     size_t len = 0;
     chat_prompt_input in = {req->messages, req->tools, req->reasoning_effort, req->chat_template_kwargs};
-    char *text = chat_prompt_render(app->chat, &in, &len, err);
+    chat_prompt_span *spans = NULL;
+    size_t n_spans = 0;
+    char *text = chat_prompt_render_spans(app->chat, &in, &len, app->parse_special_in_content ? NULL : &spans,
+                                          &n_spans, err);
     if (!text) return -1;
     *opens_reasoning = toolcall_prompt_opens_reasoning(&app->tool_format, text, len);
     /* The template writes BOS itself when the model wants it; add it only
@@ -269,7 +273,11 @@ static int build_prompt(server_app *app, const openai_request *req, token_list *
         const char *bt = tokenizer_piece(app->tok, bos, true, &bl);
         if (!(bl && len >= bl && !memcmp(text, bt, bl))) flags |= TOKENIZE_ADD_SPECIAL;
     }
-    int rc = tokenizer_encode(app->tok, text, len, flags, out, err);
+    /* content's control-token text is plain text; stop once past the context */
+    tokenize_options topt = {.flags = flags, .text_spans = (const size_t (*)[2])spans, .n_text_spans = n_spans,
+                             .max_tokens = (size_t)app->ctx_tokens};
+    int rc = tokenizer_encode_opts(app->tok, text, len, &topt, out, err);
+    free(spans);
     free(text);
     return rc;
 }
@@ -295,7 +303,10 @@ static gen_state *gen_create(server_app *app, openai_kind kind) {
 static int gen_prompt(gen_state *g, token_list *prompt, larder_error *err) {
     server_app *app = g->app;
     if (build_prompt(app, &g->req, prompt, &g->opens_reasoning, err)) {
-        if (err->code == ERR_LIMIT) err->code = ERR_INVALID;
+        if (err->code == ERR_LIMIT) {
+            err->code = ERR_INVALID;
+            error_prefix(err, "the prompt does not fit the context of %d tokens (--ctx-size)", app->ctx_tokens);
+        }
         return -1;
     }
     if (prompt->n == 0) return error_set(err, ERR_INVALID, "the prompt is empty");
