@@ -504,6 +504,25 @@ static size_t max_bytes_per_token(const tokenizer *t) {
     return most;
 }
 
+/* Bytes of text a bounded encode hands the BPE at once (at least). */
+#define TOKENIZE_PIECE_BYTES ((size_t)64 << 10)
+
+static bool ascii_lower(char c) { return c >= 'a' && c <= 'z'; }
+
+/* Where to end the next piece of [at, end): the first "x y" (a lowercase
+ * ASCII letter, one space, a lowercase ASCII letter) at least
+ * TOKENIZE_PIECE_BYTES on — every byte-level pre-tokenizer ends a word
+ * before such a space (the space starts the next word) — cut before the
+ * space; end when there is none. */
+static size_t bpe_safe_cut(const char *text, size_t at, size_t end) {
+    if (end - at <= 2 * TOKENIZE_PIECE_BYTES) return end;
+    for (size_t p = at + TOKENIZE_PIECE_BYTES; p + 1 < end; p++)
+        if (text[p] == ' ' && ascii_lower(text[p - 1]) && ascii_lower(text[p + 1]) &&
+            (p < 2 || text[p - 2] != '\'')) /* not a contraction's "'s x" tail */
+            return p;
+    return end;
+}
+
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int flags, token_list *out,
                      larder_error *err) {
     tokenize_options opt = {.flags = flags};
@@ -555,7 +574,24 @@ int tokenizer_encode_opts(const tokenizer *t, const char *text, size_t len, cons
             }
             if (tok_spm_encode(t, buf, w, out, err)) goto out;
         } else {
-            if (tok_bpe_encode(t, text + fr.off, fr.len, out, err)) goto out;
+            /* With a bound, a long fragment goes in pieces cut where every
+             * pre-tokenizer cuts anyway (so the ids are the same), and the
+             * bound is checked after each: a huge prompt stops early. */
+            size_t stop_after = opt->max_tokens ? start_n + opt->max_tokens : 0;
+            size_t at = fr.off, end = fr.off + fr.len;
+            while (at < end) {
+                size_t cut = opt->max_tokens ? bpe_safe_cut(text, at, end) : end;
+                if (tok_bpe_encode(t, text + at, cut - at, stop_after, out, err)) {
+                    if (err->code == ERR_LIMIT && opt->max_tokens && out->n - start_n > opt->max_tokens)
+                        error_set(err, ERR_LIMIT, "the text needs more than %zu tokens", opt->max_tokens);
+                    goto out;
+                }
+                if (opt->max_tokens && out->n - start_n > opt->max_tokens) {
+                    error_set(err, ERR_LIMIT, "the text needs more than %zu tokens", opt->max_tokens);
+                    goto out;
+                }
+                at = cut;
+            }
         }
         prev_special = false;
         if (opt->max_tokens && out->n - start_n > opt->max_tokens) {

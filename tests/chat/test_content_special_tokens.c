@@ -231,6 +231,42 @@ static void test_encode_stops_past_the_bound(void **state) {
     free(big);
 }
 
+/* A bounded encode cuts a long text into pieces; the ids are those of the
+ * whole text (llama.cpp's test texts repeated: words, numbers, contractions,
+ * unicode, whitespace runs). */
+static void test_bounded_pieces_give_the_same_ids(void **state) {
+    (void)state;
+    static const char *const vocabs[] = {"qwen2", "llama-bpe", "gpt-2", "deepseek-llm", "mpt", "qwen35", "llama-spm"};
+    const char *shared = getenv("SHARED");
+    for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
+        char path[1024];
+        larder_error err = {0};
+        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf", shared ? shared : "../shared", vocabs[v]);
+        tokenizer *tk = tokenizer_load_file(path, &err);
+        if (!tk) fail_msg("%s: %s", path, err.message);
+        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf.inp", shared ? shared : "../shared", vocabs[v]);
+        char *inp = read_file(path);
+        assert_non_null(inp);
+        size_t il = strlen(inp), n = 0, cap = 400000;
+        char *big = malloc(cap);
+        while (n + il < cap) {
+            memcpy(big + n, inp, il);
+            n += il;
+        }
+        token_list whole = {0}, pieces = {0};
+        assert_int_equal(tokenizer_encode(tk, big, n, 0, &whole, &err), 0);
+        tokenize_options opt = {.max_tokens = (size_t)1 << 40};
+        assert_int_equal(tokenizer_encode_opts(tk, big, n, &opt, &pieces, &err), 0);
+        if (whole.n != pieces.n || memcmp(whole.ids, pieces.ids, whole.n * sizeof *whole.ids))
+            fail_msg("%s: bounded encode gives other ids (%zu vs %zu)", vocabs[v], pieces.n, whole.n);
+        token_list_free(&whole);
+        token_list_free(&pieces);
+        free(big);
+        free(inp);
+        tokenizer_free(tk);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_content_control_text_is_text),
@@ -238,6 +274,7 @@ int main(void) {
         cmocka_unit_test(test_plain_content_is_byte_identical),
         cmocka_unit_test(test_forged_marker_is_text),
         cmocka_unit_test(test_encode_stops_past_the_bound),
+        cmocka_unit_test(test_bounded_pieces_give_the_same_ids),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
