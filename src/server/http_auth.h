@@ -6,7 +6,8 @@
  * case-insensitive), or as `x-api-key: KEY` (the Anthropic clients' header).
  * Comparison takes the same time whatever the key's prefix.
  *
- * Wrong keys are counted per client address (a fixed table of
+ * Wrong keys (a key presented that is not the key; a request without any
+ * key guesses nothing and is not counted) are counted per client address (a fixed table of
  * HTTP_AUTH_TRACKED_ADDRESSES, least recently seen replaced): after
  * HTTP_AUTH_FREE_FAILURES wrong keys, the address is locked out for a time
  * that doubles with every further failure (up to HTTP_AUTH_MAX_LOCKOUT_S);

@@ -60,6 +60,8 @@ typedef struct request_state {
     bool late_413;     /* the 413 is still to be sent, after the upload */
     uint64_t dropped_bytes; /* body bytes read and dropped past the limit */
     bool head_ok;      /* every check on the head passed: the body is read */
+    int client_probe;  /* http_client_gone's probe state */
+    bool linger;       /* answered from the head while a body may still come: drain before the close */
 } request_state;
 
 /* A streamed response in flight: what the route's stream produced but MHD
@@ -257,7 +259,8 @@ static int check_key(http_server *s, struct MHD_Connection *conn, int *retry_aft
     bool ok = auth.n <= 1 && xkey.n <= 1 && !auth.overflow && !xkey.overflow &&
               (auth.n || xkey.n) &&
               http_auth_key_matches(s->cfg.api_key, auth.n ? auth.v[0] : NULL, xkey.n ? xkey.v[0] : NULL);
-    if (addr_bytes) http_auth_throttle_record(s->throttle, addr, addr_bytes, ok, now);
+    /* only a key presented counts toward the lockout: no key is no guess */
+    if (addr_bytes && (ok || auth.n || xkey.n)) http_auth_throttle_record(s->throttle, addr, addr_bytes, ok, now);
     return ok ? 0 : 401;
 }
 
@@ -353,6 +356,38 @@ static enum MHD_Result check_head(http_server *s, struct MHD_Connection *conn, c
     return MHD_YES;
 }
 
+/* True when the request announced a body (a length > 0, or chunked). */
+static bool request_has_body(struct MHD_Connection *conn) {
+    const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Length");
+    return MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Transfer-Encoding") || (cl && strtoull(cl, NULL, 10) > 0);
+}
+
+/* A lingering close (as nginx's): after an answer sent before the body was
+ * read, the write side is shut and what the client still sends is read and
+ * dropped for a while, so its kernel does not get a reset that would
+ * throw our answer away before the client reads it. Bounded in time and
+ * bytes; no memory is kept. */
+#define HTTP_LINGER_MS 2000
+#define HTTP_LINGER_MAX_BYTES ((size_t)64 << 20)
+
+static void linger_drain(int fd) {
+    shutdown(fd, SHUT_WR);
+    char buf[16384];
+    size_t drained = 0;
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left_ms = HTTP_LINGER_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left_ms <= 0 || drained > HTTP_LINGER_MAX_BYTES) return;
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, (int)left_ms) <= 0) return;
+        ssize_t r = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+        if (r <= 0) return;
+        drained += (size_t)r;
+    }
+}
+
 static conn_state *connection_state(struct MHD_Connection *conn) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     return ci ? ci->socket_context : NULL;
@@ -372,6 +407,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!conn_guard_headers_done(s->guard, rs->conn ? rs->conn->guard_entry : NULL)) return MHD_NO;
         enum MHD_Result r = check_head(s, conn, url, method, rs);
         rs->answered = !rs->head_ok; /* a check failed: its answer is queued */
+        rs->linger = rs->answered && request_has_body(conn);
         return r;
     }
     if (rs->answered) {
@@ -408,7 +444,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (rs->body.failed) return reply_status(s, conn, 500, "out of memory reading the request body");
 
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    http_request req = {method, url, rs->body.data ? rs->body.data : "", rs->body.len, ci ? ci->connect_fd : -1};
+    http_request req = {method, url, rs->body.data ? rs->body.data : "", rs->body.len, ci ? ci->connect_fd : -1,
+                        &rs->client_probe};
     http_reply reply = {0};
     reply.status = 200;
     rs->route->handler(s->cfg.app, &req, &reply);
@@ -419,18 +456,31 @@ bool http_client_gone(const http_request *req) {
     if (req->client_fd < 0) return false;
     struct pollfd p = {.fd = req->client_fd, .events = POLLIN | POLLRDHUP};
     if (poll(&p, 1, 0) <= 0) return false;
-    if (p.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)) return true;
-    /* readable: EOF (peeked, nothing consumed) means the client closed;
-     * bytes mean it sent more (a pipelined request), so it is still there */
+    if (p.revents & (POLLHUP | POLLERR | POLLNVAL)) return true; /* reset, or both directions closed */
+    /* readable: EOF (peeked, nothing consumed) means the client stopped
+     * sending; bytes mean it sent more (a pipelined request), so it is still there */
     char c;
-    return (p.revents & POLLIN) && recv(req->client_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0;
+    bool eof = (p.revents & POLLRDHUP) ||
+               ((p.revents & POLLIN) && recv(req->client_fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0);
+    if (!eof) return false;
+    if (!req->client_probe) return true;
+    if (*req->client_probe == 0) {
+        static const char probe[] = "HTTP/1.1 102 Processing\r\n\r\n";
+        *req->client_probe = 1;
+        ssize_t w = send(req->client_fd, probe, sizeof probe - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
+        return w < 0; /* EPIPE/ECONNRESET: gone already */
+    }
+    return false; /* probed and no reset came: half-closed, still reading */
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls, enum MHD_RequestTerminationCode toe) {
     http_server *s = cls;
-    (void)toe;
     request_state *rs = *con_cls;
     conn_state *cs = connection_state(conn);
+    if (rs && rs->linger && toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        if (ci) linger_drain(ci->connect_fd);
+    }
     if (cs) conn_guard_request_done(s->guard, cs->guard_entry);
     if (!rs) return;
     strbuf_free(&rs->body);

@@ -39,11 +39,19 @@ typedef struct http_request {
     const char *body;        /* NUL-terminated copy of the body (may hold NULs) */
     size_t body_bytes;
     int client_fd;           /* the connection's socket (for http_client_gone); -1 if unknown */
+    int *client_probe;       /* http_client_gone's state for this request (NULL: no probing) */
 } http_request;
 
-/* True once the client has closed its end of the connection (or it broke),
- * seen without reading anything: a handler that computes for a long time
- * before answering polls this to stop early. Never blocks. */
+/* True once the client has gone (closed its socket, or the connection
+ * broke), seen without reading anything: a handler that computes for a
+ * long time before answering polls this to stop early. Never blocks.
+ * A client that only shut down its sending side (a half-close) still
+ * waits for the answer, and the end of its input alone does not tell the
+ * two apart; so on that end, before any response byte, one interim
+ * "HTTP/1.1 102 Processing" is written (clients must skip 1xx answers):
+ * a closed socket answers it with a reset, seen at the next call; a
+ * half-closed client stays and gets its answer. Call it only before the
+ * response starts (not from a stream's producer). */
 bool http_client_gone(const http_request *req);
 
 /*

@@ -63,6 +63,8 @@ typedef struct gen_state {
     bool role_sent;           /* chat stream: the first chunk carries the role */
     bool opens_reasoning;     /* chat: the rendered prompt opened the reasoning block */
     bool finished;            /* stream: [DONE] written */
+    const http_request *hreq; /* while the prompt is built: the client to check between stages */
+    bool client_gone;         /* it went away before the engine got the job */
     int error_status;
     char error[256];
 } gen_state;
@@ -241,7 +243,14 @@ static bool gen_apply(gen_state *g, const channel_event *ev) {
 
 /* ---- building the prompt and the job */
 
-static int build_prompt(server_app *app, const openai_request *req, token_list *out, bool *opens_reasoning,
+/* Between stages: when the client has gone, nobody reads the answer. */
+static int gen_check_client(gen_state *g, larder_error *err) {
+    if (!g->hreq || !http_client_gone(g->hreq)) return 0;
+    g->client_gone = true;
+    return error_set(err, ERR_IO, "the client went away");
+}
+
+static int build_prompt(gen_state *g, server_app *app, const openai_request *req, token_list *out, bool *opens_reasoning,
                         larder_error *err) {
     if (req->kind == OPENAI_COMPLETION) {
         if (req->prompt_ids) {
@@ -263,6 +272,11 @@ static int build_prompt(server_app *app, const openai_request *req, token_list *
     char *text = chat_prompt_render_spans(app->chat, &in, &len, app->parse_special_in_content ? NULL : &spans,
                                           &n_spans, err);
     if (!text) return -1;
+    if (gen_check_client(g, err)) { /* rendered; before tokenizing */
+        free(spans);
+        free(text);
+        return -1;
+    }
     *opens_reasoning = toolcall_prompt_opens_reasoning(&app->tool_format, text, len);
     /* The template writes BOS itself when the model wants it; add it only
      * when the model adds BOS and the text does not start with it. */
@@ -302,7 +316,8 @@ static gen_state *gen_create(server_app *app, openai_kind kind) {
  * own text hits (too long to tokenize) is the request's fault: ERR_INVALID. */
 static int gen_prompt(gen_state *g, token_list *prompt, larder_error *err) {
     server_app *app = g->app;
-    if (build_prompt(app, &g->req, prompt, &g->opens_reasoning, err)) {
+    if (gen_check_client(g, err)) return -1;
+    if (build_prompt(g, app, &g->req, prompt, &g->opens_reasoning, err)) {
         if (err->code == ERR_LIMIT) {
             err->code = ERR_INVALID;
             error_prefix(err, "the prompt does not fit the context of %d tokens (--ctx-size)", app->ctx_tokens);
@@ -315,7 +330,7 @@ static int gen_prompt(gen_state *g, token_list *prompt, larder_error *err) {
                          "the prompt has %zu tokens but the context holds %d tokens (--ctx-size); shorten the prompt",
                          prompt->n, app->ctx_tokens);
     g->prompt_tokens = (int32_t)prompt->n;
-    return 0;
+    return gen_check_client(g, err);
 }
 
 /* One choice_state per choice: detokenizer, stop matcher and (chat) the
@@ -401,6 +416,7 @@ static gen_state *gen_start(server_app *app, const http_request *hreq, openai_ki
         error_set(&err, ERR_NOMEM, "out of memory");
         goto fail;
     }
+    g->hreq = hreq;
     if (openai_request_parse(hreq->body, hreq->body_bytes, kind, &g->req, &err)) goto fail;
     if (g->req.n > CHANNEL_MAX_CHOICES || (app->max_n > 0 && g->req.n > app->max_n)) {
         error_set(&err, ERR_INVALID, "'n' is %d; this server allows at most %d (--max-n)", g->req.n,
@@ -422,9 +438,14 @@ static gen_state *gen_start(server_app *app, const http_request *hreq, openai_ki
     }
     free(bias); /* the engine copied the job */
     token_list_free(&prompt);
+    g->hreq = NULL;
     return g;
 fail:
     http_reply_error_of(reply, &err);
+    if (g && g->client_gone) {
+        reply->status = 499; /* nobody reads it; logged as client closed */
+        log_info("%s client went away before its prompt was ready", g->id);
+    }
     free(bias);
     token_list_free(&prompt);
     gen_free(g);

@@ -56,10 +56,27 @@ static void h_busy(void *app, const http_request *req, http_reply *reply) {
     http_reply_error(reply, 503, "queue full");
 }
 
+static atomic_int watch_saw_gone = -1;
+
+/* Computes for 600 ms, checking the client as a long handler does. */
+static void h_watch(void *app, const http_request *req, http_reply *reply) {
+    (void)app;
+    bool gone = false;
+    for (int i = 0; i < 12 && !gone; i++) {
+        usleep(50 * 1000);
+        gone = http_client_gone(req);
+    }
+    atomic_store(&watch_saw_gone, gone);
+    strbuf b = STRBUF_INIT;
+    strbuf_printf(&b, "{\"gone\":%s}", gone ? "true" : "false");
+    http_reply_json(reply, 200, &b);
+}
+
 static const http_route routes[] = {
     {"POST", "/echo", h_echo, false},
     {"GET", "/health", h_echo, true},
     {"GET", "/busy", h_busy, false},
+    {"GET", "/watch", h_watch, false},
 };
 
 static metrics test_metrics;
@@ -67,7 +84,7 @@ static metrics test_metrics;
 static http_server *start_cfg(http_server_config cfg) {
     cfg.host = cfg.host ? cfg.host : "127.0.0.1";
     cfg.routes = routes;
-    cfg.n_routes = 3;
+    cfg.n_routes = 4;
     if (!cfg.max_body_bytes) cfg.max_body_bytes = 1 << 20;
     larder_error err = {0};
     http_server *s = http_server_start(&cfg, &err);
@@ -429,6 +446,33 @@ static void test_framing_strictness(void **state) {
     http_server_stop(s);
 }
 
+/* A client that shuts down only its sending side still gets its answer
+ * (after one interim 102); one that closes its socket is seen as gone. */
+static void test_half_closed_client_gets_its_answer(void **state) {
+    (void)state;
+    http_server *s = start_cfg((http_server_config){0});
+    uint16_t port = http_server_port(s);
+    const char *raw = "GET /watch HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n";
+    atomic_store(&watch_saw_gone, -1);
+    int fd = connect_to(port);
+    send_all(fd, raw, strlen(raw));
+    shutdown(fd, SHUT_WR);
+    char out[4096];
+    read_reply(fd, out, sizeof out, 5000);
+    close(fd);
+    if (!strstr(out, "HTTP/1.1 200") || !strstr(out, "{\"gone\":false}")) fail_msg("half-closed client got '%.200s'", out);
+    assert_int_equal(atomic_load(&watch_saw_gone), 0);
+
+    atomic_store(&watch_saw_gone, -1);
+    fd = connect_to(port);
+    send_all(fd, raw, strlen(raw));
+    usleep(20 * 1000);
+    close(fd);
+    for (int i = 0; i < 300 && atomic_load(&watch_saw_gone) < 0; i++) usleep(10 * 1000);
+    assert_int_equal(atomic_load(&watch_saw_gone), 1);
+    http_server_stop(s);
+}
+
 /* The pure checks on their own. */
 static void test_check_functions(void **state) {
     (void)state;
@@ -469,6 +513,7 @@ int main(void) {
         cmocka_unit_test(test_key_forms_and_lockout),
         cmocka_unit_test(test_host_content_type_cors),
         cmocka_unit_test(test_framing_strictness),
+        cmocka_unit_test(test_half_closed_client_gets_its_answer),
         cmocka_unit_test(test_full_server_answers_503_fast),
         cmocka_unit_test(test_body_rate_and_idle_timeout),
         cmocka_unit_test(test_slow_loris_does_not_lock_out),
