@@ -31,6 +31,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,6 +103,10 @@ struct engine {
     forward_token *items;           /* (batch_tokens + parallel) */
     float *logits;                  /* (parallel, n_vocab) */
 };
+
+/* Events a sequence may have waiting in its channel before it pauses (a
+ * stalled reader; each event is sizeof(channel_event), ~0.4 KB). */
+#define ENGINE_MAX_BACKLOG_EVENTS 256
 
 /* ---- helpers */
 
@@ -581,6 +586,9 @@ static int32_t step_build_batch(engine *e, int32_t *n_logits) {
             int32_t take = pending;
             if (take > budget) take = budget;
             if (pass == 0 && take == 0) take = 1; /* decode always gets its token */
+            /* ... unless its reader stalls (a stream nobody reads): it waits,
+             * so what is buffered for a stalled client stays bounded */
+            if (decoding && channel_backlog(s->job->ch) >= ENGINE_MAX_BACKLOG_EVENTS) take = 0;
             s->batch_first = n;
             s->batch_count = take;
             s->logits_row = -1;
@@ -663,7 +671,11 @@ static void step_run(engine *e) {
     }
     int32_t n_logits = 0;
     int32_t n = step_build_batch(e, &n_logits);
-    if (n == 0) return;
+    if (n == 0) { /* every running sequence waits for its reader: nap, do not spin */
+        struct timespec nap = {0, 2 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        return;
+    }
     larder_error err = {0};
     if (e->cfg.forward(e->cfg.forward_ctx, e->items, n, e->logits, &err)) {
         log_error("forward pass failed: %s", err.message);

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -421,6 +422,41 @@ static void test_small_request_is_not_starved_by_n16(void **state) {
     stop(e);
 }
 
+/* A reader that stalls: the engine pauses its sequence with a bounded
+ * backlog (and does not spin), and resumes it when the reader reads; the
+ * output is the reference's. */
+static void test_stalled_reader_has_a_bounded_backlog(void **state) {
+    (void)state;
+    engine_config c = base_config(16u << 20);
+    larder_error err = {0};
+    engine *e = start(&c, &err);
+    int32_t prompt[30];
+    fill_prompt(prompt, 30, 31);
+    engine_job jb = {.prompt = prompt, .n_prompt = 30, .n_choices = 1, .max_tokens = 500, .top_logprobs = -1};
+    sampler_params_default(&jb.sampling);
+    jb.sampling.temperature = 0;
+    channel *ch = channel_create();
+    if (engine_submit(e, &jb, ch, &err)) fail_msg("submit: %s", err.message);
+    int32_t backlog = 0;
+    for (int i = 0; i < 2000 && (backlog = channel_backlog(ch)) < 256; i++) usleep(1000);
+    usleep(100 * 1000);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    usleep(300 * 1000);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu_s = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    backlog = channel_backlog(ch);
+    if (backlog > 257) fail_msg("%d events buffered for a stalled reader", backlog);
+    /* spinning would burn the whole 0.3 s */
+    if (cpu_s > 0.15) fail_msg("the engine burned %.3f s of CPU in 0.3 s while its only reader stalled", cpu_s);
+    result *r = malloc(sizeof *r);
+    collect(ch, 1, r); /* reads it all: the sequence resumes */
+    assert_int_equal(r->n[0], 500);
+    check_output(prompt, 30, r, 0);
+    free(r);
+    stop(e);
+}
+
 static void test_cache_size_zero_keeps_nothing_idle(void **state) {
     (void)state;
     engine_config c = base_config(4u << 20);
@@ -500,6 +536,7 @@ int main(void) {
         cmocka_unit_test(test_prompt_too_long_is_invalid),
         cmocka_unit_test(test_n_choices_share_prompt),
         cmocka_unit_test(test_small_request_is_not_starved_by_n16),
+        cmocka_unit_test(test_stalled_reader_has_a_bounded_backlog),
         cmocka_unit_test(test_cache_size_zero_keeps_nothing_idle),
         cmocka_unit_test(test_clear_cache_frees_idle_pages),
         cmocka_unit_test(test_concurrent_shared_prefix_is_computed_once),
