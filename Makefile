@@ -7,6 +7,8 @@
 #   make asan       the C unit tests under ASan+UBSan (build-asan/)
 #   make deps       Debian packages (apt-get) and npm packages (node_modules/)
 #   make fuzz       libFuzzer targets, bounded time (clang)
+#   make soak       30 minutes of mixed hostile traffic against larder serve
+#                   (bench/soak.mjs; SOAK_SECONDS to shorten; not in make test)
 #   make bench      benchmarks (bench/)
 #
 # Layout: every .c under src/ except src/cli/ goes into build/liblarder.a;
@@ -45,7 +47,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all test asan deps fuzz bench run clean deps-check tests-c
+.PHONY: all test asan deps fuzz bench run clean deps-check tests-c soak
 
 # `make test` and `make tests-c` build in parallel: one job per CPU, unless
 # make was given -j itself (then its own job server is used).
@@ -95,6 +97,9 @@ fuzz:
 
 bench: all
 	@bash bench/run.sh
+
+soak: all
+	@LARDER=$(abspath $(BUILD))/larder SHARED=$(abspath ../shared) TEST_TMP=$$(mktemp -d) node bench/soak.mjs
 
 run: deps all
 	./$(BUILD)/larder serve
