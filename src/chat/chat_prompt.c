@@ -19,6 +19,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "base/json_syntax.h"
 #include "base/strbuf.h"
 #include "jinja/jinja.h"
 
@@ -109,6 +110,19 @@ void chat_prompt_free(chat_prompt *cp) {
 
 const char *chat_prompt_source(const chat_prompt *cp) { return cp->source; }
 
+/* Replaces obj[key] with item (taken). cJSON 1.7.15 reports success even
+ * when copying the key ran out of memory (the item is then in the object
+ * without a name), so the name is checked. False: out of memory (item is
+ * freed unless it is already in obj, whose deletion frees it). */
+static bool replace_in_object(cJSON *obj, const char *key, cJSON *item) {
+    if (!item) return false;
+    if (!cJSON_ReplaceItemInObjectCaseSensitive(obj, key, item)) {
+        cJSON_Delete(item);
+        return false;
+    }
+    return item->string != NULL;
+}
+
 /* One message as templates expect it (a deep copy, normalised). */
 static cJSON *normalise_message(const cJSON *m) {
     cJSON *out = cJSON_Duplicate(m, true);
@@ -137,8 +151,12 @@ static cJSON *normalise_message(const cJSON *m) {
             at += n;
         }
         joined[at] = 0;
-        cJSON_ReplaceItemInObjectCaseSensitive(out, "content", cJSON_CreateString(joined));
+        cJSON *str = cJSON_CreateString(joined);
         free(joined);
+        if (!replace_in_object(out, "content", str)) {
+            cJSON_Delete(out);
+            return NULL;
+        }
     }
     cJSON *calls = cJSON_GetObjectItemCaseSensitive(out, "tool_calls");
     cJSON *call;
@@ -147,8 +165,18 @@ static cJSON *normalise_message(const cJSON *m) {
         cJSON *args = cJSON_GetObjectItemCaseSensitive(fn, "arguments");
         if (!cJSON_IsString(args)) continue;
         cJSON *parsed = cJSON_Parse(args->valuestring);
-        if (parsed && cJSON_IsObject(parsed)) cJSON_ReplaceItemInObjectCaseSensitive(fn, "arguments", parsed);
-        else cJSON_Delete(parsed); /* not an object: templates get the string as sent */
+        if (!parsed && json_syntax_ok(args->valuestring, strlen(args->valuestring), CJSON_NESTING_LIMIT)) {
+            cJSON_Delete(out); /* valid JSON that did not parse: out of memory */
+            return NULL;
+        }
+        if (parsed && cJSON_IsObject(parsed)) {
+            if (!replace_in_object(fn, "arguments", parsed)) {
+                cJSON_Delete(out);
+                return NULL;
+            }
+        } else {
+            cJSON_Delete(parsed); /* not an object: templates get the string as sent */
+        }
     }
     return out;
 }
@@ -191,10 +219,7 @@ static int mark_content(const chat_prompt *cp, cJSON *parent, const cJSON *item,
     strbuf_append(&b, s + copied, n - copied);
     cJSON *repl = b.failed ? NULL : cJSON_CreateString(b.data);
     strbuf_free(&b);
-    if (!repl || !cJSON_ReplaceItemInObjectCaseSensitive(parent, "content", repl)) {
-        cJSON_Delete(repl);
-        return -1;
-    }
+    if (!replace_in_object(parent, "content", repl)) return -1;
     *marked += found;
     return 0;
 }
@@ -314,6 +339,7 @@ char *chat_prompt_render_spans(const chat_prompt *cp, const chat_prompt_input *i
             cJSON_Delete(tools);
             goto nomem;
         }
+        if (!tools->string) goto nomem;
     }
     if (!cJSON_AddBoolToObject(ctx, "add_generation_prompt", true) ||
         !cJSON_AddStringToObject(ctx, "bos_token", cp->bos_text) ||
@@ -330,6 +356,7 @@ char *chat_prompt_render_spans(const chat_prompt *cp, const chat_prompt_input *i
             cJSON_Delete(v);
             goto nomem;
         }
+        if (!v->string) goto nomem;
     }
     jinja_render_options opt = {0};
     char *text = jinja_render_json(cp->tmpl, ctx, &opt, len_bytes, err);

@@ -13,6 +13,7 @@
 #ifndef LARDER_SERVER_JSON_STRICT_H
 #define LARDER_SERVER_JSON_STRICT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include <cjson/cJSON.h>

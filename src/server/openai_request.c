@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_syntax.h"
 #include "base/utf8.h"
 #include "server/json_strict.h"
 
@@ -285,6 +286,9 @@ int openai_request_parse(const char *body, size_t len, openai_kind kind, openai_
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {
+        /* cJSON says NULL for bad JSON and for no memory alike: the grammar tells */
+        if (json_syntax_ok(body, len, CJSON_NESTING_LIMIT))
+            return error_set(err, ERR_NOMEM, "out of memory parsing the request body");
         size_t at = end ? (size_t)(end - body) : 0;
         return error_set(err, ERR_INVALID, "request body is not valid JSON (near byte %zu)", at);
     }

@@ -344,7 +344,8 @@ static int gen_init_choices(gen_state *g, larder_error *err) {
     char *tools_json = NULL;
     bool tools_on = chat && g->req.tools && cJSON_GetArraySize(g->req.tools) > 0 &&
                     !(cJSON_IsString(g->req.tool_choice) && !strcmp(g->req.tool_choice->valuestring, "none"));
-    if (tools_on) tools_json = cJSON_PrintUnformatted(g->req.tools);
+    if (tools_on && !(tools_json = cJSON_PrintUnformatted(g->req.tools)))
+        return error_set(err, ERR_NOMEM, "out of memory");
     int rc = 0;
     for (int32_t i = 0; i < g->req.n && rc == 0; i++) {
         /* Chat renders control tokens: tool-call and reasoning markers may be ones. */

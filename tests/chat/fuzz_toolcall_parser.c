@@ -6,7 +6,7 @@
  * in (as a model's tokens arrive). Any crash, sanitizer report or leak is a
  * bug; every call's arguments must be a JSON object text.
  *
- * FUZZ_SOURCES: src/chat/toolcall_*.c src/base/error.c src/base/strbuf.c src/base/utf8.c src/base/hash.c
+ * FUZZ_SOURCES: src/chat/toolcall_*.c src/base/json_syntax.c src/base/error.c src/base/strbuf.c src/base/utf8.c src/base/hash.c
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -8,7 +8,7 @@
  * Any crash, sanitizer report or leak is a bug: every failure must come
  * back as an error.
  *
- * FUZZ_SOURCES: src/server/openai_request.c src/server/json_strict.c src/chat/chat_prompt.c src/jinja/jinja_*.c src/base/error.c src/base/strbuf.c src/base/utf8.c src/base/hash.c
+ * FUZZ_SOURCES: src/server/openai_request.c src/server/json_strict.c src/base/json_syntax.c src/chat/chat_prompt.c src/jinja/jinja_*.c src/base/error.c src/base/strbuf.c src/base/utf8.c src/base/hash.c
  */
 #include <stddef.h>
 #include <stdint.h>
