@@ -6,7 +6,11 @@
  *   pp: one batch of prompt-tokens pseudo-random tokens (logits of the last);
  *   tg: the sequence cleared, then gen-tokens steps of one token each.
  * --json prints one object: prefill_tok_s, decode_tok_s, threads, model
- * details and the bytes of weights read per decoded token.
+ * details and the bytes of weights read per decoded token. --expert-stats
+ * (mixtures of experts) also counts the experts the prompt's tokens were
+ * routed to, per layer: the fewest distinct experts any layer used, and the
+ * largest share of the tokens one expert took (routing that sends every
+ * token to the same experts shows as a share near 1).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,7 +28,7 @@
 typedef struct bench_options {
     const char *model_path;
     int64_t threads, n_prompt, n_gen;
-    bool json;
+    bool json, expert_stats;
 } bench_options;
 
 /* Parses argv into o and checks it. Returns true when measuring goes on;
@@ -38,8 +42,10 @@ static bool bench_parse_options(int argc, char **argv, bench_options *o, int *ex
         CLI_INT("--prompt-tokens", &o->n_prompt, 1, 65536, "N", "tokens in the prompt batch (default 512)"),
         CLI_INT("--gen-tokens", &o->n_gen, 1, 65536, "N", "decode steps (default 128)"),
         CLI_FLAG("--json", &o->json, "print one JSON object"),
+        CLI_FLAG("--expert-stats", &o->expert_stats, "MoE: count the experts the prompt is routed to"),
     };
-    const char *usage = "larder bench --model FILE [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--json]";
+    const char *usage = "larder bench --model FILE [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--json]\n"
+                        "                    [--expert-stats]";
     bool done;
     *exit_status = cli_parse_or_exit("bench", usage, argc, argv, opts, CLI_COUNT(opts), &done);
     if (done) return false;
@@ -59,7 +65,26 @@ static int32_t bench_max_tokens(const bench_options *o) {
 /* Speeds measured, in tokens per second. */
 typedef struct bench_result {
     double prefill_tok_s, decode_tok_s;
+    int64_t *expert_counts;         /* --expert-stats: (n_layers, n_expert) of the prompt, or NULL */
 } bench_result;
+
+/* The expert statistics of res: the fewest distinct experts a layer used,
+ * the largest share of the prompt's tokens one expert of a layer took. */
+static void bench_expert_summary(const model *m, const bench_result *res, int64_t n_tokens, int64_t *distinct_min,
+                                 double *top_share_max) {
+    *distinct_min = m->hp.n_expert;
+    *top_share_max = 0;
+    for (int32_t il = 0; il < m->hp.n_layers; il++) {
+        const int64_t *c = res->expert_counts + (int64_t)il * m->hp.n_expert;
+        int64_t distinct = 0, top = 0;
+        for (int32_t e = 0; e < m->hp.n_expert; e++) {
+            distinct += c[e] > 0;
+            if (c[e] > top) top = c[e];
+        }
+        if (distinct < *distinct_min) *distinct_min = distinct;
+        if ((double)top / (double)n_tokens > *top_share_max) *top_share_max = (double)top / (double)n_tokens;
+    }
+}
 
 /* Times the prompt batch and the decode steps (after a one-token warm-up),
  * each from an empty sequence, into *res. -1 with err. */
@@ -82,9 +107,11 @@ static int bench_measure(runner *r, const bench_options *o, bench_result *res, l
     if (runner_eval(r, &seq, tokens, 1, false, logits, err)) goto cleanup;
     kv_seq_release(&seq, r->pool);
 
+    if (res->expert_counts) forward_ctx_count_experts(r->fw, res->expert_counts);
     double t0 = timing_now_ms();
     if (runner_eval(r, &seq, tokens, (int32_t)o->n_prompt, false, logits, err)) goto cleanup;
     double pp_ms = timing_now_ms() - t0;
+    forward_ctx_count_experts(r->fw, NULL);
 
     kv_seq_release(&seq, r->pool);
     t0 = timing_now_ms();
@@ -110,14 +137,24 @@ static void bench_print(const bench_options *o, const model *m, const bench_resu
     if (o->json)
         printf("{\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"threads\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                "\"arch\":\"%s\",\"type\":\"%s\",\"layers\":%d,\"dim\":%d,\"n_vocab\":%d,\"weight_bytes\":%zu,"
-               "\"decode_gb_s\":%.2f}\n",
+               "\"decode_bytes_per_token\":%zu,\"decode_gb_s\":%.2f",
                pp, tg, (int)o->threads, (int)o->n_prompt, (int)o->n_gen, m->hp.arch->name, tt ? tt->name : "?",
-               m->hp.n_layers, m->hp.dim, m->hp.n_vocab, m->weight_bytes,
-               tg * (double)(m->weight_bytes - (m->output_tied ? 0 : m->tok_embd.rows * m->tok_embd.row_bytes)) /
-                   1e9);
+               m->hp.n_layers, m->hp.dim, m->hp.n_vocab, m->weight_bytes, model_decode_bytes_per_token(m),
+               tg * (double)model_decode_bytes_per_token(m) / 1e9);
     else
         printf("larder: prefill %.2f tok/s (%d tokens), decode %.2f tok/s (%d tokens), %d threads\n", pp,
                (int)o->n_prompt, tg, (int)o->n_gen, (int)o->threads);
+    int64_t distinct = 0;
+    double share = 0;
+    if (res->expert_counts) bench_expert_summary(m, res, o->n_prompt, &distinct, &share);
+    if (o->json && res->expert_counts)
+        printf(",\"experts\":%d,\"experts_used\":%d,\"experts_distinct_min\":%lld,\"experts_top_share_max\":%.4f",
+               m->hp.n_expert, m->hp.n_expert_used, (long long)distinct, share);
+    else if (res->expert_counts)
+        printf("larder: experts: every layer routed the prompt to >= %lld of %d experts; one expert took at most %.1f%% "
+               "of the tokens (%d experts per token)\n", (long long)distinct, m->hp.n_expert, 100 * share,
+               m->hp.n_expert_used);
+    if (o->json) printf("}\n");
 }
 
 int cmd_bench(int argc, char **argv) {
@@ -128,9 +165,14 @@ int cmd_bench(int argc, char **argv) {
     larder_error err = {0};
     backend *be = NULL;
     runner *r = NULL;
-    bench_result res;
+    bench_result res = {0};
 
     model *m = model_load(o.model_path, &err);
+    if (m && o.expert_stats && m->hp.n_expert > 0 &&
+        !(res.expert_counts = calloc((size_t)m->hp.n_layers * (size_t)m->hp.n_expert, sizeof *res.expert_counts))) {
+        error_set(&err, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     if (!m || !(be = cli_backend_for_model(m, (int)o.threads, &err)) ||
         !(r = runner_create(m, be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = bench_max_tokens(&o)}, &err)) ||
         bench_measure(r, &o, &res, &err))
@@ -142,6 +184,7 @@ int cmd_bench(int argc, char **argv) {
 fail:
     fprintf(stderr, "larder bench: %s\n", err.message);
 cleanup:
+    free(res.expert_counts);
     runner_free(r);
     model_free(m);
     backend_free(be);

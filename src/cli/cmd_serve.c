@@ -258,8 +258,13 @@ static void serve_log_plan(const serve_options *o, const model *m, const tokeniz
     engine_stats st = engine_get_stats(eng);
     char b1[32], b2[32], b3[32], b4[32];
     size_t per_token = engine_kv_bytes_per_token(eng);
-    log_info("model %s: weights %s (mmapped), vocabulary %u, context %lld (trained %lld)", o->model_path,
-             size_format(m->weight_bytes, b1, sizeof b1), tokenizer_n_tokens(tok), (long long)o->ctx, (long long)ctx_train);
+    log_info("model %s: %s, weights %s (mmapped), vocabulary %u, context %lld (trained %lld)", o->model_path,
+             m->hp.arch->name, size_format(m->weight_bytes, b1, sizeof b1), tokenizer_n_tokens(tok), (long long)o->ctx,
+             (long long)ctx_train);
+    if (m->hp.n_expert > 0)
+        log_info("experts: %s of the weights in %d layers x %d experts, %d used per token",
+                 size_format(model_expert_bytes(m), b1, sizeof b1), m->hp.n_layers, m->hp.n_expert, m->hp.n_expert_used);
+    log_info("weights read per decoded token: %s", size_format(model_decode_bytes_per_token(m), b1, sizeof b1));
     log_info("KV pool %s (--kv-memory): %s per token (%s), %lld pages of %lld tokens = %lld tokens",
              size_format((uint64_t)st.kv_bytes_total, b2, sizeof b2), size_format(per_token, b3, sizeof b3), o->kv_type_name,
              (long long)st.pages_total, (long long)o->page_tokens, (long long)(st.pages_total * o->page_tokens));

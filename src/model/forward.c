@@ -28,6 +28,8 @@ struct forward_ctx {
     float *x, *xb, *q, *k, *v, *att, *hb, *hb2;
     float *router, *moe_w, *moe_out;  /* MoE models only */
     int32_t *moe_ids;
+    int64_t *expert_counts;    /* forward_ctx_count_experts; NULL: off */
+    int32_t *ids_host;         /* (cap * n_expert_used) the chosen ids read back for the counts */
     int32_t cap_out;           /* logit rows the logits buffer holds */
     float *logits;
     /* the step's batch descriptor, built on the host (see fill_batch) */
@@ -68,6 +70,8 @@ static void free_activations(forward_ctx *c) {
     }
     backend_buffer_free(c->be, c->moe_ids);
     c->moe_ids = NULL;
+    free(c->ids_host);
+    c->ids_host = NULL;
     free(c->tokens), free(c->pos), free(c->seq), free(c->out_rows), free(c->seqs), free(c->keep), free(c->window);
     c->tokens = c->pos = c->seq = c->out_rows = c->keep = c->window = NULL;
     c->seqs = NULL;
@@ -234,13 +238,28 @@ static int ffn_dense(forward_ctx *c, const model_layer *l, int32_t n, larder_err
     return 0;
 }
 
+/* The statistics hook: the step's chosen experts of layer il into the counts. */
+static int count_experts(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
+    const model_hparams *hp = &c->m->hp;
+    size_t n_ids = (size_t)n * (size_t)hp->n_expert_used;
+    if (!c->ids_host && !(c->ids_host = malloc((size_t)c->cap * (size_t)hp->n_expert_used * sizeof *c->ids_host)))
+        return error_set(err, ERR_NOMEM, "out of memory for expert statistics");
+    if (backend_buffer_read(c->be, c->ids_host, c->moe_ids, n_ids * sizeof *c->ids_host, err)) return -1;
+    for (size_t i = 0; i < n_ids; i++)
+        if (c->ids_host[i] >= 0 && c->ids_host[i] < hp->n_expert) c->expert_counts[(int64_t)il * hp->n_expert + c->ids_host[i]]++;
+    return 0;
+}
+
+void forward_ctx_count_experts(forward_ctx *c, int64_t *counts) { c->expert_counts = counts; }
+
 /* The mixture-of-experts block (llama.cpp's build_moe_ffn for these
  * architectures): router logits = xb · Wrouterᵀ; each token's k experts
  * chosen on their scores (softmax or sigmoid, plus the selection bias) and
  * weighted by the chosen scores renormalised; x += Σ_j w_j · expert_j(xb),
  * each expert a SwiGLU FFN like ffn_dense. */
-static int ffn_moe(forward_ctx *c, const model_layer *l, int32_t n, larder_error *err) {
+static int ffn_moe(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
     const model_hparams *hp = &c->m->hp;
+    const model_layer *l = &c->m->layers[il];
     backend *be = c->be;
     const backend_moe_experts ex = {
         .gate = l->gate_exps.dev, .up = l->up_exps.dev, .down = l->down_exps.dev,
@@ -251,6 +270,7 @@ static int ffn_moe(forward_ctx *c, const model_layer *l, int32_t n, larder_error
     if (backend_matmul(be, l->router.dev, l->router.type, l->router.rows, l->router.cols, c->xb, n, c->router, err) ||
         backend_moe_route(be, c->router, l->exp_probs_b.dev, n, hp->n_expert, hp->n_expert_used, gating, c->moe_ids,
                           c->moe_w, err) ||
+        (c->expert_counts && count_experts(c, il, n, err)) ||
         backend_moe_ffn(be, &ex, c->xb, c->moe_ids, c->moe_w, n, hp->n_expert_used, c->moe_out, err) ||
         backend_add(be, c->x, c->moe_out, (int64_t)n * hp->dim, err))
         return -1;
@@ -264,7 +284,7 @@ static int ffn_block(forward_ctx *c, int32_t il, int32_t n, larder_error *err) {
     if (backend_rmsnorm(c->be, c->x, l->ffn_norm.dev, c->xb, n, c->m->hp.dim, c->m->hp.rms_eps, err)) return -1;
     switch (c->m->hp.arch->ffn) {
     case ARCH_FFN_DENSE: return ffn_dense(c, l, n, err);
-    case ARCH_FFN_MOE: return ffn_moe(c, l, n, err);
+    case ARCH_FFN_MOE: return ffn_moe(c, il, n, err);
     }
     return error_set(err, ERR_UNSUPPORTED, "layer %d: feed-forward kind %d is not implemented", il, (int)c->m->hp.arch->ffn);
 }

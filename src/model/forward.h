@@ -60,6 +60,14 @@ void forward_ctx_free(forward_ctx *ctx);
  * -1, ERR_INVALID, nothing computed. */
 int forward_batch(forward_ctx *ctx, const forward_token *tokens, int32_t n, float *logits, larder_error *err);
 
+/* Expert statistics (a measuring hook, off by default): from now on every
+ * mixture-of-experts layer il adds, for each token of a batch, one to
+ * counts[il * n_expert + e] for each expert e it was routed to (the chosen
+ * ids are read back from the backend each layer, which costs a transfer on
+ * an accelerator). counts (n_layers * n_expert) stays the caller's; NULL
+ * turns the hook off. */
+void forward_ctx_count_experts(forward_ctx *ctx, int64_t *counts);
+
 /* forward_batch as a forward_fn (ctx: the forward_ctx). */
 int forward_batch_fn(void *ctx, const forward_token *tokens, int32_t n, float *logits, larder_error *err);
 

@@ -139,6 +139,13 @@ struct backend;
  * the backend must outlive the model's use. */
 int model_upload(model *m, struct backend *be, larder_error *err);
 
+/* Bytes of the stacked expert tensors of every MoE layer (0: dense). */
+size_t model_expert_bytes(const model *m);
+/* Bytes of weights one decode step reads for one token: every matrix but
+ * token_embd (one row of it; all of it when it is also the output), and of
+ * each MoE layer's stacked experts only the n_expert_used chosen ones. */
+size_t model_decode_bytes_per_token(const model *m);
+
 /* KV bytes one token of a sequence needs in every layer with a KV type
  * (kv_pool_row_bytes; 0 for a type or head size the pool refuses). */
 size_t model_kv_bytes_per_token(const model *m, uint32_t kv_type);

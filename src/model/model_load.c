@@ -341,3 +341,22 @@ int model_upload(model *m, backend *be, larder_error *err) {
 size_t model_kv_bytes_per_token(const model *m, uint32_t kv_type) {
     return 2 * (size_t)m->hp.n_layers * (size_t)m->hp.n_kv_heads * kv_pool_row_bytes(kv_type, m->hp.head_dim);
 }
+
+static size_t weight_bytes(const model_weight *w) { return w->data ? (size_t)w->rows * w->row_bytes : 0; }
+
+size_t model_expert_bytes(const model *m) {
+    size_t total = 0;
+    for (int32_t il = 0; il < m->hp.n_layers; il++) {
+        const model_layer *l = &m->layers[il];
+        total += weight_bytes(&l->gate_exps) + weight_bytes(&l->up_exps) + weight_bytes(&l->down_exps);
+    }
+    return total;
+}
+
+size_t model_decode_bytes_per_token(const model *m) {
+    size_t experts = model_expert_bytes(m);
+    size_t total = m->weight_bytes - experts - weight_bytes(&m->tok_embd);
+    total += m->output_tied ? weight_bytes(&m->tok_embd) : m->tok_embd.row_bytes;
+    if (m->hp.n_expert > 0) total += experts / (size_t)m->hp.n_expert * (size_t)m->hp.n_expert_used;
+    return total;
+}

@@ -27,7 +27,12 @@
 // registries point at a sink in this process that fails the test if anything
 // asks it for a package. The @ai-sdk/openai-compatible provider is bundled in
 // the binary (nothing is installed for it).
-import { spawn, spawnSync } from "node:child_process";
+//
+// OPENCODE_MODEL=minimax-m2 (tests/server/test_opencode_minimax.mjs) runs the
+// same two turns against a MiniMax-M2-shaped mixture of experts (2 layers of
+// 8 experts, sigmoid routing) serving MiniMax-M2's own chat template, as the
+// project's origin ran it.
+import { spawn, spawnSync, execFileSync } from "node:child_process";
 import http from "node:http";
 import fs from "node:fs";
 import path from "node:path";
@@ -41,7 +46,18 @@ const MIN_CACHED_RATIO = 0.95; /* the issue's target for the second turn */
 
 // OpenCode's prompts are ~7.3k tokens with Qwen2.5's vocabulary; the model is
 // tiny (dim 64, 2 layers) so that such a prefill takes about a second here.
-const model = makeModel("opencode.gguf", ["--ctx", "32768"]);
+const MODEL_KIND = process.env.OPENCODE_MODEL || "qwen2";
+const SHARED = process.env.SHARED, LARDER = process.env.LARDER;
+function minimaxModel() {
+  const out = path.join(TMP, "opencode-minimax-m2.gguf");
+  if (!fs.existsSync(out))
+    execFileSync(LARDER, ["make-model", "--arch", "minimax-m2", "--vocab", path.join(SHARED, "vocab/ggml-vocab-llama-bpe.gguf"),
+      "--chat-template", path.join(SHARED, "templates/MiniMax-M2.jinja"), "--dim", "64", "--ff", "64", "--heads", "4",
+      "--kv-heads", "2", "--head-dim", "32", "--rot", "16", "--experts", "8", "--experts-used", "2", "--layers", "2",
+      "--ctx", "32768", "--type", "f32", "--seed", "7", "--quiet", "--out", out], { stdio: "inherit" });
+  return out;
+}
+const model = MODEL_KIND === "minimax-m2" ? minimaxModel() : makeModel("opencode.gguf", ["--ctx", "32768"]);
 const srv = await startServer(model, ["--model-name", "tiny", "--kv-memory", "256M", ...(process.env.OPENCODE_SERVE_ARGS || "").split(" ").filter(Boolean)]);
 
 // --- the recording proxy between OpenCode and larder ---
@@ -101,7 +117,7 @@ await new Promise((r) => sink.listen(sinkPort, "127.0.0.1", r));
 const registry = `http://127.0.0.1:${sinkPort}/`;
 
 // --- OpenCode's private home and project ---
-const home = path.join(TMP, "opencode-home"), proj = path.join(TMP, "opencode-project");
+const home = path.join(TMP, `opencode-home-${MODEL_KIND}`), proj = path.join(TMP, `opencode-project-${MODEL_KIND}`);
 const configDir = path.join(home, ".config/opencode");
 fs.mkdirSync(path.join(configDir, "node_modules"), { recursive: true });
 fs.writeFileSync(path.join(configDir, "package-lock.json"),
