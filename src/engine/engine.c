@@ -659,7 +659,6 @@ static void step_run(engine *e) {
     step_cancellations(e);
     admit(e);
     if (e->n_running == 0) return;
-    e->step++;
 
     /* Pages for what this step computes (the decode token may open a page). */
     for (int i = 0; i < e->cfg.parallel; i++) {
@@ -671,11 +670,12 @@ static void step_run(engine *e) {
     }
     int32_t n_logits = 0;
     int32_t n = step_build_batch(e, &n_logits);
-    if (n == 0) { /* every running sequence waits for its reader: nap, do not spin */
+    if (n == 0) { /* every running sequence waits for its reader: nap, do not spin (not a step) */
         struct timespec nap = {0, 2 * 1000 * 1000};
         nanosleep(&nap, NULL);
         return;
     }
+    e->step++;
     larder_error err = {0};
     if (e->cfg.forward(e->cfg.forward_ctx, e->items, n, e->logits, &err)) {
         log_error("forward pass failed: %s", err.message);

@@ -404,6 +404,13 @@ static void test_small_request_is_not_starved_by_n16(void **state) {
     if (engine_submit(e, &jb, big_ch, &err)) fail_msg("submit: %s", err.message);
     for (int i = 0; i < 5000 && engine_get_stats(e).running < 4; i++) usleep(1000);
     assert_int_equal(engine_get_stats(e).running, 4);
+    /* nobody reads the big request: once its backlog is full its choices
+     * pause (still holding every slot) and the engine stops counting steps,
+     * so the count below is the small request's own, however busy the
+     * machine is between here and its submission */
+    for (int i = 0; i < 5000 && channel_backlog(big_ch) < 256; i++) usleep(1000);
+    usleep(20 * 1000);
+    assert_int_equal(engine_get_stats(e).running, 4);
     int64_t t0 = engine_steps(e);
     fill_prompt(small_prompt, 20, 23); /* not cached */
     run_job(e, small_prompt, 20, 4, 1, small);
