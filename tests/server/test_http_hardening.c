@@ -193,6 +193,8 @@ static void test_slow_loris_does_not_lock_out(void **state) {
     int64_t took = now_ms() - t0;
     if (!strstr(out, "HTTP/1.1 200")) fail_msg("normal client not served during the slow loris: '%.200s'", out);
     if (took > 1000) fail_msg("normal client answered after %lld ms (> 1000)", (long long)took);
+    print_message("%d slow-loris connections: a normal client answered in %lld ms; %ld connection threads\n", LORIS,
+                  (long long)took, threads_during - threads_before);
     /* Threads: at most the limit plus the accept slack, whatever the number of attackers. */
     long extra_threads = threads_during - threads_before;
     if (extra_threads > LORIS_MAX_CONNECTIONS + 256 + 8)
