@@ -5,17 +5,21 @@
 #   THREADS=2 REPS=3 bash bench/run.sh     # engine: prefill/decode vs libllama
 #   BENCH=replay bash bench/run.sh         # server: bench/agent_replay.mjs (cache on/off/tight)
 #
-# Engine benchmark: random-weight TinyLlama-1.1B-shaped files written by
-# `larder make-model --preset tinyllama-1.1b` in Q4_K_M and Q8_0. For each
+# Engine benchmark: random-weight files written by `larder make-model`:
+# TinyLlama-1.1B-shaped (--preset tinyllama-1.1b) in Q4_K_M and Q8_0, and a
+# Qwen3-30B-A3B-shaped mixture of experts cut to 8 of its 48 layers
+# (--preset qwen3-30b-a3b --layers 8) in Q4_K_M. FILES picks some of them
+# (default "tinyllama-q4_k_m tinyllama-q8_0 qwen3moe8-q4_k_m"). For each
 # file, REPS rounds, each running llama.cpp (tools/llama/llama_min bench:
 # libllama from node-llama-cpp, called from C) and then larder bench, both the
-# llama-bench way (one prompt batch of 512 tokens; 128 generation steps of
-# one token). Rounds alternate the two engines so that a burst of load on a
-# shared machine hits both; the summary keeps each engine's best round. Also
-# measured: memory read bandwidth with THREADS threads (bench/bandwidth.c),
-# and the bandwidth decode reaches = decode tok/s x bytes of weights read per
-# token (every weight tensor but token_embd, of which one row is read; the
-# whole of it when the output is tied to it).
+# llama-bench way (one prompt batch of 512 tokens, 256 for the MoE file; 128
+# generation steps of one token). Rounds alternate the two engines so that a
+# burst of load on a shared machine hits both; the summary keeps each
+# engine's best round. Also measured: memory read bandwidth with THREADS
+# threads (bench/bandwidth.c), and the bandwidth decode reaches = decode
+# tok/s x bytes of weights read per token as larder bench reports them
+# (every matrix but token_embd, of which one row is read — all of it when
+# the output is tied to it — and of the stacked experts only the chosen).
 #
 # Output: one JSON line per measurement, then a summary table (markdown) for
 # bench/RESULTS.md. Environment: LARDER (default build/larder), LLAMA_MIN
@@ -45,19 +49,23 @@ if [ "${BENCH:-engine}" = engine ]; then
   : >"$log"
   bw=$("${PIN[@]}" "$BANDWIDTH" "$THREADS" 1024)
   echo "{\"bandwidth\":$bw}" | tee -a "$log"
-  for t in q4_k_m q8_0; do
-    f="$OUT/tinyllama-$t.gguf"
-    [ -f "$f" ] || "$LARDER" make-model --preset tinyllama-1.1b --type $t --out "$f" --quiet
+  for name in ${FILES:-tinyllama-q4_k_m tinyllama-q8_0 qwen3moe8-q4_k_m}; do
+    f="$OUT/$name.gguf"
+    case $name in
+      tinyllama-*) make=(--preset tinyllama-1.1b --type "${name#tinyllama-}"); prompt=512;;
+      qwen3moe8-*) make=(--preset qwen3-30b-a3b --layers 8 --type "${name#qwen3moe8-}"); prompt=256;;
+      *) echo "bench/run.sh: unknown file $name" >&2; exit 1;;
+    esac
+    [ -f "$f" ] || "$LARDER" make-model "${make[@]}" --out "$f" --quiet
     # Bytes of weights one decode step reads (see the header comment).
-    per_tok=$("$LARDER" gguf-info "$f" | awk '
-      $1 ~ /\.weight$/ && $(NF) == "bytes" { b = $(NF-1); total += b; if ($1 == "token_embd.weight") embd = b; if ($1 == "output.weight") out = 1 }
-      END { printf "%d\n", out ? total - embd : total }')
-    echo "{\"file\":\"tinyllama-$t\",\"file_bytes\":$(stat -c %s "$f"),\"decode_bytes_per_token\":$per_tok}" | tee -a "$log"
+    per_tok=$("$LARDER" bench --model "$f" --threads "$THREADS" --prompt-tokens 1 --gen-tokens 1 --json |
+              sed 's/.*"decode_bytes_per_token":\([0-9]*\).*/\1/')
+    echo "{\"file\":\"$name\",\"file_bytes\":$(stat -c %s "$f"),\"decode_bytes_per_token\":$per_tok,\"prompt_tokens\":$prompt}" | tee -a "$log"
     for r in $(seq "$REPS"); do
-      l=$("${PIN[@]}" "$LLAMA_MIN" bench --model "$f" --threads "$THREADS" --prompt-tokens 512 --gen-tokens 128 --json)
-      echo "{\"file\":\"tinyllama-$t\",\"round\":$r,\"engine\":\"llama.cpp\",\"result\":$l}" | tee -a "$log"
-      g=$("${PIN[@]}" "$LARDER" bench --model "$f" --threads "$THREADS" --prompt-tokens 512 --gen-tokens 128 --json)
-      echo "{\"file\":\"tinyllama-$t\",\"round\":$r,\"engine\":\"larder\",\"result\":$g}" | tee -a "$log"
+      l=$("${PIN[@]}" "$LLAMA_MIN" bench --model "$f" --threads "$THREADS" --prompt-tokens $prompt --gen-tokens 128 --json)
+      echo "{\"file\":\"$name\",\"round\":$r,\"engine\":\"llama.cpp\",\"result\":$l}" | tee -a "$log"
+      g=$("${PIN[@]}" "$LARDER" bench --model "$f" --threads "$THREADS" --prompt-tokens $prompt --gen-tokens 128 --json)
+      echo "{\"file\":\"$name\",\"round\":$r,\"engine\":\"larder\",\"result\":$g}" | tee -a "$log"
     done
   done
   echo "# load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
