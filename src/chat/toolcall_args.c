@@ -111,6 +111,10 @@ static unsigned param_types(const toolcall_tools *t, const char *fn_name, const 
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
 
+bool toolcall_args_is_text(const toolcall_tools *t, const char *fn, const char *param) {
+    return param_types(t, fn, param) == T_STRING;
+}
+
 int toolcall_args_append_value(const toolcall_tools *t, const char *fn, const char *param,
                                const char *v, size_t n, strbuf *out) {
     unsigned types = param_types(t, fn, param);

@@ -37,6 +37,11 @@ bool toolcall_tools_has(const toolcall_tools *t, const char *name, size_t len);
 int toolcall_args_append_value(const toolcall_tools *t, const char *fn, const char *param,
                                const char *v, size_t n, strbuf *out);
 
+/* True when fn's parameter param is typed "string" alone: its bare-text
+ * value is always written as a JSON string of the text (what
+ * toolcall_args_append_value does for it), so it can be sent piece by piece. */
+bool toolcall_args_is_text(const toolcall_tools *t, const char *fn, const char *param);
+
 /* Writes prefix followed by n_random characters from [A-Za-z0-9] into
  * out (cap bytes, NUL-terminated, truncated to fit), advancing the
  * splitmix64 state *rng. */

@@ -115,7 +115,7 @@ int tc_pending_add(toolcall_parser *p, char *name, char *args) {
     pending_call *q = tc_grow(p->pend, &p->cap_pend, p->n_pend + 1, sizeof *q, &p->oom);
     if (!q || !name || !args) { free(name); free(args); return -1; }
     p->pend = q;
-    p->pend[p->n_pend++] = (pending_call){name, args};
+    p->pend[p->n_pend++] = (pending_call){name, args, NPOS};
     return 0;
 }
 
@@ -139,7 +139,7 @@ static int json_call_parse(toolcall_parser *p, const char *s, size_t a, size_t b
     int r;
     if (tjson_value_end(s, b, a) != b || s[a] != '{') return -1;
     while ((r = tjson_object_next(s, b, &i, &first, &k0, &k1, &v0, &v1)) == 1) {
-        if (key_is(s, k0, k1, "name")) name = (span){v0, v1};
+        if (key_is(s, k0, k1, "name") || key_is(s, k0, k1, "tool_name")) name = (span){v0, v1};   /* tool_name: Cohere */
         else if (key_is(s, k0, k1, "arguments") || key_is(s, k0, k1, "parameters")) args = (span){v0, v1};
     }
     if (r < 0 || name.a == NPOS || s[name.a] != '"') return -1;
@@ -172,6 +172,7 @@ bool tc_begin_json(toolcall_parser *p, size_t i, int next) {
     p->json_is_array = p->buf.data[i] == '[';
     p->cur = i;
     p->sub = next;
+    tc_jstream_begin(p);
     return true;
 }
 
@@ -179,6 +180,7 @@ bool tc_feed_json(toolcall_parser *p, size_t *end, bool *failed) {
     size_t bad = 0;
     size_t e = tjson_scan_feed(&p->js, p->buf.data, p->cur, p->buf.len, &bad);
     *failed = false;
+    tc_jstream_run(p, e == TJSON_SCAN_MORE ? p->buf.len : e == TJSON_BAD ? bad : e);
     if (e == TJSON_SCAN_MORE) { p->cur = p->buf.len; return false; }
     if (e == TJSON_BAD) { *failed = true; *end = bad; return false; }
     *end = e;
@@ -202,7 +204,8 @@ bool tc_push_xcall(toolcall_parser *p, span name) {
     xml_call *q = tc_grow(p->xcalls, &p->cap_xcalls, p->n_xcalls + 1, sizeof *q, &p->oom);
     if (!q) return false;
     p->xcalls = q;
-    p->xcalls[p->n_xcalls++] = (xml_call){name, p->n_params, 0};
+    p->xcalls[p->n_xcalls++] = (xml_call){name, p->n_params, 0, NPOS};
+    tc_stream_xcall_begin(p);
     return true;
 }
 
@@ -254,6 +257,7 @@ static int xml_calls_build(toolcall_parser *p) {
         if (out.failed) p->oom = true;
         char *args = strbuf_take(&out);
         if (tc_pending_add(p, fn, args) != 0) return -1;
+        p->pend[p->n_pend - 1].call = xc->call;
     }
     return 0;
 }
@@ -276,7 +280,12 @@ bool tc_step_param_or_end(toolcall_parser *p, const char *open, const char *end,
 bool tc_step_param_value(toolcall_parser *p, const char *close, int next_sub) {
     size_t hold = 0;
     size_t pos = tc_find_from(p, p->cur, close, &hold);
-    if (pos == NPOS) { p->cur = hold; return false; }
+    if (pos == NPOS) {
+        p->cur = hold;
+        tc_stream_param(p, hold, false);
+        return false;
+    }
+    tc_stream_param(p, pos, true);
     if (!tc_push_param(p, p->key, (span){p->val_a, pos})) return tc_block_fail(p, pos);
     p->cur = pos + strlen(close);
     p->sub = next_sub;
@@ -285,6 +294,7 @@ bool tc_step_param_value(toolcall_parser *p, const char *close, int next_sub) {
 
 bool tc_xml_block_close(toolcall_parser *p, size_t i) {
     size_t end = i + strlen(p->fmt.call_close);
+    tc_stream_xcall_end(p);
     if (p->n_xcalls == 0 || xml_calls_build(p) != 0) return tc_block_fail(p, end);
     return tc_block_done(p, end);
 }
@@ -294,34 +304,54 @@ void tc_block_reset(toolcall_parser *p) {
     p->n_params = 0;
     p->n_xcalls = 0;
     memset(&p->js, 0, sizeof p->js);
+    p->block_calls = p->n_calls;
+    p->stream_call = p->stream_key_a = NPOS;
+    p->stream_members = 0;
+    p->stream_json = false;
+    strbuf_reset(&p->stream_args);
+    p->jrec = JREC_OFF;
+    p->jcall = NPOS;
 }
 
 bool tc_block_fail(toolcall_parser *p, size_t at) {
+    bool committed = tc_stream_abort(p);
     tc_block_reset(p);
     p->state = ST_CONTENT;
     p->cur = at;
+    /* A committed call is a call: the block's bytes up to the failure go with it. */
+    if (committed) tc_consume(p, at);
     return true;
 }
 
-bool tc_block_done(toolcall_parser *p, size_t end) {
-    if (p->n_pend == 0 || p->n_calls + p->n_pend > TOOLCALL_MAX_CALLS) return tc_block_fail(p, end);
-    toolcall_call *c = tc_grow(p->calls, &p->cap_calls, p->n_calls + p->n_pend, sizeof *c, &p->oom);
-    if (!c) return tc_block_fail(p, end);
+size_t tc_call_open(toolcall_parser *p, const char *name, size_t n) {
+    toolcall_call *c = tc_grow(p->calls, &p->cap_calls, p->n_calls + 1, sizeof *c, &p->oom);
+    if (!c) return NPOS;
     p->calls = c;
+    char id[40];
+    if (p->fmt.syntax == TOOLCALL_MISTRAL) toolcall_id_make(id, sizeof id, "", 9, &p->rng);
+    else toolcall_id_make(id, sizeof id, "call_", 24, &p->rng);
+    char *idc = tc_dup_n(id, strlen(id), &p->oom), *nm = tc_dup_n(name, n, &p->oom);
+    if (!idc || !nm) { free(idc); free(nm); return NPOS; }
+    size_t index = p->n_calls++;
+    p->calls[index] = (toolcall_call){idc, nm, NULL};
+    tc_event_push(p, TOOLCALL_EVENT_CALL_START, index, "", 0);
+    return index;
+}
+
+bool tc_block_done(toolcall_parser *p, size_t end) {
+    if (p->jcall != NPOS && p->n_pend == 1) p->pend[0].call = p->jcall;   /* streamed while parsed */
+    size_t fresh = 0;   /* pending calls that did not stream */
+    for (size_t i = 0; i < p->n_pend; i++) fresh += p->pend[i].call == NPOS;
+    if (p->n_pend == 0 || p->n_calls + fresh > TOOLCALL_MAX_CALLS) return tc_block_fail(p, end);
     for (size_t i = 0; i < p->n_pend; i++) {
-        char id[40];
-        if (p->fmt.syntax == TOOLCALL_MISTRAL) toolcall_id_make(id, sizeof id, "", 9, &p->rng);
-        else toolcall_id_make(id, sizeof id, "call_", 24, &p->rng);
-        char *idc = tc_dup_n(id, strlen(id), &p->oom);
-        if (!idc) return tc_block_fail(p, end);
-        size_t index = p->n_calls;
-        p->calls[p->n_calls++] = (toolcall_call){idc, p->pend[i].name, p->pend[i].args};
-        p->pend[i].name = p->pend[i].args = NULL;
-        tc_event_push(p, TOOLCALL_EVENT_CALL_START, index, "", 0);
+        if (p->pend[i].call != NPOS) continue;   /* already sent, arguments and all */
+        size_t index = tc_call_open(p, p->pend[i].name, strlen(p->pend[i].name));
+        if (index == NPOS) return tc_block_fail(p, end);
+        p->calls[index].arguments = p->pend[i].args;
+        p->pend[i].args = NULL;
         const char *args = p->calls[index].arguments;
         tc_event_push(p, TOOLCALL_EVENT_CALL_ARGS, index, args, strlen(args));
     }
-    p->n_pend = 0;
     tc_block_reset(p);
     tc_consume(p, end);
     p->state = p->fmt.syntax == TOOLCALL_LLAMA3_JSON ? ST_LLAMA_NEXT : ST_CONTENT;

@@ -33,8 +33,10 @@ enum toolcall_state { ST_START, ST_REASONING, ST_ANSWER, ST_CONTENT, ST_BLOCK, S
 
 typedef struct span { size_t a, b; } span;          /* [a, b) in buf */
 typedef struct xml_param { span key, val; } xml_param;
-typedef struct xml_call { span name; size_t first_param, n_params; } xml_call;
-typedef struct pending_call { char *name; char *args; } pending_call;
+/* call: the parser's call index once its arguments stream (NPOS before). */
+typedef struct xml_call { span name; size_t first_param, n_params, call; } xml_call;
+/* call: as xml_call's, for a call that was streamed while its block was parsed. */
+typedef struct pending_call { char *name; char *args; size_t call; } pending_call;
 
 enum { CH_CONTENT, CH_REASONING };
 typedef struct channel {
@@ -69,6 +71,35 @@ struct toolcall_parser {
     xml_call *xcalls; size_t n_xcalls, cap_xcalls;
     pending_call *pend; size_t n_pend, cap_pend;
 
+    /* streaming an XML-style call's arguments while its block is parsed
+     * (toolcall_stream.c) */
+    size_t block_calls;        /* n_calls when the block began: later calls were committed by it */
+    size_t stream_call;        /* the call whose arguments are being written; NPOS: none */
+    strbuf stream_args;        /* its arguments so far (every byte also sent as CALL_ARGS) */
+    size_t stream_members;     /* members written into it */
+    size_t stream_key_a;       /* key.a of the parameter being streamed; NPOS: none */
+    int stream_mode;           /* that parameter: STREAM_SKIP, STREAM_TEXT, STREAM_TYPED */
+    bool stream_trimmed;       /* STREAM_TEXT: its leading newline is decided */
+    size_t stream_lead;        /* STREAM_TEXT: bytes trimmed at its start (0 or 1) */
+    size_t stream_done;        /* STREAM_TEXT: raw value bytes sent (after the trim) */
+    bool stream_json;          /* the streamed call is a JSON-style one (below) */
+    /* streaming a JSON-style call: {"name": N, "arguments"|"parameters": {..}}
+     * recognised up to its arguments object, which is then validated as it comes */
+    int jrec;                  /* the recognizer's step; JREC_OFF: not streaming */
+    size_t jcur;               /* its scan position in buf */
+    size_t jlit;               /* bytes of the expected literal matched */
+    span jname;                /* the function name (between its quotes) */
+    size_t jkey_a;             /* the second key's first byte */
+    size_t jargs_a;            /* the arguments object's first byte */
+    size_t jsent;              /* its bytes sent */
+    size_t jcall;              /* the call it committed; NPOS: none */
+    tjson_stream jst;
+    /* Gemma 4's argument syntax converted to JSON as it comes (toolcall_syntax_gemma.c) */
+    strbuf gconv;              /* the JSON so far */
+    size_t gcur;               /* scan position in buf */
+    char gstack[TJSON_MAX_DEPTH];
+    int gdepth;
+
     channel ch[2];
     toolcall_call *calls; size_t n_calls, cap_calls;
 
@@ -88,8 +119,11 @@ extern const toolcall_syntax_ops toolcall_syntax_hermes;   /* toolcall_syntax_he
 extern const toolcall_syntax_ops toolcall_syntax_xml;      /* toolcall_syntax_xml.c */
 extern const toolcall_syntax_ops toolcall_syntax_llama3;   /* toolcall_syntax_llama3.c */
 extern const toolcall_syntax_ops toolcall_syntax_mistral;  /* toolcall_syntax_mistral.c */
-extern const toolcall_syntax_ops toolcall_syntax_minimax;  /* toolcall_syntax_minimax.c */
+extern const toolcall_syntax_ops toolcall_syntax_minimax;  /* toolcall_syntax_minimax.c: MiniMax-M2, DeepSeek V3.2 DSML */
 extern const toolcall_syntax_ops toolcall_syntax_glm;      /* toolcall_syntax_glm.c */
+extern const toolcall_syntax_ops toolcall_syntax_gemma;    /* toolcall_syntax_gemma.c: Gemma 4 */
+extern const toolcall_syntax_ops toolcall_syntax_harmony;  /* toolcall_syntax_harmony.c: gpt-oss */
+extern const toolcall_syntax_ops toolcall_syntax_section;  /* toolcall_syntax_section.c: Kimi K2, DeepSeek V3.1 */
 
 /* ---- memory */
 
@@ -151,6 +185,46 @@ bool tc_step_param_value(toolcall_parser *p, const char *close, int next_sub);
 /* The block's close marker sits at buf[i]: its XML-style calls are built
  * and the block ends (done, or failed when no call is valid). */
 bool tc_xml_block_close(toolcall_parser *p, size_t i);
+
+/* ---- streaming calls (toolcall_stream.c)
+ *
+ * An XML-style call is committed as soon as its function name is parsed and
+ * is one of the tools: CALL_START goes out, then its arguments object in
+ * fragments — "{", each parameter as it is parsed (a string-typed value's
+ * text as it arrives, escaped; other types whole when the parameter closes),
+ * "}" when the next call starts or the block closes. The bytes are the ones
+ * the whole-block conversion (xml_calls_build) writes. A committed call stays
+ * a call: if its block fails later (or the output ends inside it), its
+ * arguments are closed where they stand and the block's bytes up to the
+ * failure are dropped. */
+enum { STREAM_SKIP, STREAM_TEXT, STREAM_TYPED };
+
+/* A new call (id made here, arguments NULL until finalized) and its
+ * CALL_START event; NPOS when out of memory. */
+size_t tc_call_open(toolcall_parser *p, const char *name, size_t n);
+/* After tc_push_xcall: closes the previous streamed call, commits the new one. */
+void tc_stream_xcall_begin(toolcall_parser *p);
+/* Closes the streamed call (its "}") and finalizes its arguments. */
+void tc_stream_xcall_end(toolcall_parser *p);
+/* The current parameter's value is known up to buf[end] (closed: it ends there). */
+void tc_stream_param(toolcall_parser *p, size_t end, bool closed);
+/* The block failed or ended unfinished: closes the streamed call where it
+ * stands. True when the block committed any call. */
+bool tc_stream_abort(toolcall_parser *p);
+
+/* JSON-style calls (Hermes, Llama 3, Mistral's array form): tc_begin_json
+ * starts the recognizer on a single object; tc_feed_json runs it over the
+ * bytes it scanned. A call commits when `{"name": N, "arguments": {` (or
+ * "parameters") has been read with N one of the tools; its arguments are
+ * sent up to the validator's safe point. Mistral's N[ARGS]{..} commits at
+ * the '{' (tc_jstream_args). At tc_block_done the committed call is the
+ * block's one pending call. */
+enum { JREC_OFF = -1 };
+void tc_jstream_begin(toolcall_parser *p);
+void tc_jstream_args(toolcall_parser *p, span name);
+void tc_jstream_run(toolcall_parser *p, size_t upto);
+/* The streamed JSON arguments are complete: the call is finalized. */
+void tc_stream_json_done(toolcall_parser *p);
 
 /* ---- ending the block */
 

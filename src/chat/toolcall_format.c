@@ -26,19 +26,33 @@ static bool rule_matches(const marker_rule *r, const char *t) {
  * specific markers come first (Qwen3-Coder's XML also contains <tool_call>,
  * Hermes-on-Llama templates also contain "parameters"). Functionary v3.1
  * also has <|python_tag|> but writes <function=…>: excluded from Llama 3. */
+static const char *const HARMONY_DROP[] = {"<|start|>assistant", "<|channel|>final<|message|>",
+                                           "<|channel|>commentary<|message|>", "<|end|>", "<|return|>", NULL};
+static const char *const COHERE_DROP[] = {"<|START_RESPONSE|>", "<|END_RESPONSE|>", NULL};
+
 static const struct {
     marker_rule when;
     toolcall_syntax syntax;
     const char *call_open, *call_close;
+    const char *const *drop;
 } SYNTAX_RULES[] = {
-    {{{"<minimax:tool_call>"}, NULL}, TOOLCALL_MINIMAX, "<minimax:tool_call>", "</minimax:tool_call>"},
-    {{{"<seed:tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<seed:tool_call>", "</seed:tool_call>"},
-    {{{"<tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<tool_call>", "</tool_call>"},
-    {{{"[TOOL_CALLS]"}, NULL}, TOOLCALL_MISTRAL, "[TOOL_CALLS]", ""},
-    {{{"<tool_call>", "<arg_key>"}, NULL}, TOOLCALL_GLM, "<tool_call>", "</tool_call>"},
-    {{{"<tool_call>"}, NULL}, TOOLCALL_HERMES, "<tool_call>", "</tool_call>"},
-    {{{"<|python_tag|>"}, "<function="}, TOOLCALL_LLAMA3_JSON, "", ""},
-    {{{"<|start_header_id|>", "\"parameters\": "}, "<function="}, TOOLCALL_LLAMA3_JSON, "", ""},
+    {{{"<|tool_call>", "<tool_call|>"}, NULL}, TOOLCALL_GEMMA, "<|tool_call>call:", "<tool_call|>", NULL},
+    {{{"<|channel|>", "<|call|>", "functions."}, NULL}, TOOLCALL_HARMONY, " to=functions.", "<|call|>", HARMONY_DROP},
+    {{{"<|START_ACTION|>", "<|END_ACTION|>"}, NULL}, TOOLCALL_COMMAND_R, "<|START_ACTION|>", "<|END_ACTION|>", COHERE_DROP},
+    {{{"<minimax:tool_call>"}, NULL}, TOOLCALL_MINIMAX, "<minimax:tool_call>", "</minimax:tool_call>", NULL},
+    {{{"\xef\xbd\x9c" "DSML" "\xef\xbd\x9c", "function_calls"}, NULL}, TOOLCALL_DSML,
+     "<\xef\xbd\x9c" "DSML" "\xef\xbd\x9c" "function_calls>", "</\xef\xbd\x9c" "DSML" "\xef\xbd\x9c" "function_calls>", NULL},
+    {{{"<|tool_calls_section_begin|>"}, NULL}, TOOLCALL_KIMI, "<|tool_calls_section_begin|>", "<|tool_calls_section_end|>", NULL},
+    {{{"<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>", "<\xef\xbd\x9ctool\xe2\x96\x81sep\xef\xbd\x9c>"}, "```json"},
+     TOOLCALL_DEEPSEEK, "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>",
+     "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "end\xef\xbd\x9c>", NULL},
+    {{{"<seed:tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<seed:tool_call>", "</seed:tool_call>", NULL},
+    {{{"<tool_call>", "<function=", "<parameter="}, NULL}, TOOLCALL_XML_FUNCTION, "<tool_call>", "</tool_call>", NULL},
+    {{{"[TOOL_CALLS]"}, NULL}, TOOLCALL_MISTRAL, "[TOOL_CALLS]", "", NULL},
+    {{{"<tool_call>", "<arg_key>"}, NULL}, TOOLCALL_GLM, "<tool_call>", "</tool_call>", NULL},
+    {{{"<tool_call>"}, NULL}, TOOLCALL_HERMES, "<tool_call>", "</tool_call>", NULL},
+    {{{"<|python_tag|>"}, "<function="}, TOOLCALL_LLAMA3_JSON, "", "", NULL},
+    {{{"<|start_header_id|>", "\"parameters\": "}, "<function="}, TOOLCALL_LLAMA3_JSON, "", "", NULL},
 };
 
 /* The reasoning markers, first match wins. */
@@ -46,6 +60,9 @@ static const struct {
     marker_rule when;
     const char *think_open, *think_close;
 } THINK_RULES[] = {
+    {{{"<|channel>thought", "<channel|>"}, NULL}, "<|channel>thought", "<channel|>"},
+    {{{"<|channel|>analysis<|message|>"}, NULL}, "<|channel|>analysis<|message|>", "<|end|>"},
+    {{{"<|START_THINKING|>", "<|END_THINKING|>"}, NULL}, "<|START_THINKING|>", "<|END_THINKING|>"},
     {{{"<seed:think>"}, NULL}, "<seed:think>", "</seed:think>"},
     {{{"<mm:think>"}, NULL}, "<mm:think>", "</mm:think>"},
     {{{"[THINK]", "[/THINK]"}, NULL}, "[THINK]", "[/THINK]"},
@@ -54,13 +71,14 @@ static const struct {
 };
 
 toolcall_format toolcall_format_from_template(const char *t) {
-    toolcall_format f = {TOOLCALL_NONE, "", "", NULL, NULL};
+    toolcall_format f = {TOOLCALL_NONE, "", "", NULL, NULL, NULL};
     if (!t) return f;
     for (size_t i = 0; i < sizeof SYNTAX_RULES / sizeof SYNTAX_RULES[0]; i++) {
         if (!rule_matches(&SYNTAX_RULES[i].when, t)) continue;
         f.syntax = SYNTAX_RULES[i].syntax;
         f.call_open = SYNTAX_RULES[i].call_open;
         f.call_close = SYNTAX_RULES[i].call_close;
+        f.drop = SYNTAX_RULES[i].drop;
         break;
     }
     for (size_t i = 0; i < sizeof THINK_RULES / sizeof THINK_RULES[0]; i++) {
@@ -90,6 +108,12 @@ const char *toolcall_syntax_name(toolcall_syntax s) {
     case TOOLCALL_MISTRAL: return "mistral";
     case TOOLCALL_MINIMAX: return "minimax";
     case TOOLCALL_GLM: return "glm";
+    case TOOLCALL_KIMI: return "kimi";
+    case TOOLCALL_DEEPSEEK: return "deepseek";
+    case TOOLCALL_DSML: return "dsml";
+    case TOOLCALL_HARMONY: return "harmony";
+    case TOOLCALL_COMMAND_R: return "command_r";
+    case TOOLCALL_GEMMA: return "gemma";
     }
     return "unknown";
 }

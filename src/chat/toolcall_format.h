@@ -18,11 +18,22 @@
  *                                                                  Granite 4, MiMo, Bielik, Reka
  *   TOOLCALL_LLAMA3_JSON   <|python_tag|>, or a Llama 3 header     Llama 3.1/3.2/3.3
  *                          with "parameters":
- *   TOOLCALL_NONE          anything else (Kimi, DeepSeek, gpt-oss channels,
- *                          functionary, Command-R, Gemma 4 ...): all output is content
+ *   TOOLCALL_KIMI          <|tool_calls_section_begin|>            Kimi K2 (Instruct, Thinking)
+ *   TOOLCALL_DEEPSEEK      <｜tool▁calls▁begin｜> with <｜tool▁sep｜>   DeepSeek V3.1 (not R1's
+ *                          and no ```json                          "function<｜tool▁sep｜>N ```json")
+ *   TOOLCALL_DSML          ｜DSML｜ with function_calls             DeepSeek V3.2
+ *   TOOLCALL_HARMONY       <|channel|>, <|call|>, functions.       gpt-oss (harmony: analysis channel =
+ *                                                                  reasoning, commentary to= = calls,
+ *                                                                  final = content)
+ *   TOOLCALL_COMMAND_R     <|START_ACTION|>                        Command R7B, Command A (Cohere2)
+ *   TOOLCALL_GEMMA         <|tool_call> and <tool_call|>           Gemma 4
+ *   TOOLCALL_NONE          anything else (functionary, Command R+'s "Action: ```json",
+ *                          Gemma 2/3 ...): all output is content
  *
  * Reasoning markers: <think>…</think>, <seed:think>…</seed:think> (Seed-OSS),
- * [THINK]…[/THINK] (Ministral reasoning), <mm:think>…</mm:think> (MiniMax-M3).
+ * [THINK]…[/THINK] (Ministral reasoning), <mm:think>…</mm:think> (MiniMax-M3),
+ * <|START_THINKING|>…<|END_THINKING|> (Cohere), <|channel|>analysis<|message|>…<|end|>
+ * (gpt-oss), <|channel>thought…<channel|> (Gemma 4).
  * Whether the output *begins* inside reasoning depends on the rendered
  * prompt (Qwen3.5, MiniMax-M2 and the R1 distills end the generation prompt
  * with "<think>\n"; with enable_thinking=false they close it again), so that
@@ -42,6 +53,12 @@ typedef enum toolcall_syntax {
     TOOLCALL_MISTRAL,       /* [TOOL_CALLS][{"name":..,"arguments":..}] or [TOOL_CALLS]N[ARGS]{..} */
     TOOLCALL_MINIMAX,       /* <minimax:tool_call><invoke name="N"><parameter name="P">V</parameter></invoke></minimax:tool_call> */
     TOOLCALL_GLM,           /* <tool_call>N<arg_key>K</arg_key><arg_value>V</arg_value></tool_call> (newlines allowed) */
+    TOOLCALL_KIMI,          /* <|tool_calls_section_begin|>(<|tool_call_begin|>functions.N:I<|tool_call_argument_begin|>{..}<|tool_call_end|>)+<|tool_calls_section_end|> */
+    TOOLCALL_DEEPSEEK,      /* <｜tool▁calls▁begin｜>(<｜tool▁call▁begin｜>N<｜tool▁sep｜>{..}<｜tool▁call▁end｜>)+<｜tool▁calls▁end｜> */
+    TOOLCALL_HARMONY,       /* gpt-oss: [<|start|>assistant] to=functions.N<|channel|>commentary json<|message|>{..}<|call|> */
+    TOOLCALL_COMMAND_R,     /* <|START_ACTION|>[{"tool_call_id": "0", "tool_name": N, "parameters": {..}}, ..]<|END_ACTION|> */
+    TOOLCALL_GEMMA,         /* <|tool_call>call:N{key:<|"|>text<|"|>,n:3,o:{k:[1,true]}}<tool_call|> */
+    TOOLCALL_DSML,          /* <｜DSML｜function_calls>(<｜DSML｜invoke name="N">(<｜DSML｜parameter name="P" string="..">V</｜DSML｜parameter>)*</｜DSML｜invoke>)+</｜DSML｜function_calls> */
 } toolcall_syntax;
 
 typedef struct toolcall_format {
@@ -50,6 +67,9 @@ typedef struct toolcall_format {
     const char *call_close;   /* marker that closes it; "" where the syntax has none */
     const char *think_open;   /* reasoning markers; NULL when the model has none */
     const char *think_close;
+    const char *const *drop;  /* NULL-terminated markers removed from content (the
+                                 answer's own wrappers: Command-R's <|START_RESPONSE|>,
+                                 gpt-oss's channel headers); NULL: none */
 } toolcall_format;
 
 /* The format for a template's source text (NULL or "" gives TOOLCALL_NONE
@@ -62,7 +82,7 @@ toolcall_format toolcall_format_from_template(const char *template_text);
 bool toolcall_prompt_opens_reasoning(const toolcall_format *fmt, const char *prompt, size_t len);
 
 /* A short stable name for logs and tests: "none", "hermes", "xml_function",
- * "llama3_json", "mistral", "minimax", "glm". */
+ * "llama3_json", "mistral", "minimax", "glm", "kimi", "deepseek", "dsml", "harmony", "command_r", "gemma". */
 const char *toolcall_syntax_name(toolcall_syntax s);
 
 #endif

@@ -6,8 +6,11 @@
  */
 #include "chat/toolcall_json.h"
 
+#include "base/utf8.h"
+
 #include <stdint.h>
 #include <stdlib.h>
+#include <ctype.h>
 #include <string.h>
 
 static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
@@ -253,4 +256,186 @@ size_t tjson_scan_feed(tjson_scan *sc, const char *s, size_t from, size_t n, siz
         }
     }
     return TJSON_SCAN_MORE;
+}
+
+/* ---- the validating stream reader (tjson_stream, see toolcall_json.h) */
+
+enum {
+    JS_VALUE,       /* a value must start here */
+    JS_OBJ_FIRST,   /* after '{': a key or '}' */
+    JS_OBJ_KEY,     /* after ',' in an object: a key */
+    JS_KEY,         /* inside a key string */
+    JS_COLON,       /* after a key */
+    JS_ARR_FIRST,   /* after '[': a value or ']' */
+    JS_STR,         /* inside a string value */
+    JS_NUM,         /* inside a number (sub: NUM_*) */
+    JS_LIT,         /* inside true/false/null (sub: letters matched; lit below) */
+    JS_AFTER,       /* after a value inside a container: ',' or its closer */
+};
+enum { NUM_MINUS, NUM_ZERO, NUM_INT, NUM_DOT, NUM_FRAC, NUM_E, NUM_ESIGN, NUM_EXP };
+
+/* String sub-state, kept in sub: escape progress and UTF-8 continuation bytes due. */
+enum { STR_PLAIN = 0, STR_ESC = 1, STR_U1 = 2 /* .. STR_U1 + 3 */, STR_UTF8 = 16 /* + bytes due */ };
+
+static const char *const js_literals[] = {"true", "false", "null"};
+
+void tjson_stream_init(tjson_stream *st) {
+    memset(st, 0, sizeof *st);
+    st->state = JS_VALUE;
+}
+
+/* A safe cut point at st->pos: the closer is the open string's quote (when
+ * in_string) and the open containers' closing brackets. */
+static void js_safe(tjson_stream *st, bool in_string) {
+    st->safe = st->pos;
+    int k = 0;
+    if (in_string) st->closer[k++] = '"';
+    for (int d = st->depth - 1; d >= 0; d--) st->closer[k++] = st->stack[d] == '{' ? '}' : ']';
+    st->closer_len = k;
+}
+
+/* A value just ended: back in the container (or the whole value is done). */
+static void js_value_end(tjson_stream *st) {
+    if (st->depth == 0) {
+        st->done = true;
+        st->safe = st->pos;
+        st->closer_len = 0;
+        return;
+    }
+    st->state = JS_AFTER;
+    js_safe(st, false);
+}
+
+static bool js_is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* One byte; false when it cannot continue the text. Numbers and literals end
+ * at the first byte that is not theirs, which is then read again (*again). */
+static bool js_byte(tjson_stream *st, char c, bool *again) {
+    unsigned char u = (unsigned char)c;
+    *again = false;
+    switch (st->state) {
+    case JS_VALUE:
+    value:
+        if (js_is_ws(c)) return true;
+        if (c == '{' || c == '[') {
+            if (st->depth >= TJSON_MAX_DEPTH) return false;
+            st->stack[st->depth++] = c;
+            st->state = c == '{' ? JS_OBJ_FIRST : JS_ARR_FIRST;
+            st->pos++;
+            js_safe(st, false);
+            st->pos--;
+            return true;
+        }
+        if (c == '"') { st->state = JS_STR; st->sub = STR_PLAIN; st->pos++; js_safe(st, true); st->pos--; return true; }
+        if (c == '-') { st->state = JS_NUM; st->sub = NUM_MINUS; return true; }
+        if (c >= '0' && c <= '9') { st->state = JS_NUM; st->sub = c == '0' ? NUM_ZERO : NUM_INT; return true; }
+        for (int i = 0; i < 3; i++)
+            if (c == js_literals[i][0]) { st->state = JS_LIT; st->sub = i * 8 + 1; return true; }
+        return false;
+    case JS_ARR_FIRST:
+        if (js_is_ws(c)) return true;
+        if (c == ']') { st->depth--; st->pos++; js_value_end(st); st->pos--; return true; }
+        st->state = JS_VALUE;
+        goto value;
+    case JS_OBJ_FIRST:
+    case JS_OBJ_KEY:
+        if (js_is_ws(c)) return true;
+        if (c == '}' && st->state == JS_OBJ_FIRST) { st->depth--; st->pos++; js_value_end(st); st->pos--; return true; }
+        if (c != '"') return false;
+        st->state = JS_KEY;
+        st->sub = STR_PLAIN;
+        return true;
+    case JS_COLON:
+        if (js_is_ws(c)) return true;
+        if (c != ':') return false;
+        st->state = JS_VALUE;
+        return true;
+    case JS_KEY:
+    case JS_STR: {
+        bool key = st->state == JS_KEY;
+        int sub = st->sub;
+        if (sub >= STR_UTF8) {
+            if ((u & 0xC0) != 0x80) return false;
+            st->sub = sub - 1 == STR_UTF8 ? STR_PLAIN : sub - 1;
+        } else if (sub == STR_ESC) {
+            if (c == 'u') st->sub = STR_U1;
+            else if (strchr("\"\\/bfnrt", c) && c) st->sub = STR_PLAIN;
+            else return false;
+        } else if (sub >= STR_U1 && sub < STR_U1 + 4) {
+            if (!isxdigit(u)) return false;
+            st->sub = sub == STR_U1 + 3 ? STR_PLAIN : sub + 1;
+        } else if (c == '\\') {
+            st->sub = STR_ESC;
+        } else if (c == '"') {
+            if (key) { st->state = JS_COLON; return true; }
+            st->pos++;
+            js_value_end(st);
+            st->pos--;
+            return true;
+        } else if (u < 0x20) {
+            return false;
+        } else if (u >= 0x80) {
+            int len = utf8_sequence_bytes(u);
+            if (len < 2) return false;
+            st->sub = STR_UTF8 + len - 1;
+        }
+        if (!key && st->sub == STR_PLAIN) { st->pos++; js_safe(st, true); st->pos--; }
+        return true;
+    }
+    case JS_NUM: {
+        bool digit = c >= '0' && c <= '9';
+        switch (st->sub) {
+        case NUM_MINUS: if (!digit) return false; st->sub = c == '0' ? NUM_ZERO : NUM_INT; return true;
+        case NUM_DOT: if (!digit) return false; st->sub = NUM_FRAC; return true;
+        case NUM_E: if (c == '+' || c == '-') { st->sub = NUM_ESIGN; return true; } /* fall through */
+        case NUM_ESIGN: if (!digit) return false; st->sub = NUM_EXP; return true;
+        case NUM_INT: case NUM_FRAC: case NUM_EXP:
+            if (digit) return true;
+            /* fall through */
+        case NUM_ZERO:
+            if (c == '.' && (st->sub == NUM_ZERO || st->sub == NUM_INT)) { st->sub = NUM_DOT; return true; }
+            if ((c == 'e' || c == 'E') && st->sub != NUM_EXP) { st->sub = NUM_E; return true; }
+            js_value_end(st);   /* the number ended before this byte */
+            *again = true;
+            return true;
+        }
+        return false;
+    }
+    case JS_LIT: {
+        const char *lit = js_literals[st->sub / 8];
+        int k = st->sub % 8;
+        if (lit[k] == '\0') { js_value_end(st); *again = true; return true; }
+        if (c != lit[k]) return false;
+        st->sub++;
+        if (lit[k + 1] == '\0') { st->pos++; js_value_end(st); st->pos--; }
+        return true;
+    }
+    case JS_AFTER:
+        if (js_is_ws(c)) return true;
+        if (c == ',') { st->state = st->stack[st->depth - 1] == '{' ? JS_OBJ_KEY : JS_VALUE; return true; }
+        if ((c == '}' && st->stack[st->depth - 1] == '{') || (c == ']' && st->stack[st->depth - 1] == '[')) {
+            st->depth--;
+            st->pos++;
+            js_value_end(st);
+            st->pos--;
+            return true;
+        }
+        return false;
+    }
+    return false;
+}
+
+int tjson_stream_feed(tjson_stream *st, const char *s, size_t n) {
+    if (st->bad) return -1;
+    for (size_t i = 0; i < n && !st->done; i++) {
+        bool again;
+        if (!js_byte(st, s[i], &again)) { st->bad = true; return -1; }
+        if (again) {
+            if (st->done) return 1;             /* a top-level number ended: this byte is not its */
+            i--;
+            continue;
+        }
+        st->pos++;
+    }
+    return st->done ? 1 : 0;
 }

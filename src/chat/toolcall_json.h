@@ -68,4 +68,34 @@ typedef struct tjson_scan {
  * byte cannot belong to a JSON text here (then *bad_at is its index). */
 size_t tjson_scan_feed(tjson_scan *sc, const char *s, size_t from, size_t n, size_t *bad_at);
 
+/*
+ * A validating incremental reader for one JSON value, for sending a value
+ * (a tool call's arguments) while it is being generated: fed the text piece
+ * by piece, it checks RFC 8259 byte by byte (strings hold valid UTF-8) and
+ * keeps `safe`, the longest prefix that the text so far can be cut at and
+ * completed by appending `closer` (e.g. `{"a": "xy` + `"}`): after an
+ * opening bracket, inside a string value, after a complete value. Bytes up
+ * to `safe` can be sent at once; if the text then breaks off, sending the
+ * closer makes what was sent a valid value.
+ */
+typedef struct tjson_stream {
+    char stack[TJSON_MAX_DEPTH];   /* open containers: '{' or '[' */
+    int depth;
+    int state, sub;                /* where in the grammar (toolcall_json.c) */
+    size_t pos;                    /* bytes consumed */
+    size_t safe;                   /* see above */
+    char closer[TJSON_MAX_DEPTH + 2];
+    int closer_len;
+    bool done, bad;
+} tjson_stream;
+
+/* Starts reading a value. */
+void tjson_stream_init(tjson_stream *st);
+
+/* Consumes s[0, n) (the next bytes of the text). Returns 1 when the value
+ * ended (st->pos is then just past it; bytes after it are not consumed), 0
+ * when more is needed, -1 when the text cannot be JSON (st->bad; nothing
+ * more is read). */
+int tjson_stream_feed(tjson_stream *st, const char *s, size_t n);
+
 #endif

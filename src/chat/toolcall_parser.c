@@ -74,6 +74,11 @@ static const toolcall_syntax_ops *syntax_ops(toolcall_syntax s) {
     case TOOLCALL_MISTRAL: return &toolcall_syntax_mistral;
     case TOOLCALL_MINIMAX: return &toolcall_syntax_minimax;
     case TOOLCALL_GLM: return &toolcall_syntax_glm;
+    case TOOLCALL_KIMI: case TOOLCALL_DEEPSEEK: return &toolcall_syntax_section;
+    case TOOLCALL_DSML: return &toolcall_syntax_minimax;
+    case TOOLCALL_COMMAND_R: return &toolcall_syntax_hermes;
+    case TOOLCALL_HARMONY: return &toolcall_syntax_harmony;
+    case TOOLCALL_GEMMA: return &toolcall_syntax_gemma;
     case TOOLCALL_NONE: break;
     }
     return NULL;
@@ -93,7 +98,12 @@ static bool block_begin_at(toolcall_parser *p, size_t at) {
 }
 
 static bool step_block(toolcall_parser *p) {
-    if (p->buf.len > TOOLCALL_MAX_BLOCK_BYTES) return tc_block_fail(p, p->buf.len);
+    if (p->buf.len > TOOLCALL_MAX_BLOCK_BYTES) {
+        /* cut at the limit itself, so that a streaming call ends in the same
+         * place however the text was split */
+        tc_jstream_run(p, TOOLCALL_MAX_BLOCK_BYTES);
+        return tc_block_fail(p, TOOLCALL_MAX_BLOCK_BYTES);
+    }
     return p->syntax->step(p);
 }
 
@@ -164,20 +174,36 @@ static bool step_llama_next(toolcall_parser *p) {
     return true;
 }
 
+/* Content up to the next call-open marker (which begins a block) or drop
+ * marker (removed); a suffix that may begin either is held back. */
 static bool step_content(toolcall_parser *p) {
-    const char *open = p->fmt.call_open;
-    if (!calls_active(p) || !open || !*open) {
+    const char *open = calls_active(p) && p->fmt.call_open && *p->fmt.call_open ? p->fmt.call_open : NULL;
+    if (!open && !p->fmt.drop) {
         emit_buf(p, CH_CONTENT, p->buf.len);
         return false;
     }
-    size_t hold = 0;
-    size_t pos = tc_find_from(p, p->cur, open, &hold);
-    if (pos == NPOS) {
+    size_t best = NPOS, best_len = 0, hold = p->buf.len;
+    bool best_is_open = false;
+    for (int k = -1; k == -1 || (p->fmt.drop && p->fmt.drop[k]); k++) {
+        const char *m = k < 0 ? open : p->fmt.drop[k];
+        if (!m) continue;
+        size_t h = p->buf.len;
+        size_t pos = tc_find_from(p, p->cur, m, &h);
+        if (pos != NPOS && (best == NPOS || pos < best)) {
+            best = pos;
+            best_len = strlen(m);
+            best_is_open = k < 0;
+        }
+        if (pos == NPOS && h < hold) hold = h;
+    }
+    if (best == NPOS) {
         emit_buf(p, CH_CONTENT, hold);
         return false;
     }
-    emit_buf(p, CH_CONTENT, pos);
-    return block_begin_at(p, strlen(open));
+    emit_buf(p, CH_CONTENT, best);
+    if (best_is_open) return block_begin_at(p, best_len);
+    tc_consume(p, best_len);
+    return true;
 }
 
 static void run(toolcall_parser *p) {
@@ -216,7 +242,7 @@ static int check_oom(toolcall_parser *p, larder_error *err) {
 toolcall_parser *toolcall_parser_create(const toolcall_parser_options *o, larder_error *err) {
     toolcall_parser *p = calloc(1, sizeof *p);
     if (!p) { error_set(err, ERR_NOMEM, "out of memory creating the output parser"); return NULL; }
-    static const toolcall_format plain = {TOOLCALL_NONE, "", "", NULL, NULL};
+    static const toolcall_format plain = {TOOLCALL_NONE, "", "", NULL, NULL, NULL};
     p->fmt = o && o->format ? *o->format : plain;
     p->syntax = syntax_ops(p->fmt.syntax);
     if (!p->fmt.call_open) p->fmt.call_open = "";
@@ -231,6 +257,7 @@ toolcall_parser *toolcall_parser_create(const toolcall_parser_options *o, larder
         p->calls_on = toolcall_tools_count(p->tools) > 0;
     }
     p->state = ST_START;
+    tc_block_reset(p);
     return p;
 }
 
@@ -246,6 +273,8 @@ void toolcall_parser_free(toolcall_parser *p) {
         free(p->calls[i].arguments);
     }
     free(p->calls);
+    strbuf_free(&p->stream_args);
+    strbuf_free(&p->gconv);
     free(p->events);
     strbuf_free(&p->evtext);
     strbuf_free(&p->buf);
@@ -277,6 +306,8 @@ int toolcall_parser_finish(toolcall_parser *p, larder_error *err) {
     if (p->state == ST_REASONING || (p->state == ST_START && p->starts_in_reasoning)) {
         emit_buf(p, CH_REASONING, p->buf.len);
     } else {
+        /* an unfinished block: content, unless it committed calls (they close where they stand) */
+        if (p->state == ST_BLOCK) tc_block_fail(p, p->buf.len);
         tc_block_reset(p);
         emit_buf(p, CH_CONTENT, p->buf.len);
     }

@@ -28,11 +28,25 @@
  *     result.reasoning; each call's argument deltas == its arguments, a JSON
  *     object text.
  *   - Text that may be the start of a marker is held back until resolved.
- *     A tool call is emitted whole (CALL_START, then one CALL_ARGS) when its
- *     block is complete and valid — its closing marker parsed, its JSON valid,
- *     its function one of the request's tools. A block that turns out
- *     malformed (bad JSON, unknown function, unclosed at the end, larger
- *     than TOOLCALL_MAX_BLOCK_BYTES) is emitted as plain content, byte for byte.
+ *     XML-style calls (Qwen3-Coder / Nemotron / Seed, MiniMax-M2, GLM) stream:
+ *     CALL_START as soon as the function name is parsed and is one of the
+ *     request's tools, then the JSON arguments in fragments as the
+ *     parameters arrive (string-typed values as their text comes, other
+ *     types when the parameter closes; toolcall_block.h "streaming calls").
+ *     Such a committed call stays a call: if its block breaks later, or the
+ *     output ends inside it, its arguments are closed where they stand and
+ *     the text from the break on is content. JSON-style calls stream too
+ *     once `{"name": N, "arguments": {` (Hermes, Llama 3 "parameters") or
+ *     Mistral's `N[ARGS]{` is read with N a tool: the arguments go out up to
+ *     the last point where they can be closed (tjson_stream), and broken
+ *     arguments are closed there. Other JSON shapes (arguments first, a JSON
+ *     array of calls, arguments as a string) are emitted whole (CALL_START,
+ *     then one CALL_ARGS) when their block is complete and valid — closing
+ *     marker parsed, JSON valid, function one of the tools. A block that
+ *     commits no call and
+ *     turns out malformed (bad JSON, unknown function, unclosed at the end,
+ *     larger than TOOLCALL_MAX_BLOCK_BYTES) is emitted as plain content,
+ *     byte for byte.
  *   - Reasoning is recognised only at the start of the output (leading
  *     whitespace aside), or from the first byte when starts_in_reasoning; an
  *     unclosed reasoning block is all reasoning. Leading and trailing

@@ -57,7 +57,9 @@ static bool mistral_args_open(toolcall_parser *p) {
     p->cur = i;
     if (i == p->buf.len) return false;
     if (p->buf.data[i] != '{') return tc_block_fail(p, i);
-    return tc_begin_json(p, i, T_JSON);
+    tc_begin_json(p, i, T_JSON);
+    tc_jstream_args(p, p->name);
+    return true;
 }
 
 /* The array of calls, or the one call's arguments object. */

@@ -131,7 +131,7 @@ typedef struct serve_options {
     bool parse_special_in_content;
     uint64_t kv_memory, cache_bytes, max_body;
     double cache_ttl;
-    bool verbose;
+    bool verbose, keep_billing_header;
     uint32_t kv_type;   /* kv_type_name as a KV pool type */
 } serve_options;
 
@@ -200,6 +200,8 @@ static bool serve_parse_options(int argc, char **argv, serve_options *o, int *ex
         CLI_FLOAT("--prompt-cache-ttl", &o->cache_ttl, 0, 1e9, "SECONDS", "idle cached entries older than this go (default: never)"),
         CLI_INT("--max-kv-size", &o->max_kv_size, 0, 1 << 24, "N", "rotating window: a sequence keeps K/V of its first --keep and last N - keep tokens"),
         CLI_INT("--keep", &o->keep, 0, 1 << 24, "N", "with --max-kv-size: tokens kept at the start (default 0)"),
+        CLI_FLAG("--keep-billing-header", &o->keep_billing_header,
+                 "keep Claude Code's x-anthropic-billing-header system block in the prompt (it defeats the prompt cache)"),
         CLI_FLAG("--verbose", &o->verbose, "debug logging"),
     };
     bool done;
@@ -293,6 +295,7 @@ static server_app *serve_app_create(const serve_options *o, engine *eng, const t
     app->created_unix_s = timing_unix_s();
     app->max_n = (int32_t)o->max_n;
     app->parse_special_in_content = o->parse_special_in_content;
+    app->keep_billing_header = o->keep_billing_header;
     metrics_init(&app->metrics);
     return app;
 }

@@ -19,7 +19,9 @@
 #include "base/log.h"
 #include "base/timing.h"
 #include "chat/toolcall_parser.h"
+#include "server/anthropic_messages.h"
 #include "server/openai_request.h"
+#include "server/openai_responses.h"
 #include "server/stop_matcher.h"
 #include "tokenizer/detok.h"
 #include "tokenizer/tokenizer.h"
@@ -155,11 +157,23 @@ static void gen_free(gen_state *g) {
 
 /* Chat: feeds the text released since the last call to the tool-call /
  * reasoning parser and turns its events into stream deltas. */
+static void chat_parse_events(choice_state *c);
+
 static void chat_parse(choice_state *c, bool finish) {
     if (!c->tp) return;
-    if (c->fresh.len) toolcall_parser_feed(c->tp, c->fresh.data, c->fresh.len, NULL);
+    /* each feed/finish replaces the parser's events: take them after each */
+    if (c->fresh.len) {
+        toolcall_parser_feed(c->tp, c->fresh.data, c->fresh.len, NULL);
+        chat_parse_events(c);
+    }
     strbuf_reset(&c->fresh);
-    if (finish) toolcall_parser_finish(c->tp, NULL);
+    if (finish) {
+        toolcall_parser_finish(c->tp, NULL);
+        chat_parse_events(c);
+    }
+}
+
+static void chat_parse_events(choice_state *c) {
     size_t n = toolcall_parser_event_count(c->tp);
     for (size_t i = 0; i < n; i++) {
         toolcall_event ev = toolcall_parser_event(c->tp, i);
@@ -785,6 +799,11 @@ static const http_route table[] = {
     {"GET", "/metrics", h_metrics, false},
     {"GET", "/v1/cache", h_cache_get, false},
     {"DELETE", "/v1/cache", h_cache_delete, false},
+    /* other protocols, in their own files */
+    {"POST", "/v1/messages", anthropic_messages_handle, false},
+    {"POST", "/v1/messages/count_tokens", anthropic_count_tokens_handle, false},
+    {"POST", "/v1/responses", openai_responses_handle, false},
+    {"POST", "/responses", openai_responses_handle, false},
 };
 
 const http_route *routes_table(int *n_routes) {

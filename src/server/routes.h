@@ -9,6 +9,8 @@
  *   GET  /metrics               Prometheus text
  *   GET  /v1/cache              prompt-cache statistics (JSON)
  *   DELETE /v1/cache            drop every idle cached entry
+ *   POST /v1/messages (+ /count_tokens)   Anthropic Messages: anthropic_messages.h
+ *   POST /v1/responses          OpenAI Responses: openai_responses.h
  *
  * Each request's output is read from its engine channel on the connection's
  * thread: detokenized, cut at stop strings, parsed for tool calls and
@@ -40,6 +42,7 @@ typedef struct server_app {
     int32_t max_n;                  /* most choices per request (--max-n; 0: OPENAI_MAX_CHOICES) */
     bool parse_special_in_content;  /* --parse-special-in-content: content's special-token text is parsed */
     metrics metrics;
+    bool keep_billing_header;       /* --keep-billing-header: Claude Code's system block stays in the prompt */
 } server_app;
 
 /* The route table (static storage). */

@@ -40,7 +40,10 @@ bool stop_matcher_feed(stop_matcher *m, const char *piece, size_t n, strbuf *out
     size_t best = hl + 1;
     for (int i = 0; i < m->n_stops; i++) {
         const char *at = memmem(h, hl, m->stops[i], strlen(m->stops[i]));
-        if (at && (size_t)(at - h) < best) best = (size_t)(at - h);
+        if (at && (size_t)(at - h) < best) {
+            best = (size_t)(at - h);
+            m->matched_index = i;
+        }
     }
     if (best <= hl) {
         strbuf_append(out, h, best);

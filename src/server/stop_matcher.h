@@ -23,6 +23,7 @@ typedef struct stop_matcher {
     int n_stops;
     strbuf held;          /* text not yet released */
     bool matched;
+    int matched_index;    /* which stop string matched (valid once matched) */
 } stop_matcher;
 
 void stop_matcher_init(stop_matcher *m, char *const *stops, int n_stops);

@@ -62,10 +62,20 @@ static const expect TABLE[] = {
     {"poolside-Laguna-XS-2.1", "glm", "<tool_call>", "<think>"},
     {"inclusionai-ling-3.0-flash", "glm", "<tool_call>", "<think>"},
     {"Spark2.5", "glm", "<tool_call>", "<think>"},
-    {"moonshotai-Kimi-K2", "none", "", NULL},
-    {"openai-gpt-oss-120b", "none", "", NULL},
+    {"moonshotai-Kimi-K2", "kimi", "<|tool_calls_section_begin|>", NULL},
+    {"Kimi-K2-Instruct", "kimi", "<|tool_calls_section_begin|>", NULL},
+    {"Kimi-K2-Thinking", "kimi", "<|tool_calls_section_begin|>", "<think>"},
+    {"deepseek-ai-DeepSeek-V3.1", "deepseek", "<\xef\xbd\x9ctool\xe2\x96\x81" "calls\xe2\x96\x81" "begin\xef\xbd\x9c>", "<think>"},
+    {"deepseek-ai-DeepSeek-V3.2", "dsml", "<\xef\xbd\x9c" "DSML\xef\xbd\x9c" "function_calls>", "<think>"},
+    {"llama-cpp-deepseek-r1", "none", "", "<think>"},
+    {"openai-gpt-oss-120b", "harmony", " to=functions.", "<|channel|>analysis<|message|>"},
+    {"CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command_r", "<|START_ACTION|>", "<|START_THINKING|>"},
+    {"Cohere2MoE", "command_r", "<|START_ACTION|>", "<|START_THINKING|>"},
+    {"CohereForAI-c4ai-command-r-plus-tool_use", "none", "", NULL},
     {"meetkai-functionary-medium-v3.1", "none", "", NULL},
     {"google-gemma-2-2b-it", "none", "", NULL},
+    {"google-gemma-4-31B-it", "gemma", "<|tool_call>call:", "<|channel>thought"},
+    {"google-gemma-4-31B-it-interleaved", "gemma", "<|tool_call>call:", "<|channel>thought"},
 };
 
 static void test_chooser_on_real_templates(void **state) {

@@ -98,3 +98,45 @@ export async function raw(url, method, pathname, body, headers = {}) {
   try { json = JSON.parse(text); } catch {}
   return { status: r.status, headers: r.headers, text, json };
 }
+
+// A model that writes a fixed answer: makeModel's network with its weights
+// rewritten into a deterministic bigram chain, so that after the prompt's
+// last token (`start`, "\n" for ChatML's "<|im_start|>assistant\n") it
+// generates exactly the token ids `chain` (distinct, and none equal to
+// start; the last usually the end-of-turn token) at any temperature. Every
+// block's output projections are zeroed, so the last hidden state is the
+// current token's embedding; token chain[k-1] (start for k = 0) gets the
+// one-hot embedding e_k and chain[k]'s output row is 10 * e_k, every other
+// output row 0. The engine runs the real forward pass over it; only the
+// weights are designed. At most --dim (64) tokens.
+export function makeScriptedModel(name, chain, start = 198, extra = []) {
+  const out = path.join(TMP, name);
+  if (fs.existsSync(out)) return out;
+  const base = makeModel(`${name}.base`, extra);
+  const dim = 64;
+  if (chain.length > dim) throw new Error(`a scripted answer holds at most ${dim} tokens`);
+  const prev = [start, ...chain.slice(0, -1)];
+  if (new Set(prev).size !== prev.length) throw new Error(`scripted tokens must be distinct: ${prev}`);
+  const info = execFileSync(LARDER, ["gguf-info", base]).toString();
+  const tensors = {};
+  let end = 0;
+  for (const m of info.matchAll(/^\s+(\S+)\s+f32\s+\[([\d, ]+)\]\s+offset (\d+)\s+(\d+) bytes/gm)) {
+    tensors[m[1]] = { offset: Number(m[3]), bytes: Number(m[4]) };
+    end = Math.max(end, Number(m[3]) + Number(m[4]));
+  }
+  const buf = fs.readFileSync(base);
+  const dataStart = buf.length - end;
+  if (dataStart <= 0 || dataStart % 32 || !tensors["output.weight"]) throw new Error(`unexpected layout of ${base}`);
+  const f32 = (t) => new Float32Array(buf.buffer, buf.byteOffset + dataStart + tensors[t].offset, tensors[t].bytes / 4);
+  for (const [t, v] of Object.entries(tensors))
+    if (/attn_output\.weight|ffn_down\.weight|output\.weight/.test(t)) f32(t).fill(0);
+  f32("output_norm.weight").fill(1);
+  const embd = f32("token_embd.weight"), outw = f32("output.weight");
+  prev.forEach((tok, k) => {
+    embd.fill(0, tok * dim, (tok + 1) * dim);
+    embd[tok * dim + k] = 1;
+    outw[chain[k] * dim + k] = 10;
+  });
+  fs.writeFileSync(out, buf);
+  return out;
+}
