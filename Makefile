@@ -14,8 +14,15 @@
 # Layout: every .c under src/ except src/cli/ goes into build/liblarder.a;
 # src/cli/ links it into build/larder. Each tests/<module>/test_*.c is one
 # cmocka program linked against liblarder.a. Files named *_avx2.c / *_avx512.c
-# are compiled with that ISA enabled and are only called after a run-time CPU
-# feature check (src/backend/cpu/cpu_features.h).
+# (x86-64) and *_dotprod.c / *_i8mm.c (AArch64) are compiled with that ISA
+# enabled and are only called after a run-time CPU feature check
+# (src/backend/cpu/cpu_features.h). Only the target's family is compiled:
+# src/backend/cpu/x86/ for x86-64, src/backend/cpu/arm/ for AArch64 (the
+# target is what $(CC) -dumpmachine names).
+#
+#   make test-arm64   cross-compiles for AArch64 (build-arm64/) and runs the
+#                   C tests under qemu-aarch64 once per ARM kernel level,
+#                   plus `larder logits` against the x86 build (tests/arm64/)
 
 .DEFAULT_GOAL := all
 CC      ?= gcc
@@ -23,21 +30,41 @@ BUILD   ?= build
 OPT     ?= -O2
 CFLAGS_BASE = -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter \
               -Wvla -g $(OPT) -pthread -fno-strict-aliasing -Isrc $(EXTRA_CFLAGS)
-PKG_CFLAGS := $(shell pkg-config --cflags libpcre2-8 libmicrohttpd libcjson 2>/dev/null)
-PKG_LIBS   := $(shell pkg-config --libs libpcre2-8 libmicrohttpd libcjson 2>/dev/null)
+# PKG_CONFIG: pkg-config, or a cross one (test-arm64 points it at the arm64
+# multiarch .pc files); on macOS Homebrew's pkg-config finds its
+# libmicrohttpd, pcre2 and cjson (README: Building on macOS).
+PKG_CONFIG ?= pkg-config
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpcre2-8 libmicrohttpd libcjson 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs libpcre2-8 libmicrohttpd libcjson 2>/dev/null)
+# cmocka through pkg-config where it has a .pc file (Homebrew), else -lcmocka.
+CMOCKA_CFLAGS := $(shell $(PKG_CONFIG) --cflags cmocka 2>/dev/null)
+CMOCKA_LIBS   := $(or $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null),-lcmocka)
 CFLAGS  = $(CFLAGS_BASE) $(PKG_CFLAGS)
 LDLIBS  = $(PKG_LIBS) -lm -pthread $(EXTRA_LDFLAGS)
 AVX2_FLAGS   = -mavx2 -mfma -mf16c
 AVX512_FLAGS = -mavx2 -mfma -mf16c -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mprefer-vector-width=256
+# AArch64: the NEON files need nothing beyond the baseline (armv8-a).
+DOTPROD_FLAGS = -march=armv8.2-a+dotprod
+I8MM_FLAGS    = -march=armv8.2-a+dotprod+i8mm
+
+# The target's instruction-set family decides which kernel folder is built.
+TARGET_MACHINE := $(shell $(CC) -dumpmachine 2>/dev/null)
+ifneq ($(filter x86_64% amd64%,$(TARGET_MACHINE)),)
+ISA_EXCLUDE := ! -path 'src/backend/cpu/arm/*'
+else ifneq ($(filter aarch64% arm64%,$(TARGET_MACHINE)),)
+ISA_EXCLUDE := ! -path 'src/backend/cpu/x86/*'
+else
+ISA_EXCLUDE := ! -path 'src/backend/cpu/arm/*' ! -path 'src/backend/cpu/x86/*'
+endif
 
 # MODULES="base jinja" restricts the library and tests to those folders of
 # src/ and tests/ (for working on one module while others are mid-change).
 MODULES ?=
 ifeq ($(MODULES),)
-LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/backend/cuda/*' | sort)
+LIB_SRC  := $(shell find src -name '*.c' ! -path 'src/cli/*' ! -path 'src/backend/cuda/*' $(ISA_EXCLUDE) | sort)
 TEST_SRC := $(shell find tests -name 'test_*.c' | sort)
 else
-LIB_SRC  := $(shell find $(addprefix src/,$(MODULES)) -name '*.c' ! -path 'src/backend/cuda/*' | sort)
+LIB_SRC  := $(shell find $(addprefix src/,$(MODULES)) -name '*.c' ! -path 'src/backend/cuda/*' $(ISA_EXCLUDE) | sort)
 TEST_SRC := $(shell find $(addprefix tests/,$(MODULES)) -name 'test_*.c' 2>/dev/null | sort)
 endif
 CLI_SRC  := $(shell find src/cli -name '*.c' | sort)
@@ -47,7 +74,7 @@ LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all test asan deps fuzz bench run clean deps-check tests-c soak
+.PHONY: all test asan deps fuzz bench run clean deps-check tests-c test-arm64 soak
 
 # `make test` and `make tests-c` build in parallel: one job per CPU, unless
 # make was given -j itself (then its own job server is used).
@@ -66,6 +93,12 @@ $(BUILD)/obj/%_avx512.o: %_avx512.c
 $(BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%_dotprod.o: %_dotprod.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DOTPROD_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%_i8mm.o: %_i8mm.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(I8MM_FLAGS) -MMD -MP -c $< -o $@
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
@@ -79,7 +112,7 @@ $(BUILD)/larder: $(CLI_OBJ) $(BUILD)/liblarder.a
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS) -Itests -MMD -MP -o $@ $< $(BUILD)/liblarder.a $(LDLIBS) -lcmocka
+	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -Itests -MMD -MP -o $@ $< $(BUILD)/liblarder.a $(LDLIBS) $(CMOCKA_LIBS)
 
 # The countdown-allocator test sees every allocation of larder's code.
 $(BUILD)/tests/server/test_request_oom: LDLIBS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
@@ -110,10 +143,26 @@ run: deps all
 deps:
 	@bash tools/deps.sh
 
+# AArch64 under emulation: the cross build (Debian's gcc-aarch64-linux-gnu and
+# the arm64 multiarch libraries, installed by `make deps`), then
+# tests/arm64/run.sh: every cmocka program under qemu-aarch64 per kernel level
+# (-cpu cortex-a53: NEON only; neoverse-n1: dotprod; max: i8mm) and `larder
+# logits` on make-model files against the x86 build's output.
+# ARM64_CC="clang --target=aarch64-linux-gnu" ARM64_BUILD=build-arm64-clang runs the same
+# with clang (what macOS builds with).
+ARM64_CC    ?= aarch64-linux-gnu-gcc
+ARM64_BUILD ?= build-arm64
+ARM64_PKG_CONFIG ?= env PKG_CONFIG_LIBDIR=/usr/lib/aarch64-linux-gnu/pkgconfig:/usr/share/pkgconfig pkg-config
+test-arm64: deps-check
+	@$(MAKE) --no-print-directory $(PARALLEL) all
+	@$(MAKE) --no-print-directory $(PARALLEL) CC="$(ARM64_CC)" BUILD=$(ARM64_BUILD) PKG_CONFIG="$(ARM64_PKG_CONFIG)" \
+	  all $(TEST_SRC:%.c=$(ARM64_BUILD)/%)
+	@ARM64_BUILD=$(ARM64_BUILD) BUILD=$(BUILD) bash tests/arm64/run.sh
+
 deps-check:
 	@bash tools/deps.sh --check || $(MAKE) deps
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-fuzz build-arm64
 
 -include $(LIB_OBJ:.o=.d) $(CLI_OBJ:.o=.d) $(TEST_BIN:=.d)

@@ -61,6 +61,9 @@ SINGLE_PASS='^tests/(jinja/test_jinja_|tokenizer/test_tokenize_llamacpp|gguf/tes
 
 # One pass over every test; $1: tag appended to each name ("" for none), $2:
 # LARDER_CPU for the pass ("" leaves the environment as it is).
+# RUN_WRAPPER (a command prefix for the cmocka programs, e.g. "qemu-aarch64
+# -cpu max") and TEST_EXCLUDE (a regex of paths not to run) serve
+# tests/arm64/run.sh.
 run_pass() {
   local tag=$1 cpu=$2 suffix=${1:+ [$1]} env_cpu=()
   [ -n "$cpu" ] && env_cpu=(env LARDER_CPU="$cpu")
@@ -68,7 +71,8 @@ run_pass() {
     name=${bin#$BUILD/}
     [[ $name =~ $filter ]] || continue
     [ -n "$tag" ] && [[ $name =~ $SINGLE_PASS ]] && continue
-    run_one "$name$suffix" "${env_cpu[@]}" "$bin"
+    [ -n "${TEST_EXCLUDE:-}" ] && [[ $name =~ $TEST_EXCLUDE ]] && continue
+    run_one "$name$suffix" "${env_cpu[@]}" ${RUN_WRAPPER:-} "$bin"
   done
   if [ -z "${ONLY_C:-}" ]; then
     for s in $(find tests -type f \( -name 'test_*.sh' -o -name 'test_*.mjs' -o -name 'test_*.py' \) | sort); do

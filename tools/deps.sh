@@ -6,6 +6,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 DEBS=(gcc clang make pkg-config git libcmocka-dev libpcre2-dev libmicrohttpd-dev libcjson-dev
       python3 python3-jinja2 libclang-rt-14-dev nodejs npm curl)
+# `make test-arm64` (AArch64 under emulation) on an amd64 host: Debian's cross
+# compiler, qemu's user-mode emulator and the arm64 builds of the libraries
+# larder links (Debian multiarch: dpkg --add-architecture arm64).
+ARM64_DEBS=()
+if [ "$(dpkg --print-architecture 2>/dev/null)" = amd64 ]; then
+  DEBS+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user)
+  ARM64_DEBS=(libcmocka-dev:arm64 libpcre2-dev:arm64 libmicrohttpd-dev:arm64 libcjson-dev:arm64)
+  DEBS+=("${ARM64_DEBS[@]}")
+fi
 missing=()
 for p in "${DEBS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -34,6 +43,10 @@ if [ "${1:-}" = "--check" ]; then
 fi
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  if [ ${#ARM64_DEBS[@]} -gt 0 ] && ! dpkg --print-foreign-architectures | grep -qx arm64; then
+    echo "deps: dpkg --add-architecture arm64 (multiarch, for make test-arm64)"
+    $SUDO dpkg --add-architecture arm64
+  fi
   echo "deps: apt-get install ${missing[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}"

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend/cpu/cpu_features.h"
 #include "base/timing.h"
 #include "cli/cli_args.h"
 #include "model/model.h"
@@ -137,10 +138,10 @@ static void bench_print(const bench_options *o, const model *m, const bench_resu
     if (o->json)
         printf("{\"prefill_tok_s\":%.2f,\"decode_tok_s\":%.2f,\"threads\":%d,\"prompt_tokens\":%d,\"gen_tokens\":%d,"
                "\"arch\":\"%s\",\"type\":\"%s\",\"layers\":%d,\"dim\":%d,\"n_vocab\":%d,\"weight_bytes\":%zu,"
-               "\"decode_bytes_per_token\":%zu,\"decode_gb_s\":%.2f",
+               "\"decode_bytes_per_token\":%zu,\"decode_gb_s\":%.2f,\"cpu_kernels\":\"%s\"",
                pp, tg, (int)o->threads, (int)o->n_prompt, (int)o->n_gen, m->hp.arch->name, tt ? tt->name : "?",
                m->hp.n_layers, m->hp.dim, m->hp.n_vocab, m->weight_bytes, model_decode_bytes_per_token(m),
-               tg * (double)model_decode_bytes_per_token(m) / 1e9);
+               tg * (double)model_decode_bytes_per_token(m) / 1e9, cpu_level_name(cpu_level_active()));
     else
         printf("larder: prefill %.2f tok/s (%d tokens), decode %.2f tok/s (%d tokens), %d threads\n", pp,
                (int)o->n_prompt, tg, (int)o->n_gen, (int)o->threads);

@@ -12,7 +12,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "base/hash.h"
 #include "base/log.h"
+#include "base/platform.h"
 #include "base/size_parse.h"
 #include "base/timing.h"
 #include "chat/chat_prompt.h"
@@ -20,6 +22,7 @@
 #include "cli/cli_model.h"
 #include "engine/engine.h"
 #include "gguf/gguf.h"
+#include "kv/kv_disk.h"
 #include "kv/kv_pool.h"
 #include "model/model.h"
 #include "model/runner.h"
@@ -43,9 +46,7 @@ static const char *default_model_path(void) {
     if (access(DEFAULT_MODEL_PATH, R_OK) == 0) return DEFAULT_MODEL_PATH;
     /* build/larder run from elsewhere: look beside the binary's folder. */
     static char path[4096];
-    ssize_t n = readlink("/proc/self/exe", path, sizeof path - 1);
-    if (n > 0) {
-        path[n] = 0;
+    if (platform_executable_path(path, sizeof path) > 0) {
         for (int up = 0; up < 2; up++) {
             char *slash = strrchr(path, '/');
             if (slash) *slash = 0;
@@ -99,6 +100,25 @@ static void prefault_weights(const gguf_file *f) {
     (void)sink;
 }
 
+/* The model's identity for the disk tier (a file of another model must
+ * never serve): the file's whole header (metadata and tensor table) and the
+ * first and last 4 KiB of every tensor's data. */
+static uint64_t model_fingerprint(const gguf_file *f) {
+    uint64_t h = hash_combine(gguf_file_size(f), (uint64_t)gguf_tensor_count(f));
+    const gguf_tensor *t0 = gguf_tensor_at(f, 0);
+    if (t0 && (size_t)t0->offset_bytes + gguf_data_offset(f) <= gguf_file_size(f)) {
+        const unsigned char *base = (const unsigned char *)t0->data - t0->offset_bytes - gguf_data_offset(f);
+        h = hash_combine(h, hash_bytes(base, gguf_data_offset(f)));
+    }
+    for (int64_t i = 0; i < gguf_tensor_count(f); i++) {
+        const gguf_tensor *t = gguf_tensor_at(f, i);
+        size_t n = t->size_bytes < 4096 ? t->size_bytes : 4096;
+        h = hash_combine(h, hash_bytes(t->data, n));
+        h = hash_combine(h, hash_bytes((const unsigned char *)t->data + t->size_bytes - n, n));
+    }
+    return h;
+}
+
 static const char *special_text(const tokenizer *tok, int32_t id) {
     if (id == TOKEN_NONE) return "";
     size_t len;
@@ -123,15 +143,15 @@ static int serve_set_control_texts(chat_prompt *chat, const tokenizer *tok, lard
 /* What `larder serve` was asked for: the command line, with the defaults
  * that need no model filled in. */
 typedef struct serve_options {
-    const char *model_path, *model_name, *host, *api_key, *cors, *kv_type_name;
+    const char *model_path, *model_name, *host, *api_key, *cors, *kv_type_name, *cache_dir;
     const char *api_key_file, *allowed_hosts;
     char *api_key_from_file;  /* malloc'd: the key read from --api-key-file */
     int64_t port, threads, cache_entries, page_tokens, ctx, parallel, batch;
     int64_t max_queue, max_kv_size, keep, max_connections, max_n;
     bool parse_special_in_content;
-    uint64_t kv_memory, cache_bytes, max_body;
+    uint64_t kv_memory, cache_bytes, max_body, cache_disk_bytes;
     double cache_ttl;
-    bool verbose, keep_billing_header;
+    bool verbose, no_prewarm, keep_billing_header;
     uint32_t kv_type;   /* kv_type_name as a KV pool type */
 } serve_options;
 
@@ -173,7 +193,7 @@ static char *serve_read_key_file(const char *path, larder_error *err) {
 static bool serve_parse_options(int argc, char **argv, serve_options *o, int *exit_status) {
     *o = (serve_options){.host = "127.0.0.1", .kv_type_name = "f16", .port = 8080, .cache_entries = 10,
                          .page_tokens = 16, .parallel = 4, .batch = 512, .max_queue = 64, .max_body = 16u << 20,
-                         .max_connections = 128, .max_n = 16};
+                         .max_connections = 128, .max_n = 16, .cache_disk_bytes = (uint64_t)8 << 30};
     cli_option opts[] = {
         CLI_STR("--model", &o->model_path, "FILE", "GGUF model (default: the bundled model)"),
         CLI_STR("--model-name", &o->model_name, "NAME", "model id in responses (default: the file name)"),
@@ -200,6 +220,9 @@ static bool serve_parse_options(int argc, char **argv, serve_options *o, int *ex
         CLI_FLOAT("--prompt-cache-ttl", &o->cache_ttl, 0, 1e9, "SECONDS", "idle cached entries older than this go (default: never)"),
         CLI_INT("--max-kv-size", &o->max_kv_size, 0, 1 << 24, "N", "rotating window: a sequence keeps K/V of its first --keep and last N - keep tokens"),
         CLI_INT("--keep", &o->keep, 0, 1 << 24, "N", "with --max-kv-size: tokens kept at the start (default 0)"),
+        CLI_STR("--cache-dir", &o->cache_dir, "DIR", "keep cached KV pages on disk too: survives restarts and evictions"),
+        CLI_SIZE("--cache-disk-bytes", &o->cache_disk_bytes, "SIZE", "most bytes of page files in --cache-dir (default 8G)"),
+        CLI_FLAG("--no-prewarm", &o->no_prewarm, "do not pre-warm a chat's next turn while idle"),
         CLI_FLAG("--keep-billing-header", &o->keep_billing_header,
                  "keep Claude Code's x-anthropic-billing-header system block in the prompt (it defeats the prompt cache)"),
         CLI_FLAG("--verbose", &o->verbose, "debug logging"),
@@ -297,6 +320,11 @@ static server_app *serve_app_create(const serve_options *o, engine *eng, const t
     app->parse_special_in_content = o->parse_special_in_content;
     app->keep_billing_header = o->keep_billing_header;
     metrics_init(&app->metrics);
+    app->prewarm.eng = eng;
+    app->prewarm.tok = tok;
+    app->prewarm.chat = chat;
+    /* Nothing pre-warmed would stay with --prompt-cache-size 0. */
+    atomic_store(&app->prewarm.enabled, !o->no_prewarm && o->cache_entries > 0);
     return app;
 }
 
@@ -341,6 +369,7 @@ int cmd_serve(int argc, char **argv) {
     backend *be = NULL;
     runner *run = NULL;
     engine *eng = NULL;
+    kv_disk *disk = NULL;
     server_app *app = NULL;
     http_server *srv = NULL;
 
@@ -348,6 +377,7 @@ int cmd_serve(int argc, char **argv) {
     gguf_file *meta = gguf_open(o.model_path, &err);
     if (!meta) goto fail_model_file;
     int64_t ctx_train = context_length(meta);
+    uint64_t fingerprint = model_fingerprint(meta);
     tok = tokenizer_load_gguf(meta, &err);
     if (!tok) goto fail_model_file;
     size_t tmpl_len = 0;
@@ -390,6 +420,15 @@ int cmd_serve(int argc, char **argv) {
     ec.cache_max_entries = o.cache_entries;
     ec.cache_max_bytes = (size_t)o.cache_bytes;
     ec.cache_ttl_s = o.cache_ttl;
+    if (o.cache_dir) {
+        kv_disk_config dc = {o.cache_dir, o.cache_disk_bytes, fingerprint};
+        if (!(disk = kv_disk_open(&dc, run->pool, &err))) goto fail;
+        kv_disk_stats ds = kv_disk_get_stats(disk);
+        char b1[32], b2[32];
+        log_info("disk cache %s: %lld page files, %s of %s", o.cache_dir, (long long)ds.files,
+                 size_format((uint64_t)ds.bytes, b1, sizeof b1), size_format(o.cache_disk_bytes, b2, sizeof b2));
+    }
+    ec.disk = disk;
     eng = engine_start(&ec, &err);
     if (!eng) goto fail;
     serve_log_plan(&o, m, tok, eng, ctx_train);
@@ -399,6 +438,7 @@ int cmd_serve(int argc, char **argv) {
         error_set(&err, ERR_NOMEM, "out of memory");
         goto fail;
     }
+    app->disk = disk;
     int n_routes;
     const http_route *routes = routes_table(&n_routes);
     http_server_config hc = {.host = o.host, .port = (uint16_t)o.port, .api_key = o.api_key, .cors_origin = o.cors,
@@ -423,7 +463,12 @@ fail:
     fprintf(stderr, "larder serve: %s\n", err.message);
 cleanup:
     http_server_stop(srv);
+    if (app) { /* renderings in flight submit to the engine: let them end first */
+        atomic_store(&app->prewarm.enabled, false);
+        prewarm_drain(&app->prewarm, 10000);
+    }
     engine_stop(eng);
+    kv_disk_close(disk); /* writes what is queued */
     runner_free(run);
     chat_prompt_free(chat);
     model_free(m);

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/platform.h"
+
 struct channel {
     pthread_mutex_t lock;
     pthread_cond_t ready;
@@ -32,11 +34,7 @@ channel *channel_create(void) {
         return NULL;
     }
     pthread_mutex_init(&ch->lock, NULL);
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&ch->ready, &attr);
-    pthread_condattr_destroy(&attr);
+    platform_cond_init(&ch->ready);
     atomic_init(&ch->refs, 2);
     return ch;
 }
@@ -81,13 +79,7 @@ int channel_push(channel *ch, const channel_event *ev) {
 
 int channel_pop(channel *ch, channel_event *ev, int timeout_ms) {
     struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += timeout_ms / 1000;
-    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (deadline.tv_nsec >= 1000000000L) {
-        deadline.tv_sec++;
-        deadline.tv_nsec -= 1000000000L;
-    }
+    platform_cond_deadline(&deadline, timeout_ms);
     pthread_mutex_lock(&ch->lock);
     while (ch->count == 0) {
         int rc = pthread_cond_timedwait(&ch->ready, &ch->lock, &deadline);

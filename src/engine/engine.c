@@ -25,6 +25,11 @@
  * first (make_room: evict idle cache pages, then preempt younger
  * sequences), so kv_seq_prepare then finds the pages it needs. With a
  * rotating window, entries for dropped pages are KV_SEQ_NO_PAGE.
+ *
+ * Pre-warming jobs (prefill_only) wait in their own list (warm_head) and run
+ * only when nothing else does (prewarm_admit, prewarm_stop_all); the pages
+ * they compute are marked (page_prewarmed, reset whenever a page is written
+ * by someone else) so later hits on them are counted.
  */
 #include "engine/engine.h"
 
@@ -36,7 +41,9 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/platform.h"
 #include "base/timing.h"
+#include "kv/kv_disk.h"
 #include "kv/kv_seq.h"
 #include "kv/radix_cache.h"
 
@@ -102,6 +109,12 @@ struct engine {
     double busy_s, cache_s;
     forward_token *items;           /* (batch_tokens + parallel) */
     float *logits;                  /* (parallel, n_vocab) */
+    /* pre-warming (engine-thread state) */
+    job *warm_head;                 /* newest first */
+    int32_t n_warm;
+    uint8_t *page_prewarmed;        /* (pages_total) 1: a pre-warming job wrote this page */
+    int64_t prewarm_jobs, prewarm_stopped, prewarm_dropped, prewarm_tokens, prewarm_hit_tokens;
+    double prefill_s_per_token;     /* measured over forward passes of >= 32 tokens (disk tier's yardstick) */
 };
 
 /* Events a sequence may have waiting in its channel before it pauses (a
@@ -264,7 +277,13 @@ static int seq_grow_pages(engine *e, seq *s, int32_t n_tokens, bool preempt) {
     int32_t n_new = n_tokens - s->kv.n_tokens;
     if (n_new <= 0) return 0;
     if (make_room(e, preempt ? s : NULL, kv_seq_pages_needed(&s->kv, e->cfg.pool, n_new))) return -1;
-    return kv_seq_prepare(&s->kv, e->cfg.pool, n_new, NULL);
+    if (kv_seq_prepare(&s->kv, e->cfg.pool, n_new, NULL)) return -1;
+    /* The pages from the first new position on are s's own now (fresh or
+     * copied): mark who writes them. */
+    uint8_t mark = s->job->params.prefill_only;
+    for (int32_t i = s->kv.n_tokens / e->page_tokens; i < s->kv.n_pages; i++)
+        if (s->kv.pages[i] != KV_SEQ_NO_PAGE) e->page_prewarmed[s->kv.pages[i]] = mark;
+    return 0;
 }
 
 static void seq_free(seq *s) {
@@ -282,6 +301,8 @@ static void running_remove(engine *e, seq *s) {
 }
 
 static void seq_finish(engine *e, seq *s, channel_finish why) {
+    if (e->cfg.disk && e->cfg.max_kv_tokens <= 0) /* the disk tier keeps its whole pages (written in the background) */
+        kv_disk_save(e->cfg.disk, s->tokens, s->kv.n_tokens / e->page_tokens, s->kv.pages);
     channel_event ev = {.kind = CHANNEL_EVENT_DONE, .choice = s->choice, .finish = why,
                         .prompt_tokens = s->job->n_prompt, .cached_tokens = s->n_cached};
     channel_push(s->job->ch, &ev);
@@ -302,8 +323,14 @@ static void seq_finish(engine *e, seq *s, channel_finish why) {
  * computed (its logits are needed). Returns 0, or -1 if the pool has no room
  * (s then holds nothing).
  */
+static int disk_make_room(void *ctx, int32_t pages) { return make_room(ctx, NULL, pages); }
+
 static int seq_attach(engine *e, seq *s) {
     int32_t P = e->page_tokens;
+    int32_t disk_first = 0, disk_tokens = 0;
+    if (e->cfg.disk && !s->started_once && e->cfg.max_kv_tokens <= 0) /* pages on disk join the cache first */
+        disk_tokens = kv_disk_restore(e->cfg.disk, e->cache, s->tokens, s->n_tokens, e->prefill_s_per_token,
+                                      disk_make_room, e, &disk_first);
     int32_t max_pages = (s->n_tokens - 1 + P - 1) / P; /* the last token is computed */
     int32_t hit = 0;
     if (max_pages > 0) {
@@ -316,6 +343,11 @@ static int seq_attach(engine *e, seq *s) {
         if (hit > 0 && kv_seq_attach(&s->kv, e->cfg.pool, pages, (hit + P - 1) / P, hit, NULL) == 0) {
             radix_cache_pin(e->cache, node);
             s->pinned = node;
+            for (int32_t i = disk_first; i < disk_first + disk_tokens / P && i < (hit + P - 1) / P; i++)
+                e->page_prewarmed[pages[i]] = 0; /* read from disk now, whoever used the page before */
+            if (!s->started_once && !s->job->params.prefill_only)
+                for (int32_t i = 0; i < (hit + P - 1) / P; i++)
+                    if (e->page_prewarmed[pages[i]]) e->prewarm_hit_tokens += hit - i * P < P ? hit - i * P : P;
         } else {
             hit = 0;
         }
@@ -542,6 +574,88 @@ static void preempt_seq(engine *e, seq *victim) {
     e->preemptions++;
 }
 
+/* ---- pre-warming */
+
+/* Ends a pre-warming job that holds no sequence: its one DONE event, then
+ * the job is freed. */
+static void prewarm_end(job *j, channel_finish why, int32_t cached) {
+    channel_event ev = {.kind = CHANNEL_EVENT_DONE, .finish = why, .prompt_tokens = j->n_prompt, .cached_tokens = cached};
+    channel_push(j->ch, &ev);
+    job_free(j);
+}
+
+/* Puts j at the head of the pre-warming list (newest first); beyond
+ * ENGINE_MAX_PREWARM_JOBS the oldest is dropped. */
+static void prewarm_push(engine *e, job *j) {
+    j->next = e->warm_head;
+    e->warm_head = j;
+    if (++e->n_warm <= ENGINE_MAX_PREWARM_JOBS) return;
+    job **pp = &e->warm_head;
+    while ((*pp)->next) pp = &(*pp)->next;
+    job *oldest = *pp;
+    *pp = NULL;
+    e->n_warm--;
+    e->prewarm_dropped++;
+    prewarm_end(oldest, FINISH_CANCELLED, 0);
+}
+
+/* Stops every running pre-warming sequence for a real request: what it
+ * computed goes to the cache, its job back to the head of the list. */
+static void prewarm_stop_all(engine *e) {
+    for (int i = 0; i < e->cfg.parallel; i++) {
+        seq *s = e->running[i];
+        if (!s || !s->job->params.prefill_only) continue;
+        job *j = s->job;
+        running_remove(e, s);
+        seq_release_pages(e, s, true);
+        seq_free(s);
+        j->choices_started = j->choices_alive = 0;
+        e->prewarm_stopped++;
+        prewarm_push(e, j);
+    }
+}
+
+/* Tokens of j's prompt the cache holds now (0 when out of memory). */
+static int32_t prewarm_cached_tokens(engine *e, const job *j) {
+    int32_t max_pages = (j->n_prompt + e->page_tokens - 1) / e->page_tokens;
+    uint32_t *pages = malloc((size_t)max_pages * sizeof *pages);
+    if (!pages) return 0;
+    cache_clock(e);
+    int32_t hit = radix_cache_match(e->cache, j->prompt, j->n_prompt, pages, max_pages, NULL);
+    free(pages);
+    return hit;
+}
+
+/* With nothing else to do, starts the newest pre-warming job whose prompt
+ * the cache does not already hold. */
+static void prewarm_admit(engine *e) {
+    while (e->warm_head && e->n_running == 0) {
+        job *j = e->warm_head;
+        e->warm_head = j->next;
+        j->next = NULL;
+        e->n_warm--;
+        if (channel_cancelled(j->ch, 0) != FINISH_NONE) {
+            prewarm_end(j, FINISH_CANCELLED, 0);
+            continue;
+        }
+        int32_t have = prewarm_cached_tokens(e, j);
+        if (have >= j->n_prompt - 1) { /* the conversation went on, or another job warmed it */
+            e->prewarm_dropped++;
+            prewarm_end(j, FINISH_STOP, have);
+            continue;
+        }
+        seq *s = seq_create(e, j);
+        if (!s || seq_attach(e, s)) { /* alone and no room: the pool cannot hold it */
+            if (s) seq_free(s);
+            e->prewarm_dropped++;
+            prewarm_end(j, FINISH_CANCELLED, 0);
+            continue;
+        }
+        j->choices_started = j->choices_alive = 1;
+        run_seq(e, s);
+    }
+}
+
 /* ---- one step */
 
 static void step_cancellations(engine *e) {
@@ -595,7 +709,7 @@ static int32_t step_build_batch(engine *e, int32_t *n_logits) {
             if (take == 0) continue;
             for (int32_t k = 0; k < take; k++) {
                 int32_t pos = s->kv.n_tokens + k;
-                bool last = pos == s->n_tokens - 1;
+                bool last = pos == s->n_tokens - 1 && !s->job->params.prefill_only;
                 e->items[n++] = (forward_token){.token = s->tokens[pos], .kv = {&s->kv, pos}, .want_logits = last};
                 if (last) s->logits_row = rows++;
             }
@@ -657,7 +771,9 @@ static void step_sample(engine *e, seq *s) {
 
 static void step_run(engine *e) {
     step_cancellations(e);
+    if (e->wait_head || e->parked_head) prewarm_stop_all(e); /* a real request goes first, at once */
     admit(e);
+    if (e->n_running == 0 && !e->wait_head && !e->parked_head) prewarm_admit(e);
     if (e->n_running == 0) return;
 
     /* Pages for what this step computes (the decode token may open a page). */
@@ -677,6 +793,7 @@ static void step_run(engine *e) {
     }
     e->step++;
     larder_error err = {0};
+    double t_fw = now_s();
     if (e->cfg.forward(e->cfg.forward_ctx, e->items, n, e->logits, &err)) {
         log_error("forward pass failed: %s", err.message);
         for (int i = 0; i < e->cfg.parallel; i++) {
@@ -687,11 +804,23 @@ static void step_run(engine *e) {
         }
         return;
     }
+    if (n >= 32) {
+        double per = (now_s() - t_fw) / n;
+        e->prefill_s_per_token = e->prefill_s_per_token > 0 ? 0.8 * e->prefill_s_per_token + 0.2 * per : per;
+    }
     for (int i = 0; i < e->cfg.parallel; i++) {
         seq *s = e->running[i];
         if (!s || s->batch_count == 0) continue;
         kv_seq_advance(&s->kv, s->batch_count);
         seq_drop_window_pages(e, s);
+        if (s->job->params.prefill_only) {
+            e->prewarm_tokens += s->batch_count;
+            if (s->kv.n_tokens == s->n_tokens) {
+                e->prewarm_jobs++;
+                seq_finish(e, s, FINISH_STOP); /* caches every page it computed */
+                continue;
+            }
+        }
         if (s->logits_row >= 0) {
             step_sample(e, s);
         } else if (s->choice == 0 && !s->job->prompt_ready) {
@@ -735,6 +864,11 @@ static void publish_stats(engine *e) {
     st.engine_busy_s = e->busy_s;
     st.cache_bookkeeping_s = e->cache_s;
     st.waiting = e->n_waiting;
+    st.prewarm_jobs = e->prewarm_jobs;
+    st.prewarm_stopped = e->prewarm_stopped;
+    st.prewarm_dropped = e->prewarm_dropped;
+    st.prewarm_tokens = e->prewarm_tokens;
+    st.prewarm_hit_tokens = e->prewarm_hit_tokens;
     pthread_mutex_lock(&e->lock);
     e->published = st;
     pthread_mutex_unlock(&e->lock);
@@ -744,28 +878,32 @@ static void *engine_main(void *arg) {
     engine *e = arg;
     for (;;) {
         pthread_mutex_lock(&e->lock);
-        if (!e->stop && !e->inbox_head && e->n_running == 0 && !e->parked_head && !e->wait_head &&
+        if (!e->stop && !e->inbox_head && e->n_running == 0 && !e->parked_head && !e->wait_head && !e->warm_head &&
             e->clear_asked == e->clear_done) {
             /* Idle: sleep until a submission, waking once a second for the cache TTL. */
             struct timespec ts;
-            clock_gettime(CLOCK_MONOTONIC, &ts);
-            ts.tv_sec += 1;
+            platform_cond_deadline(&ts, 1000);
             pthread_cond_timedwait(&e->wake, &e->lock, &ts);
         }
         bool stop = e->stop;
         job *in = e->inbox_head;
         e->inbox_head = e->inbox_tail = NULL;
-        int32_t n_in = e->n_inbox;
         e->n_inbox = 0;
         int64_t clear_to = e->clear_asked;
         pthread_mutex_unlock(&e->lock);
         if (stop) break;
-        if (in) {
-            if (e->wait_tail) e->wait_tail->next = in;
-            else e->wait_head = in;
-            while (in->next) in = in->next;
-            e->wait_tail = in;
-            e->n_waiting += n_in;
+        while (in) { /* real jobs to the wait list, pre-warming to its own */
+            job *next = in->next;
+            in->next = NULL;
+            if (in->params.prefill_only) {
+                prewarm_push(e, in);
+            } else {
+                if (e->wait_tail) e->wait_tail->next = in;
+                else e->wait_head = in;
+                e->wait_tail = in;
+                e->n_waiting++;
+            }
+            in = next;
         }
         if (clear_to != e->clear_done) {
             radix_cache_clear_idle(e->cache);
@@ -812,18 +950,15 @@ engine *engine_start(const engine_config *cfg, larder_error *err) {
     e->running = calloc((size_t)cfg->parallel, sizeof *e->running);
     e->items = calloc((size_t)(cfg->batch_tokens + cfg->parallel), sizeof *e->items);
     e->logits = malloc((size_t)cfg->parallel * (size_t)e->n_vocab * sizeof *e->logits);
-    if (!e->cache || !e->running || !e->items || !e->logits) {
+    e->page_prewarmed = calloc((size_t)kv_pool_pages_total(cfg->pool), 1);
+    if (!e->cache || !e->running || !e->items || !e->logits || !e->page_prewarmed) {
         if (e->cache || !err || !err->code) error_set(err, ERR_NOMEM, "out of memory creating the engine");
         engine_stop(e);
         return NULL;
     }
     pthread_mutex_init(&e->lock, NULL);
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    pthread_cond_init(&e->wake, &ca);
-    pthread_cond_init(&e->cleared, &ca);
-    pthread_condattr_destroy(&ca);
+    platform_cond_init(&e->wake);
+    platform_cond_init(&e->cleared);
     publish_stats(e);
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         error_set(err, ERR_NOMEM, "cannot start the engine thread");
@@ -885,7 +1020,13 @@ void engine_stop(engine *e) {
         j = n;
     }
     fail_all(e, e->inbox_head);
+    while (e->warm_head) {
+        job *j = e->warm_head;
+        e->warm_head = j->next;
+        prewarm_end(j, FINISH_CANCELLED, 0);
+    }
     radix_cache_destroy(e->cache);
+    free(e->page_prewarmed);
     free(e->running);
     free(e->items);
     free(e->logits);
@@ -904,7 +1045,7 @@ int engine_submit(engine *e, const engine_job *jb, channel *ch, larder_error *er
     if (pages_needed > kv_pool_pages_total(e->cfg.pool))
         return error_set(err, ERR_INVALID, "the prompt has %d tokens; the KV pool (--kv-memory) holds %lld",
                          jb->n_prompt, (long long)(kv_pool_pages_total(e->cfg.pool) * e->page_tokens));
-    if (jb->n_choices < 1 || jb->n_choices > CHANNEL_MAX_CHOICES)
+    if (jb->n_choices < 1 || jb->n_choices > CHANNEL_MAX_CHOICES || (jb->prefill_only && jb->n_choices != 1))
         return error_set(err, ERR_INVALID, "'n' must be between 1 and %d", CHANNEL_MAX_CHOICES);
     for (int32_t i = 0; i < jb->n_prompt; i++)
         if (jb->prompt[i] < 0 || jb->prompt[i] >= e->n_vocab)
@@ -931,9 +1072,9 @@ int engine_submit(engine *e, const engine_job *jb, channel *ch, larder_error *er
 
     pthread_mutex_lock(&e->lock);
     /* Jobs not yet running beyond the free slots (which admit at once) wait;
-     * at most --max-queue of them. */
+     * at most --max-queue of them. Pre-warming has its own bounded list. */
     int free_slots = e->cfg.parallel - atomic_load(&e->n_running_shared);
-    if (atomic_load(&e->n_pending) >= e->cfg.max_queue + (free_slots > 0 ? free_slots : 0)) {
+    if (!jb->prefill_only && atomic_load(&e->n_pending) >= e->cfg.max_queue + (free_slots > 0 ? free_slots : 0)) {
         pthread_mutex_unlock(&e->lock);
         j->ch = NULL;
         free(j->prompt);
@@ -944,8 +1085,10 @@ int engine_submit(engine *e, const engine_job *jb, channel *ch, larder_error *er
     if (e->inbox_tail) e->inbox_tail->next = j;
     else e->inbox_head = j;
     e->inbox_tail = j;
-    e->n_inbox++;
-    atomic_fetch_add(&e->n_pending, 1);
+    if (!jb->prefill_only) {
+        e->n_inbox++;
+        atomic_fetch_add(&e->n_pending, 1);
+    }
     pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->lock);
     return 0;

@@ -36,6 +36,18 @@
  *
  * A choice of n > 1 runs as n sequences; choices after the first start when
  * the first has computed the prompt, and find its pages in the cache.
+ *
+ * Pre-warming (engine_job.prefill_only, src/server/prewarm.h): a job that
+ * computes its prompt's K/V into the cache and generates nothing. It is the
+ * lowest priority there is: it is admitted only while no other job runs,
+ * waits or is parked, one at a time, and the moment any other job arrives it
+ * is stopped (the pages it computed stay cached) and goes back to the head
+ * of its own list, to resume from the cache once the engine is idle again.
+ * So it never shares a forward pass with a real request; a request that
+ * arrives during a pre-warming step waits for that one step at most. At most
+ * ENGINE_MAX_PREWARM_JOBS wait (newest first; the oldest is dropped). Its
+ * channel gets one DONE event (prompt_tokens, cached_tokens = what the cache
+ * held when it started) and nothing else.
  */
 #ifndef LARDER_ENGINE_ENGINE_H
 #define LARDER_ENGINE_ENGINE_H
@@ -52,8 +64,11 @@
 
 /* Most end-of-generation ids an engine takes. */
 #define ENGINE_MAX_EOG_TOKENS 64
+/* Most pre-warming jobs waiting; a newer one drops the oldest. */
+#define ENGINE_MAX_PREWARM_JOBS 16
 
 typedef struct engine engine;
+struct kv_disk;
 
 typedef struct engine_config {
     kv_pool *pool;                  /* the whole KV pool, running + cached (not owned;
@@ -73,6 +88,11 @@ typedef struct engine_config {
     int64_t cache_max_entries;      /* idle cached conversations kept (0: none) */
     size_t cache_max_bytes;         /* idle cached KV bytes kept (0: no limit) */
     double cache_ttl_s;             /* idle entries older than this go (0: no limit) */
+    struct kv_disk *disk;           /* optional disk tier (kv/kv_disk.h; not owned): a finished
+                                     * sequence's whole pages are saved there, and at admission a
+                                     * prompt's next pages found there are restored into the cache
+                                     * when reading is measured cheaper than computing them
+                                     * (not with a rotating window) */
 } engine_config;
 
 /* What one request asks the engine to compute. */
@@ -85,6 +105,7 @@ typedef struct engine_job {
     uint64_t seed;                  /* choice i uses seed + i */
     int32_t top_logprobs;           /* alternatives per token (0..20); -1: no logprobs */
     bool ignore_eos;
+    bool prefill_only;              /* pre-warming (see above): n_choices 1, nothing sampled */
 } engine_job;
 
 /* A snapshot for /metrics and /v1/cache (taken under a lock). */
@@ -97,6 +118,12 @@ typedef struct engine_stats {
     int64_t steps;
     double engine_busy_s;           /* time spent in steps */
     double cache_bookkeeping_s;     /* of which radix-cache work */
+    int64_t prewarm_jobs;           /* pre-warming jobs that ran to their end */
+    int64_t prewarm_stopped;        /* times one was stopped for a real request */
+    int64_t prewarm_dropped;        /* dropped unrun (list full, or cache already held it) */
+    int64_t prewarm_tokens;         /* tokens whose K/V pre-warming computed */
+    int64_t prewarm_hit_tokens;     /* cached prompt tokens of real requests served from pages
+                                     * pre-warming computed */
 } engine_stats;
 
 /* Creates the cache and starts the engine thread. */

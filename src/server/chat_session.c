@@ -16,6 +16,7 @@
 #include "base/log.h"
 #include "base/strbuf.h"
 #include "base/timing.h"
+#include "server/prewarm.h"
 #include "server/stop_matcher.h"
 #include "tokenizer/detok.h"
 #include "tokenizer/tokenizer.h"
@@ -330,6 +331,15 @@ int64_t chat_session_created_s(const chat_session *s) { return s->created_s; }
 
 void chat_session_free(chat_session *s, bool aborted) {
     if (!s) return;
+    /* A whole answer: pre-warm the conversation's next turn (prewarm.h), as
+     * chat completions do; the client sends the history back in its own
+     * protocol, which converts to the same messages. */
+    if (!aborted && s->done && !s->error_status && s->tp && s->finish != FINISH_CANCELLED) {
+        prewarm_turn turn = {s->req.messages, s->req.tools, s->req.reasoning_effort, s->req.chat_template_kwargs,
+                             toolcall_parser_result(s->tp)};
+        larder_error err = {0};
+        if (prewarm_chat_turn(&s->app->prewarm, &turn, &err) < 0) log_warn("%s pre-warming: %s", s->id, err.message);
+    }
     if (s->prompt_tokens && s->ch) {
         double ttft_ms = s->first_token_us ? (double)(s->first_token_us - s->start_us) / 1000 : 0;
         double dec_s = s->first_token_us && s->last_token_us > s->first_token_us

@@ -4,6 +4,8 @@
  */
 #include "server/metrics.h"
 
+#include "base/platform.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -38,16 +40,7 @@ void metrics_observe_us(metrics_histogram *h, int64_t us) {
 }
 
 void metrics_resident_bytes(int64_t *rss_bytes, int64_t *peak_bytes) {
-    *rss_bytes = *peak_bytes = 0;
-    FILE *f = fopen("/proc/self/status", "r");
-    if (!f) return;
-    char line[256];
-    long long kb;
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "VmRSS: %lld kB", &kb) == 1) *rss_bytes = kb * 1024;
-        if (sscanf(line, "VmHWM: %lld kB", &kb) == 1) *peak_bytes = kb * 1024;
-    }
-    fclose(f);
+    platform_resident_bytes(rss_bytes, peak_bytes);
 }
 
 static void render_histogram(strbuf *out, const char *name, const char *help, const metrics_histogram *h) {

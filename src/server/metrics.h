@@ -49,7 +49,7 @@ void metrics_count_status(metrics *m, int http_status);
 void metrics_observe_us(metrics_histogram *h, int64_t us);
 
 /* Appends the whole exposition (counters, histograms, gauges, resident memory
- * and its peak from /proc/self/status) to out. */
+ * and its peak, from base/platform.h) to out. */
 void metrics_render(const metrics *m, const metrics_gauges *g, strbuf *out);
 
 /* Resident set size and its peak, in bytes (0 when unknown). */

@@ -20,6 +20,7 @@
 #include "base/timing.h"
 #include "chat/toolcall_parser.h"
 #include "server/anthropic_messages.h"
+#include "server/disk_stats.h"
 #include "server/openai_request.h"
 #include "server/openai_responses.h"
 #include "server/stop_matcher.h"
@@ -478,6 +479,18 @@ static void gen_log(const gen_state *g) {
     atomic_fetch_add(&g->app->metrics.cached_prompt_tokens, (uint64_t)g->cached_tokens);
 }
 
+/* After a chat answer of one choice: pre-warm the conversation's next turn
+ * (prewarm.h) in the background. */
+static void gen_prewarm(gen_state *g) {
+    if (g->req.kind != OPENAI_CHAT || g->req.n != 1 || g->error_status || !g->choices[0].tp ||
+        g->choices[0].finish == FINISH_CANCELLED)
+        return;
+    prewarm_turn turn = {g->req.messages, g->req.tools, g->req.reasoning_effort, g->req.chat_template_kwargs,
+                         toolcall_parser_result(g->choices[0].tp)};
+    larder_error err = {0};
+    if (prewarm_chat_turn(&g->app->prewarm, &turn, &err) < 0) log_warn("%s pre-warming: %s", g->id, err.message);
+}
+
 /* ---- whole responses */
 
 static void write_completion_logprobs(strbuf *b, const choice_state *c) {
@@ -540,6 +553,7 @@ static bool respond_whole(gen_state *g, const http_request *req, http_reply *rep
         }
     }
     gen_log(g);
+    gen_prewarm(g);
     strbuf b = STRBUF_INIT;
     bool chat = g->req.kind == OPENAI_CHAT;
     strbuf_printf(&b, "{\"id\":\"%s\",\"object\":\"%s\",\"created\":%lld,\"model\":", g->id,
@@ -678,6 +692,7 @@ static int stream_next(void *ctx, strbuf *out) {
     }
     if (g->n_done == g->req.n) {
         gen_log(g);
+        gen_prewarm(g);
         if (g->req.include_usage) {
             chunk_begin(out, g);
             strbuf_puts(out, "],");
@@ -745,22 +760,29 @@ static void h_metrics(void *a, const http_request *req, http_reply *reply) {
     atomic_store(&app->metrics.preemptions, (uint64_t)st.preemptions);
     strbuf b = STRBUF_INIT;
     metrics_render(&app->metrics, &gauges, &b);
+    prewarm_render_metrics(&app->prewarm, &st, &b);
+    disk_stats_metrics(&b, app->disk);
     http_reply_json(reply, 200, &b);
     reply->content_type = "text/plain; version=0.0.4";
 }
 
-static void write_cache_stats(strbuf *b, const engine_stats *st) {
+static void write_cache_stats(strbuf *b, const engine_stats *st, struct kv_disk *disk) {
     strbuf_printf(b, "{\"entries\":%lld,\"nodes\":%lld,\"pages\":%lld,\"page_bytes\":%lld,"
                      "\"kv_bytes_total\":%lld,\"kv_bytes_running\":%lld,\"kv_bytes_cached_idle\":%lld,\"kv_bytes_free\":%lld,"
                      "\"evictions\":%lld,\"evicted_pages\":%lld,\"lookups\":%lld,\"hit_tokens\":%lld,\"lookup_tokens\":%lld,"
                      "\"running\":%lld,\"waiting\":%lld,\"preemptions\":%lld,"
-                     "\"engine_busy_s\":%.3f,\"cache_bookkeeping_s\":%.4f}",
+                     "\"engine_busy_s\":%.3f,\"cache_bookkeeping_s\":%.4f,"
+                     "\"prewarm\":{\"jobs\":%lld,\"stopped\":%lld,\"dropped\":%lld,\"tokens\":%lld,\"hit_tokens\":%lld}",
                   (long long)st->cache_entries, (long long)st->cache_nodes, (long long)st->cache_pages,
                   (long long)st->page_bytes, (long long)st->kv_bytes_total, (long long)st->kv_bytes_running,
                   (long long)st->kv_bytes_cached_idle, (long long)st->kv_bytes_free, (long long)st->cache_evictions,
                   (long long)st->cache_evicted_pages, (long long)st->cache_lookups, (long long)st->cache_hit_tokens,
                   (long long)st->cache_lookup_tokens, (long long)st->running, (long long)st->waiting,
-                  (long long)st->preemptions, st->engine_busy_s, st->cache_bookkeeping_s);
+                  (long long)st->preemptions, st->engine_busy_s, st->cache_bookkeeping_s, (long long)st->prewarm_jobs,
+                  (long long)st->prewarm_stopped, (long long)st->prewarm_dropped, (long long)st->prewarm_tokens,
+                  (long long)st->prewarm_hit_tokens);
+    disk_stats_json(b, disk);
+    strbuf_puts(b, "}");
 }
 
 static void h_cache_get(void *a, const http_request *req, http_reply *reply) {
@@ -768,7 +790,7 @@ static void h_cache_get(void *a, const http_request *req, http_reply *reply) {
     (void)req;
     engine_stats st = engine_get_stats(app->eng);
     strbuf b = STRBUF_INIT;
-    write_cache_stats(&b, &st);
+    write_cache_stats(&b, &st, app->disk);
     http_reply_json(reply, 200, &b);
 }
 
@@ -784,7 +806,7 @@ static void h_cache_delete(void *a, const http_request *req, http_reply *reply) 
         st = engine_get_stats(app->eng);
     }
     strbuf b = STRBUF_INIT;
-    write_cache_stats(&b, &st);
+    write_cache_stats(&b, &st, app->disk);
     http_reply_json(reply, 200, &b);
 }
 

@@ -27,6 +27,7 @@
 #include "engine/engine.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
+#include "server/prewarm.h"
 
 struct tokenizer;
 
@@ -42,6 +43,8 @@ typedef struct server_app {
     int32_t max_n;                  /* most choices per request (--max-n; 0: OPENAI_MAX_CHOICES) */
     bool parse_special_in_content;  /* --parse-special-in-content: content's special-token text is parsed */
     metrics metrics;
+    prewarm_ctx prewarm;            /* next-turn pre-warming (prewarm.h) */
+    struct kv_disk *disk;           /* the disk tier (NULL: none), for /v1/cache and /metrics */
     bool keep_billing_header;       /* --keep-billing-header: Claude Code's system block stays in the prompt */
 } server_app;
 

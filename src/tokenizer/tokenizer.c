@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/sort.h"
 #include "tokenizer/tokenizer_impl.h"
 #include "tokenizer/unicode.h"
 
@@ -307,7 +308,7 @@ static int collect_specials(tokenizer *t) {
     t->n_special = 0;
     for (uint32_t id = 0; id < n; id++)
         if (t->attr[id] & special) t->special_ids[t->n_special++] = (int32_t)id;
-    qsort_r(t->special_ids, t->n_special, sizeof *t->special_ids, cmp_special, t);
+    sort_r(t->special_ids, t->n_special, sizeof *t->special_ids, cmp_special, t);
     return 0;
 }
 

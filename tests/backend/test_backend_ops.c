@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_kernels.h"
 #include "backend/cpu/cpu_ops.h"
 #include "kv/kv_pool.h"
 #include "tensor/dtype.h"
@@ -88,10 +89,8 @@ static void test_rmsnorm_matches_definition(void **state) {
     backend_free(b);
 }
 
-static void test_simd_kernels_match_scalar(void **state) {
-    (void)state;
-    const cpu_vec_kernels *ref = cpu_vec_scalar(), *k = cpu_vec_avx2();
-    if (!k) k = cpu_vec_best(); /* no AVX2: the best is scalar; still exercised */
+/* One level's vector kernels (k) against the scalar ones (ref). */
+static void check_vec_kernels(const cpu_vec_kernels *k, const cpu_vec_kernels *ref) {
     unsigned s = 3;
     enum { KB = CPU_ATTN_KEY_BLOCK, MAXD = 80, MAXQ = 7 };
     for (int n = 1; n < MAXD; n += 7) {
@@ -143,6 +142,25 @@ static void test_simd_kernels_match_scalar(void **state) {
                 for (int i = 0; i < nq * n; i++) assert_float_equal(o1[i], o2[i], 1e-3);
             }
     }
+}
+
+/* The vector kernels of every level this CPU (or qemu's -cpu) runs: AVX2
+ * (the AVX-512 table's too) on x86-64, NEON on AArch64; the scalar set is
+ * exercised against itself where the CPU has no SIMD level. */
+static void test_simd_kernels_match_scalar(void **state) {
+    (void)state;
+    int checked = 0;
+    for (int l = CPU_LEVEL_SCALAR + 1; l < CPU_LEVEL_COUNT; l++) {
+        if (!cpu_level_includes(cpu_level_supported(), (cpu_level)l)) continue;
+        const cpu_kernels *kt = cpu_kernels_for((cpu_level)l);
+        assert_int_equal(kt->level, l);
+        assert_non_null(kt->vec);
+        printf("# %s level: %s vector kernels\n", cpu_level_name((cpu_level)l), kt->vec->name);
+        check_vec_kernels(kt->vec, cpu_vec_scalar());
+        checked++;
+    }
+    if (!checked) check_vec_kernels(cpu_vec_best(), cpu_vec_scalar());
+    assert_true(cpu_vec_best() == cpu_kernels_active()->vec);
 }
 
 /* x (64) = H x, H the orthonormal 64x64 Walsh-Hadamard matrix written out

@@ -1,6 +1,8 @@
 /*
  * test_dot_kernels.c — every SIMD dot kernel and activation quantizer the CPU
- * supports (AVX2, AVX-512) agrees with the scalar reference of
+ * supports (AVX2, AVX-512 on x86-64; NEON, dotprod, i8mm on AArch64, where
+ * `make test-arm64` runs this under qemu once per -cpu model) agrees with
+ * the scalar reference of
  * src/tensor/quant.h: activation quantization bit for bit, dot products
  * within float-reordering tolerance, for 1..4 tokens per call, on weights
  * quantized from random floats AND on random block bytes (every bit pattern
@@ -8,7 +10,11 @@
  * GEMM kernels (q8 tiles) likewise for 1-3 tiles of tokens (full and partial)
  * and row counts that do and do not fill the kernels' row groups, the Q4_0 /
  * Q5_0 ones bit for bit as the dot kernel with 2+ tokens (llama.cpp's
- * prefill order). The F32 dot sums bit for bit in the order of llama.cpp's
+ * prefill order on x86; on ARM Q8_0 too, so the SDOT and SMMLA GEMMs agree
+ * bit for bit with the dot kernels). Every level of the CPU's chain is
+ * checked; a level it lacks must fall back to the level below. With
+ * LARDER_TEST_EXPECT_LEVEL set, the detected level must be that one (the
+ * qemu runs check the feature detection this way). The F32 dot sums bit for bit in the order of llama.cpp's
  * F32 matmul of the same instruction set (tinyBLAS: 8 lanes with AVX2, 16
  * with AVX-512), for 1..4 tokens.
  */
@@ -189,7 +195,8 @@ static void check_gemm(const cpu_kernels *k, uint32_t wtype, int64_t n, bool ran
                                  (long long)r, (long long)t, got, ref, tol);
                 }
             for (int64_t i = rows * n_tok; i < MAX_ROWS * MAX_TOKENS; i++) assert_true(isnan(y[i])); /* untouched */
-            if ((wtype == TYPE_Q4_0 || wtype == TYPE_Q5_0) && n_tok >= 2) {
+            bool arm = cpu_level_includes(k->level, CPU_LEVEL_NEON);
+            if ((wtype == TYPE_Q4_0 || wtype == TYPE_Q5_0 || (arm && wtype == TYPE_Q8_0)) && n_tok >= 2) {
                 /* llama.cpp's prefill order: bit for bit the dot kernel with 2+ tokens */
                 for (int64_t t0 = 0; t0 + 2 <= n_tok; t0 += 2)
                     for (int64_t r = 0; r < rows; r++) {
@@ -235,7 +242,7 @@ static void check_level(cpu_level level) {
     }
 }
 
-/* The x86 tables give the 32-element signed types their prefill GEMM. */
+/* The SIMD tables give the 32-element signed types their prefill GEMM. */
 static void check_gemm_present(cpu_level level) {
     const cpu_kernels *k = cpu_kernels_for(level);
     const uint32_t types[] = {TYPE_Q8_0, TYPE_Q4_0, TYPE_Q5_0};
@@ -248,26 +255,21 @@ static void test_scalar_table_is_reference(void **state) {
     check_level(CPU_LEVEL_SCALAR);
 }
 
-static void test_avx2_matches_reference(void **state) {
-    (void)state;
-    if (cpu_level_supported() < CPU_LEVEL_AVX2) {
-        printf("# CPU has no AVX2: the AVX2 table falls back to scalar, checked anyway\n");
-        assert_int_equal(cpu_kernels_for(CPU_LEVEL_AVX2)->level, CPU_LEVEL_SCALAR);
+/* One SIMD level (state points at it): checked when the CPU has it;
+ * otherwise its table must be the highest level below it that the CPU has. */
+static void test_level_matches_reference(void **state) {
+    cpu_level level = *(const cpu_level *)*state;
+    cpu_level have = level;
+    while (!cpu_level_includes(cpu_level_supported(), have)) have = cpu_level_below(have);
+    if (have != level) {
+        printf("# CPU has no %s: its table falls back to %s, checked anyway\n", cpu_level_name(level),
+               cpu_level_name(have));
+        assert_int_equal(cpu_kernels_for(level)->level, have);
         return;
     }
-    check_level(CPU_LEVEL_AVX2);
-    check_gemm_present(CPU_LEVEL_AVX2);
-}
-
-static void test_avx512_matches_reference(void **state) {
-    (void)state;
-    if (cpu_level_supported() < CPU_LEVEL_AVX512) {
-        printf("# CPU has no AVX-512 VNNI: the AVX512 table falls back to the level below\n");
-        assert_true(cpu_kernels_for(CPU_LEVEL_AVX512)->level == cpu_level_supported());
-        return;
-    }
-    check_level(CPU_LEVEL_AVX512);
-    check_gemm_present(CPU_LEVEL_AVX512);
+    printf("# %s: every kernel against the reference\n", cpu_level_name(level));
+    check_level(level);
+    check_gemm_present(level);
 }
 
 /* llama.cpp's F32 matmul result for one output (ggml-cpu/llamafile/
@@ -305,33 +307,49 @@ static void check_f32_order(cpu_level level, int lanes) {
 
 static void test_f32_dot_sums_in_llamacpp_order(void **state) {
     (void)state;
-    if (cpu_level_supported() >= CPU_LEVEL_AVX2) check_f32_order(CPU_LEVEL_AVX2, 8);
-    if (cpu_level_supported() >= CPU_LEVEL_AVX512) check_f32_order(CPU_LEVEL_AVX512, 16);
-    if (cpu_level_supported() < CPU_LEVEL_AVX2) printf("# CPU has no AVX2: nothing to hold\n");
+    cpu_level top = cpu_level_supported();
+    if (cpu_level_includes(top, CPU_LEVEL_AVX2)) check_f32_order(CPU_LEVEL_AVX2, 8);
+    if (cpu_level_includes(top, CPU_LEVEL_AVX512)) check_f32_order(CPU_LEVEL_AVX512, 16);
+    if (!cpu_level_includes(top, CPU_LEVEL_AVX2)) printf("# no x86 SIMD level: nothing to hold\n");
 }
 
 static void test_level_names_parse(void **state) {
     (void)state;
     cpu_level l;
-    for (int i = CPU_LEVEL_SCALAR; i <= CPU_LEVEL_AVX512; i++) {
+    for (int i = CPU_LEVEL_SCALAR; i < CPU_LEVEL_COUNT; i++) {
         assert_true(cpu_level_parse(cpu_level_name((cpu_level)i), &l));
         assert_int_equal(l, i);
     }
     assert_false(cpu_level_parse("sse9", &l));
     assert_false(cpu_level_parse("", &l));
-    assert_true(cpu_level_active() <= cpu_level_supported());
+    assert_true(cpu_level_includes(cpu_level_supported(), cpu_level_active()));
+    assert_true(cpu_level_includes(CPU_LEVEL_I8MM, CPU_LEVEL_NEON));
+    assert_true(cpu_level_includes(CPU_LEVEL_AVX512, CPU_LEVEL_SCALAR));
+    assert_false(cpu_level_includes(CPU_LEVEL_DOTPROD, CPU_LEVEL_AVX2));
+    assert_false(cpu_level_includes(CPU_LEVEL_NEON, CPU_LEVEL_DOTPROD));
     const cpu_features *f = cpu_features_get();
-    if (cpu_level_supported() >= CPU_LEVEL_AVX2) assert_true(f->avx2 && f->fma && f->f16c);
+    if (cpu_level_includes(cpu_level_supported(), CPU_LEVEL_AVX2)) assert_true(f->avx2 && f->fma && f->f16c);
+    if (cpu_level_includes(cpu_level_supported(), CPU_LEVEL_DOTPROD)) assert_true(f->neon && f->dotprod);
+    if (cpu_level_supported() == CPU_LEVEL_I8MM) assert_true(f->i8mm);
     printf("# supported %s, active %s\n", cpu_level_name(cpu_level_supported()),
            cpu_level_name(cpu_level_active()));
+    const char *want = getenv("LARDER_TEST_EXPECT_LEVEL");
+    if (want && *want && strcmp(want, cpu_level_name(cpu_level_supported())) != 0)
+        fail_msg("detected level %s, expected %s", cpu_level_name(cpu_level_supported()), want);
 }
+
+static const cpu_level g_levels[CPU_LEVEL_COUNT - 1] = {CPU_LEVEL_AVX2, CPU_LEVEL_AVX512, CPU_LEVEL_NEON,
+                                                         CPU_LEVEL_DOTPROD, CPU_LEVEL_I8MM};
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_level_names_parse),
         cmocka_unit_test(test_scalar_table_is_reference),
-        cmocka_unit_test(test_avx2_matches_reference),
-        cmocka_unit_test(test_avx512_matches_reference),
+        cmocka_unit_test_prestate(test_level_matches_reference, (void *)&g_levels[0]),
+        cmocka_unit_test_prestate(test_level_matches_reference, (void *)&g_levels[1]),
+        cmocka_unit_test_prestate(test_level_matches_reference, (void *)&g_levels[2]),
+        cmocka_unit_test_prestate(test_level_matches_reference, (void *)&g_levels[3]),
+        cmocka_unit_test_prestate(test_level_matches_reference, (void *)&g_levels[4]),
         cmocka_unit_test(test_f32_dot_sums_in_llamacpp_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -5,7 +5,9 @@
  * preemption and concurrency did; follow-up turns hit the cache; 40
  * conversations complete inside a pool far smaller than their total; a full
  * queue refuses; cancellation ends a generation; n > 1 shares the prompt; the
- * cache limits hold.
+ * cache limits hold; pre-warming (prefill_only) fills the cache while idle,
+ * yields to a real request at once and never shares a forward pass with it;
+ * the disk tier restores a conversation into a new engine.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -20,6 +22,7 @@
 #include <unistd.h>
 
 #include "engine/engine.h"
+#include "kv/kv_disk.h"
 /* The fake forward pass, compiled into this program: the engine gets it
  * through engine_config (forward, forward_ctx), nothing is substituted at
  * link time. */
@@ -535,6 +538,254 @@ static void test_concurrent_shared_prefix_is_computed_once(void **state) {
     stop(e);
 }
 
+/* ---- pre-warming */
+
+/* Counts forward passes that mixed tokens of two sequences (a pre-warming job
+ * must never share one with a real request). */
+static forward_fn g_inner_forward;
+static void *g_inner_ctx;
+static int g_mixed_passes, g_passes;
+static int counting_forward(void *ctx, const forward_token *items, int32_t n, float *logits, larder_error *err) {
+    (void)ctx;
+    g_passes++;
+    usleep(500); /* a pass takes time, so a test sees the pre-warming job run */
+    for (int32_t i = 1; i < n; i++)
+        if (items[i].kv.seq != items[0].kv.seq) {
+            g_mixed_passes++;
+            break;
+        }
+    return g_inner_forward(g_inner_ctx, items, n, logits, err);
+}
+
+static engine *start_counting(engine_config *c, larder_error *err) {
+    g_fake = fake_model_create(g_kv_bytes, g_page_tokens, err);
+    if (!g_fake) return NULL;
+    fake_model_engine_config(g_fake, c);
+    g_inner_forward = c->forward;
+    g_inner_ctx = c->forward_ctx;
+    c->forward = counting_forward;
+    g_mixed_passes = g_passes = 0;
+    return engine_start(c, err);
+}
+
+static channel *submit_prewarm(engine *e, const int32_t *prompt, int32_t n) {
+    engine_job jb = {.prompt = prompt, .n_prompt = n, .n_choices = 1, .top_logprobs = -1, .prefill_only = true};
+    sampler_params_default(&jb.sampling);
+    channel *ch = channel_create();
+    larder_error err = {0};
+    if (engine_submit(e, &jb, ch, &err)) fail_msg("submit prewarm: %s", err.message);
+    return ch;
+}
+
+/* Waits for a pre-warming job's one DONE event; returns its finish. */
+static channel_finish wait_prewarm(channel *ch, int32_t *cached) {
+    channel_event ev;
+    if (!channel_pop(ch, &ev, 30000)) fail_msg("pre-warming timed out");
+    assert_int_equal(ev.kind, CHANNEL_EVENT_DONE);
+    if (cached) *cached = ev.cached_tokens;
+    assert_false(channel_pop(ch, &ev, 20)); /* nothing else comes */
+    channel_release(ch);
+    return ev.finish;
+}
+
+static engine_stats stats_settled(engine *e) {
+    usleep(20000); /* stats are published after each loop */
+    return engine_get_stats(e);
+}
+
+/* A pre-warmed prefix serves the next request: all of it is cached, the
+ * answer equals the reference, the hit is counted as a pre-warming hit. A
+ * second pre-warming of what the cache holds computes nothing. */
+static void test_prewarm_fills_cache_for_next_request(void **state) {
+    (void)state;
+    engine_config c = base_config(4u << 20);
+    larder_error err = {0};
+    engine *e = start(&c, &err);
+    if (!e) fail_msg("%s", err.message);
+    int32_t prompt[400];
+    fill_prompt(prompt, 330, 41);
+    int32_t cached = -1;
+    assert_int_equal(wait_prewarm(submit_prewarm(e, prompt, 300), &cached), FINISH_STOP);
+    assert_int_equal(cached, 0);
+    engine_stats st = stats_settled(e);
+    assert_int_equal(st.prewarm_jobs, 1);
+    assert_int_equal(st.prewarm_tokens, 300);
+    assert_int_equal(st.running, 0);
+    assert_true(st.cache_entries >= 1);
+    int64_t fwd = fake_model_forward_tokens(g_fake);
+    assert_int_equal(wait_prewarm(submit_prewarm(e, prompt, 300), &cached), FINISH_STOP);
+    assert_int_equal(cached, 300);
+    assert_int_equal(fake_model_forward_tokens(g_fake), fwd); /* nothing computed again */
+    result *r = malloc(sizeof *r);
+    run_job(e, prompt, 330, 8, 1, r);
+    assert_int_equal(r->errors, 0);
+    check_output(prompt, 330, r, 0);
+    assert_int_equal(r->cached, 300);
+    st = stats_settled(e);
+    assert_int_equal(st.prewarm_hit_tokens, 300);
+    assert_int_equal(st.prewarm_dropped, 1);
+    /* Again: its 18 whole pre-warmed pages count, the page after them does
+     * not (the first request copied the pre-warmed partial page and filled
+     * the copy; the cache now holds that one). */
+    run_job(e, prompt, 330, 8, 1, r);
+    check_output(prompt, 330, r, 0);
+    assert_true(r->cached >= 320);
+    assert_int_equal(stats_settled(e).prewarm_hit_tokens, 300 + 18 * 16);
+    free(r);
+    stop(e);
+}
+
+/* A long pre-warming job is running when a real request arrives: the request
+ * runs alone (no forward pass mixes them), its answer is right, the job is
+ * stopped and then resumes from the cache and completes once idle; the
+ * prefix is then fully cached. */
+static void test_prewarm_yields_to_real_request(void **state) {
+    (void)state;
+    engine_config c = base_config(8u << 20);
+    larder_error err = {0};
+    engine *e = start_counting(&c, &err);
+    if (!e) fail_msg("%s", err.message);
+    enum { LONG = 3000 };
+    int32_t *warm = malloc((LONG + 10) * sizeof *warm), other[120];
+    fill_prompt(warm, LONG + 10, 43);
+    fill_prompt(other, 120, 44);
+    channel *ch = submit_prewarm(e, warm, LONG);
+    engine_stats st = engine_get_stats(e);
+    for (int i = 0; i < 10000 && st.running == 0; i++) { /* wait until it runs (47 passes of >= 0.5 ms) */
+        usleep(100);
+        st = engine_get_stats(e);
+    }
+    assert_int_equal(st.running, 1);
+    result *r = malloc(sizeof *r);
+    run_job(e, other, 120, 30, 1, r);
+    assert_int_equal(r->errors, 0);
+    assert_int_equal(r->n[0], 30);
+    check_output(other, 120, r, 0);
+    assert_int_equal(wait_prewarm(ch, NULL), FINISH_STOP);
+    st = stats_settled(e);
+    assert_true(st.prewarm_stopped >= 1);
+    assert_int_equal(st.prewarm_jobs, 1);
+    assert_true(st.prewarm_tokens >= LONG); /* a partial page computed before the stop may be redone */
+    assert_true(st.prewarm_tokens <= LONG + 16);
+    assert_int_equal(g_mixed_passes, 0);
+    run_job(e, warm, LONG + 10, 4, 1, r);
+    check_output(warm, LONG + 10, r, 0);
+    assert_int_equal(r->cached, LONG);
+    free(r);
+    free(warm);
+    stop(e);
+}
+
+/* While a real request runs, pre-warming jobs wait; past
+ * ENGINE_MAX_PREWARM_JOBS the oldest are dropped (DONE, cancelled), and the
+ * rest run once the engine is idle. */
+static void test_prewarm_list_is_bounded(void **state) {
+    (void)state;
+    engine_config c = base_config(8u << 20);
+    larder_error err = {0};
+    engine *e = start(&c, &err);
+    if (!e) fail_msg("%s", err.message);
+    enum { EXTRA = 4, N = ENGINE_MAX_PREWARM_JOBS + EXTRA };
+    int32_t busy[64], prompts[N][40];
+    fill_prompt(busy, 64, 45);
+    engine_job jb = {.prompt = busy, .n_prompt = 64, .n_choices = 1, .max_tokens = 400, .top_logprobs = -1, .ignore_eos = true};
+    sampler_params_default(&jb.sampling);
+    jb.sampling.temperature = 0;
+    channel *busy_ch = channel_create();
+    assert_int_equal(engine_submit(e, &jb, busy_ch, &err), 0);
+    channel *chs[N];
+    for (int i = 0; i < N; i++) {
+        fill_prompt(prompts[i], 40, 100 + (uint32_t)i);
+        chs[i] = submit_prewarm(e, prompts[i], 40);
+    }
+    result *r = malloc(sizeof *r);
+    collect(busy_ch, 1, r);
+    assert_int_equal(r->n[0], 400);
+    int cancelled = 0, stopped = 0;
+    for (int i = 0; i < N; i++) {
+        channel_finish f = wait_prewarm(chs[i], NULL);
+        if (f == FINISH_CANCELLED) cancelled++;
+        else stopped++;
+        if (i < EXTRA) assert_int_equal(f, FINISH_CANCELLED); /* the oldest went */
+    }
+    assert_int_equal(cancelled, EXTRA);
+    assert_int_equal(stopped, ENGINE_MAX_PREWARM_JOBS);
+    engine_stats st = stats_settled(e);
+    assert_int_equal(st.prewarm_dropped, EXTRA);
+    assert_int_equal(st.prewarm_jobs, ENGINE_MAX_PREWARM_JOBS);
+    /* n must be 1 */
+    engine_job bad = {.prompt = busy, .n_prompt = 10, .n_choices = 2, .top_logprobs = -1, .prefill_only = true};
+    channel *bad_ch = channel_create();
+    assert_int_equal(engine_submit(e, &bad, bad_ch, &err), -1);
+    assert_int_equal(err.code, ERR_INVALID);
+    channel_release(bad_ch);
+    channel_release(bad_ch);
+    free(r);
+    stop(e);
+}
+
+/* ---- the disk tier under the engine */
+
+static kv_disk *g_disk;
+
+static engine *start_with_disk(engine_config *c, const char *dir, larder_error *err) {
+    g_fake = fake_model_create(g_kv_bytes, g_page_tokens, err);
+    if (!g_fake) return NULL;
+    fake_model_engine_config(g_fake, c);
+    kv_disk_config dc = {dir, 64u << 20, 0xFACE};
+    g_disk = kv_disk_open(&dc, g_fake->pool, err);
+    if (!g_disk) return NULL;
+    c->disk = g_disk;
+    return engine_start(c, err);
+}
+
+static void stop_with_disk(engine *e) {
+    engine_stop(e);
+    kv_disk_close(g_disk); /* writes what is queued */
+    g_disk = NULL;
+    fake_model_free(g_fake);
+    g_fake = NULL;
+}
+
+/* A conversation served by one engine is restored from disk by the next (a
+ * new pool, a new cache): the follow-up is cached from the disk's pages and
+ * its answer equals the reference — the fake model reads every token back
+ * from the pages, so a wrong or stale page would change it. */
+static void test_disk_tier_restores_after_restart(void **state) {
+    (void)state;
+    char dir[] = "/tmp/larder-engine-disk-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    engine_config c = base_config(4u << 20);
+    larder_error err = {0};
+    engine *e = start_with_disk(&c, dir, &err);
+    if (!e) fail_msg("%s", err.message);
+    int32_t prompt[400];
+    fill_prompt(prompt, 300, 51);
+    result *r = malloc(sizeof *r);
+    run_job(e, prompt, 300, 20, 1, r);
+    check_output(prompt, 300, r, 0);
+    stop_with_disk(e);
+    /* the next process: of the 319 tokens with K/V (the last generated one
+     * never went through the model), the 19 whole pages are on disk */
+    memcpy(prompt + 300, r->tokens[0], 20 * sizeof(int32_t));
+    fill_prompt(prompt + 320, 30, 52);
+    c = base_config(4u << 20);
+    e = start_with_disk(&c, dir, &err);
+    if (!e) fail_msg("%s", err.message);
+    run_job(e, prompt, 350, 10, 1, r);
+    assert_int_equal(r->errors, 0);
+    check_output(prompt, 350, r, 0);
+    assert_int_equal(r->cached, 19 * 16);
+    kv_disk_stats ds = kv_disk_get_stats(g_disk);
+    assert_int_equal(ds.restored_pages, 19);
+    assert_int_equal(ds.removed_bad_files, 0);
+    stop_with_disk(e);
+    free(r);
+    char cmd[100];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_output_matches_reference_and_follow_up_hits_cache),
@@ -548,6 +799,10 @@ int main(void) {
         cmocka_unit_test(test_clear_cache_frees_idle_pages),
         cmocka_unit_test(test_concurrent_shared_prefix_is_computed_once),
         cmocka_unit_test(test_rotating_window_bounds_a_sequence),
+        cmocka_unit_test(test_prewarm_fills_cache_for_next_request),
+        cmocka_unit_test(test_prewarm_yields_to_real_request),
+        cmocka_unit_test(test_prewarm_list_is_bounded),
+        cmocka_unit_test(test_disk_tier_restores_after_restart),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

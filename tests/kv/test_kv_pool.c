@@ -15,6 +15,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "base/platform.h"
 #include "kv/kv_pool.h"
 #include "kv/kv_seq.h"
 #include "tensor/dtype.h"
@@ -128,14 +129,11 @@ static void test_refcounts_and_reuse(void **state) {
     kv_pool_free(p);
 }
 
+/* Resident pages of this process (base/platform.h: /proc on Linux, task_info on macOS). */
 static long rss_pages(void) {
-    FILE *f = fopen("/proc/self/statm", "r");
-    long size = 0, rss = 0;
-    if (f) {
-        if (fscanf(f, "%ld %ld", &size, &rss) != 2) rss = 0;
-        fclose(f);
-    }
-    return rss;
+    int64_t rss, peak;
+    platform_resident_bytes(&rss, &peak);
+    return (long)(rss / sysconf(_SC_PAGESIZE));
 }
 
 static void test_freed_memory_returns_to_os(void **state) {

@@ -3,13 +3,30 @@
  *
  * Key idea: cpuid says what the core implements; XGETBV says which register
  * files the OS saves on a context switch. A feature counts only when both
- * agree (a VM or kernel may disable AVX-512 state). Results are computed once and cached; the cache
- * is filled under pthread_once, so concurrent first calls are safe.
+ * agree (a VM or kernel may disable AVX-512 state). On AArch64 the kernel
+ * reports the features: getauxval(AT_HWCAP / AT_HWCAP2) on Linux (the same
+ * bits qemu-user fills from its -cpu model, so the tests can hide dotprod or
+ * i8mm), sysctlbyname("hw.optional.arm.FEAT_*") on macOS; NEON is part of
+ * every AArch64 CPU. Results are computed once and cached; the cache is
+ * filled under pthread_once, so concurrent first calls are safe.
  */
 #include "backend/cpu/cpu_features.h"
 
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
+#endif
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+/* The arm64 hwcap bits (linux/arch/arm64/include/uapi/asm/hwcap.h), spelled
+ * out so that older headers build too. */
+#define LARDER_HWCAP_ASIMD (1UL << 1)
+#define LARDER_HWCAP_ASIMDHP (1UL << 10)
+#define LARDER_HWCAP_ASIMDDP (1UL << 20)
+#define LARDER_HWCAP2_I8MM (1UL << 13)
+#elif defined(__aarch64__) && defined(__APPLE__)
+#include <sys/sysctl.h>
+#include <sys/types.h>
 #endif
 
 #include <pthread.h>
@@ -31,6 +48,39 @@ static uint64_t read_xcr0(void) {
     return (uint64_t)hi << 32 | lo;
 }
 #endif
+
+#if defined(__aarch64__) && defined(__APPLE__)
+/* A hw.optional.* flag of macOS: 1 when present (a missing name reads 0). */
+static bool sysctl_flag(const char *name) {
+    int v = 0;
+    size_t len = sizeof v;
+    return sysctlbyname(name, &v, &len, NULL, 0) == 0 && v == 1;
+}
+#endif
+
+static void cpu_detect_arm(void) {
+#if defined(__aarch64__)
+    g_features.neon = true; /* Advanced SIMD is mandatory in AArch64 */
+#if defined(__linux__)
+    unsigned long hw = getauxval(AT_HWCAP), hw2 = getauxval(AT_HWCAP2);
+    g_features.neon = (hw & LARDER_HWCAP_ASIMD) != 0;
+    g_features.fp16 = (hw & LARDER_HWCAP_ASIMDHP) != 0;
+    g_features.dotprod = (hw & LARDER_HWCAP_ASIMDDP) != 0;
+    g_features.i8mm = (hw2 & LARDER_HWCAP2_I8MM) != 0;
+#elif defined(__APPLE__)
+    g_features.fp16 = sysctl_flag("hw.optional.arm.FEAT_FP16") || sysctl_flag("hw.optional.neon_fp16");
+    g_features.dotprod = sysctl_flag("hw.optional.arm.FEAT_DotProd");
+    g_features.i8mm = sysctl_flag("hw.optional.arm.FEAT_I8MM");
+#endif
+    if (g_features.neon) {
+        g_supported = CPU_LEVEL_NEON;
+        if (g_features.dotprod) {
+            g_supported = CPU_LEVEL_DOTPROD;
+            if (g_features.i8mm) g_supported = CPU_LEVEL_I8MM;
+        }
+    }
+#endif
+}
 
 static void cpu_detect(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -62,10 +112,11 @@ static void cpu_detect(void) {
         if (f->avx512f && f->avx512bw && f->avx512vl && f->avx512dq && f->avx512vnni)
             g_supported = CPU_LEVEL_AVX512;
     }
+    cpu_detect_arm();
     g_active = g_supported;
     cpu_level cap;
     const char *env = getenv("LARDER_CPU");
-    if (env && cpu_level_parse(env, &cap) && cap < g_active) g_active = cap;
+    if (env && cpu_level_parse(env, &cap) && cpu_level_includes(g_supported, cap)) g_active = cap;
 }
 
 const cpu_features *cpu_features_get(void) {
@@ -83,10 +134,30 @@ cpu_level cpu_level_active(void) {
     return g_active;
 }
 
+cpu_level cpu_level_below(cpu_level level) {
+    switch (level) {
+    case CPU_LEVEL_AVX512: return CPU_LEVEL_AVX2;
+    case CPU_LEVEL_I8MM: return CPU_LEVEL_DOTPROD;
+    case CPU_LEVEL_DOTPROD: return CPU_LEVEL_NEON;
+    default: return CPU_LEVEL_SCALAR;
+    }
+}
+
+bool cpu_level_includes(cpu_level level, cpu_level needed) {
+    for (;;) {
+        if (level == needed) return true;
+        if (level == CPU_LEVEL_SCALAR) return false;
+        level = cpu_level_below(level);
+    }
+}
+
 const char *cpu_level_name(cpu_level level) {
     switch (level) {
     case CPU_LEVEL_AVX2: return "avx2";
     case CPU_LEVEL_AVX512: return "avx512";
+    case CPU_LEVEL_NEON: return "neon";
+    case CPU_LEVEL_DOTPROD: return "dotprod";
+    case CPU_LEVEL_I8MM: return "i8mm";
     default: return "scalar";
     }
 }
@@ -94,6 +165,7 @@ const char *cpu_level_name(cpu_level level) {
 bool cpu_level_parse(const char *name, cpu_level *level) {
     static const struct { const char *name; cpu_level level; } names[] = {
         {"scalar", CPU_LEVEL_SCALAR}, {"avx2", CPU_LEVEL_AVX2}, {"avx512", CPU_LEVEL_AVX512},
+        {"neon", CPU_LEVEL_NEON},     {"dotprod", CPU_LEVEL_DOTPROD}, {"i8mm", CPU_LEVEL_I8MM},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (strcmp(name, names[i].name) == 0) {

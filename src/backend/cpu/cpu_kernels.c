@@ -3,7 +3,8 @@
  * src/tensor/quant.h) and the selection of a level's table.
  *
  * Tables are built once under pthread_once; each ISA level starts from the
- * level below, so a type without a fast kernel still works.
+ * level below in its chain (cpu_features.h), so a type without a fast
+ * kernel still works.
  */
 #include "backend/cpu/cpu_kernels.h"
 
@@ -60,26 +61,41 @@ void cpu_kernels_fill_scalar(cpu_kernels *k) {
     k->quantize[TYPE_Q8_0] = quant_scalar_q8_0;
     k->quantize[TYPE_Q8_1] = quant_scalar_q8_1;
     k->quantize[TYPE_Q8_K] = quant_scalar_q8_k;
+    k->vec = cpu_vec_scalar();
 }
 
-static cpu_kernels g_tables[3];
+static cpu_kernels g_tables[CPU_LEVEL_COUNT];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* Fills a level's own kernels (only the target's family is compiled). */
+static void cpu_kernels_fill(cpu_level level, cpu_kernels *k) {
+    switch (level) {
+#if defined(__x86_64__)
+    case CPU_LEVEL_AVX2: cpu_kernels_fill_avx2(k); break;
+    case CPU_LEVEL_AVX512: cpu_kernels_fill_avx512(k); break;
+#elif defined(__aarch64__)
+    case CPU_LEVEL_NEON: cpu_kernels_fill_neon(k); break;
+    case CPU_LEVEL_DOTPROD: cpu_kernels_fill_dotprod(k); break;
+    case CPU_LEVEL_I8MM: cpu_kernels_fill_i8mm(k); break;
+#endif
+    default: break;
+    }
+}
 
 static void cpu_kernels_build(void) {
     cpu_level top = cpu_level_supported();
     cpu_kernels_fill_scalar(&g_tables[CPU_LEVEL_SCALAR]);
-    for (int l = CPU_LEVEL_AVX2; l <= CPU_LEVEL_AVX512; l++) {
-        g_tables[l] = g_tables[l - 1];
-        if (l > (int)top) continue; /* unsupported: keep the level below's kernels */
-        if (l == CPU_LEVEL_AVX2) cpu_kernels_fill_avx2(&g_tables[l]);
-        if (l == CPU_LEVEL_AVX512) cpu_kernels_fill_avx512(&g_tables[l]);
+    /* the level below always has a smaller number, so it is built first */
+    for (int l = CPU_LEVEL_SCALAR + 1; l < CPU_LEVEL_COUNT; l++) {
+        g_tables[l] = g_tables[cpu_level_below((cpu_level)l)];
+        if (!cpu_level_includes(top, (cpu_level)l)) continue; /* unsupported: keep the level below's kernels */
+        cpu_kernels_fill((cpu_level)l, &g_tables[l]);
     }
 }
 
 const cpu_kernels *cpu_kernels_for(cpu_level level) {
     pthread_once(&g_once, cpu_kernels_build);
-    if (level < CPU_LEVEL_SCALAR) level = CPU_LEVEL_SCALAR;
-    if (level > CPU_LEVEL_AVX512) level = CPU_LEVEL_AVX512;
+    if ((int)level < 0 || (int)level >= CPU_LEVEL_COUNT) level = CPU_LEVEL_SCALAR;
     return &g_tables[level];
 }
 

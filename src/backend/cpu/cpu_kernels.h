@@ -1,6 +1,8 @@
 /*
- * cpu_kernels.h — the table of dot-product and activation-quantization
- * kernels for one CPU level (scalar, AVX2, AVX-512).
+ * cpu_kernels.h — the table of kernels for one CPU level (scalar; AVX2,
+ * AVX-512 on x86-64; NEON, dotprod, i8mm on AArch64): dot products,
+ * activation quantization, the prefill GEMM and the vector ops of
+ * cpu_ops.h. The one place where a level's kernels are chosen.
  *
  * Key idea: one micro-kernel shape serves decode and prefill. A dot kernel
  * multiplies ONE weight row with up to tile_tokens[type] activation rows,
@@ -23,6 +25,7 @@
 #include <stdint.h>
 
 #include "backend/cpu/cpu_features.h"
+#include "backend/cpu/cpu_ops.h"
 #include "tensor/dtype.h"
 
 /* The prefill tile of most dot kernels, and the widest any kernel takes
@@ -45,7 +48,7 @@ typedef void (*cpu_quantize_fn)(const float *x, void *dst, int64_t n);
  * are packed once per matmul into "q8 tiles" laid out for the kernel: the
  * Q8_0 quantization of tile_tokens tokens side by side per 32-element block,
  * their f16 scales already widened to f32, plus whatever per-block sums the
- * kernel needs. The layout belongs to the kernel (cpu_dot_x86.inc describes
+ * kernel needs. The layout belongs to the kernel (x86/cpu_dot_x86.inc and arm/cpu_dot_arm.inc describe
  * each); callers only size it: a tile of a row of n elements (n a multiple
  * of 32) is n / 32 * tile_block_bytes bytes, and the tiles of a batch follow
  * one another. The quants are exactly those of quantize_row_activation
@@ -76,20 +79,27 @@ typedef struct cpu_kernels {
     int tile_tokens[TYPE_COUNT_MAX];       /* most tokens dot[type] takes in one call */
     cpu_quantize_fn quantize[TYPE_COUNT_MAX]; /* by activation type (F32 Q8_0 Q8_1 Q8_K) */
     cpu_gemm_kernel gemm[TYPE_COUNT_MAX];  /* prefill on q8 tiles by weight type */
+    const cpu_vec_kernels *vec;            /* attention, softmax and f16 row kernels */
 } cpu_kernels;
 
-/* The kernels of a level (a level above cpu_level_supported() gives the
- * supported one's). Tables are built once and never change. */
+/* The kernels of a level. A level the CPU lacks gives the highest level
+ * below it in its chain that the CPU has (so AVX512 on an AVX2 CPU gives
+ * the AVX2 table, AVX2 on ARM the scalar one); check ->level. Tables are
+ * built once and never change. */
 const cpu_kernels *cpu_kernels_for(cpu_level level);
 
 /* The kernels of cpu_level_active(). */
 const cpu_kernels *cpu_kernels_active(void);
 
 /* Filled by the ISA files (one folder per instruction-set family: x86/ for
- * AVX2 / AVX-512; an ARM64 family goes in arm/); each starts from the level
- * below and replaces what it speeds up. Internal to src/backend/cpu. */
+ * AVX2 / AVX-512, arm/ for NEON / dotprod / i8mm; only the target's family
+ * is compiled); each starts from the level below and replaces what it
+ * speeds up. Internal to src/backend/cpu. */
 void cpu_kernels_fill_scalar(cpu_kernels *k);
 void cpu_kernels_fill_avx2(cpu_kernels *k);
 void cpu_kernels_fill_avx512(cpu_kernels *k);
+void cpu_kernels_fill_neon(cpu_kernels *k);
+void cpu_kernels_fill_dotprod(cpu_kernels *k);
+void cpu_kernels_fill_i8mm(cpu_kernels *k);
 
 #endif

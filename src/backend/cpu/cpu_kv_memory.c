@@ -4,7 +4,8 @@
  * The region is address space reserved once for every page
  * (MAP_NORESERVE: nothing committed); a page's memory is committed by the
  * OS when it is first written. A page released by the pool goes back to the
- * OS at once (madvise MADV_DONTNEED), so the process's resident size tells
+ * OS at once (platform_release_pages: madvise MADV_DONTNEED on Linux, a
+ * fresh mapping over it elsewhere), so the process's resident size tells
  * the truth about what the pool holds; the pool decides which freed pages
  * stay warm (it does not release those). Each page is rounded up to the OS
  * page size, so one page can be handed back on its own.
@@ -12,6 +13,12 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
+
+#include "base/platform.h"
+
+#ifndef MAP_NORESERVE /* a hint; systems without it reserve lazily anyway */
+#define MAP_NORESERVE 0
+#endif
 #include <stdlib.h>
 
 #include "backend/cpu/cpu_backend_internal.h"
@@ -57,7 +64,7 @@ void cpu_kv_free(backend *b, backend_kv *m) {
 
 void cpu_kv_page_release(backend *b, backend_kv *m, uint32_t page) {
     (void)b;
-    if (page < m->n_pages) madvise(m->base + (size_t)page * m->stride_bytes, m->stride_bytes, MADV_DONTNEED);
+    if (page < m->n_pages) platform_release_pages(m->base + (size_t)page * m->stride_bytes, m->stride_bytes);
 }
 
 int cpu_kv_page_copy(backend *b, backend_kv *m, uint32_t dst, uint32_t src, larder_error *err) {

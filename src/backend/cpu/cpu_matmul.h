@@ -16,7 +16,7 @@
  * in the core's L2 cache across every tile of tokens, and each kernel call
  * unpacks a weight block once for the whole tile, so the weights are read
  * from memory once per matmul and unpacked once per tile (for Q8_0, Q4_0 and
- * Q5_0 on x86 the tile is a q8 tile of 8 tokens and the kernel a GEMM that
+ * Q5_0 on x86 and ARM the tile is a q8 tile of 8 tokens and the kernel a GEMM that
  * takes the whole row block, see cpu_kernels.h).
  * A matmul with less than 64 KiB of weight work runs on the caller alone
  * (waking the pool would cost more).

@@ -1,12 +1,12 @@
 /*
- * cpu_ops.c — scalar reference kernels of cpu_ops.h and the run-time choice
- * of the fastest set the CPU supports.
+ * cpu_ops.c — scalar reference kernels of cpu_ops.h (the run-time choice is
+ * the kernel table's, cpu_kernels.h).
  */
 #include "backend/cpu/cpu_ops.h"
 
 #include <math.h>
 
-#include "backend/cpu/cpu_features.h"
+#include "backend/cpu/cpu_kernels.h"
 #include "tensor/dtype.h"
 
 static void attn_scores(float *s, int64_t s_stride, const float *q, int64_t q_stride, int nq, const float *kt,
@@ -71,16 +71,4 @@ static const cpu_vec_kernels scalar_kernels = {attn_scores, attn_pv, scale_max, 
 
 const cpu_vec_kernels *cpu_vec_scalar(void) { return &scalar_kernels; }
 
-const cpu_vec_kernels *cpu_vec_avx2(void) {
-    return cpu_level_supported() >= CPU_LEVEL_AVX2 ? &cpu_vec_avx2_kernels : NULL;
-}
-
-const cpu_vec_kernels *cpu_vec_best(void) {
-    /* Benign race: every thread computes the same pointer. */
-    static const cpu_vec_kernels *best;
-    if (!best) {
-        /* LARDER_CPU may cap the level (cpu_features.h) */
-        best = cpu_level_active() >= CPU_LEVEL_AVX2 ? &cpu_vec_avx2_kernels : &scalar_kernels;
-    }
-    return best;
-}
+const cpu_vec_kernels *cpu_vec_best(void) { return cpu_kernels_active()->vec; }

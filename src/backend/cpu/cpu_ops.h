@@ -1,7 +1,9 @@
 /*
  * cpu_ops.h — the small vector kernels under the CPU backend's non-matmul
  * ops (the two products of attention, half-precision row conversion), with
- * a scalar reference and AVX2 (+F16C, FMA) versions chosen once at run time.
+ * a scalar reference, AVX2 (+F16C, FMA) and NEON versions. A level's set is
+ * part of its kernel table (cpu_kernels.h: cpu_kernels_for(level)->vec), so
+ * there is one selection for every kernel.
  *
  * Every kernel has the same contract in each ISA; tests/model holds the SIMD
  * versions against the scalar ones. n, nq, nk and D are any length (tails
@@ -43,15 +45,15 @@ typedef struct cpu_vec_kernels {
     const char *name;                                                     /* "scalar", "avx2" */
 } cpu_vec_kernels;
 
-/* The best kernels this CPU runs (cached after the first call). */
+/* The kernels of the active level (cpu_kernels_active()->vec). */
 const cpu_vec_kernels *cpu_vec_best(void);
 /* The scalar reference. */
 const cpu_vec_kernels *cpu_vec_scalar(void);
-/* The AVX2 set, or NULL when the CPU lacks AVX2/FMA/F16C. */
-const cpu_vec_kernels *cpu_vec_avx2(void);
 
-/* Defined in cpu_ops_avx2.c (compiled with -mavx2 -mfma -mf16c); call only
- * after checking the CPU. */
+/* Defined in x86/cpu_ops_avx2.c (compiled with -mavx2 -mfma -mf16c) and
+ * arm/cpu_ops_neon.c; only the target's are compiled; reached through the
+ * kernel tables, which check the CPU. */
 extern const cpu_vec_kernels cpu_vec_avx2_kernels;
+extern const cpu_vec_kernels cpu_vec_neon_kernels;
 
 #endif

@@ -16,4 +16,5 @@ void cpu_dot_q4_k_avx2(int64_t n, const void *w, const void *act, size_t stride,
 void cpu_kernels_fill_avx2(cpu_kernels *k) {
     k->level = CPU_LEVEL_AVX2;
     fill_x86_common(k);
+    k->vec = &cpu_vec_avx2_kernels; /* the AVX-512 table keeps these */
 }

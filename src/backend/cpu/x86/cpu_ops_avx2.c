@@ -4,7 +4,7 @@
  * kernels block by registers: scores take 4 query rows x 16 keys (8
  * accumulators, each K value loaded once per 4 rows); the weighted V sum
  * keeps 32 output columns of a row in 4 accumulators across the key block.
- * Only called after cpu_vec_avx2() checked the CPU.
+ * Reached only through the AVX2 / AVX-512 kernel tables (cpu_kernels.h).
  */
 #include <immintrin.h>
 #include <math.h>
