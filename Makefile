@@ -7,6 +7,8 @@
 #   make asan       the C unit tests under ASan+UBSan (build-asan/)
 #   make deps       Debian packages (apt-get) and npm packages (node_modules/)
 #   make fuzz       libFuzzer targets, bounded time (clang)
+#   make soak       30 minutes of mixed hostile traffic against larder serve
+#                   (bench/soak.mjs; SOAK_SECONDS to shorten; not in make test)
 #   make bench      benchmarks (bench/)
 #   make cuda       build-cuda/larder with the CUDA backend beside the CPU one
 #                   (nvcc at CUDA_HOME, default /usr/local/cuda; code for
@@ -92,7 +94,7 @@ endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all test asan deps fuzz bench run clean deps-check tests-c cuda test-arm64
+.PHONY: all test asan deps fuzz bench run clean deps-check tests-c cuda test-arm64 soak
 
 # `make test` and `make tests-c` build in parallel: one job per CPU, unless
 # make was given -j itself (then its own job server is used).
@@ -146,6 +148,9 @@ $(BUILD)/tests/%: tests/%.c $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(CMOCKA_CFLAGS) -Itests -MMD -MP -o $@ $< $(BUILD)/liblarder.a $(LDLIBS) $(CMOCKA_LIBS)
 
+# The countdown-allocator test sees every allocation of larder's code.
+$(BUILD)/tests/server/test_request_oom: LDLIBS += -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=free
+
 test: deps-check
 	@$(MAKE) --no-print-directory $(PARALLEL) all $(TEST_BIN)
 	@BUILD=$(BUILD) bash tests/run.sh
@@ -162,6 +167,9 @@ fuzz:
 
 bench: all
 	@bash bench/run.sh
+
+soak: all
+	@LARDER=$(abspath $(BUILD))/larder SHARED=$(abspath ../shared) TEST_TMP=$$(mktemp -d) node bench/soak.mjs
 
 run: deps all
 	./$(BUILD)/larder serve

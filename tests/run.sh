@@ -23,7 +23,9 @@
 # tests/cli/test_make_model.mjs (larder writes files without the CPU kernels;
 # llama.cpp reads them) and tests/server/test_opencode.mjs (~100 s: the
 # OpenCode client's protocol and prompt caching against larder; it compares
-# no numbers). The other server tests compare cached with uncached answers,
+# no numbers) and tests/server/test_request_linear, test_request_oom (the
+# request path before and around a fake forward pass; ~1 min each on a busy
+# machine). The other server tests compare cached with uncached answers,
 # which do depend on the kernels agreeing with themselves, and run twice.
 set -u
 cd "$(dirname "$0")/.."
@@ -55,7 +57,7 @@ run_one() { # $1: display name, rest: command
   if [ "$f" -ne 0 ]; then failed_names+=("$name"); sed 's/^/    | /' "$log" | grep -v '^    | PASS ' | tail -40; fi
 }
 
-SINGLE_PASS='^tests/(jinja/test_jinja_|tokenizer/test_tokenize_llamacpp|gguf/test_bad_files|cli/test_make_model|server/test_opencode)'
+SINGLE_PASS='^tests/(jinja/test_jinja_|tokenizer/test_tokenize_llamacpp|gguf/test_bad_files|cli/test_make_model|server/test_opencode|server/test_request_(linear|oom))'
 
 # One pass over every test; $1: tag appended to each name ("" for none), $2:
 # LARDER_CPU for the pass ("" leaves the environment as it is).
@@ -68,6 +70,7 @@ run_pass() {
   for bin in $(find "$BUILD/tests" -type f -name 'test_*' -perm -u+x 2>/dev/null | sort); do
     name=${bin#$BUILD/}
     [[ $name =~ $filter ]] || continue
+    [ -n "$tag" ] && [[ $name =~ $SINGLE_PASS ]] && continue
     [ -n "${TEST_EXCLUDE:-}" ] && [[ $name =~ $TEST_EXCLUDE ]] && continue
     run_one "$name$suffix" "${env_cpu[@]}" ${RUN_WRAPPER:-} "$bin"
   done

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "base/json_syntax.h"
 #include "base/utf8.h"
 #include "chat/toolcall_json.h"
 
@@ -23,6 +24,11 @@ toolcall_tools *toolcall_tools_parse(const char *json, size_t len, larder_error 
     toolcall_tools *t = calloc(1, sizeof *t);
     if (!t) { error_set(err, ERR_NOMEM, "out of memory parsing tools"); return NULL; }
     t->root = cJSON_ParseWithLength(json ? json : "", json ? len : 0);
+    if (!t->root && json && json_syntax_ok(json, len, CJSON_NESTING_LIMIT)) {
+        error_set(err, ERR_NOMEM, "out of memory parsing tools");
+        toolcall_tools_free(t);
+        return NULL;
+    }
     if (!t->root || !cJSON_IsArray(t->root)) {
         error_set(err, ERR_INVALID, "tools: not a JSON array");
         toolcall_tools_free(t);

@@ -26,6 +26,7 @@
 #include "kv/kv_pool.h"
 #include "model/model.h"
 #include "model/runner.h"
+#include "server/http_checks.h"
 #include "server/routes.h"
 #include "tensor/dtype.h"
 #include "tokenizer/tokenizer.h"
@@ -125,12 +126,29 @@ static const char *special_text(const tokenizer *tok, int32_t id) {
     return t ? t : "";
 }
 
+/* Tells the chat renderer which texts are control tokens (so that such
+ * text in message content is tokenized as text). */
+static int serve_set_control_texts(chat_prompt *chat, const tokenizer *tok, larder_error *err) {
+    uint32_t n = tokenizer_n_tokens(tok), k = 0;
+    const char **texts = malloc((n ? n : 1) * sizeof *texts);
+    if (!texts) return error_set(err, ERR_NOMEM, "out of memory");
+    for (uint32_t id = 0; id < n; id++)
+        if (tokenizer_token_attr(tok, (int32_t)id) & (TOKEN_ATTR_CONTROL | TOKEN_ATTR_UNKNOWN))
+            texts[k++] = tokenizer_token_text(tok, (int32_t)id);
+    int rc = chat_prompt_set_control_texts(chat, texts, k, err);
+    free(texts);
+    return rc;
+}
+
 /* What `larder serve` was asked for: the command line, with the defaults
  * that need no model filled in. */
 typedef struct serve_options {
     const char *model_path, *model_name, *host, *api_key, *cors, *kv_type_name, *cache_dir;
+    const char *api_key_file, *allowed_hosts;
+    char *api_key_from_file;  /* malloc'd: the key read from --api-key-file */
     int64_t port, threads, cache_entries, page_tokens, ctx, parallel, batch;
-    int64_t max_queue, max_kv_size, keep;
+    int64_t max_queue, max_kv_size, keep, max_connections, max_n;
+    bool parse_special_in_content;
     uint64_t kv_memory, cache_bytes, max_body, cache_disk_bytes;
     double cache_ttl;
     bool verbose, no_prewarm, keep_billing_header;
@@ -138,18 +156,56 @@ typedef struct serve_options {
     cli_device dev; /* --device, --gpu */
 } serve_options;
 
+/* The key in the file's first line (surrounding whitespace dropped);
+ * malloc'd, or NULL with err. */
+static char *serve_read_key_file(const char *path, larder_error *err) {
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        error_set(err, ERR_IO, "cannot open it");
+        return NULL;
+    }
+    char line[4096];
+    bool got = fgets(line, sizeof line, f) != NULL;
+    fclose(f);
+    if (!got) {
+        error_set(err, ERR_INVALID, "it is empty");
+        return NULL;
+    }
+    size_t n = strlen(line);
+    if (n == sizeof line - 1 && line[n - 1] != '\n') {
+        error_set(err, ERR_INVALID, "its first line is longer than %zu bytes", sizeof line - 2);
+        return NULL;
+    }
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) line[--n] = 0;
+    char *start = line;
+    while (*start == ' ' || *start == '\t') start++;
+    if (!*start) {
+        error_set(err, ERR_INVALID, "its first line holds no key");
+        return NULL;
+    }
+    char *key = strdup(start);
+    if (!key) error_set(err, ERR_NOMEM, "out of memory");
+    memset(line, 0, sizeof line);
+    return key;
+}
+
 /* Parses argv into o and checks it. Returns true when serving goes on;
  * false with *exit_status set after --help (0) or a bad option (1, printed). */
 static bool serve_parse_options(int argc, char **argv, serve_options *o, int *exit_status) {
     *o = (serve_options){.host = "127.0.0.1", .kv_type_name = "f16", .port = 8080, .cache_entries = 10,
                          .page_tokens = 16, .parallel = 4, .batch = 512, .max_queue = 64, .max_body = 16u << 20,
-                         .cache_disk_bytes = (uint64_t)8 << 30};
+                         .max_connections = 128, .max_n = 16, .cache_disk_bytes = (uint64_t)8 << 30};
     cli_option opts[] = {
         CLI_STR("--model", &o->model_path, "FILE", "GGUF model (default: the bundled model)"),
         CLI_STR("--model-name", &o->model_name, "NAME", "model id in responses (default: the file name)"),
         CLI_STR("--host", &o->host, "ADDR", "address to listen on (default 127.0.0.1)"),
         CLI_INT("--port", &o->port, 0, 65535, "N", "port (default 8080; 0: any free port)"),
-        CLI_STR("--api-key", &o->api_key, "KEY", "require 'Authorization: Bearer KEY' (all routes but /health)"),
+        CLI_STR("--api-key", &o->api_key, "KEY", "require 'Authorization: Bearer KEY' or 'x-api-key: KEY' (all routes but /health); visible in ps: prefer --api-key-file"),
+        CLI_STR("--api-key-file", &o->api_key_file, "FILE", "read the API key from FILE (its first line)"),
+        CLI_STR("--allowed-hosts", &o->allowed_hosts, "NAMES", "Host names accepted besides IP literals and localhost (comma-separated; '*': any)"),
+        CLI_INT("--max-connections", &o->max_connections, 1, 1 << 16, "N", "open connections (default 128; idle and slow ones give way, then 503)"),
+        CLI_INT("--max-n", &o->max_n, 1, 16, "N", "most choices per request ('n', default 16)"),
+        CLI_FLAG("--parse-special-in-content", &o->parse_special_in_content, "tokenize special-token text in message content as special tokens (the old behaviour; unsafe)"),
         CLI_STR("--cors-origin", &o->cors, "ORIGIN", "send CORS headers for this origin"),
         CLI_SIZE("--max-body", &o->max_body, "SIZE", "largest request body (default 16M; 413 past it)"),
         CLI_INT("--threads", &o->threads, 0, 1024, "N", "compute threads (default: the number of cores)"),
@@ -188,6 +244,23 @@ static bool serve_parse_options(int argc, char **argv, serve_options *o, int *ex
         return false;
     }
     o->kv_type = (uint32_t)kv_type_id;
+    if (o->api_key && o->api_key_file) {
+        fprintf(stderr, "larder serve: give --api-key or --api-key-file, not both\n");
+        return false;
+    }
+    if (o->api_key_file) {
+        larder_error err = {0};
+        o->api_key_from_file = serve_read_key_file(o->api_key_file, &err);
+        if (!o->api_key_from_file) {
+            fprintf(stderr, "larder serve: --api-key-file %s: %s\n", o->api_key_file, err.message);
+            return false;
+        }
+        o->api_key = o->api_key_from_file;
+    }
+    if (o->api_key && !o->api_key[0]) {
+        fprintf(stderr, "larder serve: the API key is empty\n");
+        return false;
+    }
     if (!o->model_path) o->model_path = default_model_path();
     if (o->threads == 0) o->threads = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
     *exit_status = 0;
@@ -245,6 +318,8 @@ static server_app *serve_app_create(const serve_options *o, engine *eng, const t
     app->ctx_tokens = (int32_t)o->ctx;
     app->n_vocab = (int32_t)tokenizer_n_tokens(tok);
     app->created_unix_s = timing_unix_s();
+    app->max_n = (int32_t)o->max_n;
+    app->parse_special_in_content = o->parse_special_in_content;
     app->keep_billing_header = o->keep_billing_header;
     metrics_init(&app->metrics);
     app->prewarm.eng = eng;
@@ -312,6 +387,7 @@ int cmd_serve(int argc, char **argv) {
     if (tmpl) {
         chat = chat_prompt_create(tmpl, special_text(tok, tokenizer_bos(tok)), special_text(tok, tokenizer_eos(tok)), &err);
         if (!chat) log_warn("the model's chat template does not parse (%s); /v1/chat/completions is off", err.message);
+        else if (serve_set_control_texts(chat, tok, &err)) goto fail_model_file;
     } else {
         log_warn("the model has no chat template; /v1/chat/completions is off");
     }
@@ -373,10 +449,17 @@ int cmd_serve(int argc, char **argv) {
     app->disk = disk;
     int n_routes;
     const http_route *routes = routes_table(&n_routes);
-    http_server_config hc = {o.host, (uint16_t)o.port, o.api_key, o.cors, (size_t)o.max_body, 256, routes, n_routes, app};
+    http_server_config hc = {.host = o.host, .port = (uint16_t)o.port, .api_key = o.api_key, .cors_origin = o.cors,
+                             .max_body_bytes = (size_t)o.max_body, .max_connections = (unsigned)o.max_connections,
+                             .routes = routes, .n_routes = n_routes, .app = app, .allowed_hosts = o.allowed_hosts,
+                             .metrics = &app->metrics};
     srv = http_server_start(&hc, &err);
     if (!srv) goto fail;
-    log_info("listening on http://%s:%u", o.host, http_server_port(srv));
+    log_info("listening on http://%s:%u (at most %lld connections)", o.host, http_server_port(srv),
+             (long long)o.max_connections);
+    if (!http_bind_is_loopback(o.host) && !o.api_key)
+        log_warn("WARNING: listening on %s, beyond loopback, WITHOUT an API key: anyone who can reach this port "
+                 "can use the model and read what it answers (set --api-key-file)", o.host);
     serve_until_signal();
     log_info("shutting down");
     rc = 0;
@@ -401,5 +484,6 @@ cleanup:
     gguf_close(meta); /* only when the model did not take it */
     tokenizer_free(tok);
     free(app);
+    free(o.api_key_from_file);
     return rc;
 }

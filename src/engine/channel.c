@@ -48,6 +48,13 @@ void channel_release(channel *ch) {
     free(ch);
 }
 
+int32_t channel_backlog(channel *ch) {
+    pthread_mutex_lock(&ch->lock);
+    int32_t n = ch->count;
+    pthread_mutex_unlock(&ch->lock);
+    return n;
+}
+
 int channel_push(channel *ch, const channel_event *ev) {
     pthread_mutex_lock(&ch->lock);
     if (ch->count == ch->cap) {

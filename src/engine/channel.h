@@ -75,6 +75,10 @@ int channel_pop(channel *ch, channel_event *ev, int timeout_ms);
  * for a disconnect). Choice -1 cancels every choice. Idempotent. */
 void channel_cancel(channel *ch, int32_t choice, channel_finish reason);
 
+/* Events pushed and not yet popped (the engine pauses a sequence whose
+ * reader stalls, so a stalled stream's buffer stays bounded). */
+int32_t channel_backlog(channel *ch);
+
 /* Engine side: the finish reason a choice was cancelled with, or FINISH_NONE. */
 channel_finish channel_cancelled(channel *ch, int32_t choice);
 

@@ -11,7 +11,10 @@
  *
  * Lists: waiting jobs (FIFO, bounded by --max-queue), parked sequences
  * (preempted; they resume before new jobs), running sequences (--parallel
- * slots).
+ * slots). Fairness: while a request waits for its first slot, no other
+ * request holds more than one slot — the one holding the most parks its
+ * youngest choice (fair_share), and extra choices start only when no
+ * newcomer waits — so n = 16 cannot starve a small request.
  *
  * Memory: every K/V byte is a page of the pool; a sequence's page table is
  * a kv_seq (src/kv/kv_seq.h), whose n_tokens counts the tokens with K/V in
@@ -33,6 +36,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <time.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -112,6 +116,10 @@ struct engine {
     int64_t prewarm_jobs, prewarm_stopped, prewarm_dropped, prewarm_tokens, prewarm_hit_tokens;
     double prefill_s_per_token;     /* measured over forward passes of >= 32 tokens (disk tier's yardstick) */
 };
+
+/* Events a sequence may have waiting in its channel before it pauses (a
+ * stalled reader; each event is sizeof(channel_event), ~0.4 KB). */
+#define ENGINE_MAX_BACKLOG_EVENTS 256
 
 /* ---- helpers */
 
@@ -431,10 +439,54 @@ static void job_fail(engine *e, job *j, int status, const char *msg) {
     job_maybe_free(j);
 }
 
+/* ---- fairness: one request's choices (n > 1) may not hold every slot
+ * while another request waits for its first */
+
+static int32_t job_running(const engine *e, const job *j) {
+    int32_t n = 0;
+    for (int i = 0; i < e->cfg.parallel; i++) n += e->running[i] && e->running[i]->job == j;
+    return n;
+}
+
+/* A waiting request that has no choice running yet (and is still wanted). */
+static bool newcomer_waiting(engine *e) {
+    for (job *j = e->wait_head; j; j = j->next)
+        if (j->choices_started == 0 && channel_cancelled(j->ch, 0) == FINISH_NONE) return true;
+    return false;
+}
+
+static void preempt_seq(engine *e, seq *victim);
+
+/* Every slot taken and a newcomer waiting: the request holding the most
+ * slots (at least 2) gives back its youngest choice, which resumes from
+ * the cache once the newcomer is in. */
+static void fair_share(engine *e) {
+    if (e->n_running < e->cfg.parallel || !newcomer_waiting(e)) return;
+    seq *victim = NULL;
+    int32_t most = 1;
+    for (int i = 0; i < e->cfg.parallel; i++) {
+        seq *s = e->running[i];
+        if (!s) continue;
+        int32_t held = job_running(e, s->job);
+        if (held < 2) continue;
+        if (held > most || (held == most && victim && s->admitted_step > victim->admitted_step)) {
+            most = held;
+            victim = s;
+        }
+    }
+    if (!victim) return;
+    preempt_seq(e, victim);
+    log_debug("parked a choice of a request holding %d slots for a waiting request", most);
+}
+
 static void admit(engine *e) {
-    /* Preempted sequences first: they already hold a place in line. */
+    fair_share(e);
+    bool newcomer = newcomer_waiting(e);
+    /* Preempted sequences first: they already hold a place in line (but a
+     * choice of a request already running waits for a newcomer). */
     while (e->parked_head && e->n_running < e->cfg.parallel) {
         seq *s = e->parked_head;
+        if (newcomer && job_running(e, s->job) > 0) break;
         if (seq_attach(e, s)) {
             if (e->n_running > 0) return; /* wait for pages */
             /* Alone and still no room: it cannot continue at all. */
@@ -468,7 +520,8 @@ static void admit(engine *e) {
         /* Later choices share the prompt's pages once it is computed; a job
          * whose prefix another sequence is computing waits for it. Either way
          * the jobs behind it may go first. */
-        if ((j->choices_started > 0 && !j->prompt_ready) || (j->choices_started == 0 && job_should_wait_for_prefix(e, j))) {
+        if ((j->choices_started > 0 && (!j->prompt_ready || newcomer)) ||
+            (j->choices_started == 0 && job_should_wait_for_prefix(e, j))) {
             prev = j;
             continue;
         }
@@ -495,6 +548,8 @@ static void admit(engine *e) {
 
 /* Preempts the youngest running sequence other than `keep`; its computed
  * tokens go to the cache, and it resumes from there later. 0 if one was. */
+static void preempt_seq(engine *e, seq *victim);
+
 static int preempt_one(engine *e, const struct seq *keep) {
     seq *victim = NULL;
     for (int i = 0; i < e->cfg.parallel; i++) {
@@ -502,6 +557,14 @@ static int preempt_one(engine *e, const struct seq *keep) {
         if (s && s != keep && (!victim || s->admitted_step > victim->admitted_step)) victim = s;
     }
     if (!victim) return -1;
+    preempt_seq(e, victim);
+    log_info("preempted a sequence of %d tokens for lack of KV pages", victim->n_tokens);
+    return 0;
+}
+
+/* Parks a running sequence: its computed tokens go to the cache, and it
+ * resumes from there later. */
+static void preempt_seq(engine *e, seq *victim) {
     running_remove(e, victim);
     seq_release_pages(e, victim, true);
     victim->next = NULL;
@@ -509,8 +572,6 @@ static int preempt_one(engine *e, const struct seq *keep) {
     else e->parked_head = victim;
     e->parked_tail = victim;
     e->preemptions++;
-    log_info("preempted a sequence of %d tokens for lack of KV pages", victim->n_tokens);
-    return 0;
 }
 
 /* ---- pre-warming */
@@ -639,6 +700,9 @@ static int32_t step_build_batch(engine *e, int32_t *n_logits) {
             int32_t take = pending;
             if (take > budget) take = budget;
             if (pass == 0 && take == 0) take = 1; /* decode always gets its token */
+            /* ... unless its reader stalls (a stream nobody reads): it waits,
+             * so what is buffered for a stalled client stays bounded */
+            if (decoding && channel_backlog(s->job->ch) >= ENGINE_MAX_BACKLOG_EVENTS) take = 0;
             s->batch_first = n;
             s->batch_count = take;
             s->logits_row = -1;
@@ -711,7 +775,6 @@ static void step_run(engine *e) {
     admit(e);
     if (e->n_running == 0 && !e->wait_head && !e->parked_head) prewarm_admit(e);
     if (e->n_running == 0) return;
-    e->step++;
 
     /* Pages for what this step computes (the decode token may open a page). */
     for (int i = 0; i < e->cfg.parallel; i++) {
@@ -723,7 +786,12 @@ static void step_run(engine *e) {
     }
     int32_t n_logits = 0;
     int32_t n = step_build_batch(e, &n_logits);
-    if (n == 0) return;
+    if (n == 0) { /* every running sequence waits for its reader: nap, do not spin (not a step) */
+        struct timespec nap = {0, 2 * 1000 * 1000};
+        nanosleep(&nap, NULL);
+        return;
+    }
+    e->step++;
     larder_error err = {0};
     double t_fw = now_s();
     if (e->cfg.forward(e->cfg.forward_ctx, e->items, n, e->logits, &err)) {

@@ -57,7 +57,11 @@ static int render_prompt(server_app *app, const openai_request *req, token_list 
     if (!app->chat) return error_set(err, ERR_INVALID, "this model has no chat template; use /v1/completions");
     size_t len = 0;
     chat_prompt_input in = {req->messages, req->tools, req->reasoning_effort, req->chat_template_kwargs};
-    char *text = chat_prompt_render(app->chat, &in, &len, err);
+    /* content's control-token text is plain text (as routes.c's build_prompt) */
+    chat_prompt_span *spans = NULL;
+    size_t n_spans = 0;
+    char *text = chat_prompt_render_spans(app->chat, &in, &len, app->parse_special_in_content ? NULL : &spans,
+                                          &n_spans, err);
     if (!text) return -1;
     if (opens_reasoning) *opens_reasoning = toolcall_prompt_opens_reasoning(&app->tool_format, text, len);
     /* BOS only when the model adds it and the template did not write it. */
@@ -68,7 +72,11 @@ static int render_prompt(server_app *app, const openai_request *req, token_list 
         const char *bt = tokenizer_piece(app->tok, bos, true, &bl);
         if (!(bl && len >= bl && !memcmp(text, bt, bl))) flags |= TOKENIZE_ADD_SPECIAL;
     }
-    int rc = tokenizer_encode(app->tok, text, len, flags, out, err);
+    /* generating (not counting): stop once past the context */
+    tokenize_options topt = {.flags = flags, .text_spans = (const size_t (*)[2])spans, .n_text_spans = n_spans,
+                             .max_tokens = opens_reasoning ? (size_t)app->ctx_tokens : 0};
+    int rc = tokenizer_encode_opts(app->tok, text, len, &topt, out, err);
+    free(spans);
     free(text);
     if (rc && err->code == ERR_LIMIT) err->code = ERR_INVALID; /* the request's own text is too long */
     return rc;

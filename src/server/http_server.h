@@ -1,11 +1,20 @@
 /*
  * http_server.h — the HTTP layer: libmicrohttpd, one thread per connection.
  *
- * It owns what every route shares: reading the body up to a byte limit
- * (413 past it), Bearer authentication (401; /health is open), CORS headers
- * only when an origin is configured (and OPTIONS preflights), routing by
- * method and path (404 for an unknown path, 405 for a known path with another
- * method), and streaming responses (server-sent events) fed by a callback.
+ * It owns what every route shares, in the order a request meets it:
+ *   - connection limits and deadlines (http_conn_guard.h: --max-connections,
+ *     408 for a request head or body that does not arrive in time, 503 when
+ *     every connection is busy);
+ *   - checks on the request head, answered before any body byte is read:
+ *     NUL in the path (400), conflicting framing headers (400/501), the Host
+ *     allow-list (403), CORS preflights (only for the configured origin and
+ *     real routes), routing (404 unknown path, 405 other method), the API
+ *     key (401; 429 while the address is locked out after wrong keys; see
+ *     http_auth.h), application/json on POST routes (415), the declared
+ *     length (413);
+ *   - reading the body up to a byte limit (413 past it);
+ *   - counting every answer's status in the metrics (when given);
+ *   - streaming responses (server-sent events) fed by a callback.
  *
  * Routes are handed in by the caller (src/server/routes.c), so this file
  * knows nothing of OpenAI or of the engine. A handler runs on the
@@ -30,11 +39,19 @@ typedef struct http_request {
     const char *body;        /* NUL-terminated copy of the body (may hold NULs) */
     size_t body_bytes;
     int client_fd;           /* the connection's socket (for http_client_gone); -1 if unknown */
+    int *client_probe;       /* http_client_gone's state for this request (NULL: no probing) */
 } http_request;
 
-/* True once the client has closed its end of the connection (or it broke),
- * seen without reading anything: a handler that computes for a long time
- * before answering polls this to stop early. Never blocks. */
+/* True once the client has gone (closed its socket, or the connection
+ * broke), seen without reading anything: a handler that computes for a
+ * long time before answering polls this to stop early. Never blocks.
+ * A client that only shut down its sending side (a half-close) still
+ * waits for the answer, and the end of its input alone does not tell the
+ * two apart; so on that end, before any response byte, one interim
+ * "HTTP/1.1 102 Processing" is written (clients must skip 1xx answers):
+ * a closed socket answers it with a reset, seen at the next call; a
+ * half-closed client stays and gets its answer. Call it only before the
+ * response starts (not from a stream's producer). */
 bool http_client_gone(const http_request *req);
 
 /*
@@ -69,16 +86,22 @@ typedef struct http_route {
     bool public_route;        /* no API key needed (e.g. /health) */
 } http_route;
 
+struct metrics;
+
 typedef struct http_server_config {
     const char *host;          /* address to bind, e.g. "127.0.0.1" */
     uint16_t port;             /* 0: any free port (see http_server_port) */
     const char *api_key;       /* NULL: no authentication */
     const char *cors_origin;   /* NULL: no CORS headers */
     size_t max_body_bytes;     /* larger bodies get 413 */
-    unsigned max_connections;  /* concurrent connections accepted */
+    unsigned max_connections;  /* live connections (0: CONN_GUARD_DEFAULT_MAX_CONNECTIONS) */
     const http_route *routes;  /* n_routes entries, not copied: must outlive the server */
     int n_routes;
     void *app;                 /* passed to every handler */
+    const char *allowed_hosts; /* comma-separated Host names accepted beyond the defaults (NULL: none) */
+    struct metrics *metrics;   /* every answer's status is counted here (NULL: not counted) */
+    /* Deadlines (0: the defaults of http_conn_guard.h); tests shorten them. */
+    unsigned header_timeout_ms, idle_timeout_ms, body_grace_ms, body_min_bytes_per_s;
 } http_server_config;
 
 /* Binds and starts serving (threads of its own). NULL with err set when the
@@ -87,6 +110,9 @@ http_server *http_server_start(const http_server_config *cfg, larder_error *err)
 
 /* The port actually bound. */
 uint16_t http_server_port(const http_server *s);
+
+/* Live connections now (for tests). */
+unsigned http_server_live_connections(http_server *s);
 
 /* Stops accepting, waits for connection threads, frees. */
 void http_server_stop(http_server *s);

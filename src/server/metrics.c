@@ -11,7 +11,9 @@
 
 static const double latency_bounds_s[METRICS_LATENCY_BUCKETS] = {
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300};
-static const int status_codes[METRICS_STATUS_KINDS - 1] = {200, 400, 401, 404, 405, 413, 500, 503};
+/* Every status the server answers with (499: the client left before its answer). */
+static const int status_codes[METRICS_STATUS_KINDS - 1] = {200, 204, 400, 401, 403, 404, 405, 408,
+                                                           413, 415, 429, 499, 500, 501, 503};
 
 void metrics_init(metrics *m) { memset(m, 0, sizeof *m); }
 

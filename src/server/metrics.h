@@ -25,10 +25,10 @@ typedef struct metrics_histogram {
 } metrics_histogram;
 
 /* HTTP statuses counted one by one; others go to "other". */
-#define METRICS_STATUS_KINDS 9
+#define METRICS_STATUS_KINDS 16
 
 typedef struct metrics {
-    atomic_uint_least64_t requests_by_status[METRICS_STATUS_KINDS]; /* 200 400 401 404 405 413 500 503 other */
+    atomic_uint_least64_t requests_by_status[METRICS_STATUS_KINDS]; /* 200 204 400 401 403 404 405 408 413 415 429 499 500 501 503 other */
     atomic_uint_least64_t prompt_tokens;
     atomic_uint_least64_t cached_prompt_tokens;
     atomic_uint_least64_t generated_tokens;

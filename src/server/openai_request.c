@@ -9,7 +9,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_syntax.h"
 #include "base/utf8.h"
+#include "server/json_strict.h"
 
 static char *dup_string(const char *s) {
     size_t n = strlen(s);
@@ -284,6 +286,9 @@ int openai_request_parse(const char *body, size_t len, openai_kind kind, openai_
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {
+        /* cJSON says NULL for bad JSON and for no memory alike: the grammar tells */
+        if (json_syntax_ok(body, len, CJSON_NESTING_LIMIT))
+            return error_set(err, ERR_NOMEM, "out of memory parsing the request body");
         size_t at = end ? (size_t)(end - body) : 0;
         return error_set(err, ERR_INVALID, "request body is not valid JSON (near byte %zu)", at);
     }
@@ -297,6 +302,11 @@ int openai_request_parse(const char *body, size_t len, openai_kind kind, openai_
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         return error_set(err, ERR_INVALID, "request body must be a JSON object");
+    }
+    /* No silent truncation (\u0000) or ambiguity (a key twice). */
+    if (json_strict_check_nul(body, len, err) || json_strict_check_keys(root, err)) {
+        cJSON_Delete(root);
+        return -1;
     }
     int rc = parse_fields(root, kind, req, err);
     cJSON_Delete(root);

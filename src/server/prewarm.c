@@ -92,15 +92,24 @@ int prewarm_prefix_tokens(const chat_prompt *chat, const tokenizer *tok, const p
     if (!msgs) return error_set(err, ERR_NOMEM, "out of memory");
     chat_prompt_input in = {msgs, turn->tools, turn->reasoning_effort, turn->template_kwargs};
     size_t len = 0;
-    char *text = chat_prompt_render(chat, &in, &len, err);
+    /* content's control-token text is plain text, as the request will have it */
+    chat_prompt_span *spans = NULL;
+    size_t n_spans = 0;
+    char *text = chat_prompt_render_spans(chat, &in, &len, &spans, &n_spans, err);
     cJSON_Delete(msgs);
     if (!text) return -1;
     const char *at = find_last(text, len, PREWARM_PLACEHOLDER);
     if (!at) {
+        free(spans);
         free(text);
         return error_set(err, ERR_INVALID, "the template does not render the next message's content");
     }
     size_t prefix_len = (size_t)(at - text);
+    size_t n_prefix_spans = 0;
+    while (n_prefix_spans < n_spans && spans[n_prefix_spans][0] < prefix_len) {
+        if (spans[n_prefix_spans][1] > prefix_len) spans[n_prefix_spans][1] = prefix_len;
+        n_prefix_spans++;
+    }
     /* BOS as routes.c's build_prompt adds it: when the model wants it and
      * the template did not write it. */
     int flags = TOKENIZE_PARSE_SPECIAL;
@@ -110,7 +119,9 @@ int prewarm_prefix_tokens(const chat_prompt *chat, const tokenizer *tok, const p
         const char *bt = tokenizer_piece(tok, bos, true, &bl);
         if (!(bl && prefix_len >= bl && !memcmp(text, bt, bl))) flags |= TOKENIZE_ADD_SPECIAL;
     }
-    int rc = tokenizer_encode(tok, text, prefix_len, flags, out, err);
+    tokenize_options topt = {.flags = flags, .text_spans = (const size_t (*)[2])spans, .n_text_spans = n_prefix_spans};
+    int rc = tokenizer_encode_opts(tok, text, prefix_len, &topt, out, err);
+    free(spans);
     free(text);
     if (rc) return -1;
     if (out->n) out->n--; /* its merge may depend on the next message's text */

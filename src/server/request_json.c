@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/json_syntax.h"
 #include "base/utf8.h"
+#include "server/json_strict.h"
 
 cJSON *request_json_parse(const char *body, size_t len, larder_error *err) {
     size_t valid = utf8_valid_prefix(body, len);
@@ -18,7 +20,10 @@ cJSON *request_json_parse(const char *body, size_t len, larder_error *err) {
     const char *end = NULL;
     cJSON *root = cJSON_ParseWithLengthOpts(body, len, &end, false);
     if (!root) {
-        error_set(err, ERR_INVALID, "request body is not valid JSON (near byte %zu)", end ? (size_t)(end - body) : (size_t)0);
+        if (json_syntax_ok(body, len, CJSON_NESTING_LIMIT)) /* valid JSON cJSON could not hold */
+            error_set(err, ERR_NOMEM, "out of memory parsing the request body");
+        else
+            error_set(err, ERR_INVALID, "request body is not valid JSON (near byte %zu)", end ? (size_t)(end - body) : (size_t)0);
         return NULL;
     }
     for (const char *p = end; p && p < body + len; p++) {
@@ -31,6 +36,11 @@ cJSON *request_json_parse(const char *body, size_t len, larder_error *err) {
     if (!cJSON_IsObject(root)) {
         cJSON_Delete(root);
         error_set(err, ERR_INVALID, "request body must be a JSON object");
+        return NULL;
+    }
+    /* no silent truncation (\u0000) or ambiguity (a key twice) */
+    if (json_strict_check_nul(body, len, err) || json_strict_check_keys(root, err)) {
+        cJSON_Delete(root);
         return NULL;
     }
     return root;

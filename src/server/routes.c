@@ -66,6 +66,8 @@ typedef struct gen_state {
     bool role_sent;           /* chat stream: the first chunk carries the role */
     bool opens_reasoning;     /* chat: the rendered prompt opened the reasoning block */
     bool finished;            /* stream: [DONE] written */
+    const http_request *hreq; /* while the prompt is built: the client to check between stages */
+    bool client_gone;         /* it went away before the engine got the job */
     int error_status;
     char error[256];
 } gen_state;
@@ -256,7 +258,14 @@ static bool gen_apply(gen_state *g, const channel_event *ev) {
 
 /* ---- building the prompt and the job */
 
-static int build_prompt(server_app *app, const openai_request *req, token_list *out, bool *opens_reasoning,
+/* Between stages: when the client has gone, nobody reads the answer. */
+static int gen_check_client(gen_state *g, larder_error *err) {
+    if (!g->hreq || !http_client_gone(g->hreq)) return 0;
+    g->client_gone = true;
+    return error_set(err, ERR_IO, "the client went away");
+}
+
+static int build_prompt(gen_state *g, server_app *app, const openai_request *req, token_list *out, bool *opens_reasoning,
                         larder_error *err) {
     if (req->kind == OPENAI_COMPLETION) {
         if (req->prompt_ids) {
@@ -266,14 +275,23 @@ static int build_prompt(server_app *app, const openai_request *req, token_list *
             }
             return 0;
         }
-        return tokenizer_encode(app->tok, req->prompt, strlen(req->prompt), TOKENIZE_ADD_SPECIAL | TOKENIZE_PARSE_SPECIAL,
-                                out, err);
+        tokenize_options topt = {.flags = TOKENIZE_ADD_SPECIAL | TOKENIZE_PARSE_SPECIAL,
+                                 .max_tokens = (size_t)app->ctx_tokens}; /* stop once past the context */
+        return tokenizer_encode_opts(app->tok, req->prompt, strlen(req->prompt), &topt, out, err);
     }
     if (!app->chat) return error_set(err, ERR_INVALID, "this model has no chat template; use /v1/completions");
     size_t len = 0;
     chat_prompt_input in = {req->messages, req->tools, req->reasoning_effort, req->chat_template_kwargs};
-    char *text = chat_prompt_render(app->chat, &in, &len, err);
+    chat_prompt_span *spans = NULL;
+    size_t n_spans = 0;
+    char *text = chat_prompt_render_spans(app->chat, &in, &len, app->parse_special_in_content ? NULL : &spans,
+                                          &n_spans, err);
     if (!text) return -1;
+    if (gen_check_client(g, err)) { /* rendered; before tokenizing */
+        free(spans);
+        free(text);
+        return -1;
+    }
     *opens_reasoning = toolcall_prompt_opens_reasoning(&app->tool_format, text, len);
     /* The template writes BOS itself when the model wants it; add it only
      * when the model adds BOS and the text does not start with it. */
@@ -284,7 +302,11 @@ static int build_prompt(server_app *app, const openai_request *req, token_list *
         const char *bt = tokenizer_piece(app->tok, bos, true, &bl);
         if (!(bl && len >= bl && !memcmp(text, bt, bl))) flags |= TOKENIZE_ADD_SPECIAL;
     }
-    int rc = tokenizer_encode(app->tok, text, len, flags, out, err);
+    /* content's control-token text is plain text; stop once past the context */
+    tokenize_options topt = {.flags = flags, .text_spans = (const size_t (*)[2])spans, .n_text_spans = n_spans,
+                             .max_tokens = (size_t)app->ctx_tokens};
+    int rc = tokenizer_encode_opts(app->tok, text, len, &topt, out, err);
+    free(spans);
     free(text);
     return rc;
 }
@@ -309,8 +331,12 @@ static gen_state *gen_create(server_app *app, openai_kind kind) {
  * own text hits (too long to tokenize) is the request's fault: ERR_INVALID. */
 static int gen_prompt(gen_state *g, token_list *prompt, larder_error *err) {
     server_app *app = g->app;
-    if (build_prompt(app, &g->req, prompt, &g->opens_reasoning, err)) {
-        if (err->code == ERR_LIMIT) err->code = ERR_INVALID;
+    if (gen_check_client(g, err)) return -1;
+    if (build_prompt(g, app, &g->req, prompt, &g->opens_reasoning, err)) {
+        if (err->code == ERR_LIMIT) {
+            err->code = ERR_INVALID;
+            error_prefix(err, "the prompt does not fit the context of %d tokens (--ctx-size)", app->ctx_tokens);
+        }
         return -1;
     }
     if (prompt->n == 0) return error_set(err, ERR_INVALID, "the prompt is empty");
@@ -319,7 +345,7 @@ static int gen_prompt(gen_state *g, token_list *prompt, larder_error *err) {
                          "the prompt has %zu tokens but the context holds %d tokens (--ctx-size); shorten the prompt",
                          prompt->n, app->ctx_tokens);
     g->prompt_tokens = (int32_t)prompt->n;
-    return 0;
+    return gen_check_client(g, err);
 }
 
 /* One choice_state per choice: detokenizer, stop matcher and (chat) the
@@ -333,7 +359,8 @@ static int gen_init_choices(gen_state *g, larder_error *err) {
     char *tools_json = NULL;
     bool tools_on = chat && g->req.tools && cJSON_GetArraySize(g->req.tools) > 0 &&
                     !(cJSON_IsString(g->req.tool_choice) && !strcmp(g->req.tool_choice->valuestring, "none"));
-    if (tools_on) tools_json = cJSON_PrintUnformatted(g->req.tools);
+    if (tools_on && !(tools_json = cJSON_PrintUnformatted(g->req.tools)))
+        return error_set(err, ERR_NOMEM, "out of memory");
     int rc = 0;
     for (int32_t i = 0; i < g->req.n && rc == 0; i++) {
         /* Chat renders control tokens: tool-call and reasoning markers may be ones. */
@@ -405,9 +432,11 @@ static gen_state *gen_start(server_app *app, const http_request *hreq, openai_ki
         error_set(&err, ERR_NOMEM, "out of memory");
         goto fail;
     }
+    g->hreq = hreq;
     if (openai_request_parse(hreq->body, hreq->body_bytes, kind, &g->req, &err)) goto fail;
-    if (g->req.n > CHANNEL_MAX_CHOICES) {
-        error_set(&err, ERR_INVALID, "'n' is too large");
+    if (g->req.n > CHANNEL_MAX_CHOICES || (app->max_n > 0 && g->req.n > app->max_n)) {
+        error_set(&err, ERR_INVALID, "'n' is %d; this server allows at most %d (--max-n)", g->req.n,
+                  app->max_n > 0 && app->max_n < CHANNEL_MAX_CHOICES ? app->max_n : CHANNEL_MAX_CHOICES);
         goto fail;
     }
     if (gen_prompt(g, &prompt, &err) || gen_init_choices(g, &err) || gen_bias(g, &bias, &err)) goto fail;
@@ -425,9 +454,14 @@ static gen_state *gen_start(server_app *app, const http_request *hreq, openai_ki
     }
     free(bias); /* the engine copied the job */
     token_list_free(&prompt);
+    g->hreq = NULL;
     return g;
 fail:
     http_reply_error_of(reply, &err);
+    if (g && g->client_gone) {
+        reply->status = 499; /* nobody reads it; logged as client closed */
+        log_info("%s client went away before its prompt was ready", g->id);
+    }
     free(bias);
     token_list_free(&prompt);
     gen_free(g);
@@ -686,13 +720,11 @@ static void handle_generation(server_app *app, const http_request *req, http_rep
         if (g->req.stream) {
             reply->status = 200;
             reply->stream = (http_stream){stream_next, stream_done, g};
-            metrics_count_status(&app->metrics, 200);
             return;
         }
         if (!respond_whole(g, req, reply)) reply->status = 499; /* nobody reads it; logged as client closed */
         gen_free(g); /* cancels the channel if the engine is still at it */
     }
-    metrics_count_status(&app->metrics, reply->status);
 }
 
 static void h_chat(void *a, const http_request *req, http_reply *reply) { handle_generation(a, req, reply, OPENAI_CHAT); }
@@ -717,7 +749,6 @@ static void h_models(void *a, const http_request *req, http_reply *reply) {
     strbuf_printf(&b, ",\"object\":\"model\",\"created\":%lld,\"owned_by\":\"larder\",\"meta\":{\"n_ctx\":%d,\"n_vocab\":%d}}]}",
                   (long long)app->created_unix_s, app->ctx_tokens, app->n_vocab);
     http_reply_json(reply, 200, &b);
-    metrics_count_status(&app->metrics, 200);
 }
 
 static void h_metrics(void *a, const http_request *req, http_reply *reply) {

@@ -40,6 +40,8 @@ typedef struct server_app {
     int32_t ctx_tokens;             /* per sequence */
     int32_t n_vocab;
     int64_t created_unix_s;         /* for /v1/models */
+    int32_t max_n;                  /* most choices per request (--max-n; 0: OPENAI_MAX_CHOICES) */
+    bool parse_special_in_content;  /* --parse-special-in-content: content's special-token text is parsed */
     metrics metrics;
     prewarm_ctx prewarm;            /* next-turn pre-warming (prewarm.h) */
     struct kv_disk *disk;           /* the disk tier (NULL: none), for /v1/cache and /metrics */

@@ -429,8 +429,19 @@ static bool is_space(char c) { return isspace((unsigned char)c) != 0; }
 
 /* Cuts the special tokens out of the text, longest first (each token is
  * searched in the text fragments left by the longer ones). */
+/* True when [at, at+n) overlaps one of the sorted spans. */
+static bool overlaps_span(const size_t (*spans)[2], size_t n_spans, size_t at, size_t n) {
+    size_t lo = 0, hi = n_spans;
+    while (lo < hi) { /* first span ending after at */
+        size_t mid = (lo + hi) / 2;
+        if (spans[mid][1] <= at) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < n_spans && spans[lo][0] < at + n;
+}
+
 static int split_special(const tokenizer *t, const char *text, size_t len, bool parse_special,
-                         fragment_list *out, larder_error *err) {
+                         const size_t (*spans)[2], size_t n_spans, fragment_list *out, larder_error *err) {
     fragment_list cur = {0}, next = {0};
     if (frag_push(&cur, TOKEN_NONE, 0, len)) goto nomem;
     for (uint32_t k = 0; k < t->n_special; k++) {
@@ -447,12 +458,17 @@ static int split_special(const tokenizer *t, const char *text, size_t len, bool 
                 if (frag_push(&next, fr.token, fr.off, fr.len)) goto nomem;
                 continue;
             }
-            size_t at = fr.off, end = fr.off + fr.len;
+            size_t at = fr.off, end = fr.off + fr.len, from = fr.off;
             for (;;) {
-                const char *m = memmem(text + at, end - at, tt, tl);
+                const char *m = memmem(text + from, end - from, tt, tl);
                 if (!m) break;
-                found_any = true;
                 size_t mpos = (size_t)(m - text);
+                bool control = (a & (TOKEN_ATTR_CONTROL | TOKEN_ATTR_UNKNOWN)) != 0;
+                if (control && n_spans && overlaps_span(spans, n_spans, mpos, tl)) {
+                    from = mpos + 1; /* content: plain text */
+                    continue;
+                }
+                found_any = true;
                 size_t left_len = mpos - at;
                 if (a & TOKEN_ATTR_RSTRIP) { /* (LSTRIP is not set by any GGUF we read) */ }
                 if (left_len && frag_push(&next, TOKEN_NONE, at, left_len)) goto nomem;
@@ -460,6 +476,7 @@ static int split_special(const tokenizer *t, const char *text, size_t len, bool 
                 at = mpos + tl;
                 if (a & TOKEN_ATTR_RSTRIP)
                     while (at < end && is_space(text[at])) at++;
+                from = at;
             }
             if (at < end && frag_push(&next, TOKEN_NONE, at, end - at)) goto nomem;
         }
@@ -476,11 +493,59 @@ nomem:
     return error_set(err, ERR_NOMEM, "out of memory splitting special tokens");
 }
 
+/* The most input bytes one id can stand for: the longest decoded piece
+ * (at least 4: an unknown or byte-fallback id covers one character); 0
+ * when a token eats the whitespace after it (then bytes give no bound). */
+static size_t max_bytes_per_token(const tokenizer *t) {
+    size_t most = 4;
+    for (uint32_t id = 0; id < t->n_tokens; id++) {
+        if (t->attr[id] & TOKEN_ATTR_RSTRIP) return 0;
+        if (t->piece_len[id] > most) most = t->piece_len[id];
+    }
+    return most;
+}
+
+/* Bytes of text a bounded encode hands the BPE at once (at least). */
+#define TOKENIZE_PIECE_BYTES ((size_t)64 << 10)
+
+static bool ascii_lower(char c) { return c >= 'a' && c <= 'z'; }
+
+/* Where to end the next piece of [at, end): the first "x y" (a lowercase
+ * ASCII letter, one space, a lowercase ASCII letter) at least
+ * TOKENIZE_PIECE_BYTES on — every byte-level pre-tokenizer ends a word
+ * before such a space (the space starts the next word) — cut before the
+ * space; end when there is none. */
+static size_t bpe_safe_cut(const char *text, size_t at, size_t end) {
+    if (end - at <= 2 * TOKENIZE_PIECE_BYTES) return end;
+    for (size_t p = at + TOKENIZE_PIECE_BYTES; p + 1 < end; p++)
+        if (text[p] == ' ' && ascii_lower(text[p - 1]) && ascii_lower(text[p + 1]) &&
+            (p < 2 || text[p - 2] != '\'')) /* not a contraction's "'s x" tail */
+            return p;
+    return end;
+}
+
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int flags, token_list *out,
                      larder_error *err) {
+    tokenize_options opt = {.flags = flags};
+    return tokenizer_encode_opts(t, text, len, &opt, out, err);
+}
+
+int tokenizer_encode_opts(const tokenizer *t, const char *text, size_t len, const tokenize_options *opt,
+                          token_list *out, larder_error *err) {
+    static const tokenize_options none = {0};
+    if (!opt) opt = &none;
+    int flags = opt->flags;
+    size_t start_n = out->n;
+    if (opt->max_tokens) {
+        size_t per = max_bytes_per_token(t);
+        if (per && len / per > opt->max_tokens)
+            return error_set(err, ERR_LIMIT, "the text needs more than %zu tokens (%zu bytes)", opt->max_tokens, len);
+    }
     bool add_special = (flags & TOKENIZE_ADD_SPECIAL) != 0;
     fragment_list frags = {0};
-    if (len && split_special(t, text, len, (flags & TOKENIZE_PARSE_SPECIAL) != 0, &frags, err)) return -1;
+    if (len && split_special(t, text, len, (flags & TOKENIZE_PARSE_SPECIAL) != 0, opt->text_spans, opt->n_text_spans,
+                             &frags, err))
+        return -1;
     int rc = -1;
     char *buf = NULL;
     if (add_special && t->add_bos) {
@@ -510,9 +575,30 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int flags
             }
             if (tok_spm_encode(t, buf, w, out, err)) goto out;
         } else {
-            if (tok_bpe_encode(t, text + fr.off, fr.len, out, err)) goto out;
+            /* With a bound, a long fragment goes in pieces cut where every
+             * pre-tokenizer cuts anyway (so the ids are the same), and the
+             * bound is checked after each: a huge prompt stops early. */
+            size_t stop_after = opt->max_tokens ? start_n + opt->max_tokens : 0;
+            size_t at = fr.off, end = fr.off + fr.len;
+            while (at < end) {
+                size_t cut = opt->max_tokens ? bpe_safe_cut(text, at, end) : end;
+                if (tok_bpe_encode(t, text + at, cut - at, stop_after, out, err)) {
+                    if (err->code == ERR_LIMIT && opt->max_tokens && out->n - start_n > opt->max_tokens)
+                        error_set(err, ERR_LIMIT, "the text needs more than %zu tokens", opt->max_tokens);
+                    goto out;
+                }
+                if (opt->max_tokens && out->n - start_n > opt->max_tokens) {
+                    error_set(err, ERR_LIMIT, "the text needs more than %zu tokens", opt->max_tokens);
+                    goto out;
+                }
+                at = cut;
+            }
         }
         prev_special = false;
+        if (opt->max_tokens && out->n - start_n > opt->max_tokens) {
+            error_set(err, ERR_LIMIT, "the text needs more than %zu tokens", opt->max_tokens);
+            goto out;
+        }
     }
     if (add_special && t->add_eos) {
         if (t->eos < 0) { error_set(err, ERR_FORMAT, "model asks for EOS but has no EOS token"); goto out; }

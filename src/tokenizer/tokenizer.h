@@ -111,6 +111,27 @@ enum {
 int tokenizer_encode(const tokenizer *t, const char *text, size_t len, int flags, token_list *out,
                      larder_error *err);
 
+/* What tokenizer_encode_opts takes beyond tokenizer_encode. */
+typedef struct tokenize_options {
+    int flags;                      /* TOKENIZE_* */
+    /* Byte ranges [start, end) of the text (sorted, not overlapping) where
+     * control-token text is plain text even with TOKENIZE_PARSE_SPECIAL: the
+     * parts of a rendered chat prompt that came from message content. */
+    const size_t (*text_spans)[2];
+    size_t n_text_spans;
+    /* > 0: give up with ERR_LIMIT once the text is known to need more than
+     * this many ids (out would pass it): a text too long by the bytes
+     * alone (each id covers at most the vocabulary's longest piece) is
+     * refused before any work, and encoding stops at the first piece of
+     * text that takes the count past the bound. */
+    size_t max_tokens;
+} tokenize_options;
+
+/* tokenizer_encode with options (opt == NULL: flags 0, no spans, no bound).
+ * Without spans and bound the ids are those of tokenizer_encode. */
+int tokenizer_encode_opts(const tokenizer *t, const char *text, size_t len, const tokenize_options *opt,
+                          token_list *out, larder_error *err);
+
 /* The text of one token as output (spaces restored, bytes decoded). Control
  * and unknown tokens give "" unless `special`. id must be valid (see
  * tokenizer_check_id). Sets *len_bytes; the bytes need not be UTF-8 alone. */

@@ -84,7 +84,8 @@ static int encode_word(const tokenizer *t, bpe_scratch *sc, const char *s, size_
     return 0;
 }
 
-int tok_bpe_encode(const tokenizer *t, const char *text, size_t len, token_list *out, larder_error *err) {
+int tok_bpe_encode(const tokenizer *t, const char *text, size_t len, size_t stop_after_n, token_list *out,
+                   larder_error *err) {
     if (len == 0) return 0;
     int rc = -1;
     uint32_t *cps = malloc(len * sizeof *cps);
@@ -115,6 +116,10 @@ int tok_bpe_encode(const tokenizer *t, const char *text, size_t len, token_list 
             }
         }
         if (encode_word(t, &sc, sc.word, wn, out, err)) goto out;
+        if (stop_after_n && out->n > stop_after_n) {
+            error_set(err, ERR_LIMIT, "the text needs more than its bound of tokens");
+            goto out;
+        }
     }
     rc = 0;
 out:

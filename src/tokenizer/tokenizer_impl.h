@@ -59,6 +59,9 @@ int32_t tok_merge_rank(const tokenizer *t, int32_t left, int32_t right);
 
 /* Encodes one piece of plain text (no special tokens in it). */
 int tok_spm_encode(const tokenizer *t, const char *text, size_t len, token_list *out, larder_error *err);
-int tok_bpe_encode(const tokenizer *t, const char *text, size_t len, token_list *out, larder_error *err);
+/* stop_after_n > 0: ERR_LIMIT as soon as out holds more than that many ids
+ * (checked per pre-tokenized word). */
+int tok_bpe_encode(const tokenizer *t, const char *text, size_t len, size_t stop_after_n, token_list *out,
+                   larder_error *err);
 
 #endif

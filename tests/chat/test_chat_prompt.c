@@ -3,7 +3,9 @@
  * Hugging Face builds it: text parts joined into one string, tool-call
  * arguments sent as JSON strings parsed into objects (other strings kept),
  * tools only when there are some, bos/eos/add_generation_prompt and
- * reasoning_effort set, chat_template_kwargs entries winning over them; the
+ * reasoning_effort set, chat_template_kwargs entries adding variables (and
+ * winning over reasoning_effort) but never setting messages, tools,
+ * add_generation_prompt or the special tokens (ERR_INVALID); the
  * caller's trees are left as they were; a template that raises is ERR_INVALID
  * and one that does not parse is ERR_FORMAT. (Byte equality with Jinja2 on
  * real templates: tests/jinja/test_jinja_reference.py.)
@@ -13,6 +15,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -85,8 +88,18 @@ static void test_variables_and_kwargs_override(void **state) {
     const char *msgs = "[]";
     expect_render(tmpl, msgs, NULL, NULL, NULL, "<s>True </s> - -");
     expect_render(tmpl, msgs, NULL, "high", NULL, "<s>True </s> high -");
-    expect_render(tmpl, msgs, NULL, "high", "{\"add_generation_prompt\": false, \"enable_thinking\": false, "
-                  "\"reasoning_effort\": \"low\"}", "<s>False </s> low False");
+    expect_render(tmpl, msgs, NULL, "high", "{\"enable_thinking\": false, \"reasoning_effort\": \"low\"}",
+                  "<s>True </s> low False");
+    static const char *const reserved[] = {"messages", "tools", "add_generation_prompt", "bos_token", "eos_token"};
+    for (size_t i = 0; i < sizeof reserved / sizeof reserved[0]; i++) {
+        char kw[128];
+        snprintf(kw, sizeof kw, "{\"enable_thinking\": true, \"%s\": []}", reserved[i]);
+        larder_error err = {0};
+        char *text = render(tmpl, msgs, NULL, NULL, kw, &err);
+        if (text) fail_msg("kwargs set '%s': rendered '%s'", reserved[i], text);
+        assert_int_equal(err.code, ERR_INVALID);
+        assert_non_null(strstr(err.message, reserved[i]));
+    }
 }
 
 static void test_inputs_are_not_changed(void **state) {

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "engine/engine.h"
@@ -378,6 +379,94 @@ static void test_n_choices_share_prompt(void **state) {
     stop(e);
 }
 
+/* Steps the engine has run (published after each loop). */
+static int64_t engine_steps(engine *e) { return engine_get_stats(e).steps; }
+
+/* Fairness: a request with n = 16 holds every slot; a small request that
+ * arrives then finishes within a few steps of its time alone (the big one
+ * gives back a slot), and every choice of the big one, parked and resumed,
+ * still matches the reference. */
+static void test_small_request_is_not_starved_by_n16(void **state) {
+    (void)state;
+    engine_config c = base_config(16u << 20);
+    larder_error err = {0};
+    engine *e = start(&c, &err);
+    int32_t big_prompt[200], small_prompt[20];
+    fill_prompt(big_prompt, 200, 21);
+    fill_prompt(small_prompt, 20, 22);
+    result *small = malloc(sizeof *small), *big = malloc(sizeof *big);
+    /* alone */
+    int64_t s0 = engine_steps(e);
+    run_job(e, small_prompt, 20, 4, 1, small);
+    int64_t solo_steps = engine_steps(e) - s0;
+    /* behind n = 16 */
+    engine_job jb = {.prompt = big_prompt, .n_prompt = 200, .n_choices = 16, .max_tokens = 120, .top_logprobs = -1};
+    sampler_params_default(&jb.sampling);
+    jb.sampling.temperature = 0;
+    channel *big_ch = channel_create();
+    if (engine_submit(e, &jb, big_ch, &err)) fail_msg("submit: %s", err.message);
+    for (int i = 0; i < 5000 && engine_get_stats(e).running < 4; i++) usleep(1000);
+    assert_int_equal(engine_get_stats(e).running, 4);
+    /* nobody reads the big request: once its backlog is full its choices
+     * pause (still holding every slot) and the engine stops counting steps,
+     * so the count below is the small request's own, however busy the
+     * machine is between here and its submission */
+    for (int i = 0; i < 5000 && channel_backlog(big_ch) < 256; i++) usleep(1000);
+    usleep(20 * 1000);
+    assert_int_equal(engine_get_stats(e).running, 4);
+    int64_t t0 = engine_steps(e);
+    fill_prompt(small_prompt, 20, 23); /* not cached */
+    run_job(e, small_prompt, 20, 4, 1, small);
+    int64_t took = engine_steps(e) - t0;
+    print_message("small request: %lld steps alone, %lld steps behind n=16\n", (long long)solo_steps, (long long)took);
+    if (took > solo_steps + 6) fail_msg("the small request took %lld steps behind n=16 (alone %lld)", (long long)took, (long long)solo_steps);
+    check_output(small_prompt, 20, small, 0);
+    collect(big_ch, 16, big);
+    assert_int_equal(big->errors, 0);
+    for (int32_t k = 0; k < 16; k++) {
+        assert_int_equal(big->n[k], 120);
+        check_output(big_prompt, 200, big, k);
+    }
+    free(small);
+    free(big);
+    stop(e);
+}
+
+/* A reader that stalls: the engine pauses its sequence with a bounded
+ * backlog (and does not spin), and resumes it when the reader reads; the
+ * output is the reference's. */
+static void test_stalled_reader_has_a_bounded_backlog(void **state) {
+    (void)state;
+    engine_config c = base_config(16u << 20);
+    larder_error err = {0};
+    engine *e = start(&c, &err);
+    int32_t prompt[30];
+    fill_prompt(prompt, 30, 31);
+    engine_job jb = {.prompt = prompt, .n_prompt = 30, .n_choices = 1, .max_tokens = 500, .top_logprobs = -1};
+    sampler_params_default(&jb.sampling);
+    jb.sampling.temperature = 0;
+    channel *ch = channel_create();
+    if (engine_submit(e, &jb, ch, &err)) fail_msg("submit: %s", err.message);
+    int32_t backlog = 0;
+    for (int i = 0; i < 2000 && (backlog = channel_backlog(ch)) < 256; i++) usleep(1000);
+    usleep(100 * 1000);
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c0);
+    usleep(300 * 1000);
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &c1);
+    double cpu_s = (double)(c1.tv_sec - c0.tv_sec) + (double)(c1.tv_nsec - c0.tv_nsec) / 1e9;
+    backlog = channel_backlog(ch);
+    if (backlog > 257) fail_msg("%d events buffered for a stalled reader", backlog);
+    /* spinning would burn the whole 0.3 s */
+    if (cpu_s > 0.15) fail_msg("the engine burned %.3f s of CPU in 0.3 s while its only reader stalled", cpu_s);
+    result *r = malloc(sizeof *r);
+    collect(ch, 1, r); /* reads it all: the sequence resumes */
+    assert_int_equal(r->n[0], 500);
+    check_output(prompt, 30, r, 0);
+    free(r);
+    stop(e);
+}
+
 static void test_cache_size_zero_keeps_nothing_idle(void **state) {
     (void)state;
     engine_config c = base_config(4u << 20);
@@ -704,6 +793,8 @@ int main(void) {
         cmocka_unit_test(test_queue_full_is_refused),
         cmocka_unit_test(test_prompt_too_long_is_invalid),
         cmocka_unit_test(test_n_choices_share_prompt),
+        cmocka_unit_test(test_small_request_is_not_starved_by_n16),
+        cmocka_unit_test(test_stalled_reader_has_a_bounded_backlog),
         cmocka_unit_test(test_cache_size_zero_keeps_nothing_idle),
         cmocka_unit_test(test_clear_cache_frees_idle_pages),
         cmocka_unit_test(test_concurrent_shared_prefix_is_computed_once),

@@ -92,8 +92,9 @@ static size_t roundtrip(uint16_t port, const char *raw, size_t raw_len, char *ou
 
 static void request(uint16_t port, const char *method, const char *path, const char *headers, const char *body, char *out, size_t cap) {
     char raw[8192];
-    int n = snprintf(raw, sizeof raw, "%s %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n%sContent-Length: %zu\r\n\r\n%s",
-                     method, path, headers, strlen(body), body);
+    int n = snprintf(raw, sizeof raw, "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s%sContent-Length: %zu\r\n\r\n%s",
+                     method, path, strcmp(method, "POST") || strstr(headers, "Content-Type") ? "" : "Content-Type: application/json\r\n",
+                     headers, strlen(body), body);
     roundtrip(port, raw, (size_t)n, out, cap);
 }
 
@@ -129,7 +130,7 @@ static void test_body_limit(void **state) {
     assert_non_null(strstr(out, "HTTP/1.1 413"));
     /* Chunked upload without a declared length, over the limit. */
     char raw[8192];
-    int n = snprintf(raw, sizeof raw, "POST /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", 4999, big);
+    int n = snprintf(raw, sizeof raw, "POST /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n", 4999, big);
     free(big);
     roundtrip(port, raw, (size_t)n, out, sizeof out);
     assert_non_null(strstr(out, "HTTP/1.1 413"));
@@ -152,9 +153,11 @@ static void test_auth_and_cors(void **state) {
     assert_non_null(strstr(out, "Access-Control-Allow-Origin: http://app.example"));
     request(port, "GET", "/health", "", "", out, sizeof out);
     assert_non_null(strstr(out, "HTTP/1.1 200"));
-    request(port, "OPTIONS", "/echo", "", "", out, sizeof out);
+    request(port, "OPTIONS", "/echo",
+            "Origin: http://app.example\r\nAccess-Control-Request-Method: POST\r\n"
+            "Access-Control-Request-Headers: authorization,content-type\r\n", "", out, sizeof out);
     assert_non_null(strstr(out, "HTTP/1.1 204"));
-    assert_non_null(strstr(out, "Access-Control-Allow-Headers"));
+    assert_non_null(strstr(out, "Access-Control-Allow-Headers: authorization, content-type"));
     http_server_stop(s);
 }
 
@@ -177,7 +180,7 @@ static void test_stream_complete_and_aborted(void **state) {
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
     inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
     assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
-    const char *raw = "POST /stream HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\n100000";
+    const char *raw = "POST /stream HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 6\r\n\r\n100000";
     send(fd, raw, strlen(raw), MSG_NOSIGNAL);
     char buf[512];
     assert_true(recv(fd, buf, sizeof buf, 0) > 0);

@@ -121,12 +121,34 @@ static const bad_body BAD_BODIES[] = {
     {"{\"prompt\":[1,-2]}", OPENAI_COMPLETION, "token ids"},
     {"{\"prompt\":{}}", OPENAI_COMPLETION, "'prompt' must be"},
     {"{}", OPENAI_COMPLETION, "'prompt' is required"},
+    /* silent truncation and ambiguity are refused */
+    {"{\"messages\":[{\"role\":\"user\\u0000x\",\"content\":\"x\"}]}", OPENAI_CHAT, "\\u0000"},
+    {"{\"prompt\":\"a\\u0000b\"}", OPENAI_COMPLETION, "\\u0000"},
+    {CHAT_WITH("\"max_tokens\":null,\"max_tokens\":1e999"), OPENAI_CHAT, "'max_tokens' appears twice"},
+    {CHAT_WITH("\"stop\":[{\"a\":1,\"b\":2,\"c\":3,\"d\":4,\"e\":5,\"f\":6,\"g\":7,\"h\":8,\"i\":9,\"a\":0}]"),
+     OPENAI_CHAT, "'a' appears twice"},
+    {"{\"messages\":[{\"role\":\"user\",\"content\":\"x\",\"role\":\"system\"}]}", OPENAI_CHAT, "'role' appears twice"},
+    {CHAT_WITH("\"chat_template_kwargs\":{\"x\":{\"y\":[{\"z\":1,\"z\":2}]}}"), OPENAI_CHAT, "'z' appears twice"},
 };
 
 static void test_bad_bodies_name_the_field(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof BAD_BODIES / sizeof BAD_BODIES[0]; i++)
         expect_400(BAD_BODIES[i].json, BAD_BODIES[i].kind, BAD_BODIES[i].needle);
+}
+
+/* An escaped backslash before "u0000" is text, not a NUL; the same key in
+ * two different objects is no duplicate. */
+static void test_strict_json_has_no_false_alarms(void **state) {
+    (void)state;
+    openai_request req;
+    larder_error err = {0};
+    const char *ok = "{\"messages\":[{\"role\":\"user\",\"content\":\"a\\\\u0000b\"},"
+                     "{\"role\":\"user\",\"content\":\"c\"}],\"stop\":[\"\\\\\"]}";
+    if (parse(ok, OPENAI_CHAT, &req, &err)) fail_msg("%s: %s", ok, err.message);
+    const cJSON *c = cJSON_GetObjectItem(cJSON_GetArrayItem(req.messages, 0), "content");
+    assert_string_equal(c->valuestring, "a\\u0000b");
+    openai_request_free(&req);
 }
 
 /* A limit of openai_request.h, held on both sides: the body built for
@@ -199,6 +221,7 @@ int main(void) {
         cmocka_unit_test(test_chat_all_fields),
         cmocka_unit_test(test_completion_prompt_forms),
         cmocka_unit_test(test_bad_bodies_name_the_field),
+        cmocka_unit_test(test_strict_json_has_no_false_alarms),
         cmocka_unit_test(test_limits_hold_at_their_constants),
         cmocka_unit_test(test_null_fields_count_as_absent),
     };
