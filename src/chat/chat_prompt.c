@@ -358,7 +358,7 @@ char *chat_prompt_render_spans(const chat_prompt *cp, const chat_prompt_input *i
         }
         if (!v->string) goto nomem;
     }
-    jinja_render_options opt = {0};
+    jinja_render_options opt = {.mutate_own_values = true}; /* as Jinja2's SandboxedEnvironment (Kimi K2) */
     char *text = jinja_render_json(cp->tmpl, ctx, &opt, len_bytes, err);
     cJSON_Delete(ctx);
     if (!text && err && err->code != ERR_NOMEM) {

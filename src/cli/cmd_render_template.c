@@ -92,7 +92,7 @@ int cmd_render_template(int argc, char **argv) {
     if (done) return rc;
     if (tpath && rpath && !cpath) return render_request(tpath, rpath, bos, eos);
     if (!tpath || !cpath || rpath) { cli_print_help(stderr, usage, opts, CLI_COUNT(opts)); return 1; }
-    jinja_render_options ro = {0};
+    jinja_render_options ro = {.mutate_own_values = true}; /* as chat_prompt renders */
     if (now) {
         if (jinja_options_set_now(&ro, now, &err)) { fprintf(stderr, "larder render-template: %s\n", err.message); return 1; }
     }

@@ -73,6 +73,13 @@ typedef struct jinja_render_options {
     /* false (Hugging Face's immutable sandbox): list.append, dict.update, ...
      * are unsafe and raise when called. true: they mutate. */
     bool allow_mutation;
+    /* With allow_mutation false: true lets those methods mutate the lists
+     * and dicts the template itself made (literals, namespace(ids=[]),
+     * slices, copies), as Jinja2's SandboxedEnvironment does, while the
+     * context's values stay immutable (their methods raise as above).
+     * Appended items live in the render's arena: max_memory_bytes bounds
+     * them. Chat templates render with this (Kimi K2's tool-call queue). */
+    bool mutate_own_values;
     const jinja_limits *limits; /* NULL: the JINJA_MAX_* defaults */
 } jinja_render_options;
 

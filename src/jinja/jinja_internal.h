@@ -79,6 +79,7 @@ typedef struct jlist {
     size_t n, cap;
     bool is_tuple;
     bool is_gen;    /* a lazy iterator in Jinja2 (map, select, reverse, ...): truthy, no len(), not JSON */
+    bool from_context; /* made from the render's context (the caller's data), not by the template */
 } jlist;
 
 typedef struct jdict_entry {
@@ -92,6 +93,7 @@ typedef struct jdict {
     size_t n, cap;
     int32_t *index;    /* open-addressing hash of entry positions (-1 empty), or NULL when small */
     size_t index_cap;  /* slots, a power of two */
+    bool from_context; /* made from the render's context (the caller's data), not by the template */
 } jdict;
 
 struct jnode;

@@ -40,6 +40,7 @@ static int from_json(jr *r, const cJSON *j, jv *out, int depth) {
     if (cJSON_IsArray(j)) {
         jlist *l = jlist_new(&r->arena, (size_t)cJSON_GetArraySize(j));
         if (!l) return jr_oom(r);
+        l->from_context = true;
         for (const cJSON *c = j->child; c; c = c->next) {
             if (l->n == l->cap) return jr_fail(r, "context array changed size");
             if (from_json(r, c, &l->items[l->n], depth + 1)) return -1;
@@ -51,6 +52,7 @@ static int from_json(jr *r, const cJSON *j, jv *out, int depth) {
     if (cJSON_IsObject(j)) {
         jdict *d = jdict_new(&r->arena);
         if (!d) return jr_oom(r);
+        d->from_context = true;
         for (const cJSON *c = j->child; c; c = c->next) {
             jv v;
             if (from_json(r, c, &v, depth + 1)) return -1;
@@ -305,6 +307,7 @@ static int parse_value(jparse *p, jv *out, int depth) {
     if (c == '{') {
         jdict *d = jdict_new(&p->r->arena);
         if (!d) return jr_oom(p->r);
+        d->from_context = true;
         p->i++;
         skip_ws(p);
         if (p->i < p->n && p->s[p->i] == '}') { p->i++; *out = jv_dict(d); return 0; }
@@ -329,6 +332,7 @@ static int parse_value(jparse *p, jv *out, int depth) {
     if (c == '[') {
         jlist *l = jlist_new(&p->r->arena, 0);
         if (!l) return jr_oom(p->r);
+        l->from_context = true;
         p->i++;
         skip_ws(p);
         if (p->i < p->n && p->s[p->i] == ']') { p->i++; *out = jv_list(l); return 0; }

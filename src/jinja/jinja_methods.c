@@ -4,7 +4,10 @@
  * the globals Hugging Face's environment provides: range (at most 100000
  * items, like Jinja2's sandbox), dict, namespace, raise_exception,
  * strftime_now. Methods that mutate (list.append, dict.update, ...) are
- * refused like ImmutableSandboxedEnvironment unless allow_mutation is set.
+ * refused like ImmutableSandboxedEnvironment unless allow_mutation is set,
+ * or, with mutate_own_values, run on the lists and dicts the template made
+ * (Kimi K2's namespace(ids=[]) queue) as Jinja2's SandboxedEnvironment runs
+ * them, while the context's values stay immutable.
  * Case mapping is ASCII; other letters are kept as they are (and count as
  * cased letters for title/capitalize word boundaries).
  */
@@ -786,6 +789,16 @@ static int bind(jr *r, const char *name, jbuiltin_fn fn, jv self, jv *out) {
     return 0;
 }
 
+/* A mutating method may run on obj: always with allow_mutation; with
+ * mutate_own_values only on a list or dict the template made (the context's
+ * values, the caller's data, stay immutable; tuples never change). */
+static bool mutation_allowed(const jr *r, jv obj) {
+    if (r->opt->allow_mutation) return true;
+    if (!r->opt->mutate_own_values) return false;
+    if (obj.type == JV_LIST) return !obj.u.l->from_context && !obj.u.l->is_tuple && !obj.u.l->is_gen;
+    return obj.type == JV_DICT && !obj.u.d->from_context;
+}
+
 int jinja_method_lookup(jr *r, jv obj, const char *name, size_t n, jv *out, bool *found) {
     const method *table = obj.type == JV_STRING ? STR_METHODS : obj.type == JV_LIST ? LIST_METHODS
                           : obj.type == JV_DICT ? DICT_METHODS : obj.type == JV_LOOP ? LOOP_METHODS : NULL;
@@ -794,7 +807,7 @@ int jinja_method_lookup(jr *r, jv obj, const char *name, size_t n, jv *out, bool
     for (const method *m = table; m->name; m++) {
         if (strlen(m->name) != n || memcmp(m->name, name, n)) continue;
         *found = true;
-        if (m->mutates && !r->opt->allow_mutation) {
+        if (m->mutates && !mutation_allowed(r, obj)) {
             char msg[160];
             snprintf(msg, sizeof msg, "access to attribute '%s' of '%s' object is unsafe.", m->name, jv_type_name(obj));
             jstr *s = jstr_new(&r->arena, msg, strlen(msg));

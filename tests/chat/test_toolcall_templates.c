@@ -109,8 +109,9 @@ static void check_template(const char *name, const char *syntax, size_t n_calls)
 static void test_new_syntaxes(void **state) {
     (void)state;
     check_template("moonshotai-Kimi-K2", "kimi", 2);
-    /* (Kimi-K2-Instruct.jinja and Kimi-K2-Thinking.jinja call list.append, which a sandboxed template
-     * may not — Hugging Face's immutable sandbox refuses it as larder's does) */
+    /* these two queue the call ids with list.append / pop on a list of their own (mutate_own_values) */
+    check_template("Kimi-K2-Instruct", "kimi", 2);
+    check_template("Kimi-K2-Thinking", "kimi", 2);
     check_template("deepseek-ai-DeepSeek-V3.1", "deepseek", 2);
     check_template("deepseek-ai-DeepSeek-V3.2", "dsml", 2);
     check_template("openai-gpt-oss-120b", "harmony", 1);

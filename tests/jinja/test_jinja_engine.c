@@ -157,6 +157,24 @@ static void test_clock_and_mutation_options(void **st) {
     assert_non_null(out);
     assert_string_equal(out, "[1, 2]");
     free(out);
+    /* mutate_own_values: the template's own list changes, the context's raises */
+    opt.allow_mutation = false;
+    opt.mutate_own_values = true;
+    out = render_opt("{% set ns = namespace(ids=[]) %}{% set _ = ns.ids.append('a') %}{{ ns.ids.pop(0) }}{{ ns.ids }}", NULL, &opt, &err);
+    assert_non_null(out);
+    assert_string_equal(out, "a[]");
+    free(out);
+    const char *ctx = "{\"xs\": [1], \"d\": {\"k\": 1}}";
+    const char *refused[] = {"{{ xs.append(2) }}", "{{ d.update({'a': 1}) }}", "{% set ns = namespace(v=xs) %}{{ ns.v.pop() }}"};
+    for (int i = 0; i < 3; i++) {
+        out = render_opt(refused[i], ctx, &opt, &err);
+        if (out) fail_msg("%s rendered %s", refused[i], out);
+        if (!strstr(err.message, "unsafe")) fail_msg("%s: %s", refused[i], err.message);
+    }
+    out = render_opt("{% set c = xs[:] %}{{ c.append(2) }}{{ c }}{{ xs }}", ctx, &opt, &err);
+    assert_non_null(out);
+    assert_string_equal(out, "None[1, 2][1]");
+    free(out);
 }
 
 /* A coding agent's conversation: ~20k tokens (~80 KB of text), 30 tools. */

@@ -166,6 +166,34 @@ static void test_self_containing_list_is_bounded(void **st) {
     jinja_template_free(t);
 }
 
+/* mutate_own_values: items a template appends to its own lists live in the
+ * render's arena, so max_memory_bytes bounds them; the same loop without
+ * the append fits. */
+static void test_appended_items_count_toward_memory(void **st) {
+    (void)st;
+    jinja_limits lim = {JINJA_MAX_LOOP_ITERATIONS, JINJA_MAX_CALL_DEPTH, JINJA_MAX_OUTPUT_BYTES, (size_t)2 << 20};
+    jinja_render_options opt = {.mutate_own_values = true, .limits = &lim};
+    const char *srcs[2] = {
+        "{% set ns = namespace(l=[]) %}{% set s = 'x' %}{% for i in range(100000) %}{% endfor %}{{ ns.l | length }}",
+        "{% set ns = namespace(l=[]) %}{% set s = 'x' %}{% for i in range(100000) %}{% set _ = ns.l.append(s) %}{% endfor %}{{ ns.l | length }}",
+    };
+    for (int k = 0; k < 2; k++) {
+        larder_error err = {0};
+        jinja_template *t = jinja_template_parse(srcs[k], strlen(srcs[k]), &err);
+        assert_non_null(t);
+        char *out = jinja_render_json_text(t, "{}", 2, &opt, NULL, &err);
+        jinja_template_free(t);
+        if (k == 0) {
+            if (!out) fail_msg("the loop alone: %s", err.message);
+            assert_string_equal(out, "0");
+            free(out);
+        } else {
+            if (out) fail_msg("100000 appended items fit 2 MiB: %s", out);
+            assert_int_equal(err.code, ERR_LIMIT);
+        }
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_template_size_limit), cmocka_unit_test(test_parse_depth_limit),
@@ -173,6 +201,7 @@ int main(void) {
         cmocka_unit_test(test_eval_depth_limit), cmocka_unit_test(test_output_limit),
         cmocka_unit_test(test_memory_limit), cmocka_unit_test(test_range_limit),
         cmocka_unit_test(test_value_depth_limit), cmocka_unit_test(test_self_containing_list_is_bounded),
+        cmocka_unit_test(test_appended_items_count_toward_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

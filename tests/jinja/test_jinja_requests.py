@@ -11,7 +11,8 @@ chat templates expect it: text-part arrays joined into one string, tool-call
 arguments (JSON strings on the wire) parsed into objects, tools as sent,
 add_generation_prompt true, empty bos/eos texts. A case passes when the bytes
 are identical. Templates: those of the models larder's users run with
-agents (MiniMax-M2, Qwen3-Coder, Qwen3, Qwen2.5).
+agents (MiniMax-M2, Qwen3-Coder, Qwen3, Qwen2.5, Kimi K2 Instruct and Thinking,
+whose tool-call queue mutates a list the template made).
 """
 import glob
 import json
@@ -26,7 +27,8 @@ import render_ref  # noqa: E402
 
 LARDER = os.environ.get("LARDER", os.path.join(HERE, "..", "..", "build", "larder"))
 SHARED = os.environ.get("SHARED", os.path.join(HERE, "..", "..", "..", "shared"))
-TEMPLATES = ["MiniMax-M2", "Qwen3-Coder", "Qwen-Qwen3-0.6B", "Qwen-Qwen2.5-7B-Instruct"]
+TEMPLATES = ["MiniMax-M2", "Qwen3-Coder", "Qwen-Qwen3-0.6B", "Qwen-Qwen2.5-7B-Instruct", "Kimi-K2-Instruct",
+             "Kimi-K2-Thinking"]
 TRACES = ["opencode-turn1", "opencode-turn2-tool-result", "opencode-title-request"]
 
 

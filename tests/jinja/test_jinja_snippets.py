@@ -79,6 +79,11 @@ SNIPPETS = [
     "{{ '{} and {}'.format('a', 'b') }}|{{ '{0}{1}{0}'.format('x', 'y') }}|{{ '{name}!'.format(name='n') }}|{{ '{:>5}|{:<4}|{:^7}|{:.2f}|{:05d}'.format('r', 'l', 'c', 3.14159, 42) }}",
     "{{ '123'.isdigit() }}{{ 'abc'.isalpha() }}{{ ' \\t'.isspace() }}{{ 'a1'.isalnum() }}{{ 'abc'.islower() }}{{ 'ABC'.isupper() }}{{ '12a'.isdigit() }}",
     "{{ items.index(2) }}|{{ items.count(3) }}|{{ d.copy() }}|{{ msgs[0].get('content') }}|{{ msgs[0].items() | list }}",
+    # mutation: the template's own lists and dicts change (SandboxedEnvironment); the context's do not
+    "{% set ns = namespace(ids=[]) %}{% set _ = ns.ids.append('a') %}{% set _ = ns.ids.append('b') %}{{ ns.ids }}|{{ ns.ids.pop(0) }}|{{ ns.ids }}|{{ ns.ids.pop() }}|{{ ns.ids }}",
+    "{% set l = [1] %}{{ l.append(2) }}{{ l.extend([3, 4]) }}{{ l.insert(0, 0) }}{{ l }}|{% set c = items[:] %}{{ c.append(9) }}{{ c }}|{{ items }}",
+    "{% set d2 = {'a': 1} %}{{ d2.update({'b': 2}) }}{{ d2.setdefault('c', 3) }}{{ d2.pop('a') }}{{ d2 }}|{% set d3 = d.copy() %}{{ d3.update(z=1) }}{{ d3 | length }}|{{ d | length }}",
+    "{% set l = [] %}{% for m in msgs %}{% set _ = l.append(m.role) %}{% endfor %}{{ l | join(',') }}",
     # globals
     "{{ range(3) | list }}|{{ range(1, 10, 3) | list }}|{{ dict(a=1, b='x') }}|{{ namespace(a=1).a }}|{{ strftime_now('%Y-%m-%d %H:%M %A %B %d') }}",
     # errors: both must refuse
@@ -86,6 +91,10 @@ SNIPPETS = [
     "{{ missing.attr }}",
     "{{ 1 + 'a' }}",
     "{{ items.append(4) }}",
+    "{{ d.update({'x': 1}) }}",
+    "{{ msgs[0].pop('role') }}",
+    "{{ (1, 2).append(3) }}",
+    "{{ ns }}{% set ns = namespace(ids=msgs) %}{{ ns.ids.append(1) }}",
     "{% for x in 5 %}{% endfor %}",
     "{{ 1 / 0 }}",
     "{% if %}",

@@ -4,10 +4,16 @@
 Renders a chat template with Python's Jinja2 configured the way Hugging Face
 transformers configures its chat-template environment
 (transformers/utils/chat_template_utils.py, _compile_jinja_template):
-ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True,
+a sandboxed environment (trim_blocks=True, lstrip_blocks=True,
 extensions=[AssistantTracker, loopcontrols]), `tojson` replaced by json.dumps with
 ensure_ascii=False / indent / separators / sort_keys, and the globals
 raise_exception(message) and strftime_now(format) — here with a fixed clock.
+
+The sandbox is Jinja2's SandboxedEnvironment (as llama.cpp's engine, it lets
+a template mutate its own lists and dicts: Kimi K2's namespace(ids=[]) queue
+calls append and pop) with one restriction of ImmutableSandboxedEnvironment
+kept for the caller's data: the lists and dicts of the render's context may
+not be mutated (CallerDataSandbox). That is larder's mutate_own_values.
 
   render_ref.py TEMPLATE CONTEXT.json [--now 2025-03-07T10:30:00]
 prints the rendering with no added newline, or one error line on stderr and
@@ -20,7 +26,7 @@ from datetime import datetime
 import jinja2
 from jinja2 import nodes
 from jinja2.ext import Extension, loopcontrols
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import SandboxedEnvironment, modifies_known_mutable
 
 DEFAULT_NOW = "2025-03-07T10:30:00"
 
@@ -41,6 +47,47 @@ class AssistantTracker(Extension):
         return caller()
 
 
+class CallerDataSandbox(SandboxedEnvironment):
+    """SandboxedEnvironment, except that the containers of the context being
+    rendered (their ids in `frozen`) are immutable, as in
+    ImmutableSandboxedEnvironment."""
+
+    frozen = frozenset()
+
+    def is_safe_attribute(self, obj, attr, value):
+        if not super().is_safe_attribute(obj, attr, value):
+            return False
+        return not (id(obj) in self.frozen and modifies_known_mutable(obj, attr))
+
+
+def container_ids(value, out):
+    """The ids of every list and dict inside value."""
+    if isinstance(value, (list, dict)):
+        if id(value) in out:
+            return out
+        out.add(id(value))
+        for v in value.values() if isinstance(value, dict) else value:
+            container_ids(v, out)
+    return out
+
+
+class Compiled:
+    """A compiled template whose render(**context) freezes that context."""
+
+    def __init__(self, env, template):
+        self.env, self.template = env, template
+
+    def render(self, **context):
+        ids = set()
+        for v in context.values():  # (the values stay alive during the render: their ids are not reused)
+            container_ids(v, ids)
+        self.env.frozen = frozenset(ids)
+        try:
+            return self.template.render(**context)
+        finally:
+            self.env.frozen = frozenset()
+
+
 def make_env(now):
     def raise_exception(message):
         raise jinja2.exceptions.TemplateError(message)
@@ -51,7 +98,7 @@ def make_env(now):
     def strftime_now(format):
         return now.strftime(format)
 
-    env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True, extensions=[AssistantTracker, loopcontrols])
+    env = CallerDataSandbox(trim_blocks=True, lstrip_blocks=True, extensions=[AssistantTracker, loopcontrols])
     env.filters["tojson"] = tojson
     env.globals["raise_exception"] = raise_exception
     env.globals["strftime_now"] = strftime_now
@@ -60,7 +107,8 @@ def make_env(now):
 
 def compile_template(source, now=DEFAULT_NOW):
     """The compiled template (raises TemplateSyntaxError like HF would)."""
-    return make_env(datetime.fromisoformat(now)).from_string(source)
+    env = make_env(datetime.fromisoformat(now))
+    return Compiled(env, env.from_string(source))
 
 
 def render(source, context, now=DEFAULT_NOW):
