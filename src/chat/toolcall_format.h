@@ -27,8 +27,9 @@
  *                                                                  final = content)
  *   TOOLCALL_COMMAND_R     <|START_ACTION|>                        Command R7B, Command A (Cohere2)
  *   TOOLCALL_GEMMA         <|tool_call> and <tool_call|>           Gemma 4
- *   TOOLCALL_NONE          anything else (functionary, Command R+'s "Action: ```json",
- *                          Gemma 2/3 ...): all output is content
+ *   TOOLCALL_NONE          anything else (functionary, Gemma 2/3 ...): all output is
+ *                          content, and a call cannot be forced (tool_choice required
+ *                          or a named tool is answered 400)
  *
  * Reasoning markers: <think>…</think>, <seed:think>…</seed:think> (Seed-OSS),
  * [THINK]…[/THINK] (Ministral reasoning), <mm:think>…</mm:think> (MiniMax-M3),
@@ -44,6 +45,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+
+#include "base/error.h"
 
 typedef enum toolcall_syntax {
     TOOLCALL_NONE = 0,      /* no tool calls are recognised */
@@ -70,6 +73,16 @@ typedef struct toolcall_format {
     const char *const *drop;  /* NULL-terminated markers removed from content (the
                                  answer's own wrappers: Command-R's <|START_RESPONSE|>,
                                  gpt-oss's channel headers); NULL: none */
+    /* Forcing a call (tool_choice required / a named tool): the answer is
+     * started with force_head (any tool: the model writes the name on from
+     * there) or force_head + name + force_tail (that tool: the model writes
+     * its arguments on from there), as the template writes an assistant's
+     * call (tests/chat/test_toolcall_force.c checks each against its
+     * template). The prefixes end where the template's text goes on with the
+     * name or the arguments, at a token boundary: before a space or '{' the
+     * model writes itself. NULL: the syntax cannot be forced (TOOLCALL_NONE:
+     * no call syntax is known for the template). */
+    const char *force_head, *force_tail;
 } toolcall_format;
 
 /* The format for a template's source text (NULL or "" gives TOOLCALL_NONE
@@ -80,6 +93,19 @@ toolcall_format toolcall_format_from_template(const char *template_text);
  * aside) with fmt's reasoning open marker, i.e. the template opened the
  * reasoning block and the output starts inside it. */
 bool toolcall_prompt_opens_reasoning(const toolcall_format *fmt, const char *prompt, size_t len);
+
+/* Longest tool name a forced call may name. */
+#define TOOLCALL_MAX_FORCED_NAME_BYTES 256
+
+/* The text the answer starts with to force a tool call: of any tool
+ * (name NULL) or of `name` (letters, digits, '_', '-', '.', ':' only: it is
+ * written into the syntax's JSON string or XML attribute as it is). When the
+ * rendered prompt left a reasoning block open (opens_reasoning), the prefix
+ * closes it first (think_close + "\n\n"): a forced call skips the thinking.
+ * Returns malloc'd NUL-terminated text; NULL with err: ERR_UNSUPPORTED when
+ * fmt's syntax cannot be forced, ERR_INVALID for a name that cannot be
+ * written, ERR_NOMEM. */
+char *toolcall_force_prefix(const toolcall_format *fmt, const char *name, bool opens_reasoning, larder_error *err);
 
 /* A short stable name for logs and tests: "none", "hermes", "xml_function",
  * "llama3_json", "mistral", "minimax", "glm", "kimi", "deepseek", "dsml", "harmony", "command_r", "gemma". */

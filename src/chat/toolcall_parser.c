@@ -242,7 +242,7 @@ static int check_oom(toolcall_parser *p, larder_error *err) {
 toolcall_parser *toolcall_parser_create(const toolcall_parser_options *o, larder_error *err) {
     toolcall_parser *p = calloc(1, sizeof *p);
     if (!p) { error_set(err, ERR_NOMEM, "out of memory creating the output parser"); return NULL; }
-    static const toolcall_format plain = {TOOLCALL_NONE, "", "", NULL, NULL, NULL};
+    static const toolcall_format plain = {TOOLCALL_NONE, "", "", NULL, NULL, NULL, NULL, NULL};
     p->fmt = o && o->format ? *o->format : plain;
     p->syntax = syntax_ops(p->fmt.syntax);
     if (!p->fmt.call_open) p->fmt.call_open = "";

@@ -99,7 +99,7 @@ static chat_session *messages_start(server_app *app, const http_request *hreq, h
         log_info("messages: dropped Claude Code's x-anthropic-billing-header system block from the prompt "
                  "(it changes on every request and would defeat the prompt cache; --keep-billing-header keeps it)");
     *stream = ar.chat.stream;
-    chat_session_options so = {"msg_", ar.forced_tool};
+    chat_session_options so = {"msg_"};
     chat_session *s = chat_session_start(app, &ar.chat, &so, &err);
     anthropic_request_free(&ar);
     if (!s) anthropic_reply_error(reply, http_status_of(err.code), err.message);

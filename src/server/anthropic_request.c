@@ -267,7 +267,9 @@ static int convert_tools(const cJSON *body, cJSON *chat, larder_error *err) {
     return 0;
 }
 
-static int convert_tool_choice(const cJSON *body, anthropic_request *r, cJSON *chat, larder_error *err) {
+/* auto → nothing; none → "none"; any → "required"; tool → the named form
+ * (openai_request.h: a forced call). */
+static int convert_tool_choice(const cJSON *body, cJSON *chat, larder_error *err) {
     const cJSON *tc = request_json_field(body, "tool_choice");
     if (!tc) return 0;
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(tc, "type");
@@ -275,13 +277,10 @@ static int convert_tool_choice(const cJSON *body, anthropic_request *r, cJSON *c
         return error_set(err, ERR_INVALID, "'tool_choice' must be an object with a 'type' (auto, any, tool, none)");
     const char *t = type->valuestring;
     if (!strcmp(t, "auto")) return 0;
-    if (!strcmp(t, "none")) {
-        cJSON_AddStringToObject(chat, "tool_choice", "none");
-        return 0;
-    }
-    if (!strcmp(t, "any")) {
-        r->tools_required = true;
-        return 0;
+    if (!strcmp(t, "none") || !strcmp(t, "any")) {
+        return cJSON_AddStringToObject(chat, "tool_choice", !strcmp(t, "none") ? "none" : "required")
+                   ? 0
+                   : error_set(err, ERR_NOMEM, "out of memory");
     }
     if (!strcmp(t, "tool")) {
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(tc, "name");
@@ -294,9 +293,7 @@ static int convert_tool_choice(const cJSON *body, anthropic_request *r, cJSON *c
             found |= !strcmp(cJSON_GetObjectItemCaseSensitive(fn, "name")->valuestring, name->valuestring);
         }
         if (!found) return error_set(err, ERR_INVALID, "'tool_choice.name': no tool named '%.128s' in 'tools'", name->valuestring);
-        r->forced_tool = strdup(name->valuestring);
-        r->tools_required = true;
-        return r->forced_tool ? 0 : error_set(err, ERR_NOMEM, "out of memory");
+        return request_json_named_tool_choice(chat, name->valuestring) ? error_set(err, ERR_NOMEM, "out of memory") : 0;
     }
     return error_set(err, ERR_INVALID, "'tool_choice.type' must be auto, any, tool or none (got '%.64s')", t);
 }
@@ -346,7 +343,7 @@ static int convert_body(const cJSON *body, const anthropic_parse_options *o, ant
         if (convert_message(m, i++, messages, err)) return -1;
     }
     if (cJSON_GetArraySize(messages) == 0) return error_set(err, ERR_INVALID, "'messages' holds no content");
-    if (convert_tools(body, chat, err) || convert_tool_choice(body, r, chat, err) || convert_thinking(body, chat, err)) return -1;
+    if (convert_tools(body, chat, err) || convert_tool_choice(body, chat, err) || convert_thinking(body, chat, err)) return -1;
     const cJSON *stops = request_json_field(body, "stop_sequences");
     if (stops && !cJSON_IsArray(stops)) return error_set(err, ERR_INVALID, "'stop_sequences' must be an array of strings");
     if (stops) {
@@ -383,14 +380,12 @@ int anthropic_request_parse(const char *body, size_t len, const anthropic_parse_
     cJSON_Delete(root);
     if (rc) {
         cJSON_Delete(chat);
-        free(out->forced_tool);
         memset(out, 0, sizeof *out);
         return -1;
     }
     if (request_json_to_chat(chat, &out->chat, err)) {
         /* the OpenAI names of the fields that differ */
         if (strstr(err->message, "'stop")) error_prefix(err, "stop_sequences");
-        free(out->forced_tool);
         memset(out, 0, sizeof *out);
         return -1;
     }
@@ -400,6 +395,5 @@ int anthropic_request_parse(const char *body, size_t len, const anthropic_parse_
 void anthropic_request_free(anthropic_request *r) {
     if (!r) return;
     openai_request_free(&r->chat);
-    free(r->forced_tool);
     memset(r, 0, sizeof *r);
 }

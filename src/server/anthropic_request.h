@@ -36,8 +36,6 @@
 
 typedef struct anthropic_request {
     openai_request chat;          /* the conversation as an OpenAI chat request (owned) */
-    char *forced_tool;            /* tool_choice {type: tool, name}: only it is parsed; else NULL */
-    bool tools_required;          /* tool_choice any or tool */
     bool dropped_billing_header;  /* a billing header was removed from the system prompt */
 } anthropic_request;
 

@@ -39,6 +39,8 @@ struct chat_session {
     size_t n_events, cap_events;
     strbuf evtext;
     bool opens_reasoning;
+    char *forced_prefix;       /* a forced call's opener (the answer's start), or NULL */
+    bool prefix_events;        /* the listed events are the opener's: the first step keeps them */
     bool stopped, done;
     channel_finish finish;
     int32_t prompt_tokens, cached_tokens, completion_tokens;
@@ -52,32 +54,32 @@ static atomic_uint_least64_t session_counter;
 
 /* ---- the prompt */
 
-static int render_prompt(server_app *app, const openai_request *req, token_list *out, bool *opens_reasoning,
-                         larder_error *err) {
+const cJSON *chat_request_prompt_tools(const openai_request *req) {
+    return req->tool_mode == OPENAI_TOOLS_NONE ? NULL : req->tools;
+}
+
+int chat_request_prompt_tokens(server_app *app, const openai_request *req, size_t max_tokens,
+                               int (*after_render)(void *ctx, larder_error *err), void *ctx, token_list *out,
+                               chat_prompt_tokens_result *res, larder_error *err) {
     if (!app->chat) return error_set(err, ERR_INVALID, "this model has no chat template; use /v1/completions");
-    size_t len = 0;
-    chat_prompt_input in = {req->messages, req->tools, req->reasoning_effort, req->chat_template_kwargs};
-    /* content's control-token text is plain text (as routes.c's build_prompt) */
-    chat_prompt_span *spans = NULL;
-    size_t n_spans = 0;
-    char *text = chat_prompt_render_spans(app->chat, &in, &len, app->parse_special_in_content ? NULL : &spans,
-                                          &n_spans, err);
-    if (!text) return -1;
-    if (opens_reasoning) *opens_reasoning = toolcall_prompt_opens_reasoning(&app->tool_format, text, len);
-    /* BOS only when the model adds it and the template did not write it. */
-    int flags = TOKENIZE_PARSE_SPECIAL;
-    int32_t bos = tokenizer_bos(app->tok);
-    if (tokenizer_add_bos(app->tok) && bos != TOKEN_NONE) {
-        size_t bl;
-        const char *bt = tokenizer_piece(app->tok, bos, true, &bl);
-        if (!(bl && len >= bl && !memcmp(text, bt, bl))) flags |= TOKENIZE_ADD_SPECIAL;
-    }
-    /* generating (not counting): stop once past the context */
-    tokenize_options topt = {.flags = flags, .text_spans = (const size_t (*)[2])spans, .n_text_spans = n_spans,
-                             .max_tokens = opens_reasoning ? (size_t)app->ctx_tokens : 0};
-    int rc = tokenizer_encode_opts(app->tok, text, len, &topt, out, err);
-    free(spans);
-    free(text);
+    chat_prompt_input in = {req->messages, chat_request_prompt_tools(req), req->reasoning_effort,
+                            req->chat_template_kwargs};
+    chat_prompt_tokens_options o = {
+        .mark_content = !app->parse_special_in_content, /* content's control-token text is plain text */
+        .max_tokens = max_tokens,
+        .fmt = &app->tool_format,
+        .force_call = req->tool_mode == OPENAI_TOOLS_REQUIRED || req->tool_mode == OPENAI_TOOLS_NAMED,
+        .force_name = req->forced_tool,
+        .after_render = after_render,
+        .ctx = ctx,
+    };
+    return chat_prompt_tokens(app->chat, app->tok, &in, &o, out, res, err);
+}
+
+/* generating (res non-NULL): stop once past the context; counting: no bound */
+static int render_prompt(server_app *app, const openai_request *req, token_list *out, chat_prompt_tokens_result *res,
+                         larder_error *err) {
+    int rc = chat_request_prompt_tokens(app, req, res ? (size_t)app->ctx_tokens : 0, NULL, NULL, out, res, err);
     if (rc && err->code == ERR_LIMIT) err->code = ERR_INVALID; /* the request's own text is too long */
     return rc;
 }
@@ -85,29 +87,36 @@ static int render_prompt(server_app *app, const openai_request *req, token_list 
 int chat_session_count_tokens(server_app *app, const openai_request *req, int32_t *n_tokens, larder_error *err) {
     token_list prompt = {0};
     int rc = render_prompt(app, req, &prompt, NULL, err);
-    *n_tokens = rc ? 0 : (int32_t)prompt.n;
+    *n_tokens = rc ? 0 : (int32_t)prompt.n; /* (a forced call's opener counts: the request's prompt holds it) */
     token_list_free(&prompt);
     return rc;
 }
 
-/* The request's tools as the parser takes them: none when tool_choice is
- * "none", only `only` when a tool is forced. malloc'd JSON or NULL. */
-static char *parser_tools_json(const openai_request *req, const char *only) {
-    if (!req->tools || cJSON_GetArraySize(req->tools) == 0) return NULL;
-    if (cJSON_IsString(req->tool_choice) && !strcmp(req->tool_choice->valuestring, "none")) return NULL;
-    if (!only) return cJSON_PrintUnformatted(req->tools);
+int chat_request_parser_tools(const openai_request *req, char **tools_json) {
+    *tools_json = NULL;
+    if (!req->tools || cJSON_GetArraySize(req->tools) == 0 || req->tool_mode == OPENAI_TOOLS_NONE) return 0;
+    if (!req->forced_tool) return (*tools_json = cJSON_PrintUnformatted(req->tools)) ? 0 : -1;
     cJSON *one = cJSON_CreateArray();
+    if (!one) return -1;
     const cJSON *t;
     cJSON_ArrayForEach(t, req->tools) {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
         const cJSON *name = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(fn) ? fn : t, "name");
-        if (cJSON_IsString(name) && !strcmp(name->valuestring, only))
-            cJSON_AddItemToArray(one, cJSON_Duplicate(t, true));
+        if (cJSON_IsString(name) && !strcmp(name->valuestring, req->forced_tool)) {
+            cJSON *dup = cJSON_Duplicate(t, true);
+            if (!dup || !cJSON_AddItemToArray(one, dup)) {
+                cJSON_Delete(dup);
+                cJSON_Delete(one);
+                return -1;
+            }
+        }
     }
-    char *s = cJSON_PrintUnformatted(one);
+    *tools_json = cJSON_PrintUnformatted(one);
     cJSON_Delete(one);
-    return s;
+    return *tools_json ? 0 : -1;
 }
+
+static void collect_events(chat_session *s);
 
 static engine_job session_job(const chat_session *s, const token_list *prompt) {
     const openai_request *r = &s->req;
@@ -151,7 +160,10 @@ chat_session *chat_session_start(server_app *app, openai_request *req, const cha
     stop_matcher_init(&s->sm, s->req.stop, s->req.n_stop);
 
     token_list prompt = {0};
-    if (render_prompt(app, &s->req, &prompt, &s->opens_reasoning, err)) goto fail;
+    chat_prompt_tokens_result pr = {0};
+    if (render_prompt(app, &s->req, &prompt, &pr, err)) goto fail;
+    s->opens_reasoning = pr.opens_reasoning;
+    s->forced_prefix = pr.forced_prefix;
     if (prompt.n == 0) {
         error_set(err, ERR_INVALID, "the prompt is empty");
         goto fail;
@@ -162,11 +174,20 @@ chat_session *chat_session_start(server_app *app, openai_request *req, const cha
         goto fail;
     }
     s->prompt_tokens = (int32_t)prompt.n;
-    char *tools_json = parser_tools_json(&s->req, o ? o->only_tool : NULL);
+    char *tools_json = NULL;
+    if (chat_request_parser_tools(&s->req, &tools_json)) {
+        error_set(err, ERR_NOMEM, "out of memory");
+        goto fail;
+    }
     toolcall_parser_options po = {&app->tool_format, tools_json, s->opens_reasoning, 0};
     s->tp = toolcall_parser_create(&po, err);
     cJSON_free(tools_json);
     if (!s->tp) goto fail;
+    /* a forced call: the parser reads the answer from its opener on; its
+     * events go out with the first step's */
+    if (s->forced_prefix && toolcall_parser_feed(s->tp, s->forced_prefix, strlen(s->forced_prefix), err)) goto fail;
+    collect_events(s);
+    s->prefix_events = s->n_events > 0;
     engine_job jb = session_job(s, &prompt);
     s->ch = channel_create();
     if (!s->ch) {
@@ -234,6 +255,10 @@ static void parse_fresh(chat_session *s, bool finish) {
 }
 
 int chat_session_step(chat_session *s, int timeout_ms) {
+    if (s->prefix_events) { /* the first step lists the forced opener's events */
+        s->prefix_events = false;
+        return 1;
+    }
     s->n_events = 0;
     strbuf_reset(&s->evtext);
     if (s->done) return 1;
@@ -335,7 +360,8 @@ void chat_session_free(chat_session *s, bool aborted) {
      * chat completions do; the client sends the history back in its own
      * protocol, which converts to the same messages. */
     if (!aborted && s->done && !s->error_status && s->tp && s->finish != FINISH_CANCELLED) {
-        prewarm_turn turn = {s->req.messages, s->req.tools, s->req.reasoning_effort, s->req.chat_template_kwargs,
+        prewarm_turn turn = {s->req.messages, chat_request_prompt_tools(&s->req), s->req.reasoning_effort,
+                             s->req.chat_template_kwargs,
                              toolcall_parser_result(s->tp)};
         larder_error err = {0};
         if (prewarm_chat_turn(&s->app->prewarm, &turn, &err) < 0) log_warn("%s pre-warming: %s", s->id, err.message);
@@ -361,6 +387,7 @@ void chat_session_free(chat_session *s, bool aborted) {
     strbuf_free(&s->fresh);
     strbuf_free(&s->evtext);
     free(s->events);
+    free(s->forced_prefix);
     openai_request_free(&s->req);
     free(s);
 }

@@ -8,6 +8,10 @@
  * toolcall_parser's events) plus a finish reason and usage. Each protocol
  * writes those pieces in its own wire format.
  *
+ * tool_choice required or a named tool forces a call: the prompt ends with
+ * the model's call opener (chat_request_prompt_tokens) and the parser reads
+ * it before the generated text, so the answer is that call.
+ *
  * One choice only (n = 1). Stop strings are matched before the parser sees
  * the text; which one matched is reported. Not thread-safe: one HTTP thread
  * drives a session.
@@ -27,6 +31,7 @@
 #include <stdint.h>
 
 #include "base/error.h"
+#include "chat/chat_prompt_tokens.h"
 #include "chat/toolcall_parser.h"
 #include "server/openai_request.h"
 #include "server/routes.h"
@@ -43,8 +48,26 @@ typedef enum chat_finish {
 
 typedef struct chat_session_options {
     const char *id_prefix;    /* the request id's prefix: "msg_", "resp_" */
-    const char *only_tool;    /* non-NULL: only this tool's calls are parsed (a forced tool_choice) */
 } chat_session_options;
+
+/* A chat request's prompt ids as the engine gets them: chat_prompt_tokens
+ * with the server's settings (content marking unless
+ * --parse-special-in-content, the model's tool-call format, the tools left
+ * out for tool_choice none, a forced call's opener for required / a named
+ * tool). The one path for the chat completions route and the sessions.
+ * max_tokens, after_render/ctx, res: chat_prompt_tokens_options'. */
+int chat_request_prompt_tokens(server_app *app, const openai_request *req, size_t max_tokens,
+                               int (*after_render)(void *ctx, larder_error *err), void *ctx, token_list *out,
+                               chat_prompt_tokens_result *res, larder_error *err);
+
+/* The request's tools as the output parser takes them (*tools_json
+ * malloc'd JSON, cJSON_free it; NULL: no calls are parsed): none for
+ * tool_choice none or no tools, only the forced one for a named tool.
+ * -1 when out of memory. */
+int chat_request_parser_tools(const openai_request *req, char **tools_json);
+
+/* The tools the prompt shows: none for tool_choice none. */
+const cJSON *chat_request_prompt_tools(const openai_request *req);
 
 /* Builds the prompt from req (taken over whatever the outcome: freed by the
  * session, or here on failure) and submits it. NULL with err: ERR_INVALID

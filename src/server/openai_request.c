@@ -200,6 +200,48 @@ static int parse_prompt(cJSON *body, openai_request *req, larder_error *err) {
     return 0;
 }
 
+/* tool_choice → tool_mode / forced_tool (openai_request.h). */
+static int parse_tool_choice(openai_request *req, larder_error *err) {
+    const cJSON *tc = req->tool_choice;
+    if (!tc) return 0;
+    const char *name = NULL;
+    if (cJSON_IsString(tc)) {
+        const char *s = tc->valuestring;
+        if (!strcmp(s, "auto")) return 0;
+        if (!strcmp(s, "none")) {
+            req->tool_mode = OPENAI_TOOLS_NONE;
+            return 0;
+        }
+        if (strcmp(s, "required") != 0)
+            return error_set(err, ERR_INVALID, "'tool_choice' must be \"auto\", \"none\", \"required\" or "
+                                               "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+        req->tool_mode = OPENAI_TOOLS_REQUIRED;
+    } else {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(tc, "type");
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(tc, "function");
+        const cJSON *nm = cJSON_IsObject(fn) ? cJSON_GetObjectItemCaseSensitive(fn, "name") : NULL;
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "function") != 0 || !cJSON_IsString(nm) ||
+            !nm->valuestring[0])
+            return error_set(err, ERR_INVALID, "'tool_choice' as an object must be "
+                                               "{\"type\": \"function\", \"function\": {\"name\": ...}}");
+        name = nm->valuestring;
+        req->tool_mode = OPENAI_TOOLS_NAMED;
+    }
+    if (cJSON_GetArraySize(req->tools) == 0)
+        return error_set(err, ERR_INVALID, "'tool_choice' forces a tool call but the request has no 'tools'");
+    if (!name) return 0;
+    const cJSON *t;
+    cJSON_ArrayForEach(t, req->tools) {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+        const cJSON *nm = cJSON_GetObjectItemCaseSensitive(cJSON_IsObject(fn) ? fn : t, "name");
+        if (cJSON_IsString(nm) && !strcmp(nm->valuestring, name)) {
+            req->forced_tool = strdup(name);
+            return req->forced_tool ? 0 : error_set(err, ERR_NOMEM, "out of memory");
+        }
+    }
+    return error_set(err, ERR_INVALID, "'tool_choice' names the function '%.128s', which is not in 'tools'", name);
+}
+
 static int parse_fields(cJSON *body, openai_kind kind, openai_request *req, larder_error *err) {
     if (get_string(body, "model", &req->model, err)) return -1;
     if (kind == OPENAI_CHAT) {
@@ -212,6 +254,7 @@ static int parse_fields(cJSON *body, openai_kind kind, openai_request *req, lard
         if (choice && !cJSON_IsString(choice) && !cJSON_IsObject(choice))
             return error_set(err, ERR_INVALID, "'tool_choice' must be a string or an object");
         req->tool_choice = take(body, "tool_choice");
+        if (parse_tool_choice(req, err)) return -1;
         cJSON *kw = field(body, "chat_template_kwargs");
         if (kw && !cJSON_IsObject(kw)) return error_set(err, ERR_INVALID, "'chat_template_kwargs' must be an object");
         req->chat_template_kwargs = take(body, "chat_template_kwargs");
@@ -320,6 +363,7 @@ void openai_request_free(openai_request *req) {
     cJSON_Delete(req->messages);
     cJSON_Delete(req->tools);
     cJSON_Delete(req->tool_choice);
+    free(req->forced_tool);
     cJSON_Delete(req->chat_template_kwargs);
     free(req->reasoning_effort);
     free(req->prompt);

@@ -31,6 +31,20 @@
 
 typedef enum { OPENAI_CHAT, OPENAI_COMPLETION } openai_kind;
 
+/* What tool_choice asks for. "auto" (or absent); "none": the tools stay out
+ * of the prompt and no call is parsed; "required": the answer is a call of
+ * some tool; {"type": "function", "function": {"name": N}}: a call of N.
+ * The last two force it: the answer starts with the model's call opener
+ * (toolcall_force_prefix). Anything else, a name not in `tools`, or a
+ * forced call without tools: 400. Messages' any/tool and Responses'
+ * required/{type: function, name} are converted to these forms. */
+typedef enum {
+    OPENAI_TOOLS_AUTO = 0,
+    OPENAI_TOOLS_NONE,
+    OPENAI_TOOLS_REQUIRED,
+    OPENAI_TOOLS_NAMED,
+} openai_tool_mode;
+
 typedef struct openai_logit_bias {
     int32_t token;
     float bias;
@@ -43,7 +57,9 @@ typedef struct openai_request {
     /* chat */
     cJSON *messages;             /* array (owned; detached from the body) */
     cJSON *tools;                /* array or NULL */
-    cJSON *tool_choice;          /* string or object, or NULL */
+    cJSON *tool_choice;          /* string or object, or NULL (as sent; tool_mode is what it means) */
+    openai_tool_mode tool_mode;  /* from tool_choice, checked against tools */
+    char *forced_tool;           /* OPENAI_TOOLS_NAMED: the function's name; else NULL */
     cJSON *chat_template_kwargs; /* object or NULL */
     char *reasoning_effort;      /* NULL if absent */
 

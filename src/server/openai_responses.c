@@ -332,7 +332,7 @@ void openai_responses_handle(void *a, const http_request *req, http_reply *reply
     w->app = app;
     w->echo = rr.echo;
     rr.echo = NULL;
-    chat_session_options so = {"resp_", rr.forced_tool};
+    chat_session_options so = {"resp_"};
     w->s = chat_session_start(app, &rr.chat, &so, &err);
     responses_request_free(&rr);
     if (!w->s) {

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "base/log.h"
+#include "chat/chat_prompt_tokens.h"
 
 /* ---- the next request */
 
@@ -76,53 +77,18 @@ static cJSON *next_messages(const prewarm_turn *turn, bool empty_content) {
 
 cJSON *prewarm_next_messages(const prewarm_turn *turn) { return next_messages(turn, false); }
 
-/* The last occurrence of needle in hay[0, len), or NULL. */
-static const char *find_last(const char *hay, size_t len, const char *needle) {
-    size_t n = strlen(needle);
-    if (n > len) return NULL;
-    for (size_t i = len - n + 1; i-- > 0;)
-        if (hay[i] == needle[0] && !memcmp(hay + i, needle, n)) return hay + i;
-    return NULL;
-}
-
 int prewarm_prefix_tokens(const chat_prompt *chat, const tokenizer *tok, const prewarm_turn *turn, bool empty_content,
                           token_list *out, larder_error *err) {
     if (empty_content && !(turn->answer.n_calls && !turn->answer.content_len)) return 1;
     cJSON *msgs = next_messages(turn, empty_content);
     if (!msgs) return error_set(err, ERR_NOMEM, "out of memory");
     chat_prompt_input in = {msgs, turn->tools, turn->reasoning_effort, turn->template_kwargs};
-    size_t len = 0;
-    /* content's control-token text is plain text, as the request will have it */
-    chat_prompt_span *spans = NULL;
-    size_t n_spans = 0;
-    char *text = chat_prompt_render_spans(chat, &in, &len, &spans, &n_spans, err);
+    /* the request's path (chat_prompt_tokens), cut before the next
+     * message's content; content's control-token text is plain text, as the
+     * request will have it */
+    chat_prompt_tokens_options o = {.mark_content = true, .cut_before_last = PREWARM_PLACEHOLDER};
+    int rc = chat_prompt_tokens(chat, tok, &in, &o, out, NULL, err);
     cJSON_Delete(msgs);
-    if (!text) return -1;
-    const char *at = find_last(text, len, PREWARM_PLACEHOLDER);
-    if (!at) {
-        free(spans);
-        free(text);
-        return error_set(err, ERR_INVALID, "the template does not render the next message's content");
-    }
-    size_t prefix_len = (size_t)(at - text);
-    size_t n_prefix_spans = 0;
-    while (n_prefix_spans < n_spans && spans[n_prefix_spans][0] < prefix_len) {
-        if (spans[n_prefix_spans][1] > prefix_len) spans[n_prefix_spans][1] = prefix_len;
-        n_prefix_spans++;
-    }
-    /* BOS as routes.c's build_prompt adds it: when the model wants it and
-     * the template did not write it. */
-    int flags = TOKENIZE_PARSE_SPECIAL;
-    int32_t bos = tokenizer_bos(tok);
-    if (tokenizer_add_bos(tok) && bos != TOKEN_NONE) {
-        size_t bl;
-        const char *bt = tokenizer_piece(tok, bos, true, &bl);
-        if (!(bl && prefix_len >= bl && !memcmp(text, bt, bl))) flags |= TOKENIZE_ADD_SPECIAL;
-    }
-    tokenize_options topt = {.flags = flags, .text_spans = (const size_t (*)[2])spans, .n_text_spans = n_prefix_spans};
-    int rc = tokenizer_encode_opts(tok, text, prefix_len, &topt, out, err);
-    free(spans);
-    free(text);
     if (rc) return -1;
     if (out->n) out->n--; /* its merge may depend on the next message's text */
     return 0;

@@ -68,3 +68,16 @@ int request_json_to_chat(cJSON *chat, openai_request *req, larder_error *err) {
     cJSON_free(text);
     return rc;
 }
+
+int request_json_named_tool_choice(cJSON *chat, const char *name) {
+    cJSON *tc = cJSON_CreateObject(), *fn = NULL;
+    if (!tc || !cJSON_AddItemToObject(chat, "tool_choice", tc)) {
+        cJSON_Delete(tc);
+        return -1;
+    }
+    return cJSON_AddStringToObject(tc, "type", "function") && (fn = cJSON_AddObjectToObject(tc, "function")) &&
+                   cJSON_AddStringToObject(fn, "name", name)
+               ? 0
+               : -1;
+}
+

@@ -32,4 +32,9 @@ int request_json_string(const cJSON *obj, const char *name, const char *what, co
  * openai_request_parse into *req. -1 with err as that function. */
 int request_json_to_chat(cJSON *chat, openai_request *req, larder_error *err);
 
+/* Sets chat's tool_choice to a named tool, {"type": "function",
+ * "function": {"name": name}} (openai_request then checks that it is one of
+ * the tools and forces its call). -1 when out of memory. */
+int request_json_named_tool_choice(cJSON *chat, const char *name);
+
 #endif

@@ -239,14 +239,16 @@ static int convert_tools(const cJSON *body, cJSON *chat, larder_error *err) {
     return 0;
 }
 
-static int convert_tool_choice(const cJSON *body, responses_request *r, cJSON *chat, larder_error *err) {
+/* auto, hosted tools, allowed_tools → nothing (auto); none and required as
+ * they are; {type: function, name} → the chat form (openai_request.h). */
+static int convert_tool_choice(const cJSON *body, cJSON *chat, larder_error *err) {
     const cJSON *tc = request_json_field(body, "tool_choice");
     if (!tc) return 0;
     if (cJSON_IsString(tc)) {
         const char *s = tc->valuestring;
-        if (!strcmp(s, "none")) cJSON_AddStringToObject(chat, "tool_choice", "none");
-        else if (strcmp(s, "auto") && strcmp(s, "required"))
-            return error_set(err, ERR_INVALID, "'tool_choice' must be auto, none, required or a function");
+        if (!strcmp(s, "none") || !strcmp(s, "required"))
+            return cJSON_AddStringToObject(chat, "tool_choice", s) ? 0 : error_set(err, ERR_NOMEM, "out of memory");
+        if (strcmp(s, "auto")) return error_set(err, ERR_INVALID, "'tool_choice' must be auto, none, required or a function");
         return 0;
     }
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(tc, "type");
@@ -262,8 +264,7 @@ static int convert_tool_choice(const cJSON *body, responses_request *r, cJSON *c
         found |= !strcmp(cJSON_GetObjectItemCaseSensitive(fn, "name")->valuestring, name->valuestring);
     }
     if (!found) return error_set(err, ERR_INVALID, "'tool_choice.name': no function tool named '%.128s'", name->valuestring);
-    r->forced_tool = strdup(name->valuestring);
-    return r->forced_tool ? 0 : error_set(err, ERR_NOMEM, "out of memory");
+    return request_json_named_tool_choice(chat, name->valuestring) ? error_set(err, ERR_NOMEM, "out of memory") : 0;
 }
 
 static int convert_options(const cJSON *body, cJSON *chat, larder_error *err) {
@@ -331,7 +332,7 @@ static int convert_body(const cJSON *body, responses_request *r, cJSON *chat, la
     if (rc == 0) rc = convert_input(body, &c, err);
     if (rc == 0 && cJSON_GetArraySize(c.messages) == 0) rc = error_set(err, ERR_INVALID, "'input' holds no items");
     if (rc == 0) rc = convert_tools(body, chat, err);
-    if (rc == 0) rc = convert_tool_choice(body, r, chat, err);
+    if (rc == 0) rc = convert_tool_choice(body, chat, err);
     if (rc == 0) rc = convert_options(body, chat, err);
     strbuf_free(&c.reasoning);
     strbuf_free(&c.where);
@@ -356,7 +357,6 @@ int responses_request_parse(const char *body, size_t len, responses_request *out
         cJSON_Delete(chat);
     }
     if (rc) {
-        free(out->forced_tool);
         cJSON_Delete(out->echo);
         memset(out, 0, sizeof *out);
     }
@@ -366,7 +366,6 @@ int responses_request_parse(const char *body, size_t len, responses_request *out
 void responses_request_free(responses_request *r) {
     if (!r) return;
     openai_request_free(&r->chat);
-    free(r->forced_tool);
     cJSON_Delete(r->echo);
     memset(r, 0, sizeof *r);
 }

@@ -36,7 +36,6 @@
 
 typedef struct responses_request {
     openai_request chat;     /* the conversation as an OpenAI chat request (owned) */
-    char *forced_tool;       /* tool_choice {type: function, name}: only it is parsed; else NULL */
     cJSON *echo;             /* request fields a response object repeats (instructions,
                                 tool_choice, tools, temperature, top_p, max_output_tokens,
                                 parallel_tool_calls, reasoning, store, metadata); owned */

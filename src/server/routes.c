@@ -20,6 +20,7 @@
 #include "base/timing.h"
 #include "chat/toolcall_parser.h"
 #include "server/anthropic_messages.h"
+#include "server/chat_session.h"
 #include "server/disk_stats.h"
 #include "server/openai_request.h"
 #include "server/openai_responses.h"
@@ -65,6 +66,7 @@ typedef struct gen_state {
     int64_t start_us, first_token_us, last_token_us;
     bool role_sent;           /* chat stream: the first chunk carries the role */
     bool opens_reasoning;     /* chat: the rendered prompt opened the reasoning block */
+    char *forced_prefix;      /* chat: a forced tool call's opener, the answer's start (or NULL) */
     bool finished;            /* stream: [DONE] written */
     const http_request *hreq; /* while the prompt is built: the client to check between stages */
     bool client_gone;         /* it went away before the engine got the job */
@@ -152,6 +154,7 @@ static void gen_free(gen_state *g) {
         channel_cancel(g->ch, -1, FINISH_CANCELLED);
         channel_release(g->ch);
     }
+    free(g->forced_prefix);
     openai_request_free(&g->req);
     free(g);
 }
@@ -265,8 +268,9 @@ static int gen_check_client(gen_state *g, larder_error *err) {
     return error_set(err, ERR_IO, "the client went away");
 }
 
-static int build_prompt(gen_state *g, server_app *app, const openai_request *req, token_list *out, bool *opens_reasoning,
-                        larder_error *err) {
+static int gen_after_render(void *ctx, larder_error *err) { return gen_check_client(ctx, err); }
+
+static int build_prompt(gen_state *g, server_app *app, const openai_request *req, token_list *out, larder_error *err) {
     if (req->kind == OPENAI_COMPLETION) {
         if (req->prompt_ids) {
             for (int32_t i = 0; i < req->n_prompt_ids; i++) {
@@ -279,36 +283,12 @@ static int build_prompt(gen_state *g, server_app *app, const openai_request *req
                                  .max_tokens = (size_t)app->ctx_tokens}; /* stop once past the context */
         return tokenizer_encode_opts(app->tok, req->prompt, strlen(req->prompt), &topt, out, err);
     }
-    if (!app->chat) return error_set(err, ERR_INVALID, "this model has no chat template; use /v1/completions");
-    size_t len = 0;
-    chat_prompt_input in = {req->messages, req->tools, req->reasoning_effort, req->chat_template_kwargs};
-    chat_prompt_span *spans = NULL;
-    size_t n_spans = 0;
-    char *text = chat_prompt_render_spans(app->chat, &in, &len, app->parse_special_in_content ? NULL : &spans,
-                                          &n_spans, err);
-    if (!text) return -1;
-    if (gen_check_client(g, err)) { /* rendered; before tokenizing */
-        free(spans);
-        free(text);
-        return -1;
-    }
-    *opens_reasoning = toolcall_prompt_opens_reasoning(&app->tool_format, text, len);
-    /* The template writes BOS itself when the model wants it; add it only
-     * when the model adds BOS and the text does not start with it. */
-    int flags = TOKENIZE_PARSE_SPECIAL;
-    int32_t bos = tokenizer_bos(app->tok);
-    if (tokenizer_add_bos(app->tok) && bos != TOKEN_NONE) {
-        size_t bl;
-        const char *bt = tokenizer_piece(app->tok, bos, true, &bl);
-        if (!(bl && len >= bl && !memcmp(text, bt, bl))) flags |= TOKENIZE_ADD_SPECIAL;
-    }
-    /* content's control-token text is plain text; stop once past the context */
-    tokenize_options topt = {.flags = flags, .text_spans = (const size_t (*)[2])spans, .n_text_spans = n_spans,
-                             .max_tokens = (size_t)app->ctx_tokens};
-    int rc = tokenizer_encode_opts(app->tok, text, len, &topt, out, err);
-    free(spans);
-    free(text);
-    return rc;
+    /* the client is checked once rendered, before tokenizing; stop once past the context */
+    chat_prompt_tokens_result res = {0};
+    if (chat_request_prompt_tokens(app, req, (size_t)app->ctx_tokens, gen_after_render, g, out, &res, err)) return -1;
+    g->opens_reasoning = res.opens_reasoning;
+    g->forced_prefix = res.forced_prefix;
+    return 0;
 }
 
 static uint64_t fresh_seed(void) {
@@ -332,7 +312,7 @@ static gen_state *gen_create(server_app *app, openai_kind kind) {
 static int gen_prompt(gen_state *g, token_list *prompt, larder_error *err) {
     server_app *app = g->app;
     if (gen_check_client(g, err)) return -1;
-    if (build_prompt(g, app, &g->req, prompt, &g->opens_reasoning, err)) {
+    if (build_prompt(g, app, &g->req, prompt, err)) {
         if (err->code == ERR_LIMIT) {
             err->code = ERR_INVALID;
             error_prefix(err, "the prompt does not fit the context of %d tokens (--ctx-size)", app->ctx_tokens);
@@ -350,17 +330,15 @@ static int gen_prompt(gen_state *g, token_list *prompt, larder_error *err) {
 
 /* One choice_state per choice: detokenizer, stop matcher and (chat) the
  * tool-call / reasoning parser. Tools are parsed only when the request
- * offers them (and tool_choice is not "none"). */
+ * offers them (and tool_choice is not "none"); a forced call's opener is
+ * the parser's first input. */
 static int gen_init_choices(gen_state *g, larder_error *err) {
     server_app *app = g->app;
     bool chat = g->req.kind == OPENAI_CHAT;
     g->choices = calloc((size_t)g->req.n, sizeof *g->choices);
     if (!g->choices) return error_set(err, ERR_NOMEM, "out of memory");
     char *tools_json = NULL;
-    bool tools_on = chat && g->req.tools && cJSON_GetArraySize(g->req.tools) > 0 &&
-                    !(cJSON_IsString(g->req.tool_choice) && !strcmp(g->req.tool_choice->valuestring, "none"));
-    if (tools_on && !(tools_json = cJSON_PrintUnformatted(g->req.tools)))
-        return error_set(err, ERR_NOMEM, "out of memory");
+    if (chat && chat_request_parser_tools(&g->req, &tools_json)) return error_set(err, ERR_NOMEM, "out of memory");
     int rc = 0;
     for (int32_t i = 0; i < g->req.n && rc == 0; i++) {
         /* Chat renders control tokens: tool-call and reasoning markers may be ones. */
@@ -370,6 +348,10 @@ static int gen_init_choices(gen_state *g, larder_error *err) {
         toolcall_parser_options po = {&app->tool_format, tools_json, g->opens_reasoning, 0};
         g->choices[i].tp = toolcall_parser_create(&po, err);
         if (!g->choices[i].tp) rc = -1;
+        /* a forced call: the parser reads the answer from its opener on */
+        else if (g->forced_prefix && toolcall_parser_feed(g->choices[i].tp, g->forced_prefix, strlen(g->forced_prefix), err))
+            rc = -1;
+        else if (g->forced_prefix) chat_parse_events(&g->choices[i]);
     }
     cJSON_free(tools_json);
     return rc;
@@ -485,7 +467,8 @@ static void gen_prewarm(gen_state *g) {
     if (g->req.kind != OPENAI_CHAT || g->req.n != 1 || g->error_status || !g->choices[0].tp ||
         g->choices[0].finish == FINISH_CANCELLED)
         return;
-    prewarm_turn turn = {g->req.messages, g->req.tools, g->req.reasoning_effort, g->req.chat_template_kwargs,
+    prewarm_turn turn = {g->req.messages, chat_request_prompt_tools(&g->req), g->req.reasoning_effort,
+                         g->req.chat_template_kwargs,
                          toolcall_parser_result(g->choices[0].tp)};
     larder_error err = {0};
     if (prewarm_chat_turn(&g->app->prewarm, &turn, &err) < 0) log_warn("%s pre-warming: %s", g->id, err.message);

@@ -110,13 +110,28 @@ export async function raw(url, method, pathname, body, headers = {}) {
 // output row 0. The engine runs the real forward pass over it; only the
 // weights are designed. At most --dim (64) tokens.
 export function makeScriptedModel(name, chain, start = 198, extra = []) {
+  return makeScriptedModelChains(name, [{ start, chain }], extra);
+}
+
+// makeScriptedModel with several chains: after chain i's `start` token the
+// model writes chain i. Chains may share tokens where they agree on the next
+// one (every token is followed by one token only); at most --dim (64)
+// transitions in all.
+export function makeScriptedModelChains(name, chains, extra = []) {
   const out = path.join(TMP, name);
   if (fs.existsSync(out)) return out;
+  const next = new Map();
+  for (const { start, chain } of chains) {
+    const prev = [start, ...chain.slice(0, -1)];
+    prev.forEach((tok, k) => {
+      if (next.has(tok) && next.get(tok) !== chain[k])
+        throw new Error(`scripted token ${tok} is followed by both ${next.get(tok)} and ${chain[k]}`);
+      next.set(tok, chain[k]);
+    });
+  }
   const base = makeModel(`${name}.base`, extra);
   const dim = 64;
-  if (chain.length > dim) throw new Error(`a scripted answer holds at most ${dim} tokens`);
-  const prev = [start, ...chain.slice(0, -1)];
-  if (new Set(prev).size !== prev.length) throw new Error(`scripted tokens must be distinct: ${prev}`);
+  if (next.size > dim) throw new Error(`a scripted model holds at most ${dim} transitions`);
   const info = execFileSync(LARDER, ["gguf-info", base]).toString();
   const tensors = {};
   let end = 0;
@@ -132,10 +147,10 @@ export function makeScriptedModel(name, chain, start = 198, extra = []) {
     if (/attn_output\.weight|ffn_down\.weight|output\.weight/.test(t)) f32(t).fill(0);
   f32("output_norm.weight").fill(1);
   const embd = f32("token_embd.weight"), outw = f32("output.weight");
-  prev.forEach((tok, k) => {
+  [...next.entries()].forEach(([tok, nxt], k) => {
     embd.fill(0, tok * dim, (tok + 1) * dim);
     embd[tok * dim + k] = 1;
-    outw[chain[k] * dim + k] = 10;
+    outw[nxt * dim + k] = 10;
   });
   fs.writeFileSync(out, buf);
   return out;

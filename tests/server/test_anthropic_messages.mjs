@@ -114,18 +114,25 @@ await check("tool_round_trip_renders_as_the_chat_route_does", async () => {
     { role: "tool", tool_call_id: "toolu_02", content: "Error: no such file" },
   ];
   const oaiTools = tools.map((t) => ({ type: "function", function: { name: t.name, description: t.description, parameters: t.input_schema } }));
+  // each tool_choice as the chat route's equivalent (any and tool force a call: the prompt ends with its opener)
+  const chatChoice = { auto: "auto", any: "required", tool: { type: "function", function: { name: "read_file" } } };
   for (const tool_choice of [undefined, { type: "auto" }, { type: "any" }, { type: "tool", name: "read_file" }]) {
     const m = await client.messages.create({ model: "x", max_tokens: 8, temperature: 0, tools, tool_choice, messages: msgs });
-    const c = await openai.chat.completions.create({ model: "x", max_tokens: 8, temperature: 0, tools: oaiTools, messages: oai });
+    const c = await openai.chat.completions.create({ model: "x", max_tokens: 8, temperature: 0, tools: oaiTools, messages: oai,
+      tool_choice: tool_choice && chatChoice[tool_choice.type] });
     assertEq(total(m.usage), c.usage.prompt_tokens, `prompt size (tool_choice ${JSON.stringify(tool_choice)})`);
     assertEq(textOf(m), c.choices[0].message.content ?? "", "greedy text");
   }
   const counted = await client.messages.countTokens({ model: "x", tools, messages: msgs });
   const c = await openai.chat.completions.create({ model: "x", max_tokens: 1, tools: oaiTools, messages: oai });
   assertEq(counted.input_tokens, c.usage.prompt_tokens, "count_tokens");
-  // tool_choice none: the tools stay in the prompt (as OpenAI's none), no calls are parsed
+  // tool_choice none: the tools stay out of the prompt (the chat route's none, and no tools at all), no calls are parsed
   const none = await client.messages.create({ model: "x", max_tokens: 4, temperature: 0, tools, tool_choice: { type: "none" }, messages: msgs });
-  assertEq(total(none.usage), c.usage.prompt_tokens);
+  const cNone = await openai.chat.completions.create({ model: "x", max_tokens: 1, tools: oaiTools, tool_choice: "none", messages: oai });
+  const cNoTools = await openai.chat.completions.create({ model: "x", max_tokens: 1, messages: oai });
+  assertEq(total(none.usage), cNone.usage.prompt_tokens);
+  assertEq(cNone.usage.prompt_tokens, cNoTools.usage.prompt_tokens, "tool_choice none left the tools in the prompt");
+  assert(cNone.usage.prompt_tokens < c.usage.prompt_tokens, "the tools are not in the prompt at all");
   // server tools are not the model's: accepted and left out
   const withServerTool = await client.messages.countTokens({ model: "x", messages: msgs,
     tools: [...tools, { type: "web_search_20250305", name: "web_search", max_uses: 2 }] });

@@ -101,7 +101,9 @@ await check("input_items_render_as_the_chat_route_does", async () => {
     const r = await client.responses.create({ model: "x", input, tools, tool_choice, max_output_tokens: 8, temperature: 0,
       parallel_tool_calls: true, reasoning: { summary: "auto" }, include: ["reasoning.encrypted_content"], store: false,
       prompt_cache_key: "k" });
-    const c = await client.chat.completions.create({ model: "x", messages, tools: oaiTools, max_tokens: 8, temperature: 0 });
+    const chatChoice = tool_choice?.type === "function" ? { type: "function", function: { name: tool_choice.name } } : tool_choice;
+    const c = await client.chat.completions.create({ model: "x", messages, tools: oaiTools, max_tokens: 8, temperature: 0,
+      tool_choice: chatChoice });
     assertEq(r.usage.input_tokens, c.usage.prompt_tokens, `prompt size (tool_choice ${JSON.stringify(tool_choice)})`);
     assertEq(r.output_text, c.choices[0].message.content ?? "", "greedy text");
   }
