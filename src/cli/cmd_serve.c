@@ -452,7 +452,7 @@ int cmd_serve(int argc, char **argv) {
     http_server_config hc = {.host = o.host, .port = (uint16_t)o.port, .api_key = o.api_key, .cors_origin = o.cors,
                              .max_body_bytes = (size_t)o.max_body, .max_connections = (unsigned)o.max_connections,
                              .routes = routes, .n_routes = n_routes, .app = app, .allowed_hosts = o.allowed_hosts,
-                             .metrics = &app->metrics};
+                             .metrics = &app->metrics, .error_for_path = routes_error_for_path};
     srv = http_server_start(&hc, &err);
     if (!srv) goto fail;
     log_info("listening on http://%s:%u (at most %lld connections)", o.host, http_server_port(srv),

@@ -189,9 +189,16 @@ static void http_stream_free(void *cls) {
     free(st);
 }
 
-static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *conn, int status, const char *msg) {
+/* The server's own error for a request to url, in its protocol's shape. */
+static void reply_error_for(const http_server *s, const char *url, http_reply *reply, int status, const char *msg) {
+    if (!(s->cfg.error_for_path && url && s->cfg.error_for_path(url, status, msg, reply)))
+        http_reply_error(reply, status, msg);
+}
+
+static enum MHD_Result reply_status(http_server *s, struct MHD_Connection *conn, const char *url, int status,
+                                    const char *msg) {
     http_reply reply = {0};
-    http_reply_error(&reply, status, msg);
+    reply_error_for(s, url, &reply, status, msg);
     return send_reply(s, conn, &reply);
 }
 
@@ -276,11 +283,11 @@ static enum MHD_Result answer_preflight(http_server *s, struct MHD_Connection *c
         path_known = true;
         if (want && !strcmp(want, s->cfg.routes[i].method)) method_ok = true;
     }
-    if (!path_known) return reply_status(s, conn, 404, "no such route");
+    if (!path_known) return reply_status(s, conn, url, 404, "no such route");
     bool origin_ok = origin && (!strcmp(s->cfg.cors_origin, "*") || !strcmp(origin, s->cfg.cors_origin));
     char allow_headers[1024];
     if (!origin_ok || !method_ok || !http_cors_allowed_headers(want_headers, allow_headers, sizeof allow_headers))
-        return reply_status(s, conn, 403, "CORS preflight refused (origin, method or headers not allowed)");
+        return reply_status(s, conn, url, 403, "CORS preflight refused (origin, method or headers not allowed)");
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!r) return MHD_NO;
     add_common_headers(s, r);
@@ -298,17 +305,17 @@ static enum MHD_Result answer_preflight(http_server *s, struct MHD_Connection *c
 static enum MHD_Result check_head(http_server *s, struct MHD_Connection *conn, const char *url, const char *method,
                                   request_state *rs) {
     char msg[256];
-    if (rs->conn && rs->conn->nul_in_path) return reply_status(s, conn, 400, "the request path holds a NUL byte (%00)");
+    if (rs->conn && rs->conn->nul_in_path) return reply_status(s, conn, url, 400, "the request path holds a NUL byte (%00)");
     header_values cl, te;
     header_all(conn, "Content-Length", &cl);
     header_all(conn, "Transfer-Encoding", &te);
-    if (cl.overflow || te.overflow) return reply_status(s, conn, 400, "too many Content-Length or Transfer-Encoding headers");
+    if (cl.overflow || te.overflow) return reply_status(s, conn, url, 400, "too many Content-Length or Transfer-Encoding headers");
     int st = http_check_framing(cl.v, cl.n, te.v, te.n, msg, sizeof msg);
-    if (st) return reply_status(s, conn, st, msg);
+    if (st) return reply_status(s, conn, url, st, msg);
     header_values host;
     header_all(conn, "Host", &host);
     if (host.n > 1 || !http_check_host(host.n ? host.v[0] : NULL, s->loopback_bind, s->cfg.allowed_hosts))
-        return reply_status(s, conn, 403, "this Host is not allowed (a loopback server answers loopback names only; see --allowed-hosts)");
+        return reply_status(s, conn, url, 403, "this Host is not allowed (a loopback server answers loopback names only; see --allowed-hosts)");
     if (s->cfg.cors_origin && !strcmp(method, "OPTIONS")) return answer_preflight(s, conn, url);
 
     bool path_known = false;
@@ -319,22 +326,22 @@ static enum MHD_Result check_head(http_server *s, struct MHD_Connection *conn, c
     }
     if (!rs->route) {
         snprintf(msg, sizeof msg, path_known ? "method %.16s is not allowed on %.128s" : "no route %.16s %.128s", method, url);
-        return reply_status(s, conn, path_known ? 405 : 404, msg);
+        return reply_status(s, conn, url, path_known ? 405 : 404, msg);
     }
     if (!rs->route->public_route) {
         int retry_after = 0;
         st = check_key(s, conn, &retry_after);
         if (st == 429) {
             http_reply reply = {0};
-            http_reply_error(&reply, 429, "too many wrong API keys from this address; wait before trying again");
+            reply_error_for(s, url, &reply, 429, "too many wrong API keys from this address; wait before trying again");
             reply.retry_after_s = retry_after;
             return send_reply(s, conn, &reply);
         }
-        if (st) return reply_status(s, conn, 401, "missing or invalid API key (Authorization: Bearer ... or x-api-key)");
+        if (st) return reply_status(s, conn, url, 401, "missing or invalid API key (Authorization: Bearer ... or x-api-key)");
     }
     if (!strcmp(method, "POST") &&
         !http_content_type_is_json(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Content-Type")))
-        return reply_status(s, conn, 415, "the request body must be JSON (Content-Type: application/json)");
+        return reply_status(s, conn, url, 415, "the request body must be JSON (Content-Type: application/json)");
 
     /* A declared length over the limit: up to HTTP_DRAIN_MAX_BYTES more
      * is read and dropped so the client, still sending, gets to read the
@@ -350,7 +357,7 @@ static enum MHD_Result check_head(http_server *s, struct MHD_Connection *conn, c
             return MHD_YES;
         }
         snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes (--max-body)", s->cfg.max_body_bytes);
-        return reply_status(s, conn, 413, msg);
+        return reply_status(s, conn, url, 413, msg);
     }
     rs->head_ok = true;
     return MHD_YES;
@@ -438,10 +445,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         rs->late_413 = false;
         char msg[128];
         snprintf(msg, sizeof msg, "request body is larger than the limit of %zu bytes (--max-body)", s->cfg.max_body_bytes);
-        return reply_status(s, conn, 413, msg);
+        return reply_status(s, conn, url, 413, msg);
     }
     if (rs->too_large) return MHD_YES; /* the 413 is already queued */
-    if (rs->body.failed) return reply_status(s, conn, 500, "out of memory reading the request body");
+    if (rs->body.failed) return reply_status(s, conn, url, 500, "out of memory reading the request body");
 
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
     http_request req = {method, url, rs->body.data ? rs->body.data : "", rs->body.len, ci ? ci->connect_fd : -1,

@@ -100,6 +100,13 @@ typedef struct http_server_config {
     void *app;                 /* passed to every handler */
     const char *allowed_hosts; /* comma-separated Host names accepted beyond the defaults (NULL: none) */
     struct metrics *metrics;   /* every answer's status is counted here (NULL: not counted) */
+    /* Errors the server answers itself, before a route runs (404, 405, 401,
+     * 429, 413, 415, 400 framing, 403 Host, 500): when set and it returns
+     * true for the request's path, it wrote the error in that path's
+     * protocol (Anthropic's shape for the Messages routes); else (and when
+     * NULL) the OpenAI shape of http_reply_error. Answers sent before the
+     * path is read (the connection guard's 408 and 503) keep the OpenAI shape. */
+    bool (*error_for_path)(const char *path, int status, const char *message, http_reply *reply);
     /* Deadlines (0: the defaults of http_conn_guard.h); tests shorten them. */
     unsigned header_timeout_ms, idle_timeout_ms, body_grace_ms, body_min_bytes_per_s;
 } http_server_config;

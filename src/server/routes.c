@@ -815,3 +815,11 @@ const http_route *routes_table(int *n_routes) {
     *n_routes = (int)(sizeof table / sizeof table[0]);
     return table;
 }
+
+bool routes_error_for_path(const char *path, int status, const char *message, http_reply *reply) {
+    static const char messages[] = "/v1/messages";
+    size_t n = sizeof messages - 1;
+    if (strncmp(path, messages, n) != 0 || (path[n] != '\0' && path[n] != '/')) return false;
+    anthropic_reply_error(reply, status, message);
+    return true;
+}

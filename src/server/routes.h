@@ -51,4 +51,11 @@ typedef struct server_app {
 /* The route table (static storage). */
 const http_route *routes_table(int *n_routes);
 
+/* http_server_config.error_for_path: the server's own errors (401, 404,
+ * 405, 413, 415, 429, ...) on /v1/messages and below in Anthropic's shape
+ * (anthropic_reply_error), so the Anthropic SDKs and Claude Code read their
+ * type; false for every other path (OpenAI's shape, which the Responses
+ * routes speak too). */
+bool routes_error_for_path(const char *path, int status, const char *message, http_reply *reply);
+
 #endif
