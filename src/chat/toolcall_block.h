@@ -124,6 +124,7 @@ extern const toolcall_syntax_ops toolcall_syntax_glm;      /* toolcall_syntax_gl
 extern const toolcall_syntax_ops toolcall_syntax_gemma;    /* toolcall_syntax_gemma.c: Gemma 4 */
 extern const toolcall_syntax_ops toolcall_syntax_harmony;  /* toolcall_syntax_harmony.c: gpt-oss */
 extern const toolcall_syntax_ops toolcall_syntax_section;  /* toolcall_syntax_section.c: Kimi K2, DeepSeek V3.1 */
+extern const toolcall_syntax_ops toolcall_syntax_command_r_plus; /* toolcall_syntax_command_r_plus.c */
 
 /* ---- memory */
 

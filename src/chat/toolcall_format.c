@@ -47,6 +47,8 @@ static const struct {
      " to=functions.", "<|channel|>commentary json<|message|>"},
     {{{"<|START_ACTION|>", "<|END_ACTION|>"}, NULL}, TOOLCALL_COMMAND_R, "<|START_ACTION|>", "<|END_ACTION|>", COHERE_DROP,
      "<|START_ACTION|>[\n    {\"tool_call_id\": \"0\", \"tool_name\": \"", "\", \"parameters\":"},
+    {{{"Action:", "```json", "\"tool_name\""}, NULL}, TOOLCALL_COMMAND_R_PLUS, "Action:", "```", NULL,
+     "Action:\n```json\n[\n    {\n        \"tool_name\": \"", "\",\n        \"parameters\":"},
     {{{"<minimax:tool_call>"}, NULL}, TOOLCALL_MINIMAX, "<minimax:tool_call>", "</minimax:tool_call>", NULL,
      "<minimax:tool_call>\n<invoke name=\"", "\">\n"},
     {{{"\xef\xbd\x9c" "DSML" "\xef\xbd\x9c", "function_calls"}, NULL}, TOOLCALL_DSML,
@@ -173,6 +175,7 @@ const char *toolcall_syntax_name(toolcall_syntax s) {
     case TOOLCALL_DSML: return "dsml";
     case TOOLCALL_HARMONY: return "harmony";
     case TOOLCALL_COMMAND_R: return "command_r";
+    case TOOLCALL_COMMAND_R_PLUS: return "command_r_plus";
     case TOOLCALL_GEMMA: return "gemma";
     }
     return "unknown";

@@ -26,6 +26,7 @@
  *                                                                  reasoning, commentary to= = calls,
  *                                                                  final = content)
  *   TOOLCALL_COMMAND_R     <|START_ACTION|>                        Command R7B, Command A (Cohere2)
+ *   TOOLCALL_COMMAND_R_PLUS Action: with ```json and "tool_name"    Command R+ (c4ai-command-r-plus)
  *   TOOLCALL_GEMMA         <|tool_call> and <tool_call|>           Gemma 4
  *   TOOLCALL_NONE          anything else (functionary, Gemma 2/3 ...): all output is
  *                          content, and a call cannot be forced (tool_choice required
@@ -60,6 +61,7 @@ typedef enum toolcall_syntax {
     TOOLCALL_DEEPSEEK,      /* <｜tool▁calls▁begin｜>(<｜tool▁call▁begin｜>N<｜tool▁sep｜>{..}<｜tool▁call▁end｜>)+<｜tool▁calls▁end｜> */
     TOOLCALL_HARMONY,       /* gpt-oss: [<|start|>assistant] to=functions.N<|channel|>commentary json<|message|>{..}<|call|> */
     TOOLCALL_COMMAND_R,     /* <|START_ACTION|>[{"tool_call_id": "0", "tool_name": N, "parameters": {..}}, ..]<|END_ACTION|> */
+    TOOLCALL_COMMAND_R_PLUS, /* Action: ```json [{"tool_name": N, "parameters": {..}}, ..]``` */
     TOOLCALL_GEMMA,         /* <|tool_call>call:N{key:<|"|>text<|"|>,n:3,o:{k:[1,true]}}<tool_call|> */
     TOOLCALL_DSML,          /* <｜DSML｜function_calls>(<｜DSML｜invoke name="N">(<｜DSML｜parameter name="P" string="..">V</｜DSML｜parameter>)*</｜DSML｜invoke>)+</｜DSML｜function_calls> */
 } toolcall_syntax;
@@ -108,7 +110,7 @@ bool toolcall_prompt_opens_reasoning(const toolcall_format *fmt, const char *pro
 char *toolcall_force_prefix(const toolcall_format *fmt, const char *name, bool opens_reasoning, larder_error *err);
 
 /* A short stable name for logs and tests: "none", "hermes", "xml_function",
- * "llama3_json", "mistral", "minimax", "glm", "kimi", "deepseek", "dsml", "harmony", "command_r", "gemma". */
+ * "llama3_json", "mistral", "minimax", "glm", "kimi", "deepseek", "dsml", "harmony", "command_r", "command_r_plus", "gemma". */
 const char *toolcall_syntax_name(toolcall_syntax s);
 
 #endif

@@ -77,6 +77,7 @@ static const toolcall_syntax_ops *syntax_ops(toolcall_syntax s) {
     case TOOLCALL_KIMI: case TOOLCALL_DEEPSEEK: return &toolcall_syntax_section;
     case TOOLCALL_DSML: return &toolcall_syntax_minimax;
     case TOOLCALL_COMMAND_R: return &toolcall_syntax_hermes;
+    case TOOLCALL_COMMAND_R_PLUS: return &toolcall_syntax_command_r_plus;
     case TOOLCALL_HARMONY: return &toolcall_syntax_harmony;
     case TOOLCALL_GEMMA: return &toolcall_syntax_gemma;
     case TOOLCALL_NONE: break;

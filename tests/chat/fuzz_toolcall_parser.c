@@ -19,7 +19,7 @@
 static const char *const TEMPLATES[] = {
     "Qwen-Qwen2.5-7B-Instruct.jinja", "Qwen3-Coder.jinja", "Mistral-Small-3.2-24B-Instruct-2506.jinja",
     "NousResearch-Hermes-3-Llama-3.1-8B-tool_use.jinja", "MiniMax-M2.jinja", "GLM-4.6.jinja", "Qwen-QwQ-32B.jinja",
-    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja",
+    "deepseek-ai-DeepSeek-R1-Distill-Qwen-32B.jinja", "CohereForAI-c4ai-command-r-plus-tool_use.jinja",
 };
 #define N_TEMPLATES (sizeof TEMPLATES / sizeof TEMPLATES[0])
 static toolcall_format formats[N_TEMPLATES];

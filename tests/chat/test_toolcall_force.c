@@ -94,6 +94,16 @@ static void check_template(const char *name, const char *syntax, const char *end
     cJSON_ArrayForEach(t, tools) {   /* some templates print every tool's description */
         cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
         if (!cJSON_GetObjectItemCaseSensitive(fn, "description")) cJSON_AddStringToObject(fn, "description", "A tool.");
+        /* Command R+'s: json_to_python_type recurses without end on a type list holding "null" (in Jinja2
+         * too), and every parameter needs a description and the schema a `required` list */
+        cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+        cJSON *props = cJSON_GetObjectItemCaseSensitive(params, "properties"), *prop;
+        cJSON_DeleteItemFromObjectCaseSensitive(props, "zip");
+        cJSON_DeleteItemFromObjectCaseSensitive(props, "opts"); /* (an object type needs additionalProperties there) */
+        cJSON_ArrayForEach(prop, props) {
+            if (!cJSON_GetObjectItemCaseSensitive(prop, "description")) cJSON_AddStringToObject(prop, "description", "A value.");
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(params, "required")) cJSON_AddArrayToObject(params, "required");
     }
     chat_prompt_input in = {messages, tools, NULL, NULL};
     size_t len = 0;
@@ -162,6 +172,7 @@ static void test_openers_match_their_templates(void **state) {
     check_template("openai-gpt-oss-120b", "harmony", NULL, NULL);
     check_template("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command_r", NULL, NULL);
     check_template("Cohere2MoE", "command_r", NULL, NULL);
+    check_template("CohereForAI-c4ai-command-r-plus-tool_use", "command_r_plus", "]```", NULL);
     check_template("google-gemma-4-31B-it", "gemma", NULL, NULL);
     check_template("unsloth-mistral-Devstral-Small-2507", "mistral", NULL, "{\"city\": \"Paris\", \"days\": 3}");
     check_template("Mistral-Small-3.2-24B-Instruct-2506", "mistral", NULL, "abcdefgh1[ARGS]{\"city\": \"Paris\", \"days\": 3}");

@@ -71,7 +71,7 @@ static const expect TABLE[] = {
     {"openai-gpt-oss-120b", "harmony", " to=functions.", "<|channel|>analysis<|message|>"},
     {"CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command_r", "<|START_ACTION|>", "<|START_THINKING|>"},
     {"Cohere2MoE", "command_r", "<|START_ACTION|>", "<|START_THINKING|>"},
-    {"CohereForAI-c4ai-command-r-plus-tool_use", "none", "", NULL},
+    {"CohereForAI-c4ai-command-r-plus-tool_use", "command_r_plus", "Action:", NULL},
     {"meetkai-functionary-medium-v3.1", "none", "", NULL},
     {"google-gemma-2-2b-it", "none", "", NULL},
     {"google-gemma-4-31B-it", "gemma", "<|tool_call>call:", "<|channel>thought"},

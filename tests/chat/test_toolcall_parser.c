@@ -9,7 +9,8 @@
 #include "chat/toolcall_format.h"
 #include "chat/toolcall_json.h"
 
-static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM, F_KIMI, F_DEEPSEEK, F_DSML, F_HARMONY, F_COHERE, F_GEMMA;
+static toolcall_format F_HERMES, F_XML, F_SEED, F_LLAMA, F_MISTRAL, F_MINIMAX, F_GLM, F_KIMI, F_DEEPSEEK, F_DSML, F_HARMONY, F_COHERE,
+    F_COHERE_PLUS, F_GEMMA;
 
 #define DS_BAR "\xef\xbd\x9c"          /* ｜ */
 #define DS_SPACE "\xe2\x96\x81"       /* ▁ */
@@ -29,6 +30,7 @@ static int setup(void **state) {
     F_HARMONY = toolcall_format_from_template("<|channel|>analysis<|message|> <|call|> functions.");
     F_COHERE = toolcall_format_from_template("<|START_THINKING|><|END_THINKING|><|START_ACTION|><|END_ACTION|>");
     F_GEMMA = toolcall_format_from_template("<|tool_call> <tool_call|> <|channel>thought <channel|>");
+    F_COHERE_PLUS = toolcall_format_from_template("{{ '\\nAction:\\n```json\\n[\\n' }} \"tool_name\": ");
     return 0;
 }
 
@@ -448,6 +450,67 @@ static void test_harmony_and_cohere(void **state) {
     h_expect(&o, "<|START_THINKING|><|END_THINKING|><|START_RESPONSE|>It is sunny.<|END_RESPONSE|>", "It is sunny.", "", 0);
 }
 
+/* ---- Command R+ ("Action: ```json [...]```") */
+
+static void test_command_r_plus(void **state) {
+    (void)state;
+    assert_string_equal(toolcall_syntax_name(F_COHERE_PLUS.syntax), "command_r_plus");
+    toolcall_parser_options o = h_opts(&F_COHERE_PLUS, TOOLS_JSON, false);
+    /* the template's own layout (test_toolcall_templates.c renders it), two calls, text before */
+    h_expect(&o, "I will check.\nAction:\n```json\n[\n    {\n        \"tool_name\": \"get_weather\",\n        \"parameters\": "
+                 "{\n            \"city\": \"Rome\",\n            \"days\": 2\n        }\n    },\n    {\n        \"tool_name\": "
+                 "\"list_files\",\n        \"parameters\": {}\n    }\n]```",
+             "I will check.", "", 2, "get_weather", "{\n            \"city\": \"Rome\",\n            \"days\": 2\n        }",
+             "list_files", "{}");
+    /* compact, closing fence on its own line */
+    h_expect(&o, "Action: ```json\n[{\"tool_name\": \"list_files\", \"parameters\": {\"a\": [1, {\"b\": \"]```\"}]}}]\n```",
+             "", "", 1, "list_files", "{\"a\": [1, {\"b\": \"]```\"}]}");
+    const char *bad[] = {
+        "Action: ```json\n[{\"tool_name\": \"nope\", \"parameters\": {}}]```",          /* not a tool */
+        "Action: ```json\n[{\"parameters\": {}, \"tool_name\": \"list_files\"}]```",     /* not the template's order */
+        "Action: ```json\n[]```",
+        "Action: do the thing.",
+        "Action: ```json\n[{\"tool_name\": \"list_files\", \"parameters\": []}]```",
+        "Action: ```python\nprint(1)\n```",
+    };
+    h_expect_all_content(&o, bad, sizeof bad / sizeof *bad);
+    /* unclosed after the parameters began: the call streamed and is closed where it stands */
+    h_expect(&o, "Action: ```json\n[{\"tool_name\": \"get_weather\", \"parameters\": {\"city\": \"Ro", "", "", 1,
+             "get_weather", "{\"city\": \"Ro\"}");
+    /* without tools: content */
+    o = h_opts(&F_COHERE_PLUS, NULL, false);
+    const char *plain[] = {"Action: ```json\n[{\"tool_name\": \"list_files\", \"parameters\": {}}]```"};
+    h_expect_all_content(&o, plain, 1);
+}
+
+/* The parameters stream as they come, before the list's end, under every split. */
+static void test_command_r_plus_streams_parameters(void **state) {
+    (void)state;
+    const char *t = "Action:\n```json\n[\n    {\n        \"tool_name\": \"write_file\",\n        \"parameters\": "
+                    "{\"path\": \"a.txt\", \"content\": \"x\"}\n    }\n]```";
+    const char *args = "{\"path\": \"a.txt\", \"content\": \"x\"}";
+    toolcall_parser_options o = h_opts(&F_COHERE_PLUS, TOOLS_JSON, false);
+    h_expect(&o, t, "", "", 1, "write_file", args);
+    larder_error err;
+    toolcall_parser *p = toolcall_parser_create(&o, &err);
+    assert_non_null(p);
+    size_t close_at = (size_t)(strstr(t, "\n    }") - t), started_at = 0, args_before = 0, fragments = 0;
+    bool started = false;
+    for (size_t i = 0; i < close_at; i++) {
+        assert_int_equal(toolcall_parser_feed(p, t + i, 1, &err), 0);
+        for (size_t k = 0; k < toolcall_parser_event_count(p); k++) {
+            toolcall_event e = toolcall_parser_event(p, k);
+            if (e.kind == TOOLCALL_EVENT_CALL_START && !started) { started = true; started_at = i; }
+            if (e.kind == TOOLCALL_EVENT_CALL_ARGS) { args_before += e.len; fragments++; }
+        }
+    }
+    assert_true(started);
+    assert_true(started_at <= (size_t)(strstr(t, "{\"path\"") - t));        /* committed when its parameters open */
+    assert_int_equal(args_before, strlen(args));                               /* all of them before the element closed */
+    assert_true(fragments > 3);
+    toolcall_parser_free(p);
+}
+
 /* ---- Gemma 4 */
 
 static void test_gemma(void **state) {
@@ -585,9 +648,10 @@ static void test_random_fragments_never_lose_text(void **state) {
         "<|message|>", "<|call|>", "<|channel|>final<|message|>", "<|START_ACTION|>", "<|END_ACTION|>", "<|START_RESPONSE|>",
         "\"tool_name\": \"list_files\"", "<|START_THINKING|>", "<|END_THINKING|>",
         "<|tool_call>call:", "<tool_call|>", "<|\"|>", "city:", ",days:3", "<|channel>thought", "<channel|>", "{}",
+        "Action:", "```json", "```", "\"parameters\": ", "]",
     };
     const toolcall_format *fmts[] = {&F_HERMES, &F_XML, &F_SEED, &F_LLAMA, &F_MISTRAL, &F_MINIMAX, &F_GLM,
-                                     &F_KIMI, &F_DEEPSEEK, &F_DSML, &F_HARMONY, &F_COHERE, &F_GEMMA};
+                                     &F_KIMI, &F_DEEPSEEK, &F_DSML, &F_HARMONY, &F_COHERE, &F_GEMMA, &F_COHERE_PLUS};
     uint64_t s = 99;
     for (int round = 0; round < 1000; round++) {
         strbuf t = STRBUF_INIT;
@@ -638,6 +702,8 @@ int main(void) {
         cmocka_unit_test(test_minimax_invokes),
         cmocka_unit_test(test_minimax_malformed_stays_content),
         cmocka_unit_test(test_glm_calls),
+        cmocka_unit_test(test_command_r_plus),
+        cmocka_unit_test(test_command_r_plus_streams_parameters),
         cmocka_unit_test(test_glm_malformed_stays_content),
         cmocka_unit_test(test_section_and_dsml_syntaxes),
         cmocka_unit_test(test_harmony_and_cohere),

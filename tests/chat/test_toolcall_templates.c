@@ -67,6 +67,16 @@ static void check_template(const char *name, const char *syntax, size_t n_calls)
     cJSON_ArrayForEach(t, tools) {   /* some templates print every tool's description */
         cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
         if (!cJSON_GetObjectItemCaseSensitive(fn, "description")) cJSON_AddStringToObject(fn, "description", "A tool.");
+        /* Command R+'s: json_to_python_type recurses without end on a type list holding "null" (in Jinja2
+         * too), and every parameter needs a description and the schema a `required` list */
+        cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+        cJSON *props = cJSON_GetObjectItemCaseSensitive(params, "properties"), *prop;
+        cJSON_DeleteItemFromObjectCaseSensitive(props, "zip");
+        cJSON_DeleteItemFromObjectCaseSensitive(props, "opts"); /* (an object type needs additionalProperties there) */
+        cJSON_ArrayForEach(prop, props) {
+            if (!cJSON_GetObjectItemCaseSensitive(prop, "description")) cJSON_AddStringToObject(prop, "description", "A value.");
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(params, "required")) cJSON_AddArrayToObject(params, "required");
     }
     chat_prompt_input in = {messages, tools, NULL, NULL};
     size_t len = 0;
@@ -117,6 +127,7 @@ static void test_new_syntaxes(void **state) {
     check_template("openai-gpt-oss-120b", "harmony", 1);
     check_template("CohereForAI-c4ai-command-r7b-12-2024-tool_use", "command_r", 2);
     check_template("Cohere2MoE", "command_r", 2);
+    check_template("CohereForAI-c4ai-command-r-plus-tool_use", "command_r_plus", 2);
     check_template("google-gemma-4-31B-it", "gemma", 2);
     check_template("google-gemma-4-31B-it-interleaved", "gemma", 2);
 }
