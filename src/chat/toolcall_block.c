@@ -187,6 +187,33 @@ bool tc_feed_json(toolcall_parser *p, size_t *end, bool *failed) {
     return true;
 }
 
+bool tc_step_args_open(toolcall_parser *p, int json_sub) {
+    size_t i = tc_skip_ws(p, p->cur);
+    p->cur = i;
+    if (i == p->buf.len) return false;
+    if (p->buf.data[i] != '{') return tc_block_fail(p, i);
+    tc_begin_json(p, i, json_sub);
+    tc_jstream_args(p, p->name);
+    return true;
+}
+
+bool tc_step_args_json(toolcall_parser *p, int next_sub) {
+    const char *s = p->buf.data;
+    size_t end = 0;
+    bool failed;
+    if (!tc_feed_json(p, &end, &failed)) return failed ? tc_block_fail(p, end) : false;
+    size_t a = p->json_start;
+    if (tjson_value_end(s, end, a) != end || utf8_valid_prefix(s + a, end - a) != end - a) return tc_block_fail(p, end);
+    char *nm = tc_dup_n(s + p->name.a, p->name.b - p->name.a, &p->oom);
+    char *ar = tc_dup_n(s + a, end - a, &p->oom);
+    if (tc_pending_add(p, nm, ar) != 0) return tc_block_fail(p, end);
+    p->pend[p->n_pend - 1].call = p->jcall;   /* sent while parsed (or NPOS) */
+    p->jcall = NPOS;
+    p->cur = end;
+    p->sub = next_sub;
+    return true;
+}
+
 int tc_json_calls_parse(toolcall_parser *p, size_t end) {
     const char *s = p->buf.data;
     if (!p->json_is_array) return json_call_parse(p, s, p->json_start, end);

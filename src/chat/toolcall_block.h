@@ -175,6 +175,14 @@ bool tc_feed_json(toolcall_parser *p, size_t *end, bool *failed);
 /* Parses the JSON in buf[json_start, end) as one call object or an array of
  * them into pending calls; -1 when it is not that. */
 int tc_json_calls_parse(toolcall_parser *p, size_t end);
+/* Steps of the syntaxes that write a name, then its arguments as one JSON
+ * object (Kimi, DeepSeek V3.1, gpt-oss, Mistral's [ARGS], Command R+):
+ * the object's '{' after whitespace at cur (else the block fails) starts it
+ * and commits the call named p->name, whose arguments then stream
+ * (sub = json_sub); at the object's end it is checked (one JSON value,
+ * UTF-8) and becomes the block's next pending call (sub = next_sub). */
+bool tc_step_args_open(toolcall_parser *p, int json_sub);
+bool tc_step_args_json(toolcall_parser *p, int next_sub);
 /* XML-style calls: a function (false when over the limits) and its parameters. */
 bool tc_push_xcall(toolcall_parser *p, span name);
 bool tc_push_param(toolcall_parser *p, span key, span val);

@@ -20,7 +20,6 @@
  */
 #include <string.h>
 
-#include "base/utf8.h"
 #include "chat/toolcall_block.h"
 
 /* The literal tokens between the fence and an element's parameters, in order. */
@@ -60,33 +59,6 @@ static bool crp_name(toolcall_parser *p) {
     return true;
 }
 
-static bool crp_args(toolcall_parser *p) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    if (p->buf.data[i] != '{') return tc_block_fail(p, i);
-    tc_begin_json(p, i, R_JSON);
-    tc_jstream_args(p, p->name);
-    return true;
-}
-
-static bool crp_json(toolcall_parser *p) {
-    const char *s = p->buf.data;
-    size_t end = 0;
-    bool failed;
-    if (!tc_feed_json(p, &end, &failed)) return failed ? tc_block_fail(p, end) : false;
-    size_t a = p->json_start;
-    if (tjson_value_end(s, end, a) != end || utf8_valid_prefix(s + a, end - a) != end - a) return tc_block_fail(p, end);
-    char *nm = tc_dup_n(s + p->name.a, p->name.b - p->name.a, &p->oom);
-    char *ar = tc_dup_n(s + a, end - a, &p->oom);
-    if (tc_pending_add(p, nm, ar) != 0) return tc_block_fail(p, end);
-    p->pend[p->n_pend - 1].call = p->jcall;   /* sent while parsed (or NPOS) */
-    p->jcall = NPOS;
-    p->cur = end;
-    p->sub = R_ELEM_CLOSE;
-    return true;
-}
-
 /* After an element: another one (',') or the list's end (']'). */
 static bool crp_next(toolcall_parser *p) {
     size_t i;
@@ -100,8 +72,8 @@ static bool crp_next(toolcall_parser *p) {
 static bool crp_step(toolcall_parser *p) {
     switch (p->sub) {
     case R_NAME: return crp_name(p);
-    case R_ARGS: return crp_args(p);
-    case R_JSON: return crp_json(p);
+    case R_ARGS: return tc_step_args_open(p, R_JSON);
+    case R_JSON: return tc_step_args_json(p, R_ELEM_CLOSE);
     case R_NEXT: return crp_next(p);
     case R_FENCE_CLOSE: {
         size_t i;

@@ -11,7 +11,6 @@
  */
 #include <string.h>
 
-#include "base/utf8.h"
 #include "chat/toolcall_block.h"
 
 enum { G_NAME, G_HEADER, G_ARGS, G_JSON, G_CLOSE };
@@ -58,31 +57,6 @@ static bool harmony_header(toolcall_parser *p) {
     return true;
 }
 
-static bool harmony_args(toolcall_parser *p) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    if (p->buf.data[i] != '{') return tc_block_fail(p, i);
-    tc_begin_json(p, i, G_JSON);
-    tc_jstream_args(p, p->name);
-    return true;
-}
-
-static bool harmony_json(toolcall_parser *p) {
-    const char *s = p->buf.data;
-    size_t end = 0;
-    bool failed;
-    if (!tc_feed_json(p, &end, &failed)) return failed ? tc_block_fail(p, end) : false;
-    size_t a = p->json_start;
-    if (tjson_value_end(s, end, a) != end || utf8_valid_prefix(s + a, end - a) != end - a) return tc_block_fail(p, end);
-    char *nm = tc_dup_n(s + p->name.a, p->name.b - p->name.a, &p->oom);
-    char *ar = tc_dup_n(s + a, end - a, &p->oom);
-    if (tc_pending_add(p, nm, ar) != 0) return tc_block_fail(p, end);
-    p->cur = end;
-    p->sub = G_CLOSE;
-    return true;
-}
-
 static bool harmony_close(toolcall_parser *p) {
     size_t i;
     int w = tc_next_marker(p, p->fmt.call_close, NULL, &i);
@@ -94,8 +68,8 @@ static bool harmony_step(toolcall_parser *p) {
     switch (p->sub) {
     case G_NAME: return harmony_name(p);
     case G_HEADER: return harmony_header(p);
-    case G_ARGS: return harmony_args(p);
-    case G_JSON: return harmony_json(p);
+    case G_ARGS: return tc_step_args_open(p, G_JSON);
+    case G_JSON: return tc_step_args_json(p, G_CLOSE);
     case G_CLOSE: return harmony_close(p);
     }
     return false;

@@ -52,16 +52,6 @@ static bool mistral_name_or_id(toolcall_parser *p) {
     return true;
 }
 
-static bool mistral_args_open(toolcall_parser *p) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    if (p->buf.data[i] != '{') return tc_block_fail(p, i);
-    tc_begin_json(p, i, T_JSON);
-    tc_jstream_args(p, p->name);
-    return true;
-}
-
 /* The array of calls, or the one call's arguments object. */
 static bool mistral_json(toolcall_parser *p) {
     const char *s = p->buf.data;
@@ -86,7 +76,7 @@ static bool mistral_step(toolcall_parser *p) {
     switch (p->sub) {
     case T_BEGIN: return mistral_array_or_name(p);
     case T_NAME: case T_CALLID: return mistral_name_or_id(p);
-    case T_ARGS_WS: return mistral_args_open(p);
+    case T_ARGS_WS: return tc_step_args_open(p, T_JSON);
     case T_JSON: return mistral_json(p);
     }
     return false;

@@ -12,7 +12,6 @@
  */
 #include <string.h>
 
-#include "base/utf8.h"
 #include "chat/toolcall_block.h"
 
 typedef struct section_markers {
@@ -75,33 +74,6 @@ static bool section_name(toolcall_parser *p) {
     return true;
 }
 
-static bool section_args(toolcall_parser *p) {
-    size_t i = tc_skip_ws(p, p->cur);
-    p->cur = i;
-    if (i == p->buf.len) return false;
-    if (p->buf.data[i] != '{') return tc_block_fail(p, i);
-    tc_begin_json(p, i, S_JSON);
-    tc_jstream_args(p, p->name);
-    return true;
-}
-
-static bool section_json(toolcall_parser *p) {
-    const char *s = p->buf.data;
-    size_t end = 0;
-    bool failed;
-    if (!tc_feed_json(p, &end, &failed)) return failed ? tc_block_fail(p, end) : false;
-    size_t a = p->json_start;
-    if (tjson_value_end(s, end, a) != end || utf8_valid_prefix(s + a, end - a) != end - a) return tc_block_fail(p, end);
-    char *nm = tc_dup_n(s + p->name.a, p->name.b - p->name.a, &p->oom);
-    char *ar = tc_dup_n(s + a, end - a, &p->oom);
-    if (tc_pending_add(p, nm, ar) != 0) return tc_block_fail(p, end);
-    p->pend[p->n_pend - 1].call = p->jcall;   /* sent while parsed (or NPOS) */
-    p->jcall = NPOS;
-    p->cur = end;
-    p->sub = S_CALL_CLOSE;
-    return true;
-}
-
 static bool section_call_close(toolcall_parser *p) {
     size_t i;
     int w = tc_next_marker(p, markers(p)->call_close, NULL, &i);
@@ -115,8 +87,8 @@ static bool section_step(toolcall_parser *p) {
     switch (p->sub) {
     case S_CALL_OR_END: return section_call_or_end(p);
     case S_NAME: return section_name(p);
-    case S_ARGS: return section_args(p);
-    case S_JSON: return section_json(p);
+    case S_ARGS: return tc_step_args_open(p, S_JSON);
+    case S_JSON: return tc_step_args_json(p, S_CALL_CLOSE);
     case S_CALL_CLOSE: return section_call_close(p);
     }
     return false;

@@ -21,23 +21,6 @@
 #include "chat/chat_prompt.h"
 #include "chat/toolcall_format.h"
 
-static char *read_template(const char *name) {
-    const char *shared = getenv("SHARED");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/templates/%s.jinja", shared && *shared ? shared : "../shared", name);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
-
 static const char CALL_ARGS[] = "{\"city\": \"Paris\", \"days\": 3}";
 
 /* One call; ids of 9 alphanumerics (Mistral's templates demand it). */
@@ -81,34 +64,11 @@ static void expect_call(const char *name, const toolcall_format *f, const char *
  * call_close; `tail` instead of the rendering's rest: what follows the
  * opener when the call has no close marker to cut at. */
 static void check_template(const char *name, const char *syntax, const char *end, const char *tail) {
-    char *src = read_template(name);
+    char *src = h_read_template(name);
     toolcall_format f = toolcall_format_from_template(src);
     assert_string_equal(toolcall_syntax_name(f.syntax), syntax);
     larder_error err = {0};
-    chat_prompt *cp = chat_prompt_create(src, "", "", &err);
-    if (!cp) fail_msg("%s: %s", name, err.message);
-    cJSON *messages = cJSON_Parse(MESSAGES), *tools = cJSON_Parse(TOOLS_JSON);
-    assert_non_null(messages);
-    assert_non_null(tools);
-    cJSON *t;
-    cJSON_ArrayForEach(t, tools) {   /* some templates print every tool's description */
-        cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
-        if (!cJSON_GetObjectItemCaseSensitive(fn, "description")) cJSON_AddStringToObject(fn, "description", "A tool.");
-        /* Command R+'s: json_to_python_type recurses without end on a type list holding "null" (in Jinja2
-         * too), and every parameter needs a description and the schema a `required` list */
-        cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
-        cJSON *props = cJSON_GetObjectItemCaseSensitive(params, "properties"), *prop;
-        cJSON_DeleteItemFromObjectCaseSensitive(props, "zip");
-        cJSON_DeleteItemFromObjectCaseSensitive(props, "opts"); /* (an object type needs additionalProperties there) */
-        cJSON_ArrayForEach(prop, props) {
-            if (!cJSON_GetObjectItemCaseSensitive(prop, "description")) cJSON_AddStringToObject(prop, "description", "A value.");
-        }
-        if (!cJSON_GetObjectItemCaseSensitive(params, "required")) cJSON_AddArrayToObject(params, "required");
-    }
-    chat_prompt_input in = {messages, tools, NULL, NULL};
-    size_t len = 0;
-    char *text = chat_prompt_render(cp, &in, &len, &err);
-    if (!text) fail_msg("%s: %s", name, err.message);
+    char *text = h_render_template(name, src, MESSAGES);
 
     char *named = toolcall_force_prefix(&f, "get_weather", false, &err);
     char *any = toolcall_force_prefix(&f, NULL, false, &err);
@@ -149,9 +109,6 @@ static void check_template(const char *name, const char *syntax, const char *end
     free(named);
     free(any);
     free(text);
-    cJSON_Delete(messages);
-    cJSON_Delete(tools);
-    chat_prompt_free(cp);
     free(src);
 }
 
@@ -183,7 +140,7 @@ static void test_openers_match_their_templates(void **state) {
 
 static void test_unforceable_and_bad_names_are_refused(void **state) {
     (void)state;
-    char *src = read_template("google-gemma-2-2b-it");
+    char *src = h_read_template("google-gemma-2-2b-it");
     toolcall_format f = toolcall_format_from_template(src);
     assert_string_equal(toolcall_syntax_name(f.syntax), "none");
     larder_error err = {0};
@@ -191,7 +148,7 @@ static void test_unforceable_and_bad_names_are_refused(void **state) {
     assert_int_equal(err.code, ERR_UNSUPPORTED);
     assert_non_null(strstr(err.message, "cannot be forced"));
     free(src);
-    src = read_template("Qwen-Qwen2.5-7B-Instruct");
+    src = h_read_template("Qwen-Qwen2.5-7B-Instruct");
     f = toolcall_format_from_template(src);
     const char *bad[] = {"", "read file", "a\"b", "x<y", "tab\tname"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

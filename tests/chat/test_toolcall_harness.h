@@ -17,7 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
+
 #include "base/strbuf.h"
+#include "chat/chat_prompt.h"
 #include "chat/toolcall_json.h"
 #include "chat/toolcall_parser.h"
 
@@ -203,6 +206,67 @@ static inline void h_expect_all_content(const toolcall_parser_options *opt, cons
 static toolcall_parser_options h_opts(const toolcall_format *f, const char *tools, bool in_reasoning) {
     toolcall_parser_options o = {f, tools, in_reasoning, 12345};
     return o;
+}
+
+/* ---- real templates (shared/templates) */
+
+/* The text of $SHARED/templates/<name>.jinja (malloc'd). */
+static inline char *h_read_template(const char *name) {
+    const char *shared = getenv("SHARED");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/templates/%s.jinja", shared && *shared ? shared : "../shared", name);
+    FILE *f = fopen(path, "rb");
+    if (!f) fail_msg("cannot open %s", path);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *s = malloc((size_t)n + 1);
+    assert_non_null(s);
+    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
+    s[n] = '\0';
+    fclose(f);
+    return s;
+}
+
+/* TOOLS_JSON as every template can render it: some print each tool's
+ * description; Command R+'s needs each parameter's description and a
+ * `required` list, and its json_to_python_type recurses without end on a
+ * type list holding "null" (in Jinja2 too) and needs additionalProperties
+ * for an object type, so zip and opts are left out (no call uses them). */
+static inline cJSON *h_template_tools(void) {
+    cJSON *tools = cJSON_Parse(TOOLS_JSON), *t;
+    assert_non_null(tools);
+    cJSON_ArrayForEach(t, tools) {
+        cJSON *fn = cJSON_GetObjectItemCaseSensitive(t, "function");
+        if (!cJSON_GetObjectItemCaseSensitive(fn, "description")) cJSON_AddStringToObject(fn, "description", "A tool.");
+        cJSON *params = cJSON_GetObjectItemCaseSensitive(fn, "parameters");
+        cJSON *props = cJSON_GetObjectItemCaseSensitive(params, "properties"), *prop;
+        cJSON_DeleteItemFromObjectCaseSensitive(props, "zip");
+        cJSON_DeleteItemFromObjectCaseSensitive(props, "opts");
+        cJSON_ArrayForEach(prop, props) {
+            if (!cJSON_GetObjectItemCaseSensitive(prop, "description")) cJSON_AddStringToObject(prop, "description", "A value.");
+        }
+        if (!cJSON_GetObjectItemCaseSensitive(params, "required")) cJSON_AddArrayToObject(params, "required");
+    }
+    return tools;
+}
+
+/* Renders the conversation messages_json (a JSON array) with h_template_tools()
+ * through template source src; the malloc'd prompt text (fails the test on an error). */
+static inline char *h_render_template(const char *name, const char *src, const char *messages_json) {
+    larder_error err = {0};
+    chat_prompt *cp = chat_prompt_create(src, "", "", &err);
+    if (!cp) fail_msg("%s: %s", name, err.message);
+    cJSON *messages = cJSON_Parse(messages_json), *tools = h_template_tools();
+    assert_non_null(messages);
+    chat_prompt_input in = {messages, tools, NULL, NULL};
+    size_t len = 0;
+    char *text = chat_prompt_render(cp, &in, &len, &err);
+    if (!text) fail_msg("%s: %s", name, err.message);
+    cJSON_Delete(messages);
+    cJSON_Delete(tools);
+    chat_prompt_free(cp);
+    return text;
 }
 
 #endif
