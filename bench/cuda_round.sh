@@ -17,6 +17,8 @@ D=${D:-.devcarry/main}
 OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 L=$D/larder
+# the shared libraries larder links (libmicrohttpd, pcre2, gnutls...) travel in $D/lib
+export LD_LIBRARY_PATH=$D/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 export SHARED=$D
 STEPS=${STEPS:-ops logits bench}
 SHAPES=${SHAPES:-llama3-8b}

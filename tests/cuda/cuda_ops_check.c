@@ -134,7 +134,11 @@ static void check_matmul(uint32_t type, int64_t rows, int64_t cols, int64_t n) {
     snprintf(what, sizeof what, "matmul %-5s %lldx%lld n=%lld (%s) vs cpu; cpu vs exact %.2g, gpu vs exact %.2g",
              tensor_type_get(type)->name, (long long)rows, (long long)cols, (long long)n, gemm ? "gemm f16" : "gemv",
              rel_err(yc, ref, (size_t)(n * rows)), rel_err(yh, ref, (size_t)(n * rows)));
-    check(what, rel_errf(yh, yc, (size_t)(n * rows)), gemm ? 3e-3 : 1e-5);
+    /* Q4_1/Q5_1: the CPU adds the weight's min times Q8_1's s = f16(d·Σq),
+     * the GPU's elements carry f16(d)·q: the two differ by one f16 rounding
+     * of that term (measured 1.7e-4..5.8e-4 on an H100) */
+    const bool q8_1 = quant_vec_dot_type(type) == TYPE_Q8_1;
+    check(what, rel_errf(yh, yc, (size_t)(n * rows)), gemm ? 3e-3 : q8_1 ? 1.5e-3 : 1e-5);
     backend_buffer_free(gpu, xg), backend_buffer_free(gpu, yg);
     free(w), free(wf), free(x), free(ref), free(yc), free(yh);
 }
