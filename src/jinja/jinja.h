@@ -3,7 +3,8 @@
  * AST, render many times with a JSON context.
  *
  * It follows Python Jinja2 as Hugging Face configures it for chat templates
- * (ImmutableSandboxedEnvironment, trim_blocks and lstrip_blocks on,
+ * (ImmutableSandboxedEnvironment by default, or with mutate_own_values
+ * SandboxedEnvironment with the context frozen; trim_blocks and lstrip_blocks on,
  * loopcontrols, `tojson` = json.dumps(ensure_ascii=False, ...), globals
  * raise_exception and strftime_now): output is meant to be byte-identical.
  * Values follow Python semantics (truthiness, int64 vs float arithmetic,
