@@ -34,12 +34,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     jinja_render_options opt = {0};
     opt.limits = &lim;
     jinja_options_set_now(&opt, "2025-03-07T10:30:00", &err);
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < 3; i++) { /* immutable, the template's own values mutable (chat templates), all mutable */
         size_t n = 0;
+        opt.mutate_own_values = i == 1;
+        opt.allow_mutation = i == 2;
         char *out = jinja_render_json_text(t, CONTEXT, sizeof CONTEXT - 1, &opt, &n, &err);
         if (out && strlen(out) > n) abort(); /* length must cover the text */
         free(out);
-        opt.allow_mutation = true;
     }
     jinja_template_free(t);
     return 0;

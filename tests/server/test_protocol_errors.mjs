@@ -127,7 +127,7 @@ await check("503_overloaded_while_the_one_slot_runs", async () => {
   }
   // the slot comes back
   for (let i = 0; ; i++) {
-    const r = await raw(srv.url, "POST", "/v1/messages/count_tokens", JSON.stringify({ model: "x", messages: msg.messages }), KEY);
+    const r = await raw(srv.url, "POST", "/v1/messages", JSON.stringify(msg), KEY);
     if (r.status === 200) break;
     assert(i < 100, `the slot did not come back: ${r.status}`);
     await new Promise((res) => setTimeout(res, 50));
