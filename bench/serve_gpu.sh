@@ -69,8 +69,9 @@ THREAD_ARGS=()
 [ -n "$THREADS" ] && THREAD_ARGS=(--threads "$THREADS")
 
 # KV bytes per token of this model (f16), from larder bench's JSON.
-KV_PER_TOKEN=$("$LARDER" bench --model "$MODEL" "${DEV_ARGS[@]}" "${THREAD_ARGS[@]}" --seqs 1 --prompt-tokens 8 \
-  --gen-tokens 1 --json | "$PY" -c 'import json,sys; print(json.load(sys.stdin)["kv_bytes_per_token"])')
+BENCH_JSON=$("$LARDER" bench --model "$MODEL" "${DEV_ARGS[@]}" "${THREAD_ARGS[@]}" --seqs 1 --prompt-tokens 8 \
+  --gen-tokens 1 --json) || { echo "serve_gpu.sh: larder bench could not run the model (above)" >&2; exit 1; }
+KV_PER_TOKEN=$("$PY" -c 'import json,sys; print(json.loads(sys.argv[1])["kv_bytes_per_token"])' "$BENCH_JSON")
 kv_mib() { echo $(( ($1 * KV_PER_TOKEN + 1048575) / 1048576 ))M; }
 echo "serve_gpu.sh: $MODEL on $DEVICE, $KV_PER_TOKEN bytes of KV per token; results in $OUT"
 
