@@ -11,6 +11,9 @@
  * routed to, per layer: the fewest distinct experts any layer used, and the
  * largest share of the tokens one expert took (routing that sends every
  * token to the same experts shows as a share near 1).
+ * --seqs 1,8,32,64 measures batched decode instead, one row per count
+ * (src/cli/bench_seqs.c: prefill of N distinct prompts, then gen-tokens
+ * steps of N tokens each; --kv-memory, --greedy, --first-seq go with it).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 
 #include "backend/cpu/cpu_features.h"
 #include "base/timing.h"
+#include "cli/bench_seqs.h"
 #include "cli/cli_args.h"
 #include "model/model.h"
 #include "cli/cli_model.h"
@@ -31,6 +35,10 @@ typedef struct bench_options {
     int64_t threads, n_prompt, n_gen;
     bool json, expert_stats;
     cli_device dev; /* --device, --gpu */
+    const char *seqs_list; /* --seqs: batched decode (bench_seqs.h) */
+    uint64_t kv_memory;
+    bool greedy;
+    int64_t first_seq;
 } bench_options;
 
 /* Parses argv into o and checks it. Returns true when measuring goes on;
@@ -46,9 +54,13 @@ static bool bench_parse_options(int argc, char **argv, bench_options *o, int *ex
         CLI_INT("--gen-tokens", &o->n_gen, 1, 65536, "N", "decode steps (default 128)"),
         CLI_FLAG("--json", &o->json, "print one JSON object"),
         CLI_FLAG("--expert-stats", &o->expert_stats, "MoE: count the experts the prompt is routed to"),
+        CLI_STR("--seqs", &o->seqs_list, "N[,N..]", "batched decode: N sequences per step, one row per N"),
+        CLI_SIZE("--kv-memory", &o->kv_memory, "SIZE", "with --seqs: the KV pool (default: what the largest N needs)"),
+        CLI_FLAG("--greedy", &o->greedy, "with --seqs: decode each sequence's argmax; --json lists the tokens"),
+        CLI_INT("--first-seq", &o->first_seq, 0, 1 << 20, "K", "with --seqs: use the prompts of sequences K.. (tests)"),
     };
     const char *usage = "larder bench --model FILE [--threads N] [--prompt-tokens 512] [--gen-tokens 128] [--json]\n"
-                        "                    [--expert-stats]";
+                        "                    [--expert-stats] [--seqs 1,8,32,64 [--kv-memory SIZE] [--greedy]]";
     bool done;
     *exit_status = cli_parse_or_exit("bench", usage, argc, argv, opts, CLI_COUNT(opts), &done);
     if (done) return false;
@@ -57,7 +69,26 @@ static bool bench_parse_options(int argc, char **argv, bench_options *o, int *ex
         *exit_status = 1;
         return false;
     }
+    if (!o->seqs_list && (o->kv_memory || o->greedy || o->first_seq)) {
+        fprintf(stderr, "larder bench: --kv-memory, --greedy and --first-seq go with --seqs\n");
+        *exit_status = 1;
+        return false;
+    }
+    if (o->seqs_list && o->expert_stats) {
+        fprintf(stderr, "larder bench: --expert-stats measures the single-sequence prompt; not with --seqs\n");
+        *exit_status = 1;
+        return false;
+    }
     return true;
+}
+
+/* --seqs: the batched rows (bench_seqs.h). 0, or -1 with err. */
+static int bench_run_seqs(const bench_options *o, const model *m, backend *be, larder_error *err) {
+    bench_seqs_options so = {.n_prompt = (int32_t)o->n_prompt, .n_gen = (int32_t)o->n_gen,
+                             .first_seq = (int32_t)o->first_seq, .kv_memory_bytes = o->kv_memory,
+                             .greedy = o->greedy, .json = o->json, .threads = (int)o->threads};
+    if (bench_seqs_parse_list(o->seqs_list, &so, err)) return -1;
+    return bench_seqs_run(m, be, &so, err);
 }
 
 /* The most tokens one sequence holds: the prompt batch or the decode steps. */
@@ -176,8 +207,13 @@ int cmd_bench(int argc, char **argv) {
         error_set(&err, ERR_NOMEM, "out of memory");
         goto fail;
     }
-    if (!m || !(be = cli_backend_for_model(m, (int)o.threads, &o.dev, &err)) ||
-        !(r = runner_create(m, be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = bench_max_tokens(&o)}, &err)) ||
+    if (!m || !(be = cli_backend_for_model(m, (int)o.threads, &o.dev, &err))) goto fail;
+    if (o.seqs_list) {
+        if (bench_run_seqs(&o, m, be, &err)) goto fail;
+        status = 0;
+        goto cleanup;
+    }
+    if (!(r = runner_create(m, be, &(runner_config){.kv_type = TYPE_F16, .max_seq_tokens = bench_max_tokens(&o)}, &err)) ||
         bench_measure(r, &o, &res, &err))
         goto fail;
     bench_print(&o, m, &res);

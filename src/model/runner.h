@@ -9,6 +9,7 @@
  *   kv_seq s; kv_seq_init(&s);
  *   runner_eval(r, &s, prompt, n, false, logits, err);   // prefill
  *   runner_eval(r, &s, &next, 1, false, logits, err);    // a decode step
+ *   runner_eval_seqs(r, seqs, next, n, logits, err);      // one step of n sequences
  *   kv_seq_release(&s, r->pool);
  */
 #ifndef LARDER_MODEL_RUNNER_H
@@ -55,5 +56,14 @@ void runner_free(runner *r);
  * max_seq_tokens, ERR_NOMEM when the pool is full. */
 int runner_eval(runner *r, kv_seq *seq, const int32_t *tokens, int32_t n, bool all_logits, float *logits,
                 larder_error *err);
+
+/* One decode step of n_seqs DISTINCT sequences in ONE forward pass: appends
+ * tokens[i] to seqs[i] (at its position seqs[i]->n_tokens). logits: n_seqs
+ * rows of n_vocab, row i for seqs[i] (NULL: none asked for). Every sequence
+ * is checked against max_seq_tokens before anything runs; ERR_NOMEM when
+ * the pool is full (sequences already prepared keep their new pages, none
+ * advances). */
+int runner_eval_seqs(runner *r, kv_seq *const *seqs, const int32_t *tokens, int32_t n_seqs, float *logits,
+                     larder_error *err);
 
 #endif
