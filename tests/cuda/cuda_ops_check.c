@@ -369,7 +369,8 @@ static void check_attention(uint32_t kv_type, int32_t D, int32_t n_heads, int32_
 
 /* ---- mixture of experts: routing and the expert feed-forward, against the CPU */
 
-static void check_moe(uint32_t wtype, int32_t n_expert, int32_t k, int64_t n_tokens, bool sigmoid) {
+/* up_type: the up matrices' type (the GPU fuses gate and up when it equals wtype) */
+static void check_moe(uint32_t wtype, uint32_t up_type, int32_t n_expert, int32_t k, int64_t n_tokens, bool sigmoid) {
     larder_error err = {0};
     const int64_t dim = 256, ff = 512;
     float *logits = malloc((size_t)(n_tokens * n_expert) * 4), *bias = malloc((size_t)n_expert * 4);
@@ -392,21 +393,22 @@ static void check_moe(uint32_t wtype, int32_t n_expert, int32_t k, int64_t n_tok
     snprintf(what, sizeof what, "moe_route weights");
     check(what, rel_errf(w_h, w_c, (size_t)(n_tokens * k)), 1e-6);
     /* experts */
-    size_t rb_up = tensor_row_bytes(wtype, dim), rb_dn = tensor_row_bytes(wtype, ff);
-    size_t up_bytes = rb_up * (size_t)(ff * n_expert), dn_bytes = rb_dn * (size_t)(dim * n_expert);
-    uint8_t *gate = malloc(up_bytes), *up = malloc(up_bytes), *down = malloc(dn_bytes);
+    size_t rb_gate = tensor_row_bytes(wtype, dim), rb_up = tensor_row_bytes(up_type, dim), rb_dn = tensor_row_bytes(wtype, ff);
+    size_t gate_bytes = rb_gate * (size_t)(ff * n_expert), up_bytes = rb_up * (size_t)(ff * n_expert),
+           dn_bytes = rb_dn * (size_t)(dim * n_expert);
+    uint8_t *gate = malloc(gate_bytes), *up = malloc(up_bytes), *down = malloc(dn_bytes);
     float *row = malloc((size_t)ff * 4);
     for (int64_t r = 0; r < ff * n_expert; r++) {
-        fill(row, (size_t)dim, 1.0f), quantize_row(wtype, row, gate + (size_t)r * rb_up, dim);
-        fill(row, (size_t)dim, 1.0f), quantize_row(wtype, row, up + (size_t)r * rb_up, dim);
+        fill(row, (size_t)dim, 1.0f), quantize_row(wtype, row, gate + (size_t)r * rb_gate, dim);
+        fill(row, (size_t)dim, 1.0f), quantize_row(up_type, row, up + (size_t)r * rb_up, dim);
     }
     for (int64_t r = 0; r < dim * n_expert; r++) fill(row, (size_t)ff, 0.5f), quantize_row(wtype, row, down + (size_t)r * rb_dn, ff);
     const void *gd, *ud, *dd;
-    if (backend_upload_weight(gpu, gate, up_bytes, &gd, &err) || backend_upload_weight(gpu, up, up_bytes, &ud, &err) ||
+    if (backend_upload_weight(gpu, gate, gate_bytes, &gd, &err) || backend_upload_weight(gpu, up, up_bytes, &ud, &err) ||
         backend_upload_weight(gpu, down, dn_bytes, &dd, &err))
         die("upload", &err);
-    backend_moe_experts ec = {gate, up, down, wtype, wtype, wtype, n_expert, dim, ff};
-    backend_moe_experts eg = {gd, ud, dd, wtype, wtype, wtype, n_expert, dim, ff};
+    backend_moe_experts ec = {gate, up, down, wtype, up_type, wtype, n_expert, dim, ff};
+    backend_moe_experts eg = {gd, ud, dd, wtype, up_type, wtype, n_expert, dim, ff};
     float *x = malloc((size_t)(n_tokens * dim) * 4), *oc = malloc((size_t)(n_tokens * dim) * 4),
           *oh = malloc((size_t)(n_tokens * dim) * 4);
     fill(x, (size_t)(n_tokens * dim), 1.0f);
@@ -414,8 +416,8 @@ static void check_moe(uint32_t wtype, int32_t n_expert, int32_t k, int64_t n_tok
     if (backend_moe_ffn(cpu, &ec, x, ids_c, w_c, n_tokens, k, oc, &err)) die("cpu moe_ffn", &err);
     if (backend_moe_ffn(gpu, &eg, xg, idg, wg, n_tokens, k, og, &err)) die("moe_ffn", &err);
     buf_to(gpu, oh, og, (size_t)(n_tokens * dim));
-    snprintf(what, sizeof what, "moe_ffn %s %d experts top %d, %lld tokens (vs cpu)", tensor_type_get(wtype)->name,
-             n_expert, k, (long long)n_tokens);
+    snprintf(what, sizeof what, "moe_ffn %s (up %s) %d experts top %d, %lld tokens (vs cpu)",
+             tensor_type_get(wtype)->name, tensor_type_get(up_type)->name, n_expert, k, (long long)n_tokens);
     /* same rounded activations as the CPU; h = silu(g)·u is rounded again
      * before the down product, where a last-bit difference in h can move a
      * quant by one step */
@@ -457,10 +459,12 @@ int main(void) {
     check_attention(TYPE_F16, 128, 32, 8, 1500);  /* llama-3 grouping, split-KV decode */
     check_attention(TYPE_Q8_0, 256, 16, 2, 300);  /* K rotation chunk 256 */
     check_attention(TYPE_F16, 96, 12, 4, 70);     /* head size not a multiple of 64 */
-    check_moe(TYPE_F32, 16, 4, 1, false);
-    check_moe(TYPE_F32, 16, 4, 37, true);
-    check_moe(TYPE_Q4_K, 64, 8, 5, false);
-    check_moe(TYPE_Q8_0, 128, 8, 20, true);
+    check_moe(TYPE_F32, TYPE_F32, 16, 4, 1, false);
+    check_moe(TYPE_F32, TYPE_F32, 16, 4, 37, true);
+    check_moe(TYPE_Q4_K, TYPE_Q4_K, 64, 8, 5, false);
+    check_moe(TYPE_Q4_K, TYPE_Q4_K, 128, 8, 1, false); /* a decode step */
+    check_moe(TYPE_Q4_K, TYPE_Q6_K, 32, 4, 3, false);  /* gate and up of different types: not fused */
+    check_moe(TYPE_Q8_0, TYPE_Q8_0, 128, 8, 20, true);
     backend_free(cpu), backend_free(gpu);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;

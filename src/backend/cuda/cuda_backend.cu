@@ -577,10 +577,11 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     const char *gv = getenv("LARDER_CUDA_GEMM");
     c->gemm_variant = gv ? atoi(gv) : 0;
     const char *gr_rows = getenv("LARDER_CUDA_GEMV_R");
-    c->gemv_rows_per_warp = gr_rows ? atoi(gr_rows) : 0;
-    if (c->gemv_rows_per_warp != 1 && c->gemv_rows_per_warp != 2 && c->gemv_rows_per_warp != 4)
-        c->gemv_rows_per_warp = 0;
+    c->gemv_rows_per_block = gr_rows ? atoi(gr_rows) : 0;
+    if (c->gemv_rows_per_block != 1 && c->gemv_rows_per_block != 2 && c->gemv_rows_per_block != 4)
+        c->gemv_rows_per_block = 0;
     const char *gr = getenv("LARDER_CUDA_GRAPH"); /* decode graphs: on unless LARDER_CUDA_GRAPH=0 */
-    c->graph_enabled = !gr || atoi(gr) != 0;
+    const char *prof_env = getenv("LARDER_CUDA_PROFILE"); /* profiling waits for each op: no graphs then */
+    c->graph_enabled = (!gr || atoi(gr) != 0) && !(prof_env && atoi(prof_env) == 1);
     return &c->base;
 }

@@ -50,7 +50,7 @@ typedef struct cuda_backend {
     cudaStream_t stream;
     int n_sm;
     int gemm_variant;         /* LARDER_CUDA_GEMM=1: the plain-load GEMM (for A/B timing) */
-    int gemv_rows_per_warp;   /* LARDER_CUDA_GEMV_R=1|2|4 fixes the GEMV's rows per warp (A/B timing); 0: chosen */
+    int gemv_rows_per_block;  /* LARDER_CUDA_GEMV_R=1|2|4 fixes the GEMV's rows per block (A/B timing); 0: chosen */
     cuda_batch batch;
     /* attention tiles of the current step, per group size (cuda_attention.cu) */
     int32_t tiles_group;      /* group they were cut for; 0: none yet this step */
@@ -123,9 +123,9 @@ int cuda_scratch_reserve(cuda_backend *c, void **p, size_t *cap, size_t bytes, c
 int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
                       int64_t n_tokens, larder_error *err);
 int cuda_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float *x, larder_error *err);
-/* The GEMV's rows per warp (1, 2 or 4) for `rows` rows in each of n_sets
- * row sets (MoE pairs): the most that leaves >= 3 blocks per SM. */
-int cuda_gemv_rows_per_warp(const cuda_backend *c, int64_t rows, int64_t n_sets);
+/* The GEMV's rows per block (1, 2 or 4) for `rows` rows in each of n_sets
+ * row sets (MoE pairs): the most that leaves >= 6 blocks per SM. */
+int cuda_gemv_rows_per_block(const cuda_backend *c, int64_t rows, int64_t n_sets);
 /* Whether the matmul kernels take weights of this type. */
 bool cuda_type_supported(uint32_t wtype);
 

@@ -36,9 +36,16 @@ template <int T, int NT, int R>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_gemv(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks,
            const float *__restrict__ x_il, int64_t il_stride, float *__restrict__ y, int ntok) {
-    const int64_t r0 = ((int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * R;
-    if (r0 >= rows) return;
-    gemv_warp<T, NT, R>(w, row_bytes, r0, rows, n_chunks, x_il, il_stride, ntok, y, rows);
+    __shared__ float sums[GEMV_SMEM_FLOATS(R, NT)];
+    const int64_t r0 = (int64_t)blockIdx.x * R;
+    const uint8_t *rowp[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) rowp[r] = w + (size_t)(r0 + r < rows ? r0 + r : rows - 1) * row_bytes;
+    gemv_block_rows<T, NT, R>(rowp, n_chunks, x_il, il_stride, ntok, sums);
+    for (int i = threadIdx.x; i < R * NT; i += blockDim.x) {
+        const int r = i / NT, t = i % NT;
+        if (t < ntok && r0 + r < rows) y[(int64_t)t * rows + r0 + r] = sums[i];
+    }
 }
 
 /* Float weights of any width: one thread per (token, row), scalar. */
@@ -255,7 +262,7 @@ bool cuda_type_supported(uint32_t wtype) {
 template <int T, int R>
 static void gemv_launch_nt(cuda_backend *c, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t n_chunks,
                            const float *x_il, int64_t il_stride, float *y, int nt) {
-    dim3 g((unsigned)((rows + GEMV_WARPS * R - 1) / (GEMV_WARPS * R))), b(GEMV_WARPS * 32);
+    dim3 g((unsigned)((rows + R - 1) / R)), b(GEMV_WARPS * 32);
     if (nt == 1) k_gemv<T, 1, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
     else if (nt <= 2) k_gemv<T, 2, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
     else if (nt <= 4) k_gemv<T, 4, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
@@ -264,21 +271,22 @@ static void gemv_launch_nt(cuda_backend *c, const uint8_t *w, size_t row_bytes, 
 
 struct gemv_launch {
     cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t n_chunks, il_stride;
-    const float *x_il; float *y; int nt, rows_per_warp;
+    const float *x_il; float *y; int nt, rows_per_block;
     template <int T> void operator()() {
         const uint8_t *w = (const uint8_t *)m->w;
-        if (rows_per_warp == 4) gemv_launch_nt<T, 4>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
-        else if (rows_per_warp == 2) gemv_launch_nt<T, 2>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+        if (rows_per_block == 4) gemv_launch_nt<T, 4>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+        else if (rows_per_block == 2) gemv_launch_nt<T, 2>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
         else gemv_launch_nt<T, 1>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
     }
 };
 
-int cuda_gemv_rows_per_warp(const cuda_backend *c, int64_t rows, int64_t n_sets) {
-    if (c->gemv_rows_per_warp) return c->gemv_rows_per_warp;
-    /* the most rows per warp that still leaves >= 3 blocks per SM */
-    const int64_t want = 3 * (int64_t)c->n_sm;
+int cuda_gemv_rows_per_block(const cuda_backend *c, int64_t rows, int64_t n_sets) {
+    if (c->gemv_rows_per_block) return c->gemv_rows_per_block;
+    /* the most rows a block (fewer x̃ loads per weight) that still leaves
+     * >= 6 blocks per SM (loads in flight) */
+    const int64_t want = 6 * (int64_t)c->n_sm;
     for (int r = 4; r > 1; r /= 2)
-        if ((rows + GEMV_WARPS * r - 1) / (GEMV_WARPS * r) * n_sets >= want) return r;
+        if ((rows + r - 1) / r * n_sets >= want) return r;
     return 1;
 }
 
@@ -304,7 +312,7 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
         return cuda_check_launch("matmul (scalar)", err);
     }
     const int64_t n_chunks = cols / 32, il_stride = cuda_act_il_stride(cols);
-    const int rpw = cuda_gemv_rows_per_warp(c, m->rows, 1);
+    const int rpw = cuda_gemv_rows_per_block(c, m->rows, 1);
     for (int64_t t0 = 0; t0 < n; t0 += GEMV_MAX_TOKENS) {
         int nt = (int)(n - t0 < GEMV_MAX_TOKENS ? n - t0 : GEMV_MAX_TOKENS);
         gemv_launch l{c, m, row_bytes, n_chunks, il_stride, x_il + t0 * il_stride, m->y + t0 * m->rows, nt, rpw};

@@ -88,40 +88,93 @@ int cuda_moe_route(backend *b, const float *logits, const float *sel_bias, int64
     return cuda_check_launch("moe routing", err);
 }
 
+/* The expert of pair p, or -1 (flagged) for an id outside [0, n_expert). */
+__device__ __forceinline__ int32_t moe_expert(const int32_t *ids, int64_t p, int32_t n_expert, int *bad_id) {
+    const int32_t e = ids[p];
+    if (e >= 0 && e < n_expert) return e;
+    if (threadIdx.x == 0) *bad_id = 1;
+    return -1;
+}
+
 /* y[p] (rows) = W[e = ids[p]] (rows x cols) · x̃[p / x_div] for pairs p
- * (x̃ rounded and interleaved, cuda_act_round.cu), R rows a warp. */
+ * (x̃ rounded and interleaved, cuda_act_round.cu), R rows a block. */
 template <int T, int R>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_moe_gemv(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks, int32_t n_expert,
                const int32_t *__restrict__ ids, const float *__restrict__ x_il, int64_t il_stride, int x_div,
                float *__restrict__ y, int *bad_id) {
-    const int64_t r0 = ((int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * R;
-    const int64_t p = blockIdx.y;
-    if (r0 >= rows) return;
-    int32_t e = ids[p];
-    if (e < 0 || e >= n_expert) {
-        if ((threadIdx.x & 31) == 0) {
-            *bad_id = 1;
-            for (int r = 0; r < R && r0 + r < rows; r++) y[p * rows + r0 + r] = 0.0f;
-        }
+    __shared__ float sums[GEMV_SMEM_FLOATS(R, 1)];
+    const int64_t r0 = (int64_t)blockIdx.x * R, p = blockIdx.y;
+    const int32_t e = moe_expert(ids, p, n_expert, bad_id);
+    if (e < 0) { /* the whole block returns: no barrier is left waiting */
+        for (int r = threadIdx.x; r < R && r0 + r < rows; r += blockDim.x) y[p * rows + r0 + r] = 0.0f;
         return;
     }
-    gemv_warp<T, 1, R>(w + (size_t)e * (size_t)rows * row_bytes, row_bytes, r0, rows, n_chunks,
-                       x_il + (p / x_div) * il_stride, il_stride, 1, y + p * rows, rows);
+    const uint8_t *base = w + (size_t)e * (size_t)rows * row_bytes;
+    const uint8_t *rowp[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) rowp[r] = base + (size_t)(r0 + r < rows ? r0 + r : rows - 1) * row_bytes;
+    gemv_block_rows<T, 1, R>(rowp, n_chunks, x_il + (p / x_div) * il_stride, il_stride, 1, sums);
+    for (int r = threadIdx.x; r < R; r += blockDim.x)
+        if (r0 + r < rows) y[p * rows + r0 + r] = sums[r];
+}
+
+/* Gate and up of one expert in one pass (same weight type), h = silu(g)·u:
+ * h[p] (ff) for pairs p, R rows of each matrix a block. */
+template <int T, int R>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+    k_moe_gate_up(const uint8_t *__restrict__ gate, const uint8_t *__restrict__ up, size_t row_bytes, int64_t ff,
+                  int64_t n_chunks, int32_t n_expert, const int32_t *__restrict__ ids, const float *__restrict__ x_il,
+                  int64_t il_stride, int k, float *__restrict__ h, int *bad_id) {
+    __shared__ float sums[GEMV_SMEM_FLOATS(2 * R, 1)];
+    const int64_t r0 = (int64_t)blockIdx.x * R, p = blockIdx.y;
+    const int32_t e = moe_expert(ids, p, n_expert, bad_id);
+    if (e < 0) {
+        for (int r = threadIdx.x; r < R && r0 + r < ff; r += blockDim.x) h[p * ff + r0 + r] = 0.0f;
+        return;
+    }
+    const size_t ex = (size_t)e * (size_t)ff * row_bytes;
+    const uint8_t *rowp[2 * R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const size_t off = ex + (size_t)(r0 + r < ff ? r0 + r : ff - 1) * row_bytes;
+        rowp[r] = gate + off, rowp[R + r] = up + off;
+    }
+    gemv_block_rows<T, 1, 2 * R>(rowp, n_chunks, x_il + (p / k) * il_stride, il_stride, 1, sums);
+    for (int r = threadIdx.x; r < R; r += blockDim.x)
+        if (r0 + r < ff) {
+            const float g = sums[r], u = sums[R + r];
+            h[p * ff + r0 + r] = g / (1.0f + expf(-g)) * u; /* as k_moe_silu_mul and the CPU */
+        }
 }
 
 struct moe_gemv_launch {
     cuda_backend *c; const void *w; size_t row_bytes; int64_t rows, n_chunks; int32_t n_expert;
-    const int32_t *ids; const float *x_il; int64_t il_stride; int x_div; float *y; int64_t n_pairs; int rpw;
+    const int32_t *ids; const float *x_il; int64_t il_stride; int x_div; float *y; int64_t n_pairs; int rpb;
     template <int T, int R> void go() {
-        dim3 grid((unsigned)((rows + GEMV_WARPS * R - 1) / (GEMV_WARPS * R)), (unsigned)n_pairs);
+        dim3 grid((unsigned)((rows + R - 1) / R), (unsigned)n_pairs);
         k_moe_gemv<T, R><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w, row_bytes, rows, n_chunks,
                                                                   n_expert, ids, x_il, il_stride, x_div, y,
                                                                   c->dev_flags);
     }
     template <int T> void operator()() {
-        if (rpw == 4) go<T, 4>();
-        else if (rpw == 2) go<T, 2>();
+        if (rpb == 4) go<T, 4>();
+        else if (rpb == 2) go<T, 2>();
+        else go<T, 1>();
+    }
+};
+
+struct moe_gate_up_launch {
+    cuda_backend *c; const void *gate, *up; size_t row_bytes; int64_t ff, n_chunks; int32_t n_expert;
+    const int32_t *ids; const float *x_il; int64_t il_stride; int k; float *h; int64_t n_pairs; int rpb;
+    template <int T, int R> void go() {
+        dim3 grid((unsigned)((ff + R - 1) / R), (unsigned)n_pairs);
+        k_moe_gate_up<T, R><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)gate, (const uint8_t *)up,
+                                                                     row_bytes, ff, n_chunks, n_expert, ids, x_il,
+                                                                     il_stride, k, h, c->dev_flags);
+    }
+    template <int T> void operator()() {
+        if (rpb >= 2) go<T, 2>(); /* 2 rows of each matrix: 4 rows a block */
         else go<T, 1>();
     }
 };
@@ -156,7 +209,7 @@ static int moe_gemv(cuda_backend *c, const void *w, uint32_t type, int64_t rows,
         cuda_act_round(c, type, x, n_x, cols, ACT_LAYOUT_IL, il_stride, *scratch, err))
         return -1;
     moe_gemv_launch l{c, w, tensor_row_bytes(type, cols), rows, cols / 32, n_expert, ids, (const float *)*scratch,
-                      il_stride, x_div, y, n_pairs, cuda_gemv_rows_per_warp(c, rows, n_pairs)};
+                      il_stride, x_div, y, n_pairs, cuda_gemv_rows_per_block(c, rows, n_pairs)};
     cq_dispatch(type, l);
     return cuda_check_launch("moe ffn", err);
 }
@@ -170,15 +223,29 @@ int cuda_moe_ffn(backend *b, const backend_moe_experts *ex, const float *x, cons
     const size_t bytes = (size_t)n_pairs * (size_t)(2 * ff + dim) * sizeof(float);
     if (cuda_scratch_reserve(c, &c->moe_scratch, &c->moe_scratch_bytes, bytes, "moe scratch", err)) return -1;
     float *g = (float *)c->moe_scratch, *u = g + n_pairs * ff, *dn = u + n_pairs * ff;
-    /* x is rounded for each product (a few KiB a token; their types may differ) */
-    if (moe_gemv(c, ex->gate, ex->gate_type, ff, dim, ex->n_expert, ids, x, n_tokens, k, &c->mm_xil,
-                 &c->mm_xil_bytes, g, n_pairs, err) ||
-        moe_gemv(c, ex->up, ex->up_type, ff, dim, ex->n_expert, ids, x, n_tokens, k, &c->mm_xil, &c->mm_xil_bytes, u,
-                 n_pairs, err))
-        return -1;
-    k_moe_silu_mul<<<(unsigned)((n_pairs * ff + 255) / 256), 256, 0, c->stream>>>(g, u, n_pairs * ff);
-    if (cuda_check_launch("moe ffn", err) ||
-        moe_gemv(c, ex->down, ex->down_type, dim, ff, ex->n_expert, ids, g, n_pairs, 1, &c->moe_xil, &c->moe_xil_bytes,
+    if (ex->gate_type == ex->up_type && dim % 32 == 0 && cuda_type_supported(ex->gate_type)) {
+        /* gate and up in one pass over x̃ (rounded once), silu·up fused */
+        const int64_t il_stride = cuda_act_il_stride(dim);
+        if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes, (size_t)n_tokens * (size_t)il_stride * sizeof(float),
+                                 "moe activation scratch", err) ||
+            cuda_act_round(c, ex->gate_type, x, n_tokens, dim, ACT_LAYOUT_IL, il_stride, c->mm_xil, err))
+            return -1;
+        moe_gate_up_launch l{c, ex->gate, ex->up, tensor_row_bytes(ex->gate_type, dim), ff, dim / 32, ex->n_expert,
+                             ids, (const float *)c->mm_xil, il_stride, k, g, n_pairs,
+                             cuda_gemv_rows_per_block(c, 2 * ff, n_pairs)};
+        cq_dispatch(ex->gate_type, l);
+        if (cuda_check_launch("moe ffn (gate, up)", err)) return -1;
+    } else {
+        /* x is rounded for each product (their activation types may differ) */
+        if (moe_gemv(c, ex->gate, ex->gate_type, ff, dim, ex->n_expert, ids, x, n_tokens, k, &c->mm_xil,
+                     &c->mm_xil_bytes, g, n_pairs, err) ||
+            moe_gemv(c, ex->up, ex->up_type, ff, dim, ex->n_expert, ids, x, n_tokens, k, &c->mm_xil, &c->mm_xil_bytes,
+                     u, n_pairs, err))
+            return -1;
+        k_moe_silu_mul<<<(unsigned)((n_pairs * ff + 255) / 256), 256, 0, c->stream>>>(g, u, n_pairs * ff);
+        if (cuda_check_launch("moe ffn", err)) return -1;
+    }
+    if (moe_gemv(c, ex->down, ex->down_type, dim, ff, ex->n_expert, ids, g, n_pairs, 1, &c->moe_xil, &c->moe_xil_bytes,
                  dn, n_pairs, err))
         return -1;
     k_moe_combine<<<(unsigned)((n_tokens * dim + 255) / 256), 256, 0, c->stream>>>(dn, weights, n_tokens, k, dim, out);
