@@ -367,6 +367,43 @@ static void check_attention(uint32_t kv_type, int32_t D, int32_t n_heads, int32_
     free(pt), free(tok), free(pos), free(seq), free(q), free(k), free(v), free(oc), free(oh);
 }
 
+/* rmsnorm then a product of its output, three times: the first product
+ * teaches the norm its activation type, after which the norm rounds x for
+ * the product itself (cuda_backend.cu's memo); every result as the CPU's. */
+static void check_norm_then_matmul(uint32_t type, int64_t n) {
+    larder_error err = {0};
+    const int64_t dim = 512, rows = 384;
+    size_t rb = tensor_row_bytes(type, dim);
+    uint8_t *wq = malloc(rb * (size_t)rows);
+    float *wf = malloc((size_t)(rows * dim) * 4), *x = malloc((size_t)(n * dim) * 4), *nw = malloc((size_t)dim * 4);
+    float *xn = malloc((size_t)(n * dim) * 4), *yc = malloc((size_t)(n * rows) * 4), *yh = malloc((size_t)(n * rows) * 4);
+    fill(wf, (size_t)(rows * dim), 1.0f), fill(nw, (size_t)dim, 1.0f);
+    for (int64_t r = 0; r < rows; r++) quantize_row(type, wf + r * dim, wq + (size_t)r * rb, dim);
+    const void *wd;
+    if (backend_upload_weight(gpu, wq, rb * (size_t)rows, &wd, &err)) die("upload", &err);
+    float *nwg = buf_from(gpu, nw, (size_t)dim), *xg = buf_from(gpu, NULL, (size_t)(n * dim));
+    float *xng = buf_from(gpu, NULL, (size_t)(n * dim)), *yg = buf_from(gpu, NULL, (size_t)(n * rows));
+    double worst = 0;
+    for (int round = 0; round < 3; round++) {
+        fill(x, (size_t)(n * dim), 2.0f);
+        if (backend_buffer_write(gpu, xg, x, (size_t)(n * dim) * 4, &err)) die("write", &err);
+        backend_rmsnorm(cpu, x, nw, xn, n, dim, 1e-5f, &err);
+        if (backend_matmul(cpu, wq, type, rows, dim, xn, n, yc, &err)) die("cpu matmul", &err);
+        if (backend_rmsnorm(gpu, xg, nwg, xng, n, dim, 1e-5f, &err) ||
+            backend_matmul(gpu, wd, type, rows, dim, xng, n, yg, &err))
+            die("rmsnorm + matmul", &err);
+        buf_to(gpu, yh, yg, (size_t)(n * rows));
+        double e = rel_errf(yh, yc, (size_t)(n * rows));
+        if (!(e <= worst)) worst = e;
+    }
+    char what[128];
+    snprintf(what, sizeof what, "rmsnorm -> matmul %s n=%lld x3 (norm rounds for the product) vs cpu",
+             tensor_type_get(type)->name, (long long)n);
+    check(what, worst, quant_vec_dot_type(type) == TYPE_Q8_1 ? 1.5e-3 : 1e-5);
+    backend_buffer_free(gpu, nwg), backend_buffer_free(gpu, xg), backend_buffer_free(gpu, xng), backend_buffer_free(gpu, yg);
+    free(wq), free(wf), free(x), free(nw), free(xn), free(yc), free(yh);
+}
+
 /* ---- mixture of experts: routing and the expert feed-forward, against the CPU */
 
 /* up_type: the up matrices' type (the GPU fuses gate and up when it equals wtype) */
@@ -451,6 +488,9 @@ int main(void) {
     check_matmul_multi(TYPE_Q4_K, 1);
     check_matmul_multi(TYPE_Q8_0, 40);
     check_small_ops();
+    check_norm_then_matmul(TYPE_Q4_K, 1);
+    check_norm_then_matmul(TYPE_Q8_0, 3);
+    check_norm_then_matmul(TYPE_F16, 8);
     const uint32_t kv_types[] = {TYPE_F16, TYPE_F32, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0};
     for (size_t i = 0; i < sizeof kv_types / sizeof kv_types[0]; i++) {
         check_attention(kv_types[i], 128, 8, 2, 100);

@@ -32,96 +32,19 @@
  */
 #include <cuda_fp16.h>
 
-#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_act_round.cuh"
 
-extern "C" {
-#include "tensor/quant.h"
-}
 
-#define ACT_GROUP 256 /* elements per warp */
 #define ACT_WARPS 4
-
-/* Rounds one lane's 8 elements (v) in place as act type A. Lanes 4j..4j+3
- * hold one 32-element block (Q8_0/Q8_1); the warp holds one Q8_K block. */
-template <int A> __device__ __forceinline__ void act_round8(float v[8], int lane);
-
-template <> __device__ __forceinline__ void act_round8<TYPE_F32>(float *, int) {}
-
-template <> __device__ __forceinline__ void act_round8<TYPE_Q8_0>(float v[8], int) {
-    float amax = 0.0f;
-#pragma unroll
-    for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
-    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 1));
-    amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
-    const float d = amax / 127.0f;
-    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    const float dh = __half2float(__float2half_rn(d));
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        float q = rintf(v[i] * id);
-        q = fminf(fmaxf(q, -127.0f), 127.0f);
-        v[i] = q * dh;
-    }
-}
-
-template <> __device__ __forceinline__ void act_round8<TYPE_Q8_1>(float v[8], int lane) {
-    act_round8<TYPE_Q8_0>(v, lane);
-}
-
-template <> __device__ __forceinline__ void act_round8<TYPE_Q8_K>(float v[8], int lane) {
-    /* the first element (lowest index) of largest magnitude, sign kept */
-    float amax = 0.0f, mx = 0.0f;
-    int idx = 0x7fffffff;
-#pragma unroll
-    for (int i = 0; i < 8; i++)
-        if (fabsf(v[i]) > amax) amax = fabsf(v[i]), mx = v[i], idx = lane * 8 + i;
-    for (int o = 16; o > 0; o >>= 1) {
-        float oa = __shfl_xor_sync(0xffffffffu, amax, o), om = __shfl_xor_sync(0xffffffffu, mx, o);
-        int oi = __shfl_xor_sync(0xffffffffu, idx, o);
-        if (oa > amax || (oa == amax && oi < idx)) amax = oa, mx = om, idx = oi;
-    }
-    if (amax == 0.0f || !isfinite(amax)) { /* NaNs never win the max, as on the CPU */
-#pragma unroll
-        for (int i = 0; i < 8; i++) v[i] = 0.0f;
-        return;
-    }
-    const float iscale = -127.0f / mx;
-    const float d = 1.0f / iscale;
-#pragma unroll
-    for (int i = 0; i < 8; i++) {
-        float q = rintf(iscale * v[i]);
-        q = fminf(fmaxf(q, -128.0f), 127.0f);
-        v[i] = q * d;
-    }
-}
 
 template <int A, int LAYOUT>
 __global__ void __launch_bounds__(ACT_WARPS * 32)
     k_act_round(const float *__restrict__ x, int64_t n, int64_t cols, int64_t out_stride, void *__restrict__ out) {
-    const int lane = threadIdx.x & 31;
     const int64_t groups = (cols + ACT_GROUP - 1) / ACT_GROUP;
     const int64_t gw = (int64_t)blockIdx.x * ACT_WARPS + (threadIdx.x >> 5);
     if (gw >= n * groups) return;
-    const int64_t t = gw / groups, g = gw % groups;
-    const int64_t k0 = g * ACT_GROUP + lane * 8;
-    const float *xr = x + t * cols;
-    float v[8];
-#pragma unroll
-    for (int i = 0; i < 8; i++) v[i] = k0 + i < cols ? xr[k0 + i] : 0.0f;
-    act_round8<A>(v, lane);
-    if (LAYOUT == ACT_LAYOUT_IL) {
-        float *o = (float *)out + t * out_stride;
-        const int64_t c = k0 / 32; /* this lane's 8 elements lie in chunk c, from e0 */
-        const int e0 = (int)(k0 % 32);
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            if (k0 + i < cols) o[(c >> 5) * 1024 + (e0 + i) * 32 + (c & 31)] = v[i];
-    } else {
-        __half *o = (__half *)out + t * out_stride;
-#pragma unroll
-        for (int i = 0; i < 8; i++)
-            if (k0 + i < out_stride) o[k0 + i] = __float2half_rn(k0 + i < cols ? v[i] : 0.0f);
-    }
+    const int64_t t = gw / groups;
+    act_round_group<A, LAYOUT>(x + t * cols, cols, gw % groups, (LAYOUT == ACT_LAYOUT_IL ? 4 : 2) * t * out_stride, out);
 }
 
 int64_t cuda_act_il_stride(int64_t cols) { return (cols + 1023) / 1024 * 1024; }

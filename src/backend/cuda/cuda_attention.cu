@@ -179,7 +179,7 @@ static int check_kv_type(const backend_kv *kv, larder_error *err) {
 }
 
 int cuda_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     cuda_backend *c = (cuda_backend *)b;
     const cuda_batch *bt = &c->batch;
     if (check_kv_type(kv, err)) return -1;
@@ -422,7 +422,7 @@ static int cut_tiles(cuda_backend *c, int32_t group, int32_t tile_tokens, larder
 
 int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,
                    float *out, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     cuda_backend *c = (cuda_backend *)b;
     const cuda_batch *bt = &c->batch;
     const backend_kv_layout *l = &kv->layout;

@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cuda/cuda_internal.h"
+#include "backend/cuda/cuda_act_round.cuh"
 
 #include <time.h>
 
@@ -129,11 +129,13 @@ static int cu_upload_weight(backend *b, const void *data, size_t bytes, const vo
 
 static void *cu_buffer_alloc(backend *b, size_t bytes, larder_error *err) {
     ((cuda_backend *)b)->mem_gen++;
+    ((cuda_backend *)b)->xil_src = NULL; /* the memo's source may be this memory again */
     return cuda_alloc((cuda_backend *)b, bytes, "an activation buffer", err);
 }
 
 static void cu_buffer_free(backend *b, void *buf) {
     ((cuda_backend *)b)->mem_gen++;
+    ((cuda_backend *)b)->xil_src = NULL;
     cudaStreamSynchronize(((cuda_backend *)b)->stream);
     cudaFree(buf);
 }
@@ -147,6 +149,7 @@ static int cu_buffer_read(backend *b, void *host_dst, const void *buf, size_t by
 
 static int cu_buffer_write(backend *b, void *buf, const void *host_src, size_t bytes, larder_error *err) {
     cuda_backend *c = (cuda_backend *)b;
+    c->xil_src = NULL; /* it may overwrite the memo's source */
     if (cuda_check(cudaMemcpyAsync(buf, host_src, bytes, cudaMemcpyHostToDevice, c->stream), "buffer write", err))
         return -1;
     return cuda_check(cudaStreamSynchronize(c->stream), "buffer write", err);
@@ -271,6 +274,7 @@ static int graph_end_step(cuda_backend *c, larder_error *err) {
 static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) {
     cuda_backend *c = (cuda_backend *)b;
     cuda_batch *bt = &c->batch;
+    c->xil_src = NULL, c->norm_out = NULL; /* a new step: no activation is current */
     if (in->n_tokens < 0 || in->n_seqs < 0 || in->max_pages < 0 || in->n_out < 0 || in->n_out > in->n_tokens)
         return error_set(err, ERR_INVALID, "batch: negative or inconsistent sizes");
     for (int32_t t = 0; t < in->n_tokens; t++)
@@ -341,7 +345,12 @@ static unsigned ew_blocks(int64_t n) { return (unsigned)((n + EW_THREADS - 1) / 
 
 /* One block per row: squares rounded to f32 and summed in double, the
  * mean rounded to f32 (the CPU's steps). */
-__global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim, float eps) {
+/* y = x / sqrt(mean(x²) + eps) · w, one block per row; the squares summed
+ * in double, as the CPU. With ROUND the block then rounds its row for act
+ * type A, for the product that follows (cuda_act_round.cuh), into x_il. */
+template <bool ROUND, int A>
+__global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim, float eps, float *x_il,
+                          int64_t il_stride) {
     __shared__ double part[32];
     const float *xr = x + (int64_t)blockIdx.x * dim;
     float *yr = y + (int64_t)blockIdx.x * dim;
@@ -359,14 +368,44 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim,
     const float mean = (float)(part[0] / (double)dim);
     const float scale = 1.0f / sqrtf(mean + eps);
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
+    if (!ROUND) return;
+    __syncthreads(); /* the row's y is written: each warp rounds its 256-element groups */
+    const int64_t groups = (dim + 255) / 256;
+    for (int64_t g = threadIdx.x >> 5; g < groups; g += blockDim.x >> 5)
+        act_round_group<A, ACT_LAYOUT_IL>(yr, dim, g, (int64_t)blockIdx.x * il_stride * 4, x_il);
 }
 
+/* rmsnorm; when the product that read this norm's output last time rounded
+ * it for act type A (norm_act), the norm rounds it too, into mm_xil, and
+ * records that (xil_src): the product then skips its own rounding. */
 static int cu_rmsnorm(backend *b, const float *x, const float *w, float *y, int64_t n, int64_t dim, float eps,
                       larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
+    cuda_backend *c = (cuda_backend *)b;
     if (n <= 0) return 0;
     if (n > INT32_MAX) return error_set(err, ERR_INVALID, "rmsnorm: %lld rows", (long long)n);
-    k_rmsnorm<<<(unsigned)n, dim >= 1024 ? 256 : 128, 0, ((cuda_backend *)b)->stream>>>(x, w, y, dim, eps);
+    const unsigned threads = dim >= 1024 ? 256 : 128;
+    const unsigned slot = cuda_norm_slot(w);
+    const uint32_t act = c->norm_acts[slot].w == w ? c->norm_acts[slot].act : QUANT_NO_TYPE;
+    const bool fuse = (act == TYPE_F32 || act == TYPE_Q8_0 || act == TYPE_Q8_1 || act == TYPE_Q8_K) && dim % 32 == 0 &&
+                      (act != TYPE_Q8_K || dim % 256 == 0) && n <= 8; /* products of <= 8 tokens take the GEMV */
+    c->norm_out = y, c->norm_w = w;
+    if (!fuse) {
+        k_rmsnorm<false, TYPE_F32><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, NULL, 0);
+        return cuda_check_launch("rmsnorm", err);
+    }
+    const int64_t il_stride = cuda_act_il_stride(dim);
+    if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes, (size_t)n * (size_t)il_stride * sizeof(float),
+                             "matmul activation scratch", err))
+        return -1;
+    float *xil = (float *)c->mm_xil;
+    switch (act) {
+    case TYPE_Q8_0: k_rmsnorm<true, TYPE_Q8_0><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
+    case TYPE_Q8_1: k_rmsnorm<true, TYPE_Q8_1><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
+    case TYPE_Q8_K: k_rmsnorm<true, TYPE_Q8_K><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
+    default: k_rmsnorm<true, TYPE_F32><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
+    }
+    c->xil_src = y, c->xil_act = act, c->xil_n = n, c->xil_cols = dim;
     return cuda_check_launch("rmsnorm", err);
 }
 
@@ -376,7 +415,7 @@ __global__ void k_add_bias(float *x, const float *bias, int64_t n, int64_t width
 }
 
 static int cu_add_bias(backend *b, float *x, const float *bias, int64_t n, int64_t width, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     if (n * width <= 0) return 0;
     k_add_bias<<<ew_blocks(n * width), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(x, bias, n, width);
     return cuda_check_launch("add_bias", err);
@@ -388,7 +427,7 @@ __global__ void k_add(float *x, const float *y, int64_t n) {
 }
 
 static int cu_add(backend *b, float *x, const float *y, int64_t n, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     if (n <= 0) return 0;
     k_add<<<ew_blocks(n), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(x, y, n);
     return cuda_check_launch("add", err);
@@ -403,7 +442,7 @@ __global__ void k_silu_mul(float *g, const float *u, int64_t n) {
 }
 
 static int cu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     if (n <= 0) return 0;
     k_silu_mul<<<ew_blocks(n), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(g, u, n);
     return cuda_check_launch("silu_mul", err);
@@ -436,7 +475,7 @@ __global__ void k_rope(float *x, const int32_t *pos, int32_t n_heads, int32_t he
 
 static int cu_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int32_t n_rot,
                    const backend_rope_freqs *freqs, bool neox, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     cuda_backend *c = (cuda_backend *)b;
     if (n_rot < 0 || n_rot > head_dim || n_rot % 2)
         return error_set(err, ERR_INVALID, "rope: %d rotated dims of %d", n_rot, head_dim);
@@ -453,7 +492,7 @@ __global__ void k_gather_rows(const float *x, float *dst, const int32_t *rows, i
 }
 
 static int cu_get_out_rows(backend *b, const float *x, float *dst, int64_t width, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     cuda_backend *c = (cuda_backend *)b;
     const int32_t n_out = c->batch.n_out;
     if (n_out == 0 || width <= 0) return 0;

@@ -66,6 +66,18 @@ typedef struct cuda_backend {
     size_t mm_x16_bytes;
     void *mm_xil;             /* x rounded and interleaved for the GEMV (cuda_act_round) */
     size_t mm_xil_bytes;
+    /* What mm_xil holds: xil_src (n, cols) rounded for act type xil_act, or
+     * nothing (xil_src NULL). Ops that may write activations begin with
+     * CUDA_OP_BEGIN, which forgets it; rmsnorm sets it when it rounds its
+     * output for the product that follows (see cu_rmsnorm), the GEMV path
+     * reuses it instead of rounding again. */
+    const float *xil_src;
+    uint32_t xil_act;
+    int64_t xil_n, xil_cols;
+    /* the last rmsnorm's output and weight, and per norm weight (a small
+     * direct-mapped table) the act type the product reading its output took */
+    const float *norm_out, *norm_w;
+    struct { const float *w; uint32_t act; } norm_acts[256];
     void *moe_xil;            /* the same for the MoE down product's input */
     size_t moe_xil_bytes;
     /* CUDA graphs of decode steps */
@@ -109,6 +121,14 @@ struct backend_kv {
         if (((cuda_backend *)(b))->graph_mode == CUDA_GRAPH_REPLAY) return 0;                                          \
     } while (0)
 
+/* The start of an op that may write activations: skipped while replaying,
+ * and mm_xil's memo is forgotten. */
+#define CUDA_OP_BEGIN(b)                                                                                               \
+    do {                                                                                                               \
+        CUDA_SKIP_IF_REPLAY(b);                                                                                        \
+        ((cuda_backend *)(b))->xil_src = NULL;                                                                         \
+    } while (0)
+
 /* err from a CUDA status: -1 with "what: cuda message" (0 on success). */
 int cuda_check(cudaError_t e, const char *what, larder_error *err);
 /* The last launch's status (cudaGetLastError), as cuda_check. */
@@ -128,6 +148,9 @@ int cuda_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float
 int cuda_gemv_rows_per_block(const cuda_backend *c, int64_t rows, int64_t n_sets);
 /* Whether the matmul kernels take weights of this type. */
 bool cuda_type_supported(uint32_t wtype);
+
+/* The norm_acts slot of a norm weight. */
+static inline unsigned cuda_norm_slot(const float *w) { return (unsigned)(((uintptr_t)w >> 8) * 2654435761u >> 24); }
 
 /* cuda_act_round.cu: x (n, cols) f32 rounded as the CPU rounds the
  * activations of a product with a weight of wtype (its vec dot type: Q8_0,

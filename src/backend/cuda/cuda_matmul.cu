@@ -354,7 +354,7 @@ static int gemm(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
 
 int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
                       int64_t n_tokens, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_SKIP_IF_REPLAY(b); /* reads x̃ from the memo (cuda_internal.h) when it is x's */
     cuda_backend *c = (cuda_backend *)b;
     if (cols <= 0 || n_tokens < 0) return error_set(err, ERR_INVALID, "matmul: %lld columns", (long long)cols);
     if (n_tokens == 0) return 0;
@@ -367,13 +367,19 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
     const int64_t ldk = (cols + 31) / 32 * 32;
     const int64_t il_stride = cuda_act_il_stride(cols);
     /* x is rounded once per activation type and path; consecutive matrices
-     * of one type (q, k, v; gate, up) share the rounding. */
-    uint32_t il_act = QUANT_NO_TYPE, f16_act = QUANT_NO_TYPE;
+     * of one type (q, k, v; gate, up) share the rounding, and a rounding
+     * the preceding rmsnorm did (the memo) is used as it is. */
+    uint32_t f16_act = QUANT_NO_TYPE;
+    bool memo_ok = c->xil_src == x && c->xil_n == n_tokens && c->xil_cols == cols;
     for (int i = 0; i < n_mats; i++) {
         const backend_matmul_weight *m = &mats[i];
         if (m->rows == 0) continue;
         const uint32_t act = quant_vec_dot_type(m->wtype);
         const bool use_gemm = n_tokens > GEMV_MAX_TOKENS && m->wtype != TYPE_F32 && cols % 32 == 0;
+        if (x == c->norm_out && i == 0) { /* what this norm should round for next time */
+            const unsigned slot = cuda_norm_slot(c->norm_w);
+            c->norm_acts[slot].w = c->norm_w, c->norm_acts[slot].act = use_gemm ? QUANT_NO_TYPE : act;
+        }
         if (use_gemm) {
             if (act != f16_act) {
                 if (cuda_scratch_reserve(c, &c->mm_x16, &c->mm_x16_bytes, (size_t)n_tokens * (size_t)ldk * 2,
@@ -384,17 +390,20 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
             }
             if (gemm(c, m, cols, (const __half *)c->mm_x16, ldk, n_tokens, err)) return -1;
         } else {
-            if (cols % 32 == 0 && act != il_act) {
+            if (cols % 32 == 0 && !(memo_ok && c->xil_act == act)) {
                 if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes,
                                          (size_t)n_tokens * (size_t)il_stride * sizeof(float),
                                          "matmul activation scratch", err) ||
                     cuda_act_round(c, m->wtype, x, n_tokens, cols, ACT_LAYOUT_IL, il_stride, c->mm_xil, err))
                     return -1;
-                il_act = act;
+                c->xil_src = x, c->xil_act = act, c->xil_n = n_tokens, c->xil_cols = cols;
+                memo_ok = true;
             }
             if (gemv(c, m, cols, x, (const float *)c->mm_xil, n_tokens, err)) return -1;
         }
     }
+    for (int i = 0; i < n_mats; i++) /* an output over x would leave a stale memo */
+        if ((const float *)mats[i].y == c->xil_src) c->xil_src = NULL;
     return 0;
 }
 
@@ -431,7 +440,7 @@ struct get_rows_launch {
 };
 
 int cuda_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float *x, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     cuda_backend *c = (cuda_backend *)b;
     const int64_t n = c->batch.n_tokens;
     const size_t row_bytes = tensor_row_bytes(wtype, cols);

@@ -78,7 +78,7 @@ __global__ void k_moe_route(const float *logits, const float *bias, int32_t n_ex
 
 int cuda_moe_route(backend *b, const float *logits, const float *sel_bias, int64_t n_tokens, int32_t n_expert,
                    int32_t k, backend_moe_gating gating, int32_t *ids, float *weights, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     cuda_backend *c = (cuda_backend *)b;
     if (n_tokens <= 0) return 0;
     size_t smem = (size_t)n_expert * (sizeof(float) + sizeof(int));
@@ -216,7 +216,7 @@ static int moe_gemv(cuda_backend *c, const void *w, uint32_t type, int64_t rows,
 
 int cuda_moe_ffn(backend *b, const backend_moe_experts *ex, const float *x, const int32_t *ids, const float *weights,
                  int64_t n_tokens, int32_t k, float *out, larder_error *err) {
-    CUDA_SKIP_IF_REPLAY(b);
+    CUDA_OP_BEGIN(b);
     cuda_backend *c = (cuda_backend *)b;
     if (n_tokens <= 0) return 0;
     const int64_t n_pairs = n_tokens * k, ff = ex->ff, dim = ex->dim;
