@@ -8,7 +8,7 @@
 # Usage (from the repo root on the GPU machine; D holds larder,
 # cuda_ops_check and a vocab/ folder with the vocabularies the presets use):
 #   D=.devcarry/main OUT=/tmp/out STEPS="ops logits bench" bash bench/cuda_round.sh
-# Knobs: STEPS (ops logits bench profile), SHAPES (llama3-8b qwen3-30b-a3b
+# Knobs: STEPS (ops logits bench profile ncu), SHAPES (llama3-8b qwen3-30b-a3b
 # minimax-m2-reap50:24), BENCH_ARGS (default "--prompt-tokens 512
 # --gen-tokens 128"), VARIANTS (";"-separated env settings, "-" = none).
 # Writes $OUT/ops.txt, $OUT/run.txt, $OUT/bench.jsonl; prints a table last.
@@ -40,6 +40,31 @@ for step in $STEPS; do
     LARDER=$L SKIP_OPS=1 SHARED=$D TEST_TMP=/tmp timeout 400 bash tests/cuda/run.sh >"$OUT/run.txt" 2>&1
     summary+=("logits: $(tail -1 "$OUT/run.txt")")
     grep -E "^(PASS|FAIL)" "$OUT/run.txt"
+    ;;
+  ncu)
+    # kernel times of decode steps, by kernel name, on the shapes cut to 4
+    # layers (same per-layer kernels; ncu replays each kernel, so keep it small)
+    for shape in $SHAPES; do
+      preset=${shape%%:*}
+      M=$MODELS/$preset-ncu4.gguf
+      [ -f "$M" ] || "$L" make-model --preset "$preset" --layers 4 --type q4_k_m --out "$M" --quiet || continue
+      NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2>/dev/null | head -1)
+      LARDER_CUDA_GRAPH=0 timeout 240 "$NCU" --metrics gpu__time_duration.sum --csv --log-file "$OUT/ncu-$preset.csv" \
+        "$L" bench --model "$M" --prompt-tokens 4 --gen-tokens 4 --device cuda >/dev/null 2>&1
+      python3 - "$OUT/ncu-$preset.csv" "$preset" <<'PY' | tee "$OUT/ncu-$preset.txt"
+import csv, sys, collections
+rows = [r for r in csv.reader(open(sys.argv[1])) if len(r) > 14 and r[12] == "gpu__time_duration.sum"]
+tot = collections.defaultdict(float); cnt = collections.Counter()
+for r in rows:
+    name = r[4].split("(")[0].split("<")[0] + ("<" + r[4].split("<")[1].split(">")[0] + ">" if "<" in r[4] else "")
+    v = float(r[14].replace(",", "")); unit = r[13]
+    us = v / 1000 if unit in ("nsecond", "ns") else v * 1000 if unit in ("msecond", "ms") else v
+    tot[name] += us; cnt[name] += 1
+print(f"ncu {sys.argv[2]} (4 layers, 5 steps of <= 4 tokens): {sum(tot.values()):.1f} us in {sum(cnt.values())} kernels")
+for k, v in sorted(tot.items(), key=lambda kv: -kv[1])[:18]:
+    print(f"  {v:9.1f} us {cnt[k]:5d} x {v / cnt[k]:7.2f} us  {k[:90]}")
+PY
+    done
     ;;
   bench|profile)
     for shape in $SHAPES; do
