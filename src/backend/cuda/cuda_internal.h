@@ -150,7 +150,9 @@ int cuda_gemv_rows_per_block(const cuda_backend *c, int64_t rows, int64_t n_sets
 bool cuda_type_supported(uint32_t wtype);
 
 /* The norm_acts slot of a norm weight. */
-static inline unsigned cuda_norm_slot(const float *w) { return (unsigned)(((uintptr_t)w >> 8) * 2654435761u >> 24); }
+static inline unsigned cuda_norm_slot(const float *w) {
+    return ((uint32_t)((uintptr_t)w >> 8) * 2654435761u) >> 24; /* 0..255: 32-bit multiply, top 8 bits */
+}
 
 /* cuda_act_round.cu: x (n, cols) f32 rounded as the CPU rounds the
  * activations of a product with a weight of wtype (its vec dot type: Q8_0,
