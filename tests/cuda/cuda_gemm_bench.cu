@@ -15,7 +15,8 @@
  * Prints TFLOP/s (2·n·rows·cols a matrix) and GB/s of weight bytes (the
  * matrix's bytes once; for the experts, the bytes of the experts chosen).
  *
- * Usage: cuda_gemm_bench [--quick]   (--quick: fewer repeats)
+ * Usage: cuda_gemm_bench [--quick] [--tiles]   (--quick: fewer repeats;
+ * --tiles: also each tile shape of the new path, forced)
  */
 #include <math.h>
 #include <stdio.h>
@@ -32,6 +33,8 @@ extern "C" {
 }
 
 static int g_reps = 15;
+static backend *g_tiles[4]; /* --tiles: the new path with each tile forced (LARDER_CUDA_GEMM=3..6) */
+static const char *g_tile_names[4] = {"64x128", "64x64", "64x32", "128x64"};
 
 static void die(const char *what, const larder_error *err) {
     fprintf(stderr, "cuda_gemm_bench: %s: %s\n", what, err->message);
@@ -138,6 +141,19 @@ static void bench_dense(backend *old_b, backend *new_b, uint32_t type, int64_t r
             if (backend_sync(bs[v], &err)) die("sync", &err);
         }
         const double flop = 2.0 * (double)n * (double)rows * (double)cols;
+        if (g_tiles[0]) {
+            printf("  tiles %-5s %6lldx%-6lld n=%-5lld", tensor_type_get(type)->name, (long long)rows, (long long)cols,
+                   (long long)n);
+            for (int v = 0; v < 4; v++) {
+                cuda_backend *c = (cuda_backend *)g_tiles[v];
+                double tv = time_median(c->stream, [&](int i) {
+                    if (backend_matmul(g_tiles[v], w[i % 3], type, rows, cols, x[i % 3], n, y, &err)) die("matmul", &err);
+                });
+                if (backend_sync(g_tiles[v], &err)) die("sync", &err);
+                printf(" | %s %.3f ms %.0f TF", g_tile_names[v], tv, flop / tv * 1e-9);
+            }
+            printf("\n");
+        }
         printf("dense %-5s %6lldx%-6lld n=%-5lld old %8.3f ms %6.1f TFLOP/s %7.1f GB/s | new %8.3f ms %6.1f TFLOP/s "
                "%7.1f GB/s | %.2fx\n",
                tensor_type_get(type)->name, (long long)rows, (long long)cols, (long long)n, t[0],
@@ -198,8 +214,20 @@ static void bench_moe(backend *old_b, backend *new_b) {
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "--quick")) g_reps = 7;
+    bool tiles = false;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--quick")) g_reps = 7;
+        else if (!strcmp(argv[i], "--tiles")) tiles = true;
+        else {
+            fprintf(stderr, "usage: cuda_gemm_bench [--quick] [--tiles]\n");
+            return 2;
+        }
+    }
     backend *old_b = make_gpu("2"), *new_b = make_gpu("0");
+    if (tiles) {
+        const char *v[4] = {"3", "4", "5", "6"};
+        for (int i = 0; i < 4; i++) g_tiles[i] = make_gpu(v[i]);
+    }
     cudaDeviceProp prop;
     cu(cudaGetDeviceProperties(&prop, 0), "properties");
     printf("device: %s, %d SMs; old = dequantised f16 slabs + wmma GEMM, new = cuda_gemm.cu; median of up to %d runs\n",
@@ -211,6 +239,8 @@ int main(int argc, char **argv) {
     bench_dense(old_b, new_b, TYPE_Q6_K, 4096, 14336);
     bench_dense(old_b, new_b, TYPE_Q6_K, 128256, 4096);
     bench_moe(old_b, new_b);
+    for (int i = 0; i < 4; i++)
+        if (g_tiles[i]) backend_free(g_tiles[i]);
     backend_free(old_b), backend_free(new_b);
     return 0;
 }

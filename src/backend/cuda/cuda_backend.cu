@@ -217,7 +217,7 @@ static int cu_kv_page_write(backend *b, backend_kv *m, uint32_t page, const void
 
 /* ---- CUDA graphs of decode steps
  *
- * With LARDER_CUDA_GRAPH=1, a decode step (every token from its own
+ * Unless LARDER_CUDA_GRAPH=0, a decode step (every token from its own
  * sequence, at most 8) is captured into a graph the second time a step of
  * the same shape (tokens, sequences, page-table width, output rows) comes,
  * and replayed for every later one: the ops return at once and the graph
@@ -503,6 +503,7 @@ static void cu_free(backend *b) {
     cudaFree(c->mm_w16);
     cudaFree(c->mm_x16);
     cudaFree(c->mm_xil);
+    cudaFree(c->moe_xil);
     cudaFree(c->attn_part);
     cudaFree(c->rows_tmp);
     cudaFree(c->moe_scratch);
@@ -575,9 +576,11 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->n_sm = prop.multiProcessorCount;
     const char *gv = getenv("LARDER_CUDA_GEMM");
     c->gemm_variant = gv ? atoi(gv) : 0;
-    const char *gm = getenv("LARDER_CUDA_GEMV");
-    c->gemv_variant = gm ? atoi(gm) : 0;
-    const char *gr = getenv("LARDER_CUDA_GRAPH");
-    c->graph_enabled = gr && atoi(gr) == 1;
+    const char *gr_rows = getenv("LARDER_CUDA_GEMV_R");
+    c->gemv_rows_per_warp = gr_rows ? atoi(gr_rows) : 0;
+    if (c->gemv_rows_per_warp != 1 && c->gemv_rows_per_warp != 2 && c->gemv_rows_per_warp != 4)
+        c->gemv_rows_per_warp = 0;
+    const char *gr = getenv("LARDER_CUDA_GRAPH"); /* decode graphs: on unless LARDER_CUDA_GRAPH=0 */
+    c->graph_enabled = !gr || atoi(gr) != 0;
     return &c->base;
 }

@@ -52,7 +52,7 @@ typedef struct cuda_backend {
     cudaStream_t stream;
     int n_sm;
     int gemm_variant;         /* LARDER_CUDA_GEMM=1: the plain-load GEMM (for A/B timing) */
-    int gemv_variant;         /* LARDER_CUDA_GEMV=2: GEMV on interleaved x (not yet run on a GPU) */
+    int gemv_rows_per_warp;   /* LARDER_CUDA_GEMV_R=1|2|4 fixes the GEMV's rows per warp (A/B timing); 0: chosen */
     cuda_batch batch;
     /* attention tiles of the current step, per group size (cuda_attention.cu) */
     int32_t tiles_group;      /* group they were cut for; 0: none yet this step */
@@ -66,8 +66,10 @@ typedef struct cuda_backend {
     size_t mm_w16_bytes;
     void *mm_x16;
     size_t mm_x16_bytes;
-    void *mm_xil;             /* LARDER_CUDA_GEMV=2: x interleaved for k_gemv_il */
+    void *mm_xil;             /* x rounded and interleaved for the GEMV (cuda_act_round) */
     size_t mm_xil_bytes;
+    void *moe_xil;            /* the same for the MoE down product's input */
+    size_t moe_xil_bytes;
     /* CUDA graphs of decode steps */
     bool graph_enabled;
     int graph_mode;           /* CUDA_GRAPH_*: this step's */
@@ -123,9 +125,22 @@ int cuda_scratch_reserve(cuda_backend *c, void **p, size_t *cap, size_t bytes, c
 int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats, int64_t cols, const float *x,
                       int64_t n_tokens, larder_error *err);
 int cuda_get_rows(backend *b, const void *w, uint32_t wtype, int64_t cols, float *x, larder_error *err);
+/* The GEMV's rows per warp (1, 2 or 4) for `rows` rows in each of n_sets
+ * row sets (MoE pairs): the most that leaves >= 3 blocks per SM. */
+int cuda_gemv_rows_per_warp(const cuda_backend *c, int64_t rows, int64_t n_sets);
 /* Whether the matmul kernels take weights of this type. */
 bool cuda_type_supported(uint32_t wtype);
 
+/* cuda_act_round.cu: x (n, cols) f32 rounded as the CPU rounds the
+ * activations of a product with a weight of wtype (its vec dot type: Q8_0,
+ * Q8_1, Q8_K, or none for float weights), written in one of two layouts
+ * (see that file): ACT_LAYOUT_IL (f32, interleaved for the GEMV; out_stride
+ * = cuda_act_il_stride(cols) floats per token) or ACT_LAYOUT_F16 (f16 rows
+ * of out_stride >= cols elements, zero padded). */
+enum { ACT_LAYOUT_IL = 1, ACT_LAYOUT_F16 = 2 };
+int64_t cuda_act_il_stride(int64_t cols);
+int cuda_act_round(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, int64_t cols, int layout,
+                   int64_t out_stride, void *out, larder_error *err);
 /* cuda_gemm.cu: y (n, rows; row stride ldy) = x16 (n, ldk) · Wᵀ on the
  * tensor cores, W quantized in device memory (every cuda_quant.cuh type but
  * F32), unpacked in shared memory (no dequantised copy in device memory).

@@ -3,122 +3,43 @@
  * weight type of cuda_quant.cuh, and backend_get_rows (embedding rows).
  *
  * Two paths:
- *  - GEMV (decode and small batches, n <= MM_GEMV_MAX_TOKENS, and every f32
- *    weight): one warp per weight row; each lane unpacks 32-element chunks
- *    of the row into registers (cuda_quant.cuh) and multiplies them with
- *    the f32 activations of up to 8 tokens, so the weights stream from
- *    memory once per call; the warp sums its lanes with shuffles. f32
- *    arithmetic throughout (more exact than the CPU's 8-bit activations).
- *  - GEMM (prefill, n > MM_GEMV_MAX_TOKENS): the weight is dequantised to
- *    f16 into a scratch (in slabs of rows that bound the scratch), x is
- *    rounded to f16, and a tensor-core kernel (wmma 16x16x16, f32
- *    accumulators, 128x128 block tiles) computes the product. f32 weights
- *    stay on the GEMV path in groups of 8 tokens (exact, slower; only test
- *    models have them).
+ *  - GEMV (decode and small batches, n <= GEMV_MAX_TOKENS, and every f32
+ *    weight): a warp per R weight rows; each lane unpacks 32-element chunks
+ *    of the rows into registers (cuda_quant.cuh) and multiplies them with
+ *    the activations of up to 8 tokens, so the weights stream from memory
+ *    once per call. The activations are first rounded as the CPU rounds
+ *    them (cuda_act_round.cu: 8-bit quants times their scale), so the
+ *    products equal the CPU's up to the order of float additions.
+ *  - GEMM (prefill, n > GEMV_MAX_TOKENS): x is rounded as for the GEMV,
+ *    then to f16, and cuda_gemm.cu multiplies it with the quantized weight
+ *    on the tensor cores (unpacked in shared memory, never written out).
+ *    LARDER_CUDA_GEMM=1|2 selects the old path for A/B timing: the weight
+ *    dequantised to f16 slabs in device memory, then a wmma GEMM (plain
+ *    loads | cp.async). f32 weights stay on the GEMV path in groups of 8
+ *    tokens (exact, slower; only test models have them).
  * Rows whose width is not a multiple of 32 (float types only) take a scalar
  * kernel.
  */
 #include <cuda_fp16.h>
 #include <mma.h>
 
-#include "backend/cuda/cuda_quant.cuh"
+#include "backend/cuda/cuda_gemv.cuh"
 
-#define MM_GEMV_MAX_TOKENS 8
-#define MM_GEMV_WARPS 4                       /* rows per block */
+extern "C" {
+#include "tensor/quant.h"
+}
+
 #define MM_SLAB_BYTES ((size_t)256 << 20)     /* most dequantised f16 weight bytes at once */
 
-/* ---- GEMV */
+/* ---- GEMV (the warp's work: cuda_gemv.cuh) */
 
-template <int T, int NT>
-__global__ void __launch_bounds__(MM_GEMV_WARPS * 32)
+template <int T, int NT, int R>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_gemv(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks,
-           const float *__restrict__ x, int64_t cols, float *__restrict__ y, int ntok) {
-    const int lane = threadIdx.x & 31;
-    const int64_t r = (int64_t)blockIdx.x * MM_GEMV_WARPS + (threadIdx.x >> 5);
-    if (r >= rows) return;
-    const uint8_t *row = w + (size_t)r * row_bytes;
-    float acc[NT];
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-#pragma unroll 2
-    for (int64_t c = lane; c < n_chunks; c += 32) {
-        float wv[32];
-        chunk_load<T>(row, c, wv);
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t < ntok) {
-                const float4 *xp = (const float4 *)(x + (int64_t)t * cols + c * 32);
-                float s = 0.0f;
-#pragma unroll
-                for (int i = 0; i < 8; i++) {
-                    float4 xv = __ldg(xp + i);
-                    s = fmaf(wv[4 * i], xv.x, s);
-                    s = fmaf(wv[4 * i + 1], xv.y, s);
-                    s = fmaf(wv[4 * i + 2], xv.z, s);
-                    s = fmaf(wv[4 * i + 3], xv.w, s);
-                }
-                acc[t] += s;
-            }
-        }
-    }
-#pragma unroll
-    for (int t = 0; t < NT; t++) {
-        float s = acc[t];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == 0 && t < ntok) y[(int64_t)t * rows + r] = s;
-    }
-}
-
-/* The same GEMV reading x from an interleaved copy (LARDER_CUDA_GEMV=2,
- * not yet run on a GPU): element i of chunk c sits at
- * x_il[(c / 32) * 1024 + i * 32 + c % 32], so the 32 lanes of a warp, which
- * take 32 consecutive chunks, read 32 consecutive floats per load instead
- * of 32 lines 128 bytes apart (k_gemv's float4 loads touch 32 L1 lines per
- * instruction: the first H100 run's decode, 12 ms a token on the 8B shape,
- * fits that L1 wavefront count). */
-template <int T, int NT>
-__global__ void __launch_bounds__(MM_GEMV_WARPS * 32)
-    k_gemv_il(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks,
-              const float *__restrict__ x_il, int64_t il_stride, float *__restrict__ y, int ntok) {
-    const int lane = threadIdx.x & 31;
-    const int64_t r = (int64_t)blockIdx.x * MM_GEMV_WARPS + (threadIdx.x >> 5);
-    if (r >= rows) return;
-    const uint8_t *row = w + (size_t)r * row_bytes;
-    float acc[NT];
-#pragma unroll
-    for (int t = 0; t < NT; t++) acc[t] = 0.0f;
-#pragma unroll 2
-    for (int64_t c = lane; c < n_chunks; c += 32) {
-        float wv[32];
-        chunk_load<T>(row, c, wv);
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            if (t < ntok) {
-                const float *xp = x_il + (int64_t)t * il_stride + (c >> 5) * 1024 + lane;
-                float s = 0.0f;
-#pragma unroll
-                for (int i = 0; i < 32; i++) s = fmaf(wv[i], __ldg(xp + i * 32), s);
-                acc[t] += s;
-            }
-        }
-    }
-#pragma unroll
-    for (int t = 0; t < NT; t++) {
-        float s = acc[t];
-#pragma unroll
-        for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-        if (lane == 0 && t < ntok) y[(int64_t)t * rows + r] = s;
-    }
-}
-
-/* x (n, cols) -> the interleaved layout of k_gemv_il, il_stride floats per token. */
-__global__ void k_x_interleave(const float *__restrict__ x, int64_t n, int64_t cols, int64_t il_stride,
-                               float *__restrict__ x_il) {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n * cols) return;
-    int64_t t = i / cols, k = i % cols, c = k / 32, e = k % 32;
-    x_il[t * il_stride + (c >> 5) * 1024 + e * 32 + (c & 31)] = x[i];
+           const float *__restrict__ x_il, int64_t il_stride, float *__restrict__ y, int ntok) {
+    const int64_t r0 = ((int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * R;
+    if (r0 >= rows) return;
+    gemv_warp<T, NT, R>(w, row_bytes, r0, rows, n_chunks, x_il, il_stride, ntok, y, rows);
 }
 
 /* Float weights of any width: one thread per (token, row), scalar. */
@@ -159,13 +80,6 @@ __global__ void k_dequant_f16(const uint8_t *__restrict__ w, size_t row_bytes, i
     chunk_load<T>(w + (size_t)(r0 + r) * row_bytes, c, v);
 #pragma unroll
     for (int k = 0; k < 16; k++) o[k] = __floats2half2_rn(v[2 * k], v[2 * k + 1]);
-}
-
-__global__ void k_x_to_f16(const float *__restrict__ x, int64_t n, int64_t cols, int64_t ldk, __half *__restrict__ out) {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i >= n * ldk) return;
-    int64_t t = i / ldk, k = i % ldk;
-    out[i] = __float2half_rn(k < cols ? x[t * cols + k] : 0.0f);
 }
 
 /* C (M tokens, N rows; row stride ldc) = A (M, K) · B (N, K)ᵀ, A and B f16
@@ -339,31 +253,35 @@ bool cuda_type_supported(uint32_t wtype) {
 }
 
 /* Launchers: the type-templated kernel of each path, for cq_dispatch. */
+template <int T, int R>
+static void gemv_launch_nt(cuda_backend *c, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t n_chunks,
+                           const float *x_il, int64_t il_stride, float *y, int nt) {
+    dim3 g((unsigned)((rows + GEMV_WARPS * R - 1) / (GEMV_WARPS * R))), b(GEMV_WARPS * 32);
+    if (nt == 1) k_gemv<T, 1, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
+    else if (nt <= 2) k_gemv<T, 2, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
+    else if (nt <= 4) k_gemv<T, 4, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
+    else k_gemv<T, 8, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
+}
+
 struct gemv_launch {
-    cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t n_chunks, cols;
-    const float *x; float *y; int nt; unsigned blocks;
+    cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t n_chunks, il_stride;
+    const float *x_il; float *y; int nt, rows_per_warp;
     template <int T> void operator()() {
         const uint8_t *w = (const uint8_t *)m->w;
-        dim3 g(blocks), b(MM_GEMV_WARPS * 32);
-        if (nt == 1) k_gemv<T, 1><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x, cols, y, nt);
-        else if (nt <= 2) k_gemv<T, 2><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x, cols, y, nt);
-        else if (nt <= 4) k_gemv<T, 4><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x, cols, y, nt);
-        else k_gemv<T, 8><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x, cols, y, nt);
+        if (rows_per_warp == 4) gemv_launch_nt<T, 4>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+        else if (rows_per_warp == 2) gemv_launch_nt<T, 2>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+        else gemv_launch_nt<T, 1>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
     }
 };
 
-struct gemv_il_launch {
-    cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t n_chunks, il_stride;
-    const float *x_il; float *y; int nt; unsigned blocks;
-    template <int T> void operator()() {
-        const uint8_t *w = (const uint8_t *)m->w;
-        dim3 g(blocks), b(MM_GEMV_WARPS * 32);
-        if (nt == 1) k_gemv_il<T, 1><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
-        else if (nt <= 2) k_gemv_il<T, 2><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
-        else if (nt <= 4) k_gemv_il<T, 4><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
-        else k_gemv_il<T, 8><<<g, b, 0, c->stream>>>(w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
-    }
-};
+int cuda_gemv_rows_per_warp(const cuda_backend *c, int64_t rows, int64_t n_sets) {
+    if (c->gemv_rows_per_warp) return c->gemv_rows_per_warp;
+    /* the most rows per warp that still leaves >= 3 blocks per SM */
+    const int64_t want = 3 * (int64_t)c->n_sm;
+    for (int r = 4; r > 1; r /= 2)
+        if ((rows + GEMV_WARPS * r - 1) / (GEMV_WARPS * r) * n_sets >= want) return r;
+    return 1;
+}
 
 struct dequant_launch {
     cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t r0, nr, n_chunks, ldk; __half *out;
@@ -374,11 +292,11 @@ struct dequant_launch {
     }
 };
 
-static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, const float *x, int64_t n,
-                larder_error *err) {
+/* x (n, cols) already rounded for m's type, interleaved at x_il. */
+static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, const float *x, const float *x_il,
+                int64_t n, larder_error *err) {
     const size_t row_bytes = tensor_row_bytes(m->wtype, cols);
-    const bool vec_ok = cols % 32 == 0;
-    if (!vec_ok) {
+    if (cols % 32) {
         if (m->wtype != TYPE_F32 && m->wtype != TYPE_F16 && m->wtype != TYPE_BF16)
             return error_set(err, ERR_INVALID, "matmul: %lld columns of type %u", (long long)cols, m->wtype);
         int64_t total = m->rows * n;
@@ -386,27 +304,12 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
                                                                                  row_bytes, m->rows, x, cols, n, m->y);
         return cuda_check_launch("matmul (scalar)", err);
     }
-    const int64_t n_chunks = cols / 32;
-    const unsigned blocks = (unsigned)((m->rows + MM_GEMV_WARPS - 1) / MM_GEMV_WARPS);
-    for (int64_t t0 = 0; t0 < n; t0 += MM_GEMV_MAX_TOKENS) {
-        int nt = (int)(n - t0 < MM_GEMV_MAX_TOKENS ? n - t0 : MM_GEMV_MAX_TOKENS);
-        const float *xt = x + t0 * cols;
-        float *yt = m->y + t0 * m->rows;
-        bool ok;
-        if (c->gemv_variant == 2) { /* interleaved x (see k_gemv_il) */
-            const int64_t il_stride = (n_chunks + 31) / 32 * 1024;
-            if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes, (size_t)nt * (size_t)il_stride * sizeof(float),
-                                     "matmul activation scratch", err))
-                return -1;
-            k_x_interleave<<<(unsigned)((nt * cols + 255) / 256), 256, 0, c->stream>>>(xt, nt, cols, il_stride,
-                                                                                     (float *)c->mm_xil);
-            gemv_il_launch l{c, m, row_bytes, n_chunks, il_stride, (const float *)c->mm_xil, yt, nt, blocks};
-            ok = cq_dispatch(m->wtype, l);
-        } else {
-            gemv_launch l{c, m, row_bytes, n_chunks, cols, xt, yt, nt, blocks};
-            ok = cq_dispatch(m->wtype, l);
-        }
-        if (!ok) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
+    const int64_t n_chunks = cols / 32, il_stride = cuda_act_il_stride(cols);
+    const int rpw = cuda_gemv_rows_per_warp(c, m->rows, 1);
+    for (int64_t t0 = 0; t0 < n; t0 += GEMV_MAX_TOKENS) {
+        int nt = (int)(n - t0 < GEMV_MAX_TOKENS ? n - t0 : GEMV_MAX_TOKENS);
+        gemv_launch l{c, m, row_bytes, n_chunks, il_stride, x_il + t0 * il_stride, m->y + t0 * m->rows, nt, rpw};
+        if (!cq_dispatch(m->wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
         const char *what = m->rows > 65536 ? "gemv (output)"
                          : m->wtype == TYPE_Q4_K ? "gemv q4_k"
                          : m->wtype == TYPE_Q6_K ? "gemv q6_k"
@@ -460,25 +363,36 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
         if (tensor_row_bytes(mats[i].wtype, cols) == 0 || mats[i].rows < 0)
             return error_set(err, ERR_INVALID, "matmul: %lld columns do not fit type %u", (long long)cols, mats[i].wtype);
     }
-    bool any_gemm = false;
-    for (int i = 0; i < n_mats; i++)
-        if (n_tokens > MM_GEMV_MAX_TOKENS && mats[i].wtype != TYPE_F32 && cols % 32 == 0) any_gemm = true;
     const int64_t ldk = (cols + 31) / 32 * 32;
-    if (any_gemm) {
-        if (cuda_scratch_reserve(c, &c->mm_x16, &c->mm_x16_bytes, (size_t)n_tokens * (size_t)ldk * 2,
-                                 "matmul activation scratch", err))
-            return -1;
-        int64_t total = n_tokens * ldk;
-        k_x_to_f16<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(x, n_tokens, cols, ldk, (__half *)c->mm_x16);
-        if (cuda_check_launch("matmul (activations)", err)) return -1;
-    }
+    const int64_t il_stride = cuda_act_il_stride(cols);
+    /* x is rounded once per activation type and path; consecutive matrices
+     * of one type (q, k, v; gate, up) share the rounding. */
+    uint32_t il_act = QUANT_NO_TYPE, f16_act = QUANT_NO_TYPE;
     for (int i = 0; i < n_mats; i++) {
         const backend_matmul_weight *m = &mats[i];
         if (m->rows == 0) continue;
-        bool use_gemm = n_tokens > MM_GEMV_MAX_TOKENS && m->wtype != TYPE_F32 && cols % 32 == 0;
-        if (use_gemm ? gemm(c, m, cols, (const __half *)c->mm_x16, ldk, n_tokens, err)
-                     : gemv(c, m, cols, x, n_tokens, err))
-            return -1;
+        const uint32_t act = quant_vec_dot_type(m->wtype);
+        const bool use_gemm = n_tokens > GEMV_MAX_TOKENS && m->wtype != TYPE_F32 && cols % 32 == 0;
+        if (use_gemm) {
+            if (act != f16_act) {
+                if (cuda_scratch_reserve(c, &c->mm_x16, &c->mm_x16_bytes, (size_t)n_tokens * (size_t)ldk * 2,
+                                         "matmul activation scratch", err) ||
+                    cuda_act_round(c, m->wtype, x, n_tokens, cols, ACT_LAYOUT_F16, ldk, c->mm_x16, err))
+                    return -1;
+                f16_act = act;
+            }
+            if (gemm(c, m, cols, (const __half *)c->mm_x16, ldk, n_tokens, err)) return -1;
+        } else {
+            if (cols % 32 == 0 && act != il_act) {
+                if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes,
+                                         (size_t)n_tokens * (size_t)il_stride * sizeof(float),
+                                         "matmul activation scratch", err) ||
+                    cuda_act_round(c, m->wtype, x, n_tokens, cols, ACT_LAYOUT_IL, il_stride, c->mm_xil, err))
+                    return -1;
+                il_act = act;
+            }
+            if (gemv(c, m, cols, x, (const float *)c->mm_xil, n_tokens, err)) return -1;
+        }
     }
     return 0;
 }

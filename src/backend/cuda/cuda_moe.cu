@@ -8,8 +8,8 @@
  * unbiased scores renormalised (sum in double, clamped to 2^-14).
  *
  * Feed-forward: every (token, slot) pair p = t·k + j is one GEMV row set:
- * gate and up rows of expert ids[p] times x[t] (a warp per row, as
- * cuda_matmul.cu's GEMV: weights unpacked to f32 in registers), h =
+ * gate and up rows of expert ids[p] times x̃[t] (cuda_gemv.cuh's warp
+ * loop, x̃ rounded as the CPU rounds activations), h =
  * silu(gate)·up, then the down rows of the expert times h[p], and out[t] =
  * Σ_j weights[p]·down[p] in slot order. Only the chosen experts' rows are
  * read; a decode step reads each chosen expert once. A prefill batch reads
@@ -18,10 +18,9 @@
  * next step (bench/CUDA_RESULTS.md). An expert id outside [0, n_expert)
  * sets a device flag that backend_sync reports.
  */
-#include "backend/cuda/cuda_quant.cuh"
+#include "backend/cuda/cuda_gemv.cuh"
 
 #define MOE_MIN_WEIGHT_SUM 6.103515625e-5f
-#define MOE_WARPS 4
 
 __global__ void k_moe_route(const float *logits, const float *bias, int32_t n_expert, int32_t k, int sigmoid,
                             int32_t *ids, float *weights) {
@@ -89,51 +88,41 @@ int cuda_moe_route(backend *b, const float *logits, const float *sel_bias, int64
     return cuda_check_launch("moe routing", err);
 }
 
-/* y[p] (rows) = W[e = ids[p]] (rows x cols) · x[p / x_div] for pairs p. */
-template <int T>
-__global__ void __launch_bounds__(MOE_WARPS * 32)
+/* y[p] (rows) = W[e = ids[p]] (rows x cols) · x̃[p / x_div] for pairs p
+ * (x̃ rounded and interleaved, cuda_act_round.cu), R rows a warp. */
+template <int T, int R>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_moe_gemv(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks, int32_t n_expert,
-               const int32_t *__restrict__ ids, const float *__restrict__ x, int64_t cols, int x_div,
+               const int32_t *__restrict__ ids, const float *__restrict__ x_il, int64_t il_stride, int x_div,
                float *__restrict__ y, int *bad_id) {
-    const int lane = threadIdx.x & 31;
-    const int64_t r = (int64_t)blockIdx.x * MOE_WARPS + (threadIdx.x >> 5);
+    const int64_t r0 = ((int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * R;
     const int64_t p = blockIdx.y;
-    if (r >= rows) return;
+    if (r0 >= rows) return;
     int32_t e = ids[p];
     if (e < 0 || e >= n_expert) {
-        if (lane == 0) {
+        if ((threadIdx.x & 31) == 0) {
             *bad_id = 1;
-            y[p * rows + r] = 0.0f;
+            for (int r = 0; r < R && r0 + r < rows; r++) y[p * rows + r0 + r] = 0.0f;
         }
         return;
     }
-    const uint8_t *row = w + ((size_t)e * (size_t)rows + (size_t)r) * row_bytes;
-    const float *xr = x + (p / x_div) * cols;
-    float acc = 0.0f;
-    for (int64_t c = lane; c < n_chunks; c += 32) {
-        float wv[32];
-        chunk_load<T>(row, c, wv);
-        const float4 *xp = (const float4 *)(xr + c * 32);
-#pragma unroll
-        for (int i = 0; i < 8; i++) {
-            float4 xv = __ldg(xp + i);
-            acc = fmaf(wv[4 * i], xv.x, acc);
-            acc = fmaf(wv[4 * i + 1], xv.y, acc);
-            acc = fmaf(wv[4 * i + 2], xv.z, acc);
-            acc = fmaf(wv[4 * i + 3], xv.w, acc);
-        }
-    }
-    for (int o = 16; o > 0; o >>= 1) acc += __shfl_xor_sync(0xffffffffu, acc, o);
-    if (lane == 0) y[p * rows + r] = acc;
+    gemv_warp<T, 1, R>(w + (size_t)e * (size_t)rows * row_bytes, row_bytes, r0, rows, n_chunks,
+                       x_il + (p / x_div) * il_stride, il_stride, 1, y + p * rows, rows);
 }
 
 struct moe_gemv_launch {
     cuda_backend *c; const void *w; size_t row_bytes; int64_t rows, n_chunks; int32_t n_expert;
-    const int32_t *ids; const float *x; int64_t cols; int x_div; float *y; int64_t n_pairs;
+    const int32_t *ids; const float *x_il; int64_t il_stride; int x_div; float *y; int64_t n_pairs; int rpw;
+    template <int T, int R> void go() {
+        dim3 grid((unsigned)((rows + GEMV_WARPS * R - 1) / (GEMV_WARPS * R)), (unsigned)n_pairs);
+        k_moe_gemv<T, R><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w, row_bytes, rows, n_chunks,
+                                                                  n_expert, ids, x_il, il_stride, x_div, y,
+                                                                  c->dev_flags);
+    }
     template <int T> void operator()() {
-        dim3 grid((unsigned)((rows + MOE_WARPS - 1) / MOE_WARPS), (unsigned)n_pairs);
-        k_moe_gemv<T><<<grid, MOE_WARPS * 32, 0, c->stream>>>((const uint8_t *)w, row_bytes, rows, n_chunks, n_expert,
-                                                             ids, x, cols, x_div, y, c->dev_flags);
+        if (rpw == 4) go<T, 4>();
+        else if (rpw == 2) go<T, 2>();
+        else go<T, 1>();
     }
 };
 
@@ -155,11 +144,20 @@ __global__ void k_moe_combine(const float *down, const float *weights, int64_t n
     out[i] = s;
 }
 
+/* x (n_x, cols) rounded for `type` into *scratch, then the pairs' GEMVs. */
 static int moe_gemv(cuda_backend *c, const void *w, uint32_t type, int64_t rows, int64_t cols, int32_t n_expert,
-                    const int32_t *ids, const float *x, int x_div, float *y, int64_t n_pairs, larder_error *err) {
+                    const int32_t *ids, const float *x, int64_t n_x, int x_div, void **scratch, size_t *scratch_bytes,
+                    float *y, int64_t n_pairs, larder_error *err) {
     if (cols % 32) return error_set(err, ERR_INVALID, "moe ffn: %lld columns (a multiple of 32 needed)", (long long)cols);
-    moe_gemv_launch l{c, w, tensor_row_bytes(type, cols), rows, cols / 32, n_expert, ids, x, cols, x_div, y, n_pairs};
-    if (!cq_dispatch(type, l)) return error_set(err, ERR_UNSUPPORTED, "moe ffn: weight type %u has no CUDA kernel", type);
+    if (!cuda_type_supported(type)) return error_set(err, ERR_UNSUPPORTED, "moe ffn: weight type %u has no CUDA kernel", type);
+    const int64_t il_stride = cuda_act_il_stride(cols);
+    if (cuda_scratch_reserve(c, scratch, scratch_bytes, (size_t)n_x * (size_t)il_stride * sizeof(float),
+                             "moe activation scratch", err) ||
+        cuda_act_round(c, type, x, n_x, cols, ACT_LAYOUT_IL, il_stride, *scratch, err))
+        return -1;
+    moe_gemv_launch l{c, w, tensor_row_bytes(type, cols), rows, cols / 32, n_expert, ids, (const float *)*scratch,
+                      il_stride, x_div, y, n_pairs, cuda_gemv_rows_per_warp(c, rows, n_pairs)};
+    cq_dispatch(type, l);
     return cuda_check_launch("moe ffn", err);
 }
 
@@ -175,12 +173,16 @@ int cuda_moe_ffn(backend *b, const backend_moe_experts *ex, const float *x, cons
     const size_t bytes = (size_t)n_pairs * (size_t)(2 * ff + dim) * sizeof(float);
     if (cuda_scratch_reserve(c, &c->moe_scratch, &c->moe_scratch_bytes, bytes, "moe scratch", err)) return -1;
     float *g = (float *)c->moe_scratch, *u = g + n_pairs * ff, *dn = u + n_pairs * ff;
-    if (moe_gemv(c, ex->gate, ex->gate_type, ff, dim, ex->n_expert, ids, x, k, g, n_pairs, err) ||
-        moe_gemv(c, ex->up, ex->up_type, ff, dim, ex->n_expert, ids, x, k, u, n_pairs, err))
+    /* x is rounded for each product (a few KiB a token; their types may differ) */
+    if (moe_gemv(c, ex->gate, ex->gate_type, ff, dim, ex->n_expert, ids, x, n_tokens, k, &c->mm_xil,
+                 &c->mm_xil_bytes, g, n_pairs, err) ||
+        moe_gemv(c, ex->up, ex->up_type, ff, dim, ex->n_expert, ids, x, n_tokens, k, &c->mm_xil, &c->mm_xil_bytes, u,
+                 n_pairs, err))
         return -1;
     k_moe_silu_mul<<<(unsigned)((n_pairs * ff + 255) / 256), 256, 0, c->stream>>>(g, u, n_pairs * ff);
     if (cuda_check_launch("moe ffn", err) ||
-        moe_gemv(c, ex->down, ex->down_type, dim, ff, ex->n_expert, ids, g, 1, dn, n_pairs, err))
+        moe_gemv(c, ex->down, ex->down_type, dim, ff, ex->n_expert, ids, g, n_pairs, 1, &c->moe_xil, &c->moe_xil_bytes,
+                 dn, n_pairs, err))
         return -1;
     k_moe_combine<<<(unsigned)((n_tokens * dim + 255) / 256), 256, 0, c->stream>>>(dn, weights, n_tokens, k, dim, out);
     return cuda_check_launch("moe ffn", err);

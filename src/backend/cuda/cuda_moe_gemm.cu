@@ -10,16 +10,23 @@
  *     (expert, start, count) triple per BM pairs of an expert; experts no
  *     token chose have no tile. An id outside [0, n_expert) raises the
  *     device flag (reported at sync) and its pair is left out.
- *  2. x rounded to f16 once; gate and up: one grouped launch each over
- *     (tile, row tile) (cuda_gemm.cu), x rows gathered through the pair
- *     list (token = p / k), results scattered to pair rows.
- *  3. h = silu(gate)·up per pair, rounded to f16; down: one grouped launch.
+ *  2. x rounded once (as the CPU rounds the activations of the gate's and
+ *     the up's type, cuda_act_round.cu, then to f16; twice only when the
+ *     two types round differently); gate and up: one grouped launch each
+ *     over (tile, row tile) (cuda_gemm.cu), x rows gathered through the
+ *     pair list (token = p / k), results scattered to pair rows.
+ *  3. h = silu(gate)·up per pair (f32, as the per-pair path), rounded for
+ *     the down's type and to f16; down: one grouped launch.
  *  4. out[t] = Σ_j weights[t, j]·down[t·k + j] in slot order (a pair with a
  *     bad id adds nothing, as in the per-pair path).
  */
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_quant.cuh"
+
+extern "C" {
+#include "tensor/quant.h"
+}
 
 #define MOE_GROUP_THREADS 1024
 
@@ -58,18 +65,12 @@ __global__ void __launch_bounds__(MOE_GROUP_THREADS)
     }
 }
 
-__global__ void k_moe_x_f16(const float *__restrict__ x, int64_t total, __half *__restrict__ out) {
-    int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-    if (i < total) out[i] = __float2half_rn(x[i]);
-}
-
-/* h16 = silu(g)·u, rounded to f16 (the f32 steps of k_moe_silu_mul). */
-__global__ void k_moe_silu_mul_f16(const float *__restrict__ g, const float *__restrict__ u, int64_t total,
-                                   __half *__restrict__ h) {
+/* g = silu(g)·u (the f32 steps of cuda_moe.cu's k_moe_silu_mul). */
+__global__ void k_moe_silu_mul_inplace(float *__restrict__ g, const float *__restrict__ u, int64_t total) {
     int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
     if (i < total) {
         float v = g[i];
-        h[i] = __float2half_rn(v / (1.0f + expf(-v)) * u[i]);
+        g[i] = v / (1.0f + expf(-v)) * u[i];
     }
 }
 
@@ -106,13 +107,14 @@ int cuda_moe_ffn_grouped(cuda_backend *c, const backend_moe_experts *ex, const f
                        ? 128
                        : 64;
     const int64_t max_tiles = (n_pairs + bm - 1) / bm + ex->n_expert;
+    const bool two_x = quant_vec_dot_type(ex->gate_type) != quant_vec_dot_type(ex->up_type);
     const size_t b_x16 = mg_align((size_t)n_tokens * (size_t)dim * 2), b_g = mg_align((size_t)n_pairs * (size_t)ff * 4),
                  b_h16 = mg_align((size_t)n_pairs * (size_t)ff * 2), b_dn = mg_align((size_t)n_pairs * (size_t)dim * 4),
                  b_tiles = mg_align((size_t)max_tiles * 3 * 4 + 4), b_plist = mg_align((size_t)n_pairs * 4);
-    const size_t total = b_x16 + 2 * b_g + b_h16 + b_dn + b_tiles + b_plist;
+    const size_t total = (two_x ? 2 : 1) * b_x16 + 2 * b_g + b_h16 + b_dn + b_tiles + b_plist;
     if (cuda_scratch_reserve(c, &c->moe_scratch, &c->moe_scratch_bytes, total, "moe scratch", err)) return -1;
     uint8_t *p = (uint8_t *)c->moe_scratch;
-    __half *x16 = (__half *)p;
+    __half *x16g = (__half *)p, *x16u = two_x ? (__half *)(p += b_x16) : x16g;
     float *g = (float *)(p += b_x16), *u = (float *)(p += b_g);
     __half *h16 = (__half *)(p += b_g);
     float *dn = (float *)(p += b_h16);
@@ -121,16 +123,20 @@ int cuda_moe_ffn_grouped(cuda_backend *c, const backend_moe_experts *ex, const f
 
     k_moe_group<<<1, MOE_GROUP_THREADS, (size_t)ex->n_expert * 8, c->stream>>>(ids, n_pairs, ex->n_expert, bm, tiles,
                                                                               n_tiles, plist, c->dev_flags);
-    if (cuda_check_launch("moe ffn (grouping)", err)) return -1;
-    k_moe_x_f16<<<(unsigned)((n_tokens * dim + 255) / 256), 256, 0, c->stream>>>(x, n_tokens * dim, x16);
-    if (cuda_check_launch("moe ffn (activations)", err)) return -1;
-    if (cuda_gemm_q_grouped(c, ex->gate, ex->gate_type, ex->n_expert, ff, dim, x16, dim, k, tiles, n_tiles, plist,
+    if (cuda_check_launch("moe ffn (grouping)", err) ||
+        cuda_act_round(c, ex->gate_type, x, n_tokens, dim, ACT_LAYOUT_F16, dim, x16g, err) ||
+        (two_x && cuda_act_round(c, ex->up_type, x, n_tokens, dim, ACT_LAYOUT_F16, dim, x16u, err)))
+        return -1;
+    if (cuda_gemm_q_grouped(c, ex->gate, ex->gate_type, ex->n_expert, ff, dim, x16g, dim, k, tiles, n_tiles, plist,
                             max_tiles, bm, g, ff, err) ||
-        cuda_gemm_q_grouped(c, ex->up, ex->up_type, ex->n_expert, ff, dim, x16, dim, k, tiles, n_tiles, plist,
+        cuda_gemm_q_grouped(c, ex->up, ex->up_type, ex->n_expert, ff, dim, x16u, dim, k, tiles, n_tiles, plist,
                             max_tiles, bm, u, ff, err))
         return -1;
-    k_moe_silu_mul_f16<<<(unsigned)((n_pairs * ff + 255) / 256), 256, 0, c->stream>>>(g, u, n_pairs * ff, h16);
-    if (cuda_check_launch("moe ffn (silu)", err)) return -1;
+    /* pairs with a bad id hold garbage here; they are in no tile and the combine skips them */
+    k_moe_silu_mul_inplace<<<(unsigned)((n_pairs * ff + 255) / 256), 256, 0, c->stream>>>(g, u, n_pairs * ff);
+    if (cuda_check_launch("moe ffn (silu)", err) ||
+        cuda_act_round(c, ex->down_type, g, n_pairs, ff, ACT_LAYOUT_F16, ff, h16, err))
+        return -1;
     if (cuda_gemm_q_grouped(c, ex->down, ex->down_type, ex->n_expert, dim, ff, h16, ff, 1, tiles, n_tiles, plist,
                             max_tiles, bm, dn, dim, err))
         return -1;
