@@ -33,8 +33,9 @@ extern "C" {
 }
 
 static int g_reps = 15;
-static backend *g_tiles[4]; /* --tiles: the new path with each tile forced (LARDER_CUDA_GEMM=3..6) */
-static const char *g_tile_names[4] = {"64x128", "64x64", "64x32", "128x64"};
+#define N_TILES 6
+static backend *g_tiles[N_TILES]; /* --tiles: the new path with each tile forced (LARDER_CUDA_GEMM=3..8) */
+static const char *g_tile_names[N_TILES] = {"64x128", "64x64", "64x32", "128x64", "128x128/k128", "64x128/k128"};
 
 static void die(const char *what, const larder_error *err) {
     fprintf(stderr, "cuda_gemm_bench: %s: %s\n", what, err->message);
@@ -144,7 +145,7 @@ static void bench_dense(backend *old_b, backend *new_b, uint32_t type, int64_t r
         if (g_tiles[0]) {
             printf("  tiles %-5s %6lldx%-6lld n=%-5lld", tensor_type_get(type)->name, (long long)rows, (long long)cols,
                    (long long)n);
-            for (int v = 0; v < 4; v++) {
+            for (int v = 0; v < N_TILES; v++) {
                 cuda_backend *c = (cuda_backend *)g_tiles[v];
                 double tv = time_median(c->stream, [&](int i) {
                     if (backend_matmul(g_tiles[v], w[i % 3], type, rows, cols, x[i % 3], n, y, &err)) die("matmul", &err);
@@ -225,8 +226,8 @@ int main(int argc, char **argv) {
     }
     backend *old_b = make_gpu("2"), *new_b = make_gpu("0");
     if (tiles) {
-        const char *v[4] = {"3", "4", "5", "6"};
-        for (int i = 0; i < 4; i++) g_tiles[i] = make_gpu(v[i]);
+        const char *v[N_TILES] = {"3", "4", "5", "6", "7", "8"};
+        for (int i = 0; i < N_TILES; i++) g_tiles[i] = make_gpu(v[i]);
     }
     cudaDeviceProp prop;
     cu(cudaGetDeviceProperties(&prop, 0), "properties");
@@ -239,7 +240,7 @@ int main(int argc, char **argv) {
     bench_dense(old_b, new_b, TYPE_Q6_K, 4096, 14336);
     bench_dense(old_b, new_b, TYPE_Q6_K, 128256, 4096);
     bench_moe(old_b, new_b);
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < N_TILES; i++)
         if (g_tiles[i]) backend_free(g_tiles[i]);
     backend_free(old_b), backend_free(new_b);
     return 0;

@@ -485,7 +485,10 @@ static void check_moe(uint32_t wtype, int32_t n_expert, int32_t k, int64_t n_tok
     /* same rounded activations as the CPU; h = silu(g)·u is rounded again
      * before the down product, where a last-bit difference in h can move a
      * quant by one step */
-    check(what, rel_errf(oh, oc, (size_t)(n_tokens * dim)), wtype == TYPE_F32 ? 1e-5 : 2e-3);
+    /* more than 8 tokens take the grouped f16 tensor-core products: their
+     * 5e-4 on gate and up moves some quants of the re-rounded h by a step
+     * (measured 2.3e-3..3.2e-3 against the per-pair path on an H100) */
+    check(what, rel_errf(oh, oc, (size_t)(n_tokens * dim)), wtype == TYPE_F32 ? 1e-5 : n_tokens > 8 ? 6e-3 : 2e-3);
     backend_buffer_free(gpu, lg), backend_buffer_free(gpu, bg), backend_buffer_free(gpu, idg), backend_buffer_free(gpu, wg);
     backend_buffer_free(gpu, xg), backend_buffer_free(gpu, og);
     free(logits), free(bias), free(ids_c), free(ids_h), free(w_c), free(w_h), free(gate), free(up), free(down), free(row);
@@ -557,10 +560,14 @@ static void check_moe_grouped(backend *per_pair, uint32_t gate_t, uint32_t down_
     char what[160];
     snprintf(what, sizeof what, "moe_ffn grouped %s/%s %d experts top %d, %lld tokens vs per-pair",
              tensor_type_get(gate_t)->name, tensor_type_get(down_t)->name, n_expert, k, (long long)n_tokens);
-    check(what, rel_errf(oh, op, (size_t)(n_tokens * dim)), 3e-3);
+    /* f16 weights and x move gate and up by ~5e-4; where the down's type
+     * re-rounds h to 8 bits (every quantized type) that moves some quants by
+     * a whole step: 2.3e-3..3.2e-3 measured on an H100, 3.4e-4 for f16/bf16 */
+    const bool h_rounded = quant_vec_dot_type(down_t) != TYPE_F32;
+    check(what, rel_errf(oh, op, (size_t)(n_tokens * dim)), h_rounded ? 6e-3 : 1e-3);
     snprintf(what, sizeof what, "moe_ffn grouped %s/%s %d experts top %d, %lld tokens vs cpu",
              tensor_type_get(gate_t)->name, tensor_type_get(down_t)->name, n_expert, k, (long long)n_tokens);
-    check(what, rel_errf(oh, oc, (size_t)(n_tokens * dim)), 3e-2);
+    check(what, rel_errf(oh, oc, (size_t)(n_tokens * dim)), h_rounded ? 6e-3 : 1e-3);
     free(ids), free(wts), free(gate), free(up), free(down), free(row), free(x), free(oc), free(oh), free(op);
 }
 
@@ -593,16 +600,25 @@ int main(void) {
     check_matmul(TYPE_Q8_0, 8192, 256, 8);
     /* quantized tensor-core product: every type, the automatic tile and each forced tile */
     {
-        backend *gs[5] = {gpu, gpu_with_gemm("3", &opt), gpu_with_gemm("4", &opt), gpu_with_gemm("5", &opt),
-                          gpu_with_gemm("6", &opt)};
-        const char *names[5] = {"auto", "64x128", "64x64", "64x32", "128x64"};
+        enum { NG = 7 };
+        backend *gs[NG] = {gpu};
+        const char *names[NG] = {"auto", "64x128", "64x64", "64x32", "128x64", "128x128/k128", "64x128/k128"};
+        for (int g = 1; g < NG; g++) {
+            char v[8];
+            snprintf(v, sizeof v, "%d", g + 2); /* LARDER_CUDA_GEMM=3..8: tile g - 1 forced */
+            gs[g] = gpu_with_gemm(v, &opt);
+        }
         const int64_t ns[5] = {9, 64, 77, 300, 512};
         for (size_t i = 1; i < sizeof types / sizeof types[0]; i++) { /* not F32 (GEMV) */
-            int64_t cols = tensor_type_get(types[i])->block_elems == 256 ? 768 : 544; /* 544: a part slice of 32 */
-            for (int j = 0; j < 5; j++) check_qgemm(gs, names, 5, types[i], 333, cols, ns[j]);
+            /* 544 columns: 2 slices and a part slice of one chunk (odd steps of 128 too); 333 rows:
+             * few tiles, so K is split */
+            int64_t cols = tensor_type_get(types[i])->block_elems == 256 ? 768 : 544;
+            for (int j = 0; j < 5; j++) check_qgemm(gs, names, NG, types[i], 333, cols, ns[j]);
         }
-        check_qgemm(gs, names, 5, TYPE_Q6_K, 4097, 512, 130); /* many row tiles, a last row alone */
-        for (int g = 1; g < 5; g++) backend_free(gs[g]);
+        check_qgemm(gs, names, NG, TYPE_Q6_K, 4097, 512, 130);  /* many row tiles, a last row alone */
+        check_qgemm(gs, names, NG, TYPE_Q4_K, 8191, 4096, 64);  /* 16 slices, K split or not */
+        check_qgemm(gs, names, NG, TYPE_Q4_0, 1000, 4096, 600); /* 600 tokens: 5 token tiles of 128 */
+        for (int g = 1; g < NG; g++) backend_free(gs[g]);
     }
     check_matmul(TYPE_F32, 33, 72, 3);   /* widths not a multiple of 32: scalar kernel */
     check_matmul(TYPE_F16, 33, 72, 20);

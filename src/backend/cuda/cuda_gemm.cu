@@ -12,7 +12,7 @@
  * slices of 256 elements (one K-quant super-block, or 8 legacy blocks: in
  * every type a contiguous byte run of each row). Per slice: the raw weight
  * bytes and the f16 x tile are copied into shared memory by cp.async (two
- * stages: slice k+1 streams in while slice k is computed), the raw bytes
+ * stages: step k+1 streams in while step k is computed), the raw bytes
  * are unpacked to an f16 tile in shared memory (the float steps of
  * cuda_quant.cuh, rounded to f16 once), and 8 warps multiply with
  * mma.sync m16n8k16 (f16 in, f32 accumulators, operands by ldmatrix).
@@ -20,17 +20,21 @@
  * row's run is copied from its 16-byte aligned start and read at its offset;
  * the copy never reads past `w_end`.
  *
- * Tiles: BM = 64 for small batches (batched decode: every weight byte is
- * read once per call when n <= 64) with BN = 128/64/32 chosen so the grid
- * fills the GPU; BM = 128, BN = 64 for prefills. x16 is zero beyond the
- * real columns (ldk = cols rounded up to 32); rows of x past n are zero.
+ * Tiles: n <= 64 (batched decode, small prefills): 64 x 128, so every
+ * weight byte is read once per call, with K split over blockIdx.z when the
+ * tiles alone leave SMs idle (partial sums added in a fixed order: the
+ * result does not depend on timing); n > 64: 128 x 128 (16-bit weights,
+ * whose raw slices are larger: 64 x 128). Both step K by 128 (x and f16
+ * tiles of 128 columns; the raw 256-element slice serves two steps).
+ * Older shapes (BK 256: 64x128, 64x64, 64x32, 128x64) stay selectable for
+ * timing. x16 is zero beyond the real columns (ldk = cols rounded up to
+ * 32); rows of x past n are zero.
  */
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_quant.cuh"
 
 #define GQ_BK 256            /* K elements per slice */
-#define GQ_LDS (GQ_BK + 8)   /* f16 tile row stride (halves): 528 bytes, ldmatrix without bank conflicts */
 #define GQ_THREADS 256
 
 /* ---- unpacking one 32-element chunk from shared memory (plain loads) */
@@ -280,7 +284,10 @@ __device__ __forceinline__ void gq_mma(float *d, const uint32_t *a, const uint32
 /* Grouped mode: block x takes tile x of `tiles` ((expert, start, count)
  * triples, *n_tiles of them); its x rows are plist[start + i] / x_div and
  * its y rows plist[start + i]; the weights of expert e start at
- * w + e · expert_bytes. Dense mode: block x takes tokens [x·BM, x·BM + BM). */
+ * w + e · expert_bytes. Dense mode: block x takes tokens [x·BM, x·BM + BM).
+ * Split K (dense): block z takes slices [z·slices_per_split, ...) and
+ * writes its partial sums to y + z·split_stride (k_gemm_split_sum adds them
+ * in z order). */
 struct gq_args {
     const uint8_t *w;
     const uint8_t *w_end;     /* end of the readable weight bytes */
@@ -290,25 +297,33 @@ struct gq_args {
     int64_t ldk, n;           /* x row stride (halves); tokens (dense) */
     float *y;
     int64_t ldy;
+    int64_t slices_per_split;
+    size_t split_stride;      /* floats between split partials */
     const int32_t *tiles, *n_tiles, *plist;
     int32_t x_div;
 };
 
-template <int T, int BM, int BN>
+template <int T, int BM, int BN, int BKX>
 static constexpr size_t gq_smem_bytes() {
-    return (size_t)(2 * BM + BN) * GQ_LDS * 2 + (size_t)2 * BN * gq_traits<T>::slot;
+    return (size_t)(2 * BM + BN) * (BKX + 8) * 2 + (size_t)2 * BN * gq_traits<T>::slot;
 }
 
-template <int T, int BM, int BN, int WM, bool GROUPED>
+/* One block: BM x BN outputs, 8 warps of (BM/WM) x (BN/(8/WM)). K advances
+ * in steps of BKX (256 or 128) elements: x tiles are staged per step, the
+ * raw weight slice (256 elements) per slice, and the slice's f16 tile is
+ * unpacked a step at a time (BKX = 128 halves the x and f16 tiles, so a
+ * 128x128 tile fits shared memory). */
+template <int T, int BM, int BN, int WM, int BKX, bool GROUPED>
 __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
     constexpr int WN = 8 / WM, WTM = BM / WM, WTN = BN / WN, MI = WTM / 16, NI = WTN / 8;
     static_assert(MI >= 1 && NI >= 2 && NI % 2 == 0, "warp tile");
+    constexpr int LDS = BKX + 8, SPS = GQ_BK / BKX, CPS = BKX / 32, XV = BKX / 8;
     constexpr int SLOT = gq_traits<T>::slot, SLICE = gq_traits<T>::slice_bytes, WORDS = SLOT / 16;
     constexpr int PER = gq_traits<T>::per, BLOCK = gq_traits<T>::block_bytes;
     extern __shared__ __align__(16) uint8_t gq_smem[];
-    __half *xs = (__half *)gq_smem;                         /* [2][BM][GQ_LDS] */
-    __half *ws = xs + 2 * BM * GQ_LDS;                      /* [BN][GQ_LDS] */
-    uint8_t *raw = (uint8_t *)(ws + BN * GQ_LDS);           /* [2][BN][SLOT] */
+    __half *xs = (__half *)gq_smem;                         /* [2][BM][LDS] */
+    __half *ws = xs + 2 * BM * LDS;                         /* [BN][LDS] */
+    uint8_t *raw = (uint8_t *)(ws + BN * LDS);              /* [2][BN][SLOT] */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int wm = warp / WN, wn = warp % WN;
     const int64_t r0 = (int64_t)blockIdx.y * BN;
@@ -328,18 +343,26 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
         m0 = (int64_t)blockIdx.x * BM;
         mcount = (int)(a.n - m0 < BM ? a.n - m0 : BM);
     }
+    float *const y = a.y + (size_t)blockIdx.z * a.split_stride;
     const int64_t nk = (a.n_chunks + 7) / 8;
+    const int64_t slice0 = (int64_t)blockIdx.z * a.slices_per_split;
+    const int64_t slice1 = slice0 + a.slices_per_split < nk ? slice0 + a.slices_per_split : nk;
+    const int64_t steps_all = (a.n_chunks + CPS - 1) / CPS;
+    const int64_t step0 = slice0 * SPS, step1 = slice1 * SPS < steps_all ? slice1 * SPS : steps_all;
 
-    auto load = [&](int st, int64_t kt) {
-        const int64_t k0 = kt * GQ_BK;
+    auto load_x = [&](int st, int64_t step) {
+        const int64_t k0 = step * BKX;
 #pragma unroll
-        for (int v = tid; v < BM * 32; v += GQ_THREADS) {
-            const int i = v >> 5, kv = (v & 31) * 8;
+        for (int v = tid; v < BM * XV; v += GQ_THREADS) {
+            const int i = v / XV, kv = (v % XV) * 8;
             const bool ok = i < mcount && k0 + kv < a.ldk;
             int64_t xr = 0;
             if (ok) xr = GROUPED ? (int64_t)(map[i] / a.x_div) : m0 + i;
-            gq_cp16(&xs[(st * BM + i) * GQ_LDS + kv], a.x + (ok ? xr * a.ldk + k0 + kv : 0), ok ? 16 : 0);
+            gq_cp16(&xs[(st * BM + i) * LDS + kv], a.x + (ok ? xr * a.ldk + k0 + kv : 0), ok ? 16 : 0);
         }
+    };
+    auto load_raw = [&](int64_t kt) {
+        const int st = (int)(kt & 1);
         const int64_t chunks_left = a.n_chunks - kt * 8;
         const int bytes = PER == 1 ? (int)(chunks_left < 8 ? chunks_left : 8) * BLOCK : SLICE;
         for (int v = tid; v < BN * WORDS; v += GQ_THREADS) {
@@ -353,7 +376,6 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
             const int64_t left = a.w_end - src;
             gq_cp16(raw + (st * BN + rr) * SLOT + wd * 16, src, left < 16 ? (int)left : 16);
         }
-        gq_commit();
     };
 
     float acc[MI][NI][4];
@@ -365,16 +387,26 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
 
     const bool warp_busy = wm * WTM < mcount; /* small batches: warps past the last token skip the products */
-    load(0, 0);
-    for (int64_t kt = 0; kt < nk; kt++) {
-        const int st = (int)(kt & 1);
+    if (step0 < step1) {
+        load_x(0, step0);
+        load_raw(slice0);
+        gq_commit();
+    }
+    for (int64_t s = step0; s < step1; s++) {
+        const int xst = (int)((s - step0) & 1);
+        const int64_t kt = s / SPS;
+        const int part = (int)(s % SPS);
         gq_wait_all();
-        __syncthreads(); /* slice kt landed; every warp is done with slice kt-1 */
-        if (kt + 1 < nk) load(st ^ 1, kt + 1);
-        /* unpack slice kt: BN rows x 8 chunks */
-        for (int v = tid; v < BN * 8; v += GQ_THREADS) {
-            const int rr = v >> 3, c = v & 7;
-            uint4 *o = (uint4 *)&ws[rr * GQ_LDS + c * 32];
+        __syncthreads(); /* step s landed; every warp is done with step s-1 */
+        if (s + 1 < step1) {
+            load_x(xst ^ 1, s + 1);
+            if ((s + 1) % SPS == 0) load_raw((s + 1) / SPS);
+            gq_commit();
+        }
+        /* unpack this step's chunks of slice kt: BN rows x CPS chunks */
+        for (int v = tid; v < BN * CPS; v += GQ_THREADS) {
+            const int rr = v / CPS, cl = v % CPS, c = part * CPS + cl;
+            uint4 *o = (uint4 *)&ws[rr * LDS + cl * 32];
             const int64_t r = r0 + rr;
             if (r >= a.rows || kt * 8 + c >= a.n_chunks) {
 #pragma unroll
@@ -382,9 +414,9 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
                 continue;
             }
             const uint8_t *start = w + (size_t)r * a.row_bytes + (size_t)kt * SLICE;
-            const uint8_t *s = raw + (st * BN + rr) * SLOT + ((uintptr_t)start & 15);
+            const uint8_t *sp = raw + ((kt & 1) * BN + rr) * SLOT + ((uintptr_t)start & 15);
             float f[32];
-            gq_chunk<T>(s, c, f);
+            gq_chunk<T>(sp, c, f);
 #pragma unroll
             for (int q = 0; q < 4; q++) {
                 __half2 h[4];
@@ -395,18 +427,18 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
         }
         __syncthreads();
         if (warp_busy) {
-            const __half *xa = xs + (st * BM + wm * WTM) * GQ_LDS;
-            const __half *wb = ws + (wn * WTN) * GQ_LDS;
+            const __half *xa = xs + (xst * BM + wm * WTM) * LDS;
+            const __half *wb = ws + (wn * WTN) * LDS;
 #pragma unroll
-            for (int kk = 0; kk < GQ_BK; kk += 16) {
+            for (int kk = 0; kk < BKX; kk += 16) {
                 uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
                 for (int mi = 0; mi < MI; mi++)
-                    gq_ldmatrix_x4(af[mi], xa + (mi * 16 + (lane & 15)) * GQ_LDS + kk + (lane >> 4) * 8);
+                    gq_ldmatrix_x4(af[mi], xa + (mi * 16 + (lane & 15)) * LDS + kk + (lane >> 4) * 8);
 #pragma unroll
                 for (int nj = 0; nj < NI / 2; nj++) {
                     uint32_t r[4];
-                    gq_ldmatrix_x4(r, wb + (nj * 16 + (lane & 7) + (lane >> 4) * 8) * GQ_LDS + kk + ((lane >> 3) & 1) * 8);
+                    gq_ldmatrix_x4(r, wb + (nj * 16 + (lane & 7) + (lane >> 4) * 8) * LDS + kk + ((lane >> 3) & 1) * 8);
                     bf[2 * nj][0] = r[0], bf[2 * nj][1] = r[1], bf[2 * nj + 1][0] = r[2], bf[2 * nj + 1][1] = r[3];
                 }
 #pragma unroll
@@ -424,7 +456,7 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
             const int i = wm * WTM + mi * 16 + (lane >> 2) + hh * 8;
             if (i >= mcount) continue;
             const int64_t yr = GROUPED ? (int64_t)map[i] : m0 + i;
-            float *yrow = a.y + yr * a.ldy;
+            float *yrow = y + yr * a.ldy;
 #pragma unroll
             for (int ni = 0; ni < NI; ni++) {
                 const int64_t r = r0 + wn * WTN + ni * 8 + (lane & 3) * 2;
@@ -434,11 +466,23 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
         }
 }
 
+/* y[t·ldy + r] = Σ_z part[z][t·rows + r], z in order (deterministic). */
+__global__ void k_gemm_split_sum(const float *__restrict__ part, int splits, int64_t n, int64_t rows,
+                                 float *__restrict__ y, int64_t ldy) {
+    const int64_t i = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+    if (i >= n * rows) return;
+    float s = part[i];
+    for (int z = 1; z < splits; z++) s += part[(size_t)z * (size_t)(n * rows) + i];
+    y[(i / rows) * ldy + i % rows] = s;
+}
+
 /* ---- host side */
 
-/* Tile configurations, in the order cuda_gemm_pick tries them. */
-enum { GQ_64x128, GQ_64x64, GQ_64x32, GQ_128x64, GQ_N_CFG };
-static const int gq_bm[GQ_N_CFG] = {64, 64, 64, 128}, gq_bn[GQ_N_CFG] = {128, 64, 32, 64};
+/* Tile configurations (BM tokens x BN rows, K step): cuda_gemm_q picks
+ * one, LARDER_CUDA_GEMM=3.. forces cfg - 3 (tests, timing). */
+enum { GQ_64x128, GQ_64x64, GQ_64x32, GQ_128x64, GQ_128x128_K128, GQ_64x128_K128, GQ_N_CFG };
+static const int gq_bm[GQ_N_CFG] = {64, 64, 64, 128, 128, 64}, gq_bn[GQ_N_CFG] = {128, 64, 32, 64, 128, 128},
+                 gq_bkx[GQ_N_CFG] = {256, 256, 256, 256, 128, 128};
 
 static size_t gq_slot_bytes(uint32_t t) {
     size_t slice = t == TYPE_F16 || t == TYPE_BF16 ? 512 : 0;
@@ -459,66 +503,62 @@ static size_t gq_slot_bytes(uint32_t t) {
 }
 
 static size_t gq_cfg_smem(uint32_t t, int cfg) {
-    return (size_t)(2 * gq_bm[cfg] + gq_bn[cfg]) * GQ_LDS * 2 + (size_t)2 * gq_bn[cfg] * gq_slot_bytes(t);
+    return (size_t)(2 * gq_bm[cfg] + gq_bn[cfg]) * (gq_bkx[cfg] + 8) * 2 + (size_t)2 * gq_bn[cfg] * gq_slot_bytes(t);
 }
 
 #define GQ_SMEM_MAX ((size_t)227 * 1024) /* sm_80 / sm_90 opt-in limit per block */
+#define GQ_MAX_SPLITS 8
 
 bool cuda_gemm_type_supported(uint32_t wtype) {
     return wtype != TYPE_F32 && gq_slot_bytes(wtype) > 0 && cuda_type_supported(wtype);
 }
 
-/* The tile configuration for n tokens (or groups of ~n_avg tokens) over
- * `rows`: BM = 128 when the token tiles are full enough and the grid still
- * fills the GPU, else BM = 64 with the widest BN that gives every SM a
- * block. `forced` (1..GQ_N_CFG) overrides (tests, A/B timing). */
-static int gq_pick(const cuda_backend *c, uint32_t t, int64_t n_tiles_m64, int64_t n_tiles_m128, int64_t rows,
-                   int forced) {
-    if (forced >= 1 && forced <= GQ_N_CFG && gq_cfg_smem(t, forced - 1) <= GQ_SMEM_MAX) return forced - 1;
-    const int64_t sms = c->n_sm > 0 ? c->n_sm : 1;
-    if (n_tiles_m128 > 0 && gq_cfg_smem(t, GQ_128x64) <= GQ_SMEM_MAX &&
-        n_tiles_m128 * ((rows + 63) / 64) >= sms)
-        return GQ_128x64;
-    for (int cfg = GQ_64x128; cfg <= GQ_64x64; cfg++)
-        if (gq_cfg_smem(t, cfg) <= GQ_SMEM_MAX && n_tiles_m64 * ((rows + gq_bn[cfg] - 1) / gq_bn[cfg]) >= sms) return cfg;
-    return GQ_64x32;
+static bool gq_fits(uint32_t t, int cfg) { return gq_cfg_smem(t, cfg) <= GQ_SMEM_MAX; }
+
+/* The tile for n tokens over `rows` (dense): n <= 64, 64x128 (every weight
+ * byte read once; split K fills the GPU); else 128x128 where it fits
+ * (16-bit weights: 64x128). `forced` (1..GQ_N_CFG) overrides. */
+static int gq_pick(uint32_t t, int64_t n, int forced) {
+    if (forced >= 1 && forced <= GQ_N_CFG && gq_fits(t, forced - 1)) return forced - 1;
+    if (n > 64 && gq_fits(t, GQ_128x128_K128)) return GQ_128x128_K128;
+    return GQ_64x128_K128;
 }
 
-template <int T, int BM, int BN, int WM, bool GROUPED>
-static int gq_launch_one(cuda_backend *c, const gq_args &a, unsigned grid_x, larder_error *err) {
-    constexpr size_t smem = gq_smem_bytes<T, BM, BN>();
+template <int T, int BM, int BN, int WM, int BKX, bool GROUPED>
+static int gq_launch_one(cuda_backend *c, const gq_args &a, dim3 grid, larder_error *err) {
+    constexpr size_t smem = gq_smem_bytes<T, BM, BN, BKX>();
     if constexpr (smem > GQ_SMEM_MAX) {
         return error_set(err, ERR_UNSUPPORTED, "gemm: tile %dx%d does not fit shared memory for type %d", BM, BN, T);
     } else {
         static bool attr_set = false; /* per instantiation */
         if (!attr_set) {
-            if (cuda_check(cudaFuncSetAttribute(k_qgemm<T, BM, BN, WM, GROUPED>,
+            if (cuda_check(cudaFuncSetAttribute(k_qgemm<T, BM, BN, WM, BKX, GROUPED>,
                                                 cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
                            "gemm (shared memory limit)", err))
                 return -1;
             attr_set = true;
         }
-        dim3 grid(grid_x, (unsigned)((a.rows + BN - 1) / BN));
-        k_qgemm<T, BM, BN, WM, GROUPED><<<grid, GQ_THREADS, smem, c->stream>>>(a);
+        k_qgemm<T, BM, BN, WM, BKX, GROUPED><<<grid, GQ_THREADS, smem, c->stream>>>(a);
         return cuda_check_launch("gemm (quantized tensor-core)", err);
     }
 }
 
 struct gq_dispatch {
-    cuda_backend *c; const gq_args *a; int cfg; bool grouped; unsigned grid_x; larder_error *err; int rc;
+    cuda_backend *c; const gq_args *a; int cfg; bool grouped; dim3 grid; larder_error *err; int rc;
     template <int T> void operator()() {
         if constexpr (T == TYPE_F32) {
             rc = error_set(err, ERR_UNSUPPORTED, "gemm: f32 weights take the GEMV");
         } else if (grouped) {
-            rc = cfg == GQ_64x32 ? gq_launch_one<T, 64, 32, 4, true>(c, *a, grid_x, err)
-               : cfg == GQ_128x64 ? gq_launch_one<T, 128, 64, 4, true>(c, *a, grid_x, err)
-                                  : gq_launch_one<T, 64, 64, 2, true>(c, *a, grid_x, err);
+            rc = cfg == GQ_128x128_K128 ? gq_launch_one<T, 128, 128, 2, 128, true>(c, *a, grid, err)
+                                        : gq_launch_one<T, 64, 128, 2, 128, true>(c, *a, grid, err);
         } else {
             switch (cfg) {
-            case GQ_64x128: rc = gq_launch_one<T, 64, 128, 2, false>(c, *a, grid_x, err); break;
-            case GQ_64x64: rc = gq_launch_one<T, 64, 64, 2, false>(c, *a, grid_x, err); break;
-            case GQ_64x32: rc = gq_launch_one<T, 64, 32, 4, false>(c, *a, grid_x, err); break;
-            default: rc = gq_launch_one<T, 128, 64, 4, false>(c, *a, grid_x, err); break;
+            case GQ_64x128: rc = gq_launch_one<T, 64, 128, 2, 256, false>(c, *a, grid, err); break;
+            case GQ_64x64: rc = gq_launch_one<T, 64, 64, 2, 256, false>(c, *a, grid, err); break;
+            case GQ_64x32: rc = gq_launch_one<T, 64, 32, 4, 256, false>(c, *a, grid, err); break;
+            case GQ_128x64: rc = gq_launch_one<T, 128, 64, 4, 256, false>(c, *a, grid, err); break;
+            case GQ_128x128_K128: rc = gq_launch_one<T, 128, 128, 2, 128, false>(c, *a, grid, err); break;
+            default: rc = gq_launch_one<T, 64, 128, 2, 128, false>(c, *a, grid, err); break;
             }
         }
     }
@@ -538,12 +578,31 @@ int cuda_gemm_q(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, in
     a.w_end = a.w + a.row_bytes * (size_t)rows;
     a.rows = rows, a.n_chunks = cols / 32;
     a.x = x16, a.ldk = ldk, a.n = n, a.y = y, a.ldy = ldy, a.x_div = 1;
-    const int cfg = gq_pick(c, wtype, (n + 63) / 64, n > 64 ? (n + 127) / 128 : 0, rows, forced_cfg);
-    if ((rows + gq_bn[cfg] - 1) / gq_bn[cfg] > 65535)
-        return error_set(err, ERR_UNSUPPORTED, "gemm: %lld rows", (long long)rows);
-    gq_dispatch d{c, &a, cfg, false, (unsigned)((n + gq_bm[cfg] - 1) / gq_bm[cfg]), err, 0};
+    const int cfg = gq_pick(wtype, n, forced_cfg);
+    const int64_t row_tiles = (rows + gq_bn[cfg] - 1) / gq_bn[cfg], m_tiles = (n + gq_bm[cfg] - 1) / gq_bm[cfg];
+    if (row_tiles > 65535) return error_set(err, ERR_UNSUPPORTED, "gemm: %lld rows", (long long)rows);
+    /* split K when the tiles leave SMs idle: each split keeps >= 2 slices;
+     * partial sums go to a scratch and are added in split order */
+    const int64_t nk = (a.n_chunks + 7) / 8, tiles = row_tiles * m_tiles, sms = c->n_sm > 0 ? c->n_sm : 1;
+    int64_t splits = tiles >= sms ? 1 : (sms + tiles / 2) / tiles;
+    if (splits > GQ_MAX_SPLITS) splits = GQ_MAX_SPLITS;
+    if (splits > nk / 2) splits = nk / 2 > 0 ? nk / 2 : 1;
+    a.slices_per_split = (nk + splits - 1) / splits;
+    splits = (nk + a.slices_per_split - 1) / a.slices_per_split;
+    if (splits > 1) {
+        const size_t part = (size_t)n * (size_t)rows;
+        if (cuda_scratch_reserve(c, &c->mm_w16, &c->mm_w16_bytes, part * (size_t)splits * sizeof(float),
+                                 "matmul split-K scratch", err))
+            return -1;
+        a.y = (float *)c->mm_w16, a.ldy = rows, a.split_stride = part;
+    }
+    gq_dispatch d{c, &a, cfg, false, dim3((unsigned)m_tiles, (unsigned)row_tiles, (unsigned)splits), err, 0};
     if (!cq_dispatch(wtype, d)) return error_set(err, ERR_UNSUPPORTED, "gemm: weight type %u", wtype);
-    return d.rc;
+    if (d.rc || splits == 1) return d.rc;
+    const int64_t total = n * rows;
+    k_gemm_split_sum<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>((const float *)c->mm_w16, (int)splits, n,
+                                                                           rows, y, ldy);
+    return cuda_check_launch("gemm (split-K sum)", err);
 }
 
 int cuda_gemm_q_grouped(cuda_backend *c, const void *w, uint32_t wtype, int32_t n_expert, int64_t rows, int64_t cols,
@@ -560,17 +619,18 @@ int cuda_gemm_q_grouped(cuda_backend *c, const void *w, uint32_t wtype, int32_t 
     a.w_end = a.w + a.expert_bytes * (size_t)n_expert;
     a.rows = rows, a.n_chunks = cols / 32;
     a.x = x16, a.ldk = ldk, a.n = 0, a.y = y, a.ldy = ldy;
+    a.slices_per_split = (a.n_chunks + 7) / 8;
     a.tiles = tiles, a.n_tiles = n_tiles, a.plist = plist, a.x_div = x_div;
-    int cfg = tile_bm == 128 && gq_cfg_smem(wtype, GQ_128x64) <= GQ_SMEM_MAX ? GQ_128x64
-            : (rows + 63) / 64 * max_tiles >= c->n_sm ? GQ_64x64 : GQ_64x32;
+    const int cfg = tile_bm == 128 && gq_fits(wtype, GQ_128x128_K128) ? GQ_128x128_K128 : GQ_64x128_K128;
     if (tile_bm != gq_bm[cfg]) return error_set(err, ERR_INVALID, "grouped gemm: tile of %d tokens", tile_bm);
-    if (max_tiles > 0x7fffffff || (rows + gq_bn[cfg] - 1) / gq_bn[cfg] > 65535)
+    const int64_t row_tiles = (rows + gq_bn[cfg] - 1) / gq_bn[cfg];
+    if (max_tiles > 0x7fffffff || row_tiles > 65535)
         return error_set(err, ERR_UNSUPPORTED, "grouped gemm: %lld tiles of %lld rows", (long long)max_tiles,
                          (long long)rows);
-    gq_dispatch d{c, &a, cfg, true, (unsigned)max_tiles, err, 0};
+    gq_dispatch d{c, &a, cfg, true, dim3((unsigned)max_tiles, (unsigned)row_tiles, 1), err, 0};
     if (!cq_dispatch(wtype, d)) return error_set(err, ERR_UNSUPPORTED, "grouped gemm: weight type %u", wtype);
     return d.rc;
 }
 
 /* Whether the grouped product can take tiles of 128 tokens for this type. */
-bool cuda_gemm_bm128_fits(uint32_t wtype) { return gq_cfg_smem(wtype, GQ_128x64) <= GQ_SMEM_MAX; }
+bool cuda_gemm_bm128_fits(uint32_t wtype) { return gq_fits(wtype, GQ_128x128_K128); }

@@ -145,8 +145,9 @@ int cuda_act_round(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, i
  * tensor cores, W quantized in device memory (every cuda_quant.cuh type but
  * F32), unpacked in shared memory (no dequantised copy in device memory).
  * x16: f16, zero padded to ldk (a multiple of 32, >= cols); cols a multiple
- * of 32. forced_cfg: 0 picks the tile by n and rows; 1..4 force 64x128,
- * 64x64, 64x32, 128x64 (tests, timing). Enqueued on the stream. */
+ * of 32. forced_cfg: 0 picks the tile by n; 1..6 force 64x128, 64x64,
+ * 64x32, 128x64 (K step 256), 128x128, 64x128 (K step 128) (tests,
+ * timing). Split K uses mm_w16 as its scratch. Enqueued on the stream. */
 bool cuda_gemm_type_supported(uint32_t wtype);
 int cuda_gemm_q(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const __half *x16,
                 int64_t ldk, int64_t n, float *y, int64_t ldy, int forced_cfg, larder_error *err);

@@ -322,7 +322,7 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
 static int gemm(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, const __half *x16, int64_t ldk,
                 int64_t n, larder_error *err) {
     /* cuda_gemm.cu's product on the quantized weights; LARDER_CUDA_GEMM=1|2
-     * keeps the old slab path (plain | cp.async) for A/B timing; 3..6 force
+     * keeps the old slab path (plain | cp.async) for A/B timing; 3..8 force
      * one tile shape of the new one */
     if (c->gemm_variant != 1 && c->gemm_variant != 2)
         return cuda_gemm_q(c, m->w, m->wtype, m->rows, cols, x16, ldk, n, m->y, m->rows,
