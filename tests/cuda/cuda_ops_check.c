@@ -49,7 +49,7 @@ static void check(const char *what, double err, double tol) {
     ok ? n_pass++ : n_fail++;
 }
 
-static void die(const char *what, const larder_error *err) {
+static _Noreturn void die(const char *what, const larder_error *err) {
     fprintf(stderr, "cuda_ops_check: %s: %s\n", what, err->message);
     exit(2);
 }
