@@ -1,9 +1,10 @@
 /*
  * cuda_internal.h — the CUDA backend's object and what its files share:
  * cuda_backend.cu (creation, memory, KV page memory, the step's batch,
- * elementwise ops, rope, norms), cuda_matmul.cu (quantized GEMV for decode,
- * dequantise + tensor-core GEMM for prefill) and cuda_attention.cu (KV store
- * and paged attention). Compiled by nvcc only (make cuda); not for use
+ * elementwise ops, rope, norms), cuda_matmul.cu (quantized GEMV for decode;
+ * prefill through cuda_gemm.cu's tensor-core product on quantized weights;
+ * cuda_moe_gemm.cu its grouped form for the experts) and cuda_attention.cu
+ * (KV store and paged attention). Compiled by nvcc only (make cuda); not for use
  * outside src/backend/cuda.
  *
  * Every op is enqueued on one stream (`stream`); nothing waits for the GPU
@@ -13,6 +14,7 @@
 #ifndef LARDER_BACKEND_CUDA_CUDA_INTERNAL_H
 #define LARDER_BACKEND_CUDA_CUDA_INTERNAL_H
 
+#include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
 
@@ -164,6 +166,35 @@ enum { ACT_LAYOUT_IL = 1, ACT_LAYOUT_F16 = 2 };
 int64_t cuda_act_il_stride(int64_t cols);
 int cuda_act_round(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, int64_t cols, int layout,
                    int64_t out_stride, void *out, larder_error *err);
+/* cuda_gemm.cu: y (n, rows; row stride ldy) = x16 (n, ldk) · Wᵀ on the
+ * tensor cores, W quantized in device memory (every cuda_quant.cuh type but
+ * F32), unpacked in shared memory (no dequantised copy in device memory).
+ * x16: f16, zero padded to ldk (a multiple of 32, >= cols); cols a multiple
+ * of 32. forced_cfg: 0 picks the tile by n; 1..6 force 64x128, 64x64,
+ * 64x32, 128x64 (K step 256), 128x128, 64x128 (K step 128) (tests,
+ * timing). Split K uses mm_w16 as its scratch. Enqueued on the stream. */
+bool cuda_gemm_type_supported(uint32_t wtype);
+int cuda_gemm_q(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const __half *x16,
+                int64_t ldk, int64_t n, float *y, int64_t ldy, int forced_cfg, larder_error *err);
+/* The grouped form (cuda_moe_gemm.cu): expert e's W at w + e·rows·row_bytes;
+ * tiles: device (expert, start, count) triples, *n_tiles of them (at most
+ * max_tiles), over plist (pair ids sorted by expert); tile i's x rows are
+ * plist[start..start+count) / x_div, its y rows plist[...]. tile_bm: the
+ * tokens per tile the list was cut for (64, or 128 where
+ * cuda_gemm_bm128_fits). */
+int cuda_gemm_q_grouped(cuda_backend *c, const void *w, uint32_t wtype, int32_t n_expert, int64_t rows, int64_t cols,
+                        const __half *x16, int64_t ldk, int32_t x_div, const int32_t *tiles, const int32_t *n_tiles,
+                        const int32_t *plist, int64_t max_tiles, int tile_bm, float *y, int64_t ldy, larder_error *err);
+bool cuda_gemm_bm128_fits(uint32_t wtype);
+
+/* cuda_moe_gemm.cu: the expert feed-forward of a batch of more than
+ * CUDA_MOE_GROUPED_MIN_TOKENS tokens as grouped tensor-core products
+ * (cuda_moe_ffn's contract); cuda_moe_grouped_ok says whether it takes
+ * these experts (types, sizes) and this batch. */
+#define CUDA_MOE_GROUPED_MIN_TOKENS 8
+bool cuda_moe_grouped_ok(const backend_moe_experts *ex, int64_t n_tokens);
+int cuda_moe_ffn_grouped(cuda_backend *c, const backend_moe_experts *ex, const float *x, const int32_t *ids,
+                         const float *weights, int64_t n_tokens, int32_t k, float *out, larder_error *err);
 
 /* cuda_moe.cu */
 int cuda_moe_route(backend *b, const float *logits, const float *sel_bias, int64_t n_tokens, int32_t n_expert,

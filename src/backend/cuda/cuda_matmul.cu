@@ -10,12 +10,13 @@
  *    once per call. The activations are first rounded as the CPU rounds
  *    them (cuda_act_round.cu: 8-bit quants times their scale), so the
  *    products equal the CPU's up to the order of float additions.
- *  - GEMM (prefill, n > GEMV_MAX_TOKENS): the weight is dequantised to
- *    f16 into a scratch (in slabs of rows that bound the scratch), x is
- *    rounded to f16, and a tensor-core kernel (wmma 16x16x16, f32
- *    accumulators, 128x128 block tiles) computes the product. f32 weights
- *    stay on the GEMV path in groups of 8 tokens (exact, slower; only test
- *    models have them).
+ *  - GEMM (prefill, n > GEMV_MAX_TOKENS): x is rounded as for the GEMV,
+ *    then to f16, and cuda_gemm.cu multiplies it with the quantized weight
+ *    on the tensor cores (unpacked in shared memory, never written out).
+ *    LARDER_CUDA_GEMM=1|2 selects the old path for A/B timing: the weight
+ *    dequantised to f16 slabs in device memory, then a wmma GEMM (plain
+ *    loads | cp.async). f32 weights stay on the GEMV path in groups of 8
+ *    tokens (exact, slower; only test models have them).
  * Rows whose width is not a multiple of 32 (float types only) take a scalar
  * kernel.
  */
@@ -328,6 +329,12 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, c
 
 static int gemm(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, const __half *x16, int64_t ldk,
                 int64_t n, larder_error *err) {
+    /* cuda_gemm.cu's product on the quantized weights; LARDER_CUDA_GEMM=1|2
+     * keeps the old slab path (plain | cp.async) for A/B timing; 3..8 force
+     * one tile shape of the new one */
+    if (c->gemm_variant != 1 && c->gemm_variant != 2)
+        return cuda_gemm_q(c, m->w, m->wtype, m->rows, cols, x16, ldk, n, m->y, m->rows,
+                           c->gemm_variant >= 3 ? c->gemm_variant - 2 : 0, err);
     const size_t row_bytes = tensor_row_bytes(m->wtype, cols);
     int64_t slab_rows = (int64_t)(MM_SLAB_BYTES / ((size_t)ldk * 2));
     slab_rows = slab_rows / GM_BN * GM_BN;

@@ -219,6 +219,9 @@ int cuda_moe_ffn(backend *b, const backend_moe_experts *ex, const float *x, cons
     CUDA_OP_BEGIN(b);
     cuda_backend *c = (cuda_backend *)b;
     if (n_tokens <= 0) return 0;
+    /* prefill: grouped tensor-core products (cuda_moe_gemm.cu); LARDER_CUDA_GEMM=1|2 keeps the per-pair path */
+    if (c->gemm_variant != 1 && c->gemm_variant != 2 && cuda_moe_grouped_ok(ex, n_tokens))
+        return cuda_moe_ffn_grouped(c, ex, x, ids, weights, n_tokens, k, out, err);
     const int64_t n_pairs = n_tokens * k, ff = ex->ff, dim = ex->dim;
     const size_t bytes = (size_t)n_pairs * (size_t)(2 * ff + dim) * sizeof(float);
     if (cuda_scratch_reserve(c, &c->moe_scratch, &c->moe_scratch_bytes, bytes, "moe scratch", err)) return -1;
