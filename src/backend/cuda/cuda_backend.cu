@@ -232,7 +232,8 @@ static int cu_kv_page_write(backend *b, backend_kv *m, uint32_t page, const void
  * steps that share it. */
 
 static int graph_begin_step(cuda_backend *c, const backend_batch *in, larder_error *err) {
-    if (!c->graph_enabled || in->n_tokens == 0 || in->n_tokens != in->n_seqs || in->n_tokens > 8) return 0;
+    if (!c->graph_enabled || in->n_tokens == 0 || in->n_tokens != in->n_seqs || in->n_tokens > c->graph_max_tokens)
+        return 0;
     const int32_t key[4] = {in->n_tokens, in->n_seqs, in->max_pages, in->n_out};
     if (c->graph_exec && !memcmp(key, c->graph_key, sizeof key) && c->graph_mem_gen == c->mem_gen) {
         c->graph_mode = CUDA_GRAPH_REPLAY;
@@ -619,6 +620,8 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->gemv_rows_per_block = gr_rows ? atoi(gr_rows) : 0;
     if (c->gemv_rows_per_block != 1 && c->gemv_rows_per_block != 2 && c->gemv_rows_per_block != 4)
         c->gemv_rows_per_block = 0;
+    const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */
+    c->graph_max_tokens = gmax && atoi(gmax) > 0 && atoi(gmax) <= 256 ? atoi(gmax) : 8;
     const char *gr = getenv("LARDER_CUDA_GRAPH"); /* decode graphs: on unless LARDER_CUDA_GRAPH=0 */
     const char *prof_env = getenv("LARDER_CUDA_PROFILE"); /* profiling waits for each op: no graphs then */
     c->graph_enabled = (!gr || atoi(gr) != 0) && !(prof_env && atoi(prof_env) == 1);

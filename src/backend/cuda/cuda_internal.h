@@ -84,6 +84,7 @@ typedef struct cuda_backend {
     size_t moe_xil_bytes;
     /* CUDA graphs of decode steps */
     bool graph_enabled;
+    int graph_max_tokens;     /* steps of more tokens are not captured (LARDER_CUDA_GRAPH_MAX, default 8) */
     int graph_mode;           /* CUDA_GRAPH_*: this step's */
     cudaGraphExec_t graph_exec;
     int32_t graph_key[4], last_key[4];
