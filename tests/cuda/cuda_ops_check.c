@@ -470,6 +470,54 @@ static void check_norm_then_matmul(uint32_t type, int64_t n) {
     free(wq), free(wf), free(x), free(nw), free(xn), free(yc), free(yh);
 }
 
+/* silu_mul then the down product of its output, three times: after the
+ * first, silu_mul rounds its output for the product itself (the memo). */
+static void check_silu_then_matmul(uint32_t type, int64_t n) {
+    larder_error err = {0};
+    const int64_t ff = 768, rows = 256;
+    size_t rb = tensor_row_bytes(type, ff);
+    uint8_t *wq = malloc(rb * (size_t)rows);
+    float *wf = malloc((size_t)(rows * ff) * 4), *g = malloc((size_t)(n * ff) * 4), *u = malloc((size_t)(n * ff) * 4);
+    float *yc = malloc((size_t)(n * rows) * 4), *yh = malloc((size_t)(n * rows) * 4);
+    fill(wf, (size_t)(rows * ff), 1.0f);
+    for (int64_t r = 0; r < rows; r++) quantize_row(type, wf + r * ff, wq + (size_t)r * rb, ff);
+    const void *wd;
+    if (backend_upload_weight(gpu, wq, rb * (size_t)rows, &wd, &err)) die("upload", &err);
+    float *gg = buf_from(gpu, NULL, (size_t)(n * ff)), *ug = buf_from(gpu, NULL, (size_t)(n * ff));
+    float *yg = buf_from(gpu, NULL, (size_t)(n * rows));
+    /* the same g, u each round: the fused rounds must equal the first
+     * (unfused) bit for bit; against the CPU, whose silu may differ in a
+     * last bit that moves a quant, 2e-3 */
+    fill(g, (size_t)(n * ff), 3.0f), fill(u, (size_t)(n * ff), 1.0f);
+    float *g0 = malloc((size_t)(n * ff) * 4), *y0 = malloc((size_t)(n * rows) * 4);
+    memcpy(g0, g, (size_t)(n * ff) * 4);
+    backend_silu_mul(cpu, g, u, n * ff, &err);
+    if (backend_matmul(cpu, wq, type, rows, ff, g, n, yc, &err)) die("cpu matmul", &err);
+    double worst = 0;
+    bool same = true;
+    for (int round = 0; round < 3; round++) {
+        if (backend_buffer_write(gpu, gg, g0, (size_t)(n * ff) * 4, &err) ||
+            backend_buffer_write(gpu, ug, u, (size_t)(n * ff) * 4, &err))
+            die("write", &err);
+        if (backend_silu_mul(gpu, gg, ug, n * ff, &err) || backend_matmul(gpu, wd, type, rows, ff, gg, n, yg, &err))
+            die("silu_mul + matmul", &err);
+        buf_to(gpu, yh, yg, (size_t)(n * rows));
+        double e = rel_errf(yh, yc, (size_t)(n * rows));
+        if (!(e <= worst)) worst = e;
+        if (round == 0) memcpy(y0, yh, (size_t)(n * rows) * 4);
+        else same = same && !memcmp(y0, yh, (size_t)(n * rows) * 4);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "silu_mul -> matmul %s n=%lld x3: fused rounds = unfused, bitwise",
+             tensor_type_get(type)->name, (long long)n);
+    check(what, same ? 0.0 : 1.0, 0);
+    snprintf(what, sizeof what, "silu_mul -> matmul %s n=%lld vs cpu", tensor_type_get(type)->name, (long long)n);
+    check(what, worst, 2e-3);
+    free(g0), free(y0);
+    backend_buffer_free(gpu, gg), backend_buffer_free(gpu, ug), backend_buffer_free(gpu, yg);
+    free(wq), free(wf), free(g), free(u), free(yc), free(yh);
+}
+
 /* ---- mixture of experts: routing and the expert feed-forward, against the CPU */
 
 /* up_type: the up matrices' type (the GPU fuses gate and up when it equals wtype) */
@@ -668,6 +716,9 @@ int main(void) {
     check_norm_then_matmul(TYPE_Q4_K, 1);
     check_norm_then_matmul(TYPE_Q8_0, 3);
     check_norm_then_matmul(TYPE_F16, 8);
+    check_silu_then_matmul(TYPE_Q6_K, 1);
+    check_silu_then_matmul(TYPE_Q4_0, 4);
+    check_silu_then_matmul(TYPE_F32, 2);
     const uint32_t kv_types[] = {TYPE_F16, TYPE_F32, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0};
     for (size_t i = 0; i < sizeof kv_types / sizeof kv_types[0]; i++) {
         check_attention(kv_types[i], 128, 8, 2, 100);

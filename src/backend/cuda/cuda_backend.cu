@@ -275,7 +275,7 @@ static int graph_end_step(cuda_backend *c, larder_error *err) {
 static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) {
     cuda_backend *c = (cuda_backend *)b;
     cuda_batch *bt = &c->batch;
-    c->xil_src = NULL, c->norm_out = NULL; /* a new step: no activation is current */
+    c->xil_src = NULL, c->norm_out = NULL, c->silu_out = NULL; /* a new step: no activation is current */
     if (in->n_tokens < 0 || in->n_seqs < 0 || in->max_pages < 0 || in->n_out < 0 || in->n_out > in->n_tokens)
         return error_set(err, ERR_INVALID, "batch: negative or inconsistent sizes");
     for (int32_t t = 0; t < in->n_tokens; t++)
@@ -442,10 +442,57 @@ __global__ void k_silu_mul(float *g, const float *u, int64_t n) {
     }
 }
 
+/* The same for rows of `cols`, each warp then rounding its 256 elements for
+ * act type A into x_il (the down product's input, cuda_act_round.cuh). */
+template <int A>
+__global__ void k_silu_mul_round(float *g, const float *u, int64_t rows, int64_t cols, float *x_il,
+                                 int64_t il_stride) {
+    const int64_t groups = (cols + 255) / 256;
+    const int64_t gw = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
+    if (gw >= rows * groups) return;
+    const int64_t t = gw / groups, grp = gw % groups;
+    float *gr = g + t * cols;
+    const float *ur = u + t * cols;
+    const int64_t k0 = grp * 256 + (threadIdx.x & 31) * 8;
+    for (int i = 0; i < 8; i++)
+        if (k0 + i < cols) {
+            float v = gr[k0 + i];
+            gr[k0 + i] = v / (1.0f + expf(-v)) * ur[k0 + i];
+        }
+    __syncwarp(); /* the warp's own writes are what it rounds */
+    act_round_group<A, ACT_LAYOUT_IL>(gr, cols, grp, t * il_stride * 4, x_il);
+}
+
+/* silu_mul; when the product that read its output last time rounded it for
+ * act type A over rows of silu_cols, it rounds it too, into mm_xil, and
+ * records that in the memo (as cu_rmsnorm does). */
 static int cu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_error *err) {
     CUDA_OP_BEGIN(b);
+    cuda_backend *c = (cuda_backend *)b;
     if (n <= 0) return 0;
-    k_silu_mul<<<ew_blocks(n), EW_THREADS, 0, ((cuda_backend *)b)->stream>>>(g, u, n);
+    const int64_t cols = c->silu_cols, rows = cols > 0 ? n / cols : 0;
+    const uint32_t act = c->silu_act;
+    const bool fuse = cols > 0 && n % cols == 0 && rows <= 8 && cols % 32 == 0 &&
+                      (act == TYPE_Q8_0 || act == TYPE_Q8_1 || act == TYPE_F32 || (act == TYPE_Q8_K && cols % 256 == 0));
+    c->silu_out = g;
+    if (!fuse) {
+        k_silu_mul<<<ew_blocks(n), EW_THREADS, 0, c->stream>>>(g, u, n);
+        return cuda_check_launch("silu_mul", err);
+    }
+    const int64_t il_stride = cuda_act_il_stride(cols);
+    if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes, (size_t)rows * (size_t)il_stride * sizeof(float),
+                             "matmul activation scratch", err))
+        return -1;
+    const int64_t warps = rows * ((cols + 255) / 256);
+    const unsigned blocks = (unsigned)((warps + 3) / 4);
+    float *xil = (float *)c->mm_xil;
+    switch (act) {
+    case TYPE_Q8_0: k_silu_mul_round<TYPE_Q8_0><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
+    case TYPE_Q8_1: k_silu_mul_round<TYPE_Q8_1><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
+    case TYPE_Q8_K: k_silu_mul_round<TYPE_Q8_K><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
+    default: k_silu_mul_round<TYPE_F32><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
+    }
+    c->xil_src = g, c->xil_act = act, c->xil_n = rows, c->xil_cols = cols;
     return cuda_check_launch("silu_mul", err);
 }
 

@@ -80,6 +80,11 @@ typedef struct cuda_backend {
      * direct-mapped table) the act type the product reading its output took */
     const float *norm_out, *norm_w;
     struct { const float *w; uint32_t act; } norm_acts[256];
+    /* the last silu_mul's output, and the row width and act type of the
+     * product that read a silu_mul output last (silu_cols 0: none yet) */
+    const float *silu_out;
+    int64_t silu_cols;
+    uint32_t silu_act;
     void *moe_xil;            /* the same for the MoE down product's input */
     size_t moe_xil_bytes;
     /* CUDA graphs of decode steps */

@@ -31,14 +31,30 @@ extern "C" {
 
 #define MM_SLAB_BYTES ((size_t)256 << 20)     /* most dequantised f16 weight bytes at once */
 
-/* ---- GEMV (the warp's work: cuda_gemv.cuh) */
+/* ---- GEMV (the block's work: cuda_gemv.cuh)
+ *
+ * One launch covers up to GEMV_MAX_MATS matrices of one type that multiply
+ * the same x (q, k, v; gate, up): block b belongs to the matrix whose run
+ * of blocks holds it, so a layer's products of one input are one launch. */
+#define GEMV_MAX_MATS 3
+struct gemv_mats {
+    const uint8_t *w[GEMV_MAX_MATS];
+    float *y[GEMV_MAX_MATS];
+    int64_t rows[GEMV_MAX_MATS];
+    int64_t first_block[GEMV_MAX_MATS + 1]; /* matrix m owns blocks [first_block[m], first_block[m + 1]) */
+    int n;
+};
 
 template <int T, int NT, int R>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
-    k_gemv(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks,
-           const float *__restrict__ x_il, int64_t il_stride, float *__restrict__ y, int ntok) {
+    k_gemv(const gemv_mats mats, size_t row_bytes, int64_t n_chunks, const float *__restrict__ x_il,
+           int64_t il_stride, int ntok) {
     __shared__ float sums[GEMV_SMEM_FLOATS(R, NT)];
-    const int64_t r0 = (int64_t)blockIdx.x * R;
+    int m = 0;
+    while (m + 1 < mats.n && (int64_t)blockIdx.x >= mats.first_block[m + 1]) m++;
+    const int64_t rows = mats.rows[m], r0 = ((int64_t)blockIdx.x - mats.first_block[m]) * R;
+    const uint8_t *w = mats.w[m];
+    float *y = mats.y[m];
     const uint8_t *rowp[R];
 #pragma unroll
     for (int r = 0; r < R; r++) rowp[r] = w + (size_t)(r0 + r < rows ? r0 + r : rows - 1) * row_bytes;
@@ -261,23 +277,22 @@ bool cuda_type_supported(uint32_t wtype) {
 
 /* Launchers: the type-templated kernel of each path, for cq_dispatch. */
 template <int T, int R>
-static void gemv_launch_nt(cuda_backend *c, const uint8_t *w, size_t row_bytes, int64_t rows, int64_t n_chunks,
-                           const float *x_il, int64_t il_stride, float *y, int nt) {
-    dim3 g((unsigned)((rows + R - 1) / R)), b(GEMV_WARPS * 32);
-    if (nt == 1) k_gemv<T, 1, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
-    else if (nt <= 2) k_gemv<T, 2, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
-    else if (nt <= 4) k_gemv<T, 4, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
-    else k_gemv<T, 8, R><<<g, b, 0, c->stream>>>(w, row_bytes, rows, n_chunks, x_il, il_stride, y, nt);
+static void gemv_launch_nt(cuda_backend *c, const gemv_mats &mats, size_t row_bytes, int64_t n_chunks,
+                           const float *x_il, int64_t il_stride, int nt) {
+    dim3 g((unsigned)mats.first_block[mats.n]), b(GEMV_WARPS * 32);
+    if (nt == 1) k_gemv<T, 1, R><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x_il, il_stride, nt);
+    else if (nt <= 2) k_gemv<T, 2, R><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x_il, il_stride, nt);
+    else if (nt <= 4) k_gemv<T, 4, R><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x_il, il_stride, nt);
+    else k_gemv<T, 8, R><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x_il, il_stride, nt);
 }
 
 struct gemv_launch {
-    cuda_backend *c; const backend_matmul_weight *m; size_t row_bytes; int64_t n_chunks, il_stride;
-    const float *x_il; float *y; int nt, rows_per_block;
+    cuda_backend *c; const gemv_mats *mats; size_t row_bytes; int64_t n_chunks, il_stride;
+    const float *x_il; int nt, rows_per_block;
     template <int T> void operator()() {
-        const uint8_t *w = (const uint8_t *)m->w;
-        if (rows_per_block == 4) gemv_launch_nt<T, 4>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
-        else if (rows_per_block == 2) gemv_launch_nt<T, 2>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
-        else gemv_launch_nt<T, 1>(c, w, row_bytes, m->rows, n_chunks, x_il, il_stride, y, nt);
+        if (rows_per_block == 4) gemv_launch_nt<T, 4>(c, *mats, row_bytes, n_chunks, x_il, il_stride, nt);
+        else if (rows_per_block == 2) gemv_launch_nt<T, 2>(c, *mats, row_bytes, n_chunks, x_il, il_stride, nt);
+        else gemv_launch_nt<T, 1>(c, *mats, row_bytes, n_chunks, x_il, il_stride, nt);
     }
 };
 
@@ -300,27 +315,40 @@ struct dequant_launch {
     }
 };
 
-/* x (n, cols) already rounded for m's type, interleaved at x_il. */
-static int gemv(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, const float *x, const float *x_il,
+/* The scalar product of float weights whose rows are not a multiple of 32. */
+static int matmul_scalar(cuda_backend *c, const backend_matmul_weight *m, int64_t cols, const float *x, int64_t n,
+                         larder_error *err) {
+    if (m->wtype != TYPE_F32 && m->wtype != TYPE_F16 && m->wtype != TYPE_BF16)
+        return error_set(err, ERR_INVALID, "matmul: %lld columns of type %u", (long long)cols, m->wtype);
+    int64_t total = m->rows * n;
+    k_matmul_scalar<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(
+        m->wtype, (const uint8_t *)m->w, tensor_row_bytes(m->wtype, cols), m->rows, x, cols, n, m->y);
+    return cuda_check_launch("matmul (scalar)", err);
+}
+
+/* n_m (<= GEMV_MAX_MATS) matrices of one type times x (n, cols; cols a
+ * multiple of 32), x already rounded for that type and interleaved at x_il. */
+static int gemv(cuda_backend *c, const backend_matmul_weight *const *ms, int n_m, int64_t cols, const float *x_il,
                 int64_t n, larder_error *err) {
-    const size_t row_bytes = tensor_row_bytes(m->wtype, cols);
-    if (cols % 32) {
-        if (m->wtype != TYPE_F32 && m->wtype != TYPE_F16 && m->wtype != TYPE_BF16)
-            return error_set(err, ERR_INVALID, "matmul: %lld columns of type %u", (long long)cols, m->wtype);
-        int64_t total = m->rows * n;
-        k_matmul_scalar<<<(unsigned)((total + 255) / 256), 256, 0, c->stream>>>(m->wtype, (const uint8_t *)m->w,
-                                                                                 row_bytes, m->rows, x, cols, n, m->y);
-        return cuda_check_launch("matmul (scalar)", err);
-    }
+    const uint32_t wtype = ms[0]->wtype;
+    const size_t row_bytes = tensor_row_bytes(wtype, cols);
     const int64_t n_chunks = cols / 32, il_stride = cuda_act_il_stride(cols);
-    const int rpw = cuda_gemv_rows_per_block(c, m->rows, 1);
+    int64_t total_rows = 0;
+    for (int i = 0; i < n_m; i++) total_rows += ms[i]->rows;
+    const int rpb = cuda_gemv_rows_per_block(c, total_rows, 1);
     for (int64_t t0 = 0; t0 < n; t0 += GEMV_MAX_TOKENS) {
         int nt = (int)(n - t0 < GEMV_MAX_TOKENS ? n - t0 : GEMV_MAX_TOKENS);
-        gemv_launch l{c, m, row_bytes, n_chunks, il_stride, x_il + t0 * il_stride, m->y + t0 * m->rows, nt, rpw};
-        if (!cq_dispatch(m->wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", m->wtype);
-        const char *what = m->rows > 65536 ? "gemv (output)"
-                         : m->wtype == TYPE_Q4_K ? "gemv q4_k"
-                         : m->wtype == TYPE_Q6_K ? "gemv q6_k"
+        gemv_mats mats = {};
+        mats.n = n_m;
+        for (int i = 0; i < n_m; i++) {
+            mats.w[i] = (const uint8_t *)ms[i]->w, mats.y[i] = ms[i]->y + t0 * ms[i]->rows, mats.rows[i] = ms[i]->rows;
+            mats.first_block[i + 1] = mats.first_block[i] + (ms[i]->rows + rpb - 1) / rpb;
+        }
+        gemv_launch l{c, &mats, row_bytes, n_chunks, il_stride, x_il + t0 * il_stride, nt, rpb};
+        if (!cq_dispatch(wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", wtype);
+        const char *what = total_rows > 65536 ? "gemv (output)"
+                         : wtype == TYPE_Q4_K ? "gemv q4_k"
+                         : wtype == TYPE_Q6_K ? "gemv q6_k"
                          : "gemv";
         if (cuda_check_launch(what, err)) return -1;
     }
@@ -387,6 +415,8 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
             const unsigned slot = cuda_norm_slot(c->norm_w);
             c->norm_acts[slot].w = c->norm_w, c->norm_acts[slot].act = use_gemm ? QUANT_NO_TYPE : act;
         }
+        if (x == c->silu_out && i == 0) /* and what silu_mul should */
+            c->silu_cols = use_gemm ? 0 : cols, c->silu_act = act;
         if (use_gemm) {
             if (act != f16_act) {
                 if (cuda_scratch_reserve(c, &c->mm_x16, &c->mm_x16_bytes, (size_t)n_tokens * (size_t)ldk * 2,
@@ -396,8 +426,10 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
                 f16_act = act;
             }
             if (gemm(c, m, cols, (const __half *)c->mm_x16, ldk, n_tokens, err)) return -1;
+        } else if (cols % 32) {
+            if (matmul_scalar(c, m, cols, x, n_tokens, err)) return -1;
         } else {
-            if (cols % 32 == 0 && !(memo_ok && c->xil_act == act)) {
+            if (!(memo_ok && c->xil_act == act)) {
                 if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes,
                                          (size_t)n_tokens * (size_t)il_stride * sizeof(float),
                                          "matmul activation scratch", err) ||
@@ -406,7 +438,12 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
                 c->xil_src = x, c->xil_act = act, c->xil_n = n_tokens, c->xil_cols = cols;
                 memo_ok = true;
             }
-            if (gemv(c, m, cols, x, (const float *)c->mm_xil, n_tokens, err)) return -1;
+            /* the following matrices of the same type join this launch */
+            const backend_matmul_weight *group[GEMV_MAX_MATS] = {m};
+            int n_group = 1;
+            while (n_group < GEMV_MAX_MATS && i + 1 < n_mats && mats[i + 1].wtype == m->wtype && mats[i + 1].rows > 0)
+                group[n_group++] = &mats[++i];
+            if (gemv(c, group, n_group, cols, (const float *)c->mm_xil, n_tokens, err)) return -1;
         }
     }
     for (int i = 0; i < n_mats; i++) /* an output over x would leave a stale memo */
