@@ -712,6 +712,22 @@ int main(void) {
     check_get_rows(TYPE_F16, 72);
     check_matmul_multi(TYPE_Q4_K, 1);
     check_matmul_multi(TYPE_Q8_0, 40);
+    { /* the fusions behind LARDER_CUDA_NEXT=1 (cuda_internal.h): the same checks */
+        setenv("LARDER_CUDA_NEXT", "1", 1);
+        backend *next = backend_create("cuda", &opt, &err), *plain = gpu;
+        unsetenv("LARDER_CUDA_NEXT");
+        if (!next) die("cuda backend", &err);
+        gpu = next;
+        printf("-- LARDER_CUDA_NEXT=1\n");
+        check_matmul_multi(TYPE_Q4_K, 1);
+        check_matmul_multi(TYPE_Q6_K, 3);
+        check_silu_then_matmul(TYPE_Q6_K, 1);
+        check_silu_then_matmul(TYPE_Q4_0, 4);
+        check_silu_then_matmul(TYPE_F32, 2);
+        check_norm_then_matmul(TYPE_Q4_K, 1);
+        gpu = plain;
+        backend_free(next);
+    }
     check_small_ops();
     check_norm_then_matmul(TYPE_Q4_K, 1);
     check_norm_then_matmul(TYPE_Q8_0, 3);

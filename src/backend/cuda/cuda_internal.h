@@ -88,6 +88,10 @@ typedef struct cuda_backend {
     void *moe_xil;            /* the same for the MoE down product's input */
     size_t moe_xil_bytes;
     /* CUDA graphs of decode steps */
+    /* LARDER_CUDA_NEXT=1: the fusions written after the last GPU run (one
+     * GEMV launch for q/k/v and gate/up; silu_mul rounding for the down
+     * product), off until cuda_ops_check and a bench have run them */
+    bool next_fusions;
     bool graph_enabled;
     int graph_max_tokens;     /* steps of more tokens are not captured (LARDER_CUDA_GRAPH_MAX, default 8) */
     int graph_mode;           /* CUDA_GRAPH_*: this step's */

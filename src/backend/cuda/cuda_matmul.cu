@@ -438,10 +438,10 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
                 c->xil_src = x, c->xil_act = act, c->xil_n = n_tokens, c->xil_cols = cols;
                 memo_ok = true;
             }
-            /* the following matrices of the same type join this launch */
+            /* the following matrices of the same type join this launch (LARDER_CUDA_NEXT) */
             const backend_matmul_weight *group[GEMV_MAX_MATS] = {m};
             int n_group = 1;
-            while (n_group < GEMV_MAX_MATS && i + 1 < n_mats && mats[i + 1].wtype == m->wtype && mats[i + 1].rows > 0)
+            while (c->next_fusions && n_group < GEMV_MAX_MATS && i + 1 < n_mats && mats[i + 1].wtype == m->wtype && mats[i + 1].rows > 0)
                 group[n_group++] = &mats[++i];
             if (gemv(c, group, n_group, cols, (const float *)c->mm_xil, n_tokens, err)) return -1;
         }
