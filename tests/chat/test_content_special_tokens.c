@@ -18,6 +18,7 @@
 
 #include "chat/chat_prompt.h"
 #include "tokenizer/tokenizer.h"
+#include "test_files.h"
 
 typedef struct fixture {
     tokenizer *tok;
@@ -25,21 +26,6 @@ typedef struct fixture {
     int32_t im_start, im_end, endoftext;
 } fixture;
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 static int setup(void **state) {
     const char *shared = getenv("SHARED");
@@ -51,7 +37,7 @@ static int setup(void **state) {
     fx->tok = tokenizer_load_file(path, &err);
     if (!fx->tok) fail_msg("%s: %s", path, err.message);
     snprintf(path, sizeof path, "%s/templates/Qwen-Qwen2.5-7B-Instruct.jinja", shared);
-    char *tmpl = read_file(path);
+    char *tmpl = test_read_file(path);
     if (!tmpl) fail_msg("cannot read %s", path);
     fx->cp = chat_prompt_create(tmpl, "", "<|im_end|>", &err);
     free(tmpl);
@@ -245,7 +231,7 @@ static void test_bounded_pieces_give_the_same_ids(void **state) {
         tokenizer *tk = tokenizer_load_file(path, &err);
         if (!tk) fail_msg("%s: %s", path, err.message);
         snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf.inp", shared ? shared : "../shared", vocabs[v]);
-        char *inp = read_file(path);
+        char *inp = test_read_file(path);
         assert_non_null(inp);
         size_t il = strlen(inp), n = 0, cap = 400000;
         char *big = malloc(cap);

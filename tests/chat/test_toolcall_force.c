@@ -30,13 +30,6 @@ static const char MESSAGES[] =
     "{\"id\":\"abcdefgh1\",\"type\":\"function\",\"function\":{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\": \\\"Paris\\\", \\\"days\\\": 3}\"}}]},"
     "{\"role\":\"tool\",\"tool_call_id\":\"abcdefgh1\",\"name\":\"get_weather\",\"content\":\"sunny\"}]";
 
-static bool json_equal(const char *a, const char *b) {
-    cJSON *x = cJSON_Parse(a), *y = cJSON_Parse(b);
-    bool eq = x && y && cJSON_Compare(x, y, true);
-    cJSON_Delete(x);
-    cJSON_Delete(y);
-    return eq;
-}
 
 static char *concat(const char *a, const char *b, size_t bn) {
     size_t an = strlen(a);
@@ -55,7 +48,7 @@ static void expect_call(const char *name, const toolcall_format *f, const char *
     h_run_all(&o, text, &r);
     if (r.n_calls != 1) fail_msg("%s: %zu calls from [%s] (content [%s])", name, r.n_calls, text, r.content);
     assert_string_equal(r.name[0], "get_weather");
-    if (!json_equal(r.args[0], CALL_ARGS)) fail_msg("%s: arguments %s", name, r.args[0]);
+    if (!h_json_equal(r.args[0], CALL_ARGS)) fail_msg("%s: arguments %s", name, r.args[0]);
     assert_string_equal(r.reasoning, "");
     h_out_free(&r);
 }
@@ -64,7 +57,7 @@ static void expect_call(const char *name, const toolcall_format *f, const char *
  * call_close; `tail` instead of the rendering's rest: what follows the
  * opener when the call has no close marker to cut at. */
 static void check_template(const char *name, const char *syntax, const char *end, const char *tail) {
-    char *src = h_read_template(name);
+    char *src = test_read_template(name);
     toolcall_format f = toolcall_format_from_template(src);
     assert_string_equal(toolcall_syntax_name(f.syntax), syntax);
     larder_error err = {0};
@@ -140,7 +133,7 @@ static void test_openers_match_their_templates(void **state) {
 
 static void test_unforceable_and_bad_names_are_refused(void **state) {
     (void)state;
-    char *src = h_read_template("google-gemma-2-2b-it");
+    char *src = test_read_template("google-gemma-2-2b-it");
     toolcall_format f = toolcall_format_from_template(src);
     assert_string_equal(toolcall_syntax_name(f.syntax), "none");
     larder_error err = {0};
@@ -148,7 +141,7 @@ static void test_unforceable_and_bad_names_are_refused(void **state) {
     assert_int_equal(err.code, ERR_UNSUPPORTED);
     assert_non_null(strstr(err.message, "cannot be forced"));
     free(src);
-    src = h_read_template("Qwen-Qwen2.5-7B-Instruct");
+    src = test_read_template("Qwen-Qwen2.5-7B-Instruct");
     f = toolcall_format_from_template(src);
     const char *bad[] = {"", "read file", "a\"b", "x<y", "tab\tname"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

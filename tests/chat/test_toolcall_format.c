@@ -13,23 +13,8 @@
 #include <string.h>
 
 #include "chat/toolcall_format.h"
+#include "test_files.h"
 
-static char *read_template(const char *name) {
-    const char *shared = getenv("SHARED");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/templates/%s.jinja", shared && *shared ? shared : "../shared", name);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
-}
 
 typedef struct expect { const char *template_name, *syntax, *call_open, *think_open; } expect;
 
@@ -82,7 +67,7 @@ static void test_chooser_on_real_templates(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof TABLE / sizeof *TABLE; i++) {
         const expect *e = &TABLE[i];
-        char *t = read_template(e->template_name);
+        char *t = test_read_template(e->template_name);
         toolcall_format f = toolcall_format_from_template(t);
         printf("%-45s %-13s %s\n", e->template_name, toolcall_syntax_name(f.syntax),
                f.think_open ? f.think_open : "-");
@@ -106,7 +91,7 @@ static void test_chooser_degenerate_inputs(void **state) {
 
 static void test_prompt_opens_reasoning(void **state) {
     (void)state;
-    char *t = read_template("Qwen3.5-4B");
+    char *t = test_read_template("Qwen3.5-4B");
     toolcall_format f = toolcall_format_from_template(t);
     free(t);
     const char *open = "<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n";
@@ -115,7 +100,7 @@ static void test_prompt_opens_reasoning(void **state) {
     assert_false(toolcall_prompt_opens_reasoning(&f, closed, strlen(closed)));
     assert_false(toolcall_prompt_opens_reasoning(&f, "", 0));
     assert_false(toolcall_prompt_opens_reasoning(&f, "<think", 6));
-    t = read_template("Qwen-Qwen2.5-7B-Instruct");
+    t = test_read_template("Qwen-Qwen2.5-7B-Instruct");
     f = toolcall_format_from_template(t);
     free(t);
     assert_false(toolcall_prompt_opens_reasoning(&f, open, strlen(open)));   /* no markers */

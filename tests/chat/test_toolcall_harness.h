@@ -22,6 +22,7 @@
 #include "base/strbuf.h"
 #include "chat/chat_prompt.h"
 #include "chat/toolcall_json.h"
+#include "test_files.h"
 #include "chat/toolcall_parser.h"
 
 #define H_MAX_CALLS 200
@@ -210,22 +211,13 @@ static toolcall_parser_options h_opts(const toolcall_format *f, const char *tool
 
 /* ---- real templates (shared/templates) */
 
-/* The text of $SHARED/templates/<name>.jinja (malloc'd). */
-static inline char *h_read_template(const char *name) {
-    const char *shared = getenv("SHARED");
-    char path[1024];
-    snprintf(path, sizeof path, "%s/templates/%s.jinja", shared && *shared ? shared : "../shared", name);
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = '\0';
-    fclose(f);
-    return s;
+/* Whether two JSON texts parse to equal values. */
+static inline bool h_json_equal(const char *a, const char *b) {
+    cJSON *x = cJSON_Parse(a), *y = cJSON_Parse(b);
+    bool eq = x && y && cJSON_Compare(x, y, true);
+    cJSON_Delete(x);
+    cJSON_Delete(y);
+    return eq;
 }
 
 /* TOOLS_JSON as every template can render it: some print each tool's

@@ -27,17 +27,10 @@ static const char MESSAGES[] =
     "{\"role\":\"tool\",\"tool_call_id\":\"call_2\",\"content\":\"ok\"},"
     "{\"role\":\"user\",\"content\":\"Thanks.\"}]";
 
-static bool json_equal(const char *a, const char *b) {
-    cJSON *x = cJSON_Parse(a), *y = cJSON_Parse(b);
-    bool eq = x && y && cJSON_Compare(x, y, true);
-    cJSON_Delete(x);
-    cJSON_Delete(y);
-    return eq;
-}
 
 /* n_calls: how many of the two calls the template writes (gpt-oss's writes the first only). */
 static void check_template(const char *name, const char *syntax, size_t n_calls) {
-    char *src = h_read_template(name);
+    char *src = test_read_template(name);
     toolcall_format f = toolcall_format_from_template(src);
     assert_string_equal(toolcall_syntax_name(f.syntax), syntax);
     char *text = h_render_template(name, src, MESSAGES);
@@ -61,10 +54,10 @@ static void check_template(const char *name, const char *syntax, size_t n_calls)
     assert_string_equal(r.content, "");
     assert_int_equal(r.n_calls, n_calls);
     assert_string_equal(r.name[0], "get_weather");
-    if (!json_equal(r.args[0], CALL_ARGS_1)) fail_msg("%s: arguments %s", name, r.args[0]);
+    if (!h_json_equal(r.args[0], CALL_ARGS_1)) fail_msg("%s: arguments %s", name, r.args[0]);
     if (n_calls > 1) {
         assert_string_equal(r.name[1], "write_file");
-        if (!json_equal(r.args[1], CALL_ARGS_2)) fail_msg("%s: arguments %s", name, r.args[1]);
+        if (!h_json_equal(r.args[1], CALL_ARGS_2)) fail_msg("%s: arguments %s", name, r.args[1]);
     }
     h_out_free(&r);
     free(block);

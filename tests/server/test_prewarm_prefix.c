@@ -18,32 +18,15 @@
 
 #include "server/prewarm.h"
 #include "tokenizer/tokenizer.h"
+#include "test_files.h"
 
-static const char *shared_dir(void) {
-    const char *s = getenv("SHARED");
-    return s && *s ? s : "../shared";
-}
-
-static char *read_text(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) fail_msg("cannot open %s", path);
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *s = malloc((size_t)n + 1);
-    assert_non_null(s);
-    assert_int_equal(fread(s, 1, (size_t)n, f), (size_t)n);
-    s[n] = 0;
-    fclose(f);
-    return s;
-}
 
 static tokenizer *g_tok;
 
 static int setup(void **state) {
     (void)state;
     char path[1024];
-    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-qwen2.gguf", shared_dir());
+    snprintf(path, sizeof path, "%s/vocab/ggml-vocab-qwen2.gguf", test_shared_dir());
     larder_error err = {0};
     g_tok = tokenizer_load_file(path, &err);
     if (!g_tok) fail_msg("%s: %s", path, err.message);
@@ -92,8 +75,8 @@ static int next_request_tokens(const chat_prompt *cp, const prewarm_turn *turn, 
 
 static void check_template(const char *name) {
     char path[1024];
-    snprintf(path, sizeof path, "%s/templates/%s.jinja", shared_dir(), name);
-    char *src = read_text(path);
+    snprintf(path, sizeof path, "%s/templates/%s.jinja", test_shared_dir(), name);
+    char *src = test_read_file(path);
     larder_error err = {0};
     chat_prompt *cp = chat_prompt_create(src, "", "<|im_end|>", &err);
     if (!cp) fail_msg("%s: %s", name, err.message);

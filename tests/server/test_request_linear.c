@@ -26,6 +26,7 @@
 #include "chat/chat_prompt.h"
 #include "server/openai_request.h"
 #include "tokenizer/tokenizer.h"
+#include "test_files.h"
 
 /* The context the token bound uses (as --ctx-size). */
 #define CTX_TOKENS 32768
@@ -33,21 +34,6 @@
 static tokenizer *tok;
 static chat_prompt *cp;
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 static int setup(void **state) {
     (void)state;
@@ -63,7 +49,7 @@ static int setup(void **state) {
     tok = tokenizer_load_file(path, &err);
     if (!tok) fail_msg("%s: %s", path, err.message);
     snprintf(path, sizeof path, "%s/templates/Qwen-Qwen2.5-7B-Instruct.jinja", shared);
-    char *tmpl = read_file(path);
+    char *tmpl = test_read_file(path);
     if (!tmpl) fail_msg("cannot read %s", path);
     cp = chat_prompt_create(tmpl, "", "<|im_end|>", &err);
     free(tmpl);

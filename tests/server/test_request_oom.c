@@ -33,6 +33,7 @@
 #include "server/routes.h"
 #include "tokenizer/tokenizer.h"
 #include "engine/fake_model.c"
+#include "test_files.h"
 
 /* ---- the countdown allocator */
 
@@ -132,21 +133,6 @@ static engine *eng;
 static server_app app;
 static http_handler chat_handler;
 
-static char *read_file(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)n + 1);
-    if (b && fread(b, 1, (size_t)n, f) != (size_t)n) {
-        free(b);
-        b = NULL;
-    }
-    if (b) b[n] = 0;
-    fclose(f);
-    return b;
-}
 
 /* The fake's logits are FAKE_MODEL_VOCAB wide; the engine here samples over
  * the real tokenizer's vocabulary (its prompt ids come from it), so each
@@ -181,7 +167,7 @@ static int setup(void **state) {
     tok = tokenizer_load_file(path, &err);
     if (!tok) fail_msg("%s: %s", path, err.message);
     snprintf(path, sizeof path, "%s/templates/Qwen-Qwen2.5-7B-Instruct.jinja", shared);
-    char *tmpl = read_file(path);
+    char *tmpl = test_read_file(path);
     if (!tmpl) fail_msg("cannot read %s", path);
     chat = chat_prompt_create(tmpl, "", "<|im_end|>", &err);
     app.tool_format = toolcall_format_from_template(tmpl);
