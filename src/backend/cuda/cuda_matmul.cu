@@ -4,10 +4,11 @@
  *
  * Two paths:
  *  - GEMV (decode and small batches, n <= GEMV_MAX_TOKENS, and every f32
- *    weight): a warp per R weight rows; each lane unpacks 32-element chunks
- *    of the rows into registers (cuda_quant.cuh) and multiplies them with
- *    the activations of up to 8 tokens, so the weights stream from memory
- *    once per call. The activations are first rounded as the CPU rounds
+ *    weight): a block of 4 warps per 1, 2 or 4 weight rows, the rows'
+ *    32-element chunks dealt over its lanes, unpacked into registers
+ *    (cuda_quant.cuh) and multiplied with the activations of up to 8
+ *    tokens, so the weights stream from memory once per call
+ *    (cuda_gemv.cuh). The activations are first rounded as the CPU rounds
  *    them (cuda_act_round.cu: 8-bit quants times their scale), so the
  *    products equal the CPU's up to the order of float additions.
  *  - GEMM (prefill, n > GEMV_MAX_TOKENS): x is rounded as for the GEMV,
