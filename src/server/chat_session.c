@@ -118,6 +118,18 @@ int chat_request_parser_tools(const openai_request *req, char **tools_json) {
 
 static void collect_events(chat_session *s);
 
+void chat_request_sampling(const openai_request *r, sampler_params *p) {
+    sampler_params_default(p);
+    p->temperature = (float)r->temperature;
+    p->top_p = (float)r->top_p;
+    p->top_k = r->top_k;
+    p->min_p = (float)r->min_p;
+    p->repeat_penalty = (float)r->repetition_penalty;
+    p->presence_penalty = (float)r->presence_penalty;
+    p->frequency_penalty = (float)r->frequency_penalty;
+    p->penalty_last_n = r->repeat_last_n;
+}
+
 static engine_job session_job(const chat_session *s, const token_list *prompt) {
     const openai_request *r = &s->req;
     engine_job jb = {0};
@@ -126,15 +138,7 @@ static engine_job session_job(const chat_session *s, const token_list *prompt) {
     jb.n_choices = 1;
     jb.max_tokens = r->max_tokens < 0 ? -1 : (int32_t)(r->max_tokens > INT32_MAX ? INT32_MAX : r->max_tokens);
     if (jb.max_tokens == 0) jb.max_tokens = 1;
-    sampler_params_default(&jb.sampling);
-    jb.sampling.temperature = (float)r->temperature;
-    jb.sampling.top_p = (float)r->top_p;
-    jb.sampling.top_k = r->top_k;
-    jb.sampling.min_p = (float)r->min_p;
-    jb.sampling.repeat_penalty = (float)r->repetition_penalty;
-    jb.sampling.presence_penalty = (float)r->presence_penalty;
-    jb.sampling.frequency_penalty = (float)r->frequency_penalty;
-    jb.sampling.penalty_last_n = r->repeat_last_n;
+    chat_request_sampling(r, &jb.sampling);
     jb.seed = r->has_seed ? r->seed
                           : (uint64_t)timing_now_us() * 0x9E3779B97F4A7C15ULL ^ atomic_fetch_add(&session_counter, 1);
     jb.top_logprobs = -1;

@@ -33,6 +33,7 @@
 #include "base/error.h"
 #include "chat/chat_prompt_tokens.h"
 #include "chat/toolcall_parser.h"
+#include "sample/sample.h"
 #include "server/openai_request.h"
 #include "server/routes.h"
 
@@ -65,6 +66,11 @@ int chat_request_prompt_tokens(server_app *app, const openai_request *req, size_
  * tool_choice none or no tools, only the forced one for a named tool.
  * -1 when out of memory. */
 int chat_request_parser_tools(const openai_request *req, char **tools_json);
+
+/* The request's sampling settings (OpenAI's defaults, not llama.cpp's:
+ * temperature 1, no top-k / min-p unless asked) over sampler_params_default;
+ * the logit bias is the caller's. */
+void chat_request_sampling(const openai_request *req, sampler_params *p);
 
 /* The tools the prompt shows: none for tool_choice none. */
 const cJSON *chat_request_prompt_tools(const openai_request *req);

@@ -385,16 +385,7 @@ static engine_job gen_job(const gen_state *g, const token_list *prompt, const sa
     jb.n_prompt = (int32_t)prompt->n;
     jb.n_choices = r->n;
     jb.max_tokens = r->max_tokens < 0 ? -1 : (int32_t)(r->max_tokens > INT32_MAX ? INT32_MAX : r->max_tokens);
-    sampler_params_default(&jb.sampling);
-    /* OpenAI's defaults, not llama.cpp's: temperature 1, no top-k / min-p unless asked. */
-    jb.sampling.temperature = (float)r->temperature;
-    jb.sampling.top_p = (float)r->top_p;
-    jb.sampling.top_k = r->top_k;
-    jb.sampling.min_p = (float)r->min_p;
-    jb.sampling.repeat_penalty = (float)r->repetition_penalty;
-    jb.sampling.presence_penalty = (float)r->presence_penalty;
-    jb.sampling.frequency_penalty = (float)r->frequency_penalty;
-    jb.sampling.penalty_last_n = r->repeat_last_n;
+    chat_request_sampling(r, &jb.sampling);
     jb.sampling.bias = bias;
     jb.sampling.n_bias = (size_t)r->n_logit_bias;
     jb.seed = r->has_seed ? r->seed : fresh_seed();
