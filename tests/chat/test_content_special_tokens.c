@@ -28,8 +28,7 @@ typedef struct fixture {
 
 
 static int setup(void **state) {
-    const char *shared = getenv("SHARED");
-    if (!shared) shared = "../shared";
+    const char *shared = test_shared_dir();
     char path[1024];
     fixture *fx = calloc(1, sizeof *fx);
     larder_error err = {0};
@@ -38,7 +37,6 @@ static int setup(void **state) {
     if (!fx->tok) fail_msg("%s: %s", path, err.message);
     snprintf(path, sizeof path, "%s/templates/Qwen-Qwen2.5-7B-Instruct.jinja", shared);
     char *tmpl = test_read_file(path);
-    if (!tmpl) fail_msg("cannot read %s", path);
     fx->cp = chat_prompt_create(tmpl, "", "<|im_end|>", &err);
     free(tmpl);
     if (!fx->cp) fail_msg("%s", err.message);
@@ -223,14 +221,14 @@ static void test_encode_stops_past_the_bound(void **state) {
 static void test_bounded_pieces_give_the_same_ids(void **state) {
     (void)state;
     static const char *const vocabs[] = {"qwen2", "llama-bpe", "gpt-2", "deepseek-llm", "mpt", "qwen35", "llama-spm"};
-    const char *shared = getenv("SHARED");
+    const char *shared = test_shared_dir();
     for (size_t v = 0; v < sizeof vocabs / sizeof vocabs[0]; v++) {
         char path[1024];
         larder_error err = {0};
-        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf", shared ? shared : "../shared", vocabs[v]);
+        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf", shared, vocabs[v]);
         tokenizer *tk = tokenizer_load_file(path, &err);
         if (!tk) fail_msg("%s: %s", path, err.message);
-        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf.inp", shared ? shared : "../shared", vocabs[v]);
+        snprintf(path, sizeof path, "%s/vocab/ggml-vocab-%s.gguf.inp", shared, vocabs[v]);
         char *inp = test_read_file(path);
         assert_non_null(inp);
         size_t il = strlen(inp), n = 0, cap = 400000;

@@ -159,8 +159,7 @@ static int setup(void **state) {
     (void)state;
     cJSON_Hooks hooks = {__wrap_malloc, __wrap_free};
     cJSON_InitHooks(&hooks);
-    const char *shared = getenv("SHARED");
-    if (!shared) shared = "../shared";
+    const char *shared = test_shared_dir();
     char path[1024];
     larder_error err = {0};
     snprintf(path, sizeof path, "%s/vocab/ggml-vocab-qwen2.gguf", shared);
@@ -168,7 +167,6 @@ static int setup(void **state) {
     if (!tok) fail_msg("%s: %s", path, err.message);
     snprintf(path, sizeof path, "%s/templates/Qwen-Qwen2.5-7B-Instruct.jinja", shared);
     char *tmpl = test_read_file(path);
-    if (!tmpl) fail_msg("cannot read %s", path);
     chat = chat_prompt_create(tmpl, "", "<|im_end|>", &err);
     app.tool_format = toolcall_format_from_template(tmpl);
     free(tmpl);
