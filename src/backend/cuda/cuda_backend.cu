@@ -349,8 +349,8 @@ static unsigned ew_blocks(int64_t n) { return (unsigned)((n + EW_THREADS - 1) / 
 /* y = x / sqrt(mean(x²) + eps) · w, one block per row; the squares summed
  * in double, as the CPU. With ROUND the block then rounds its row for act
  * type A, for the product that follows (cuda_act_round.cuh), into x_il. */
-template <bool ROUND, int A>
-__global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim, float eps, float *x_il,
+template <bool ROUND, int A, int LAYOUT>
+__global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim, float eps, void *x_r,
                           int64_t il_stride) {
     __shared__ double part[32];
     const float *xr = x + (int64_t)blockIdx.x * dim;
@@ -373,7 +373,7 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim,
     __syncthreads(); /* the row's y is written: each warp rounds its 256-element groups */
     const int64_t groups = (dim + 255) / 256;
     for (int64_t g = threadIdx.x >> 5; g < groups; g += blockDim.x >> 5)
-        act_round_group<A, ACT_LAYOUT_IL>(yr, dim, g, (int64_t)blockIdx.x * il_stride * 4, x_il);
+        act_round_group<A, LAYOUT>(yr, dim, g, (int64_t)blockIdx.x * il_stride * 4, x_r);
 }
 
 /* rmsnorm; when the product that read this norm's output last time rounded
@@ -392,20 +392,23 @@ static int cu_rmsnorm(backend *b, const float *x, const float *w, float *y, int6
                       (act != TYPE_Q8_K || dim % 256 == 0) && n <= 8; /* products of <= 8 tokens take the GEMV */
     c->norm_out = y, c->norm_w = w;
     if (!fuse) {
-        k_rmsnorm<false, TYPE_F32><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, NULL, 0);
+        k_rmsnorm<false, TYPE_F32, ACT_LAYOUT_IL><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, NULL, 0);
         return cuda_check_launch("rmsnorm", err);
     }
     const int64_t il_stride = cuda_act_il_stride(dim);
     if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes, (size_t)n * (size_t)il_stride * sizeof(float),
                              "matmul activation scratch", err))
         return -1;
-    float *xil = (float *)c->mm_xil;
+    void *xr = c->mm_xil;
+    const bool q8 = cuda_gemv_layout(c, act) == ACT_LAYOUT_Q8;
+#define NORM_LAUNCH(A, L) k_rmsnorm<true, A, L><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xr, il_stride)
     switch (act) {
-    case TYPE_Q8_0: k_rmsnorm<true, TYPE_Q8_0><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
-    case TYPE_Q8_1: k_rmsnorm<true, TYPE_Q8_1><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
-    case TYPE_Q8_K: k_rmsnorm<true, TYPE_Q8_K><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
-    default: k_rmsnorm<true, TYPE_F32><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
+    case TYPE_Q8_0: if (q8) NORM_LAUNCH(TYPE_Q8_0, ACT_LAYOUT_Q8); else NORM_LAUNCH(TYPE_Q8_0, ACT_LAYOUT_IL); break;
+    case TYPE_Q8_1: if (q8) NORM_LAUNCH(TYPE_Q8_1, ACT_LAYOUT_Q8); else NORM_LAUNCH(TYPE_Q8_1, ACT_LAYOUT_IL); break;
+    case TYPE_Q8_K: if (q8) NORM_LAUNCH(TYPE_Q8_K, ACT_LAYOUT_Q8); else NORM_LAUNCH(TYPE_Q8_K, ACT_LAYOUT_IL); break;
+    default: NORM_LAUNCH(TYPE_F32, ACT_LAYOUT_IL); break;
     }
+#undef NORM_LAUNCH
     c->xil_src = y, c->xil_act = act, c->xil_n = n, c->xil_cols = dim;
     return cuda_check_launch("rmsnorm", err);
 }
@@ -444,8 +447,8 @@ __global__ void k_silu_mul(float *g, const float *u, int64_t n) {
 
 /* The same for rows of `cols`, each warp then rounding its 256 elements for
  * act type A into x_il (the down product's input, cuda_act_round.cuh). */
-template <int A>
-__global__ void k_silu_mul_round(float *g, const float *u, int64_t rows, int64_t cols, float *x_il,
+template <int A, int LAYOUT>
+__global__ void k_silu_mul_round(float *g, const float *u, int64_t rows, int64_t cols, void *x_r,
                                  int64_t il_stride) {
     const int64_t groups = (cols + 255) / 256;
     const int64_t gw = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -460,7 +463,7 @@ __global__ void k_silu_mul_round(float *g, const float *u, int64_t rows, int64_t
             gr[k0 + i] = v / (1.0f + expf(-v)) * ur[k0 + i];
         }
     __syncwarp(); /* the warp's own writes are what it rounds */
-    act_round_group<A, ACT_LAYOUT_IL>(gr, cols, grp, t * il_stride * 4, x_il);
+    act_round_group<A, LAYOUT>(gr, cols, grp, t * il_stride * 4, x_r);
 }
 
 /* silu_mul; when the product that read its output last time rounded it for
@@ -485,13 +488,16 @@ static int cu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_e
         return -1;
     const int64_t warps = rows * ((cols + 255) / 256);
     const unsigned blocks = (unsigned)((warps + 3) / 4);
-    float *xil = (float *)c->mm_xil;
+    void *xr = c->mm_xil;
+    const bool q8 = cuda_gemv_layout(c, act) == ACT_LAYOUT_Q8;
+#define SILU_LAUNCH(A, L) k_silu_mul_round<A, L><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xr, il_stride)
     switch (act) {
-    case TYPE_Q8_0: k_silu_mul_round<TYPE_Q8_0><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
-    case TYPE_Q8_1: k_silu_mul_round<TYPE_Q8_1><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
-    case TYPE_Q8_K: k_silu_mul_round<TYPE_Q8_K><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
-    default: k_silu_mul_round<TYPE_F32><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
+    case TYPE_Q8_0: if (q8) SILU_LAUNCH(TYPE_Q8_0, ACT_LAYOUT_Q8); else SILU_LAUNCH(TYPE_Q8_0, ACT_LAYOUT_IL); break;
+    case TYPE_Q8_1: if (q8) SILU_LAUNCH(TYPE_Q8_1, ACT_LAYOUT_Q8); else SILU_LAUNCH(TYPE_Q8_1, ACT_LAYOUT_IL); break;
+    case TYPE_Q8_K: if (q8) SILU_LAUNCH(TYPE_Q8_K, ACT_LAYOUT_Q8); else SILU_LAUNCH(TYPE_Q8_K, ACT_LAYOUT_IL); break;
+    default: SILU_LAUNCH(TYPE_F32, ACT_LAYOUT_IL); break;
     }
+#undef SILU_LAUNCH
     c->xil_src = g, c->xil_act = act, c->xil_n = rows, c->xil_cols = cols;
     return cuda_check_launch("silu_mul", err);
 }
@@ -669,6 +675,8 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
         c->gemv_rows_per_block = 0;
     const char *next = getenv("LARDER_CUDA_NEXT");
     c->next_fusions = next && atoi(next) == 1;
+    const char *mmvq = getenv("LARDER_CUDA_MMVQ");
+    c->gemv_q8 = mmvq && atoi(mmvq) == 1;
     const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */
     c->graph_max_tokens = gmax && atoi(gmax) > 0 && atoi(gmax) <= 256 ? atoi(gmax) : 8;
     const char *gr = getenv("LARDER_CUDA_GRAPH"); /* decode graphs: on unless LARDER_CUDA_GRAPH=0 */
