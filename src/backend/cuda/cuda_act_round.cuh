@@ -107,14 +107,13 @@ template <int A> __device__ __forceinline__ void act_round8(float v[8], int lane
     }
 }
 
+/* The lane's 8 values v = elements [k0, k0 + 8) of a row of `cols`
+ * (k0 = 256g + 8·lane; zeros past cols), rounded for act type A and
+ * written in LAYOUT at out + out_off_bytes; every lane of the warp calls it. */
 template <int A, int LAYOUT>
-__device__ __forceinline__ void act_round_group(const float *__restrict__ xr, int64_t cols, int64_t g,
-                                                int64_t out_off_bytes, void *__restrict__ out) {
+__device__ __forceinline__ void act_round_vals(float v[8], int64_t cols, int64_t k0, int64_t out_off_bytes,
+                                               void *__restrict__ out) {
     const int lane = threadIdx.x & 31;
-    const int64_t k0 = g * ACT_GROUP + lane * 8;
-    float v[8];
-#pragma unroll
-    for (int i = 0; i < 8; i++) v[i] = k0 + i < cols ? xr[k0 + i] : 0.0f;
     if constexpr (LAYOUT == ACT_LAYOUT_Q8 && A != TYPE_F32) {
         /* cols is a multiple of 32 (256 for Q8_K): a lane's 8 are all in range or all out */
         float d, d32;
@@ -162,6 +161,16 @@ __device__ __forceinline__ void act_round_group(const float *__restrict__ xr, in
         for (int i = 0; i < 8; i++)
             if (k0 + i < ld) o[k0 + i] = __float2half_rn(k0 + i < cols ? v[i] : 0.0f);
     }
+}
+
+template <int A, int LAYOUT>
+__device__ __forceinline__ void act_round_group(const float *__restrict__ xr, int64_t cols, int64_t g,
+                                                int64_t out_off_bytes, void *__restrict__ out) {
+    const int64_t k0 = g * ACT_GROUP + (threadIdx.x & 31) * 8;
+    float v[8];
+#pragma unroll
+    for (int i = 0; i < 8; i++) v[i] = k0 + i < cols ? xr[k0 + i] : 0.0f;
+    act_round_vals<A, LAYOUT>(v, cols, k0, out_off_bytes, out);
 }
 
 #endif
