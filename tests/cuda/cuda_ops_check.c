@@ -759,6 +759,21 @@ int main(void) {
         check_moe(TYPE_Q4_K, TYPE_Q4_K, 128, 8, 1, false);
         check_moe(TYPE_Q4_K, TYPE_Q6_K, 32, 4, 3, false);
         check_moe(TYPE_Q8_0, TYPE_Q8_0, 128, 8, 2, true);
+        setenv("LARDER_CUDA_MMVQ", "1", 1), setenv("LARDER_CUDA_GEMV_V", "2", 1);
+        backend *q8warp = backend_create("cuda", &opt, &err);
+        unsetenv("LARDER_CUDA_MMVQ"), unsetenv("LARDER_CUDA_GEMV_V");
+        if (!q8warp) die("cuda backend", &err);
+        gpu = q8warp;
+        printf("-- LARDER_CUDA_MMVQ=1 LARDER_CUDA_GEMV_V=2 (a warp per rows)\n");
+        for (size_t i = 3; i < sizeof types / sizeof types[0]; i++) {
+            check_matmul(types[i], 300, 512, 1);
+            check_matmul(types[i], 301, 1536, 5);
+        }
+        check_matmul(TYPE_Q4_K, 8190, 512, 1);  /* 2 rows a warp, a ragged last block */
+        check_matmul(TYPE_Q6_K, 4094, 4096, 8);
+        check_matmul_multi(TYPE_Q4_K, 1);
+        check_norm_then_matmul(TYPE_Q4_K, 1);
+        backend_free(q8warp);
         gpu = q8next;
         printf("-- LARDER_CUDA_MMVQ=1 LARDER_CUDA_NEXT=1\n");
         check_matmul_multi(TYPE_Q4_K, 1);

@@ -722,6 +722,8 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
         c->gemv_rows_per_block = 0;
     const char *next = getenv("LARDER_CUDA_NEXT");
     c->next_fusions = next && atoi(next) == 1;
+    const char *gvv = getenv("LARDER_CUDA_GEMV_V");
+    c->gemv_variant = gvv ? atoi(gvv) : 0;
     const char *mmvq = getenv("LARDER_CUDA_MMVQ");
     c->gemv_q8 = mmvq && atoi(mmvq) == 1;
     const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */

@@ -135,6 +135,50 @@ __device__ __forceinline__ void gemvq_block_rows(const uint8_t *const rowp[RR], 
     __syncthreads();
 }
 
+/*
+ * The 8-bit product with a warp (not a block) per RW rows: lane l takes
+ * chunks l, l + 32, ... of the warp's rows, the loop unrolled 4 deep so a
+ * lane has up to 4·RW chunks' loads in flight, and the lanes' sums meet by
+ * shuffles only (no shared memory, no barrier: a warp whose rows are past
+ * the end may return). Lane 0 finds the RW·NT sums in out[r][t].
+ * (LARDER_CUDA_GEMV_V=2; A/B against gemvq_block_rows.)
+ */
+template <int T, int NT, int RW>
+__device__ __forceinline__ void gemvq_warp_rows(const uint8_t *const rowp[RW], int64_t n_chunks,
+                                                const uint8_t *__restrict__ x_q, int64_t x_stride_bytes,
+                                                int64_t ldq, int ntok, float out[RW][NT]) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < RW; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) out[r][t] = 0.0f;
+#pragma unroll 4
+    for (int64_t c = lane; c < n_chunks; c += 32) {
+        q8_chunk w[RW];
+#pragma unroll
+        for (int r = 0; r < RW; r++) chunk_q8<T>(rowp[r], c, w[r]);
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            if (t < ntok) {
+                const uint8_t *xt = x_q + (int64_t)t * x_stride_bytes;
+                const int4 a = __ldg((const int4 *)(xt + c * 32)), b = __ldg((const int4 *)(xt + c * 32 + 16));
+                const int xq[8] = {a.x, a.y, a.z, a.w, b.x, b.y, b.z, b.w};
+                const int4 mi = __ldg((const int4 *)(xt + ldq + c * 16));
+                act_q8_meta m;
+                m.d = __int_as_float(mi.x), m.s = __int_as_float(mi.y), m.sum16 = mi.z, m.unused = 0;
+#pragma unroll
+                for (int r = 0; r < RW; r++) out[r][t] += chunk_q8_dot<T>(w[r], xq, m);
+            }
+        }
+    }
+#pragma unroll
+    for (int r = 0; r < RW; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++)
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) out[r][t] += __shfl_xor_sync(0xffffffffu, out[r][t], o);
+}
+
 /* Either form, by the activation layout the launch chose (Q8: the 8-bit
  * one, for quantized T only): x is token 0's rounded activations,
  * x_stride_bytes apart (cuda_act_il_stride(cols)·4 in both layouts). */
