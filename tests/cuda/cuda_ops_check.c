@@ -74,7 +74,7 @@ static double rel_errf(const float *a, const float *b, size_t n) {
 }
 
 static backend *cpu, *gpu;
-static bool gpu_mmvq; /* gpu is the LARDER_CUDA_MMVQ=1 backend (dp4a GEMV: Q8_1's s term as the CPU's) */
+static bool gpu_mmvq = true; /* gpu takes the 8-bit GEMV (dp4a: Q8_1's s term as the CPU's); false under LARDER_CUDA_MMVQ=0 */
 
 /* A backend buffer holding n floats of h (or uninitialised garbage when h is NULL: poisoned with NaN). */
 static float *buf_from(backend *b, const float *h, size_t n) {
@@ -659,6 +659,21 @@ static void check_moe_grouped(backend *per_pair, uint32_t gate_t, uint32_t down_
     free(ids), free(wts), free(gate), free(up), free(down), free(row), free(x), free(oc), free(oh), free(op);
 }
 
+/* A CUDA backend made with the environment setting "NAME=value". */
+static backend *gpu_with_env(const char *setting, const backend_options *opt) {
+    larder_error err = {0};
+    char name[64];
+    const char *eq = strchr(setting, '=');
+    if (!eq || (size_t)(eq - setting) >= sizeof name) die("gpu_with_env", &err);
+    memcpy(name, setting, (size_t)(eq - setting));
+    name[eq - setting] = 0;
+    setenv(name, eq + 1, 1);
+    backend *b = backend_create("cuda", opt, &err);
+    unsetenv(name);
+    if (!b) die("cuda backend", &err);
+    return b;
+}
+
 /* A CUDA backend made with LARDER_CUDA_GEMM=value (the matmul path it takes). */
 static backend *gpu_with_gemm(const char *value, const backend_options *opt) {
     larder_error err = {0};
@@ -713,58 +728,38 @@ int main(void) {
     check_get_rows(TYPE_F16, 72);
     check_matmul_multi(TYPE_Q4_K, 1);
     check_matmul_multi(TYPE_Q8_0, 40);
-    { /* the fusions behind LARDER_CUDA_NEXT=1 (cuda_internal.h): the same checks */
-        setenv("LARDER_CUDA_NEXT", "1", 1);
-        backend *next = backend_create("cuda", &opt, &err), *plain = gpu;
-        unsetenv("LARDER_CUDA_NEXT");
-        if (!next) die("cuda backend", &err);
-        gpu = next;
-        printf("-- LARDER_CUDA_NEXT=1\n");
-        check_matmul_multi(TYPE_Q4_K, 1);
-        check_matmul_multi(TYPE_Q6_K, 3);
-        check_silu_then_matmul(TYPE_Q6_K, 1);
-        check_silu_then_matmul(TYPE_Q4_0, 4);
-        check_silu_then_matmul(TYPE_F32, 2);
-        check_norm_then_matmul(TYPE_Q4_K, 1);
-        gpu = plain;
-        backend_free(next);
-    }
-    { /* the 8-bit GEMV behind LARDER_CUDA_MMVQ=1 (cuda_gemv.cuh): every quantized type, 1..8 tokens */
-        setenv("LARDER_CUDA_MMVQ", "1", 1);
-        backend *q8 = backend_create("cuda", &opt, &err), *plain = gpu;
-        setenv("LARDER_CUDA_NEXT", "1", 1);
-        backend *q8next = backend_create("cuda", &opt, &err);
-        unsetenv("LARDER_CUDA_MMVQ"), unsetenv("LARDER_CUDA_NEXT");
-        if (!q8 || !q8next) die("cuda backend", &err);
-        gpu = q8, gpu_mmvq = true;
-        printf("-- LARDER_CUDA_MMVQ=1\n");
+    /* The default backend takes the 8-bit GEMV (dp4a on the activations'
+     * quants) and the launch fusions; the other forms, each on its own
+     * backend made with the switch that selects it: */
+    {
+        backend *plain = gpu;
+        gpu = gpu_with_env("LARDER_CUDA_MMVQ=0", &opt), gpu_mmvq = false;
+        printf("-- LARDER_CUDA_MMVQ=0 (f32 activations in the GEMV)\n");
         for (size_t i = 3; i < sizeof types / sizeof types[0]; i++) { /* the quantized ones */
             check_matmul(types[i], 300, 512, 1);
-            check_matmul(types[i], 300, 512, 3);
-            check_matmul(types[i], 300, 512, 8);
-            check_matmul(types[i], 77, 1536, 2);
+            check_matmul(types[i], 300, 512, 5);
         }
-        check_matmul(TYPE_F16, 300, 512, 2); /* float weights keep the f32 path */
-        check_matmul(TYPE_Q4_K, 8190, 512, 1);
+        check_matmul(TYPE_Q4_K, 8190, 512, 1); /* 4 rows a block, a ragged last block */
         check_matmul(TYPE_Q6_K, 4094, 512, 3);
-        check_matmul(TYPE_Q4_K, 4096, 4096, 1);
-        check_matmul(TYPE_Q6_K, 1024, 14336, 1);
         check_matmul_multi(TYPE_Q4_K, 1);
-        check_matmul_multi(TYPE_Q8_0, 6);
+        check_matmul_multi(TYPE_Q6_K, 3);
         check_norm_then_matmul(TYPE_Q4_K, 1);
-        check_norm_then_matmul(TYPE_Q8_0, 3);
         check_norm_then_matmul(TYPE_Q4_1, 2);
         check_silu_then_matmul(TYPE_Q6_K, 1);
-        check_moe(TYPE_Q4_K, TYPE_Q4_K, 64, 8, 5, false);
+        check_silu_then_matmul(TYPE_Q4_0, 4);
         check_moe(TYPE_Q4_K, TYPE_Q4_K, 128, 8, 1, false);
         check_moe(TYPE_Q4_K, TYPE_Q6_K, 32, 4, 3, false);
-        check_moe(TYPE_Q8_0, TYPE_Q8_0, 128, 8, 2, true);
-        setenv("LARDER_CUDA_MMVQ", "1", 1), setenv("LARDER_CUDA_GEMV_V", "2", 1);
-        backend *q8warp = backend_create("cuda", &opt, &err);
-        unsetenv("LARDER_CUDA_MMVQ"), unsetenv("LARDER_CUDA_GEMV_V");
-        if (!q8warp) die("cuda backend", &err);
-        gpu = q8warp;
-        printf("-- LARDER_CUDA_MMVQ=1 LARDER_CUDA_GEMV_V=2 (a warp per rows)\n");
+        backend_free(gpu);
+        gpu = gpu_with_env("LARDER_CUDA_FUSE=0", &opt), gpu_mmvq = true;
+        printf("-- LARDER_CUDA_FUSE=0 (a launch per matrix, silu_mul not rounding)\n");
+        check_matmul_multi(TYPE_Q4_K, 1);
+        check_matmul_multi(TYPE_Q8_0, 6);
+        check_silu_then_matmul(TYPE_Q6_K, 1);
+        check_silu_then_matmul(TYPE_F32, 2);
+        check_norm_then_matmul(TYPE_Q4_K, 1);
+        backend_free(gpu);
+        gpu = gpu_with_env("LARDER_CUDA_GEMV_V=2", &opt);
+        printf("-- LARDER_CUDA_GEMV_V=2 (a warp per rows)\n");
         for (size_t i = 3; i < sizeof types / sizeof types[0]; i++) {
             check_matmul(types[i], 300, 512, 1);
             check_matmul(types[i], 301, 1536, 5);
@@ -773,18 +768,25 @@ int main(void) {
         check_matmul(TYPE_Q6_K, 4094, 4096, 8);
         check_matmul_multi(TYPE_Q4_K, 1);
         check_norm_then_matmul(TYPE_Q4_K, 1);
-        backend_free(q8warp);
-        gpu = q8next;
-        printf("-- LARDER_CUDA_MMVQ=1 LARDER_CUDA_NEXT=1\n");
-        check_matmul_multi(TYPE_Q4_K, 1);
-        check_matmul_multi(TYPE_Q6_K, 3);
-        check_silu_then_matmul(TYPE_Q6_K, 1);
-        check_silu_then_matmul(TYPE_Q4_0, 4);
-        check_silu_then_matmul(TYPE_Q5_1, 2);
-        check_norm_then_matmul(TYPE_Q4_K, 1);
-        gpu = plain, gpu_mmvq = false;
-        backend_free(q8), backend_free(q8next);
+        backend_free(gpu);
+        gpu = plain;
     }
+    /* the default backend: the 8-bit GEMV at 1..8 tokens and the shapes
+     * that pick each of its forms (2 rows a block; a warp per rows for the
+     * output matrix) */
+    for (size_t i = 3; i < sizeof types / sizeof types[0]; i++) {
+        check_matmul(types[i], 300, 512, 3);
+        check_matmul(types[i], 300, 512, 8);
+        check_matmul(types[i], 77, 1536, 2);
+    }
+    check_matmul(TYPE_Q4_K, 4096, 4096, 1);
+    check_matmul(TYPE_Q6_K, 1024, 14336, 1);
+    check_matmul(TYPE_Q6_K, 70001, 256, 1); /* > 65536 rows, one token: the warp form */
+    check_matmul(TYPE_Q6_K, 70001, 256, 2);
+    check_matmul_multi(TYPE_Q6_K, 3);
+    check_norm_then_matmul(TYPE_Q4_1, 2);
+    check_silu_then_matmul(TYPE_Q5_1, 2);
+    check_moe(TYPE_Q8_0, TYPE_Q8_0, 128, 8, 2, true);
     check_small_ops();
     check_norm_then_matmul(TYPE_Q4_K, 1);
     check_norm_then_matmul(TYPE_Q8_0, 3);

@@ -518,7 +518,7 @@ static int cu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_e
     if (n <= 0) return 0;
     const int64_t cols = c->silu_cols, rows = cols > 0 ? n / cols : 0;
     const uint32_t act = c->silu_act;
-    const bool fuse = c->next_fusions && cols > 0 && n % cols == 0 && rows <= 8 && cols % 32 == 0 &&
+    const bool fuse = c->launch_fusions && cols > 0 && n % cols == 0 && rows <= 8 && cols % 32 == 0 &&
                       (act == TYPE_Q8_0 || act == TYPE_Q8_1 || act == TYPE_F32 || (act == TYPE_Q8_K && cols % 256 == 0));
     c->silu_out = g;
     if (!fuse) {
@@ -720,12 +720,12 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->gemv_rows_per_block = gr_rows ? atoi(gr_rows) : 0;
     if (c->gemv_rows_per_block != 1 && c->gemv_rows_per_block != 2 && c->gemv_rows_per_block != 4)
         c->gemv_rows_per_block = 0;
-    const char *next = getenv("LARDER_CUDA_NEXT");
-    c->next_fusions = next && atoi(next) == 1;
+    const char *fuse = getenv("LARDER_CUDA_FUSE"); /* on unless LARDER_CUDA_FUSE=0 */
+    c->launch_fusions = !fuse || atoi(fuse) != 0;
     const char *gvv = getenv("LARDER_CUDA_GEMV_V");
     c->gemv_variant = gvv ? atoi(gvv) : 0;
-    const char *mmvq = getenv("LARDER_CUDA_MMVQ");
-    c->gemv_q8 = mmvq && atoi(mmvq) == 1;
+    const char *mmvq = getenv("LARDER_CUDA_MMVQ"); /* on unless LARDER_CUDA_MMVQ=0 */
+    c->gemv_q8 = !mmvq || atoi(mmvq) != 0;
     const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */
     c->graph_max_tokens = gmax && atoi(gmax) > 0 && atoi(gmax) <= 256 ? atoi(gmax) : 8;
     const char *gr = getenv("LARDER_CUDA_GRAPH"); /* decode graphs: on unless LARDER_CUDA_GRAPH=0 */

@@ -89,12 +89,12 @@ typedef struct cuda_backend {
     void *moe_xil;            /* the same for the MoE down product's input */
     size_t moe_xil_bytes;
     /* CUDA graphs of decode steps */
-    /* LARDER_CUDA_NEXT=1: the fusions written after the last GPU run (one
-     * GEMV launch for q/k/v and gate/up; silu_mul rounding for the down
-     * product), off until cuda_ops_check and a bench have run them */
-    bool next_fusions;
-    /* LARDER_CUDA_MMVQ=1: the GEMV multiplies the activations' 8-bit quants
-     * with dp4a (ACT_LAYOUT_Q8) instead of their f32 values */
+    /* launch fusions (on unless LARDER_CUDA_FUSE=0): one GEMV launch for
+     * consecutive matrices of one type sharing x (q/k/v, gate/up); silu_mul
+     * rounding its output for the down product */
+    bool launch_fusions;
+    /* the GEMV multiplies the activations' 8-bit quants with dp4a
+     * (ACT_LAYOUT_Q8) instead of their f32 values (unless LARDER_CUDA_MMVQ=0) */
     bool gemv_q8;
     bool graph_enabled;
     int graph_max_tokens;     /* steps of more tokens are not captured (LARDER_CUDA_GRAPH_MAX, default 8) */
@@ -182,7 +182,7 @@ int64_t cuda_act_il_stride(int64_t cols);
 int cuda_act_round(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, int64_t cols, int layout,
                    int64_t out_stride, void *out, larder_error *err);
 /* The GEMV's input layout for act type `act`: the 8-bit one (dp4a on the
- * quants, cuda_gemv.cuh) when it is on (LARDER_CUDA_MMVQ=1) and the act
+ * quants, cuda_gemv.cuh) when it is on (unless LARDER_CUDA_MMVQ=0) and the act
  * type is a quantized one, else f32 interleaved. Both take
  * cuda_act_il_stride(cols)·4 bytes a token. */
 static inline int cuda_gemv_layout(const cuda_backend *c, uint32_t act) {

@@ -357,7 +357,7 @@ int cuda_gemv_rows_per_block(const cuda_backend *c, int64_t rows, int64_t n_sets
     /* the most rows a block (fewer x̃ loads per weight) that still leaves
      * >= 6 blocks per SM (loads in flight) */
     const int64_t want = 6 * (int64_t)c->n_sm;
-    for (int r = 4; r > 1; r /= 2)
+    for (int r = c->gemv_q8 ? 2 : 4; r > 1; r /= 2) /* the 8-bit path: at most 2 (see gemv) */
         if ((rows + r - 1) / r * n_sets >= want) return r;
     return 1;
 }
@@ -393,9 +393,15 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *const *ms, int n_m
     const bool q8 = cuda_gemv_layout(c, quant_vec_dot_type(wtype)) == ACT_LAYOUT_Q8;
     int64_t total_rows = 0;
     for (int i = 0; i < n_m; i++) total_rows += ms[i]->rows;
-    /* LARDER_CUDA_GEMV_V=2 (8-bit path): a warp per 1 or 2 rows (2 where that leaves >= 4 blocks an SM) */
-    const int warp_rows = q8 && c->gemv_variant == 2 ? ((total_rows + 7) / 8 >= 4 * c->n_sm ? 2 : 1) : 0;
-    const int rpb = warp_rows ? GEMV_WARPS * warp_rows : cuda_gemv_rows_per_block(c, total_rows, 1);
+    /* The 8-bit path: 2 rows a block (cuda_gemv_bench on an H100: 1.1-1.3x
+     * the 4 the f32 path's rule picks, at 1-8 tokens), and for the output
+     * matrix (> 65536 rows) a warp per 2 rows (1.1x); LARDER_CUDA_GEMV_V=2
+     * forces the warp form, LARDER_CUDA_GEMV_R the rows a block. */
+    const bool warp_form = q8 && (c->gemv_variant == 2 || (c->gemv_variant == 0 && total_rows > 65536 && n == 1));
+    const int warp_rows = warp_form ? ((total_rows + 7) / 8 >= 4 * c->n_sm ? 2 : 1) : 0;
+    const int rpb = warp_rows ? GEMV_WARPS * warp_rows
+                    : q8 && !c->gemv_rows_per_block ? 2
+                    : cuda_gemv_rows_per_block(c, total_rows, 1);
     for (int64_t t0 = 0; t0 < n; t0 += GEMV_MAX_TOKENS) {
         int nt = (int)(n - t0 < GEMV_MAX_TOKENS ? n - t0 : GEMV_MAX_TOKENS);
         gemv_mats mats = {};
@@ -499,10 +505,10 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
                 c->xil_src = x, c->xil_act = act, c->xil_n = n_tokens, c->xil_cols = cols;
                 memo_ok = true;
             }
-            /* the following matrices of the same type join this launch (LARDER_CUDA_NEXT) */
+            /* the following matrices of the same type join this launch (unless LARDER_CUDA_FUSE=0) */
             const backend_matmul_weight *group[GEMV_MAX_MATS] = {m};
             int n_group = 1;
-            while (c->next_fusions && n_group < GEMV_MAX_MATS && i + 1 < n_mats && mats[i + 1].wtype == m->wtype && mats[i + 1].rows > 0)
+            while (c->launch_fusions && n_group < GEMV_MAX_MATS && i + 1 < n_mats && mats[i + 1].wtype == m->wtype && mats[i + 1].rows > 0)
                 group[n_group++] = &mats[++i];
             if (gemv(c, group, n_group, cols, c->mm_xil, n_tokens, err)) return -1;
         }
