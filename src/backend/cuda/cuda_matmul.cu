@@ -395,9 +395,11 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *const *ms, int n_m
     for (int i = 0; i < n_m; i++) total_rows += ms[i]->rows;
     /* The 8-bit path: 2 rows a block (cuda_gemv_bench on an H100: 1.1-1.3x
      * the 4 the f32 path's rule picks, at 1-8 tokens), and for the output
-     * matrix (> 65536 rows) a warp per 2 rows (1.1x); LARDER_CUDA_GEMV_V=2
+     * matrix (> 65536 rows) a warp per 2 rows (1.1x), as for rows shorter
+     * than a block's 128 lanes' chunks (< 4096 columns); LARDER_CUDA_GEMV_V=2
      * forces the warp form, LARDER_CUDA_GEMV_R the rows a block. */
-    const bool warp_form = q8 && (c->gemv_variant == 2 || (c->gemv_variant == 0 && total_rows > 65536 && n == 1));
+    const bool warp_form = q8 && (c->gemv_variant == 2 ||
+                                  (c->gemv_variant == 0 && ((total_rows > 65536 && n == 1) || n_chunks < 4 * 32)));
     const int warp_rows = warp_form ? ((total_rows + 7) / 8 >= 4 * c->n_sm ? 2 : 1) : 0;
     const int rpb = warp_rows ? GEMV_WARPS * warp_rows
                     : q8 && !c->gemv_rows_per_block ? 2

@@ -96,6 +96,14 @@ __device__ __forceinline__ int32_t moe_expert(const int32_t *ids, int64_t p, int
     return -1;
 }
 
+/* The same for a warp on its own (lane 0 flags). */
+__device__ __forceinline__ int32_t moe_expert_warp(const int32_t *ids, int64_t p, int32_t n_expert, int *bad_id) {
+    const int32_t e = ids[p];
+    if (e >= 0 && e < n_expert) return e;
+    if ((threadIdx.x & 31) == 0) *bad_id = 1;
+    return -1;
+}
+
 /* y[p] (rows) = W[e = ids[p]] (rows x cols) · x̃[p / x_div] for pairs p
  * (x̃ rounded and interleaved, cuda_act_round.cu), R rows a block. */
 template <int T, int R, bool Q8>
@@ -117,6 +125,64 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
     gemv_block_rows_any<T, 1, R, Q8>(rowp, n_chunks, x_r + (p / x_div) * xs, xs, 1, sums);
     for (int r = threadIdx.x; r < R; r += blockDim.x)
         if (r0 + r < rows) y[p * rows + r0 + r] = sums[r];
+}
+
+/* The same products with a warp (not a block) per RW rows, on the 8-bit
+ * path (gemvq_warp_rows): for the experts' short rows (768, 2048 columns:
+ * 24, 64 chunks) a block's 128 lanes would mostly idle. Block (b, p): rows
+ * [(b·GEMV_WARPS + w)·RW, +RW) for warp w, of pair p. */
+template <int T, int RW>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+    k_moe_gemvw(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks, int32_t n_expert,
+                const int32_t *__restrict__ ids, const char *__restrict__ x_r, int64_t xs, int x_div,
+                float *__restrict__ y, int *bad_id) {
+    const int64_t r0 = ((int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * RW, p = blockIdx.y;
+    if (r0 >= rows) return;
+    const int32_t e = moe_expert_warp(ids, p, n_expert, bad_id);
+    if (e < 0) {
+        if ((threadIdx.x & 31) < RW && r0 + (threadIdx.x & 31) < rows) y[p * rows + r0 + (threadIdx.x & 31)] = 0.0f;
+        return;
+    }
+    const uint8_t *base = w + (size_t)e * (size_t)rows * row_bytes;
+    const uint8_t *rowp[RW];
+#pragma unroll
+    for (int r = 0; r < RW; r++) rowp[r] = base + (size_t)(r0 + r < rows ? r0 + r : rows - 1) * row_bytes;
+    float sums[RW][1];
+    gemvq_warp_rows<T, 1, RW>(rowp, n_chunks, (const uint8_t *)(x_r + (p / x_div) * xs), xs, xs / 4, 1, sums);
+    if ((threadIdx.x & 31) == 0)
+#pragma unroll
+        for (int r = 0; r < RW; r++)
+            if (r0 + r < rows) y[p * rows + r0 + r] = sums[r][0];
+}
+
+template <int T, int RW>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+    k_moe_gate_upw(const uint8_t *__restrict__ gate, const uint8_t *__restrict__ up, size_t row_bytes, int64_t ff,
+                   int64_t n_chunks, int32_t n_expert, const int32_t *__restrict__ ids, const char *__restrict__ x_r,
+                   int64_t xs, int k, float *__restrict__ h, int *bad_id) {
+    const int64_t r0 = ((int64_t)blockIdx.x * GEMV_WARPS + (threadIdx.x >> 5)) * RW, p = blockIdx.y;
+    if (r0 >= ff) return;
+    const int32_t e = moe_expert_warp(ids, p, n_expert, bad_id);
+    if (e < 0) {
+        if ((threadIdx.x & 31) < RW && r0 + (threadIdx.x & 31) < ff) h[p * ff + r0 + (threadIdx.x & 31)] = 0.0f;
+        return;
+    }
+    const size_t ex = (size_t)e * (size_t)ff * row_bytes;
+    const uint8_t *rowp[2 * RW];
+#pragma unroll
+    for (int r = 0; r < RW; r++) {
+        const size_t off = ex + (size_t)(r0 + r < ff ? r0 + r : ff - 1) * row_bytes;
+        rowp[r] = gate + off, rowp[RW + r] = up + off;
+    }
+    float sums[2 * RW][1];
+    gemvq_warp_rows<T, 1, 2 * RW>(rowp, n_chunks, (const uint8_t *)(x_r + (p / k) * xs), xs, xs / 4, 1, sums);
+    if ((threadIdx.x & 31) == 0)
+#pragma unroll
+        for (int r = 0; r < RW; r++)
+            if (r0 + r < ff) {
+                const float g = sums[r][0], u = sums[RW + r][0];
+                h[p * ff + r0 + r] = g / (1.0f + expf(-g)) * u; /* as k_moe_silu_mul and the CPU */
+            }
 }
 
 /* Gate and up of one expert in one pass (same weight type), h = silu(g)·u:
@@ -165,6 +231,13 @@ struct moe_gemv_launch {
     }
     template <int T> void operator()() {
         if constexpr (q8_supported<T>::value) {
+            if (q8 && n_chunks < 4 * 32) { /* short rows: a warp per 2 rows (k_moe_gemvw) */
+                dim3 grid((unsigned)((rows + 2 * GEMV_WARPS - 1) / (2 * GEMV_WARPS)), (unsigned)n_pairs);
+                k_moe_gemvw<T, 2><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w, row_bytes, rows,
+                                                                            n_chunks, n_expert, ids, x_r, xs, x_div,
+                                                                            y, c->dev_flags);
+                return;
+            }
             if (q8) return rows_go<T, true>();
         }
         rows_go<T, false>();
@@ -186,6 +259,13 @@ struct moe_gate_up_launch {
     }
     template <int T> void operator()() {
         if constexpr (q8_supported<T>::value) {
+            if (q8 && n_chunks < 4 * 32) { /* short rows: a warp per row of each (k_moe_gate_upw) */
+                dim3 grid((unsigned)((ff + GEMV_WARPS - 1) / GEMV_WARPS), (unsigned)n_pairs);
+                k_moe_gate_upw<T, 1><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)gate, (const uint8_t *)up,
+                                                                               row_bytes, ff, n_chunks, n_expert, ids,
+                                                                               x_r, xs, k, h, c->dev_flags);
+                return;
+            }
             if (q8) return rows_go<T, true>();
         }
         rows_go<T, false>();
