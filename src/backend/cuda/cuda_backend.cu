@@ -411,6 +411,28 @@ __global__ void __launch_bounds__(1024)
     if (ROUND) act_round_vals<A, LAYOUT>(v, dim, 8 * (int64_t)threadIdx.x, (int64_t)blockIdx.x * il_stride * 4, x_r);
 }
 
+/* The same for short rows (dim a multiple of 32, at most 256: Qwen3's
+ * per-head q/k norms of 128): a warp per row, 4 rows a block. */
+__global__ void __launch_bounds__(128)
+    k_rmsnorm_warp(const float *x, const float *w, float *y, int64_t n, int32_t dim, float eps) {
+    const int64_t row = (int64_t)blockIdx.x * 4 + (threadIdx.x >> 5);
+    if (row >= n) return;
+    const int lane = threadIdx.x & 31, per = dim / 32;
+    const float *xr = x + row * dim;
+    float v[8];
+    double ss = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        if (i < per) v[i] = xr[i * 32 + lane], ss += (double)__fmul_rn(v[i], v[i]);
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    const float mean = (float)(ss / (double)dim);
+    const float scale = 1.0f / sqrtf(mean + eps);
+    float *yr = y + row * dim;
+#pragma unroll
+    for (int i = 0; i < 8; i++)
+        if (i < per) yr[i * 32 + lane] = __fmul_rn(__fmul_rn(v[i], scale), w[i * 32 + lane]);
+}
+
 /* rmsnorm; when the product that read this norm's output last time rounded
  * it for act type A (norm_act), the norm rounds it too, into mm_xil, and
  * records that (xil_src): the product then skips its own rounding. */
@@ -429,6 +451,10 @@ static int cu_rmsnorm(backend *b, const float *x, const float *w, float *y, int6
     /* rows of 256·k floats (k <= 32) at 16-byte aligned addresses: a thread per 8 */
     const bool by8 = dim % 256 == 0 && dim <= 8192 && ((uintptr_t)x | (uintptr_t)y | (uintptr_t)w) % 16 == 0;
     const unsigned threads8 = (unsigned)(dim / 8);
+    if (!fuse && dim % 32 == 0 && dim <= 256) {
+        k_rmsnorm_warp<<<(unsigned)((n + 3) / 4), 128, 0, c->stream>>>(x, w, y, n, (int32_t)dim, eps);
+        return cuda_check_launch("rmsnorm", err);
+    }
     if (!fuse) {
         if (by8) k_rmsnorm8<false, TYPE_F32, ACT_LAYOUT_IL><<<(unsigned)n, threads8, 0, c->stream>>>(x, w, y, dim, eps, NULL, 0);
         else k_rmsnorm<false, TYPE_F32, ACT_LAYOUT_IL><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, NULL, 0);
