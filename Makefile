@@ -131,7 +131,8 @@ $(BUILD)/obj/%.o: %.cu $(wildcard src/backend/cuda/*.h src/backend/cuda/*.cuh)
 cuda:
 	@test -x $(NVCC) || { echo "make cuda: no nvcc at $(NVCC) (set CUDA_HOME)"; exit 1; }
 	@$(MAKE) --no-print-directory $(PARALLEL) WITH_CUDA=1 BUILD=$(CUDA_BUILD) $(CUDA_BUILD)/larder \
-	  $(CUDA_BUILD)/tests/cuda/cuda_ops_check $(CUDA_BUILD)/tests/cuda/cuda_gemm_bench
+	  $(CUDA_BUILD)/tests/cuda/cuda_ops_check $(CUDA_BUILD)/tests/cuda/cuda_gemm_bench \
+	  $(CUDA_BUILD)/tests/cuda/cuda_attn_bench
 
 $(BUILD)/tests/cuda/cuda_ops_check: tests/cuda/cuda_ops_check.c $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
@@ -139,6 +140,11 @@ $(BUILD)/tests/cuda/cuda_ops_check: tests/cuda/cuda_ops_check.c $(BUILD)/liblard
 
 # The prefill matmul microbenchmark (old path vs cuda_gemm.cu), CUDA C++.
 $(BUILD)/tests/cuda/cuda_gemm_bench: tests/cuda/cuda_gemm_bench.cu $(BUILD)/liblarder.a
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
+
+# The attention microbenchmark (scalar kernel vs cuda_flash_attn.cu), CUDA C++.
+$(BUILD)/tests/cuda/cuda_attn_bench: tests/cuda/cuda_attn_bench.cu $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
 

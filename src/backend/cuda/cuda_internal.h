@@ -3,9 +3,10 @@
  * cuda_backend.cu (creation, memory, KV page memory, the step's batch,
  * elementwise ops, rope, norms), cuda_matmul.cu (quantized GEMV for decode;
  * prefill through cuda_gemm.cu's tensor-core product on quantized weights;
- * cuda_moe_gemm.cu its grouped form for the experts) and cuda_attention.cu
- * (KV store and paged attention). Compiled by nvcc only (make cuda); not for use
- * outside src/backend/cuda.
+ * cuda_moe_gemm.cu its grouped form for the experts), cuda_attention.cu
+ * (KV store and paged attention) and cuda_flash_attn.cu (attention on the
+ * tensor cores). Compiled by nvcc only (make cuda); not for use outside
+ * src/backend/cuda.
  *
  * Every op is enqueued on one stream (`stream`); nothing waits for the GPU
  * until backend_sync or a host copy. A launch error is reported by the op
@@ -56,6 +57,7 @@ typedef struct cuda_backend {
     cuda_batch batch;
     /* attention tiles of the current step, per group size (cuda_attention.cu) */
     int32_t tiles_group;      /* group they were cut for; 0: none yet this step */
+    int32_t tiles_tokens;     /* and the most tokens a tile takes */
     int32_t n_tiles;
     bool tiles_cut_this_step;
     cuda_attn_tile *tiles_dev;
@@ -92,6 +94,9 @@ typedef struct cuda_backend {
      * GEMV launch for q/k/v and gate/up; silu_mul rounding for the down
      * product), off until cuda_ops_check and a bench have run them */
     bool next_fusions;
+    /* LARDER_CUDA_FA=1: attention on the tensor cores (cuda_flash_attn.cu)
+     * where it takes the shape; off until a GPU round has verified it */
+    bool flash_attn;
     bool graph_enabled;
     int graph_max_tokens;     /* steps of more tokens are not captured (LARDER_CUDA_GRAPH_MAX, default 8) */
     int graph_mode;           /* CUDA_GRAPH_*: this step's */
@@ -216,5 +221,16 @@ int cuda_moe_ffn(backend *b, const backend_moe_experts *experts, const float *x,
 int cuda_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err);
 int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,
                    float *out, larder_error *err);
+
+/* cuda_flash_attn.cu: the tensor-core attention kernel, launched by
+ * cuda_attention with the scalar kernel's arguments (struct attn_args of
+ * cuda_attn.cuh; tiles cut for cuda_fa_tile_tokens(group) tokens, keys
+ * split in multiples of CUDA_FA_KC: cuda_attn_plan.h). It writes `out`, or
+ * with a->n_split > 1 the partials k_attention_merge reads. max_rows: the
+ * most rows (tokens x group) of any tile, at most a->R <= 64. */
+struct attn_args;
+bool cuda_flash_attn_supported(int32_t head_dim, int32_t group, uint32_t kv_type);
+int cuda_flash_attn_launch(cuda_backend *c, const struct attn_args *a, int32_t n_tiles, int32_t n_kv_heads,
+                           int32_t max_rows, larder_error *err);
 
 #endif
