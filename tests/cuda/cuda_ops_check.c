@@ -624,6 +624,8 @@ static void check_flash_decode(uint32_t type, int32_t D, int32_t n_heads, int32_
     free(ctx), free(keep), free(win), free(zero), free(pt), free(tok), free(pos), free(seq), free(k), free(v), free(q);
 }
 
+/* Every flash case on a backend made with LARDER_CUDA_FA=1 (f16 rows by
+ * cp.async), and f16 cases with LARDER_CUDA_FA=2 (through registers). */
 static void check_flash_all(const backend_options *opt) {
     larder_error err = {0};
     setenv("LARDER_CUDA_FA", "1", 1);
@@ -650,6 +652,16 @@ static void check_flash_all(const backend_options *opt) {
     check_flash_decode(TYPE_F16, 128, 32, 8, 16, 1, 3000);          /* one sequence: split-KV over ~33 */
     check_flash_decode(TYPE_Q4_0, 64, 32, 4, 32, 64, 900);          /* group 8, D 64 */
     check_flash_decode(TYPE_F16, 128, 32, 4, 16, 5, 1500);          /* group 8, a few sequences */
+    backend_free(gfa);
+    /* LARDER_CUDA_FA=2: f16 rows through registers instead of cp.async */
+    setenv("LARDER_CUDA_FA", "2", 1);
+    gfa = backend_create("cuda", opt, &err);
+    unsetenv("LARDER_CUDA_FA");
+    if (!gfa) die("cuda backend (LARDER_CUDA_FA=2)", &err);
+    printf("-- flash attention without cp.async (LARDER_CUDA_FA=2)\n");
+    check_flash_prefill(TYPE_F16, 128, 32, 8, 16, 37, 500, 0, 0);
+    check_flash_prefill(TYPE_F16, 128, 16, 4, 16, 600, 300, 4, 200);
+    check_flash_decode(TYPE_F16, 128, 8, 2, 16, 64, 700);
     backend_free(gfa);
 }
 

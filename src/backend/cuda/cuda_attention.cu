@@ -329,7 +329,7 @@ int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float 
     if (bt->n_tokens == 0) return 0;
     const int32_t group = n_heads / l->n_kv_heads, D = l->head_dim;
     /* the tensor-core kernel (LARDER_CUDA_FA=1) where it takes the shape */
-    const bool flash = c->flash_attn && cuda_flash_attn_supported(D, group, l->kv_type);
+    const bool flash = c->flash_attn != 0 && cuda_flash_attn_supported(D, group, l->kv_type);
     const int32_t tile_tokens = flash ? cuda_fa_tile_tokens(group) : group >= ATTN_TILE_ROWS ? 1 : ATTN_TILE_ROWS / group;
     if (cut_tiles(c, group, tile_tokens, err)) return -1;
     int32_t R = tile_tokens * group;

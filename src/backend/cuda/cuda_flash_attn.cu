@@ -3,16 +3,19 @@
  * m16n8k16, f16 operands, f32 accumulators; sm_80 and later), the fast
  * path of cuda_attention.cu's op for head sizes 64 and 128 (on with
  * LARDER_CUDA_FA=1 until a GPU round has verified it; the scalar kernel
- * takes every other shape).
+ * takes every other shape; LARDER_CUDA_FA=2: the same without cp.async,
+ * for A/B timing and diagnosis).
  *
  * A block of 4 warps per (tile, KV head, split), as the scalar kernel: a
  * tile is a run of up to 64 / group consecutive tokens of one sequence, its
  * rows r = (token r / group, query head r % group) — at most 64. q is
  * rotated and rounded to K's precision as today (cuda_attn.cuh), then held
- * as f16 A fragments in registers. Keys are walked in chunks of 64: K and V
- * rows come from their pages into shared memory as f16 (every KV type
- * unpacked on the way; keys past the range or on dropped pages are zeros),
- * then
+ * as f16 A fragments in registers. Keys are walked in chunks of 64 (chunks
+ * wholly in a rotating window's gap skipped): K and V rows come from their
+ * pages into shared memory as f16, two stages deep (f16 rows by cp.async,
+ * the next chunk in flight while this one is computed; every other KV type
+ * unpacked through registers); keys past the range or on dropped pages are
+ * zeros. Then
  *   S = Q·Kᵀ (mma), scaled into log2 units, masked (causal, rotating
  *   window, dropped pages: -inf); online softmax per row in registers (f32
  *   running max and sum); P rounded to f16 (the sum takes the rounded
@@ -60,6 +63,14 @@ __device__ __forceinline__ void fa_ldmatrix_x4_trans(uint32_t (&r)[4], const __h
                  : "r"(s));
 }
 
+/* 16 bytes global -> shared without registers (src_bytes 0: zeros). */
+__device__ __forceinline__ void fa_cp16(void *smem, const void *gmem, int src_bytes) {
+    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
+}
+__device__ __forceinline__ void fa_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N> __device__ __forceinline__ void fa_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
 __device__ __forceinline__ uint4 fa_pack8(const float (&f)[8]) {
     return make_uint4(fa_pack(f[0], f[1]), fa_pack(f[2], f[3]), fa_pack(f[4], f[5]), fa_pack(f[6], f[7]));
 }
@@ -106,20 +117,23 @@ __device__ __forceinline__ uint4 fa_load8(uint32_t type, const uint8_t *row, int
     return fa_pack8(f);
 }
 
-/* Shared memory of the kernel for head size D (bytes): region A (the K and
- * V chunks as f16, rows of D + 8; before the loop q as f32; after it the
- * warps' partial outputs as f32), then per-row arrays and the chunk's key
- * flags. */
+/* Shared memory of the kernel for head size D (bytes): region A (two
+ * stages of the K and V chunks as f16, rows of D + 8; before the loop q as
+ * f32; after it the warps' partial outputs as f32), then per-row arrays and
+ * the two stages' key flags. */
 template <int D> struct fa_layout {
     static const int LDS = D + 8; /* halves per K/V row in shared memory (16 bytes of padding: no bank conflicts) */
-    static const int KV_BYTES = 2 * CUDA_FA_KC * LDS * 2;
+    static const int STAGE_HALVES = 2 * CUDA_FA_KC * LDS; /* K then V */
+    static const int KV_BYTES = 2 * STAGE_HALVES * 2;
     static const int F32_BYTES = CUDA_FA_WARPS * 16 * D * 4; /* q (64 rows) or the partial outputs */
     static const int A_BYTES = KV_BYTES > F32_BYTES ? KV_BYTES : F32_BYTES;
     static const int ROW_FLOATS = 4 * CUDA_FA_WARPS * 16; /* mw, lw (per warp, row), mfin, lfin */
-    static const int BYTES = A_BYTES + ROW_FLOATS * 4 + CUDA_FA_KC;
+    static const int BYTES = A_BYTES + ROW_FLOATS * 4 + 2 * CUDA_FA_KC;
 };
 
-template <int D, int WR>
+/* ASYNC (f16 KV): the next chunk's rows are copied by cp.async while the
+ * current one is computed; other types are unpacked through registers. */
+template <int D, int WR, bool ASYNC>
 __global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
     constexpr int WK = CUDA_FA_WARPS / WR; /* warps over a chunk's keys */
     constexpr int KW = CUDA_FA_KC / WK;    /* keys per warp per chunk: 64, 32, 16 */
@@ -129,11 +143,10 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
     constexpr int RC = WR * 16;            /* row capacity */
     typedef fa_layout<D> L;
     extern __shared__ __align__(16) unsigned char fa_sm[];
-    __half *ks = (__half *)fa_sm, *vs = ks + CUDA_FA_KC * L::LDS;
     float *f32a = (float *)fa_sm;
     float *mw = (float *)(fa_sm + L::A_BYTES), *lw = mw + CUDA_FA_WARPS * 16, *mfin = lw + CUDA_FA_WARPS * 16,
           *lfin = mfin + CUDA_FA_WARPS * 16;
-    unsigned char *kval = (unsigned char *)(lfin + CUDA_FA_WARPS * 16);
+    unsigned char *kval2 = (unsigned char *)(lfin + CUDA_FA_WARPS * 16); /* per stage: key j0 + jj present */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wr = warp / WK, wk = warp % WK;
     const int g = lane >> 2, t4 = lane & 3;
@@ -181,29 +194,53 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
     for (int i = 0; i < DT; i++) o[i][0] = o[i][1] = o[i][2] = o[i][3] = 0.0f;
 
     constexpr int U8 = D / 8; /* 8-element units per row */
-    for (int32_t j0 = k_lo; j0 < k_hi; j0 += CUDA_FA_KC) {
-        if (cuda_attn_chunk_in_gap(j0, CUDA_FA_KC, keep, window, p_first)) continue;
-        /* K and V chunk -> shared memory, f16 */
+    /* chunk j0's K and V rows -> stage st (f16; keys past the range or on dropped pages: zeros) */
+    auto load_chunk = [&](int st, int32_t j0) {
+        __half *ks = (__half *)fa_sm + st * L::STAGE_HALVES, *vs = ks + CUDA_FA_KC * L::LDS;
         for (int u = tid; u < CUDA_FA_KC * U8; u += FA_THREADS) {
             const int jj = u / U8, c8 = u % U8;
             const int32_t j = j0 + jj;
-            uint4 kk = make_uint4(0, 0, 0, 0), vv = kk;
+            const uint8_t *kp = NULL, *vp = NULL;
             if (j < k_hi) {
                 const uint32_t pg = pages[j / G.P];
                 if (pg != BACKEND_NO_PAGE) {
                     const size_t off = (size_t)(j % G.P) * G.row_bytes;
-                    kk = fa_load8(G.type, kv_block(G, pg, a.layer, 0, kvh) + off, c8 * 8);
-                    vv = fa_load8(G.type, kv_block(G, pg, a.layer, 1, kvh) + off, c8 * 8);
+                    kp = kv_block(G, pg, a.layer, 0, kvh) + off, vp = kv_block(G, pg, a.layer, 1, kvh) + off;
                 }
             }
-            *(uint4 *)(ks + jj * L::LDS + c8 * 8) = kk;
-            *(uint4 *)(vs + jj * L::LDS + c8 * 8) = vv;
+            if (ASYNC) {
+                fa_cp16(ks + jj * L::LDS + c8 * 8, kp ? kp + c8 * 16 : G.base, kp ? 16 : 0);
+                fa_cp16(vs + jj * L::LDS + c8 * 8, vp ? vp + c8 * 16 : G.base, vp ? 16 : 0);
+            } else {
+                const uint4 z = make_uint4(0, 0, 0, 0);
+                *(uint4 *)(ks + jj * L::LDS + c8 * 8) = kp ? fa_load8(G.type, kp, c8 * 8) : z;
+                *(uint4 *)(vs + jj * L::LDS + c8 * 8) = vp ? fa_load8(G.type, vp, c8 * 8) : z;
+            }
         }
         if (tid < CUDA_FA_KC) {
             const int32_t j = j0 + tid;
-            kval[tid] = j < k_hi && pages[j / G.P] != BACKEND_NO_PAGE;
+            kval2[st * CUDA_FA_KC + tid] = j < k_hi && pages[j / G.P] != BACKEND_NO_PAGE;
+        }
+        if (ASYNC) fa_cp_commit();
+    };
+    /* the first chunk at or after j that some row sees part of (chunks wholly in a window's gap skipped) */
+    auto next_chunk = [&](int32_t j) {
+        while (j < k_hi && cuda_attn_chunk_in_gap(j, CUDA_FA_KC, keep, window, p_first)) j += CUDA_FA_KC;
+        return j;
+    };
+    int32_t j0 = next_chunk(k_lo);
+    if (j0 < k_hi) load_chunk(0, j0);
+    for (int st = 0; j0 < k_hi; st ^= 1) {
+        const int32_t jn = next_chunk(j0 + CUDA_FA_KC);
+        if (jn < k_hi) { /* the next chunk into the other stage (its last readers passed the previous barrier) */
+            load_chunk(st ^ 1, jn);
+            if (ASYNC) fa_cp_wait<1>();
+        } else if (ASYNC) {
+            fa_cp_wait<0>();
         }
         __syncthreads();
+        const __half *ks = (const __half *)fa_sm + st * L::STAGE_HALVES, *vs = ks + CUDA_FA_KC * L::LDS;
+        const unsigned char *kval = kval2 + st * CUDA_FA_KC;
 
         /* S = Q·Kᵀ over this warp's keys wk·KW .. +KW */
         float sc[NT][4];
@@ -267,7 +304,8 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
                 fa_mma(o[2 * i + 1], pa, b[2], b[3]);
             }
         }
-        __syncthreads(); /* the chunk's buffers are rewritten next */
+        __syncthreads(); /* this stage is loaded again next iteration */
+        j0 = jn;
     }
 
     /* merge the warps sharing rows: M = max m, L = Σ e^(m - M)·l, O = Σ e^(m - M)·O */
@@ -338,8 +376,23 @@ bool cuda_flash_attn_supported(int32_t head_dim, int32_t group, uint32_t kv_type
     return (head_dim == 64 || head_dim == 128) && cuda_fa_tile_tokens(group) > 0;
 }
 
-template <int D, int WR> static void fa_launch(const attn_args *a, dim3 grid, cudaStream_t s) {
-    k_flash_attn<D, WR><<<grid, FA_THREADS, fa_layout<D>::BYTES, s>>>(*a);
+template <int D, int WR, bool ASYNC> static int fa_launch(const attn_args *a, dim3 grid, cudaStream_t s, larder_error *err) {
+    static bool smem_set; /* the dynamic shared memory limit raised for this kernel */
+    const int bytes = fa_layout<D>::BYTES;
+    if (bytes > 48 * 1024 && !smem_set) {
+        if (cuda_check(cudaFuncSetAttribute(k_flash_attn<D, WR, ASYNC>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
+                       "flash attention shared memory", err))
+            return -1;
+        smem_set = true;
+    }
+    k_flash_attn<D, WR, ASYNC><<<grid, FA_THREADS, bytes, s>>>(*a);
+    return cuda_check_launch("flash attention", err);
+}
+
+template <int D, bool ASYNC> static int fa_launch_d(const attn_args *a, int32_t wr, dim3 grid, cudaStream_t s, larder_error *err) {
+    return wr == 1 ? fa_launch<D, 1, ASYNC>(a, grid, s, err)
+         : wr == 2 ? fa_launch<D, 2, ASYNC>(a, grid, s, err)
+                   : fa_launch<D, 4, ASYNC>(a, grid, s, err);
 }
 
 int cuda_flash_attn_launch(cuda_backend *c, const attn_args *a, int32_t n_tiles, int32_t n_kv_heads, int32_t max_rows,
@@ -348,15 +401,9 @@ int cuda_flash_attn_launch(cuda_backend *c, const attn_args *a, int32_t n_tiles,
     if (!wr || (D != 64 && D != 128) || a->R > CUDA_FA_ROWS)
         return error_set(err, ERR_UNSUPPORTED, "flash attention: head size %d, %d rows per tile", D, max_rows);
     dim3 grid((unsigned)n_tiles, (unsigned)n_kv_heads, (unsigned)a->n_split);
-    static_assert(fa_layout<128>::BYTES <= 48 * 1024, "flash attention: shared memory over the default limit");
-    if (D == 128) {
-        if (wr == 1) fa_launch<128, 1>(a, grid, c->stream);
-        else if (wr == 2) fa_launch<128, 2>(a, grid, c->stream);
-        else fa_launch<128, 4>(a, grid, c->stream);
-    } else {
-        if (wr == 1) fa_launch<64, 1>(a, grid, c->stream);
-        else if (wr == 2) fa_launch<64, 2>(a, grid, c->stream);
-        else fa_launch<64, 4>(a, grid, c->stream);
-    }
-    return cuda_check_launch("flash attention", err);
+    /* f16 rows are copied as they are (cp.async) unless LARDER_CUDA_FA=2 */
+    const bool async = a->g.type == TYPE_F16 && c->flash_attn == 1;
+    if (D == 128)
+        return async ? fa_launch_d<128, true>(a, wr, grid, c->stream, err) : fa_launch_d<128, false>(a, wr, grid, c->stream, err);
+    return async ? fa_launch_d<64, true>(a, wr, grid, c->stream, err) : fa_launch_d<64, false>(a, wr, grid, c->stream, err);
 }

@@ -95,8 +95,9 @@ typedef struct cuda_backend {
      * product), off until cuda_ops_check and a bench have run them */
     bool next_fusions;
     /* LARDER_CUDA_FA=1: attention on the tensor cores (cuda_flash_attn.cu)
-     * where it takes the shape; off until a GPU round has verified it */
-    bool flash_attn;
+     * where it takes the shape; off until a GPU round has verified it
+     * (2: the same without cp.async, A/B timing); 0: the scalar kernel */
+    int flash_attn;
     bool graph_enabled;
     int graph_max_tokens;     /* steps of more tokens are not captured (LARDER_CUDA_GRAPH_MAX, default 8) */
     int graph_mode;           /* CUDA_GRAPH_*: this step's */
