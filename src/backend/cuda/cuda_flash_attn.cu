@@ -49,6 +49,10 @@ __device__ __forceinline__ uint32_t fa_pack(float lo, float hi) {
     return *(uint32_t *)&h;
 }
 
+/* The tensor-core and async-copy instructions. A host emulation of the
+ * kernel (tests/cuda/fa_emu.cpp, built with LARDER_FA_EMU) supplies its own
+ * versions of these six. */
+#ifndef LARDER_FA_EMU
 __device__ __forceinline__ void fa_mma(float (&c)[4], const uint32_t (&a)[4], uint32_t b0, uint32_t b1) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};\n"
@@ -70,6 +74,8 @@ __device__ __forceinline__ void fa_cp16(void *smem, const void *gmem, int src_by
 }
 __device__ __forceinline__ void fa_cp_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N> __device__ __forceinline__ void fa_cp_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
+
+#endif
 
 __device__ __forceinline__ uint4 fa_pack8(const float (&f)[8]) {
     return make_uint4(fa_pack(f[0], f[1]), fa_pack(f[2], f[3]), fa_pack(f[4], f[5]), fa_pack(f[6], f[7]));
@@ -376,6 +382,7 @@ bool cuda_flash_attn_supported(int32_t head_dim, int32_t group, uint32_t kv_type
     return (head_dim == 64 || head_dim == 128) && cuda_fa_tile_tokens(group) > 0;
 }
 
+#ifndef LARDER_FA_EMU
 template <int D, int WR, bool ASYNC> static int fa_launch(const attn_args *a, dim3 grid, cudaStream_t s, larder_error *err) {
     static bool smem_set; /* the dynamic shared memory limit raised for this kernel */
     const int bytes = fa_layout<D>::BYTES;
@@ -407,3 +414,4 @@ int cuda_flash_attn_launch(cuda_backend *c, const attn_args *a, int32_t n_tiles,
         return async ? fa_launch_d<128, true>(a, wr, grid, c->stream, err) : fa_launch_d<128, false>(a, wr, grid, c->stream, err);
     return async ? fa_launch_d<64, true>(a, wr, grid, c->stream, err) : fa_launch_d<64, false>(a, wr, grid, c->stream, err);
 }
+#endif
