@@ -79,6 +79,18 @@ static float emu_shfl_xor(float v, int o) {
 }
 #define __shfl_xor_sync(mask, v, o) emu_shfl_xor(v, o)
 
+static int emu_xb[4][32];
+static unsigned emu_ballot(int pred) {
+    const int w = emu_tid.x / 32, l = emu_tid.x % 32;
+    emu_xb[w][l] = pred != 0;
+    emu_warp_sync();
+    unsigned m = 0;
+    for (int i = 0; i < 32; i++) m |= (unsigned)emu_xb[w][i] << i;
+    emu_warp_sync();
+    return m;
+}
+#define __ballot_sync(mask, pred) emu_ballot(pred)
+
 /* mma.sync.m16n8k16.row.col f32 += f16 x f16, per the PTX ISA fragment
  * layouts: A (16x16) a0..a7 in 4 registers: (row g, k 2t..2t+1), (row g+8,
  * same k), (row g, k 2t+8..), (row g+8, k 2t+8..); B (16x8): (k 2t.., n g),

@@ -126,7 +126,8 @@ __device__ __forceinline__ uint4 fa_load8(uint32_t type, const uint8_t *row, int
 /* Shared memory of the kernel for head size D (bytes): region A (two
  * stages of the K and V chunks as f16, rows of D + 8; before the loop q as
  * f32; after it the warps' partial outputs as f32), then per-row arrays and
- * the two stages' key flags. */
+ * the two stages' key masks (bit jj: key j0 + jj is in range, its page
+ * present). */
 template <int D> struct fa_layout {
     static const int LDS = D + 8; /* halves per K/V row in shared memory (16 bytes of padding: no bank conflicts) */
     static const int STAGE_HALVES = 2 * CUDA_FA_KC * LDS; /* K then V */
@@ -134,13 +135,13 @@ template <int D> struct fa_layout {
     static const int F32_BYTES = CUDA_FA_WARPS * 16 * D * 4; /* q (64 rows) or the partial outputs */
     static const int A_BYTES = KV_BYTES > F32_BYTES ? KV_BYTES : F32_BYTES;
     static const int ROW_FLOATS = 4 * CUDA_FA_WARPS * 16; /* mw, lw (per warp, row), mfin, lfin */
-    static const int BYTES = A_BYTES + ROW_FLOATS * 4 + 2 * CUDA_FA_KC;
+    static const int BYTES = A_BYTES + ROW_FLOATS * 4 + 2 * CUDA_FA_KC / 8;
 };
 
 /* ASYNC (f16 KV): the next chunk's rows are copied by cp.async while the
  * current one is computed; other types are unpacked through registers. */
 template <int D, int WR, bool ASYNC>
-__global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
+__global__ void __launch_bounds__(FA_THREADS, 3) k_flash_attn(attn_args a) {
     constexpr int WK = CUDA_FA_WARPS / WR; /* warps over a chunk's keys */
     constexpr int KW = CUDA_FA_KC / WK;    /* keys per warp per chunk: 64, 32, 16 */
     constexpr int NT = KW / 8;             /* S tiles (n8) per warp */
@@ -152,7 +153,7 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
     float *f32a = (float *)fa_sm;
     float *mw = (float *)(fa_sm + L::A_BYTES), *lw = mw + CUDA_FA_WARPS * 16, *mfin = lw + CUDA_FA_WARPS * 16,
           *lfin = mfin + CUDA_FA_WARPS * 16;
-    unsigned char *kval2 = (unsigned char *)(lfin + CUDA_FA_WARPS * 16); /* per stage: key j0 + jj present */
+    uint32_t *kmask2 = (uint32_t *)(lfin + CUDA_FA_WARPS * 16); /* per stage, 2 words: key j0 + jj present */
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5, wr = warp / WK, wk = warp % WK;
     const int g = lane >> 2, t4 = lane & 3;
@@ -223,9 +224,10 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
                 *(uint4 *)(vs + jj * L::LDS + c8 * 8) = vp ? fa_load8(G.type, vp, c8 * 8) : z;
             }
         }
-        if (tid < CUDA_FA_KC) {
+        if (tid < CUDA_FA_KC) { /* warps 0 and 1, whole */
             const int32_t j = j0 + tid;
-            kval2[st * CUDA_FA_KC + tid] = j < k_hi && pages[j / G.P] != BACKEND_NO_PAGE;
+            const unsigned m = __ballot_sync(0xffffffffu, j < k_hi && pages[j / G.P] != BACKEND_NO_PAGE);
+            if ((tid & 31) == 0) kmask2[st * 2 + (tid >> 5)] = m;
         }
         if (ASYNC) fa_cp_commit();
     };
@@ -246,7 +248,7 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
         }
         __syncthreads();
         const __half *ks = (const __half *)fa_sm + st * L::STAGE_HALVES, *vs = ks + CUDA_FA_KC * L::LDS;
-        const unsigned char *kval = kval2 + st * CUDA_FA_KC;
+        const uint64_t kmask = kmask2[st * 2] | (uint64_t)kmask2[st * 2 + 1] << 32;
 
         /* S = Q·Kᵀ over this warp's keys wk·KW .. +KW */
         float sc[NT][4];
@@ -267,7 +269,7 @@ __global__ void __launch_bounds__(FA_THREADS) k_flash_attn(attn_args a) {
             for (int e = 0; e < 4; e++) {
                 const int jj = wk * KW + n * 8 + 2 * t4 + (e & 1), h = e >> 1;
                 const int32_t j = j0 + jj;
-                const bool vis = kval[jj] && cuda_attn_key_visible(j, prow[h], keep, window);
+                const bool vis = (kmask >> jj & 1) && cuda_attn_key_visible(j, prow[h], keep, window);
                 sc[n][e] = vis ? sc[n][e] * sl2 : -INFINITY;
                 mx[h] = fmaxf(mx[h], sc[n][e]);
             }
