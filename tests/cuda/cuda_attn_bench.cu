@@ -9,6 +9,8 @@
  *     pages of 16 tokens), one layer
  *   decode: a step of 64 sequences, one token each, 640 tokens of context
  *     each (same shape)
+ *   and, for reference: prefill of 512 tokens, a one-sequence decode step
+ *     at 4096 tokens of context (split-KV), an 8-sequence step at 640
  *
  * Each figure is the median of several runs timed with CUDA events on the
  * backend's stream. Prints µs per call for each kernel, the ratio
@@ -143,7 +145,10 @@ int main(int argc, char **argv) {
     cu(cudaGetDeviceProperties(&prop, 0), "properties");
     printf("cuda_attn_bench on %s: 32 heads / 8 KV heads, D=128, f16 KV, pages of 16\n", prop.name);
     const bench_case cases[] = {{"prefill 4096 tokens (1 seq, causal)", 1, 0, 4096},
-                                {"decode 64 seqs x 1 token, 640 context", 64, 640, 1}};
+                                {"decode 64 seqs x 1 token, 640 context", 64, 640, 1},
+                                {"prefill 512 tokens (1 seq, causal)", 1, 0, 512},
+                                {"decode 1 seq x 1 token, 4096 context", 1, 4096, 1},
+                                {"decode 8 seqs x 1 token, 640 context", 8, 640, 1}};
     for (const bench_case &bc : cases) {
         std::vector<float> o_s, o_f, o_f2;
         double t_s = run_case(scalar, bc, o_s), t_f = run_case(flash, bc, o_f), t_f2 = run_case(flash_sync, bc, o_f2);
