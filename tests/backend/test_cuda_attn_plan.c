@@ -7,8 +7,9 @@
  *     and only few-block launches split;
  *   partial offsets of distinct (tile, head, split, row) never overlap and
  *     stay inside the buffer;
- *   the key mask is the batch descriptor's definition, and a chunk skipped
- *     as "in the gap" holds no key any later row sees.
+ *   the key mask is the batch descriptor's definition, a chunk skipped as
+ *     "in the gap" holds no key any later row sees, and a chunk taken as
+ *     "all visible" (no mask) is seen whole by every row.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -117,6 +118,22 @@ static void test_mask(void **state) {
                 for (int32_t pr = p_first; pr < p_first + 70; pr++)
                     for (int32_t j = j0; j < j0 + 64; j++) assert_false(cuda_attn_key_visible(j, pr, keeps[c], wins[c]));
             }
+    /* a chunk "all visible" is seen whole by every row of [p_first, last] */
+    for (int c = 0; c < 3; c++)
+        for (int32_t p_first = 0; p_first < 300; p_first += 7)
+            for (int32_t last = p_first; last < p_first + 70; last += 13)
+                for (int32_t j0 = 0; j0 < 320; j0 += 16) {
+                    bool all = true;
+                    for (int32_t pr = p_first; pr <= last; pr++)
+                        for (int32_t j = j0; j < j0 + 64; j++) all = all && cuda_attn_key_visible(j, pr, keeps[c], wins[c]);
+                    bool fast = cuda_attn_chunk_all_visible(j0, 64, keeps[c], wins[c], p_first, last);
+                    if (fast) assert_true(all);                /* sound */
+                    if (wins[c] == 0) assert_int_equal(fast, all); /* and exact without a window */
+                }
+    assert_true(cuda_attn_chunk_all_visible(0, 64, 0, 0, 63, 100));
+    assert_false(cuda_attn_chunk_all_visible(0, 64, 0, 0, 62, 100));
+    assert_true(cuda_attn_chunk_all_visible(192, 64, 4, 100, 255, 290)); /* 192 > 290 - 100 */
+    assert_false(cuda_attn_chunk_all_visible(128, 64, 4, 100, 255, 290));
     /* and a chunk a row sees is never skipped */
     assert_false(cuda_attn_chunk_in_gap(0, 64, 4, 12, 200));  /* holds the kept prefix */
     assert_false(cuda_attn_chunk_in_gap(128, 64, 4, 12, 200)); /* holds key 190 > 200 - 12 */

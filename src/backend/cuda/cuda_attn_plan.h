@@ -86,6 +86,16 @@ CUDA_ATTN_HD static inline bool cuda_attn_key_visible(int32_t j, int32_t pr, int
     return j <= pr && (window == 0 || j < keep || j > pr - window);
 }
 
+/* Whether every key of [j0, j0 + chunk_keys) is seen by every row at a
+ * position in [p_first, last] (dropped pages aside): the flash kernel then
+ * skips the per-key mask. Sound, not complete (a chunk straddling keep and
+ * the window start of a gapless window answers false). */
+CUDA_ATTN_HD static inline bool cuda_attn_chunk_all_visible(int32_t j0, int32_t chunk_keys, int32_t keep, int32_t window,
+                                                            int32_t p_first, int32_t last) {
+    const int32_t j1 = j0 + chunk_keys - 1;
+    return j1 <= p_first && (window == 0 || j1 < keep || j0 > last - window);
+}
+
 /* Whether the chunk of keys [j0, j0 + chunk_keys) lies wholly in the gap
  * of a rotating window that no row of a tile sees: rows at positions >=
  * p_first see, past the kept prefix [0, keep), only keys > p_first - window. */

@@ -263,16 +263,26 @@ __global__ void __launch_bounds__(FA_THREADS, 3) k_flash_attn(attn_args a) {
             }
         /* scale (log2 units), mask, online softmax: element e of tile n is row g + 8·(e / 2), key 8n + 2·t4 + e % 2 */
         float mx[2] = {-INFINITY, -INFINITY};
+        if (kmask == ~0ull && cuda_attn_chunk_all_visible(j0, CUDA_FA_KC, keep, window, p_first, last)) {
 #pragma unroll
-        for (int n = 0; n < NT; n++)
+            for (int n = 0; n < NT; n++) /* every row sees every key: no mask */
 #pragma unroll
-            for (int e = 0; e < 4; e++) {
-                const int jj = wk * KW + n * 8 + 2 * t4 + (e & 1), h = e >> 1;
-                const int32_t j = j0 + jj;
-                const bool vis = (kmask >> jj & 1) && cuda_attn_key_visible(j, prow[h], keep, window);
-                sc[n][e] = vis ? sc[n][e] * sl2 : -INFINITY;
-                mx[h] = fmaxf(mx[h], sc[n][e]);
-            }
+                for (int e = 0; e < 4; e++) {
+                    sc[n][e] *= sl2;
+                    mx[e >> 1] = fmaxf(mx[e >> 1], sc[n][e]);
+                }
+        } else {
+#pragma unroll
+            for (int n = 0; n < NT; n++)
+#pragma unroll
+                for (int e = 0; e < 4; e++) {
+                    const int jj = wk * KW + n * 8 + 2 * t4 + (e & 1), h = e >> 1;
+                    const int32_t j = j0 + jj;
+                    const bool vis = (kmask >> jj & 1) && cuda_attn_key_visible(j, prow[h], keep, window);
+                    sc[n][e] = vis ? sc[n][e] * sl2 : -INFINITY;
+                    mx[h] = fmaxf(mx[h], sc[n][e]);
+                }
+        }
         float alpha[2], muse[2];
 #pragma unroll
         for (int h = 0; h < 2; h++) {
