@@ -41,6 +41,13 @@
 #include "backend/cuda/cuda_attn_plan.h"
 
 #define FA_THREADS (CUDA_FA_WARPS * 32)
+/* blocks an SM: 3 of 70.8 KB shared memory fit an sm_90's 227 KB (168
+ * registers a thread, no spills); an sm_80 holds 2 */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+#define FA_MIN_BLOCKS 2
+#else
+#define FA_MIN_BLOCKS 3
+#endif
 #define FA_LOG2E 1.4426950408889634f
 #define FA_LN2 0.6931471805599453f
 
@@ -141,7 +148,7 @@ template <int D> struct fa_layout {
 /* ASYNC (f16 KV): the next chunk's rows are copied by cp.async while the
  * current one is computed; other types are unpacked through registers. */
 template <int D, int WR, bool ASYNC>
-__global__ void __launch_bounds__(FA_THREADS, 3) k_flash_attn(attn_args a) {
+__global__ void __launch_bounds__(FA_THREADS, FA_MIN_BLOCKS) k_flash_attn(attn_args a) {
     constexpr int WK = CUDA_FA_WARPS / WR; /* warps over a chunk's keys */
     constexpr int KW = CUDA_FA_KC / WK;    /* keys per warp per chunk: 64, 32, 16 */
     constexpr int NT = KW / 8;             /* S tiles (n8) per warp */
