@@ -571,16 +571,17 @@ static void check_flash_prefill(uint32_t type, int32_t D, int32_t n_heads, int32
 }
 
 /* A decode step of n_seqs sequences, one token each, contexts of different
- * lengths (1 .. ~max_ctx, some a multiple of P); every third sequence with
- * a rotating window (keep 4) whose gap's whole pages are dropped. */
+ * lengths (the first max_ctx, the second 1, some a multiple of P); every
+ * third sequence from the third on with a rotating window (keep 4) whose
+ * gap's whole pages are dropped. */
 static void check_flash_decode(uint32_t type, int32_t D, int32_t n_heads, int32_t n_kv, int32_t P, int32_t n_seqs,
                                int32_t max_ctx) {
     const int32_t L = 1, layer = 0, qw = n_heads * D, kw = n_kv * D;
     int32_t *ctx = malloc((size_t)n_seqs * 4), *keep = malloc((size_t)n_seqs * 4), *win = malloc((size_t)n_seqs * 4);
     int32_t *zero = calloc((size_t)n_seqs, 4), max_pages = 0, n_ctx = 0, dropped = 0;
     for (int32_t s = 0; s < n_seqs; s++) {
-        ctx[s] = s == 0 ? 1 : s == 1 ? max_ctx : s % 7 == 0 ? P * (1 + s % 5) : 1 + (s * 131 + 7) % max_ctx;
-        keep[s] = s % 3 == 0 ? 4 : 0, win[s] = s % 3 == 0 ? 48 + s : 0;
+        ctx[s] = s == 0 ? max_ctx : s == 1 ? 1 : s % 7 == 0 ? P * (1 + s % 5) : 1 + (s * 131 + 7) % max_ctx;
+        keep[s] = s % 3 == 2 ? 4 : 0, win[s] = s % 3 == 2 ? 48 + s : 0;
         int32_t mp = (ctx[s] + 1 + P - 1) / P;
         if (mp > max_pages) max_pages = mp;
         n_ctx += ctx[s];
@@ -651,7 +652,7 @@ static void check_flash_all(const backend_options *opt) {
     check_flash_prefill(TYPE_F16, 128, 64, 2, 16, 40, 70, 0, 0);    /* group 32: 2-token tiles */
     check_flash_prefill(TYPE_F16, 128, 8, 1, 16, 0, 7, 0, 0);       /* 7 tokens, group 8: 56 rows */
     check_flash_decode(TYPE_F16, 128, 32, 8, 16, 64, 700);          /* 512 blocks: no split */
-    check_flash_decode(TYPE_F16, 128, 32, 8, 16, 1, 3000);          /* one sequence: split-KV over ~33 */
+    check_flash_decode(TYPE_F16, 128, 32, 8, 16, 1, 3000);          /* one sequence: split-KV (24 splits of 128 keys) */
     check_flash_decode(TYPE_Q4_0, 64, 32, 4, 32, 64, 900);          /* group 8, D 64 */
     check_flash_decode(TYPE_F16, 128, 32, 4, 16, 5, 1500);          /* group 8, a few sequences */
     backend_free(gfa);
