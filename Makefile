@@ -13,6 +13,8 @@
 #   make cuda       build-cuda/larder with the CUDA backend beside the CPU one
 #                   (nvcc at CUDA_HOME, default /usr/local/cuda; code for
 #                   sm_90a and sm_80, PTX for newer; cudart linked statically)
+#   make fa-emu     the CUDA flash attention kernel emulated on the CPU against
+#                   the CPU backend (CUDA headers, no GPU; FA_EMU_ARGS=--quick)
 #
 # Layout: every .c under src/ except src/cli/ goes into build/liblarder.a;
 # src/cli/ links it into build/larder. Each tests/<module>/test_*.c is one
@@ -94,7 +96,7 @@ endif
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TEST_BIN := $(TEST_SRC:%.c=$(BUILD)/%)
 
-.PHONY: all test asan deps fuzz bench run clean deps-check tests-c cuda test-arm64 soak
+.PHONY: all test asan deps fuzz bench run clean deps-check tests-c cuda test-arm64 soak fa-emu
 
 # `make test` and `make tests-c` build in parallel: one job per CPU, unless
 # make was given -j itself (then its own job server is used).
@@ -132,7 +134,8 @@ cuda:
 	@test -x $(NVCC) || { echo "make cuda: no nvcc at $(NVCC) (set CUDA_HOME)"; exit 1; }
 	@$(MAKE) --no-print-directory $(PARALLEL) WITH_CUDA=1 BUILD=$(CUDA_BUILD) $(CUDA_BUILD)/larder \
 	  $(CUDA_BUILD)/tests/cuda/cuda_ops_check $(CUDA_BUILD)/tests/cuda/cuda_gemm_bench \
-	  $(CUDA_BUILD)/tests/cuda/cuda_gemv_bench
+	  $(CUDA_BUILD)/tests/cuda/cuda_gemv_bench \
+	  $(CUDA_BUILD)/tests/cuda/cuda_attn_bench
 
 $(BUILD)/tests/cuda/cuda_ops_check: tests/cuda/cuda_ops_check.c $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
@@ -145,6 +148,19 @@ $(BUILD)/tests/cuda/cuda_gemm_bench: tests/cuda/cuda_gemm_bench.cu $(BUILD)/libl
 
 # The decode GEMV microbenchmark (its variants side by side), CUDA C++.
 $(BUILD)/tests/cuda/cuda_gemv_bench: tests/cuda/cuda_gemv_bench.cu $(BUILD)/liblarder.a
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
+
+# The flash attention kernel run on the CPU by emulation (tests/cuda/fa_emu.cpp)
+# against the CPU backend: needs the CUDA toolkit's headers, not a GPU.
+fa-emu: $(BUILD)/liblarder.a
+	@mkdir -p $(BUILD)/tests/cuda
+	$(CXX) -std=c++20 -O1 -g -Wall -Wextra -Wno-unused-parameter -Wno-unknown-pragmas -Werror -Isrc \
+	  -I$(CUDA_HOME)/include -o $(BUILD)/tests/cuda/fa_emu tests/cuda/fa_emu.cpp $(BUILD)/liblarder.a $(LDLIBS)
+	$(BUILD)/tests/cuda/fa_emu $(FA_EMU_ARGS)
+
+# The attention microbenchmark (scalar kernel vs cuda_flash_attn.cu), CUDA C++.
+$(BUILD)/tests/cuda/cuda_attn_bench: tests/cuda/cuda_attn_bench.cu $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
 

@@ -8,7 +8,7 @@
 # Usage (from the repo root on the GPU machine; D holds larder,
 # cuda_ops_check and a vocab/ folder with the vocabularies the presets use):
 #   D=.devcarry/main OUT=/tmp/out STEPS="ops logits bench" bash bench/cuda_round.sh
-# Knobs: STEPS (ops logits bench profile ncu), SHAPES (llama3-8b qwen3-30b-a3b
+# Knobs: STEPS (ops attn logits bench profile ncu), SHAPES (llama3-8b qwen3-30b-a3b
 # minimax-m2-reap50:24), BENCH_ARGS (default "--prompt-tokens 512
 # --gen-tokens 128"), VARIANTS (";"-separated env settings, "-" = none).
 # Writes $OUT/ops.txt, $OUT/run.txt, $OUT/bench.jsonl; prints a table last.
@@ -35,6 +35,11 @@ for step in $STEPS; do
     timeout 300 "$D/cuda_ops_check" >"$OUT/ops.txt" 2>&1
     summary+=("ops check: $(tail -1 "$OUT/ops.txt")")
     grep -E "^FAIL" "$OUT/ops.txt" | head -20
+    ;;
+  attn)
+    # scalar vs tensor-core attention (tests/cuda/cuda_attn_bench.cu)
+    timeout 120 "$D/cuda_attn_bench" 2>&1 | tee "$OUT/attn.txt"
+    summary+=("attn bench: $(grep -c ratio "$OUT/attn.txt") cases")
     ;;
   logits)
     LARDER=$L SKIP_OPS=1 SHARED=$D TEST_TMP=/tmp timeout 400 bash tests/cuda/run.sh >"$OUT/run.txt" 2>&1

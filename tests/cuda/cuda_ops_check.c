@@ -15,6 +15,10 @@
  *   attention: against the CPU backend for every KV type, prefill and
  *     decode (split-KV), two sequences, a rotating window, GQA
  *   kv_page_copy: bytes
+ *   flash attention (cuda_flash_attn.cu, forced on): against the CPU for
+ *     every KV type, prefill after a cached prefix (partly filled pages),
+ *     rotating windows with dropped pages, GQA groups 1..32, head sizes 64
+ *     and 128, 64-sequence decode steps (split-KV and not)
  *   qgemm (cuda_gemm.cu, n > 8): every type but F32, n = 9..512, each tile
  *     shape forced and the automatic one; reference: the dequantised weights
  *     times x rounded as the GPU rounds it (8-bit activation quants, f16)
@@ -434,6 +438,236 @@ static void check_attention(uint32_t kv_type, int32_t D, int32_t n_heads, int32_
     free(pt), free(tok), free(pos), free(seq), free(q), free(k), free(v), free(oc), free(oh);
 }
 
+/* ---- flash attention (cuda_flash_attn.cu), forced on in a backend made
+ * with LARDER_CUDA_FA=1, against the CPU backend (and, to prove the path
+ * ran, against the scalar kernel: the two must differ somewhere).
+ *
+ * Tolerances. With f16 KV, q is f16 on both devices and K, V are the same
+ * f16 values; the flash kernel rounds the unnormalised weights p = 2^(s - m)
+ * to f16 before P·V (the CPU rounds the normalised ones to f16, the scalar
+ * kernel not at all): each weight carries a relative error up to 2^-11,
+ * independent from key to key, so an output row o = Σ p_j v_j / Σ p_j moves
+ * by about 2^-12·sqrt(Σ p_j² v_j²) / Σ p_j — a few 1e-4 of the output's own
+ * size (and the CPU's rounding as much again): 2e-3 on ‖Δ‖/‖ref‖ (the
+ * scalar kernel's f16 tolerance) and 1e-2 on max |Δ| / rms(ref) (the
+ * largest of ~1e5 such errors, ~4.5 sigma). f32 KV: K, V and q are
+ * rounded to f16 here (2^-12 relative each, in the scores and in V): the
+ * same bounds. bf16 KV: values exact in f16, but the CPU rounds the
+ * weights to bf16 (2^-9): 1e-2 and 5e-2, as the scalar kernel's bf16
+ * check. q8_0 / q4_0: the int·scale products rounded to f16 add 2^-12 to
+ * what the scalar kernel's 1e-2 covers: 1e-2 and 5e-2. */
+static backend *gfa;
+
+static void fa_set_batch(const backend_batch *bt) {
+    larder_error err = {0};
+    if (backend_batch_set(cpu, bt, &err) || backend_batch_set(gpu, bt, &err) || backend_batch_set(gfa, bt, &err))
+        die("batch", &err);
+}
+
+/* The three pools (cpu, gpu scalar, gpu flash) of one layout. */
+static void fa_pools(const backend_kv_layout *lay, uint32_t n_pages, backend_kv **kv) {
+    larder_error err = {0};
+    backend *bs[3] = {cpu, gpu, gfa};
+    for (int i = 0; i < 3; i++)
+        if (!(kv[i] = backend_kv_create(bs[i], lay, n_pages, &err))) die("kv_create", &err);
+}
+
+/* K and V of the batch set (n_kw floats each) stored at `layer` in every pool. */
+static void fa_store(backend_kv **kv, int32_t layer, const float *k, const float *v, size_t n_kw) {
+    larder_error err = {0};
+    if (backend_kv_store(cpu, kv[0], layer, k, v, &err)) die("cpu kv_store", &err);
+    backend *bs[2] = {gpu, gfa};
+    for (int i = 0; i < 2; i++) {
+        float *kg = buf_from(bs[i], k, n_kw), *vg = buf_from(bs[i], v, n_kw);
+        if (backend_kv_store(bs[i], kv[i + 1], layer, kg, vg, &err)) die("kv_store", &err);
+        if (backend_sync(bs[i], &err)) die("kv_store sync", &err);
+        backend_buffer_free(bs[i], kg), backend_buffer_free(bs[i], vg);
+    }
+}
+
+/* Attention of the batch set on the three backends: out[0] cpu, out[1] scalar, out[2] flash (nq floats each). */
+static void fa_attend(backend_kv **kv, int32_t layer, const float *q, size_t nq, int32_t n_heads, float scale, float **out) {
+    larder_error err = {0};
+    if (backend_attention(cpu, kv[0], layer, q, n_heads, scale, out[0], &err)) die("cpu attention", &err);
+    backend *bs[2] = {gpu, gfa};
+    for (int i = 0; i < 2; i++) {
+        float *qg = buf_from(bs[i], q, nq), *og = buf_from(bs[i], NULL, nq);
+        if (backend_attention(bs[i], kv[i + 1], layer, qg, n_heads, scale, og, &err)) die("attention", &err);
+        buf_to(bs[i], out[i + 1], og, nq);
+        backend_buffer_free(bs[i], qg), backend_buffer_free(bs[i], og);
+    }
+}
+
+/* max |a - b| / rms(b); non-finite a: infinity */
+static double max_err_rms(const float *a, const float *b, size_t n) {
+    double mx = 0, ss = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!isfinite(a[i])) return INFINITY;
+        double d = fabs((double)a[i] - b[i]);
+        if (d > mx) mx = d;
+        ss += (double)b[i] * b[i];
+    }
+    double rms = sqrt(ss / (double)(n ? n : 1));
+    return rms > 0 ? mx / rms : mx;
+}
+
+static void fa_compare(const char *what, uint32_t type, float **out, size_t n) {
+    const bool tight = type == TYPE_F16 || type == TYPE_F32;
+    char line[200];
+    snprintf(line, sizeof line, "%s: flash vs cpu (scalar vs cpu %.2g)", what, rel_errf(out[1], out[0], n));
+    check(line, rel_errf(out[2], out[0], n), tight ? 2e-3 : 1e-2);
+    snprintf(line, sizeof line, "%s: flash vs cpu, max|d|/rms", what);
+    check(line, max_err_rms(out[2], out[0], n), tight ? 1e-2 : 5e-2);
+    snprintf(line, sizeof line, "%s: flash path ran (differs from scalar)", what);
+    check(line, memcmp(out[1], out[2], n * sizeof(float)) ? 0.0 : 1.0, 0);
+}
+
+/* One sequence: `prefix` tokens already in the cache (their pages partly
+ * filled: P does not divide prefix), then a prefill of n_new tokens with
+ * rotating window (keep, window; 0, 0: none) whose gap's whole pages are
+ * dropped; at layer 1 of 2. */
+static void check_flash_prefill(uint32_t type, int32_t D, int32_t n_heads, int32_t n_kv, int32_t P, int32_t prefix,
+                                int32_t n_new, int32_t keep, int32_t window) {
+    const int32_t L = 2, layer = 1, total = prefix + n_new, max_pages = (total + P - 1) / P + 1;
+    const uint32_t n_pages = (uint32_t)(max_pages + 5);
+    backend_kv_layout lay = {L, n_kv, D, P, type, tensor_row_bytes(type, D), 0};
+    lay.page_bytes = 2 * (size_t)L * n_kv * P * lay.row_bytes;
+    backend_kv *kv[3];
+    fa_pools(&lay, n_pages, kv);
+    uint32_t *pt = malloc((size_t)max_pages * sizeof *pt);
+    for (int32_t i = 0; i < max_pages; i++) /* distinct, alternating between the pool's two ends */
+        pt[i] = i % 2 ? (uint32_t)(i / 2) : n_pages - 1 - (uint32_t)(i / 2);
+    const int32_t qw = n_heads * D, kw = n_kv * D;
+    int32_t *tok = calloc((size_t)total, 4), *pos = malloc((size_t)total * 4), *seq = calloc((size_t)total, 4);
+    float *q = malloc((size_t)n_new * qw * 4), *k = malloc((size_t)total * kw * 4), *v = malloc((size_t)total * kw * 4);
+    float *out[3];
+    for (int i = 0; i < 3; i++) out[i] = malloc((size_t)n_new * qw * 4);
+    fill(q, (size_t)n_new * qw, 2.0f), fill(k, (size_t)total * kw, 2.0f), fill(v, (size_t)total * kw, 1.0f);
+    for (int32_t t = 0; t < total; t++) pos[t] = t;
+    int32_t keep0[1] = {0}, win0[1] = {0}, keep1[1] = {keep}, win1[1] = {window};
+    if (prefix > 0) { /* the cached prefix: stored only */
+        fa_set_batch(&(backend_batch){.n_tokens = prefix, .tokens = tok, .pos = pos, .seq = seq, .n_seqs = 1,
+                                      .max_pages = max_pages, .page_table = pt, .keep_tokens = keep0, .window_tokens = win0});
+        fa_store(kv, layer, k, v, (size_t)prefix * kw);
+    }
+    /* pages wholly in the gap [keep, first new token's window start) are dropped */
+    uint32_t *pt1 = malloc((size_t)max_pages * sizeof *pt1);
+    memcpy(pt1, pt, (size_t)max_pages * sizeof *pt1);
+    int32_t dropped = 0;
+    if (window > 0)
+        for (int32_t i = 0; i < max_pages; i++)
+            if (i * P >= keep && (i + 1) * P <= prefix - window + 1) pt1[i] = BACKEND_NO_PAGE, dropped++;
+    fa_set_batch(&(backend_batch){.n_tokens = n_new, .tokens = tok, .pos = pos + prefix, .seq = seq, .n_seqs = 1,
+                                  .max_pages = max_pages, .page_table = pt1, .keep_tokens = keep1, .window_tokens = win1});
+    fa_store(kv, layer, k + (size_t)prefix * kw, v + (size_t)prefix * kw, (size_t)n_new * kw);
+    fa_attend(kv, layer, q, (size_t)n_new * qw, n_heads, 1.0f / sqrtf((float)D), out);
+    char what[160];
+    snprintf(what, sizeof what, "flash %s D=%d heads %d/%d P=%d prefill %d+%d window %d/%d (%d pages dropped)",
+             tensor_type_get(type)->name, D, n_heads, n_kv, P, prefix, n_new, keep, window, dropped);
+    fa_compare(what, type, out, (size_t)n_new * qw);
+    for (int i = 0; i < 3; i++) free(out[i]);
+    backend_kv_free(cpu, kv[0]), backend_kv_free(gpu, kv[1]), backend_kv_free(gfa, kv[2]);
+    free(pt), free(pt1), free(tok), free(pos), free(seq), free(q), free(k), free(v);
+}
+
+/* A decode step of n_seqs sequences, one token each, contexts of different
+ * lengths (the first max_ctx, the second 1, some a multiple of P); every
+ * third sequence from the third on with a rotating window (keep 4) whose
+ * gap's whole pages are dropped. */
+static void check_flash_decode(uint32_t type, int32_t D, int32_t n_heads, int32_t n_kv, int32_t P, int32_t n_seqs,
+                               int32_t max_ctx) {
+    const int32_t L = 1, layer = 0, qw = n_heads * D, kw = n_kv * D;
+    int32_t *ctx = malloc((size_t)n_seqs * 4), *keep = malloc((size_t)n_seqs * 4), *win = malloc((size_t)n_seqs * 4);
+    int32_t *zero = calloc((size_t)n_seqs, 4), max_pages = 0, n_ctx = 0, dropped = 0;
+    for (int32_t s = 0; s < n_seqs; s++) {
+        ctx[s] = s == 0 ? max_ctx : s == 1 ? 1 : s % 7 == 0 ? P * (1 + s % 5) : 1 + (s * 131 + 7) % max_ctx;
+        keep[s] = s % 3 == 2 ? 4 : 0, win[s] = s % 3 == 2 ? 48 + s : 0;
+        int32_t mp = (ctx[s] + 1 + P - 1) / P;
+        if (mp > max_pages) max_pages = mp;
+        n_ctx += ctx[s];
+    }
+    const uint32_t n_pages = (uint32_t)(n_seqs * max_pages + 3);
+    backend_kv_layout lay = {L, n_kv, D, P, type, tensor_row_bytes(type, D), 0};
+    lay.page_bytes = 2 * (size_t)L * n_kv * P * lay.row_bytes;
+    backend_kv *kv[3];
+    fa_pools(&lay, n_pages, kv);
+    uint32_t *pt = malloc((size_t)n_seqs * max_pages * sizeof *pt);
+    for (int32_t sq = 0; sq < n_seqs; sq++) /* distinct pages, a sequence's n_seqs apart */
+        for (int32_t i = 0; i < max_pages; i++) pt[sq * max_pages + i] = (uint32_t)(2 + i * n_seqs + sq);
+    /* every context token stored in one batch */
+    int32_t *tok = calloc((size_t)n_ctx, 4), *pos = malloc((size_t)n_ctx * 4), *seq = malloc((size_t)n_ctx * 4);
+    for (int32_t s = 0, t = 0; s < n_seqs; s++)
+        for (int32_t i = 0; i < ctx[s]; i++, t++) pos[t] = i, seq[t] = s;
+    float *k = malloc((size_t)n_ctx * kw * 4), *v = malloc((size_t)n_ctx * kw * 4);
+    fill(k, (size_t)n_ctx * kw, 2.0f), fill(v, (size_t)n_ctx * kw, 1.0f);
+    fa_set_batch(&(backend_batch){.n_tokens = n_ctx, .tokens = tok, .pos = pos, .seq = seq, .n_seqs = n_seqs,
+                                  .max_pages = max_pages, .page_table = pt, .keep_tokens = zero, .window_tokens = zero});
+    fa_store(kv, layer, k, v, (size_t)n_ctx * kw);
+    /* the step: token of sequence s at position ctx[s]; windowed sequences' gap pages dropped */
+    for (int32_t s = 0; s < n_seqs; s++) {
+        pos[s] = ctx[s], seq[s] = s;
+        if (win[s] > 0)
+            for (int32_t i = 0; i < max_pages; i++)
+                if (i * P >= keep[s] && (i + 1) * P <= ctx[s] - win[s] + 1) pt[s * max_pages + i] = BACKEND_NO_PAGE, dropped++;
+    }
+    float *q = malloc((size_t)n_seqs * qw * 4), *out[3];
+    for (int i = 0; i < 3; i++) out[i] = malloc((size_t)n_seqs * qw * 4);
+    fill(q, (size_t)n_seqs * qw, 2.0f), fill(k, (size_t)n_seqs * kw, 2.0f), fill(v, (size_t)n_seqs * kw, 1.0f);
+    fa_set_batch(&(backend_batch){.n_tokens = n_seqs, .tokens = tok, .pos = pos, .seq = seq, .n_seqs = n_seqs,
+                                  .max_pages = max_pages, .page_table = pt, .keep_tokens = keep, .window_tokens = win});
+    fa_store(kv, layer, k, v, (size_t)n_seqs * kw);
+    fa_attend(kv, layer, q, (size_t)n_seqs * qw, n_heads, 1.0f / sqrtf((float)D), out);
+    char what[160];
+    snprintf(what, sizeof what, "flash %s D=%d heads %d/%d P=%d decode %d seqs, ctx to %d (%d pages dropped)",
+             tensor_type_get(type)->name, D, n_heads, n_kv, P, n_seqs, max_ctx, dropped);
+    fa_compare(what, type, out, (size_t)n_seqs * qw);
+    for (int i = 0; i < 3; i++) free(out[i]);
+    backend_kv_free(cpu, kv[0]), backend_kv_free(gpu, kv[1]), backend_kv_free(gfa, kv[2]);
+    free(ctx), free(keep), free(win), free(zero), free(pt), free(tok), free(pos), free(seq), free(k), free(v), free(q);
+}
+
+/* Every flash case on a backend made with LARDER_CUDA_FA=1 (f16 rows by
+ * cp.async), and f16 cases with LARDER_CUDA_FA=2 (through registers). */
+static void check_flash_all(const backend_options *opt) {
+    larder_error err = {0};
+    fflush(stdout); /* the lines so far survive a fault below */
+    setenv("LARDER_CUDA_FA", "1", 1);
+    gfa = backend_create("cuda", opt, &err);
+    unsetenv("LARDER_CUDA_FA");
+    if (!gfa) die("cuda backend (LARDER_CUDA_FA=1)", &err);
+    printf("-- flash attention (LARDER_CUDA_FA=1)\n");
+    const uint32_t kv_types[] = {TYPE_F16, TYPE_F32, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0};
+    for (size_t i = 0; i < sizeof kv_types / sizeof kv_types[0]; i++) {
+        const uint32_t t = kv_types[i];
+        check_flash_prefill(t, 128, 16, 4, 16, 37, 200, 0, 0);      /* group 4: 16-token tiles, a partial last */
+        check_flash_prefill(t, 64, 16, 2, 16, 21, 130, 0, 0);       /* group 8, D 64 */
+        check_flash_decode(t, 128, 8, 2, 16, 64, 700);              /* 128 blocks: split-KV */
+    }
+    check_flash_prefill(TYPE_F16, 128, 32, 8, 16, 0, 1024, 0, 0);   /* llama-3 shape, no prefix */
+    check_flash_prefill(TYPE_F16, 128, 32, 8, 32, 100, 1000, 0, 0);
+    check_flash_prefill(TYPE_F16, 128, 32, 4, 16, 300, 64, 0, 0);   /* group 8: 8-token tiles */
+    check_flash_prefill(TYPE_F16, 128, 16, 4, 16, 600, 300, 4, 200); /* rotating window: gap pages dropped */
+    check_flash_prefill(TYPE_Q8_0, 128, 16, 4, 16, 500, 100, 8, 96);
+    check_flash_prefill(TYPE_F16, 64, 8, 8, 16, 50, 333, 0, 0);     /* no GQA: 64-token tiles */
+    check_flash_prefill(TYPE_F16, 128, 64, 2, 16, 40, 70, 0, 0);    /* group 32: 2-token tiles */
+    check_flash_prefill(TYPE_F16, 128, 8, 1, 16, 0, 7, 0, 0);       /* 7 tokens, group 8: 56 rows */
+    check_flash_decode(TYPE_F16, 128, 32, 8, 16, 64, 700);          /* 512 blocks: no split */
+    check_flash_decode(TYPE_F16, 128, 32, 8, 16, 1, 3000);          /* one sequence: split-KV (24 splits of 128 keys) */
+    check_flash_decode(TYPE_Q4_0, 64, 32, 4, 32, 64, 900);          /* group 8, D 64 */
+    check_flash_decode(TYPE_F16, 128, 32, 4, 16, 5, 1500);          /* group 8, a few sequences */
+    backend_free(gfa);
+    /* LARDER_CUDA_FA=2: f16 rows through registers instead of cp.async */
+    setenv("LARDER_CUDA_FA", "2", 1);
+    gfa = backend_create("cuda", opt, &err);
+    unsetenv("LARDER_CUDA_FA");
+    if (!gfa) die("cuda backend (LARDER_CUDA_FA=2)", &err);
+    printf("-- flash attention without cp.async (LARDER_CUDA_FA=2)\n");
+    check_flash_prefill(TYPE_F16, 128, 32, 8, 16, 37, 500, 0, 0);
+    check_flash_prefill(TYPE_F16, 128, 16, 4, 16, 600, 300, 4, 200);
+    check_flash_decode(TYPE_F16, 128, 8, 2, 16, 64, 700);
+    backend_free(gfa);
+}
+
 /* rmsnorm then a product of its output, three times: the first product
  * teaches the norm its activation type, after which the norm rounds x for
  * the product itself (cuda_backend.cu's memo); every result as the CPU's. */
@@ -820,6 +1054,7 @@ int main(void) {
         check_moe_grouped(per_pair, TYPE_F16, TYPE_BF16, 8, 2, 64);
         backend_free(per_pair);
     }
+    check_flash_all(&opt); /* last: new, unverified kernels (a fault here leaves the lines above printed) */
     backend_free(cpu), backend_free(gpu);
     printf("%d passed, %d failed\n", n_pass, n_fail);
     return n_fail ? 1 : 0;

@@ -18,93 +18,21 @@
  * K's Hadamard chunk; the output is rotated back with V's. Unlike the CPU,
  * the softmax weights are not rounded to V's precision (tolerance:
  * tests/cuda/run.sh).
+ *
+ * With LARDER_CUDA_FA=1, head sizes 64 and 128 and groups up to 64 take the
+ * tensor-core kernel of cuda_flash_attn.cu instead (tiles of 64 / group
+ * tokens, chunks of 64 keys), with the same arguments and the same merge;
+ * the helpers both kernels use are in cuda_attn.cuh, the host-side index
+ * math in cuda_attn_plan.h.
  */
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-
-#include "backend/cuda/cuda_quant.cuh"
+#include "backend/cuda/cuda_attn.cuh"
+#include "backend/cuda/cuda_attn_plan.h"
 
 #define ATTN_KC 32            /* keys per chunk */
 #define ATTN_THREADS 128
 #define ATTN_TILE_ROWS 16     /* target rows (tokens x group) of a tile */
 
-/* Hadamard chunk sizes (cpu_attention.c's kv_rotation_k / _v). */
-static int32_t rot_k(uint32_t type, int32_t D) {
-    if ((type != TYPE_Q8_0 && type != TYPE_Q4_0) || D % 64) return 0;
-    int32_t n = 64;
-    while (D % (2 * n) == 0) n *= 2;
-    return n;
-}
-static int32_t rot_v(uint32_t type, int32_t D) { return (type != TYPE_Q8_0 && type != TYPE_Q4_0) || D % 64 ? 0 : 64; }
-
-/* rows x D floats at buf (row stride ld) = H_n applied chunk by chunk (the
- * scale first, then log2(n) butterfly passes); every thread of the block
- * calls it. */
-__device__ void fwht_rows(float *buf, int ld, int rows, int D, int n) {
-    if (n == 0) return;
-    const float scale = 1.0f / sqrtf((float)n);
-    for (int e = threadIdx.x; e < rows * D; e += blockDim.x) buf[(e / D) * ld + e % D] *= scale;
-    __syncthreads();
-    const int hd = D / 2;
-    for (int h = 1; h < n; h *= 2) {
-        for (int p = threadIdx.x; p < rows * hd; p += blockDim.x) {
-            int r = p / hd, q = p % hd;
-            int j = (q / h) * 2 * h + q % h;
-            float *v = buf + r * ld;
-            float a = v[j], b = v[j + h];
-            v[j] = a + b, v[j + h] = a - b;
-        }
-        __syncthreads();
-    }
-}
-
-/* quant_round_clamp of src/tensor/quant_fit.h: round to nearest even, clamped. */
-__device__ __forceinline__ int round_clamp(float v, int lo, int hi) {
-    if (!(v > (float)lo - 0.5f)) return lo;
-    if (v >= (float)hi + 0.5f) return hi;
-    return __float2int_rn(v);
-}
-
-__device__ __forceinline__ uint16_t to_bf16(float f) {
-    uint32_t u = __float_as_uint(f);
-    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-}
-
-__device__ __forceinline__ uint16_t to_f16(float f) { return __half_as_ushort(__float2half_rn(f)); }
-
-/* Element d of a KV row of `type`. */
-__device__ __forceinline__ float kv_elem(uint32_t type, const uint8_t *row, int d) {
-    switch (type) {
-    case TYPE_F16: return cq_h(((const uint16_t *)row)[d]);
-    case TYPE_F32: return ((const float *)row)[d];
-    case TYPE_BF16: return __uint_as_float((uint32_t)((const uint16_t *)row)[d] << 16);
-    case TYPE_Q8_0: {
-        const uint8_t *b = row + 34 * (d / 32);
-        return (float)(int8_t)b[2 + d % 32] * cq_f16(b);
-    }
-    default: { /* q4_0 */
-        const uint8_t *b = row + 18 * (d / 32);
-        int i = d % 32;
-        int q = i < 16 ? b[2 + i] & 0x0F : b[2 + i - 16] >> 4;
-        return (float)(q - 8) * cq_f16(b);
-    }
-    }
-}
-
 /* ---- KV store */
-
-struct kv_geom {
-    uint8_t *base;
-    size_t stride_bytes, head_bytes, row_bytes;
-    int32_t P, D, Hkv;
-    uint32_t type;
-};
-
-__device__ __forceinline__ uint8_t *kv_block(const kv_geom &g, uint32_t page, int32_t layer, int kv, int32_t head) {
-    size_t block = ((size_t)layer * 2 + (size_t)kv) * (size_t)g.Hkv + (size_t)head;
-    return g.base + (size_t)page * g.stride_bytes + block * g.head_bytes;
-}
 
 /* One row (D floats in shared memory) to `dst` in the KV type; the block's
  * warps take the 32-element blocks of quantized rows. */
@@ -200,40 +128,6 @@ int cuda_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, con
 }
 
 /* ---- attention */
-
-struct attn_args {
-    kv_geom g;
-    int32_t layer, n_heads, group, R; /* R: rows per tile (capacity) */
-    float scale;
-    const float *q;
-    float *out;
-    const int32_t *pos, *seq, *keep, *window;
-    const uint32_t *page_table;
-    int32_t max_pages;
-    const cuda_attn_tile *tiles;
-    int32_t n_split, split_keys;
-    float *part;   /* n_split > 1: (tile, kv head, split, row) x (2 + D): max, sum, output */
-    int rk, rv;
-};
-
-/* Rounds rows x D of q (stride D) to what a dot product with K of `type` sees. */
-__device__ void round_q(uint32_t type, float *q, int rows, int D) {
-    if (type == TYPE_F16) {
-        for (int e = threadIdx.x; e < rows * D; e += blockDim.x) q[e] = __half2float(__float2half_rn(q[e]));
-    } else if (type == TYPE_BF16) {
-        for (int e = threadIdx.x; e < rows * D; e += blockDim.x) q[e] = __uint_as_float((uint32_t)to_bf16(q[e]) << 16);
-    } else if (type == TYPE_Q8_0 || type == TYPE_Q4_0) { /* q8_0 activation: id = 127 / amax */
-        for (int p = threadIdx.x; p < rows * (D / 32); p += blockDim.x) {
-            float *x = q + p * 32;
-            float amax = 0.0f;
-            for (int i = 0; i < 32; i++) amax = fmaxf(amax, fabsf(x[i]));
-            float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-            float d = __half2float(__float2half_rn(amax / 127.0f));
-            for (int i = 0; i < 32; i++) x[i] = (float)round_clamp(__fmul_rn(x[i], id), -127, 127) * d;
-        }
-    }
-    __syncthreads();
-}
 
 __global__ void __launch_bounds__(ATTN_THREADS) k_attention(attn_args a) {
     extern __shared__ float sm[];
@@ -386,10 +280,11 @@ __global__ void __launch_bounds__(ATTN_THREADS) k_attention_merge(attn_args a) {
     }
 }
 
-/* Cuts the step's batch into tiles for this group size (once per step). */
+/* Cuts the step's batch into tiles of at most tile_tokens tokens for this
+ * group size (once per step and cut). */
 static int cut_tiles(cuda_backend *c, int32_t group, int32_t tile_tokens, larder_error *err) {
     const cuda_batch *bt = &c->batch;
-    if (c->tiles_group == group) return 0;
+    if (c->tiles_group == group && c->tiles_tokens == tile_tokens) return 0;
     if (bt->n_tokens > c->tiles_cap) {
         int64_t cap = c->tiles_cap ? c->tiles_cap : 64;
         while (cap < bt->n_tokens) cap *= 2;
@@ -414,6 +309,7 @@ static int cut_tiles(cuda_backend *c, int32_t group, int32_t tile_tokens, larder
     }
     c->n_tiles = n;
     c->tiles_group = group;
+    c->tiles_tokens = tile_tokens;
     c->tiles_cut_this_step = true;
     return cuda_check(cudaMemcpyAsync(c->tiles_dev, c->tiles_host, (size_t)n * sizeof(cuda_attn_tile),
                                       cudaMemcpyHostToDevice, c->stream),
@@ -432,12 +328,25 @@ int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float 
     if (layer < 0 || layer >= l->n_layers) return error_set(err, ERR_INVALID, "attention: layer %d", layer);
     if (bt->n_tokens == 0) return 0;
     const int32_t group = n_heads / l->n_kv_heads, D = l->head_dim;
-    const int32_t tile_tokens = group >= ATTN_TILE_ROWS ? 1 : ATTN_TILE_ROWS / group;
+    /* the tensor-core kernel (LARDER_CUDA_FA=1) where it takes the shape */
+    const bool flash = c->flash_attn != 0 && cuda_flash_attn_supported(D, group, l->kv_type);
+    const int32_t tile_tokens = flash ? cuda_fa_tile_tokens(group) : group >= ATTN_TILE_ROWS ? 1 : ATTN_TILE_ROWS / group;
     if (cut_tiles(c, group, tile_tokens, err)) return -1;
-    const int32_t R = tile_tokens * group;
+    int32_t R = tile_tokens * group;
+    /* the most keys and rows of a tile */
+    int32_t max_keys = 0, max_rows = 0;
+    for (int32_t i = 0; i < c->n_tiles; i++) {
+        const cuda_attn_tile *t = &c->tiles_host[i];
+        int32_t k = bt->h_pos[t->t0 + t->n_tokens - 1] + 1;
+        if (k > max_keys) max_keys = k;
+        if (t->n_tokens * group > max_rows) max_rows = t->n_tokens * group;
+    }
+    if (c->graph_mode != CUDA_GRAPH_OFF) /* a graph step: the shape must hold for every step of its width */
+        max_keys = bt->max_pages * l->page_tokens;
+    if (flash) R = max_rows; /* the flash kernel sizes nothing by R: partials of the rows there are */
     const size_t smem = ((size_t)2 * R * D + (size_t)ATTN_KC * (D + 1) + (size_t)R * ATTN_KC + 3 * (size_t)R) * sizeof(float);
     static size_t smem_set; /* the kernel's dynamic shared memory limit raised so far */
-    if (smem > 48 * 1024 && smem > smem_set) {
+    if (!flash && smem > 48 * 1024 && smem > smem_set) {
         if (cuda_check(cudaFuncSetAttribute(k_attention, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
                        "attention shared memory", err))
             return error_prefix(err, "head size %d with %d query rows per tile", D, R);
@@ -445,38 +354,25 @@ int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float 
         smem_set = smem;
     }
     /* split the keys when the tiles alone leave most of the GPU idle */
-    int32_t max_keys = 0;
-    for (int32_t i = 0; i < c->n_tiles; i++) {
-        const cuda_attn_tile *t = &c->tiles_host[i];
-        int32_t k = bt->h_pos[t->t0 + t->n_tokens - 1] + 1;
-        if (k > max_keys) max_keys = k;
-    }
-    if (c->graph_mode != CUDA_GRAPH_OFF) /* a graph step: the shape must hold for every step of its width */
-        max_keys = bt->max_pages * l->page_tokens;
     const int64_t blocks = (int64_t)c->n_tiles * l->n_kv_heads;
-    int32_t n_split = 1;
-    if (blocks < c->n_sm) {
-        int64_t want = (2 * (int64_t)c->n_sm + blocks - 1) / blocks, most = (max_keys + ATTN_KC - 1) / ATTN_KC;
-        n_split = (int32_t)(want < most ? want : most);
-        if (n_split < 1) n_split = 1;
-    }
-    int32_t split_keys = (max_keys + n_split - 1) / n_split;
-    split_keys = (split_keys + ATTN_KC - 1) / ATTN_KC * ATTN_KC;
-    if (split_keys < ATTN_KC) split_keys = ATTN_KC;
-    n_split = (max_keys + split_keys - 1) / split_keys;
-    if (n_split < 1) n_split = 1;
+    int32_t n_split, split_keys;
+    cuda_attn_plan_split(blocks, c->n_sm, max_keys, flash ? CUDA_FA_KC : ATTN_KC, &n_split, &split_keys);
     attn_args a = {geom_of(kv), layer, n_heads, group, R, scale, q, out, bt->pos, bt->seq, bt->keep, bt->window,
                    bt->page_table, bt->max_pages, c->tiles_dev, n_split, split_keys, NULL, rot_k(l->kv_type, D),
                    rot_v(l->kv_type, D)};
     if (n_split > 1) {
-        size_t bytes = (size_t)blocks * (size_t)n_split * (size_t)R * (size_t)(2 + D) * sizeof(float);
+        size_t bytes = (size_t)cuda_attn_part_floats(c->n_tiles, l->n_kv_heads, n_split, R, D) * sizeof(float);
         if (cuda_scratch_reserve(c, (void **)&c->attn_part, &c->attn_part_bytes, bytes, "attention partials", err))
             return -1;
         a.part = c->attn_part;
     }
     dim3 grid((unsigned)c->n_tiles, (unsigned)l->n_kv_heads, (unsigned)n_split);
-    k_attention<<<grid, ATTN_THREADS, smem, c->stream>>>(a);
-    if (cuda_check_launch("attention", err)) return -1;
+    if (flash) {
+        if (cuda_flash_attn_launch(c, &a, c->n_tiles, l->n_kv_heads, max_rows, err)) return -1;
+    } else {
+        k_attention<<<grid, ATTN_THREADS, smem, c->stream>>>(a);
+        if (cuda_check_launch("attention", err)) return -1;
+    }
     if (n_split > 1) {
         k_attention_merge<<<dim3((unsigned)c->n_tiles, (unsigned)l->n_kv_heads), ATTN_THREADS,
                             (size_t)R * D * sizeof(float), c->stream>>>(a);

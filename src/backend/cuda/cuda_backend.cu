@@ -752,6 +752,8 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->gemv_variant = gvv ? atoi(gvv) : 0;
     const char *mmvq = getenv("LARDER_CUDA_MMVQ"); /* on unless LARDER_CUDA_MMVQ=0 */
     c->gemv_q8 = !mmvq || atoi(mmvq) != 0;
+    const char *fa = getenv("LARDER_CUDA_FA"); /* tensor-core attention (cuda_flash_attn.cu) */
+    c->flash_attn = fa && (atoi(fa) == 1 || atoi(fa) == 2) ? atoi(fa) : 0;
     const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */
     c->graph_max_tokens = gmax && atoi(gmax) > 0 && atoi(gmax) <= 256 ? atoi(gmax) : 8;
     const char *gr = getenv("LARDER_CUDA_GRAPH"); /* decode graphs: on unless LARDER_CUDA_GRAPH=0 */

@@ -3,9 +3,10 @@
  * cuda_backend.cu (creation, memory, KV page memory, the step's batch,
  * elementwise ops, rope, norms), cuda_matmul.cu (quantized GEMV for decode;
  * prefill through cuda_gemm.cu's tensor-core product on quantized weights;
- * cuda_moe_gemm.cu its grouped form for the experts) and cuda_attention.cu
- * (KV store and paged attention). Compiled by nvcc only (make cuda); not for use
- * outside src/backend/cuda.
+ * cuda_moe_gemm.cu its grouped form for the experts), cuda_attention.cu
+ * (KV store and paged attention) and cuda_flash_attn.cu (attention on the
+ * tensor cores). Compiled by nvcc only (make cuda); not for use outside
+ * src/backend/cuda.
  *
  * Every op is enqueued on one stream (`stream`); nothing waits for the GPU
  * until backend_sync or a host copy. A launch error is reported by the op
@@ -57,6 +58,7 @@ typedef struct cuda_backend {
     cuda_batch batch;
     /* attention tiles of the current step, per group size (cuda_attention.cu) */
     int32_t tiles_group;      /* group they were cut for; 0: none yet this step */
+    int32_t tiles_tokens;     /* and the most tokens a tile takes */
     int32_t n_tiles;
     bool tiles_cut_this_step;
     cuda_attn_tile *tiles_dev;
@@ -93,6 +95,10 @@ typedef struct cuda_backend {
      * consecutive matrices of one type sharing x (q/k/v, gate/up); silu_mul
      * rounding its output for the down product */
     bool launch_fusions;
+    /* LARDER_CUDA_FA=1: attention on the tensor cores (cuda_flash_attn.cu)
+     * where it takes the shape; off until a GPU round has verified it
+     * (2: the same without cp.async, A/B timing); 0: the scalar kernel */
+    int flash_attn;
     /* the GEMV multiplies the activations' 8-bit quants with dp4a
      * (ACT_LAYOUT_Q8) instead of their f32 values (unless LARDER_CUDA_MMVQ=0) */
     bool gemv_q8;
@@ -228,5 +234,16 @@ int cuda_moe_ffn(backend *b, const backend_moe_experts *experts, const float *x,
 int cuda_kv_store(backend *b, backend_kv *kv, int32_t layer, const float *k, const float *v, larder_error *err);
 int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float *q, int32_t n_heads, float scale,
                    float *out, larder_error *err);
+
+/* cuda_flash_attn.cu: the tensor-core attention kernel, launched by
+ * cuda_attention with the scalar kernel's arguments (struct attn_args of
+ * cuda_attn.cuh; tiles cut for cuda_fa_tile_tokens(group) tokens, keys
+ * split in multiples of CUDA_FA_KC: cuda_attn_plan.h). It writes `out`, or
+ * with a->n_split > 1 the partials k_attention_merge reads. max_rows: the
+ * most rows (tokens x group) of any tile, at most a->R <= 64. */
+struct attn_args;
+bool cuda_flash_attn_supported(int32_t head_dim, int32_t group, uint32_t kv_type);
+int cuda_flash_attn_launch(cuda_backend *c, const struct attn_args *a, int32_t n_tiles, int32_t n_kv_heads,
+                           int32_t max_rows, larder_error *err);
 
 #endif
