@@ -21,13 +21,16 @@ extern "C" {
 #define ACT_GROUP 256 /* elements per warp */
 #define ACT_WARPS 4
 
-/* Rounds one lane's 8 elements (v) in place as act type A. Lanes 4j..4j+3
- * hold one 32-element block (Q8_0/Q8_1); the warp holds one Q8_K block. */
-template <int A> __device__ __forceinline__ void act_round8(float v[8], int lane);
+/* Quantizes one lane's 8 elements (v) as act type A: q[i] the 8-bit quant
+ * (as a float), *d32 the f32 scale the quants were computed with, *dq the
+ * scale the product multiplies them by (Q8_0/Q8_1: d rounded to f16, as
+ * the CPU stores it; Q8_K: d itself). Lanes 4j..4j+3 hold one 32-element
+ * block (Q8_0/Q8_1); the warp holds one Q8_K block. An all-zero or
+ * non-finite Q8_K block gives zero quants and scales. */
+template <int A> __device__ __forceinline__ void act_quant8(const float v[8], int lane, float q[8], float *d32, float *dq);
 
-template <> __device__ __forceinline__ void act_round8<TYPE_F32>(float *, int) {}
-
-template <> __device__ __forceinline__ void act_round8<TYPE_Q8_0>(float v[8], int) {
+template <> __device__ __forceinline__ void act_quant8<TYPE_Q8_0>(const float v[8], int, float q[8], float *d32,
+                                                                  float *dq) {
     float amax = 0.0f;
 #pragma unroll
     for (int i = 0; i < 8; i++) amax = fmaxf(amax, fabsf(v[i]));
@@ -35,20 +38,22 @@ template <> __device__ __forceinline__ void act_round8<TYPE_Q8_0>(float v[8], in
     amax = fmaxf(amax, __shfl_xor_sync(0xffffffffu, amax, 2));
     const float d = amax / 127.0f;
     const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
-    const float dh = __half2float(__float2half_rn(d));
+    *d32 = d;
+    *dq = __half2float(__float2half_rn(d));
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-        float q = rintf(v[i] * id);
-        q = fminf(fmaxf(q, -127.0f), 127.0f);
-        v[i] = q * dh;
+        float qi = rintf(v[i] * id);
+        q[i] = fminf(fmaxf(qi, -127.0f), 127.0f);
     }
 }
 
-template <> __device__ __forceinline__ void act_round8<TYPE_Q8_1>(float v[8], int lane) {
-    act_round8<TYPE_Q8_0>(v, lane);
+template <> __device__ __forceinline__ void act_quant8<TYPE_Q8_1>(const float v[8], int lane, float q[8], float *d32,
+                                                                  float *dq) {
+    act_quant8<TYPE_Q8_0>(v, lane, q, d32, dq);
 }
 
-template <> __device__ __forceinline__ void act_round8<TYPE_Q8_K>(float v[8], int lane) {
+template <> __device__ __forceinline__ void act_quant8<TYPE_Q8_K>(const float v[8], int lane, float q[8], float *d32,
+                                                                  float *dq) {
     /* the first element (lowest index) of largest magnitude, sign kept */
     float amax = 0.0f, mx = 0.0f;
     int idx = 0x7fffffff;
@@ -62,16 +67,28 @@ template <> __device__ __forceinline__ void act_round8<TYPE_Q8_K>(float v[8], in
     }
     if (amax == 0.0f || !isfinite(amax)) { /* NaNs never win the max, as on the CPU */
 #pragma unroll
-        for (int i = 0; i < 8; i++) v[i] = 0.0f;
+        for (int i = 0; i < 8; i++) q[i] = 0.0f;
+        *d32 = *dq = 0.0f;
         return;
     }
     const float iscale = -127.0f / mx;
     const float d = 1.0f / iscale;
+    *d32 = *dq = d;
 #pragma unroll
     for (int i = 0; i < 8; i++) {
-        float q = rintf(iscale * v[i]);
-        q = fminf(fmaxf(q, -128.0f), 127.0f);
-        v[i] = q * d;
+        float qi = rintf(iscale * v[i]);
+        q[i] = fminf(fmaxf(qi, -128.0f), 127.0f);
+    }
+}
+
+/* Rounds one lane's 8 elements (v) in place as act type A: quant times
+ * its scale (act_quant8). */
+template <int A> __device__ __forceinline__ void act_round8(float v[8], int lane) {
+    if constexpr (A != TYPE_F32) {
+        float q[8], d32, dq;
+        act_quant8<A>(v, lane, q, &d32, &dq);
+#pragma unroll
+        for (int i = 0; i < 8; i++) v[i] = q[i] * dq;
     }
 }
 

@@ -590,6 +590,7 @@ static void cu_free(backend *b) {
     cudaFree(c->mm_w16);
     cudaFree(c->mm_x16);
     cudaFree(c->mm_xil);
+    cudaFree(c->mm_xq);
     cudaFree(c->moe_xil);
     cudaFree(c->attn_part);
     cudaFree(c->rows_tmp);
@@ -667,6 +668,10 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->gemv_rows_per_block = gr_rows ? atoi(gr_rows) : 0;
     if (c->gemv_rows_per_block != 1 && c->gemv_rows_per_block != 2 && c->gemv_rows_per_block != 4)
         c->gemv_rows_per_block = 0;
+    const char *mmq = getenv("LARDER_CUDA_MMQ"); /* the integer MMQ for n > 8 (cuda_mmq.cu): off until a GPU round */
+    c->mmq_enabled = mmq && atoi(mmq) == 1;
+    const char *mmq_bm = getenv("LARDER_CUDA_MMQ_BM"); /* 64 | 128 fixes its tokens per tile (tests, timing) */
+    c->mmq_bm = mmq_bm ? atoi(mmq_bm) : 0;
     const char *next = getenv("LARDER_CUDA_NEXT");
     c->next_fusions = next && atoi(next) == 1;
     const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */
