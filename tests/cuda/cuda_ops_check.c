@@ -26,6 +26,7 @@
  *   moe_ffn grouped (n_tokens > 8): against the per-pair GPU path and the
  *     CPU, skewed routing, an expert no token chose, 8..128 experts, top 2..8
  * Prints one line per check and "N passed, N failed" last; exit 1 on a failure.
+ * Usage: cuda_ops_check [--mmq]   (--mmq: only the mmq checks)
  */
 #include <math.h>
 #include <stdio.h>
@@ -838,11 +839,22 @@ static backend *gpu_with_gemm(const char *value, const backend_options *opt) {
     return b;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     larder_error err = {0};
     backend_options opt = {.n_threads = 4, .device = 0};
+    const bool mmq_only = argc == 2 && !strcmp(argv[1], "--mmq"); /* only the MMQ checks */
+    if (argc > 1 && !mmq_only) {
+        fprintf(stderr, "usage: cuda_ops_check [--mmq]\n");
+        return 2;
+    }
     if (!(cpu = backend_create("cpu", &opt, &err))) die("cpu backend", &err);
     if (!(gpu = backend_create("cuda", &opt, &err))) die("cuda backend", &err);
+    if (mmq_only) {
+        check_mmq_all(&opt);
+        backend_free(cpu), backend_free(gpu);
+        printf("%d passed, %d failed\n", n_pass, n_fail);
+        return n_fail ? 1 : 0;
+    }
     const uint32_t types[] = {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1,
                               TYPE_Q8_0, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
