@@ -20,8 +20,8 @@
  *     14336x4096, n = 16, 64, 512, 4096 (us, TFLOP/s, GB/s, ratio)
  *
  * Usage: cuda_gemm_bench [--quick] [--tiles] [--mmq]   (--quick: fewer
- * repeats; --tiles: also each tile shape of the new path, forced; --mmq:
- * only the mmq comparison)
+ * repeats; --tiles: also each tile shape of the new path and of the MMQ,
+ * forced; --mmq: only the mmq comparison)
  */
 #include <math.h>
 #include <stdio.h>
@@ -41,6 +41,8 @@ static int g_reps = 15;
 #define N_TILES 6
 static backend *g_tiles[N_TILES]; /* --tiles: the new path with each tile forced (LARDER_CUDA_GEMM=3..8) */
 static const char *g_tile_names[N_TILES] = {"64x128", "64x64", "64x32", "128x64", "128x128/k128", "64x128/k128"};
+static backend *g_mmq_tiles[3]; /* --tiles: the MMQ with each tile forced (LARDER_CUDA_MMQ_TILE=1..3) */
+static const char *g_mmq_tile_names[3] = {"64x128", "64x64", "128x128"};
 
 static void die(const char *what, const larder_error *err) {
     fprintf(stderr, "cuda_gemm_bench: %s: %s\n", what, err->message);
@@ -196,10 +198,20 @@ static void bench_mmq(backend *gemm_b, backend *mmq_b, uint32_t type, int64_t ro
         }
         const double flop = 2.0 * (double)n * (double)rows * (double)cols;
         printf("mmq   %-5s %6lldx%-6lld n=%-5lld gemm %9.1f us %6.1f TFLOP/s %7.1f GB/s | mmq %9.1f us %6.1f TFLOP/s "
-               "%7.1f GB/s | mmq %.2fx\n",
+               "%7.1f GB/s | mmq %.2fx",
                tensor_type_get(type)->name, (long long)rows, (long long)cols, (long long)n, t[0] * 1e3,
                flop / t[0] * 1e-9, wbytes / t[0] * 1e-6, t[1] * 1e3, flop / t[1] * 1e-9, wbytes / t[1] * 1e-6,
                t[0] / t[1]);
+        for (int v = 0; v < 3 && g_mmq_tiles[0]; v++) { /* --tiles: each MMQ tile forced */
+            cuda_backend *c = (cuda_backend *)g_mmq_tiles[v];
+            const double tv = time_median(c->stream, [&](int i) {
+                if (backend_matmul(g_mmq_tiles[v], w[i % 3], type, rows, cols, x[i % 3], n, y, &err))
+                    die("matmul", &err);
+            });
+            if (backend_sync(g_mmq_tiles[v], &err)) die("sync", &err);
+            printf(" | %s %.1f us", g_mmq_tile_names[v], tv * 1e3);
+        }
+        printf("\n");
         fflush(stdout);
         for (int i = 0; i < 3; i++) cudaFree(x[i]);
         cudaFree(y);
@@ -278,13 +290,22 @@ int main(int argc, char **argv) {
     backend *old_b = make_gpu("2"), *new_b = make_gpu("0");
     setenv("LARDER_CUDA_MMQ", "1", 1);
     backend *mmq_b = make_gpu("0");
-    unsetenv("LARDER_CUDA_MMQ");
+    if (tiles)
+        for (int i = 0; i < 3; i++) {
+            char v[4];
+            snprintf(v, sizeof v, "%d", i + 1);
+            setenv("LARDER_CUDA_MMQ_TILE", v, 1);
+            g_mmq_tiles[i] = make_gpu("0");
+        }
+    unsetenv("LARDER_CUDA_MMQ"), unsetenv("LARDER_CUDA_MMQ_TILE");
     if (mmq_only) {
         cudaDeviceProp prop;
         cu(cudaGetDeviceProperties(&prop, 0), "properties");
         printf("device: %s, %d SMs; gemm = cuda_gemm.cu (f16), mmq = cuda_mmq.cu (int8); median of up to %d runs\n",
                prop.name, prop.multiProcessorCount, g_reps);
         bench_mmq_all(new_b, mmq_b);
+        for (int i = 0; i < 3; i++)
+            if (g_mmq_tiles[i]) backend_free(g_mmq_tiles[i]);
         backend_free(mmq_b), backend_free(old_b), backend_free(new_b);
         return 0;
     }
@@ -304,6 +325,8 @@ int main(int argc, char **argv) {
     bench_dense(old_b, new_b, TYPE_Q6_K, 128256, 4096);
     bench_moe(old_b, new_b);
     bench_mmq_all(new_b, mmq_b);
+    for (int i = 0; i < 3; i++)
+        if (g_mmq_tiles[i]) backend_free(g_mmq_tiles[i]);
     backend_free(mmq_b);
     for (int i = 0; i < N_TILES; i++)
         if (g_tiles[i]) backend_free(g_tiles[i]);

@@ -782,14 +782,15 @@ static void check_mmq_multi(backend *mq, backend *ref, int64_t n) {
     free(x);
 }
 
-/* A CUDA backend with the MMQ on (LARDER_CUDA_MMQ=1), its tile forced to
- * bm tokens when bm is not NULL. */
-static backend *gpu_with_mmq(const char *bm, const backend_options *opt) {
+/* A CUDA backend with the MMQ on (LARDER_CUDA_MMQ=1), its tile forced
+ * (LARDER_CUDA_MMQ_TILE=tile: 1 64x128, 2 64x64, 3 128x128) when tile is
+ * not NULL. */
+static backend *gpu_with_mmq(const char *tile, const backend_options *opt) {
     larder_error err = {0};
     setenv("LARDER_CUDA_MMQ", "1", 1);
-    if (bm) setenv("LARDER_CUDA_MMQ_BM", bm, 1);
+    if (tile) setenv("LARDER_CUDA_MMQ_TILE", tile, 1);
     backend *b = backend_create("cuda", opt, &err);
-    unsetenv("LARDER_CUDA_MMQ"), unsetenv("LARDER_CUDA_MMQ_BM");
+    unsetenv("LARDER_CUDA_MMQ"), unsetenv("LARDER_CUDA_MMQ_TILE");
     if (!b) die("cuda backend", &err);
     return b;
 }
@@ -800,7 +801,8 @@ static void check_mmq_all(const backend_options *opt) {
     ref_opt.n_threads = 16; /* the CPU reference of the large shapes */
     backend *ref = backend_create("cpu", &ref_opt, &err);
     if (!ref) die("cpu backend", &err);
-    backend *mq = gpu_with_mmq(NULL, opt), *mq64 = gpu_with_mmq("64", opt), *mq128 = gpu_with_mmq("128", opt);
+    backend *mq = gpu_with_mmq(NULL, opt), *forced[3] = {gpu_with_mmq("1", opt), gpu_with_mmq("2", opt),
+                                                          gpu_with_mmq("3", opt)};
     printf("-- mmq (LARDER_CUDA_MMQ=1)\n");
     const int64_t ns[5] = {9, 16, 64, 100, 512};
     /* the Q4_K_M types at the Llama-3-8B shapes; against the f16 GEMM too */
@@ -810,23 +812,23 @@ static void check_mmq_all(const backend_options *opt) {
         check_mmq(mq, ref, NULL, main_types[i], 14336, 4096, ns, 5);
         check_mmq(mq, ref, NULL, main_types[i], 4096, 14336, ns, 5);
     }
-    /* every MMQ type: rows not a multiple of 128 (333: K split at small n;
-     * 4097: a last row alone), legacy rows of 544 columns (a part step of
-     * one block), each tile forced */
+    /* every MMQ type: rows not a multiple of the tile (333: K split at small
+     * n; 4097: a last row alone), legacy rows of 544 columns (a part step of
+     * one block); automatic tile, then 64x128, 64x64, 128x128 forced */
     const uint32_t all[9] = {TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0,
                              TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K};
     const int64_t ns_small[4] = {9, 33, 77, 300};
     for (int i = 0; i < 9; i++) {
         const int64_t cols = tensor_type_get(all[i])->block_elems == 256 ? 768 : 544;
         check_mmq(mq, ref, gpu, all[i], 333, cols, ns_small, 4);
-        check_mmq(mq64, ref, NULL, all[i], 333, cols, ns_small, 4);
-        check_mmq(mq128, ref, NULL, all[i], 333, cols, ns_small, 4);
+        for (int f = 0; f < 3; f++) check_mmq(forced[f], ref, NULL, all[i], 333, cols, ns_small, 4);
         const int64_t n130[1] = {130};
         check_mmq(mq, ref, NULL, all[i], 4097, 512, n130, 1);
     }
     check_mmq_multi(mq, ref, 40);
     check_mmq_multi(mq, ref, 200);
-    backend_free(mq), backend_free(mq64), backend_free(mq128), backend_free(ref);
+    for (int f = 0; f < 3; f++) backend_free(forced[f]);
+    backend_free(mq), backend_free(ref);
 }
 
 /* A CUDA backend made with LARDER_CUDA_GEMM=value (the matmul path it takes). */

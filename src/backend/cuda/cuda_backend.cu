@@ -670,8 +670,8 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
         c->gemv_rows_per_block = 0;
     const char *mmq = getenv("LARDER_CUDA_MMQ"); /* the integer MMQ for n > 8 (cuda_mmq.cu): off until a GPU round */
     c->mmq_enabled = mmq && atoi(mmq) == 1;
-    const char *mmq_bm = getenv("LARDER_CUDA_MMQ_BM"); /* 64 | 128 fixes its tokens per tile (tests, timing) */
-    c->mmq_bm = mmq_bm ? atoi(mmq_bm) : 0;
+    const char *mmq_tile = getenv("LARDER_CUDA_MMQ_TILE"); /* 1|2|3 fixes its tile (tests, timing) */
+    c->mmq_tile = mmq_tile ? atoi(mmq_tile) : 0;
     const char *next = getenv("LARDER_CUDA_NEXT");
     c->next_fusions = next && atoi(next) == 1;
     const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */

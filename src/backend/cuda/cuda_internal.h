@@ -72,7 +72,7 @@ typedef struct cuda_backend {
     void *mm_xq;              /* x as 8-bit quants for the MMQ (cuda_mmq_act) */
     size_t mm_xq_bytes;
     bool mmq_enabled;         /* LARDER_CUDA_MMQ=1: products of > GEMV_MAX_TOKENS tokens take cuda_mmq.cu */
-    int mmq_bm;               /* LARDER_CUDA_MMQ_BM=64|128: its tokens per tile fixed (tests, timing); 0: by n */
+    int mmq_tile;             /* LARDER_CUDA_MMQ_TILE=1|2|3: its tile fixed (cuda_mmq; tests, timing); 0: by n */
     /* What mm_xil holds: xil_src (n, cols) rounded for act type xil_act, or
      * nothing (xil_src NULL). Ops that may write activations begin with
      * CUDA_OP_BEGIN, which forgets it; rmsnorm sets it when it rounds its
@@ -209,17 +209,16 @@ bool cuda_gemm_bm128_fits(uint32_t wtype);
  * Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K). cuda_mmq_act writes x
  * (n, cols; cols a multiple of 32, of 256 for K-quants) as the records
  * cuda_mmq reads (cuda_mmq_act_bytes(n, cols) bytes at `out`); cuda_mmq
- * multiplies them with W (device, 16-byte aligned); forced_bm 64 or 128
- * fixes the tokens per tile (0: chosen by n). Split K uses mm_w16 as its
+ * multiplies them with W (device, 16-byte aligned); forced_tile 1, 2, 3
+ * fixes the tile (tokens x rows) to 64x128, 64x64, 128x128 (0: by n). Split K uses mm_w16 as its
  * scratch. Enqueued on the stream. */
 bool cuda_mmq_type_supported(uint32_t wtype);
 int64_t cuda_mmq_steps(int64_t cols);
 size_t cuda_mmq_act_bytes(int64_t n, int64_t cols);
-int cuda_mmq_tile_tokens(int64_t n, int forced_bm);
 int cuda_mmq_act(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, int64_t cols, void *out,
                  larder_error *err);
 int cuda_mmq(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const void *xq, int64_t n,
-             float *y, int64_t ldy, int forced_bm, larder_error *err);
+             float *y, int64_t ldy, int forced_tile, larder_error *err);
 
 /* cuda_moe_gemm.cu: the expert feed-forward of a batch of more than
  * CUDA_MOE_GROUPED_MIN_TOKENS tokens as grouped tensor-core products

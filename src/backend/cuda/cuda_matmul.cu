@@ -432,7 +432,7 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
                     return -1;
                 q8_act = act;
             }
-            if (cuda_mmq(c, m->w, m->wtype, m->rows, cols, c->mm_xq, n_tokens, m->y, m->rows, c->mmq_bm, err))
+            if (cuda_mmq(c, m->w, m->wtype, m->rows, cols, c->mm_xq, n_tokens, m->y, m->rows, c->mmq_tile, err))
                 return -1;
         } else if (use_gemm) {
             if (act != f16_act) {

@@ -27,13 +27,13 @@
  *               sub-block j's 32 quants = 64·hi_j + lo_j (|lo| <= 32,
  *               |hi| <= 64: exact in f16), for the min term's MMA.
  *
- * The kernel: a block of 8 warps computes BM (64 | 128) tokens x 128 weight
- * rows, walking K a 256-element step at a time (one K-quant super-block or
+ * The kernel: a block of 8 warps computes BM (64 | 128) tokens x BN (64 |
+ * 128) weight rows, walking K a 256-element step at a time (one K-quant super-block or
  * 8 legacy blocks; a contiguous byte run of every row). Per step the
  * activation records and the raw weight bytes are copied to shared memory
  * by cp.async (two stages: step s+1 streams in while s is computed), the
  * raw bytes are unpacked to int8 rows plus a per-row scale record, and each
- * warp multiplies its (BM/2) x 32 tile with mma m16n8k32 (m16n8k16 for the
+ * warp multiplies its (BM/2) x (BN/4) tile with mma m16n8k32 (m16n8k16 for the
  * 16-element sub-blocks), operands by ldmatrix. The K-quants' min term
  * Σ_j m_j·bsum_j is itself a small product (tokens x 16 by 16 x rows, f16
  * operands lo/hi and m/64·m: every value and partial sum an integer below
@@ -46,7 +46,6 @@
 #include "backend/cuda/cuda_act_round.cuh"
 #include "backend/cuda/cuda_mmq.cuh"
 
-#define MQ_BN 128                  /* weight rows per block */
 #define MQ_THREADS 256
 #define MQ_XLD (MQ_XREC + 16)      /* an activation record's shared-memory stride (ldmatrix rows in distinct banks) */
 #define MQ_WLD (MQ_BK + 16)        /* unpacked int8 weight row stride */
@@ -151,25 +150,25 @@ struct mq_args {
     size_t split_stride;      /* floats between split partials */
 };
 
-template <int T, int BM> static constexpr size_t mq_smem_bytes() {
-    return (size_t)2 * BM * MQ_XLD + (size_t)2 * MQ_BN * mq_slot<T>::bytes + (size_t)MQ_BN * MQ_WLD +
-           (size_t)MQ_BN * MQ_SREC * 4;
+template <int T, int BM, int BN> static constexpr size_t mq_smem_bytes() {
+    return (size_t)2 * BM * MQ_XLD + (size_t)2 * BN * mq_slot<T>::bytes + (size_t)BN * MQ_WLD +
+           (size_t)BN * MQ_SREC * 4;
 }
 
-template <int T, int BM>
-__global__ void __launch_bounds__(MQ_THREADS) k_mmq(const mq_args a) {
+template <int T, int BM, int BN>
+__global__ void __launch_bounds__(MQ_THREADS, BN == 64 ? 2 : 1) k_mmq(const mq_args a) { /* 64x64: two blocks an SM */
     constexpr int KIND = mq_traits<T>::kind, SLICE = mq_traits<T>::slice, BLOCK = mq_traits<T>::block;
     constexpr int SLOT = mq_slot<T>::bytes, WORDS = SLOT / 16;
-    constexpr int WM = 2, WN = 4, WTM = BM / WM, WTN = MQ_BN / WN, MI = WTM / 16, NI = WTN / 8;
+    constexpr int WM = 2, WN = 4, WTM = BM / WM, WTN = BN / WN, MI = WTM / 16, NI = WTN / 8;
     static_assert(NI % 2 == 0 && MI >= 1, "warp tile");
     extern __shared__ __align__(16) uint8_t mq_smem[];
     uint8_t *xs = mq_smem;                                /* [2][BM][MQ_XLD] */
     uint8_t *raw = xs + 2 * BM * MQ_XLD;                  /* [2][BN][SLOT] */
-    uint8_t *wq = raw + 2 * MQ_BN * SLOT;                 /* [BN][MQ_WLD] int8 */
-    uint32_t *srec = (uint32_t *)(wq + MQ_BN * MQ_WLD);   /* [BN][MQ_SREC] */
+    uint8_t *wq = raw + 2 * BN * SLOT;                 /* [BN][MQ_WLD] int8 */
+    uint32_t *srec = (uint32_t *)(wq + BN * MQ_WLD);   /* [BN][MQ_SREC] */
     const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int wm = warp / WN, wn = warp % WN, g = lane >> 2, t4 = lane & 3;
-    const int64_t r0 = (int64_t)blockIdx.y * MQ_BN, m0 = (int64_t)blockIdx.x * BM;
+    const int64_t r0 = (int64_t)blockIdx.y * BN, m0 = (int64_t)blockIdx.x * BM;
     const int mcount = (int)(a.n - m0 < BM ? a.n - m0 : BM);
     float *const y = a.y + (size_t)blockIdx.z * a.split_stride;
     const int64_t step0 = (int64_t)blockIdx.z * a.steps_per_split;
@@ -184,7 +183,7 @@ __global__ void __launch_bounds__(MQ_THREADS) k_mmq(const mq_args a) {
         }
         const int64_t chunks_left = a.n_chunks - step * 8;
         const int bytes = BLOCK == SLICE ? SLICE : (int)(chunks_left < 8 ? chunks_left : 8) * BLOCK;
-        for (int v = tid; v < MQ_BN * WORDS; v += MQ_THREADS) {
+        for (int v = tid; v < BN * WORDS; v += MQ_THREADS) {
             const int rr = v / WORDS, wd = v % WORDS;
             const int64_t r = r0 + rr;
             if (r >= a.rows) continue;
@@ -193,7 +192,7 @@ __global__ void __launch_bounds__(MQ_THREADS) k_mmq(const mq_args a) {
             if (wd * 16 >= off + bytes) continue;
             const uint8_t *src = start - off + wd * 16;
             const int64_t left = a.w_end - src;
-            mq_cp16(raw + (st * MQ_BN + rr) * SLOT + wd * 16, src, left < 16 ? (int)left : 16);
+            mq_cp16(raw + (st * BN + rr) * SLOT + wd * 16, src, left < 16 ? (int)left : 16);
         }
     };
 
@@ -219,7 +218,7 @@ __global__ void __launch_bounds__(MQ_THREADS) k_mmq(const mq_args a) {
             mq_commit();
         }
         /* unpack: BN rows x 8 chunks */
-        for (int v = tid; v < MQ_BN * 8; v += MQ_THREADS) {
+        for (int v = tid; v < BN * 8; v += MQ_THREADS) {
             const int rr = v >> 3, c = v & 7;
             const int64_t r = r0 + rr;
             if (r >= a.rows) continue; /* that row's outputs are never stored */
@@ -231,7 +230,7 @@ __global__ void __launch_bounds__(MQ_THREADS) k_mmq(const mq_args a) {
                 continue;
             }
             const uint8_t *start = a.w + (size_t)r * a.row_bytes + (size_t)s * SLICE;
-            const uint8_t *sp = raw + (st * MQ_BN + rr) * SLOT + ((uintptr_t)start & 15);
+            const uint8_t *sp = raw + (st * BN + rr) * SLOT + ((uintptr_t)start & 15);
             uint32_t q[8];
             mq_unpack<T>(sp, c, q, rec);
             o[0] = make_uint4(q[0], q[1], q[2], q[3]);
@@ -436,31 +435,42 @@ int cuda_mmq_act(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, int
     return cuda_check_launch("mmq (activation quants)", err);
 }
 
-template <int T, int BM> static int mq_launch_one(cuda_backend *c, const mq_args &a, dim3 grid, larder_error *err) {
-    constexpr size_t smem = mq_smem_bytes<T, BM>();
+template <int T, int BM, int BN>
+static int mq_launch_one(cuda_backend *c, const mq_args &a, dim3 grid, larder_error *err) {
+    constexpr size_t smem = mq_smem_bytes<T, BM, BN>();
     static_assert(smem <= MQ_SMEM_MAX, "mmq tile does not fit shared memory");
     static bool attr_set = false; /* per instantiation */
     if (!attr_set) {
-        if (cuda_check(cudaFuncSetAttribute(k_mmq<T, BM>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
+        if (cuda_check(cudaFuncSetAttribute(k_mmq<T, BM, BN>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem),
                        "mmq (shared memory limit)", err))
             return -1;
         attr_set = true;
     }
-    k_mmq<T, BM><<<grid, MQ_THREADS, smem, c->stream>>>(a);
+    k_mmq<T, BM, BN><<<grid, MQ_THREADS, smem, c->stream>>>(a);
     return cuda_check_launch("mmq (integer tensor-core)", err);
 }
 
-template <int T> static int mq_launch(cuda_backend *c, const mq_args &a, int bm, dim3 grid, larder_error *err) {
-    return bm == 128 ? mq_launch_one<T, 128>(c, a, grid, err) : mq_launch_one<T, 64>(c, a, grid, err);
+/* Tiles (tokens x weight rows): cuda_mmq_tile picks one by n; forced 1..3 */
+enum { MQ_AUTO, MQ_64x128, MQ_64x64, MQ_128x128, MQ_N_TILES };
+static const int mq_bm[MQ_N_TILES] = {0, 64, 64, 128}, mq_bn[MQ_N_TILES] = {0, 128, 64, 128};
+
+template <int T> static int mq_launch(cuda_backend *c, const mq_args &a, int tile, dim3 grid, larder_error *err) {
+    switch (tile) {
+    case MQ_64x128: return mq_launch_one<T, 64, 128>(c, a, grid, err);
+    case MQ_64x64: return mq_launch_one<T, 64, 64>(c, a, grid, err);
+    default: return mq_launch_one<T, 128, 128>(c, a, grid, err);
+    }
 }
 
-int cuda_mmq_tile_tokens(int64_t n, int forced_bm) {
-    if (forced_bm == 64 || forced_bm == 128) return forced_bm;
-    return n > 64 ? 128 : 64;
+/* n <= 64 (batched decode, small prefills): 64 x 64 (two blocks fit an
+ * SM; K split when the tiles leave SMs idle); else 128 x 128. */
+static int mq_pick(int64_t n, int forced) {
+    if (forced > MQ_AUTO && forced < MQ_N_TILES) return forced;
+    return n > 64 ? MQ_128x128 : MQ_64x64;
 }
 
 int cuda_mmq(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const void *xq, int64_t n,
-             float *y, int64_t ldy, int forced_bm, larder_error *err) {
+             float *y, int64_t ldy, int forced_tile, larder_error *err) {
     if (!cuda_mmq_type_supported(wtype) || cols <= 0 || cols % 32 ||
         (tensor_type_get(wtype)->block_elems == 256 && cols % 256))
         return error_set(err, ERR_INVALID, "mmq: type %u with %lld columns", wtype, (long long)cols);
@@ -474,8 +484,8 @@ int cuda_mmq(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64
     a.rows = rows, a.n_chunks = cols / 32;
     a.x = (const uint8_t *)xq, a.steps = cuda_mmq_steps(cols), a.n = n;
     a.y = y, a.ldy = ldy;
-    const int bm = cuda_mmq_tile_tokens(n, forced_bm);
-    const int64_t row_tiles = (rows + MQ_BN - 1) / MQ_BN, m_tiles = (n + bm - 1) / bm;
+    const int tile = mq_pick(n, forced_tile), bm = mq_bm[tile], bn = mq_bn[tile];
+    const int64_t row_tiles = (rows + bn - 1) / bn, m_tiles = (n + bm - 1) / bm;
     if (row_tiles > 65535) return error_set(err, ERR_UNSUPPORTED, "mmq: %lld rows", (long long)rows);
     if (m_tiles > 0x7fffffff) return error_set(err, ERR_UNSUPPORTED, "mmq: %lld tokens", (long long)n);
     /* split K when the tiles leave SMs idle: each split keeps >= 2 steps;
@@ -496,15 +506,15 @@ int cuda_mmq(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64
     const dim3 grid((unsigned)m_tiles, (unsigned)row_tiles, (unsigned)splits);
     int rc;
     switch (wtype) {
-    case TYPE_Q4_0: rc = mq_launch<TYPE_Q4_0>(c, a, bm, grid, err); break;
-    case TYPE_Q4_1: rc = mq_launch<TYPE_Q4_1>(c, a, bm, grid, err); break;
-    case TYPE_Q5_0: rc = mq_launch<TYPE_Q5_0>(c, a, bm, grid, err); break;
-    case TYPE_Q5_1: rc = mq_launch<TYPE_Q5_1>(c, a, bm, grid, err); break;
-    case TYPE_Q8_0: rc = mq_launch<TYPE_Q8_0>(c, a, bm, grid, err); break;
-    case TYPE_Q3_K: rc = mq_launch<TYPE_Q3_K>(c, a, bm, grid, err); break;
-    case TYPE_Q4_K: rc = mq_launch<TYPE_Q4_K>(c, a, bm, grid, err); break;
-    case TYPE_Q5_K: rc = mq_launch<TYPE_Q5_K>(c, a, bm, grid, err); break;
-    case TYPE_Q6_K: rc = mq_launch<TYPE_Q6_K>(c, a, bm, grid, err); break;
+    case TYPE_Q4_0: rc = mq_launch<TYPE_Q4_0>(c, a, tile, grid, err); break;
+    case TYPE_Q4_1: rc = mq_launch<TYPE_Q4_1>(c, a, tile, grid, err); break;
+    case TYPE_Q5_0: rc = mq_launch<TYPE_Q5_0>(c, a, tile, grid, err); break;
+    case TYPE_Q5_1: rc = mq_launch<TYPE_Q5_1>(c, a, tile, grid, err); break;
+    case TYPE_Q8_0: rc = mq_launch<TYPE_Q8_0>(c, a, tile, grid, err); break;
+    case TYPE_Q3_K: rc = mq_launch<TYPE_Q3_K>(c, a, tile, grid, err); break;
+    case TYPE_Q4_K: rc = mq_launch<TYPE_Q4_K>(c, a, tile, grid, err); break;
+    case TYPE_Q5_K: rc = mq_launch<TYPE_Q5_K>(c, a, tile, grid, err); break;
+    case TYPE_Q6_K: rc = mq_launch<TYPE_Q6_K>(c, a, tile, grid, err); break;
     default: return error_set(err, ERR_UNSUPPORTED, "mmq: weight type %u", wtype);
     }
     if (rc || splits == 1) return rc;
