@@ -5,7 +5,8 @@
  * a row into int8 quants and scale-record entries whose values, combined as
  * cuda_mmq.cuh's table says, equal dequantize_row's element for element.
  * Rows: quantize_row of random data, and blocks of random bytes (every bit
- * pattern of the quants and packed scales) with sane f16 scales. Also the
+ * pattern of the quants and packed scales) with sane f16 scales; each step
+ * placed at every even offset mod 16 (row starts are 2-byte aligned). Also the
  * activation records' lo/hi split of a 32-quant sum. Built by `make cuda`.
  */
 #include <math.h>
@@ -67,10 +68,11 @@ template <int T> static void check_type(bool random_bytes) {
     constexpr int KIND = mq_traits<T>::kind, SLICE = mq_traits<T>::slice;
     double worst = 0;
     bool ok = true;
-    for (int64_t st = 0; st < cols / MQ_BK; st++) {
-        /* the slice at the alignment the kernel's shared-memory copy has (its global offset mod 16) */
+    for (int64_t st = 0; st < cols / MQ_BK; st++)
+      for (int off = 0; off < 16; off += 2) {
+        /* the slice at every alignment the kernel's shared-memory copy can have (its global offset mod 16) */
         alignas(16) uint8_t buf[SLICE + 32];
-        const int off = (int)((st * SLICE) & 15);
+        memset(buf, 0xA5, sizeof buf);
         memcpy(buf + off, row + st * SLICE, SLICE);
         uint32_t rec[MQ_SREC];
         memset(rec, 0xff, sizeof rec);

@@ -70,6 +70,24 @@ MQ_HD uint32_t mq_vsub4(uint32_t a, uint32_t b) {
 
 MQ_HD uint32_t mq_u16(const uint8_t *p) { return *(const uint16_t *)p; }
 MQ_HD uint32_t mq_u32a2(const uint8_t *p) { return mq_u16(p) | mq_u16(p + 2) << 16; } /* 2-byte aligned */
+/* out[0..N) = the N little-endian words at p (any alignment), from N + 1
+ * aligned 4-byte loads (may read up to 3 bytes past p + 4N: the raw slots
+ * of shared memory are followed by more shared memory) */
+template <int N> MQ_HD void mq_words(const uint8_t *p, uint32_t *out) {
+    const int sh = (int)((uintptr_t)p & 3) * 8;
+    const uint32_t *w = (const uint32_t *)(p - ((uintptr_t)p & 3));
+    uint32_t lo = w[0];
+    MQ_UNROLL
+    for (int i = 0; i < N; i++) {
+        const uint32_t hi = w[i + 1];
+#ifdef __CUDA_ARCH__
+        out[i] = __funnelshift_r(lo, hi, sh);
+#else
+        out[i] = sh ? (lo >> sh) | (hi << (32 - sh)) : lo;
+#endif
+        lo = hi;
+    }
+}
 /* bits 0..3 of x to bit 4 of bytes 0..3 */
 MQ_HD uint32_t mq_spread4(uint32_t x) {
     return ((x & 1) | (x & 2) << 7 | (x & 4) << 14 | (x & 8) << 21) << 4;
@@ -79,9 +97,11 @@ template <int T> MQ_HD void mq_unpack(const uint8_t *s, int c, uint32_t q[8], ui
 
 /* legacy blocks: 16 bytes of nibbles; element i < 16 low nibble of byte i, else high nibble of byte i - 16 */
 MQ_HD void mq_nibbles(const uint8_t *qs, uint32_t qh, int bias, uint32_t q[8]) {
+    uint32_t ws[4];
+    mq_words<4>(qs, ws);
 MQ_UNROLL
     for (int u = 0; u < 4; u++) {
-        const uint32_t w = mq_u32a2(qs + 4 * u);
+        const uint32_t w = ws[u];
         uint32_t lo = w & 0x0F0F0F0Fu, hi = (w >> 4) & 0x0F0F0F0Fu;
         lo |= mq_spread4((qh >> (4 * u)) & 15);
         hi |= mq_spread4((qh >> (16 + 4 * u)) & 15);
@@ -114,8 +134,7 @@ template <> MQ_HD void mq_unpack<TYPE_Q5_1>(const uint8_t *s, int c, uint32_t q[
 }
 template <> MQ_HD void mq_unpack<TYPE_Q8_0>(const uint8_t *s, int c, uint32_t q[8], uint32_t *rec) {
     const uint8_t *b = s + 34 * c;
-MQ_UNROLL
-    for (int u = 0; u < 8; u++) q[u] = mq_u32a2(b + 2 + 4 * u);
+    mq_words<8>(b + 2, q);
     ((float *)rec)[16 + c] = cq_h((uint16_t)mq_u16(b));
 }
 
@@ -159,9 +178,11 @@ template <> MQ_HD void mq_unpack<TYPE_Q6_K>(const uint8_t *b, int j, uint32_t q[
     const int h = j / 4, g = j % 4;
     const uint8_t *ql = b + 64 * h + 32 * (g & 1), *qh = b + 128 + 32 * h; /* 2-byte aligned */
     const int lsh = g < 2 ? 0 : 4, hsh = 2 * g;
+    uint32_t lw[8], hw[8];
+    mq_words<8>(ql, lw), mq_words<8>(qh, hw);
 MQ_UNROLL
     for (int u = 0; u < 8; u++) {
-        const uint32_t l = (mq_u32a2(ql + 4 * u) >> lsh) & 0x0F0F0F0Fu, hb = (mq_u32a2(qh + 4 * u) >> hsh) & 0x03030303u;
+        const uint32_t l = (lw[u] >> lsh) & 0x0F0F0F0Fu, hb = (hw[u] >> hsh) & 0x03030303u;
         q[u] = mq_vsub4(l | hb << 4, 0x20202020u);
     }
     const int8_t *scales = (const int8_t *)(b + 192);
@@ -172,9 +193,11 @@ MQ_UNROLL
 template <> MQ_HD void mq_unpack<TYPE_Q3_K>(const uint8_t *b, int j, uint32_t q[8], uint32_t *rec) {
     const uint8_t *hm = b, *qs = b + 32 + 32 * (j / 4), *sc = b + 96; /* 2-byte aligned (110-byte blocks) */
     const int sh = 2 * (j % 4);
+    uint32_t lw[8], hw[8];
+    mq_words<8>(qs, lw), mq_words<8>(hm, hw);
 MQ_UNROLL
     for (int u = 0; u < 8; u++) {
-        const uint32_t l = (mq_u32a2(qs + 4 * u) >> sh) & 0x03030303u, hb = (mq_u32a2(hm + 4 * u) >> j) & 0x01010101u;
+        const uint32_t l = (lw[u] >> sh) & 0x03030303u, hb = (hw[u] >> j) & 0x01010101u;
         q[u] = mq_vsub4(l | hb << 2, 0x04040404u); /* q - (bit ? 0 : 4) */
     }
 MQ_UNROLL
