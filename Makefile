@@ -132,7 +132,7 @@ cuda:
 	@test -x $(NVCC) || { echo "make cuda: no nvcc at $(NVCC) (set CUDA_HOME)"; exit 1; }
 	@$(MAKE) --no-print-directory $(PARALLEL) WITH_CUDA=1 BUILD=$(CUDA_BUILD) $(CUDA_BUILD)/larder \
 	  $(CUDA_BUILD)/tests/cuda/cuda_ops_check $(CUDA_BUILD)/tests/cuda/cuda_gemm_bench \
-	  $(CUDA_BUILD)/tests/cuda/cuda_mmq_unpack_check
+	  $(CUDA_BUILD)/tests/cuda/cuda_gemv_bench $(CUDA_BUILD)/tests/cuda/cuda_mmq_unpack_check
 
 $(BUILD)/tests/cuda/cuda_ops_check: tests/cuda/cuda_ops_check.c $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
@@ -146,6 +146,11 @@ $(BUILD)/tests/cuda/cuda_mmq_unpack_check: tests/cuda/cuda_mmq_unpack_check.cu $
 
 # The prefill matmul microbenchmark (old path vs cuda_gemm.cu), CUDA C++.
 $(BUILD)/tests/cuda/cuda_gemm_bench: tests/cuda/cuda_gemm_bench.cu $(BUILD)/liblarder.a
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
+
+# The decode GEMV microbenchmark (its variants side by side), CUDA C++.
+$(BUILD)/tests/cuda/cuda_gemv_bench: tests/cuda/cuda_gemv_bench.cu $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
 

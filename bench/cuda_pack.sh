@@ -12,6 +12,7 @@ D=.devcarry/$NAME
 rm -rf "$D" && mkdir -p "$D/lib" "$D/vocab"
 strip -o "$D/larder" "$B/larder"
 strip -o "$D/cuda_ops_check" "$B/tests/cuda/cuda_ops_check"
+for t in ${BENCHES:-cuda_gemv_bench}; do [ -x "$B/tests/cuda/$t" ] && strip -o "$D/$t" "$B/tests/cuda/$t"; done
 ldd "$B/larder" | awk '$3 ~ /^\// {print $3}' | grep -vE '/(libc|libm|libstdc\+\+|libgcc_s|libpthread|libdl|librt)\.so' |
   while read -r l; do cp -L "$l" "$D/lib/"; done
 for v in llama-spm llama-bpe qwen2; do cp "$SH/vocab/ggml-vocab-$v.gguf" "$D/vocab/"; done

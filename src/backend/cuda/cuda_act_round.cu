@@ -28,6 +28,8 @@
  *     consecutive floats per load (il_stride = ceil(cols/1024)·1024).
  *   ACT_LAYOUT_F16 f16 rows (t·ldk + k), zero from cols to ldk, for the
  *     tensor-core GEMM.
+ *   ACT_LAYOUT_Q8  the int8 quants and per-block scales and sums, for the
+ *     dp4a GEMV (cuda_act_round.cuh documents it).
  * One warp rounds 256 consecutive elements of one token (8 per lane).
  */
 #include <cuda_fp16.h>
@@ -44,7 +46,7 @@ __global__ void __launch_bounds__(ACT_WARPS * 32)
     const int64_t gw = (int64_t)blockIdx.x * ACT_WARPS + (threadIdx.x >> 5);
     if (gw >= n * groups) return;
     const int64_t t = gw / groups;
-    act_round_group<A, LAYOUT>(x + t * cols, cols, gw % groups, (LAYOUT == ACT_LAYOUT_IL ? 4 : 2) * t * out_stride, out);
+    act_round_group<A, LAYOUT>(x + t * cols, cols, gw % groups, (LAYOUT == ACT_LAYOUT_F16 ? 2 : 4) * t * out_stride, out);
 }
 
 int64_t cuda_act_il_stride(int64_t cols) { return (cols + 1023) / 1024 * 1024; }
@@ -62,9 +64,13 @@ int cuda_act_round(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, i
     do {                                                                                                               \
         if (layout == ACT_LAYOUT_IL)                                                                                   \
             k_act_round<A, ACT_LAYOUT_IL><<<blocks, th, 0, c->stream>>>(x, n, cols, out_stride, out);                  \
+        else if (layout == ACT_LAYOUT_Q8)                                                                              \
+            k_act_round<A, ACT_LAYOUT_Q8><<<blocks, th, 0, c->stream>>>(x, n, cols, out_stride, out);                  \
         else                                                                                                           \
             k_act_round<A, ACT_LAYOUT_F16><<<blocks, th, 0, c->stream>>>(x, n, cols, out_stride, out);                 \
     } while (0)
+    if (layout == ACT_LAYOUT_Q8 && act == TYPE_F32)
+        return error_set(err, ERR_INVALID, "activation rounding: float weights take no 8-bit layout");
     switch (act) {
     case TYPE_F32: ACT_LAUNCH(TYPE_F32); break;
     case TYPE_Q8_0: ACT_LAUNCH(TYPE_Q8_0); break;

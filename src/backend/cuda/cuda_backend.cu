@@ -349,8 +349,8 @@ static unsigned ew_blocks(int64_t n) { return (unsigned)((n + EW_THREADS - 1) / 
 /* y = x / sqrt(mean(x²) + eps) · w, one block per row; the squares summed
  * in double, as the CPU. With ROUND the block then rounds its row for act
  * type A, for the product that follows (cuda_act_round.cuh), into x_il. */
-template <bool ROUND, int A>
-__global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim, float eps, float *x_il,
+template <bool ROUND, int A, int LAYOUT>
+__global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim, float eps, void *x_r,
                           int64_t il_stride) {
     __shared__ double part[32];
     const float *xr = x + (int64_t)blockIdx.x * dim;
@@ -373,7 +373,42 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim,
     __syncthreads(); /* the row's y is written: each warp rounds its 256-element groups */
     const int64_t groups = (dim + 255) / 256;
     for (int64_t g = threadIdx.x >> 5; g < groups; g += blockDim.x >> 5)
-        act_round_group<A, ACT_LAYOUT_IL>(yr, dim, g, (int64_t)blockIdx.x * il_stride * 4, x_il);
+        act_round_group<A, LAYOUT>(yr, dim, g, (int64_t)blockIdx.x * il_stride * 4, x_r);
+}
+
+/* The same for rows of dim = 8·blockDim.x (a multiple of 256, at most
+ * 8192): thread i owns elements [8i, 8i + 8), loaded in two 16-byte reads
+ * issued together (the kernel is one block a row: its time is the latency
+ * of its loads, not bandwidth), and warp w's 256 elements are the rounding
+ * group w, rounded from registers. */
+template <bool ROUND, int A, int LAYOUT>
+__global__ void __launch_bounds__(1024)
+    k_rmsnorm8(const float *x, const float *w, float *y, int64_t dim, float eps, void *x_r, int64_t il_stride) {
+    __shared__ double part[32];
+    const float4 *xr = (const float4 *)(x + (int64_t)blockIdx.x * dim) + 2 * threadIdx.x;
+    const float4 *wr = (const float4 *)w + 2 * threadIdx.x;
+    const float4 x0 = xr[0], x1 = xr[1], w0 = wr[0], w1 = wr[1];
+    float v[8] = {x0.x, x0.y, x0.z, x0.w, x1.x, x1.y, x1.z, x1.w};
+    const float ww[8] = {w0.x, w0.y, w0.z, w0.w, w1.x, w1.y, w1.z, w1.w};
+    double ss = 0;
+#pragma unroll
+    for (int i = 0; i < 8; i++) ss += (double)__fmul_rn(v[i], v[i]);
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        double t = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+        if (threadIdx.x == 0) part[0] = t;
+    }
+    __syncthreads();
+    const float mean = (float)(part[0] / (double)dim);
+    const float scale = 1.0f / sqrtf(mean + eps);
+#pragma unroll
+    for (int i = 0; i < 8; i++) v[i] = __fmul_rn(__fmul_rn(v[i], scale), ww[i]);
+    float4 *yr = (float4 *)(y + (int64_t)blockIdx.x * dim) + 2 * threadIdx.x;
+    yr[0] = make_float4(v[0], v[1], v[2], v[3]), yr[1] = make_float4(v[4], v[5], v[6], v[7]);
+    if (ROUND) act_round_vals<A, LAYOUT>(v, dim, 8 * (int64_t)threadIdx.x, (int64_t)blockIdx.x * il_stride * 4, x_r);
 }
 
 /* rmsnorm; when the product that read this norm's output last time rounded
@@ -391,21 +426,32 @@ static int cu_rmsnorm(backend *b, const float *x, const float *w, float *y, int6
     const bool fuse = (act == TYPE_F32 || act == TYPE_Q8_0 || act == TYPE_Q8_1 || act == TYPE_Q8_K) && dim % 32 == 0 &&
                       (act != TYPE_Q8_K || dim % 256 == 0) && n <= 8; /* products of <= 8 tokens take the GEMV */
     c->norm_out = y, c->norm_w = w;
+    /* rows of 256·k floats (k <= 32) at 16-byte aligned addresses: a thread per 8 */
+    const bool by8 = dim % 256 == 0 && dim <= 8192 && ((uintptr_t)x | (uintptr_t)y | (uintptr_t)w) % 16 == 0;
+    const unsigned threads8 = (unsigned)(dim / 8);
     if (!fuse) {
-        k_rmsnorm<false, TYPE_F32><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, NULL, 0);
+        if (by8) k_rmsnorm8<false, TYPE_F32, ACT_LAYOUT_IL><<<(unsigned)n, threads8, 0, c->stream>>>(x, w, y, dim, eps, NULL, 0);
+        else k_rmsnorm<false, TYPE_F32, ACT_LAYOUT_IL><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, NULL, 0);
         return cuda_check_launch("rmsnorm", err);
     }
     const int64_t il_stride = cuda_act_il_stride(dim);
     if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes, (size_t)n * (size_t)il_stride * sizeof(float),
                              "matmul activation scratch", err))
         return -1;
-    float *xil = (float *)c->mm_xil;
+    void *xr = c->mm_xil;
+    const bool q8 = cuda_gemv_layout(c, act) == ACT_LAYOUT_Q8;
+#define NORM_LAUNCH(A, L)                                                                                              \
+    do {                                                                                                               \
+        if (by8) k_rmsnorm8<true, A, L><<<(unsigned)n, threads8, 0, c->stream>>>(x, w, y, dim, eps, xr, il_stride);   \
+        else k_rmsnorm<true, A, L><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xr, il_stride);         \
+    } while (0)
     switch (act) {
-    case TYPE_Q8_0: k_rmsnorm<true, TYPE_Q8_0><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
-    case TYPE_Q8_1: k_rmsnorm<true, TYPE_Q8_1><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
-    case TYPE_Q8_K: k_rmsnorm<true, TYPE_Q8_K><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
-    default: k_rmsnorm<true, TYPE_F32><<<(unsigned)n, threads, 0, c->stream>>>(x, w, y, dim, eps, xil, il_stride); break;
+    case TYPE_Q8_0: if (q8) NORM_LAUNCH(TYPE_Q8_0, ACT_LAYOUT_Q8); else NORM_LAUNCH(TYPE_Q8_0, ACT_LAYOUT_IL); break;
+    case TYPE_Q8_1: if (q8) NORM_LAUNCH(TYPE_Q8_1, ACT_LAYOUT_Q8); else NORM_LAUNCH(TYPE_Q8_1, ACT_LAYOUT_IL); break;
+    case TYPE_Q8_K: if (q8) NORM_LAUNCH(TYPE_Q8_K, ACT_LAYOUT_Q8); else NORM_LAUNCH(TYPE_Q8_K, ACT_LAYOUT_IL); break;
+    default: NORM_LAUNCH(TYPE_F32, ACT_LAYOUT_IL); break;
     }
+#undef NORM_LAUNCH
     c->xil_src = y, c->xil_act = act, c->xil_n = n, c->xil_cols = dim;
     return cuda_check_launch("rmsnorm", err);
 }
@@ -444,8 +490,8 @@ __global__ void k_silu_mul(float *g, const float *u, int64_t n) {
 
 /* The same for rows of `cols`, each warp then rounding its 256 elements for
  * act type A into x_il (the down product's input, cuda_act_round.cuh). */
-template <int A>
-__global__ void k_silu_mul_round(float *g, const float *u, int64_t rows, int64_t cols, float *x_il,
+template <int A, int LAYOUT>
+__global__ void k_silu_mul_round(float *g, const float *u, int64_t rows, int64_t cols, void *x_r,
                                  int64_t il_stride) {
     const int64_t groups = (cols + 255) / 256;
     const int64_t gw = (int64_t)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5);
@@ -460,7 +506,7 @@ __global__ void k_silu_mul_round(float *g, const float *u, int64_t rows, int64_t
             gr[k0 + i] = v / (1.0f + expf(-v)) * ur[k0 + i];
         }
     __syncwarp(); /* the warp's own writes are what it rounds */
-    act_round_group<A, ACT_LAYOUT_IL>(gr, cols, grp, t * il_stride * 4, x_il);
+    act_round_group<A, LAYOUT>(gr, cols, grp, t * il_stride * 4, x_r);
 }
 
 /* silu_mul; when the product that read its output last time rounded it for
@@ -485,13 +531,16 @@ static int cu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_e
         return -1;
     const int64_t warps = rows * ((cols + 255) / 256);
     const unsigned blocks = (unsigned)((warps + 3) / 4);
-    float *xil = (float *)c->mm_xil;
+    void *xr = c->mm_xil;
+    const bool q8 = cuda_gemv_layout(c, act) == ACT_LAYOUT_Q8;
+#define SILU_LAUNCH(A, L) k_silu_mul_round<A, L><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xr, il_stride)
     switch (act) {
-    case TYPE_Q8_0: k_silu_mul_round<TYPE_Q8_0><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
-    case TYPE_Q8_1: k_silu_mul_round<TYPE_Q8_1><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
-    case TYPE_Q8_K: k_silu_mul_round<TYPE_Q8_K><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
-    default: k_silu_mul_round<TYPE_F32><<<blocks, 128, 0, c->stream>>>(g, u, rows, cols, xil, il_stride); break;
+    case TYPE_Q8_0: if (q8) SILU_LAUNCH(TYPE_Q8_0, ACT_LAYOUT_Q8); else SILU_LAUNCH(TYPE_Q8_0, ACT_LAYOUT_IL); break;
+    case TYPE_Q8_1: if (q8) SILU_LAUNCH(TYPE_Q8_1, ACT_LAYOUT_Q8); else SILU_LAUNCH(TYPE_Q8_1, ACT_LAYOUT_IL); break;
+    case TYPE_Q8_K: if (q8) SILU_LAUNCH(TYPE_Q8_K, ACT_LAYOUT_Q8); else SILU_LAUNCH(TYPE_Q8_K, ACT_LAYOUT_IL); break;
+    default: SILU_LAUNCH(TYPE_F32, ACT_LAYOUT_IL); break;
     }
+#undef SILU_LAUNCH
     c->xil_src = g, c->xil_act = act, c->xil_n = rows, c->xil_cols = cols;
     return cuda_check_launch("silu_mul", err);
 }
@@ -499,10 +548,13 @@ static int cu_silu_mul(backend *b, float *g, const float *u, int64_t n, larder_e
 /* One block per token: pair i's angle from the running product (the CPU's
  * order: θ_0 = pos, θ_{i+1} = θ_i · theta_scale), cos/sin in shared memory,
  * then every (head, pair) rotated with one rounding per multiply-add. */
+#define ROPE_HEADS_PER_BLOCK 4 /* blocks (token, 4 heads): many small blocks, each recomputing the angles */
 __global__ void k_rope(float *x, const int32_t *pos, int32_t n_heads, int32_t head_dim, int32_t half,
                        float theta_scale, float freq_scale, const float *factors, int neox) {
     extern __shared__ float cs[]; /* cos (half), sin (half) */
     const int64_t t = blockIdx.x;
+    const int32_t h0 = (int32_t)blockIdx.y * ROPE_HEADS_PER_BLOCK;
+    const int32_t nh = n_heads - h0 < ROPE_HEADS_PER_BLOCK ? n_heads - h0 : ROPE_HEADS_PER_BLOCK;
     for (int32_t i = threadIdx.x; i < half; i += blockDim.x) {
         float theta = (float)pos[t];
         for (int32_t k = 0; k < i; k++) theta = __fmul_rn(theta, theta_scale);
@@ -511,8 +563,8 @@ __global__ void k_rope(float *x, const int32_t *pos, int32_t n_heads, int32_t he
         cs[half + i] = sinf(angle);
     }
     __syncthreads();
-    for (int32_t e = threadIdx.x; e < n_heads * half; e += blockDim.x) {
-        int32_t h = e / half, i = e % half;
+    for (int32_t e = threadIdx.x; e < nh * half; e += blockDim.x) {
+        int32_t h = h0 + e / half, i = e % half;
         float *v = x + (t * n_heads + h) * (int64_t)head_dim;
         int32_t ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
         float a = v[ia], bb = v[ib], c = cs[i], s = cs[half + i];
@@ -527,9 +579,10 @@ static int cu_rope(backend *b, float *x, int32_t n_heads, int32_t head_dim, int3
     cuda_backend *c = (cuda_backend *)b;
     if (n_rot < 0 || n_rot > head_dim || n_rot % 2)
         return error_set(err, ERR_INVALID, "rope: %d rotated dims of %d", n_rot, head_dim);
-    if (c->batch.n_tokens == 0 || n_rot == 0) return 0;
+    if (c->batch.n_tokens == 0 || n_rot == 0 || n_heads <= 0) return 0;
     int32_t half = n_rot / 2;
-    k_rope<<<(unsigned)c->batch.n_tokens, 128, (size_t)2 * half * sizeof(float), c->stream>>>(
+    const dim3 grid((unsigned)c->batch.n_tokens, (unsigned)((n_heads + ROPE_HEADS_PER_BLOCK - 1) / ROPE_HEADS_PER_BLOCK));
+    k_rope<<<grid, 128, (size_t)2 * half * sizeof(float), c->stream>>>(
         x, c->batch.pos, n_heads, head_dim, half, freqs->theta_scale, freqs->freq_scale, freqs->factors, neox ? 1 : 0);
     return cuda_check_launch("rope", err);
 }
@@ -674,6 +727,10 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     c->mmq_tile = mmq_tile ? atoi(mmq_tile) : 0;
     const char *next = getenv("LARDER_CUDA_NEXT");
     c->next_fusions = next && atoi(next) == 1;
+    const char *gvv = getenv("LARDER_CUDA_GEMV_V");
+    c->gemv_variant = gvv ? atoi(gvv) : 0;
+    const char *mmvq = getenv("LARDER_CUDA_MMVQ");
+    c->gemv_q8 = mmvq && atoi(mmvq) == 1;
     const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */
     c->graph_max_tokens = gmax && atoi(gmax) > 0 && atoi(gmax) <= 256 ? atoi(gmax) : 8;
     const char *gr = getenv("LARDER_CUDA_GRAPH"); /* decode graphs: on unless LARDER_CUDA_GRAPH=0 */

@@ -54,6 +54,7 @@ typedef struct cuda_backend {
     int n_sm;
     int gemm_variant;         /* LARDER_CUDA_GEMM=1: the plain-load GEMM (for A/B timing) */
     int gemv_rows_per_block;  /* LARDER_CUDA_GEMV_R=1|2|4 fixes the GEMV's rows per block (A/B timing); 0: chosen */
+    int gemv_variant;         /* LARDER_CUDA_GEMV_V=2: the 8-bit GEMV a warp per row(s) (cuda_gemv.cuh) */
     cuda_batch batch;
     /* attention tiles of the current step, per group size (cuda_attention.cu) */
     int32_t tiles_group;      /* group they were cut for; 0: none yet this step */
@@ -97,6 +98,9 @@ typedef struct cuda_backend {
      * GEMV launch for q/k/v and gate/up; silu_mul rounding for the down
      * product), off until cuda_ops_check and a bench have run them */
     bool next_fusions;
+    /* LARDER_CUDA_MMVQ=1: the GEMV multiplies the activations' 8-bit quants
+     * with dp4a (ACT_LAYOUT_Q8) instead of their f32 values */
+    bool gemv_q8;
     bool graph_enabled;
     int graph_max_tokens;     /* steps of more tokens are not captured (LARDER_CUDA_GRAPH_MAX, default 8) */
     int graph_mode;           /* CUDA_GRAPH_*: this step's */
@@ -176,11 +180,19 @@ static inline unsigned cuda_norm_slot(const float *w) {
  * Q8_1, Q8_K, or none for float weights), written in one of two layouts
  * (see that file): ACT_LAYOUT_IL (f32, interleaved for the GEMV; out_stride
  * = cuda_act_il_stride(cols) floats per token) or ACT_LAYOUT_F16 (f16 rows
- * of out_stride >= cols elements, zero padded). */
-enum { ACT_LAYOUT_IL = 1, ACT_LAYOUT_F16 = 2 };
+ * of out_stride >= cols elements, zero padded) or ACT_LAYOUT_Q8 (the 8-bit
+ * quants and their scales, cuda_act_round.cuh; out_stride as for IL). */
+enum { ACT_LAYOUT_IL = 1, ACT_LAYOUT_F16 = 2, ACT_LAYOUT_Q8 = 3 /* int8 quants + scales: cuda_act_round.cuh */ };
 int64_t cuda_act_il_stride(int64_t cols);
 int cuda_act_round(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, int64_t cols, int layout,
                    int64_t out_stride, void *out, larder_error *err);
+/* The GEMV's input layout for act type `act`: the 8-bit one (dp4a on the
+ * quants, cuda_gemv.cuh) when it is on (LARDER_CUDA_MMVQ=1) and the act
+ * type is a quantized one, else f32 interleaved. Both take
+ * cuda_act_il_stride(cols)·4 bytes a token. */
+static inline int cuda_gemv_layout(const cuda_backend *c, uint32_t act) {
+    return c->gemv_q8 && act != TYPE_F32 ? ACT_LAYOUT_Q8 : ACT_LAYOUT_IL;
+}
 /* cuda_gemm.cu: y (n, rows; row stride ldy) = x16 (n, ldk) · Wᵀ on the
  * tensor cores, W quantized in device memory (every cuda_quant.cuh type but
  * F32), unpacked in shared memory (no dequantised copy in device memory).

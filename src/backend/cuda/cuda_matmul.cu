@@ -50,24 +50,61 @@ struct gemv_mats {
     int n;
 };
 
-template <int T, int NT, int R>
+/* The block's matrix (weights, output, rows, its first block), read with
+ * constant indices: a dynamic index would copy the parameters to local
+ * memory in every thread. */
+__device__ __forceinline__ void gemv_mats_pick(const gemv_mats &mats, const uint8_t **w, float **y, int64_t *rows,
+                                               int64_t *first) {
+    *w = mats.w[0], *y = mats.y[0], *rows = mats.rows[0], *first = 0;
+#pragma unroll
+    for (int i = 1; i < GEMV_MAX_MATS; i++)
+        if (i < mats.n && (int64_t)blockIdx.x >= mats.first_block[i])
+            *w = mats.w[i], *y = mats.y[i], *rows = mats.rows[i], *first = mats.first_block[i];
+}
+
+template <int T, int NT, int R, bool Q8>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
-    k_gemv(const gemv_mats mats, size_t row_bytes, int64_t n_chunks, const float *__restrict__ x_il,
-           int64_t il_stride, int ntok) {
+    k_gemv(const gemv_mats mats, size_t row_bytes, int64_t n_chunks, const void *__restrict__ x,
+           int64_t x_stride_bytes, int ntok) {
     __shared__ float sums[GEMV_SMEM_FLOATS(R, NT)];
-    int m = 0;
-    while (m + 1 < mats.n && (int64_t)blockIdx.x >= mats.first_block[m + 1]) m++;
-    const int64_t rows = mats.rows[m], r0 = ((int64_t)blockIdx.x - mats.first_block[m]) * R;
-    const uint8_t *w = mats.w[m];
-    float *y = mats.y[m];
+    const uint8_t *w;
+    float *y;
+    int64_t rows, first;
+    gemv_mats_pick(mats, &w, &y, &rows, &first);
+    const int64_t r0 = ((int64_t)blockIdx.x - first) * R;
     const uint8_t *rowp[R];
 #pragma unroll
     for (int r = 0; r < R; r++) rowp[r] = w + (size_t)(r0 + r < rows ? r0 + r : rows - 1) * row_bytes;
-    gemv_block_rows<T, NT, R>(rowp, n_chunks, x_il, il_stride, ntok, sums);
+    gemv_block_rows_any<T, NT, R, Q8>(rowp, n_chunks, x, x_stride_bytes, ntok, sums);
     for (int i = threadIdx.x; i < R * NT; i += blockDim.x) {
         const int r = i / NT, t = i % NT;
         if (t < ntok && r0 + r < rows) y[(int64_t)t * rows + r0 + r] = sums[i];
     }
+}
+
+/* The warp-per-rows form (gemvq_warp_rows): block b of matrix m holds
+ * GEMV_WARPS·RW rows, warp w the RW from (b·GEMV_WARPS + w)·RW. */
+template <int T, int NT, int RW>
+__global__ void __launch_bounds__(GEMV_WARPS * 32)
+    k_gemvw(const gemv_mats mats, size_t row_bytes, int64_t n_chunks, const void *__restrict__ x,
+            int64_t x_stride_bytes, int ntok) {
+    const uint8_t *w;
+    float *y;
+    int64_t rows, first;
+    gemv_mats_pick(mats, &w, &y, &rows, &first);
+    const int64_t r0 = (((int64_t)blockIdx.x - first) * GEMV_WARPS + (threadIdx.x >> 5)) * RW;
+    if (r0 >= rows) return;
+    const uint8_t *rowp[RW];
+#pragma unroll
+    for (int r = 0; r < RW; r++) rowp[r] = w + (size_t)(r0 + r < rows ? r0 + r : rows - 1) * row_bytes;
+    float sums[RW][NT];
+    gemvq_warp_rows<T, NT, RW>(rowp, n_chunks, (const uint8_t *)x, x_stride_bytes, x_stride_bytes / 4, ntok, sums);
+    if ((threadIdx.x & 31) == 0)
+#pragma unroll
+        for (int r = 0; r < RW; r++)
+#pragma unroll
+            for (int t = 0; t < NT; t++)
+                if (t < ntok && r0 + r < rows) y[(int64_t)t * rows + r0 + r] = sums[r][t];
 }
 
 /* Float weights of any width: one thread per (token, row), scalar. */
@@ -281,23 +318,41 @@ bool cuda_type_supported(uint32_t wtype) {
 }
 
 /* Launchers: the type-templated kernel of each path, for cq_dispatch. */
-template <int T, int R>
-static void gemv_launch_nt(cuda_backend *c, const gemv_mats &mats, size_t row_bytes, int64_t n_chunks,
-                           const float *x_il, int64_t il_stride, int nt) {
+template <int T, int R, bool Q8>
+static void gemv_launch_nt(cuda_backend *c, const gemv_mats &mats, size_t row_bytes, int64_t n_chunks, const void *x,
+                           int64_t xs, int nt) {
     dim3 g((unsigned)mats.first_block[mats.n]), b(GEMV_WARPS * 32);
-    if (nt == 1) k_gemv<T, 1, R><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x_il, il_stride, nt);
-    else if (nt <= 2) k_gemv<T, 2, R><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x_il, il_stride, nt);
-    else if (nt <= 4) k_gemv<T, 4, R><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x_il, il_stride, nt);
-    else k_gemv<T, 8, R><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x_il, il_stride, nt);
+    if (nt == 1) k_gemv<T, 1, R, Q8><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x, xs, nt);
+    else if (nt <= 2) k_gemv<T, 2, R, Q8><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x, xs, nt);
+    else if (nt <= 4) k_gemv<T, 4, R, Q8><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x, xs, nt);
+    else k_gemv<T, 8, R, Q8><<<g, b, 0, c->stream>>>(mats, row_bytes, n_chunks, x, xs, nt);
 }
 
+/* x: token 0's rounded activations in the layout cuda_gemv_layout chose
+ * (q8: ACT_LAYOUT_Q8), x_stride_bytes apart */
 struct gemv_launch {
-    cuda_backend *c; const gemv_mats *mats; size_t row_bytes; int64_t n_chunks, il_stride;
-    const float *x_il; int nt, rows_per_block;
+    cuda_backend *c; const gemv_mats *mats; size_t row_bytes; int64_t n_chunks, x_stride_bytes;
+    const void *x; int nt, rows_per_block; bool q8; int warp_rows; /* warp_rows 1|2: k_gemvw (rows_per_block = 4·warp_rows) */
+    template <int T, bool Q8> void go() {
+        if (rows_per_block == 4) gemv_launch_nt<T, 4, Q8>(c, *mats, row_bytes, n_chunks, x, x_stride_bytes, nt);
+        else if (rows_per_block == 2) gemv_launch_nt<T, 2, Q8>(c, *mats, row_bytes, n_chunks, x, x_stride_bytes, nt);
+        else gemv_launch_nt<T, 1, Q8>(c, *mats, row_bytes, n_chunks, x, x_stride_bytes, nt);
+    }
+    template <int T, int RW> void go_warp() {
+        dim3 g((unsigned)mats->first_block[mats->n]), b(GEMV_WARPS * 32);
+        const int64_t xs = x_stride_bytes;
+        if (nt == 1) k_gemvw<T, 1, RW><<<g, b, 0, c->stream>>>(*mats, row_bytes, n_chunks, x, xs, nt);
+        else if (nt <= 2) k_gemvw<T, 2, RW><<<g, b, 0, c->stream>>>(*mats, row_bytes, n_chunks, x, xs, nt);
+        else if (nt <= 4) k_gemvw<T, 4, RW><<<g, b, 0, c->stream>>>(*mats, row_bytes, n_chunks, x, xs, nt);
+        else k_gemvw<T, 8, RW><<<g, b, 0, c->stream>>>(*mats, row_bytes, n_chunks, x, xs, nt);
+    }
     template <int T> void operator()() {
-        if (rows_per_block == 4) gemv_launch_nt<T, 4>(c, *mats, row_bytes, n_chunks, x_il, il_stride, nt);
-        else if (rows_per_block == 2) gemv_launch_nt<T, 2>(c, *mats, row_bytes, n_chunks, x_il, il_stride, nt);
-        else gemv_launch_nt<T, 1>(c, *mats, row_bytes, n_chunks, x_il, il_stride, nt);
+        if constexpr (q8_supported<T>::value) {
+            if (q8 && warp_rows == 2) return go_warp<T, 2>();
+            if (q8 && warp_rows == 1) return go_warp<T, 1>();
+            if (q8) return go<T, true>();
+        }
+        go<T, false>();
     }
 };
 
@@ -332,15 +387,19 @@ static int matmul_scalar(cuda_backend *c, const backend_matmul_weight *m, int64_
 }
 
 /* n_m (<= GEMV_MAX_MATS) matrices of one type times x (n, cols; cols a
- * multiple of 32), x already rounded for that type and interleaved at x_il. */
-static int gemv(cuda_backend *c, const backend_matmul_weight *const *ms, int n_m, int64_t cols, const float *x_il,
+ * multiple of 32), x already rounded for that type at x_r, in the layout
+ * cuda_gemv_layout gives its act type. */
+static int gemv(cuda_backend *c, const backend_matmul_weight *const *ms, int n_m, int64_t cols, const void *x_r,
                 int64_t n, larder_error *err) {
     const uint32_t wtype = ms[0]->wtype;
     const size_t row_bytes = tensor_row_bytes(wtype, cols);
-    const int64_t n_chunks = cols / 32, il_stride = cuda_act_il_stride(cols);
+    const int64_t n_chunks = cols / 32, xs = cuda_act_il_stride(cols) * 4; /* bytes a token */
+    const bool q8 = cuda_gemv_layout(c, quant_vec_dot_type(wtype)) == ACT_LAYOUT_Q8;
     int64_t total_rows = 0;
     for (int i = 0; i < n_m; i++) total_rows += ms[i]->rows;
-    const int rpb = cuda_gemv_rows_per_block(c, total_rows, 1);
+    /* LARDER_CUDA_GEMV_V=2 (8-bit path): a warp per 1 or 2 rows (2 where that leaves >= 4 blocks an SM) */
+    const int warp_rows = q8 && c->gemv_variant == 2 ? ((total_rows + 7) / 8 >= 4 * c->n_sm ? 2 : 1) : 0;
+    const int rpb = warp_rows ? GEMV_WARPS * warp_rows : cuda_gemv_rows_per_block(c, total_rows, 1);
     for (int64_t t0 = 0; t0 < n; t0 += GEMV_MAX_TOKENS) {
         int nt = (int)(n - t0 < GEMV_MAX_TOKENS ? n - t0 : GEMV_MAX_TOKENS);
         gemv_mats mats = {};
@@ -349,7 +408,7 @@ static int gemv(cuda_backend *c, const backend_matmul_weight *const *ms, int n_m
             mats.w[i] = (const uint8_t *)ms[i]->w, mats.y[i] = ms[i]->y + t0 * ms[i]->rows, mats.rows[i] = ms[i]->rows;
             mats.first_block[i + 1] = mats.first_block[i] + (ms[i]->rows + rpb - 1) / rpb;
         }
-        gemv_launch l{c, &mats, row_bytes, n_chunks, il_stride, x_il + t0 * il_stride, nt, rpb};
+        gemv_launch l{c, &mats, row_bytes, n_chunks, xs, (const char *)x_r + t0 * xs, nt, rpb, q8, warp_rows};
         if (!cq_dispatch(wtype, l)) return error_set(err, ERR_UNSUPPORTED, "matmul: weight type %u", wtype);
         const char *what = total_rows > 65536 ? "gemv (output)"
                          : wtype == TYPE_Q4_K ? "gemv q4_k"
@@ -450,7 +509,8 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
                 if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes,
                                          (size_t)n_tokens * (size_t)il_stride * sizeof(float),
                                          "matmul activation scratch", err) ||
-                    cuda_act_round(c, m->wtype, x, n_tokens, cols, ACT_LAYOUT_IL, il_stride, c->mm_xil, err))
+                    cuda_act_round(c, m->wtype, x, n_tokens, cols, cuda_gemv_layout(c, act), il_stride, c->mm_xil,
+                                   err))
                     return -1;
                 c->xil_src = x, c->xil_act = act, c->xil_n = n_tokens, c->xil_cols = cols;
                 memo_ok = true;
@@ -460,7 +520,7 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
             int n_group = 1;
             while (c->next_fusions && n_group < GEMV_MAX_MATS && i + 1 < n_mats && mats[i + 1].wtype == m->wtype && mats[i + 1].rows > 0)
                 group[n_group++] = &mats[++i];
-            if (gemv(c, group, n_group, cols, (const float *)c->mm_xil, n_tokens, err)) return -1;
+            if (gemv(c, group, n_group, cols, c->mm_xil, n_tokens, err)) return -1;
         }
     }
     for (int i = 0; i < n_mats; i++) /* an output over x would leave a stale memo */

@@ -63,10 +63,10 @@ __global__ void __launch_bounds__(128) k_mmq_act(const float *__restrict__ x, in
     const int64_t t = gw / steps, g = gw % steps;
     const int64_t k0 = g * MQ_BK + lane * 8;
     const float *xr = x + t * cols;
-    float v[8], q[8], d32, dq;
+    float q[8], d32, dq;
 #pragma unroll
-    for (int i = 0; i < 8; i++) v[i] = k0 + i < cols ? xr[k0 + i] : 0.0f;
-    act_quant8<A>(v, lane, q, &d32, &dq);
+    for (int i = 0; i < 8; i++) q[i] = k0 + i < cols ? xr[k0 + i] : 0.0f;
+    act_quant8<A>(q, lane, &dq, &d32); /* q: the quants now */
     uint8_t *rec = out + (size_t)gw * MQ_XREC;
     uint32_t w[2] = {0, 0};
     int sum = 0;

@@ -98,10 +98,10 @@ __device__ __forceinline__ int32_t moe_expert(const int32_t *ids, int64_t p, int
 
 /* y[p] (rows) = W[e = ids[p]] (rows x cols) · x̃[p / x_div] for pairs p
  * (x̃ rounded and interleaved, cuda_act_round.cu), R rows a block. */
-template <int T, int R>
+template <int T, int R, bool Q8>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_moe_gemv(const uint8_t *__restrict__ w, size_t row_bytes, int64_t rows, int64_t n_chunks, int32_t n_expert,
-               const int32_t *__restrict__ ids, const float *__restrict__ x_il, int64_t il_stride, int x_div,
+               const int32_t *__restrict__ ids, const char *__restrict__ x_r, int64_t xs, int x_div,
                float *__restrict__ y, int *bad_id) {
     __shared__ float sums[GEMV_SMEM_FLOATS(R, 1)];
     const int64_t r0 = (int64_t)blockIdx.x * R, p = blockIdx.y;
@@ -114,18 +114,18 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
     const uint8_t *rowp[R];
 #pragma unroll
     for (int r = 0; r < R; r++) rowp[r] = base + (size_t)(r0 + r < rows ? r0 + r : rows - 1) * row_bytes;
-    gemv_block_rows<T, 1, R>(rowp, n_chunks, x_il + (p / x_div) * il_stride, il_stride, 1, sums);
+    gemv_block_rows_any<T, 1, R, Q8>(rowp, n_chunks, x_r + (p / x_div) * xs, xs, 1, sums);
     for (int r = threadIdx.x; r < R; r += blockDim.x)
         if (r0 + r < rows) y[p * rows + r0 + r] = sums[r];
 }
 
 /* Gate and up of one expert in one pass (same weight type), h = silu(g)·u:
  * h[p] (ff) for pairs p, R rows of each matrix a block. */
-template <int T, int R>
+template <int T, int R, bool Q8>
 __global__ void __launch_bounds__(GEMV_WARPS * 32)
     k_moe_gate_up(const uint8_t *__restrict__ gate, const uint8_t *__restrict__ up, size_t row_bytes, int64_t ff,
-                  int64_t n_chunks, int32_t n_expert, const int32_t *__restrict__ ids, const float *__restrict__ x_il,
-                  int64_t il_stride, int k, float *__restrict__ h, int *bad_id) {
+                  int64_t n_chunks, int32_t n_expert, const int32_t *__restrict__ ids, const char *__restrict__ x_r,
+                  int64_t xs, int k, float *__restrict__ h, int *bad_id) {
     __shared__ float sums[GEMV_SMEM_FLOATS(2 * R, 1)];
     const int64_t r0 = (int64_t)blockIdx.x * R, p = blockIdx.y;
     const int32_t e = moe_expert(ids, p, n_expert, bad_id);
@@ -140,7 +140,7 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
         const size_t off = ex + (size_t)(r0 + r < ff ? r0 + r : ff - 1) * row_bytes;
         rowp[r] = gate + off, rowp[R + r] = up + off;
     }
-    gemv_block_rows<T, 1, 2 * R>(rowp, n_chunks, x_il + (p / k) * il_stride, il_stride, 1, sums);
+    gemv_block_rows_any<T, 1, 2 * R, Q8>(rowp, n_chunks, x_r + (p / k) * xs, xs, 1, sums);
     for (int r = threadIdx.x; r < R; r += blockDim.x)
         if (r0 + r < ff) {
             const float g = sums[r], u = sums[R + r];
@@ -148,34 +148,47 @@ __global__ void __launch_bounds__(GEMV_WARPS * 32)
         }
 }
 
+/* x_r: the rounded activations in the layout cuda_gemv_layout chose (q8:
+ * ACT_LAYOUT_Q8), xs bytes a row */
 struct moe_gemv_launch {
     cuda_backend *c; const void *w; size_t row_bytes; int64_t rows, n_chunks; int32_t n_expert;
-    const int32_t *ids; const float *x_il; int64_t il_stride; int x_div; float *y; int64_t n_pairs; int rpb;
-    template <int T, int R> void go() {
+    const int32_t *ids; const char *x_r; int64_t xs; int x_div; float *y; int64_t n_pairs; int rpb; bool q8;
+    template <int T, int R, bool Q8> void go() {
         dim3 grid((unsigned)((rows + R - 1) / R), (unsigned)n_pairs);
-        k_moe_gemv<T, R><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w, row_bytes, rows, n_chunks,
-                                                                  n_expert, ids, x_il, il_stride, x_div, y,
-                                                                  c->dev_flags);
+        k_moe_gemv<T, R, Q8><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)w, row_bytes, rows, n_chunks,
+                                                                      n_expert, ids, x_r, xs, x_div, y, c->dev_flags);
+    }
+    template <int T, bool Q8> void rows_go() {
+        if (rpb == 4) go<T, 4, Q8>();
+        else if (rpb == 2) go<T, 2, Q8>();
+        else go<T, 1, Q8>();
     }
     template <int T> void operator()() {
-        if (rpb == 4) go<T, 4>();
-        else if (rpb == 2) go<T, 2>();
-        else go<T, 1>();
+        if constexpr (q8_supported<T>::value) {
+            if (q8) return rows_go<T, true>();
+        }
+        rows_go<T, false>();
     }
 };
 
 struct moe_gate_up_launch {
     cuda_backend *c; const void *gate, *up; size_t row_bytes; int64_t ff, n_chunks; int32_t n_expert;
-    const int32_t *ids; const float *x_il; int64_t il_stride; int k; float *h; int64_t n_pairs; int rpb;
-    template <int T, int R> void go() {
+    const int32_t *ids; const char *x_r; int64_t xs; int k; float *h; int64_t n_pairs; int rpb; bool q8;
+    template <int T, int R, bool Q8> void go() {
         dim3 grid((unsigned)((ff + R - 1) / R), (unsigned)n_pairs);
-        k_moe_gate_up<T, R><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)gate, (const uint8_t *)up,
-                                                                     row_bytes, ff, n_chunks, n_expert, ids, x_il,
-                                                                     il_stride, k, h, c->dev_flags);
+        k_moe_gate_up<T, R, Q8><<<grid, GEMV_WARPS * 32, 0, c->stream>>>((const uint8_t *)gate, (const uint8_t *)up,
+                                                                         row_bytes, ff, n_chunks, n_expert, ids, x_r,
+                                                                         xs, k, h, c->dev_flags);
+    }
+    template <int T, bool Q8> void rows_go() {
+        if (rpb >= 2) go<T, 2, Q8>(); /* 2 rows of each matrix: 4 rows a block */
+        else go<T, 1, Q8>();
     }
     template <int T> void operator()() {
-        if (rpb >= 2) go<T, 2>(); /* 2 rows of each matrix: 4 rows a block */
-        else go<T, 1>();
+        if constexpr (q8_supported<T>::value) {
+            if (q8) return rows_go<T, true>();
+        }
+        rows_go<T, false>();
     }
 };
 
@@ -204,12 +217,14 @@ static int moe_gemv(cuda_backend *c, const void *w, uint32_t type, int64_t rows,
     if (cols % 32) return error_set(err, ERR_INVALID, "moe ffn: %lld columns (a multiple of 32 needed)", (long long)cols);
     if (!cuda_type_supported(type)) return error_set(err, ERR_UNSUPPORTED, "moe ffn: weight type %u has no CUDA kernel", type);
     const int64_t il_stride = cuda_act_il_stride(cols);
+    const int layout = cuda_gemv_layout(c, quant_vec_dot_type(type));
     if (cuda_scratch_reserve(c, scratch, scratch_bytes, (size_t)n_x * (size_t)il_stride * sizeof(float),
                              "moe activation scratch", err) ||
-        cuda_act_round(c, type, x, n_x, cols, ACT_LAYOUT_IL, il_stride, *scratch, err))
+        cuda_act_round(c, type, x, n_x, cols, layout, il_stride, *scratch, err))
         return -1;
-    moe_gemv_launch l{c, w, tensor_row_bytes(type, cols), rows, cols / 32, n_expert, ids, (const float *)*scratch,
-                      il_stride, x_div, y, n_pairs, cuda_gemv_rows_per_block(c, rows, n_pairs)};
+    moe_gemv_launch l{c, w, tensor_row_bytes(type, cols), rows, cols / 32, n_expert, ids, (const char *)*scratch,
+                      il_stride * 4, x_div, y, n_pairs, cuda_gemv_rows_per_block(c, rows, n_pairs),
+                      layout == ACT_LAYOUT_Q8};
     cq_dispatch(type, l);
     return cuda_check_launch("moe ffn", err);
 }
@@ -229,13 +244,14 @@ int cuda_moe_ffn(backend *b, const backend_moe_experts *ex, const float *x, cons
     if (ex->gate_type == ex->up_type && dim % 32 == 0 && cuda_type_supported(ex->gate_type)) {
         /* gate and up in one pass over x̃ (rounded once), silu·up fused */
         const int64_t il_stride = cuda_act_il_stride(dim);
+        const int layout = cuda_gemv_layout(c, quant_vec_dot_type(ex->gate_type));
         if (cuda_scratch_reserve(c, &c->mm_xil, &c->mm_xil_bytes, (size_t)n_tokens * (size_t)il_stride * sizeof(float),
                                  "moe activation scratch", err) ||
-            cuda_act_round(c, ex->gate_type, x, n_tokens, dim, ACT_LAYOUT_IL, il_stride, c->mm_xil, err))
+            cuda_act_round(c, ex->gate_type, x, n_tokens, dim, layout, il_stride, c->mm_xil, err))
             return -1;
         moe_gate_up_launch l{c, ex->gate, ex->up, tensor_row_bytes(ex->gate_type, dim), ff, dim / 32, ex->n_expert,
-                             ids, (const float *)c->mm_xil, il_stride, k, g, n_pairs,
-                             cuda_gemv_rows_per_block(c, 2 * ff, n_pairs)};
+                             ids, (const char *)c->mm_xil, il_stride * 4, k, g, n_pairs,
+                             cuda_gemv_rows_per_block(c, 2 * ff, n_pairs), layout == ACT_LAYOUT_Q8};
         cq_dispatch(ex->gate_type, l);
         if (cuda_check_launch("moe ffn (gate, up)", err)) return -1;
     } else {
