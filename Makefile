@@ -135,11 +135,18 @@ cuda:
 	@$(MAKE) --no-print-directory $(PARALLEL) WITH_CUDA=1 BUILD=$(CUDA_BUILD) $(CUDA_BUILD)/larder \
 	  $(CUDA_BUILD)/tests/cuda/cuda_ops_check $(CUDA_BUILD)/tests/cuda/cuda_gemm_bench \
 	  $(CUDA_BUILD)/tests/cuda/cuda_gemv_bench \
-	  $(CUDA_BUILD)/tests/cuda/cuda_attn_bench
+	  $(CUDA_BUILD)/tests/cuda/cuda_attn_bench \
+	  $(CUDA_BUILD)/tests/cuda/cuda_mmq_unpack_check
 
 $(BUILD)/tests/cuda/cuda_ops_check: tests/cuda/cuda_ops_check.c $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests -o $@ $< $(BUILD)/liblarder.a $(LDLIBS)
+
+# The MMQ's unpacking against dequantize_row, on the host (no GPU needed).
+$(BUILD)/tests/cuda/cuda_mmq_unpack_check: tests/cuda/cuda_mmq_unpack_check.cu $(BUILD)/liblarder.a \
+  $(wildcard src/backend/cuda/*.h src/backend/cuda/*.cuh)
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCC_FLAGS) -Itests -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
 
 # The prefill matmul microbenchmark (old path vs cuda_gemm.cu), CUDA C++.
 $(BUILD)/tests/cuda/cuda_gemm_bench: tests/cuda/cuda_gemm_bench.cu $(BUILD)/liblarder.a

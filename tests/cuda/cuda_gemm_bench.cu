@@ -15,8 +15,13 @@
  * Prints TFLOP/s (2·n·rows·cols a matrix) and GB/s of weight bytes (the
  * matrix's bytes once; for the experts, the bytes of the experts chosen).
  *
- * Usage: cuda_gemm_bench [--quick] [--tiles]   (--quick: fewer repeats;
- * --tiles: also each tile shape of the new path, forced)
+ *   mmq: cuda_gemm.cu's f16 path against cuda_mmq.cu's integer one
+ *     (LARDER_CUDA_MMQ=1) for Q4_K, Q6_K (Q5_K, Q8_0) at 4096x4096 and
+ *     14336x4096, n = 16, 64, 512, 4096 (us, TFLOP/s, GB/s, ratio)
+ *
+ * Usage: cuda_gemm_bench [--quick] [--tiles] [--mmq]   (--quick: fewer
+ * repeats; --tiles: also each tile shape of the new path and of the MMQ,
+ * forced; --mmq: only the mmq comparison)
  */
 #include <math.h>
 #include <stdio.h>
@@ -36,6 +41,8 @@ static int g_reps = 15;
 #define N_TILES 6
 static backend *g_tiles[N_TILES]; /* --tiles: the new path with each tile forced (LARDER_CUDA_GEMM=3..8) */
 static const char *g_tile_names[N_TILES] = {"64x128", "64x64", "64x32", "128x64", "128x128/k128", "64x128/k128"};
+static backend *g_mmq_tiles[3]; /* --tiles: the MMQ with each tile forced (LARDER_CUDA_MMQ_TILE=1..3) */
+static const char *g_mmq_tile_names[3] = {"64x128", "64x64", "128x128"};
 
 static void die(const char *what, const larder_error *err) {
     fprintf(stderr, "cuda_gemm_bench: %s: %s\n", what, err->message);
@@ -166,6 +173,61 @@ static void bench_dense(backend *old_b, backend *new_b, uint32_t type, int64_t r
     for (int i = 0; i < 3; i++) cudaFree(w[i]);
 }
 
+/* cuda_gemm.cu's f16 path (gemm_b) against the integer MMQ (mmq_b:
+ * LARDER_CUDA_MMQ=1) on one weight, n = 16, 64, 512, 4096; both include
+ * their activation rounding. */
+static void bench_mmq(backend *gemm_b, backend *mmq_b, uint32_t type, int64_t rows, int64_t cols) {
+    larder_error err = {};
+    size_t wbytes = 0;
+    void *w[3];
+    for (int i = 0; i < 3; i++) w[i] = make_weight(type, rows, cols, &wbytes);
+    const int64_t ns[4] = {16, 64, 512, 4096};
+    for (int j = 0; j < 4; j++) {
+        const int64_t n = ns[j];
+        float *x[3], *y;
+        for (int i = 0; i < 3; i++) x[i] = make_input((size_t)(n * cols));
+        cu(cudaMalloc(&y, (size_t)(n * rows) * 4), "output");
+        double t[2];
+        backend *bs[2] = {gemm_b, mmq_b};
+        for (int v = 0; v < 2; v++) {
+            cuda_backend *c = (cuda_backend *)bs[v];
+            t[v] = time_median(c->stream, [&](int i) {
+                if (backend_matmul(bs[v], w[i % 3], type, rows, cols, x[i % 3], n, y, &err)) die("matmul", &err);
+            });
+            if (backend_sync(bs[v], &err)) die("sync", &err);
+        }
+        const double flop = 2.0 * (double)n * (double)rows * (double)cols;
+        printf("mmq   %-5s %6lldx%-6lld n=%-5lld gemm %9.1f us %6.1f TFLOP/s %7.1f GB/s | mmq %9.1f us %6.1f TFLOP/s "
+               "%7.1f GB/s | mmq %.2fx",
+               tensor_type_get(type)->name, (long long)rows, (long long)cols, (long long)n, t[0] * 1e3,
+               flop / t[0] * 1e-9, wbytes / t[0] * 1e-6, t[1] * 1e3, flop / t[1] * 1e-9, wbytes / t[1] * 1e-6,
+               t[0] / t[1]);
+        for (int v = 0; v < 3 && g_mmq_tiles[0]; v++) { /* --tiles: each MMQ tile forced */
+            cuda_backend *c = (cuda_backend *)g_mmq_tiles[v];
+            const double tv = time_median(c->stream, [&](int i) {
+                if (backend_matmul(g_mmq_tiles[v], w[i % 3], type, rows, cols, x[i % 3], n, y, &err))
+                    die("matmul", &err);
+            });
+            if (backend_sync(g_mmq_tiles[v], &err)) die("sync", &err);
+            printf(" | %s %.1f us", g_mmq_tile_names[v], tv * 1e3);
+        }
+        printf("\n");
+        fflush(stdout);
+        for (int i = 0; i < 3; i++) cudaFree(x[i]);
+        cudaFree(y);
+    }
+    for (int i = 0; i < 3; i++) cudaFree(w[i]);
+}
+
+static void bench_mmq_all(backend *gemm_b, backend *mmq_b) {
+    bench_mmq(gemm_b, mmq_b, TYPE_Q4_K, 4096, 4096);
+    bench_mmq(gemm_b, mmq_b, TYPE_Q4_K, 14336, 4096);
+    bench_mmq(gemm_b, mmq_b, TYPE_Q6_K, 4096, 4096);
+    bench_mmq(gemm_b, mmq_b, TYPE_Q6_K, 14336, 4096);
+    bench_mmq(gemm_b, mmq_b, TYPE_Q5_K, 4096, 4096);
+    bench_mmq(gemm_b, mmq_b, TYPE_Q8_0, 4096, 4096);
+}
+
 static void bench_moe(backend *old_b, backend *new_b) {
     larder_error err = {};
     const int32_t n_expert = 128, k = 8;
@@ -215,16 +277,38 @@ static void bench_moe(backend *old_b, backend *new_b) {
 }
 
 int main(int argc, char **argv) {
-    bool tiles = false;
+    bool tiles = false, mmq_only = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) g_reps = 7;
         else if (!strcmp(argv[i], "--tiles")) tiles = true;
+        else if (!strcmp(argv[i], "--mmq")) mmq_only = true;
         else {
-            fprintf(stderr, "usage: cuda_gemm_bench [--quick] [--tiles]\n");
+            fprintf(stderr, "usage: cuda_gemm_bench [--quick] [--tiles] [--mmq]\n");
             return 2;
         }
     }
     backend *old_b = make_gpu("2"), *new_b = make_gpu("0");
+    setenv("LARDER_CUDA_MMQ", "1", 1);
+    backend *mmq_b = make_gpu("0");
+    if (tiles)
+        for (int i = 0; i < 3; i++) {
+            char v[4];
+            snprintf(v, sizeof v, "%d", i + 1);
+            setenv("LARDER_CUDA_MMQ_TILE", v, 1);
+            g_mmq_tiles[i] = make_gpu("0");
+        }
+    unsetenv("LARDER_CUDA_MMQ"), unsetenv("LARDER_CUDA_MMQ_TILE");
+    if (mmq_only) {
+        cudaDeviceProp prop;
+        cu(cudaGetDeviceProperties(&prop, 0), "properties");
+        printf("device: %s, %d SMs; gemm = cuda_gemm.cu (f16), mmq = cuda_mmq.cu (int8); median of up to %d runs\n",
+               prop.name, prop.multiProcessorCount, g_reps);
+        bench_mmq_all(new_b, mmq_b);
+        for (int i = 0; i < 3; i++)
+            if (g_mmq_tiles[i]) backend_free(g_mmq_tiles[i]);
+        backend_free(mmq_b), backend_free(old_b), backend_free(new_b);
+        return 0;
+    }
     if (tiles) {
         const char *v[N_TILES] = {"3", "4", "5", "6", "7", "8"};
         for (int i = 0; i < N_TILES; i++) g_tiles[i] = make_gpu(v[i]);
@@ -240,6 +324,10 @@ int main(int argc, char **argv) {
     bench_dense(old_b, new_b, TYPE_Q6_K, 4096, 14336);
     bench_dense(old_b, new_b, TYPE_Q6_K, 128256, 4096);
     bench_moe(old_b, new_b);
+    bench_mmq_all(new_b, mmq_b);
+    for (int i = 0; i < 3; i++)
+        if (g_mmq_tiles[i]) backend_free(g_mmq_tiles[i]);
+    backend_free(mmq_b);
     for (int i = 0; i < N_TILES; i++)
         if (g_tiles[i]) backend_free(g_tiles[i]);
     backend_free(old_b), backend_free(new_b);

@@ -22,9 +22,15 @@
  *   qgemm (cuda_gemm.cu, n > 8): every type but F32, n = 9..512, each tile
  *     shape forced and the automatic one; reference: the dequantised weights
  *     times x rounded as the GPU rounds it (8-bit activation quants, f16)
+ *   mmq (cuda_mmq.cu, LARDER_CUDA_MMQ=1, n > 8): Q4_K/Q5_K/Q6_K/Q8_0 at the
+ *     Llama-3-8B shapes, n = 9..512, and every MMQ type at odd row counts
+ *     with each tile forced; reference: the CPU backend (same 8-bit
+ *     activations, exact integer dots: 1e-5), and at least 10x closer to
+ *     it than the f16 GEMM
  *   moe_ffn grouped (n_tokens > 8): against the per-pair GPU path and the
  *     CPU, skewed routing, an expert no token chose, 8..128 experts, top 2..8
  * Prints one line per check and "N passed, N failed" last; exit 1 on a failure.
+ * Usage: cuda_ops_check [--mmq]   (--mmq: only the mmq checks)
  */
 #include <math.h>
 #include <stdio.h>
@@ -908,6 +914,173 @@ static backend *gpu_with_env(const char *setting, const backend_options *opt) {
     return b;
 }
 
+/* ---- MMQ (cuda_mmq.cu: 8-bit activations times int8 weight quants on the
+ * integer tensor cores, LARDER_CUDA_MMQ=1) */
+
+static uint32_t urand(uint32_t bound) { /* uniform in [0, bound) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (uint32_t)((rng >> 32) % bound);
+}
+
+/* A rows x cols weight of `type` whose every block is drawn at random from a
+ * pool of quantized blocks of random scale (quantizing 60M elements row by
+ * row would take minutes): each (row, block) position holds its own draw,
+ * so a wrong row or block index shows. */
+static uint8_t *make_pool_weight(uint32_t type, int64_t rows, int64_t cols) {
+    enum { POOL = 1021 };
+    const tensor_type_traits *tt = tensor_type_get(type);
+    const int64_t be = tt->block_elems, nb = cols / be;
+    const size_t bb = tt->block_bytes, rb = tensor_row_bytes(type, cols);
+    float *f = malloc((size_t)(POOL * be) * sizeof *f);
+    uint8_t *pool = malloc((size_t)POOL * bb), *w = malloc(rb * (size_t)rows);
+    if (!f || !pool || !w) {
+        fprintf(stderr, "cuda_ops_check: out of memory\n");
+        exit(2);
+    }
+    for (int p = 0; p < POOL; p++) {
+        const float scale = 0.05f + 2.0f * (frand() + 1.0f);
+        fill(f + p * be, (size_t)be, scale);
+    }
+    larder_error err = {0};
+    if (quantize_row(type, f, pool, POOL * be)) die("quantize", &err);
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t b = 0; b < nb; b++) memcpy(w + (size_t)r * rb + (size_t)b * bb, pool + (size_t)urand(POOL) * bb, bb);
+    free(f), free(pool);
+    return w;
+}
+
+/* The MMQ product (backend `mq`, LARDER_CUDA_MMQ=1) of one weight with x of
+ * each n in ns against the CPU backend's product (`ref`): equal up to the
+ * order of float additions (the integer dots are exact), so 1e-5; outputs
+ * poisoned with NaN first. With `f16` (the f16 tensor-core path) the error
+ * of that path against the CPU is printed beside it, and the MMQ's must be
+ * at most a tenth of it. */
+static void check_mmq(backend *mq, backend *ref, backend *f16, uint32_t type, int64_t rows, int64_t cols,
+                      const int64_t *ns, int n_ns) {
+    larder_error err = {0};
+    const size_t rb = tensor_row_bytes(type, cols);
+    uint8_t *w = make_pool_weight(type, rows, cols);
+    const void *wd, *wf16 = NULL;
+    if (backend_upload_weight(mq, w, rb * (size_t)rows, &wd, &err)) die("upload", &err);
+    if (f16 && backend_upload_weight(f16, w, rb * (size_t)rows, &wf16, &err)) die("upload", &err);
+    for (int j = 0; j < n_ns; j++) {
+        const int64_t n = ns[j];
+        const size_t nx = (size_t)(n * cols), ny = (size_t)(n * rows);
+        float *x = malloc(nx * sizeof *x), *yc = malloc(ny * sizeof *yc), *yh = malloc(ny * sizeof *yh);
+        fill(x, nx, 1.0f);
+        if (backend_matmul(ref, w, type, rows, cols, x, n, yc, &err)) die("cpu matmul", &err);
+        float *xg = buf_from(mq, x, nx), *yg = buf_from(mq, NULL, ny);
+        if (backend_matmul(mq, wd, type, rows, cols, xg, n, yg, &err)) die("mmq matmul", &err);
+        buf_to(mq, yh, yg, ny);
+        const double e = rel_errf(yh, yc, ny);
+        char what[200];
+        if (f16) {
+            float *xf = buf_from(f16, x, nx), *yf = buf_from(f16, NULL, ny);
+            if (backend_matmul(f16, wf16, type, rows, cols, xf, n, yf, &err)) die("f16 matmul", &err);
+            buf_to(f16, yh, yf, ny);
+            const double ef = rel_errf(yh, yc, ny);
+            snprintf(what, sizeof what, "mmq %-5s %lldx%lld n=%lld vs cpu (f16 gemm vs cpu %.2g; mmq < f16/10)",
+                     tensor_type_get(type)->name, (long long)rows, (long long)cols, (long long)n, ef);
+            check(what, e, ef / 10 < 1e-5 ? ef / 10 : 1e-5);
+            backend_buffer_free(f16, xf), backend_buffer_free(f16, yf);
+        } else {
+            snprintf(what, sizeof what, "mmq %-5s %lldx%lld n=%lld vs cpu", tensor_type_get(type)->name,
+                     (long long)rows, (long long)cols, (long long)n);
+            check(what, e, 1e-5);
+        }
+        backend_buffer_free(mq, xg), backend_buffer_free(mq, yg);
+        free(x), free(yc), free(yh);
+    }
+    free(w);
+}
+
+/* Matrices of different types times one x in one backend_matmul_multi call
+ * (the MMQ quantizes x once per activation type) against the CPU. */
+static void check_mmq_multi(backend *mq, backend *ref, int64_t n) {
+    larder_error err = {0};
+    enum { NM = 4 };
+    const uint32_t types[NM] = {TYPE_Q4_K, TYPE_Q6_K, TYPE_Q8_0, TYPE_Q4_1};
+    const int64_t cols = 512, rows[NM] = {300, 64, 129, 77};
+    float *x = malloc((size_t)(n * cols) * sizeof *x);
+    fill(x, (size_t)(n * cols), 1.0f);
+    float *xg = buf_from(mq, x, (size_t)(n * cols));
+    backend_matmul_weight mats[NM];
+    uint8_t *w[NM];
+    for (int i = 0; i < NM; i++) {
+        w[i] = make_pool_weight(types[i], rows[i], cols);
+        const void *wd;
+        if (backend_upload_weight(mq, w[i], tensor_row_bytes(types[i], cols) * (size_t)rows[i], &wd, &err))
+            die("upload", &err);
+        mats[i] = (backend_matmul_weight){wd, types[i], rows[i], buf_from(mq, NULL, (size_t)(n * rows[i]))};
+    }
+    if (backend_matmul_multi(mq, mats, NM, cols, xg, n, &err)) die("matmul_multi", &err);
+    double worst = 0;
+    for (int i = 0; i < NM; i++) {
+        const size_t m = (size_t)(n * rows[i]);
+        float *a = malloc(m * sizeof *a), *b = malloc(m * sizeof *b);
+        buf_to(mq, a, mats[i].y, m);
+        if (backend_matmul(ref, w[i], types[i], rows[i], cols, x, n, b, &err)) die("cpu matmul", &err);
+        const double e = rel_errf(a, b, m);
+        if (e > worst) worst = e;
+        free(a), free(b), free(w[i]);
+        backend_buffer_free(mq, mats[i].y);
+    }
+    char what[128];
+    snprintf(what, sizeof what, "mmq matmul_multi q4_k+q6_k+q8_0+q4_1 n=%lld vs cpu", (long long)n);
+    check(what, worst, 1e-5);
+    backend_buffer_free(mq, xg);
+    free(x);
+}
+
+/* A CUDA backend with the MMQ on (LARDER_CUDA_MMQ=1), its tile forced
+ * (LARDER_CUDA_MMQ_TILE=tile: 1 64x128, 2 64x64, 3 128x128) when tile is
+ * not NULL. */
+static backend *gpu_with_mmq(const char *tile, const backend_options *opt) {
+    larder_error err = {0};
+    setenv("LARDER_CUDA_MMQ", "1", 1);
+    if (tile) setenv("LARDER_CUDA_MMQ_TILE", tile, 1);
+    backend *b = backend_create("cuda", opt, &err);
+    unsetenv("LARDER_CUDA_MMQ"), unsetenv("LARDER_CUDA_MMQ_TILE");
+    if (!b) die("cuda backend", &err);
+    return b;
+}
+
+static void check_mmq_all(const backend_options *opt) {
+    larder_error err = {0};
+    backend_options ref_opt = *opt;
+    ref_opt.n_threads = 16; /* the CPU reference of the large shapes */
+    backend *ref = backend_create("cpu", &ref_opt, &err);
+    if (!ref) die("cpu backend", &err);
+    backend *mq = gpu_with_mmq(NULL, opt), *forced[3] = {gpu_with_mmq("1", opt), gpu_with_mmq("2", opt),
+                                                          gpu_with_mmq("3", opt)};
+    printf("-- mmq (LARDER_CUDA_MMQ=1)\n");
+    const int64_t ns[5] = {9, 16, 64, 100, 512};
+    /* the Q4_K_M types at the Llama-3-8B shapes; against the f16 GEMM too */
+    const uint32_t main_types[4] = {TYPE_Q4_K, TYPE_Q6_K, TYPE_Q5_K, TYPE_Q8_0};
+    for (int i = 0; i < 4; i++) {
+        check_mmq(mq, ref, gpu, main_types[i], 4096, 4096, ns, 5);
+        check_mmq(mq, ref, NULL, main_types[i], 14336, 4096, ns, 5);
+        check_mmq(mq, ref, NULL, main_types[i], 4096, 14336, ns, 5);
+    }
+    /* every MMQ type: rows not a multiple of the tile (333: K split at small
+     * n; 4097: a last row alone), legacy rows of 544 columns (a part step of
+     * one block); automatic tile, then 64x128, 64x64, 128x128 forced */
+    const uint32_t all[9] = {TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1, TYPE_Q8_0,
+                             TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K};
+    const int64_t ns_small[4] = {9, 33, 77, 300};
+    for (int i = 0; i < 9; i++) {
+        const int64_t cols = tensor_type_get(all[i])->block_elems == 256 ? 768 : 544;
+        check_mmq(mq, ref, gpu, all[i], 333, cols, ns_small, 4);
+        for (int f = 0; f < 3; f++) check_mmq(forced[f], ref, NULL, all[i], 333, cols, ns_small, 4);
+        const int64_t n130[1] = {130};
+        check_mmq(mq, ref, NULL, all[i], 4097, 512, n130, 1);
+    }
+    check_mmq_multi(mq, ref, 40);
+    check_mmq_multi(mq, ref, 200);
+    for (int f = 0; f < 3; f++) backend_free(forced[f]);
+    backend_free(mq), backend_free(ref);
+}
+
 /* A CUDA backend made with LARDER_CUDA_GEMM=value (the matmul path it takes). */
 static backend *gpu_with_gemm(const char *value, const backend_options *opt) {
     larder_error err = {0};
@@ -918,11 +1091,22 @@ static backend *gpu_with_gemm(const char *value, const backend_options *opt) {
     return b;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
     larder_error err = {0};
     backend_options opt = {.n_threads = 4, .device = 0};
+    const bool mmq_only = argc == 2 && !strcmp(argv[1], "--mmq"); /* only the MMQ checks */
+    if (argc > 1 && !mmq_only) {
+        fprintf(stderr, "usage: cuda_ops_check [--mmq]\n");
+        return 2;
+    }
     if (!(cpu = backend_create("cpu", &opt, &err))) die("cpu backend", &err);
     if (!(gpu = backend_create("cuda", &opt, &err))) die("cuda backend", &err);
+    if (mmq_only) {
+        check_mmq_all(&opt);
+        backend_free(cpu), backend_free(gpu);
+        printf("%d passed, %d failed\n", n_pass, n_fail);
+        return n_fail ? 1 : 0;
+    }
     const uint32_t types[] = {TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q4_0, TYPE_Q4_1, TYPE_Q5_0, TYPE_Q5_1,
                               TYPE_Q8_0, TYPE_Q2_K, TYPE_Q3_K, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K};
     for (size_t i = 0; i < sizeof types / sizeof types[0]; i++) {
@@ -957,6 +1141,7 @@ int main(void) {
         check_qgemm(gs, names, NG, TYPE_Q4_0, 1000, 4096, 600); /* 600 tokens: 5 token tiles of 128 */
         for (int g = 1; g < NG; g++) backend_free(gs[g]);
     }
+    check_mmq_all(&opt);
     check_matmul(TYPE_F32, 33, 72, 3);   /* widths not a multiple of 32: scalar kernel */
     check_matmul(TYPE_F16, 33, 72, 20);
     check_get_rows(TYPE_F16, 72);

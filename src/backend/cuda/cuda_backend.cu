@@ -669,6 +669,7 @@ static void cu_free(backend *b) {
     cudaFree(c->mm_w16);
     cudaFree(c->mm_x16);
     cudaFree(c->mm_xil);
+    cudaFree(c->mm_xq);
     cudaFree(c->moe_xil);
     cudaFree(c->attn_part);
     cudaFree(c->rows_tmp);
@@ -748,6 +749,10 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
         c->gemv_rows_per_block = 0;
     const char *fuse = getenv("LARDER_CUDA_FUSE"); /* on unless LARDER_CUDA_FUSE=0 */
     c->launch_fusions = !fuse || atoi(fuse) != 0;
+    const char *mmq = getenv("LARDER_CUDA_MMQ"); /* the integer MMQ for n > 8 (cuda_mmq.cu): off until a GPU round */
+    c->mmq_enabled = mmq && atoi(mmq) == 1;
+    const char *mmq_tile = getenv("LARDER_CUDA_MMQ_TILE"); /* 1|2|3 fixes its tile (tests, timing) */
+    c->mmq_tile = mmq_tile ? atoi(mmq_tile) : 0;
     const char *gvv = getenv("LARDER_CUDA_GEMV_V");
     c->gemv_variant = gvv ? atoi(gvv) : 0;
     const char *mmvq = getenv("LARDER_CUDA_MMVQ"); /* on unless LARDER_CUDA_MMVQ=0 */

@@ -2,7 +2,8 @@
  * cuda_internal.h — the CUDA backend's object and what its files share:
  * cuda_backend.cu (creation, memory, KV page memory, the step's batch,
  * elementwise ops, rope, norms), cuda_matmul.cu (quantized GEMV for decode;
- * prefill through cuda_gemm.cu's tensor-core product on quantized weights;
+ * prefill through cuda_gemm.cu's tensor-core product on quantized weights,
+ * or cuda_mmq.cu's integer one on quantized activations (LARDER_CUDA_MMQ=1);
  * cuda_moe_gemm.cu its grouped form for the experts), cuda_attention.cu
  * (KV store and paged attention) and cuda_flash_attn.cu (attention on the
  * tensor cores). Compiled by nvcc only (make cuda); not for use outside
@@ -71,6 +72,10 @@ typedef struct cuda_backend {
     size_t mm_x16_bytes;
     void *mm_xil;             /* x rounded and interleaved for the GEMV (cuda_act_round) */
     size_t mm_xil_bytes;
+    void *mm_xq;              /* x as 8-bit quants for the MMQ (cuda_mmq_act) */
+    size_t mm_xq_bytes;
+    bool mmq_enabled;         /* LARDER_CUDA_MMQ=1: products of > GEMV_MAX_TOKENS tokens take cuda_mmq.cu */
+    int mmq_tile;             /* LARDER_CUDA_MMQ_TILE=1|2|3: its tile fixed (cuda_mmq; tests, timing); 0: by n */
     /* What mm_xil holds: xil_src (n, cols) rounded for act type xil_act, or
      * nothing (xil_src NULL). Ops that may write activations begin with
      * CUDA_OP_BEGIN, which forgets it; rmsnorm sets it when it rounds its
@@ -214,6 +219,24 @@ int cuda_gemm_q_grouped(cuda_backend *c, const void *w, uint32_t wtype, int32_t 
                         const __half *x16, int64_t ldk, int32_t x_div, const int32_t *tiles, const int32_t *n_tiles,
                         const int32_t *plist, int64_t max_tiles, int tile_bm, float *y, int64_t ldy, larder_error *err);
 bool cuda_gemm_bm128_fits(uint32_t wtype);
+
+/* cuda_mmq.cu: y (n, rows; row stride ldy) = x̃ · Wᵀ on the integer tensor
+ * cores, x̃ = x quantized as the CPU quantizes activations for wtype, so the
+ * result equals the CPU backend's product up to the order of float
+ * additions. cuda_mmq_type_supported: the weight types it takes (Q4_0,
+ * Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K). cuda_mmq_act writes x
+ * (n, cols; cols a multiple of 32, of 256 for K-quants) as the records
+ * cuda_mmq reads (cuda_mmq_act_bytes(n, cols) bytes at `out`); cuda_mmq
+ * multiplies them with W (device, 16-byte aligned); forced_tile 1, 2, 3
+ * fixes the tile (tokens x rows) to 64x128, 64x64, 128x128 (0: by n). Split K uses mm_w16 as its
+ * scratch. Enqueued on the stream. */
+bool cuda_mmq_type_supported(uint32_t wtype);
+int64_t cuda_mmq_steps(int64_t cols);
+size_t cuda_mmq_act_bytes(int64_t n, int64_t cols);
+int cuda_mmq_act(cuda_backend *c, uint32_t wtype, const float *x, int64_t n, int64_t cols, void *out,
+                 larder_error *err);
+int cuda_mmq(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const void *xq, int64_t n,
+             float *y, int64_t ldy, int forced_tile, larder_error *err);
 
 /* cuda_moe_gemm.cu: the expert feed-forward of a batch of more than
  * CUDA_MOE_GROUPED_MIN_TOKENS tokens as grouped tensor-core products

@@ -18,6 +18,10 @@
  *    dequantised to f16 slabs in device memory, then a wmma GEMM (plain
  *    loads | cp.async). f32 weights stay on the GEMV path in groups of 8
  *    tokens (exact, slower; only test models have them).
+ *  - MMQ (LARDER_CUDA_MMQ=1, n > GEMV_MAX_TOKENS, the types of
+ *    cuda_mmq_type_supported): x quantized to 8 bits as the CPU quantizes
+ *    it, multiplied with the weight's unpacked int8 quants on the integer
+ *    tensor cores (cuda_mmq.cu): the CPU's product up to float order.
  * Rows whose width is not a multiple of 32 (float types only) take a scalar
  * kernel.
  */
@@ -472,7 +476,7 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
     /* x is rounded once per activation type and path; consecutive matrices
      * of one type (q, k, v; gate, up) share the rounding, and a rounding
      * the preceding rmsnorm did (the memo) is used as it is. */
-    uint32_t f16_act = QUANT_NO_TYPE;
+    uint32_t f16_act = QUANT_NO_TYPE, q8_act = QUANT_NO_TYPE;
     bool memo_ok = c->xil_src == x && c->xil_n == n_tokens && c->xil_cols == cols;
     for (int i = 0; i < n_mats; i++) {
         const backend_matmul_weight *m = &mats[i];
@@ -485,7 +489,19 @@ int cuda_matmul_multi(backend *b, const backend_matmul_weight *mats, int n_mats,
         }
         if (x == c->silu_out && i == 0) /* and what silu_mul should */
             c->silu_cols = use_gemm ? 0 : cols, c->silu_act = act;
-        if (use_gemm) {
+        const bool use_mmq = use_gemm && c->mmq_enabled && cuda_mmq_type_supported(m->wtype) &&
+                             (tensor_type_get(m->wtype)->block_elems != 256 || cols % 256 == 0);
+        if (use_mmq) {
+            if (act != q8_act) {
+                if (cuda_scratch_reserve(c, &c->mm_xq, &c->mm_xq_bytes, cuda_mmq_act_bytes(n_tokens, cols),
+                                         "matmul activation scratch", err) ||
+                    cuda_mmq_act(c, m->wtype, x, n_tokens, cols, c->mm_xq, err))
+                    return -1;
+                q8_act = act;
+            }
+            if (cuda_mmq(c, m->w, m->wtype, m->rows, cols, c->mm_xq, n_tokens, m->y, m->rows, c->mmq_tile, err))
+                return -1;
+        } else if (use_gemm) {
             if (act != f16_act) {
                 if (cuda_scratch_reserve(c, &c->mm_x16, &c->mm_x16_bytes, (size_t)n_tokens * (size_t)ldk * 2,
                                          "matmul activation scratch", err) ||

@@ -20,10 +20,10 @@
 __device__ __forceinline__ float cq_f16(const uint8_t *p) {
     return __half2float(__ushort_as_half((unsigned short)(p[0] | p[1] << 8)));
 }
-__device__ __forceinline__ float cq_h(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+__host__ __device__ __forceinline__ float cq_h(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
 /* 6-bit scale and min j of a Q4_K / Q5_K scales[12] (q4k_scale_min). */
-__device__ __forceinline__ void cq_q4k_scale_min(const uint8_t *s, int j, float *sc, float *m) {
+__host__ __device__ __forceinline__ void cq_q4k_scale_min(const uint8_t *s, int j, float *sc, float *m) {
     if (j < 4) {
         *sc = (float)(s[j] & 63);
         *m = (float)(s[j + 4] & 63);
