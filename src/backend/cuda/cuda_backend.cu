@@ -741,6 +741,7 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
         return NULL;
     }
     c->n_sm = prop.multiProcessorCount;
+    c->smem_optin = (int)prop.sharedMemPerBlockOptin;
     const char *gv = getenv("LARDER_CUDA_GEMM");
     c->gemm_variant = gv ? atoi(gv) : 0;
     const char *gr_rows = getenv("LARDER_CUDA_GEMV_R");

@@ -53,6 +53,7 @@ typedef struct cuda_backend {
     int device;
     cudaStream_t stream;
     int n_sm;
+    int smem_optin;           /* most shared memory a block may opt in to (bytes) */
     int gemm_variant;         /* LARDER_CUDA_GEMM=1: the plain-load GEMM (for A/B timing) */
     int gemv_rows_per_block;  /* LARDER_CUDA_GEMV_R=1|2|4 fixes the GEMV's rows per block (A/B timing); 0: chosen */
     int gemv_variant;         /* LARDER_CUDA_GEMV_V=2: the 8-bit GEMV a warp per row(s) (cuda_gemv.cuh) */

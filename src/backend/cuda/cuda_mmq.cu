@@ -454,6 +454,10 @@ static int mq_launch_one(cuda_backend *c, const mq_args &a, dim3 grid, larder_er
 enum { MQ_AUTO, MQ_64x128, MQ_64x64, MQ_128x128, MQ_N_TILES };
 static const int mq_bm[MQ_N_TILES] = {0, 64, 64, 128}, mq_bn[MQ_N_TILES] = {0, 128, 64, 128};
 
+static_assert(mq_smem_bytes<TYPE_Q6_K, 128, 128>() == 2 * 128 * MQ_XLD + 2 * 128 * mq_slot<TYPE_Q6_K>::bytes +
+                                                         128 * MQ_WLD + 128 * MQ_SREC * 4,
+              "mq_tile_smem follows mq_smem_bytes");
+
 template <int T> static int mq_launch(cuda_backend *c, const mq_args &a, int tile, dim3 grid, larder_error *err) {
     switch (tile) {
     case MQ_64x128: return mq_launch_one<T, 64, 128>(c, a, grid, err);
@@ -467,6 +471,24 @@ template <int T> static int mq_launch(cuda_backend *c, const mq_args &a, int til
 static int mq_pick(int64_t n, int forced) {
     if (forced > MQ_AUTO && forced < MQ_N_TILES) return forced;
     return n > 64 ? MQ_128x128 : MQ_64x64;
+}
+
+/* Shared memory of a tile for a weight type (mq_smem_bytes, at run time). */
+static size_t mq_tile_smem(uint32_t wtype, int tile) {
+    size_t slice = 0;
+    switch (wtype) {
+    case TYPE_Q4_0: slice = mq_traits<TYPE_Q4_0>::slice; break;
+    case TYPE_Q4_1: slice = mq_traits<TYPE_Q4_1>::slice; break;
+    case TYPE_Q5_0: slice = mq_traits<TYPE_Q5_0>::slice; break;
+    case TYPE_Q5_1: slice = mq_traits<TYPE_Q5_1>::slice; break;
+    case TYPE_Q8_0: slice = mq_traits<TYPE_Q8_0>::slice; break;
+    case TYPE_Q3_K: slice = mq_traits<TYPE_Q3_K>::slice; break;
+    case TYPE_Q4_K: slice = mq_traits<TYPE_Q4_K>::slice; break;
+    case TYPE_Q5_K: slice = mq_traits<TYPE_Q5_K>::slice; break;
+    default: slice = mq_traits<TYPE_Q6_K>::slice; break;
+    }
+    const size_t bm = (size_t)mq_bm[tile], bn = (size_t)mq_bn[tile];
+    return 2 * bm * MQ_XLD + 2 * bn * ((slice + 30) / 16 * 16) + bn * MQ_WLD + bn * MQ_SREC * 4;
 }
 
 int cuda_mmq(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const void *xq, int64_t n,
@@ -484,7 +506,12 @@ int cuda_mmq(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64
     a.rows = rows, a.n_chunks = cols / 32;
     a.x = (const uint8_t *)xq, a.steps = cuda_mmq_steps(cols), a.n = n;
     a.y = y, a.ldy = ldy;
-    const int tile = mq_pick(n, forced_tile), bm = mq_bm[tile], bn = mq_bn[tile];
+    int tile = mq_pick(n, forced_tile);
+    if (c->smem_optin > 0 && mq_tile_smem(wtype, tile) > (size_t)c->smem_optin) tile = MQ_64x64; /* sm_80: 163 KiB */
+    if (c->smem_optin > 0 && mq_tile_smem(wtype, tile) > (size_t)c->smem_optin)
+        return error_set(err, ERR_UNSUPPORTED, "mmq: %zu bytes of shared memory a block, the device allows %d",
+                         mq_tile_smem(wtype, tile), c->smem_optin);
+    const int bm = mq_bm[tile], bn = mq_bn[tile];
     const int64_t row_tiles = (rows + bn - 1) / bn, m_tiles = (n + bm - 1) / bm;
     if (row_tiles > 65535) return error_set(err, ERR_UNSUPPORTED, "mmq: %lld rows", (long long)rows);
     if (m_tiles > 0x7fffffff) return error_set(err, ERR_UNSUPPORTED, "mmq: %lld tokens", (long long)n);
