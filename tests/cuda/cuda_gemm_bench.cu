@@ -287,6 +287,7 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
+    setenv("LARDER_CUDA_MMQ", "0", 1); /* old and new: the f16 products; the MMQ backends name it */
     backend *old_b = make_gpu("2"), *new_b = make_gpu("0");
     setenv("LARDER_CUDA_MMQ", "1", 1);
     backend *mmq_b = make_gpu("0");
@@ -297,7 +298,7 @@ int main(int argc, char **argv) {
             setenv("LARDER_CUDA_MMQ_TILE", v, 1);
             g_mmq_tiles[i] = make_gpu("0");
         }
-    unsetenv("LARDER_CUDA_MMQ"), unsetenv("LARDER_CUDA_MMQ_TILE");
+    setenv("LARDER_CUDA_MMQ", "0", 1), unsetenv("LARDER_CUDA_MMQ_TILE");
     if (mmq_only) {
         cudaDeviceProp prop;
         cu(cudaGetDeviceProperties(&prop, 0), "properties");

@@ -639,7 +639,7 @@ static void check_flash_all(const backend_options *opt) {
     fflush(stdout); /* the lines so far survive a fault below */
     setenv("LARDER_CUDA_FA", "1", 1);
     gfa = backend_create("cuda", opt, &err);
-    unsetenv("LARDER_CUDA_FA");
+    setenv("LARDER_CUDA_FA", "0", 1); /* back to the checks' baseline (main) */
     if (!gfa) die("cuda backend (LARDER_CUDA_FA=1)", &err);
     printf("-- flash attention (LARDER_CUDA_FA=1)\n");
     const uint32_t kv_types[] = {TYPE_F16, TYPE_F32, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0};
@@ -665,7 +665,7 @@ static void check_flash_all(const backend_options *opt) {
     /* LARDER_CUDA_FA=2: f16 rows through registers instead of cp.async */
     setenv("LARDER_CUDA_FA", "2", 1);
     gfa = backend_create("cuda", opt, &err);
-    unsetenv("LARDER_CUDA_FA");
+    setenv("LARDER_CUDA_FA", "0", 1); /* back to the checks' baseline (main) */
     if (!gfa) die("cuda backend (LARDER_CUDA_FA=2)", &err);
     printf("-- flash attention without cp.async (LARDER_CUDA_FA=2)\n");
     check_flash_prefill(TYPE_F16, 128, 32, 8, 16, 37, 500, 0, 0);
@@ -907,9 +907,13 @@ static backend *gpu_with_env(const char *setting, const backend_options *opt) {
     if (!eq || (size_t)(eq - setting) >= sizeof name) die("gpu_with_env", &err);
     memcpy(name, setting, (size_t)(eq - setting));
     name[eq - setting] = 0;
+    const char *prev = getenv(name);
+    char saved[64] = "";
+    if (prev) snprintf(saved, sizeof saved, "%s", prev);
     setenv(name, eq + 1, 1);
     backend *b = backend_create("cuda", opt, &err);
-    unsetenv(name);
+    if (prev) setenv(name, saved, 1);
+    else unsetenv(name);
     if (!b) die("cuda backend", &err);
     return b;
 }
@@ -1040,7 +1044,7 @@ static backend *gpu_with_mmq(const char *tile, const backend_options *opt) {
     setenv("LARDER_CUDA_MMQ", "1", 1);
     if (tile) setenv("LARDER_CUDA_MMQ_TILE", tile, 1);
     backend *b = backend_create("cuda", opt, &err);
-    unsetenv("LARDER_CUDA_MMQ"), unsetenv("LARDER_CUDA_MMQ_TILE");
+    setenv("LARDER_CUDA_MMQ", "0", 1), unsetenv("LARDER_CUDA_MMQ_TILE"); /* the baseline (main) */
     if (!b) die("cuda backend", &err);
     return b;
 }
@@ -1100,6 +1104,11 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!(cpu = backend_create("cpu", &opt, &err))) die("cpu backend", &err);
+    /* The baseline of every backend made here: the scalar attention kernel
+     * and the f16 tensor-core product for n > 8 (the paths most checks were
+     * written for); the flash attention and the MMQ, the runtime's
+     * defaults, have their own sections, which name them. */
+    setenv("LARDER_CUDA_FA", "0", 1), setenv("LARDER_CUDA_MMQ", "0", 1);
     if (!(gpu = backend_create("cuda", &opt, &err))) die("cuda backend", &err);
     if (mmq_only) {
         check_mmq_all(&opt);

@@ -328,8 +328,11 @@ int cuda_attention(backend *b, const backend_kv *kv, int32_t layer, const float 
     if (layer < 0 || layer >= l->n_layers) return error_set(err, ERR_INVALID, "attention: layer %d", layer);
     if (bt->n_tokens == 0) return 0;
     const int32_t group = n_heads / l->n_kv_heads, D = l->head_dim;
-    /* the tensor-core kernel (LARDER_CUDA_FA=1) where it takes the shape */
-    const bool flash = c->flash_attn != 0 && cuda_flash_attn_supported(D, group, l->kv_type);
+    /* the tensor-core kernel where it takes the shape (and the KV type:
+     * cuda_internal.h's flash_attn) */
+    const bool quant_kv = l->kv_type == TYPE_Q8_0 || l->kv_type == TYPE_Q4_0;
+    const bool flash = c->flash_attn != 0 && (!quant_kv || c->flash_quant_kv) &&
+                       cuda_flash_attn_supported(D, group, l->kv_type);
     const int32_t tile_tokens = flash ? cuda_fa_tile_tokens(group) : group >= ATTN_TILE_ROWS ? 1 : ATTN_TILE_ROWS / group;
     if (cut_tiles(c, group, tile_tokens, err)) return -1;
     int32_t R = tile_tokens * group;

@@ -750,8 +750,8 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
         c->gemv_rows_per_block = 0;
     const char *fuse = getenv("LARDER_CUDA_FUSE"); /* on unless LARDER_CUDA_FUSE=0 */
     c->launch_fusions = !fuse || atoi(fuse) != 0;
-    const char *mmq = getenv("LARDER_CUDA_MMQ"); /* the integer MMQ for n > 8 (cuda_mmq.cu): off until a GPU round */
-    c->mmq_enabled = mmq && atoi(mmq) == 1;
+    const char *mmq = getenv("LARDER_CUDA_MMQ"); /* the integer MMQ for n > 8 (cuda_mmq.cu): on unless =0 */
+    c->mmq_enabled = !mmq || atoi(mmq) != 0;
     const char *mmq_tile = getenv("LARDER_CUDA_MMQ_TILE"); /* 1|2|3 fixes its tile (tests, timing) */
     c->mmq_tile = mmq_tile ? atoi(mmq_tile) : 0;
     const char *gvv = getenv("LARDER_CUDA_GEMV_V");
@@ -759,7 +759,8 @@ extern "C" backend *backend_cuda_create(const backend_options *opt, larder_error
     const char *mmvq = getenv("LARDER_CUDA_MMVQ"); /* on unless LARDER_CUDA_MMVQ=0 */
     c->gemv_q8 = !mmvq || atoi(mmvq) != 0;
     const char *fa = getenv("LARDER_CUDA_FA"); /* tensor-core attention (cuda_flash_attn.cu) */
-    c->flash_attn = fa && (atoi(fa) == 1 || atoi(fa) == 2) ? atoi(fa) : 0;
+    c->flash_attn = !fa ? 1 : atoi(fa) == 1 || atoi(fa) == 2 ? atoi(fa) : 0;
+    c->flash_quant_kv = fa && c->flash_attn != 0; /* named: every KV type the kernel takes */
     const char *gmax = getenv("LARDER_CUDA_GRAPH_MAX"); /* decode steps of up to this many tokens (default 8) */
     c->graph_max_tokens = gmax && atoi(gmax) > 0 && atoi(gmax) <= 256 ? atoi(gmax) : 8;
     const char *gr = getenv("LARDER_CUDA_GRAPH"); /* decode graphs: on unless LARDER_CUDA_GRAPH=0 */

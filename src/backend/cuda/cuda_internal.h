@@ -3,7 +3,7 @@
  * cuda_backend.cu (creation, memory, KV page memory, the step's batch,
  * elementwise ops, rope, norms), cuda_matmul.cu (quantized GEMV for decode;
  * prefill through cuda_gemm.cu's tensor-core product on quantized weights,
- * or cuda_mmq.cu's integer one on quantized activations (LARDER_CUDA_MMQ=1);
+ * or cuda_mmq.cu's integer one on quantized activations (the default);
  * cuda_moe_gemm.cu its grouped form for the experts), cuda_attention.cu
  * (KV store and paged attention) and cuda_flash_attn.cu (attention on the
  * tensor cores). Compiled by nvcc only (make cuda); not for use outside
@@ -75,7 +75,7 @@ typedef struct cuda_backend {
     size_t mm_xil_bytes;
     void *mm_xq;              /* x as 8-bit quants for the MMQ (cuda_mmq_act) */
     size_t mm_xq_bytes;
-    bool mmq_enabled;         /* LARDER_CUDA_MMQ=1: products of > GEMV_MAX_TOKENS tokens take cuda_mmq.cu */
+    bool mmq_enabled;         /* products of > GEMV_MAX_TOKENS tokens take cuda_mmq.cu (unless LARDER_CUDA_MMQ=0) */
     int mmq_tile;             /* LARDER_CUDA_MMQ_TILE=1|2|3: its tile fixed (cuda_mmq; tests, timing); 0: by n */
     /* What mm_xil holds: xil_src (n, cols) rounded for act type xil_act, or
      * nothing (xil_src NULL). Ops that may write activations begin with
@@ -101,10 +101,15 @@ typedef struct cuda_backend {
      * consecutive matrices of one type sharing x (q/k/v, gate/up); silu_mul
      * rounding its output for the down product */
     bool launch_fusions;
-    /* LARDER_CUDA_FA=1: attention on the tensor cores (cuda_flash_attn.cu)
-     * where it takes the shape; off until a GPU round has verified it
-     * (2: the same without cp.async, A/B timing); 0: the scalar kernel */
+    /* attention on the tensor cores (cuda_flash_attn.cu) where it takes the
+     * shape: by default for f16/bf16/f32 KV (flash_attn 1, flash_quant_kv
+     * false); LARDER_CUDA_FA=1 for every KV type it takes, =2 the same
+     * without cp.async (A/B timing), =0 the scalar kernel always. q8_0 and
+     * q4_0 KV stay on the scalar kernel by default: with them the f16
+     * products of the tensor cores moved a top token of the Q4_K_M test
+     * model (tests/cuda/run.sh, CUDA_RESULTS.md) */
     int flash_attn;
+    bool flash_quant_kv;
     /* the GEMV multiplies the activations' 8-bit quants with dp4a
      * (ACT_LAYOUT_Q8) instead of their f32 values (unless LARDER_CUDA_MMVQ=0) */
     bool gemv_q8;
