@@ -1,10 +1,10 @@
 /*
  * cuda_flash_attn.cu — paged causal attention on the tensor cores (mma.sync
  * m16n8k16, f16 operands, f32 accumulators; sm_80 and later), the fast
- * path of cuda_attention.cu's op for head sizes 64 and 128 (on with
- * LARDER_CUDA_FA=1 until a GPU round has verified it; the scalar kernel
- * takes every other shape; LARDER_CUDA_FA=2: the same without cp.async,
- * for A/B timing and diagnosis).
+ * path of cuda_attention.cu's op for head sizes 64 and 128 (by default for
+ * f16/bf16/f32 KV, with LARDER_CUDA_FA=1 for q8_0/q4_0 KV too; the scalar
+ * kernel takes every other shape; LARDER_CUDA_FA=2: the same without
+ * cp.async, for A/B timing and diagnosis).
  *
  * A block of 4 warps per (tile, KV head, split), as the scalar kernel: a
  * tile is a run of up to 64 / group consecutive tokens of one sequence, its

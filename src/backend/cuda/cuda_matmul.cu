@@ -2,23 +2,26 @@
  * cuda_matmul.cu — y (n, rows) = x (n, cols) · Wᵀ on the GPU for every
  * weight type of cuda_quant.cuh, and backend_get_rows (embedding rows).
  *
- * Two paths:
+ * Three paths:
  *  - GEMV (decode and small batches, n <= GEMV_MAX_TOKENS, and every f32
- *    weight): a block of 4 warps per 1, 2 or 4 weight rows, the rows'
- *    32-element chunks dealt over its lanes, unpacked into registers
- *    (cuda_quant.cuh) and multiplied with the activations of up to 8
- *    tokens, so the weights stream from memory once per call
+ *    weight): a block of 4 warps per 1, 2 or 4 weight rows (or a warp per
+ *    1-2 rows for short rows and the output matrix), the rows' 32-element
+ *    chunks dealt over its lanes and multiplied with the activations of up
+ *    to 8 tokens, so the weights stream from memory once per call
  *    (cuda_gemv.cuh). The activations are first rounded as the CPU rounds
- *    them (cuda_act_round.cu: 8-bit quants times their scale), so the
- *    products equal the CPU's up to the order of float additions.
- *  - GEMM (prefill, n > GEMV_MAX_TOKENS): x is rounded as for the GEMV,
+ *    them (cuda_act_round.cu); by default the GEMV multiplies their int8
+ *    quants with the weight's quants by dp4a (cuda_quant_q8.cuh: the CPU's
+ *    integer sums), with LARDER_CUDA_MMVQ=0 their f32 values with the
+ *    weight unpacked to f32 (cuda_quant.cuh).
+ *  - GEMM (prefill, n > GEMV_MAX_TOKENS, LARDER_CUDA_MMQ=0 or a type the
+ *    MMQ does not take): x is rounded as for the GEMV,
  *    then to f16, and cuda_gemm.cu multiplies it with the quantized weight
  *    on the tensor cores (unpacked in shared memory, never written out).
  *    LARDER_CUDA_GEMM=1|2 selects the old path for A/B timing: the weight
  *    dequantised to f16 slabs in device memory, then a wmma GEMM (plain
  *    loads | cp.async). f32 weights stay on the GEMV path in groups of 8
  *    tokens (exact, slower; only test models have them).
- *  - MMQ (LARDER_CUDA_MMQ=1, n > GEMV_MAX_TOKENS, the types of
+ *  - MMQ (the default for n > GEMV_MAX_TOKENS and the types of
  *    cuda_mmq_type_supported): x quantized to 8 bits as the CPU quantizes
  *    it, multiplied with the weight's unpacked int8 quants on the integer
  *    tensor cores (cuda_mmq.cu): the CPU's product up to float order.
