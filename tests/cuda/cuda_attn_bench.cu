@@ -22,45 +22,18 @@
  * Usage: cuda_attn_bench [--quick]
  */
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <algorithm>
-#include <vector>
 
-#include "backend/cuda/cuda_internal.h"
+#define BENCH_NAME "cuda_attn_bench"
+#include "cuda_bench_common.h"
 
 static int g_reps = 9;
 
-static void die(const char *what, const larder_error *err) {
-    fprintf(stderr, "cuda_attn_bench: %s: %s\n", what, err->message);
-    exit(2);
-}
-
-static void cu(cudaError_t e, const char *what) {
-    if (e != cudaSuccess) {
-        fprintf(stderr, "cuda_attn_bench: %s: %s\n", what, cudaGetErrorString(e));
-        exit(2);
-    }
-}
-
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static float frand(void) {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
-
 /* fa: the LARDER_CUDA_FA setting ("0": the scalar kernel) */
 static backend *make_gpu(const char *fa) {
-    larder_error err = {};
-    backend_options opt = {};
-    opt.n_threads = 1, opt.device = 0;
-    setenv("LARDER_CUDA_FA", fa, 1);
-    backend *b = backend_create("cuda", &opt, &err);
-    unsetenv("LARDER_CUDA_FA");
-    if (!b) die("cuda backend", &err);
-    return b;
+    const std::string env = std::string("LARDER_CUDA_FA=") + fa;
+    return bench_gpu(env.c_str());
 }
 
 static float *upload(backend *b, const std::vector<float> &h) {

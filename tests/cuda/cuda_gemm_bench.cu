@@ -24,18 +24,11 @@
  * forced; --mmq: only the mmq comparison)
  */
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 #include <algorithm>
-#include <vector>
 
-#include "backend/cuda/cuda_internal.h"
-
-extern "C" {
-#include "tensor/quant.h"
-}
+#define BENCH_NAME "cuda_gemm_bench"
+#include "cuda_bench_common.h"
 
 static int g_reps = 15;
 #define N_TILES 6
@@ -44,56 +37,9 @@ static const char *g_tile_names[N_TILES] = {"64x128", "64x64", "64x32", "128x64"
 static backend *g_mmq_tiles[3]; /* --tiles: the MMQ with each tile forced (LARDER_CUDA_MMQ_TILE=1..3) */
 static const char *g_mmq_tile_names[3] = {"64x128", "64x64", "128x128"};
 
-static void die(const char *what, const larder_error *err) {
-    fprintf(stderr, "cuda_gemm_bench: %s: %s\n", what, err->message);
-    exit(2);
-}
-
-static void cu(cudaError_t e, const char *what) {
-    if (e != cudaSuccess) {
-        fprintf(stderr, "cuda_gemm_bench: %s: %s\n", what, cudaGetErrorString(e));
-        exit(2);
-    }
-}
-
-static uint64_t rng = 0x2545F4914F6CDD1Dull;
-static float frand(void) {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
-
 static backend *make_gpu(const char *gemm) {
-    larder_error err = {};
-    backend_options opt = {};
-    opt.n_threads = 1, opt.device = 0;
-    setenv("LARDER_CUDA_GEMM", gemm, 1);
-    backend *b = backend_create("cuda", &opt, &err);
-    unsetenv("LARDER_CUDA_GEMM");
-    if (!b) die("backend", &err);
-    return b;
-}
-
-/* A weight of rows x cols of `type` in device memory (random values; rows
- * quantized once and repeated, so large matrices upload fast). */
-static void *make_weight(uint32_t type, int64_t rows, int64_t cols, size_t *bytes_out) {
-    size_t rb = tensor_row_bytes(type, cols);
-    const int64_t distinct = 64;
-    std::vector<float> f((size_t)cols);
-    std::vector<uint8_t> host(rb * (size_t)distinct);
-    for (int64_t r = 0; r < distinct; r++) {
-        for (auto &v : f) v = frand();
-        if (quantize_row(type, f.data(), host.data() + (size_t)r * rb, cols)) {
-            fprintf(stderr, "cuda_gemm_bench: cannot quantize type %u\n", type);
-            exit(2);
-        }
-    }
-    std::vector<uint8_t> all(rb * (size_t)rows);
-    for (int64_t r = 0; r < rows; r++) memcpy(all.data() + (size_t)r * rb, host.data() + (size_t)(r % distinct) * rb, rb);
-    void *d;
-    cu(cudaMalloc(&d, all.size()), "weight");
-    cu(cudaMemcpy(d, all.data(), all.size(), cudaMemcpyHostToDevice), "weight upload");
-    *bytes_out = all.size();
-    return d;
+    const std::string env = std::string("LARDER_CUDA_GEMM=") + gemm;
+    return bench_gpu(env.c_str());
 }
 
 static float *make_input(size_t n) {

@@ -15,85 +15,17 @@
  *
  * Usage: cuda_gemv_bench [--quick]
  */
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
 #include <algorithm>
-#include <string>
-#include <vector>
 
-#include "backend/cuda/cuda_internal.h"
-
-extern "C" {
-#include "tensor/quant.h"
-}
+#define BENCH_NAME "cuda_gemv_bench"
+#include "cuda_bench_common.h"
 
 static int g_reps = 21;
-
-static void die(const char *what, const larder_error *err) {
-    fprintf(stderr, "cuda_gemv_bench: %s: %s\n", what, err->message);
-    exit(2);
-}
-
-static void cu(cudaError_t e, const char *what) {
-    if (e != cudaSuccess) {
-        fprintf(stderr, "cuda_gemv_bench: %s: %s\n", what, cudaGetErrorString(e));
-        exit(2);
-    }
-}
-
-static uint64_t rng = 0x9E3779B97F4A7C15ull;
-static float frand(void) {
-    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
-    return (float)((rng >> 11) * (1.0 / 9007199254740992.0)) * 2.0f - 1.0f;
-}
 
 struct variant {
     const char *name, *env; /* "A=1 B=2" */
     backend *b;
 };
-
-static backend *make_gpu(const char *env) {
-    larder_error err = {};
-    backend_options opt = {};
-    opt.n_threads = 1, opt.device = 0;
-    char buf[128];
-    snprintf(buf, sizeof buf, "%s", env);
-    std::vector<std::string> keys;
-    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " ")) {
-        char *eq = strchr(tok, '=');
-        if (!eq) continue;
-        *eq = 0;
-        setenv(tok, eq + 1, 1);
-        keys.push_back(tok);
-    }
-    backend *b = backend_create("cuda", &opt, &err);
-    for (auto &k : keys) unsetenv(k.c_str());
-    if (!b) die("backend", &err);
-    return b;
-}
-
-static void *make_weight(uint32_t type, int64_t rows, int64_t cols, size_t *bytes_out) {
-    size_t rb = tensor_row_bytes(type, cols);
-    const int64_t distinct = 64;
-    std::vector<float> f((size_t)cols);
-    std::vector<uint8_t> host(rb * (size_t)distinct);
-    for (int64_t r = 0; r < distinct; r++) {
-        for (auto &v : f) v = frand();
-        if (quantize_row(type, f.data(), host.data() + (size_t)r * rb, cols)) {
-            fprintf(stderr, "cuda_gemv_bench: cannot quantize type %u\n", type);
-            exit(2);
-        }
-    }
-    std::vector<uint8_t> all(rb * (size_t)rows);
-    for (int64_t r = 0; r < rows; r++) memcpy(all.data() + (size_t)r * rb, host.data() + (size_t)(r % distinct) * rb, rb);
-    void *d;
-    cu(cudaMalloc(&d, all.size()), "weight");
-    cu(cudaMemcpy(d, all.data(), all.size(), cudaMemcpyHostToDevice), "weight upload");
-    *bytes_out = all.size();
-    return d;
-}
 
 static void bench_shape(std::vector<variant> &vs, uint32_t type, int64_t rows, int64_t cols) {
     larder_error err = {};
@@ -156,7 +88,7 @@ int main(int argc, char **argv) {
         {"q8 R4", "LARDER_CUDA_MMVQ=1 LARDER_CUDA_GEMV_R=4", NULL},
         {"q8 warp", "LARDER_CUDA_MMVQ=1 LARDER_CUDA_GEMV_V=2", NULL},
     };
-    for (auto &v : vs) v.b = make_gpu(v.env);
+    for (auto &v : vs) v.b = bench_gpu(v.env);
     cudaDeviceProp prop;
     cu(cudaGetDeviceProperties(&prop, 0), "properties");
     printf("device: %s, %d SMs; median of %d runs of 12 products (us a product)\n", prop.name, prop.multiProcessorCount,
