@@ -149,12 +149,12 @@ $(BUILD)/tests/cuda/cuda_mmq_unpack_check: tests/cuda/cuda_mmq_unpack_check.cu $
 	$(NVCC) $(NVCC_FLAGS) -Itests -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
 
 # The prefill matmul microbenchmark (old path vs cuda_gemm.cu), CUDA C++.
-$(BUILD)/tests/cuda/cuda_gemm_bench: tests/cuda/cuda_gemm_bench.cu $(BUILD)/liblarder.a
+$(BUILD)/tests/cuda/cuda_gemm_bench: tests/cuda/cuda_gemm_bench.cu tests/cuda/cuda_bench_common.h $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
 
 # The decode GEMV microbenchmark (its variants side by side), CUDA C++.
-$(BUILD)/tests/cuda/cuda_gemv_bench: tests/cuda/cuda_gemv_bench.cu $(BUILD)/liblarder.a
+$(BUILD)/tests/cuda/cuda_gemv_bench: tests/cuda/cuda_gemv_bench.cu tests/cuda/cuda_bench_common.h $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
 
@@ -167,7 +167,7 @@ fa-emu: $(BUILD)/liblarder.a
 	$(BUILD)/tests/cuda/fa_emu $(FA_EMU_ARGS)
 
 # The attention microbenchmark (scalar kernel vs cuda_flash_attn.cu), CUDA C++.
-$(BUILD)/tests/cuda/cuda_attn_bench: tests/cuda/cuda_attn_bench.cu $(BUILD)/liblarder.a
+$(BUILD)/tests/cuda/cuda_attn_bench: tests/cuda/cuda_attn_bench.cu tests/cuda/cuda_bench_common.h $(BUILD)/liblarder.a
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCC_FLAGS) -o $@ $< $(BUILD)/liblarder.a -lm -lpthread
 
