@@ -19,10 +19,10 @@
  * the softmax weights are not rounded to V's precision (tolerance:
  * tests/cuda/run.sh).
  *
- * By default (f16/bf16/f32 KV; LARDER_CUDA_FA=1: every KV type, =0: never),
- * head sizes 64 and 128 and groups up to 64 take the
- * tensor-core kernel of cuda_flash_attn.cu instead (tiles of 64 / group
- * tokens, chunks of 64 keys), with the same arguments and the same merge;
+ * Head sizes 64 and 128 and groups up to 64 take the tensor-core kernel of
+ * cuda_flash_attn.cu instead (tiles of 64 / group tokens, chunks of 64
+ * keys; by default for f16/bf16/f32 KV, see cuda_internal.h's flash_attn),
+ * with the same arguments and the same merge;
  * the helpers both kernels use are in cuda_attn.cuh, the host-side index
  * math in cuda_attn_plan.h.
  */

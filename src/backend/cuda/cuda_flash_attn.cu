@@ -1,10 +1,12 @@
 /*
  * cuda_flash_attn.cu — paged causal attention on the tensor cores (mma.sync
  * m16n8k16, f16 operands, f32 accumulators; sm_80 and later), the fast
- * path of cuda_attention.cu's op for head sizes 64 and 128 (by default for
- * f16/bf16/f32 KV, with LARDER_CUDA_FA=1 for q8_0/q4_0 KV too; the scalar
- * kernel takes every other shape; LARDER_CUDA_FA=2: the same without
- * cp.async, for A/B timing and diagnosis).
+ * path of cuda_attention.cu's op for head sizes 64 and 128 and groups up
+ * to 64: by default for f16, bf16 and f32 KV; for q8_0/q4_0 KV too with
+ * LARDER_CUDA_FA=1 (the f16 rounding of their int·scale products moved a
+ * top token of the Q4_K_M test model: cuda_internal.h); LARDER_CUDA_FA=2:
+ * the same without cp.async (A/B timing), =0: the scalar kernel always.
+ * The scalar kernel takes every other shape.
  *
  * A block of 4 warps per (tile, KV head, split), as the scalar kernel: a
  * tile is a run of up to 64 / group consecutive tokens of one sequence, its
@@ -30,12 +32,19 @@
  * (split-KV) the unnormalised partial written for k_attention_merge, with
  * the max in natural-log units as that kernel expects.
  *
+ * Measured on an H100 (8B Q4_K_M, f16 KV, end to end, same run as the
+ * scalar kernel): prefill 4096 2,777 -> 10,897 tok/s, prefill 512 5,987 ->
+ * 9,766 (with the MMQ product), decode 203 -> 269 tok/s.
+ *
  * Tolerance against the CPU: q and K are both f16 in the product where the
  * CPU has f32·f16 (f16 KV: q is already f16, so no loss there); P is f16
  * before P·V (the CPU rounds the normalised weights to V's precision too).
  * f32 and bf16 K/V lose their extra bits to f16 here, q8_0/q4_0 rows'
  * products int·scale are rounded to f16. Values beyond f16's range (65504)
- * are not supported by this path.
+ * are not supported by this path. Next for quantized KV: K as its int8
+ * values (exact in f16) with the block scales applied per 32-element k
+ * step in f32 (q·k then as exact as the CPU's integer dot), and V's
+ * scales folded into P per 32-column block.
  */
 #include "backend/cuda/cuda_attn.cuh"
 #include "backend/cuda/cuda_attn_plan.h"
