@@ -344,6 +344,23 @@ static int cu_batch_set(backend *b, const backend_batch *in, larder_error *err) 
 #define EW_THREADS 256
 static unsigned ew_blocks(int64_t n) { return (unsigned)((n + EW_THREADS - 1) / EW_THREADS); }
 
+/* The sum over the block (<= 32 warps) of each thread's ss: lanes by
+ * shuffles, then warp sums by the first warp; every thread of the block
+ * calls it and gets the total. */
+__device__ __forceinline__ double rms_block_sum(double ss) {
+    __shared__ double part[32];
+    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
+    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        double t = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0.0;
+        for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
+        if (threadIdx.x == 0) part[0] = t;
+    }
+    __syncthreads();
+    return part[0];
+}
+
 /* One block per row: squares rounded to f32 and summed in double, the
  * mean rounded to f32 (the CPU's steps). */
 /* y = x / sqrt(mean(x²) + eps) · w, one block per row; the squares summed
@@ -352,21 +369,11 @@ static unsigned ew_blocks(int64_t n) { return (unsigned)((n + EW_THREADS - 1) / 
 template <bool ROUND, int A, int LAYOUT>
 __global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim, float eps, void *x_r,
                           int64_t il_stride) {
-    __shared__ double part[32];
     const float *xr = x + (int64_t)blockIdx.x * dim;
     float *yr = y + (int64_t)blockIdx.x * dim;
     double ss = 0;
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) ss += (double)__fmul_rn(xr[i], xr[i]);
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        double v = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-        if (threadIdx.x == 0) part[0] = v;
-    }
-    __syncthreads();
-    const float mean = (float)(part[0] / (double)dim);
+    const float mean = (float)(rms_block_sum(ss) / (double)dim);
     const float scale = 1.0f / sqrtf(mean + eps);
     for (int64_t i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = __fmul_rn(__fmul_rn(xr[i], scale), w[i]);
     if (!ROUND) return;
@@ -384,7 +391,6 @@ __global__ void k_rmsnorm(const float *x, const float *w, float *y, int64_t dim,
 template <bool ROUND, int A, int LAYOUT>
 __global__ void __launch_bounds__(1024)
     k_rmsnorm8(const float *x, const float *w, float *y, int64_t dim, float eps, void *x_r, int64_t il_stride) {
-    __shared__ double part[32];
     const float4 *xr = (const float4 *)(x + (int64_t)blockIdx.x * dim) + 2 * threadIdx.x;
     const float4 *wr = (const float4 *)w + 2 * threadIdx.x;
     const float4 x0 = xr[0], x1 = xr[1], w0 = wr[0], w1 = wr[1];
@@ -393,16 +399,7 @@ __global__ void __launch_bounds__(1024)
     double ss = 0;
 #pragma unroll
     for (int i = 0; i < 8; i++) ss += (double)__fmul_rn(v[i], v[i]);
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, o);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        double t = threadIdx.x < blockDim.x / 32 ? part[threadIdx.x] : 0.0;
-        for (int o = 16; o > 0; o >>= 1) t += __shfl_xor_sync(0xffffffffu, t, o);
-        if (threadIdx.x == 0) part[0] = t;
-    }
-    __syncthreads();
-    const float mean = (float)(part[0] / (double)dim);
+    const float mean = (float)(rms_block_sum(ss) / (double)dim);
     const float scale = 1.0f / sqrtf(mean + eps);
 #pragma unroll
     for (int i = 0; i < 8; i++) v[i] = __fmul_rn(__fmul_rn(v[i], scale), ww[i]);

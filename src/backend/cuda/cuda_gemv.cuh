@@ -15,6 +15,32 @@
 #define GEMV_MAX_TOKENS 8 /* tokens one GEMV pass carries (more: passes of 8) */
 #define GEMV_WARPS 4      /* warps per block: they split each row's chunks */
 
+/* The block's per-thread sums acc[r][t] added up: lanes by shuffles, warps
+ * through shared memory in warp order; out[r·NT + t] holds the total on
+ * return (out: GEMV_SMEM_FLOATS(RR, NT) shared floats). Every thread of the
+ * block calls it. */
+template <int NT, int RR>
+__device__ __forceinline__ void gemv_block_sum(const float (&acc)[RR][NT], float *out) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    float *part = out + RR * NT; /* (warp, r·NT + t) */
+#pragma unroll
+    for (int r = 0; r < RR; r++)
+#pragma unroll
+        for (int t = 0; t < NT; t++) {
+            float s = acc[r][t];
+#pragma unroll
+            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+            if (lane == 0) part[warp * RR * NT + r * NT + t] = s;
+        }
+    __syncthreads();
+    for (int i = threadIdx.x; i < RR * NT; i += blockDim.x) {
+        float s = 0.0f;
+        for (int w = 0; w < GEMV_WARPS; w++) s += part[w * RR * NT + i];
+        out[i] = s;
+    }
+    __syncthreads();
+}
+
 /*
  * y[t][r] = Σ_k W[r][k] · x̃[t][k], x̃ = x rounded as the CPU rounds
  * activations (cuda_act_round.cu), read from its interleaved copy.
@@ -59,23 +85,7 @@ __device__ __forceinline__ void gemv_block_rows(const uint8_t *const rowp[RR], i
             }
         }
     }
-    float *part = out + RR * NT; /* (warp, r·NT + t) */
-#pragma unroll
-    for (int r = 0; r < RR; r++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            float s = acc[r][t];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-            if (lane == 0) part[warp * RR * NT + r * NT + t] = s;
-        }
-    __syncthreads();
-    for (int i = threadIdx.x; i < RR * NT; i += blockDim.x) {
-        float s = 0.0f;
-        for (int w = 0; w < GEMV_WARPS; w++) s += part[w * RR * NT + i];
-        out[i] = s;
-    }
-    __syncthreads();
+    gemv_block_sum<NT, RR>(acc, out);
 }
 
 /*
@@ -116,23 +126,7 @@ __device__ __forceinline__ void gemvq_block_rows(const uint8_t *const rowp[RR], 
             }
         }
     }
-    float *part = out + RR * NT; /* (warp, r·NT + t) */
-#pragma unroll
-    for (int r = 0; r < RR; r++)
-#pragma unroll
-        for (int t = 0; t < NT; t++) {
-            float s = acc[r][t];
-#pragma unroll
-            for (int o = 16; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
-            if (lane == 0) part[warp * RR * NT + r * NT + t] = s;
-        }
-    __syncthreads();
-    for (int i = threadIdx.x; i < RR * NT; i += blockDim.x) {
-        float s = 0.0f;
-        for (int w = 0; w < GEMV_WARPS; w++) s += part[w * RR * NT + i];
-        out[i] = s;
-    }
-    __syncthreads();
+    gemv_block_sum<NT, RR>(acc, out);
 }
 
 /*
