@@ -49,8 +49,8 @@ typedef struct addr_record {
     unsigned char addr[16];
     size_t addr_bytes;       /* 0: free slot */
     int failures;
-    int64_t last_s;          /* last failure or success */
-    int64_t locked_until_s;
+    int64_t last_ms;         /* last failure */
+    int64_t locked_until_ms;
 } addr_record;
 
 struct http_auth_throttle {
@@ -71,45 +71,48 @@ void http_auth_throttle_free(http_auth_throttle *t) {
 }
 
 /* The address's record, or NULL (find only) / a fresh one (create). */
-static addr_record *lookup(http_auth_throttle *t, const void *addr, size_t n, bool create, int64_t now_s) {
+static addr_record *lookup(http_auth_throttle *t, const void *addr, size_t n, bool create, int64_t now_ms) {
     if (n > sizeof t->rec[0].addr) n = sizeof t->rec[0].addr;
     addr_record *oldest = &t->rec[0];
     for (size_t i = 0; i < HTTP_AUTH_TRACKED_ADDRESSES; i++) {
         addr_record *r = &t->rec[i];
-        if (r->addr_bytes && now_s - r->last_s > HTTP_AUTH_FORGET_S && now_s >= r->locked_until_s) r->addr_bytes = 0;
+        if (r->addr_bytes && now_ms - r->last_ms > HTTP_AUTH_FORGET_S * 1000 && now_ms >= r->locked_until_ms)
+            r->addr_bytes = 0;
         if (r->addr_bytes == n && !memcmp(r->addr, addr, n)) return r;
         if (!r->addr_bytes) oldest = r;
-        else if (oldest->addr_bytes && r->last_s < oldest->last_s) oldest = r;
+        else if (oldest->addr_bytes && r->last_ms < oldest->last_ms) oldest = r;
     }
     if (!create) return NULL;
     memset(oldest, 0, sizeof *oldest);
     memcpy(oldest->addr, addr, n);
     oldest->addr_bytes = n;
-    oldest->last_s = now_s;
+    oldest->last_ms = now_ms;
     return oldest;
 }
 
-int http_auth_throttle_wait_s(http_auth_throttle *t, const void *addr, size_t addr_bytes, int64_t now_s) {
+int64_t http_auth_throttle_wait_ms(http_auth_throttle *t, const void *addr, size_t addr_bytes, int64_t now_ms) {
     pthread_mutex_lock(&t->mu);
-    addr_record *r = lookup(t, addr, addr_bytes, false, now_s);
-    int wait = r && r->locked_until_s > now_s ? (int)(r->locked_until_s - now_s) : 0;
+    addr_record *r = lookup(t, addr, addr_bytes, false, now_ms);
+    int64_t wait = r && r->locked_until_ms > now_ms ? r->locked_until_ms - now_ms : 0;
     pthread_mutex_unlock(&t->mu);
     return wait;
 }
 
-void http_auth_throttle_record(http_auth_throttle *t, const void *addr, size_t addr_bytes, bool ok, int64_t now_s) {
+void http_auth_throttle_record(http_auth_throttle *t, const void *addr, size_t addr_bytes, bool ok, int64_t now_ms) {
     pthread_mutex_lock(&t->mu);
-    addr_record *r = lookup(t, addr, addr_bytes, !ok, now_s);
+    addr_record *r = lookup(t, addr, addr_bytes, !ok, now_ms);
     if (r && ok) {
         r->addr_bytes = 0;
     } else if (r) {
         r->failures++;
-        r->last_s = now_s;
+        r->last_ms = now_ms;
         if (r->failures >= HTTP_AUTH_FREE_FAILURES) {
+            /* FIRST << (failures - FREE), capped; the shift stays small */
             int shift = r->failures - HTTP_AUTH_FREE_FAILURES;
-            int64_t lock = shift >= 6 ? HTTP_AUTH_MAX_LOCKOUT_S : (int64_t)1 << shift;
-            if (lock > HTTP_AUTH_MAX_LOCKOUT_S) lock = HTTP_AUTH_MAX_LOCKOUT_S;
-            r->locked_until_s = now_s + lock;
+            int64_t lock_ms = HTTP_AUTH_MAX_LOCKOUT_S * 1000;
+            if (shift < 16 && ((int64_t)HTTP_AUTH_FIRST_LOCKOUT_MS << shift) < lock_ms)
+                lock_ms = (int64_t)HTTP_AUTH_FIRST_LOCKOUT_MS << shift;
+            r->locked_until_ms = now_ms + lock_ms;
         }
     }
     pthread_mutex_unlock(&t->mu);

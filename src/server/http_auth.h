@@ -9,8 +9,10 @@
  * Wrong keys (a key presented that is not the key; a request without any
  * key guesses nothing and is not counted) are counted per client address (a fixed table of
  * HTTP_AUTH_TRACKED_ADDRESSES, least recently seen replaced): after
- * HTTP_AUTH_FREE_FAILURES wrong keys, the address is locked out for a time
- * that doubles with every further failure (up to HTTP_AUTH_MAX_LOCKOUT_S);
+ * HTTP_AUTH_FREE_FAILURES wrong keys, the address is locked out for
+ * HTTP_AUTH_FIRST_LOCKOUT_MS, a time that doubles with every further failure
+ * (up to HTTP_AUTH_MAX_LOCKOUT_S). Times are milliseconds of a monotonic
+ * clock: a lockout of 2 s lasts 2 s, whenever in a second it starts;
  * while locked out, its requests get 429 with Retry-After and no key is
  * compared at all, so guessing runs at a few tries a minute. A right key
  * clears the address's record.
@@ -23,6 +25,7 @@
 #include <stdint.h>
 
 #define HTTP_AUTH_FREE_FAILURES 5
+#define HTTP_AUTH_FIRST_LOCKOUT_MS 2000
 #define HTTP_AUTH_MAX_LOCKOUT_S 60
 #define HTTP_AUTH_TRACKED_ADDRESSES 256
 /* A record with no failure for this long is forgotten. */
@@ -37,11 +40,11 @@ typedef struct http_auth_throttle http_auth_throttle;
 http_auth_throttle *http_auth_throttle_create(void);
 void http_auth_throttle_free(http_auth_throttle *t);
 
-/* Seconds the address (addr_bytes of a sockaddr's address part) must still
- * wait; 0 when it may try a key now. now_s: a monotonic clock. */
-int http_auth_throttle_wait_s(http_auth_throttle *t, const void *addr, size_t addr_bytes, int64_t now_s);
+/* Milliseconds the address (addr_bytes of a sockaddr's address part) must
+ * still wait; 0 when it may try a key now. now_ms: a monotonic clock. */
+int64_t http_auth_throttle_wait_ms(http_auth_throttle *t, const void *addr, size_t addr_bytes, int64_t now_ms);
 
 /* Records the outcome of a key comparison for the address. */
-void http_auth_throttle_record(http_auth_throttle *t, const void *addr, size_t addr_bytes, bool ok, int64_t now_s);
+void http_auth_throttle_record(http_auth_throttle *t, const void *addr, size_t addr_bytes, bool ok, int64_t now_ms);
 
 #endif

@@ -225,10 +225,10 @@ static void header_all(struct MHD_Connection *conn, const char *name, header_val
     MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, hv);
 }
 
-static int64_t monotonic_s(void) {
+static int64_t monotonic_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec;
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The client's address bytes (for the wrong-key lockout). */
@@ -252,11 +252,11 @@ static int check_key(http_server *s, struct MHD_Connection *conn, int *retry_aft
     if (!s->cfg.api_key) return 0;
     const void *addr = NULL;
     size_t addr_bytes = client_address(conn, &addr);
-    int64_t now = monotonic_s();
+    int64_t now = monotonic_ms();
     if (addr_bytes) {
-        int wait = http_auth_throttle_wait_s(s->throttle, addr, addr_bytes, now);
-        if (wait > 0) {
-            *retry_after_s = wait;
+        int64_t wait_ms = http_auth_throttle_wait_ms(s->throttle, addr, addr_bytes, now);
+        if (wait_ms > 0) {
+            *retry_after_s = (int)((wait_ms + 999) / 1000); /* whole seconds, rounded up */
             return 429;
         }
     }

@@ -35,6 +35,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/http_auth.h"
 #include "server/http_checks.h"
 #include "server/http_server.h"
 #include "server/metrics.h"
@@ -519,8 +520,41 @@ static void test_check_functions(void **state) {
     assert_false(http_cors_allowed_headers("x-stainless-a, x-stainless-b, x-stainless-c, x-stainless-d", out, 16));
 }
 
+/* The lockout schedule on an injected clock: FREE wrong keys pass, then
+ * FIRST, 2*FIRST, ... up to MAX; a lockout lasts its whole length even when
+ * it starts late in a second; a right key clears the record; addresses are
+ * counted apart. */
+static void test_lockout_schedule(void **state) {
+    (void)state;
+    http_auth_throttle *t = http_auth_throttle_create();
+    assert_non_null(t);
+    const unsigned char a[4] = {10, 0, 0, 1}, b[4] = {10, 0, 0, 2};
+    int64_t now = 5999; /* 1 ms before a whole second */
+    for (int i = 0; i < HTTP_AUTH_FREE_FAILURES - 1; i++) {
+        http_auth_throttle_record(t, a, 4, false, now);
+        assert_int_equal(http_auth_throttle_wait_ms(t, a, 4, now), 0);
+    }
+    int64_t expect_ms = HTTP_AUTH_FIRST_LOCKOUT_MS;
+    for (int k = 0; k < 8; k++) {
+        http_auth_throttle_record(t, a, 4, false, now);
+        assert_int_equal(http_auth_throttle_wait_ms(t, a, 4, now), expect_ms);
+        assert_int_equal(http_auth_throttle_wait_ms(t, a, 4, now + expect_ms - 1), 1);
+        assert_int_equal(http_auth_throttle_wait_ms(t, b, 4, now), 0);
+        now += expect_ms;
+        assert_int_equal(http_auth_throttle_wait_ms(t, a, 4, now), 0);
+        expect_ms *= 2;
+        if (expect_ms > HTTP_AUTH_MAX_LOCKOUT_S * 1000) expect_ms = HTTP_AUTH_MAX_LOCKOUT_S * 1000;
+    }
+    assert_int_equal(expect_ms, HTTP_AUTH_MAX_LOCKOUT_S * 1000);
+    http_auth_throttle_record(t, a, 4, true, now);
+    for (int i = 0; i < HTTP_AUTH_FREE_FAILURES - 1; i++) http_auth_throttle_record(t, a, 4, false, now);
+    assert_int_equal(http_auth_throttle_wait_ms(t, a, 4, now), 0);
+    http_auth_throttle_free(t);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_lockout_schedule),
         cmocka_unit_test(test_check_functions),
         cmocka_unit_test(test_head_checks_before_body),
         cmocka_unit_test(test_key_forms_and_lockout),
