@@ -118,16 +118,23 @@ void dequant_q3_k(const block_q3_k *x, float *y, int64_t nb) {
     }
 }
 
+/* Q4_K and Q5_K share their header (d, dmin, the 12 packed scale/min
+ * bytes): one super-block of unpacked q (0..15 or 0..31) to floats. */
+static void dequant_scale_min_block(uint16_t d16, uint16_t dmin16, const uint8_t scales[12], const int8_t q[QK_K],
+                                    float *y) {
+    float d = fp16_to_f32(d16), dmin = fp16_to_f32(dmin16);
+    for (int e = 0; e < QK_K; e++) {
+        uint8_t sc, m;
+        q4k_scale_min(scales, e / 32, &sc, &m);
+        y[e] = d * (float)sc * (float)q[e] - dmin * (float)m;
+    }
+}
+
 void dequant_q4_k(const block_q4_k *x, float *y, int64_t nb) {
     int8_t q[QK_K];
     for (int64_t b = 0; b < nb; b++, y += QK_K) {
         unpack_q4_k(&x[b], q);
-        float d = fp16_to_f32(x[b].d), dmin = fp16_to_f32(x[b].dmin);
-        for (int e = 0; e < QK_K; e++) {
-            uint8_t sc, m;
-            q4k_scale_min(x[b].scales, e / 32, &sc, &m);
-            y[e] = d * (float)sc * (float)q[e] - dmin * (float)m;
-        }
+        dequant_scale_min_block(x[b].d, x[b].dmin, x[b].scales, q, y);
     }
 }
 
@@ -135,12 +142,7 @@ void dequant_q5_k(const block_q5_k *x, float *y, int64_t nb) {
     int8_t q[QK_K];
     for (int64_t b = 0; b < nb; b++, y += QK_K) {
         unpack_q5_k(&x[b], q);
-        float d = fp16_to_f32(x[b].d), dmin = fp16_to_f32(x[b].dmin);
-        for (int e = 0; e < QK_K; e++) {
-            uint8_t sc, m;
-            q4k_scale_min(x[b].scales, e / 32, &sc, &m);
-            y[e] = d * (float)sc * (float)q[e] - dmin * (float)m;
-        }
+        dequant_scale_min_block(x[b].d, x[b].dmin, x[b].scales, q, y);
     }
 }
 
@@ -201,20 +203,27 @@ float dot_q3_k_q8_k(const block_q3_k *x, const block_q8_k *a, int64_t nb) {
     return sum;
 }
 
+/* One Q4_K/Q5_K super-block (header as in dequant_scale_min_block) with
+ * one Q8_K activation block: sub-blocks of 32, their mins against bsums. */
+static float dot_scale_min_block(uint16_t d16, uint16_t dmin16, const uint8_t scales[12], const int8_t q[QK_K],
+                                 const block_q8_k *a) {
+    int32_t isum = 0, summ = 0;
+    for (int j = 0; j < QK_K / 32; j++) {
+        uint8_t sc, m;
+        q4k_scale_min(scales, j, &sc, &m);
+        isum += sc * dot_i8(q, a->qs, 32 * j, 32);
+        summ += m * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+    }
+    float dall = a->d * fp16_to_f32(d16), dmin = a->d * fp16_to_f32(dmin16);
+    return dall * (float)isum - dmin * (float)summ;
+}
+
 float dot_q4_k_q8_k(const block_q4_k *x, const block_q8_k *a, int64_t nb) {
     int8_t q[QK_K];
     float sum = 0;
     for (int64_t b = 0; b < nb; b++) {
         unpack_q4_k(&x[b], q);
-        int32_t isum = 0, summ = 0;
-        for (int j = 0; j < QK_K / 32; j++) {
-            uint8_t sc, m;
-            q4k_scale_min(x[b].scales, j, &sc, &m);
-            isum += sc * dot_i8(q, a[b].qs, 32 * j, 32);
-            summ += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
-        }
-        float dall = a[b].d * fp16_to_f32(x[b].d), dmin = a[b].d * fp16_to_f32(x[b].dmin);
-        sum += dall * (float)isum - dmin * (float)summ;
+        sum += dot_scale_min_block(x[b].d, x[b].dmin, x[b].scales, q, &a[b]);
     }
     return sum;
 }
@@ -224,15 +233,7 @@ float dot_q5_k_q8_k(const block_q5_k *x, const block_q8_k *a, int64_t nb) {
     float sum = 0;
     for (int64_t b = 0; b < nb; b++) {
         unpack_q5_k(&x[b], q);
-        int32_t isum = 0, summ = 0;
-        for (int j = 0; j < QK_K / 32; j++) {
-            uint8_t sc, m;
-            q4k_scale_min(x[b].scales, j, &sc, &m);
-            isum += sc * dot_i8(q, a[b].qs, 32 * j, 32);
-            summ += m * (a[b].bsums[2 * j] + a[b].bsums[2 * j + 1]);
-        }
-        float dall = a[b].d * fp16_to_f32(x[b].d), dmin = a[b].d * fp16_to_f32(x[b].dmin);
-        sum += dall * (float)isum - dmin * (float)summ;
+        sum += dot_scale_min_block(x[b].d, x[b].dmin, x[b].scales, q, &a[b]);
     }
     return sum;
 }

@@ -454,10 +454,6 @@ static int mq_launch_one(cuda_backend *c, const mq_args &a, dim3 grid, larder_er
 enum { MQ_AUTO, MQ_64x128, MQ_64x64, MQ_128x128, MQ_N_TILES };
 static const int mq_bm[MQ_N_TILES] = {0, 64, 64, 128}, mq_bn[MQ_N_TILES] = {0, 128, 64, 128};
 
-static_assert(mq_smem_bytes<TYPE_Q6_K, 128, 128>() == 2 * 128 * MQ_XLD + 2 * 128 * mq_slot<TYPE_Q6_K>::bytes +
-                                                         128 * MQ_WLD + 128 * MQ_SREC * 4,
-              "mq_tile_smem follows mq_smem_bytes");
-
 template <int T> static int mq_launch(cuda_backend *c, const mq_args &a, int tile, dim3 grid, larder_error *err) {
     switch (tile) {
     case MQ_64x128: return mq_launch_one<T, 64, 128>(c, a, grid, err);
@@ -473,22 +469,27 @@ static int mq_pick(int64_t n, int forced) {
     return n > 64 ? MQ_128x128 : MQ_64x64;
 }
 
-/* Shared memory of a tile for a weight type (mq_smem_bytes, at run time). */
-static size_t mq_tile_smem(uint32_t wtype, int tile) {
-    size_t slice = 0;
-    switch (wtype) {
-    case TYPE_Q4_0: slice = mq_traits<TYPE_Q4_0>::slice; break;
-    case TYPE_Q4_1: slice = mq_traits<TYPE_Q4_1>::slice; break;
-    case TYPE_Q5_0: slice = mq_traits<TYPE_Q5_0>::slice; break;
-    case TYPE_Q5_1: slice = mq_traits<TYPE_Q5_1>::slice; break;
-    case TYPE_Q8_0: slice = mq_traits<TYPE_Q8_0>::slice; break;
-    case TYPE_Q3_K: slice = mq_traits<TYPE_Q3_K>::slice; break;
-    case TYPE_Q4_K: slice = mq_traits<TYPE_Q4_K>::slice; break;
-    case TYPE_Q5_K: slice = mq_traits<TYPE_Q5_K>::slice; break;
-    default: slice = mq_traits<TYPE_Q6_K>::slice; break;
+/* Shared memory of a tile for a weight type: mq_smem_bytes at run time. */
+template <int T> static size_t mq_tile_smem_of(int tile) {
+    switch (tile) {
+    case MQ_64x128: return mq_smem_bytes<T, 64, 128>();
+    case MQ_64x64: return mq_smem_bytes<T, 64, 64>();
+    default: return mq_smem_bytes<T, 128, 128>();
     }
-    const size_t bm = (size_t)mq_bm[tile], bn = (size_t)mq_bn[tile];
-    return 2 * bm * MQ_XLD + 2 * bn * ((slice + 30) / 16 * 16) + bn * MQ_WLD + bn * MQ_SREC * 4;
+}
+
+static size_t mq_tile_smem(uint32_t wtype, int tile) {
+    switch (wtype) {
+    case TYPE_Q4_0: return mq_tile_smem_of<TYPE_Q4_0>(tile);
+    case TYPE_Q4_1: return mq_tile_smem_of<TYPE_Q4_1>(tile);
+    case TYPE_Q5_0: return mq_tile_smem_of<TYPE_Q5_0>(tile);
+    case TYPE_Q5_1: return mq_tile_smem_of<TYPE_Q5_1>(tile);
+    case TYPE_Q8_0: return mq_tile_smem_of<TYPE_Q8_0>(tile);
+    case TYPE_Q3_K: return mq_tile_smem_of<TYPE_Q3_K>(tile);
+    case TYPE_Q4_K: return mq_tile_smem_of<TYPE_Q4_K>(tile);
+    case TYPE_Q5_K: return mq_tile_smem_of<TYPE_Q5_K>(tile);
+    default: return mq_tile_smem_of<TYPE_Q6_K>(tile);
+    }
 }
 
 int cuda_mmq(cuda_backend *c, const void *w, uint32_t wtype, int64_t rows, int64_t cols, const void *xq, int64_t n,
