@@ -54,29 +54,13 @@ template <int T> __device__ __forceinline__ void gq_chunk(const uint8_t *s, int 
 template <> __device__ __forceinline__ void gq_chunk<TYPE_F16>(const uint8_t *s, int c, float *out) {
     const uint4 *p = (const uint4 *)(s + c * 64); /* slices of 16-bit rows are 64-byte aligned */
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        uint4 v = p[i];
-        uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float2 f = __half22float2(*(const __half2 *)&w[k]);
-            out[8 * i + 2 * k] = f.x, out[8 * i + 2 * k + 1] = f.y;
-        }
-    }
+    for (int i = 0; i < 4; i++) cq_f16x8(p[i], out + 8 * i);
 }
 
 template <> __device__ __forceinline__ void gq_chunk<TYPE_BF16>(const uint8_t *s, int c, float *out) {
     const uint4 *p = (const uint4 *)(s + c * 64);
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        uint4 v = p[i];
-        uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            out[8 * i + 2 * k] = __uint_as_float(w[k] << 16);
-            out[8 * i + 2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-        }
-    }
+    for (int i = 0; i < 4; i++) cq_bf16x8(p[i], out + 8 * i);
 }
 
 template <> __device__ __forceinline__ void gq_chunk<TYPE_Q4_0>(const uint8_t *s, int c, float *out) {

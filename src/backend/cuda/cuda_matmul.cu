@@ -159,6 +159,34 @@ __global__ void k_dequant_f16(const uint8_t *__restrict__ w, size_t row_bytes, i
 #define GM_PAD 8
 using namespace nvcuda;
 
+/* A warp's 32x64 accumulators (acc[i][j]: rows r0 + 16i, columns c0 + 16j)
+ * into C: full 16x16 tiles straight (wmma stores want 32-byte rows), edge
+ * tiles through the warp's 1 KiB stage in shared memory, element by
+ * element within M x N. */
+__device__ __forceinline__ void gm_store_tile(wmma::fragment<wmma::accumulator, 16, 16, 16, float> (&acc)[2][4],
+                                              float *stage, int64_t r0, int64_t c0, int64_t M, int64_t N,
+                                              float *__restrict__ C, int64_t ldc) {
+    const int lane = threadIdx.x & 31;
+    const bool direct_ok = ldc % 8 == 0 && ((uintptr_t)C & 31) == 0;
+#pragma unroll
+    for (int i = 0; i < 2; i++)
+#pragma unroll
+        for (int j = 0; j < 4; j++) {
+            int64_t rm = r0 + i * 16, cn = c0 + j * 16;
+            if (direct_ok && rm + 16 <= M && cn + 16 <= N) {
+                wmma::store_matrix_sync(C + rm * ldc + cn, acc[i][j], ldc, wmma::mem_row_major);
+            } else {
+                wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
+                __syncwarp();
+                for (int e = lane; e < 256; e += 32) {
+                    int64_t rr = rm + e / 16, cc = cn + e % 16;
+                    if (rr < M && cc < N) C[rr * ldc + cc] = stage[e];
+                }
+                __syncwarp();
+            }
+        }
+}
+
 __global__ void __launch_bounds__(256) k_gemm_f16(const __half *__restrict__ A, const __half *__restrict__ B, int64_t M,
                                                   int64_t N, int64_t K, float *__restrict__ C, int64_t ldc) {
     __shared__ __align__(128) unsigned char smem_raw[2 * (GM_BM + GM_BN) * (GM_BK + GM_PAD) * 2];
@@ -207,26 +235,8 @@ __global__ void __launch_bounds__(256) k_gemm_f16(const __half *__restrict__ A, 
         __syncthreads();
         buf ^= 1;
     }
-    /* store: through shared memory for the edges, straight for full tiles */
-    float *stage = (float *)smem_raw + warp * 16 * 16; /* 8 warps x 1 KiB fits in smem_raw */
-    const bool direct_ok = ldc % 8 == 0 && ((uintptr_t)C & 31) == 0; /* wmma stores want 32-byte rows */
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            int64_t rm = m0 + wm * 32 + i * 16, cn = n0 + wn * 64 + j * 16;
-            if (direct_ok && rm + 16 <= M && cn + 16 <= N) {
-                wmma::store_matrix_sync(C + rm * ldc + cn, acc[i][j], ldc, wmma::mem_row_major);
-            } else {
-                wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
-                __syncwarp();
-                for (int e = tid & 31; e < 256; e += 32) {
-                    int64_t rr = rm + e / 16, cc = cn + e % 16;
-                    if (rr < M && cc < N) C[rr * ldc + cc] = stage[e];
-                }
-                __syncwarp();
-            }
-        }
+    /* stage: warp's 1 KiB of smem_raw (8 warps x 1 KiB fit) */
+    gm_store_tile(acc, (float *)smem_raw + warp * 16 * 16, m0 + wm * 32, n0 + wn * 64, M, N, C, ldc);
 }
 
 /* The same product with the tiles copied by cp.async (sm_80+): the next K
@@ -288,25 +298,7 @@ __global__ void __launch_bounds__(256) k_gemm_f16_async(const __half *__restrict
         __syncthreads(); /* this buffer is refilled two steps on */
         buf ^= 1;
     }
-    float *stage = (float *)smem_raw + warp * 16 * 16;
-    const bool direct_ok = ldc % 8 == 0 && ((uintptr_t)C & 31) == 0;
-#pragma unroll
-    for (int i = 0; i < 2; i++)
-#pragma unroll
-        for (int j = 0; j < 4; j++) {
-            int64_t rm = m0 + wm * 32 + i * 16, cn = n0 + wn * 64 + j * 16;
-            if (direct_ok && rm + 16 <= M && cn + 16 <= N) {
-                wmma::store_matrix_sync(C + rm * ldc + cn, acc[i][j], ldc, wmma::mem_row_major);
-            } else {
-                wmma::store_matrix_sync(stage, acc[i][j], 16, wmma::mem_row_major);
-                __syncwarp();
-                for (int e = tid & 31; e < 256; e += 32) {
-                    int64_t rr = rm + e / 16, cc = cn + e % 16;
-                    if (rr < M && cc < N) C[rr * ldc + cc] = stage[e];
-                }
-                __syncwarp();
-            }
-        }
+    gm_store_tile(acc, (float *)smem_raw + warp * 16 * 16, m0 + wm * 32, n0 + wn * 64, M, N, C, ldc);
 }
 
 /* ---- drivers */

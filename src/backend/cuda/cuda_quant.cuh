@@ -22,6 +22,25 @@ __device__ __forceinline__ float cq_f16(const uint8_t *p) {
 }
 __host__ __device__ __forceinline__ float cq_h(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
+/* 8 16-bit floats of one 16-byte word (element 2k in the low half of
+ * w[k]) to out[0..8). */
+__device__ __forceinline__ void cq_f16x8(uint4 v, float *out) {
+    uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        float2 f = __half22float2(*(const __half2 *)&w[k]);
+        out[2 * k] = f.x, out[2 * k + 1] = f.y;
+    }
+}
+__device__ __forceinline__ void cq_bf16x8(uint4 v, float *out) {
+    uint32_t w[4] = {v.x, v.y, v.z, v.w};
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        out[2 * k] = __uint_as_float(w[k] << 16);
+        out[2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
+    }
+}
+
 /* 6-bit scale and min j of a Q4_K / Q5_K scales[12] (q4k_scale_min). */
 __host__ __device__ __forceinline__ void cq_q4k_scale_min(const uint8_t *s, int j, float *sc, float *m) {
     if (j < 4) {
@@ -63,29 +82,13 @@ template <> __device__ __forceinline__ void chunk_load<TYPE_F32>(const uint8_t *
 template <> __device__ __forceinline__ void chunk_load<TYPE_F16>(const uint8_t *row, int64_t c, float *out) {
     const uint4 *p = (const uint4 *)(row + c * 64);
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        uint4 v = __ldg(p + i);
-        uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            float2 f = __half22float2(*(const __half2 *)&w[k]);
-            out[8 * i + 2 * k] = f.x, out[8 * i + 2 * k + 1] = f.y;
-        }
-    }
+    for (int i = 0; i < 4; i++) cq_f16x8(__ldg(p + i), out + 8 * i);
 }
 
 template <> __device__ __forceinline__ void chunk_load<TYPE_BF16>(const uint8_t *row, int64_t c, float *out) {
     const uint4 *p = (const uint4 *)(row + c * 64);
 #pragma unroll
-    for (int i = 0; i < 4; i++) {
-        uint4 v = __ldg(p + i);
-        uint32_t w[4] = {v.x, v.y, v.z, v.w};
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            out[8 * i + 2 * k] = __uint_as_float(w[k] << 16);
-            out[8 * i + 2 * k + 1] = __uint_as_float(w[k] & 0xffff0000u);
-        }
-    }
+    for (int i = 0; i < 4; i++) cq_bf16x8(__ldg(p + i), out + 8 * i);
 }
 
 template <> __device__ __forceinline__ void chunk_load<TYPE_Q4_0>(const uint8_t *row, int64_t c, float *out) {
