@@ -33,6 +33,7 @@
 #include <cuda_fp16.h>
 
 #include "backend/cuda/cuda_quant.cuh"
+#include "backend/cuda/cuda_ptx.cuh"
 
 #define GQ_BK 256            /* K elements per slice */
 #define GQ_THREADS 256
@@ -242,20 +243,6 @@ template <> __device__ __forceinline__ void gq_chunk<TYPE_Q6_K>(const uint8_t *b
 
 /* ---- PTX helpers (sm_80+) */
 
-__device__ __forceinline__ void gq_cp16(void *smem, const void *gmem, int src_bytes) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void gq_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void gq_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
-__device__ __forceinline__ void gq_ldmatrix_x4(uint32_t *r, const __half *p) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
-}
-
 __device__ __forceinline__ void gq_mma(float *d, const uint32_t *a, const uint32_t *b) {
     asm volatile("mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
                  "{%0,%1,%2,%3};\n"
@@ -342,7 +329,7 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
             const bool ok = i < mcount && k0 + kv < a.ldk;
             int64_t xr = 0;
             if (ok) xr = GROUPED ? (int64_t)(map[i] / a.x_div) : m0 + i;
-            gq_cp16(&xs[(st * BM + i) * LDS + kv], a.x + (ok ? xr * a.ldk + k0 + kv : 0), ok ? 16 : 0);
+            ptx_cp_async16(&xs[(st * BM + i) * LDS + kv], a.x + (ok ? xr * a.ldk + k0 + kv : 0), ok ? 16 : 0);
         }
     };
     auto load_raw = [&](int64_t kt) {
@@ -358,7 +345,7 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
             if (wd * 16 >= off + bytes) continue;
             const uint8_t *src = start - off + wd * 16;
             const int64_t left = a.w_end - src;
-            gq_cp16(raw + (st * BN + rr) * SLOT + wd * 16, src, left < 16 ? (int)left : 16);
+            ptx_cp_async16(raw + (st * BN + rr) * SLOT + wd * 16, src, left < 16 ? (int)left : 16);
         }
     };
 
@@ -374,18 +361,18 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
     if (step0 < step1) {
         load_x(0, step0);
         load_raw(slice0);
-        gq_commit();
+        ptx_cp_async_commit();
     }
     for (int64_t s = step0; s < step1; s++) {
         const int xst = (int)((s - step0) & 1);
         const int64_t kt = s / SPS;
         const int part = (int)(s % SPS);
-        gq_wait_all();
+        ptx_cp_async_wait_all();
         __syncthreads(); /* step s landed; every warp is done with step s-1 */
         if (s + 1 < step1) {
             load_x(xst ^ 1, s + 1);
             if ((s + 1) % SPS == 0) load_raw((s + 1) / SPS);
-            gq_commit();
+            ptx_cp_async_commit();
         }
         /* unpack this step's chunks of slice kt: BN rows x CPS chunks */
         for (int v = tid; v < BN * CPS; v += GQ_THREADS) {
@@ -418,11 +405,11 @@ __global__ void __launch_bounds__(GQ_THREADS) k_qgemm(const gq_args a) {
                 uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
                 for (int mi = 0; mi < MI; mi++)
-                    gq_ldmatrix_x4(af[mi], xa + (mi * 16 + (lane & 15)) * LDS + kk + (lane >> 4) * 8);
+                    ptx_ldmatrix_x4(af[mi], xa + (mi * 16 + (lane & 15)) * LDS + kk + (lane >> 4) * 8);
 #pragma unroll
                 for (int nj = 0; nj < NI / 2; nj++) {
                     uint32_t r[4];
-                    gq_ldmatrix_x4(r, wb + (nj * 16 + (lane & 7) + (lane >> 4) * 8) * LDS + kk + ((lane >> 3) & 1) * 8);
+                    ptx_ldmatrix_x4(r, wb + (nj * 16 + (lane & 7) + (lane >> 4) * 8) * LDS + kk + ((lane >> 3) & 1) * 8);
                     bf[2 * nj][0] = r[0], bf[2 * nj][1] = r[1], bf[2 * nj + 1][0] = r[2], bf[2 * nj + 1][1] = r[3];
                 }
 #pragma unroll

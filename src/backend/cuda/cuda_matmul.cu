@@ -32,6 +32,7 @@
 #include <mma.h>
 
 #include "backend/cuda/cuda_gemv.cuh"
+#include "backend/cuda/cuda_ptx.cuh"
 
 extern "C" {
 #include "tensor/quant.h"
@@ -242,14 +243,6 @@ __global__ void __launch_bounds__(256) k_gemm_f16(const __half *__restrict__ A, 
 /* The same product with the tiles copied by cp.async (sm_80+): the next K
  * step's tiles stream into the other buffer while the tensor cores work on
  * this one; rows past M or N are zero-filled by the copy itself. */
-__device__ __forceinline__ void cp_async16(void *smem, const void *gmem, bool valid) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    int n = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
 __global__ void __launch_bounds__(256) k_gemm_f16_async(const __half *__restrict__ A, const __half *__restrict__ B,
                                                         int64_t M, int64_t N, int64_t K, float *__restrict__ C,
                                                         int64_t ldc) {
@@ -271,15 +264,15 @@ __global__ void __launch_bounds__(256) k_gemm_f16_async(const __half *__restrict
             int idx = tid + p * 256;
             int r = idx >> 2, cv = (idx & 3) * 8;
             bool va = m0 + r < M, vb = n0 + r < N;
-            cp_async16(&As[buf][r][cv], A + (va ? (m0 + r) * K + k0 + cv : 0), va);
-            cp_async16(&Bs[buf][r][cv], B + (vb ? (n0 + r) * K + k0 + cv : 0), vb);
+            ptx_cp_async16(&As[buf][r][cv], A + (va ? (m0 + r) * K + k0 + cv : 0), va ? 16 : 0);
+            ptx_cp_async16(&Bs[buf][r][cv], B + (vb ? (n0 + r) * K + k0 + cv : 0), vb ? 16 : 0);
         }
-        cp_async_commit();
+        ptx_cp_async_commit();
     };
     load(0, 0);
     int buf = 0;
     for (int64_t k0 = 0; k0 < K; k0 += GM_BK) {
-        cp_async_wait_all();
+        ptx_cp_async_wait_all();
         __syncthreads();
         if (k0 + GM_BK < K) load(buf ^ 1, k0 + GM_BK);
 #pragma unroll

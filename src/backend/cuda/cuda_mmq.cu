@@ -45,6 +45,7 @@
 
 #include "backend/cuda/cuda_act_round.cuh"
 #include "backend/cuda/cuda_mmq.cuh"
+#include "backend/cuda/cuda_ptx.cuh"
 
 #define MQ_THREADS 256
 #define MQ_XLD (MQ_XREC + 16)      /* an activation record's shared-memory stride (ldmatrix rows in distinct banks) */
@@ -96,20 +97,6 @@ __global__ void __launch_bounds__(128) k_mmq_act(const float *__restrict__ x, in
 }
 
 /* ---- PTX helpers (sm_80+) */
-
-__device__ __forceinline__ void mq_cp16(void *smem, const void *gmem, int src_bytes) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(smem);
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(src_bytes));
-}
-__device__ __forceinline__ void mq_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-__device__ __forceinline__ void mq_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::); }
-
-__device__ __forceinline__ void mq_ldmatrix_x4(uint32_t *r, const void *p) {
-    unsigned s = (unsigned)__cvta_generic_to_shared(p);
-    asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                 : "=r"(r[0]), "=r"(r[1]), "=r"(r[2]), "=r"(r[3])
-                 : "r"(s));
-}
 
 /* d = a (16x32 s8) · b (32x8 s8), s32 */
 __device__ __forceinline__ void mq_mma_k32(int *d, const uint32_t *a, const uint32_t *b) {
@@ -178,7 +165,7 @@ __global__ void __launch_bounds__(MQ_THREADS, BN == 64 ? 2 : 1) k_mmq(const mq_a
         for (int v = tid; v < BM * (MQ_XREC / 16); v += MQ_THREADS) {
             const int i = v / (MQ_XREC / 16), o = (v % (MQ_XREC / 16)) * 16;
             const bool ok = i < mcount;
-            mq_cp16(xs + (st * BM + i) * MQ_XLD + o, a.x + (ok ? ((m0 + i) * a.steps + step) * MQ_XREC + o : 0),
+            ptx_cp_async16(xs + (st * BM + i) * MQ_XLD + o, a.x + (ok ? ((m0 + i) * a.steps + step) * MQ_XREC + o : 0),
                     ok ? 16 : 0);
         }
         const int64_t chunks_left = a.n_chunks - step * 8;
@@ -192,7 +179,7 @@ __global__ void __launch_bounds__(MQ_THREADS, BN == 64 ? 2 : 1) k_mmq(const mq_a
             if (wd * 16 >= off + bytes) continue;
             const uint8_t *src = start - off + wd * 16;
             const int64_t left = a.w_end - src;
-            mq_cp16(raw + (st * BN + rr) * SLOT + wd * 16, src, left < 16 ? (int)left : 16);
+            ptx_cp_async16(raw + (st * BN + rr) * SLOT + wd * 16, src, left < 16 ? (int)left : 16);
         }
     };
 
@@ -207,15 +194,15 @@ __global__ void __launch_bounds__(MQ_THREADS, BN == 64 ? 2 : 1) k_mmq(const mq_a
     const bool warp_busy = wm * WTM < mcount;
     if (step0 < step1) {
         load(0, step0);
-        mq_commit();
+        ptx_cp_async_commit();
     }
     for (int64_t s = step0; s < step1; s++) {
         const int st = (int)((s - step0) & 1);
-        mq_wait_all();
+        ptx_cp_async_wait_all();
         __syncthreads(); /* step s landed; every warp is done with step s-1's unpacked rows */
         if (s + 1 < step1) {
             load(st ^ 1, s + 1);
-            mq_commit();
+            ptx_cp_async_commit();
         }
         /* unpack: BN rows x 8 chunks */
         for (int v = tid; v < BN * 8; v += MQ_THREADS) {
@@ -255,12 +242,12 @@ __global__ void __launch_bounds__(MQ_THREADS, BN == 64 ? 2 : 1) k_mmq(const mq_a
             uint32_t af[MI][4], bf[NI][2];
 #pragma unroll
             for (int mi = 0; mi < MI; mi++)
-                mq_ldmatrix_x4(af[mi], xa + (mi * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * MQ_XLD + c * 32 +
+                ptx_ldmatrix_x4(af[mi], xa + (mi * 16 + ((lane >> 3) & 1) * 8 + (lane & 7)) * MQ_XLD + c * 32 +
                                            (lane >> 4) * 16);
 #pragma unroll
             for (int nj = 0; nj < NI / 2; nj++) {
                 uint32_t r[4];
-                mq_ldmatrix_x4(r, wb + (nj * 16 + (lane >> 4) * 8 + (lane & 7)) * MQ_WLD + c * 32 + ((lane >> 3) & 1) * 16);
+                ptx_ldmatrix_x4(r, wb + (nj * 16 + (lane >> 4) * 8 + (lane & 7)) * MQ_WLD + c * 32 + ((lane >> 3) & 1) * 16);
                 bf[2 * nj][0] = r[0], bf[2 * nj][1] = r[1], bf[2 * nj + 1][0] = r[2], bf[2 * nj + 1][1] = r[3];
             }
             if constexpr (KIND == MQ_K_MIN) {
