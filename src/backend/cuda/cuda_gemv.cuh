@@ -18,10 +18,11 @@
 /* The block's per-thread sums acc[r][t] added up: lanes by shuffles, warps
  * through shared memory in warp order; out[r·NT + t] holds the total on
  * return (out: GEMV_SMEM_FLOATS(RR, NT) shared floats). Every thread of the
- * block calls it. */
+ * block calls it, with its lane and warp as the caller computed them (so
+ * the compiled GEMVs stay the code measured on the H100: recomputing them
+ * here rescheduled 32 of them). */
 template <int NT, int RR>
-__device__ __forceinline__ void gemv_block_sum(const float (&acc)[RR][NT], float *out) {
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+__device__ __forceinline__ void gemv_block_sum(const float (&acc)[RR][NT], float *out, int lane, int warp) {
     float *part = out + RR * NT; /* (warp, r·NT + t) */
 #pragma unroll
     for (int r = 0; r < RR; r++)
@@ -85,7 +86,7 @@ __device__ __forceinline__ void gemv_block_rows(const uint8_t *const rowp[RR], i
             }
         }
     }
-    gemv_block_sum<NT, RR>(acc, out);
+    gemv_block_sum<NT, RR>(acc, out, lane, warp);
 }
 
 /*
@@ -126,7 +127,7 @@ __device__ __forceinline__ void gemvq_block_rows(const uint8_t *const rowp[RR], 
             }
         }
     }
-    gemv_block_sum<NT, RR>(acc, out);
+    gemv_block_sum<NT, RR>(acc, out, lane, warp);
 }
 
 /*
