@@ -138,6 +138,18 @@ template <> MQ_HD void mq_unpack<TYPE_Q8_0>(const uint8_t *s, int c, uint32_t q[
     ((float *)rec)[16 + c] = cq_h((uint16_t)mq_u16(b));
 }
 
+/* The scale record of sub-block j of a Q4_K / Q5_K super-block b (same
+ * header: d, dmin, 12 packed scale/min bytes): its 6-bit scale, its min
+ * (and 64 x min) in f16, and at j 0 the super-block's d and dmin. */
+MQ_HD void mq_k_min_rec(const uint8_t *b, int j, uint32_t *rec) {
+    float sc, m;
+    cq_q4k_scale_min(b + 4, j, &sc, &m);
+    rec[j] = (uint32_t)(int)sc;
+    __half *mh = (__half *)(rec + 32);
+    mh[j] = __float2half_rn(m), mh[8 + j] = __float2half_rn(64.0f * m);
+    if (j == 0) ((float *)rec)[16] = cq_h((uint16_t)mq_u16(b)), ((float *)rec)[17] = cq_h((uint16_t)mq_u16(b + 2));
+}
+
 template <> MQ_HD void mq_unpack<TYPE_Q4_K>(const uint8_t *b, int j, uint32_t q[8], uint32_t *rec) {
     const uint4 *qs = (const uint4 *)(b + 16 + 32 * (j / 2)); /* Q4_K rows are 16-byte aligned (144 = 9 x 16) */
     const int sh = 4 * (j & 1);
@@ -147,12 +159,7 @@ MQ_UNROLL
         q[4 * k] = (v.x >> sh) & 0x0F0F0F0Fu, q[4 * k + 1] = (v.y >> sh) & 0x0F0F0F0Fu;
         q[4 * k + 2] = (v.z >> sh) & 0x0F0F0F0Fu, q[4 * k + 3] = (v.w >> sh) & 0x0F0F0F0Fu;
     }
-    float sc, m;
-    cq_q4k_scale_min(b + 4, j, &sc, &m);
-    rec[j] = (uint32_t)(int)sc;
-    __half *mh = (__half *)(rec + 32);
-    mh[j] = __float2half_rn(m), mh[8 + j] = __float2half_rn(64.0f * m);
-    if (j == 0) ((float *)rec)[16] = cq_h((uint16_t)mq_u16(b)), ((float *)rec)[17] = cq_h((uint16_t)mq_u16(b + 2));
+    mq_k_min_rec(b, j, rec);
 }
 
 template <> MQ_HD void mq_unpack<TYPE_Q5_K>(const uint8_t *b, int j, uint32_t q[8], uint32_t *rec) {
@@ -166,12 +173,7 @@ MQ_UNROLL
 MQ_UNROLL
         for (int u = 0; u < 4; u++) q[4 * k + u] = ((w[u] >> sh) & 0x0F0F0F0Fu) | ((hw[u] >> j) & 0x01010101u) << 4;
     }
-    float sc, m;
-    cq_q4k_scale_min(b + 4, j, &sc, &m);
-    rec[j] = (uint32_t)(int)sc;
-    __half *mh = (__half *)(rec + 32);
-    mh[j] = __float2half_rn(m), mh[8 + j] = __float2half_rn(64.0f * m);
-    if (j == 0) ((float *)rec)[16] = cq_h((uint16_t)mq_u16(b)), ((float *)rec)[17] = cq_h((uint16_t)mq_u16(b + 2));
+    mq_k_min_rec(b, j, rec);
 }
 
 template <> MQ_HD void mq_unpack<TYPE_Q6_K>(const uint8_t *b, int j, uint32_t q[8], uint32_t *rec) {
