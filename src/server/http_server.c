@@ -21,8 +21,8 @@
 #include <strings.h>
 #include <poll.h>
 #include <sys/socket.h>
-#include <time.h>
 
+#include "base/timing.h"
 #include "server/http_auth.h"
 #include "server/http_checks.h"
 #include "server/http_conn_guard.h"
@@ -225,12 +225,6 @@ static void header_all(struct MHD_Connection *conn, const char *name, header_val
     MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, hv);
 }
 
-static int64_t monotonic_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* The client's address bytes (for the wrong-key lockout). */
 static size_t client_address(struct MHD_Connection *conn, const void **addr) {
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
@@ -252,7 +246,7 @@ static int check_key(http_server *s, struct MHD_Connection *conn, int *retry_aft
     if (!s->cfg.api_key) return 0;
     const void *addr = NULL;
     size_t addr_bytes = client_address(conn, &addr);
-    int64_t now = monotonic_ms();
+    int64_t now = timing_now_us() / 1000; /* ms */
     if (addr_bytes) {
         int64_t wait_ms = http_auth_throttle_wait_ms(s->throttle, addr, addr_bytes, now);
         if (wait_ms > 0) {
@@ -381,11 +375,9 @@ static void linger_drain(int fd) {
     shutdown(fd, SHUT_WR);
     char buf[16384];
     size_t drained = 0;
-    struct timespec t0, t;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    const int64_t t0_us = timing_now_us();
     for (;;) {
-        clock_gettime(CLOCK_MONOTONIC, &t);
-        long left_ms = HTTP_LINGER_MS - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        int64_t left_ms = HTTP_LINGER_MS - (timing_now_us() - t0_us) / 1000;
         if (left_ms <= 0 || drained > HTTP_LINGER_MAX_BYTES) return;
         struct pollfd p = {.fd = fd, .events = POLLIN};
         if (poll(&p, 1, (int)left_ms) <= 0) return;
